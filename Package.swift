@@ -1,0 +1,54 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Data path: image (ImageIO) → tensor (TensorCore) → model on a backend (Models + BackendDNNL)
+// → tensor → image; Pipeline composes them (tiling, faces, batches); EnhanceCLI is the command surface.
+let package = Package(
+    name: "Enhance",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "enhance", targets: ["enhance"]),
+        .library(name: "ImageIO", targets: ["ImageIO"]),
+        .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "Models", targets: ["Models"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C libraries from Debian (scripts/setup installs them).
+        .systemLibrary(name: "CDNNL", pkgConfig: nil, providers: [.apt(["libdnnl-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CWebP", pkgConfig: "libwebp", providers: [.apt(["libwebp-dev"])]),
+
+        // image files ⇄ pixels
+        .target(name: "ImageIO", dependencies: ["CPNG", "CTurboJPEG", "CWebP"]),
+        // tensors, the backend protocol and the plain-Swift reference backend (the test oracle)
+        .target(name: "TensorCore"),
+        // the oneDNN CPU backend
+        .target(name: "BackendDNNL", dependencies: ["TensorCore", "CDNNL"]),
+        // .pth (zip + legacy), safetensors and ncnn readers; architecture detection
+        .target(name: "Checkpoint"),
+        // RRDBNet, SRVGGNetCompact, GPEN, RetinaFace, ParseNet on any Backend
+        .target(name: "Models", dependencies: ["TensorCore", "Checkpoint"]),
+        // RealESRGANer semantics, face pipeline, batch processing
+        .target(name: "Pipeline", dependencies: ["Models", "ImageIO", "TensorCore", "BackendDNNL", "Checkpoint"]),
+        // commands as a library so tests can drive them
+        .target(name: "EnhanceCLI", dependencies: [
+            "Pipeline", "Models", "ImageIO", "Checkpoint", "TensorCore", "BackendDNNL",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "enhance", dependencies: ["EnhanceCLI"]),
+
+        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
+        .testTarget(name: "EngineTests", dependencies: ["TensorCore", "BackendDNNL"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "BackendDNNL", "Checkpoint"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ImageIO", "Models", "BackendDNNL", "TensorCore"]),
+        .testTarget(name: "CLITests", dependencies: ["EnhanceCLI", "enhance"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
