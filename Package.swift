@@ -45,7 +45,7 @@ let package = Package(
 
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(name: "EngineTests", dependencies: ["TensorCore", "BackendDNNL"]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "BackendDNNL", "Checkpoint"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ImageIO", "Models", "BackendDNNL", "TensorCore"]),
         .testTarget(name: "CLITests", dependencies: ["EnhanceCLI", "enhance"]),
