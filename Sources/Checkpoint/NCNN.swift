@@ -71,12 +71,12 @@ enum NCNNReader {
             case 0, 0x0002_C056: dtype = .float32; es = 4
             default: throw CheckpointError.unsupported(path: binPath, reason: "\(what): storage tag 0x\(String(tag, radix: 16)) (quantised table) at byte \(binPos - 4)")
             }
-            guard n >= 0, let raw = SafeMath.mul(n, es), raw <= bin.count - binPos else {
+            guard n >= 0, let raw = SafeMath.mul(n, es), (raw + 3) & ~3 <= bin.count - binPos else {
                 throw binBad("\(what): needs \(n) \(dtype.rawValue) values at byte \(binPos), file has \(bin.count) bytes (truncated?)")
             }
             let padded = (raw + 3) & ~3
             let slice = bin.sub(binPos, raw)
-            binPos += min(padded, bin.count - binPos)
+            binPos += padded
             return (dtype, n, slice)
         }
         for (li, tokens) in lines.dropFirst(2).enumerated() {

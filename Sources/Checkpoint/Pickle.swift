@@ -120,11 +120,10 @@ struct Unpickler {
         return v
     }
     private mutating func popMark() throws -> [PValue] {
-        guard let m = marks.popLast(), m <= stack.count else { throw corrupt("no mark") }
-        let items = Array(stack[m...])
+        guard let m = marks.popLast(), m < stack.count else { throw corrupt("no mark") }
+        guard case .mark = stack[m] else { throw corrupt("mark mismatch") }
+        let items = Array(stack[(m + 1)...])
         stack.removeSubrange(m...)
-        guard stack.last.map({ if case .mark = $0 { return true }; return false }) == true else { throw corrupt("mark mismatch") }
-        stack.removeLast()
         return items
     }
     private mutating func memoPut(_ i: Int, _ v: PValue) throws {
