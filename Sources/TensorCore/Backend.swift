@@ -103,6 +103,8 @@ public protocol Backend: AnyObject, Sendable {
     /// (negative crops), convolve (true convolution) with the separable kernel outer(taps, taps), keep every
     /// `down`-th sample. Output length: (L·up + pad0 + pad1 − K) / down + 1.
     func upfirdn2d(_ x: Tensor, taps: [Float], up: Int, down: Int, pad0: Int, pad1: Int) throws -> Tensor
+    /// Max pooling (PyTorch `MaxPool2d`, floor mode; padding counts as −∞). Output (H + 2p − k)/s + 1.
+    func maxPool2d(_ x: Tensor, kernel: Int, stride: Int, padding: Int) throws -> Tensor
     /// Reflection padding (PyTorch `ReflectionPad2d`); each pad must be smaller than the padded dimension.
     func reflectPad(_ x: Tensor, top: Int, bottom: Int, left: Int, right: Int) throws -> Tensor
 

@@ -451,6 +451,28 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
         return out
     }
 
+    public func maxPool2d(_ x: Tensor, kernel k: Int, stride s: Int, padding p: Int) throws -> Tensor {
+        let op = "maxPool2d"
+        try check(x, op)
+        let oh = (x.shape.h + 2 * p - k) / s + 1, ow = (x.shape.w + 2 * p - k) / s + 1
+        guard k > 0, s > 0, p >= 0, 2 * p <= k, oh > 0, ow > 0 else {
+            throw TensorError.invalidShape(op: op, message: "kernel \(k) stride \(s) padding \(p) for \(x.shape)")
+        }
+        let out = try make(TensorShape(n: x.shape.n, c: x.shape.c, h: oh, w: ow), op: op)
+        for n in 0..<x.shape.n { for c in 0..<x.shape.c {
+            let src = plane(x, n, c), d = plane(out, n, c)
+            for oy in 0..<oh { for ox in 0..<ow {
+                var m = -Float.infinity
+                for ky in 0..<k { for kx in 0..<k {
+                    let iy = oy * s - p + ky, ix = ox * s - p + kx
+                    if iy >= 0, iy < x.shape.h, ix >= 0, ix < x.shape.w { m = max(m, src[iy * x.shape.w + ix]) }
+                } }
+                d[oy * ow + ox] = m
+            } }
+        } }
+        return out
+    }
+
     public func reflectPad(_ x: Tensor, top: Int, bottom: Int, left: Int, right: Int) throws -> Tensor {
         let h = x.shape.h, w = x.shape.w
         guard top >= 0, bottom >= 0, left >= 0, right >= 0, top < h, bottom < h, left < w, right < w else {

@@ -133,3 +133,11 @@ struct SeededRandom {
         }
     }
 }
+
+@Test func referenceMaxPoolPadsWithMinusInfinity() throws {
+    let ref = ReferenceBackend()
+    let x = try ref.upload(HostTensor(shape: [1, 1, 2, 2], data: [-4, -3, -2, -1]))
+    let y = try ref.download(ref.maxPool2d(x, kernel: 3, stride: 2, padding: 1))
+    #expect(y.shape == [1, 1, 1, 1])
+    #expect(y.data == [-1])
+}
