@@ -1,0 +1,139 @@
+/// Element-wise unary functions (besides activations).
+public enum UnaryOp: Hashable, Sendable {
+    /// x².
+    case square
+    /// √x.
+    case sqrt
+    /// 1/√(x + eps).
+    case rsqrt(eps: Float)
+    /// eˣ.
+    case exp
+    /// |x|.
+    case abs
+    /// tanh x.
+    case tanh
+    /// min(max(x, lo), hi).
+    case clamp(lo: Float, hi: Float)
+
+    /// Reference semantics for one value.
+    public func apply(_ x: Float) -> Float {
+        switch self {
+        case .square: return x * x
+        case .sqrt: return x.squareRoot()
+        case let .rsqrt(eps): return 1 / (x + eps).squareRoot()
+        case .exp: return _exp(x)
+        case .abs: return Swift.abs(x)
+        case .tanh: return _tanh(x)
+        case let .clamp(lo, hi): return Swift.min(Swift.max(x, lo), hi)
+        }
+    }
+}
+
+/// The compute backend seen by model code. All activations are `Tensor`s created by the backend (logical NCHW;
+/// the backend picks the physical layout); weights arrive as `HostTensor`s and are prepared once.
+/// Unless an op says otherwise, inputs must come from this backend and the result is a new tensor.
+public protocol Backend: AnyObject, Sendable {
+    /// Human-readable name, e.g. "reference" or "oneDNN 2.6.3 (2 threads, winograd)".
+    var name: String { get }
+    /// Channel offsets of `channelView` must be multiples of this (1 for the reference backend, 16 for oneDNN).
+    var channelViewAlignment: Int { get }
+
+    // MARK: memory
+    /// Copies a host tensor ([N,C,H,W] or [N,C]) into a new backend tensor.
+    func upload(_ host: HostTensor) throws -> Tensor
+    /// Copies a backend tensor to the host as dense NCHW [N, C, H, W].
+    func download(_ tensor: Tensor) throws -> HostTensor
+    /// A new zero-filled tensor.
+    func zeros(_ shape: TensorShape) throws -> Tensor
+    /// A view of channels `range` of `tensor` sharing its memory (writes through `into:` land in the parent).
+    func channelView(_ tensor: Tensor, _ range: Range<Int>) throws -> Tensor
+    /// Copies `source` into `destination` (same shape; destination may be a view).
+    func copy(_ source: Tensor, into destination: Tensor) throws
+    /// Allocation statistics.
+    var memoryStats: MemoryStats { get }
+    /// Sets the peaks to the current values.
+    func resetPeak()
+
+    // MARK: prepared layers
+    /// Prepares a convolution from an OIHW weight [O, I/groups, kH, kW] and optional bias [O].
+    func prepareConv2d(weight: HostTensor, bias: HostTensor?, params: Conv2dParams) throws -> PreparedConv2d
+    /// Runs a prepared convolution with a fused epilogue. With `into`, writes into that tensor (may be a channel
+    /// view of a larger buffer) and returns it.
+    func conv2d(_ x: Tensor, _ conv: PreparedConv2d, epilogue: Epilogue, into: Tensor?) throws -> Tensor
+    /// Prepares a transposed convolution from an IOHW weight [I, O/groups, k, k] and optional bias [O].
+    func prepareConvTranspose2d(weight: HostTensor, bias: HostTensor?, params: ConvTranspose2dParams) throws -> PreparedConvTranspose2d
+    /// Runs a prepared transposed convolution with a fused epilogue.
+    func convTranspose2d(_ x: Tensor, _ conv: PreparedConvTranspose2d, epilogue: Epilogue) throws -> Tensor
+    /// Prepares a linear layer from a weight [out, in] and optional bias [out].
+    func prepareLinear(weight: HostTensor, bias: HostTensor?) throws -> PreparedLinear
+    /// Runs a linear layer on x (N×C×H×W flattened in c,h,w order) giving N×out×1×1; epilogue channelScale and
+    /// residual must be N×out×1×1.
+    func linear(_ x: Tensor, _ layer: PreparedLinear, epilogue: Epilogue) throws -> Tensor
+
+    // MARK: element-wise
+    /// activation(x).
+    func activation(_ x: Tensor, _ activation: Activation) throws -> Tensor
+    /// activation(x + bias[c]); bias has C elements (GPEN FusedLeakyReLU with `.scaledLeakyReLU(0.2, √2)`).
+    func biasActivation(_ x: Tensor, bias: HostTensor?, activation: Activation) throws -> Tensor
+    /// f(x) element-wise.
+    func unary(_ x: Tensor, _ op: UnaryOp) throws -> Tensor
+    /// a·x + b·y (same shapes).
+    func add(_ x: Tensor, _ y: Tensor, alpha: Float, beta: Float) throws -> Tensor
+    /// x · y element-wise (same shapes).
+    func multiply(_ x: Tensor, _ y: Tensor) throws -> Tensor
+    /// scale·x + shift.
+    func affine(_ x: Tensor, scale: Float, shift: Float) throws -> Tensor
+    /// x[n,c,h,w] · s[n,c]; s has shape N×C×1×1 (runtime per-channel scaling, e.g. GPEN style modulation).
+    func scaleChannels(_ x: Tensor, by s: Tensor) throws -> Tensor
+
+    // MARK: shape ops
+    /// Concatenation along channels, in order.
+    func concat(_ xs: [Tensor]) throws -> Tensor
+    /// Copy of channels `range`.
+    func sliceChannels(_ x: Tensor, _ range: Range<Int>) throws -> Tensor
+    /// Pixel shuffle: in[c·r²+i·r+j, y, x] → out[c, y·r+i, x·r+j].
+    func pixelShuffle(_ x: Tensor, factor: Int) throws -> Tensor
+    /// Pixel unshuffle: out[c·r²+i·r+j, y, x] = in[c, y·r+i, x·r+j] (H, W divisible by r).
+    func pixelUnshuffle(_ x: Tensor, factor: Int) throws -> Tensor
+    /// Nearest upsampling by an integer factor: out[y, x] = in[y/s, x/s].
+    func upsampleNearest(_ x: Tensor, factor: Int) throws -> Tensor
+    /// Nearest resize to h×w with PyTorch's rule src = min(floor(dst·(in/out)), in−1).
+    func resizeNearest(_ x: Tensor, height: Int, width: Int) throws -> Tensor
+    /// upfirdn2d (StyleGAN2): per axis, zero-insert upsample by `up`, pad `pad0` before and `pad1` after
+    /// (negative crops), convolve (true convolution) with the separable kernel outer(taps, taps), keep every
+    /// `down`-th sample. Output length: (L·up + pad0 + pad1 − K) / down + 1.
+    func upfirdn2d(_ x: Tensor, taps: [Float], up: Int, down: Int, pad0: Int, pad1: Int) throws -> Tensor
+    /// Max pooling (PyTorch `MaxPool2d`, floor mode; padding counts as −∞). Output (H + 2p − k)/s + 1.
+    func maxPool2d(_ x: Tensor, kernel: Int, stride: Int, padding: Int) throws -> Tensor
+    /// Reflection padding (PyTorch `ReflectionPad2d`); each pad must be smaller than the padded dimension.
+    func reflectPad(_ x: Tensor, top: Int, bottom: Int, left: Int, right: Int) throws -> Tensor
+
+    // MARK: reductions
+    /// Softmax over `axis` (1 = C, 2 = H, 3 = W).
+    func softmax(_ x: Tensor, axis: Int) throws -> Tensor
+    /// x / √(mean over channels of x² + eps) (StyleGAN PixelNorm, eps 1e-8).
+    func pixelNorm(_ x: Tensor, eps: Float) throws -> Tensor
+    /// Mean over channels: N×1×H×W.
+    func meanOverChannels(_ x: Tensor) throws -> Tensor
+}
+
+extension Backend {
+    /// Runs a prepared convolution with the given epilogue into a new tensor.
+    public func conv2d(_ x: Tensor, _ conv: PreparedConv2d, epilogue: Epilogue = .identity) throws -> Tensor {
+        try conv2d(x, conv, epilogue: epilogue, into: nil)
+    }
+    /// Runs a prepared transposed convolution without epilogue.
+    public func convTranspose2d(_ x: Tensor, _ conv: PreparedConvTranspose2d) throws -> Tensor {
+        try convTranspose2d(x, conv, epilogue: .identity)
+    }
+    /// Runs a linear layer without epilogue.
+    public func linear(_ x: Tensor, _ layer: PreparedLinear) throws -> Tensor {
+        try linear(x, layer, epilogue: .identity)
+    }
+    /// x + y.
+    public func add(_ x: Tensor, _ y: Tensor) throws -> Tensor { try add(x, y, alpha: 1, beta: 1) }
+    /// A new tensor with the given shape and values.
+    public func upload(shape: TensorShape, data: [Float]) throws -> Tensor {
+        try upload(HostTensor(shape: shape.dims, data: data))
+    }
+}

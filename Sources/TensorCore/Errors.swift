@@ -1,0 +1,26 @@
+/// Errors raised by tensors, backends and ops. Each names the op and the offending shapes or values.
+public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A shape or parameter is invalid for the op.
+    case invalidShape(op: String, message: String)
+    /// Two shapes that must agree do not.
+    case shapeMismatch(op: String, expected: String, actual: String)
+    /// A tensor from another backend was passed in.
+    case foreignTensor(op: String)
+    /// The backend cannot run this op with these parameters.
+    case unsupported(op: String, message: String)
+    /// The underlying library failed (e.g. a oneDNN status code).
+    case backendFailure(op: String, message: String)
+    /// A requested allocation is too large.
+    case allocationFailed(bytes: Int)
+
+    public var description: String {
+        switch self {
+        case let .invalidShape(op, m): return "\(op): invalid shape: \(m)"
+        case let .shapeMismatch(op, e, a): return "\(op): shape mismatch: expected \(e), got \(a)"
+        case let .foreignTensor(op): return "\(op): tensor belongs to another backend"
+        case let .unsupported(op, m): return "\(op): unsupported: \(m)"
+        case let .backendFailure(op, m): return "\(op): backend failure: \(m)"
+        case let .allocationFailed(b): return "allocation of \(b) bytes failed"
+        }
+    }
+}
