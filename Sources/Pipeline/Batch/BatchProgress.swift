@@ -88,13 +88,16 @@ private func describe(_ record: BatchRecord) -> String {
     return s
 }
 
-/// Prints nothing.
+/// Prints only failed files (one line each); no progress, no summary.
 public struct QuietBatchProgress: BatchProgressReporter {
-    /// Creates a silent reporter.
-    public init() {}
+    private let sink: @Sendable (String) -> Void
+    /// Creates a reporter writing failures to `sink` (standard error by default).
+    public init(sink: @escaping @Sendable (String) -> Void = batchStandardError) { self.sink = sink }
     public func started(total: Int, toProcess: Int) {}
     public func itemStarted(_ item: BatchItem) {}
-    public func itemFinished(_ record: BatchRecord, snapshot: BatchProgressSnapshot) {}
+    public func itemFinished(_ record: BatchRecord, snapshot: BatchProgressSnapshot) {
+        if record.status == .failed { sink(describe(record) + "\n") }
+    }
     public func finished(_ summary: BatchSummary) {}
 }
 

@@ -130,6 +130,8 @@ public struct BatchRunner<Processor: BatchProcessor>: Sendable {
 
         await withTaskGroup(of: Void.self) { group in
             for item in plan.items {
+                // A cancelled run stops starting new images; those already in flight finish and are recorded.
+                if Task.isCancelled { break }
                 if let decided = existingOutputDecision(item) {
                     await tracker.finish(decided)
                     continue

@@ -37,7 +37,7 @@ struct TimedStages: BatchProcessor {
             o.jobs = jobs
             o.pipelined = pipelined
             let plan = try BatchPlan.make(inputs: [t.url("in")], options: o)
-            let s = try await BatchRunner(processor: stages, options: o).run(plan)
+            let s = try await BatchRunner(processor: stages, options: o, reporter: silent).run(plan)
             #expect(s.ok == count)
             let ideal = Double(count) * 0.040 / Double(jobs)  // pure compute, perfectly overlapped
             print(String(format: "  jobs %d pipelined %-5@ %7.1f images/min  wall %.3f s  overhead over pure compute %+.1f%%",

@@ -37,7 +37,7 @@ private let childEnv = "ENHANCE_BATCH_KILL_CHILD"
         let root = try #require(ProcessInfo.processInfo.environment[childEnv])
         let o = options(out: root + "/out")
         let plan = try BatchPlan.make(inputs: [root + "/in"], options: o)
-        _ = try await BatchRunner(processor: SlowHalfWriter(), options: o).run(plan)
+        _ = try await BatchRunner(processor: SlowHalfWriter(), options: o, reporter: silent).run(plan)
     }
 
     @Test(.enabled(if: ProcessInfo.processInfo.environment[childEnv] == nil && FileManager.default.fileExists(atPath: "/proc/self/exe")))
@@ -81,7 +81,7 @@ private let childEnv = "ENHANCE_BATCH_KILL_CHILD"
 
         let o = options(out: t.url("out"))
         let plan = try BatchPlan.make(inputs: [t.url("in")], options: o)
-        let summary = try await BatchRunner(processor: CopyProcessor(), options: o).run(plan)
+        let summary = try await BatchRunner(processor: CopyProcessor(), options: o, reporter: silent).run(plan)
         #expect(summary.failed == 0)
         #expect(summary.ok + summary.skipped == 12)
         #expect(summary.skipped >= 2)

@@ -137,6 +137,17 @@ import Testing
         #expect(throws: BatchError.self) { try o.validate() }
     }
 
+    @Test func memorySizes() throws {
+        #expect(try BatchOptions.parseMemorySize("12G") == 12 << 30)
+        #expect(try BatchOptions.parseMemorySize("512m") == 512 << 20)
+        #expect(try BatchOptions.parseMemorySize("1.5GiB") == 3 << 29)
+        #expect(try BatchOptions.parseMemorySize("800000") == 800_000)
+        #expect(try BatchOptions.parseMemorySize("64KB") == 65536)
+        for bad in ["", "G", "-1G", "0", "12X", "1e400", "abc"] {
+            #expect(throws: BatchError.self, "\(bad)") { try BatchOptions.parseMemorySize(bad) }
+        }
+    }
+
     @Test func temporaryNamePattern() {
         let name = BatchTemporaryFiles.name(for: "a_x.png", pid: 4242)
         #expect(name == ".a_x.png.enhance-tmp-4242")

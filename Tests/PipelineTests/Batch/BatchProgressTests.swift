@@ -66,6 +66,18 @@ import Testing
         #expect(term.text.hasSuffix("images/min)\n"))
     }
 
+    @Test func quietPrintsOnlyFailures() async throws {
+        let t = try TempFolder()
+        defer { t.remove() }
+        try makeTree(t)
+        let o = options(out: t.url("out"))
+        let plan = try BatchPlan.make(inputs: [t.url("in")], options: o)
+        let sink = TextSink()
+        _ = try await BatchRunner(processor: CopyProcessor(), options: o, reporter: QuietBatchProgress(sink: sink.write))
+            .run(plan)
+        #expect(sink.text == "failed \(t.url("in/sub/corrupt.png")): corrupt image \(t.url("in/sub/corrupt.png")): bad PNG chunks\n")
+    }
+
     @Test func recordLineRoundTrips() throws {
         let r = BatchRecord(input: "/a/b.png", output: nil, status: .notImage, error: "x")
         let line = r.jsonLine()

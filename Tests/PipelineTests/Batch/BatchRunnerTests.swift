@@ -15,7 +15,7 @@ import Testing
 
         let o = options(out: t.url("out"))
         let plan = try BatchPlan.make(inputs: [t.url("in")], options: o)
-        let summary = try await BatchRunner(processor: CopyProcessor(), options: o).run(plan)
+        let summary = try await BatchRunner(processor: CopyProcessor(), options: o, reporter: silent).run(plan)
 
         #expect(summary.total == 9)
         #expect(summary.ok == 5)
@@ -68,12 +68,12 @@ import Testing
         try makeTree(t)
         let o = options(out: t.url("out"))
         let plan = try BatchPlan.make(inputs: [t.url("in")], options: o)
-        let first = try await BatchRunner(processor: CopyProcessor(), options: o).run(plan)
+        let first = try await BatchRunner(processor: CopyProcessor(), options: o, reporter: silent).run(plan)
         #expect(first.ok == 7 && first.failed == 1)
 
         // A user edits one output; resume must not touch it.
         try t.write("out/a.png", Array("edited".utf8))
-        let second = try await BatchRunner(processor: CopyProcessor(), options: o).run(plan)
+        let second = try await BatchRunner(processor: CopyProcessor(), options: o, reporter: silent).run(plan)
         #expect(second.ok == 0)
         #expect(second.skipped == 7)
         #expect(second.failed == 1)  // the corrupt file is retried and fails again
@@ -81,13 +81,13 @@ import Testing
 
         var redo = o
         redo.overwrite = true
-        let third = try await BatchRunner(processor: CopyProcessor(), options: redo).run(plan)
+        let third = try await BatchRunner(processor: CopyProcessor(), options: redo, reporter: silent).run(plan)
         #expect(third.ok == 7 && third.skipped == 0)
         #expect(t.read("out/a.png") == t.read("in/a.png"))
 
         var strict = o
         strict.skipExisting = false
-        let fourth = try await BatchRunner(processor: CopyProcessor(), options: strict).run(plan)
+        let fourth = try await BatchRunner(processor: CopyProcessor(), options: strict, reporter: silent).run(plan)
         #expect(fourth.failed == 8 && fourth.ok == 0)
 
         // The record appends: 4 runs × 9 files.
@@ -110,7 +110,7 @@ import Testing
         try t.write("out/keep.me", [1])
         let o = options(out: t.url("out"))
         let plan = try BatchPlan.make(inputs: [t.url("in")], options: o)
-        let summary = try await BatchRunner(processor: CopyProcessor(), options: o).run(plan)
+        let summary = try await BatchRunner(processor: CopyProcessor(), options: o, reporter: silent).run(plan)
         #expect(summary.ok == 2)
         #expect(t.allFiles("out") == [
             ".a.png.enhance-tmp-x", ".zzz.png.enhance-tmp-7", "a.png", "keep.me", "results.jsonl", "sub/b.png",
@@ -125,7 +125,7 @@ import Testing
         let plan = try BatchPlan.make(inputs: [t.url("in")], options: o)
         var p = CopyProcessor()
         p.writeNothing = true
-        let summary = try await BatchRunner(processor: p, options: o).run(plan)
+        let summary = try await BatchRunner(processor: p, options: o, reporter: silent).run(plan)
         #expect(summary.failed == 1)
         let r = try #require(try BatchRecord.readAll(from: t.url("out/results.jsonl")).first)
         #expect(r.error?.contains("produced no output") == true)
@@ -140,7 +140,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: t.url("out/a.png"), withIntermediateDirectories: true)
         let o = options(out: t.url("out"))
         let plan = try BatchPlan.make(inputs: [t.url("in")], options: o)
-        let summary = try await BatchRunner(processor: CopyProcessor(), options: o).run(plan)
+        let summary = try await BatchRunner(processor: CopyProcessor(), options: o, reporter: silent).run(plan)
         #expect(summary.ok == 1 && summary.failed == 1)
         let rec = try records(t.url("out/results.jsonl"))
         #expect(rec[t.url("in/a.png")]?.first?.error?.contains("not a regular file") == true)
@@ -156,7 +156,7 @@ import Testing
         chmod(t.url("out/ro"), 0o555)
         let o = options(out: t.url("out"))
         let plan = try BatchPlan.make(inputs: [t.url("in")], options: o)
-        let summary = try await BatchRunner(processor: CopyProcessor(), options: o).run(plan)
+        let summary = try await BatchRunner(processor: CopyProcessor(), options: o, reporter: silent).run(plan)
         #expect(summary.ok == 1 && summary.failed == 1)
         #expect(t.allFiles("out/ro").isEmpty)
     }
@@ -170,7 +170,7 @@ import Testing
         o.progress = .quiet
         #expect(o.effectiveRecordPath == nil)
         let plan = try BatchPlan.make(inputs: [t.url("in/a.png")], options: o)
-        let summary = try await BatchRunner(processor: CopyProcessor(), options: o).run(plan)
+        let summary = try await BatchRunner(processor: CopyProcessor(), options: o, reporter: silent).run(plan)
         #expect(summary.ok == 1 && summary.exitCode == 0)
         #expect(t.allFiles("in") == ["a.png", "a_up.png"])
     }
@@ -191,7 +191,7 @@ import Testing
         o.pipelined = false
         let probe = StageProbe()
         let p = CopyProcessor(computeDelay: .milliseconds(25), probe: probe)
-        let s = try await BatchRunner(processor: p, options: o).run(plan)
+        let s = try await BatchRunner(processor: p, options: o, reporter: silent).run(plan)
         #expect(s.ok == 8)
         let maxComputing = await probe.maxComputing
         let maxInFlight = await probe.maxInFlight
@@ -209,7 +209,7 @@ import Testing
         o.pipelined = true
         let probe = StageProbe()
         let p = CopyProcessor(computeDelay: .milliseconds(30), probe: probe)
-        let s = try await BatchRunner(processor: p, options: o).run(plan)
+        let s = try await BatchRunner(processor: p, options: o, reporter: silent).run(plan)
         #expect(s.ok == 6)
         #expect(await probe.maxComputing == 1)
         #expect(await probe.maxInFlight <= 3)
@@ -224,7 +224,7 @@ import Testing
         var o = options(out: t.url("out"))
         o.pipelined = false
         let probe = StageProbe()
-        let s = try await BatchRunner(processor: CopyProcessor(computeDelay: .milliseconds(5), probe: probe), options: o)
+        let s = try await BatchRunner(processor: CopyProcessor(computeDelay: .milliseconds(5), probe: probe), options: o, reporter: silent)
             .run(plan)
         #expect(s.ok == 4)
         #expect(await probe.maxInFlight == 1)
@@ -241,7 +241,7 @@ import Testing
         o.maxMemory = 2_000_000
         let probe = StageProbe()
         let p = CopyProcessor(computeDelay: .milliseconds(20), probe: probe)
-        let runner = BatchRunner(processor: p, options: o, memoryEstimate: { _ in 1_000_000 })
+        let runner = BatchRunner(processor: p, options: o, reporter: silent, memoryEstimate: { _ in 1_000_000 })
         #expect(runner.inFlightLimit == 6)
         let s = try await runner.run(plan)
         #expect(s.ok == 8)
@@ -257,7 +257,7 @@ import Testing
         o2.maxMemory = 100
         let probe2 = StageProbe()
         let s2 = try await BatchRunner(
-            processor: CopyProcessor(computeDelay: .milliseconds(10), probe: probe2), options: o2,
+            processor: CopyProcessor(computeDelay: .milliseconds(10), probe: probe2), options: o2, reporter: silent,
             memoryEstimate: { _ in 1 << 40 }
         ).run(plan2)
         #expect(s2.ok == 3)

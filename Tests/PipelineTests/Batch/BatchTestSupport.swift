@@ -248,3 +248,6 @@ func options(out: String, recursive: Bool = true) -> BatchOptions {
 func records(_ path: String) throws -> [String: [BatchRecord]] {
     Dictionary(grouping: try BatchRecord.readAll(from: path), by: { $0.input })
 }
+
+/// A reporter that prints nothing at all (keeps test logs clean).
+let silent = QuietBatchProgress(sink: { _ in })
