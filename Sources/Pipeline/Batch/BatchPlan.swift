@@ -57,6 +57,7 @@ public struct BatchPlan: Sendable {
     /// they descend into sub-folders (not through symbolic links) and the tree is mirrored under the output
     /// folder. The output folder itself is never listed as input, and a file that is the planned output of
     /// another input is not an input either, so rerunning with the output inside the input folder is safe.
+    /// Every file is sniffed (12 bytes read) before sharding, so all shards agree on the list and on collisions.
     /// - Throws: `BatchError.inputNotFound`, `.outputIsInput`, `.outputCollision`, or an option error.
     public static func make(inputs: [String], options: BatchOptions) throws(BatchError) -> BatchPlan {
         try options.validate()
@@ -94,7 +95,7 @@ public struct BatchPlan: Sendable {
             }
         }
         candidates.sort { a, b in
-            a.argument != b.argument ? a.argument < b.argument : Array(a.relative.utf8).lexicographicallyPrecedes(b.relative.utf8)
+            a.argument != b.argument ? a.argument < b.argument : a.relative.utf8.lexicographicallyPrecedes(b.relative.utf8)
         }
         candidates = candidates.filter { seenReal.insert($0.real).inserted }
 
