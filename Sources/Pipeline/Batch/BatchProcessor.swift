@@ -1,0 +1,35 @@
+// The per-image work a batch runs, as three stages the runner can overlap: load → compute → store.
+
+/// Facts a processor reports about one image; the runner copies them into the record.
+public struct BatchNotes: Sendable, Equatable {
+    /// Extra stage timings in seconds (for example `detect`, `restore`); the runner adds `load`/`compute`/`store`.
+    public var timings: [String: Double] = [:]
+    /// Number of faces found, if the processor detects faces.
+    public var faces: Int?
+    /// Input width in pixels.
+    public var width: Int?
+    /// Input height in pixels.
+    public var height: Int?
+
+    /// Creates empty notes.
+    public init() {}
+}
+
+/// Per-image work split into stages so decode and encode of neighbouring images overlap the current compute.
+///
+/// The runner calls `load`, then `compute` (at most `jobs` at a time, in arrival order), then `store` with a
+/// temporary path in the destination folder; it renames that file onto `item.output` only after `store` returns.
+/// Any stage may throw: the file is then recorded as failed and the others continue.
+public protocol BatchProcessor: Sendable {
+    /// What `load` produces (for example decoded pixels).
+    associatedtype Loaded: Sendable
+    /// What `compute` produces (for example the restored image).
+    associatedtype Computed: Sendable
+
+    /// Reads and decodes `item.input`; never modifies it.
+    func load(_ item: BatchItem, notes: inout BatchNotes) async throws -> Loaded
+    /// Runs the models.
+    func compute(_ loaded: Loaded, item: BatchItem, notes: inout BatchNotes) async throws -> Computed
+    /// Encodes `computed` in `item.outputFormat` and writes it to `temporaryPath` (not to `item.output`).
+    func store(_ computed: Computed, item: BatchItem, temporaryPath: String, notes: inout BatchNotes) async throws
+}

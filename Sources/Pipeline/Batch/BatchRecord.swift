@@ -1,0 +1,135 @@
+// The per-file record (results.jsonl) and the run summary.
+
+import Foundation
+
+/// What happened to one input file.
+public enum BatchStatus: String, Sendable, Codable, CaseIterable {
+    case ok, skipped, failed
+    case notImage = "not-image"
+}
+
+/// One line of `results.jsonl`.
+public struct BatchRecord: Sendable, Codable, Equatable {
+    /// Input path.
+    public var input: String
+    /// Output path (nil for non-images).
+    public var output: String?
+    /// Outcome.
+    public var status: BatchStatus
+    /// Error or warning message (failed, not-image, or the reason for a skip).
+    public var error: String?
+    /// Seconds per stage: `load`, `compute`, `store` (measured by the runner) plus any the processor adds.
+    public var timings: [String: Double]?
+    /// Number of faces found, for processors that detect faces.
+    public var faces: Int?
+    /// Input width in pixels, when the processor reports it.
+    public var width: Int?
+    /// Input height in pixels, when the processor reports it.
+    public var height: Int?
+
+    /// Creates a record.
+    public init(input: String, output: String?, status: BatchStatus, error: String? = nil,
+                timings: [String: Double]? = nil, faces: Int? = nil, width: Int? = nil, height: Int? = nil) {
+        self.input = input
+        self.output = output
+        self.status = status
+        self.error = error
+        self.timings = timings
+        self.faces = faces
+        self.width = width
+        self.height = height
+    }
+
+    /// The record as one JSON line (sorted keys, no trailing newline).
+    public func jsonLine() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(self), let s = String(data: data, encoding: .utf8) else {
+            return #"{"status":"failed","error":"record encoding failed"}"#
+        }
+        return s
+    }
+
+    /// Parses every line of a `results.jsonl` file; throws naming the file and line on malformed content.
+    public static func readAll(from path: String) throws(BatchError) -> [BatchRecord] {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else { throw .io(path: path, operation: "read record", reason: "cannot read file as UTF-8") }
+        var records: [BatchRecord] = []
+        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+            do { records.append(try JSONDecoder().decode(BatchRecord.self, from: Data(line.utf8))) } catch {
+                throw .io(path: path, operation: "parse record line \(n + 1) of", reason: "\(error)")
+            }
+        }
+        return records
+    }
+}
+
+/// Counts and throughput of a finished (or running) batch.
+public struct BatchSummary: Sendable, Codable, Equatable {
+    /// Files considered in this shard (images and non-images).
+    public var total: Int = 0
+    /// Images written.
+    public var ok: Int = 0
+    /// Images whose output already existed.
+    public var skipped: Int = 0
+    /// Images that failed.
+    public var failed: Int = 0
+    /// Files that are not images.
+    public var notImage: Int = 0
+    /// Wall-clock seconds of the run.
+    public var wallSeconds: Double = 0
+
+    /// Creates an empty summary.
+    public init() {}
+
+    /// Images written per minute of wall time (0 when nothing ran).
+    public var imagesPerMinute: Double { wallSeconds > 0 ? Double(ok) * 60 / wallSeconds : 0 }
+
+    /// Process exit status: 0 when no file failed, 1 otherwise (non-images and skips are not failures).
+    public var exitCode: Int32 { failed == 0 ? 0 : 1 }
+
+    /// Adds one record to the counts.
+    public mutating func count(_ status: BatchStatus) {
+        total += 1
+        switch status {
+        case .ok: ok += 1
+        case .skipped: skipped += 1
+        case .failed: failed += 1
+        case .notImage: notImage += 1
+        }
+    }
+
+    /// One human line: `12 ok, 3 skipped, 1 failed, 2 not images in 4.2 s (171.4 images/min)`.
+    public var line: String {
+        let rate = imagesPerMinute
+        return "\(ok) ok, \(skipped) skipped, \(failed) failed, \(notImage) not images in "
+            + String(format: "%.1f s (%.1f images/min)", wallSeconds, rate)
+    }
+}
+
+/// Appends records to a JSON-lines file with one `write(2)` per line on an `O_APPEND` descriptor, so
+/// concurrent shards sharing a local output folder never interleave inside a line.
+final class BatchRecordFile: @unchecked Sendable {
+    // SAFETY: `fd` is immutable after init and write(2) on O_APPEND is safe from any thread.
+    private let fd: Int32
+    let path: String
+
+    init(path: String) throws(BatchError) {
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty {
+            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+                throw .io(path: dir, operation: "create record folder", reason: (error as NSError).localizedDescription)
+            }
+        }
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .io(path: path, operation: "open record", reason: String(cString: strerror(errno))) }
+        self.path = path
+    }
+
+    deinit { close(fd) }
+
+    func append(_ record: BatchRecord) {
+        let bytes = Array((record.jsonLine() + "\n").utf8)
+        _ = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress, raw.count) }
+    }
+}
