@@ -1,0 +1,105 @@
+import Foundation
+
+/// Warps, resizes and small filters with OpenCV's arithmetic (the calls GPEN's paste-back makes).
+public enum FaceWarp {
+    /// Rounding of OpenCV's `saturate_cast<uchar>(float)`: round half to even, then clamp to 0...255.
+    @inline(__always) static func saturateU8(_ v: Float) -> UInt8 {
+        let r = v.rounded(.toNearestOrEven)
+        if !(r > 0) { return 0 }  // also NaN → 0
+        return r >= 255 ? 255 : UInt8(r)
+    }
+
+    /// Source-coordinate map of OpenCV 5's `warpAffine`: `dM` is the dst→src matrix; per row the offset
+    /// `y·M1 + M2` is formed in float32, then `sx = fma(M0, x, offset)`, all coefficients rounded to float32.
+    struct RowMap {
+        let m: [Float]
+        init(_ dM: [Double]) { m = dM.map { Float($0) } }
+        @inline(__always) func rowOffsets(_ y: Int) -> (Float, Float) {
+            let yf = Float(y)
+            return (yf * m[1] + m[2], yf * m[4] + m[5])
+        }
+        @inline(__always) func map(_ x: Int, _ off: (Float, Float)) -> (Float, Float) {
+            let xf = Float(x)
+            return (off.0.addingProduct(m[0], xf), off.1.addingProduct(m[3], xf))
+        }
+    }
+
+    /// `cv2.warpAffine(image, transform, (width, height), flags=INTER_LINEAR or INTER_AREA)` for uint8 images:
+    /// bilinear, constant-0 border. `transform` maps source to destination pixels (OpenCV inverts it in Double) unless
+    /// `inverseMap` is set (WARP_INVERSE_MAP: `transform` maps destination to source).
+    public static func warpAffine(_ image: FaceImage, _ transform: AffineMatrix, width: Int, height: Int,
+                                  inverseMap: Bool = false) throws -> FaceImage {
+        var out = try FaceImage(width: width, height: height, channels: image.channels)
+        let dM = inverseMap ? transform.m : transform.inverted().m
+        let rm = RowMap(dM)
+        let cn = image.channels, sw = image.width, sh = image.height
+        let stride = sw * cn
+        image.pixels.withUnsafeBufferPointer { src in
+            out.pixels.withUnsafeMutableBufferPointer { dst in
+                var p00 = [Float](repeating: 0, count: 4), p01 = p00, p10 = p00, p11 = p00
+                for y in 0..<height {
+                    let off = rm.rowOffsets(y)
+                    for x in 0..<width {
+                        let (sx, sy) = rm.map(x, off)
+                        guard sx.isFinite, sy.isFinite, abs(sx) < 1e9, abs(sy) < 1e9 else { continue }
+                        let fx = sx.rounded(.down), fy = sy.rounded(.down)
+                        let ix = Int(fx), iy = Int(fy)
+                        let ax = sx - fx, ay = sy - fy
+                        // Entirely outside (no neighbour inside): border value 0, already there.
+                        if ix < -1 || ix >= sw || iy < -1 || iy >= sh { continue }
+                        let inX0 = ix >= 0, inX1 = ix + 1 < sw, inY0 = iy >= 0, inY1 = iy + 1 < sh
+                        let base = iy * stride + ix * cn
+                        for c in 0..<cn {
+                            p00[c] = inX0 && inY0 ? Float(src[base + c]) : 0
+                            p01[c] = inX1 && inY0 ? Float(src[base + cn + c]) : 0
+                            p10[c] = inX0 && inY1 ? Float(src[base + stride + c]) : 0
+                            p11[c] = inX1 && inY1 ? Float(src[base + stride + cn + c]) : 0
+                        }
+                        let o = (y * width + x) * cn
+                        for c in 0..<cn {
+                            let v0 = p00[c].addingProduct(ax, p01[c] - p00[c])
+                            let v1 = p10[c].addingProduct(ax, p11[c] - p10[c])
+                            let v = v0.addingProduct(ay, v1 - v0)
+                            dst[o + c] = saturateU8(v)
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// `cv2.warpAffine` of a float32 mask: bilinear, constant-0 border, same coordinate arithmetic as the uint8 warp.
+    public static func warpAffine(_ mask: FaceMask, _ transform: AffineMatrix, width: Int, height: Int,
+                                  inverseMap: Bool = false) throws -> FaceMask {
+        var out = try FaceMask(width: width, height: height)
+        let dM = inverseMap ? transform.m : transform.inverted().m
+        let rm = RowMap(dM)
+        let sw = mask.width, sh = mask.height
+        mask.values.withUnsafeBufferPointer { src in
+            out.values.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<height {
+                    let off = rm.rowOffsets(y)
+                    for x in 0..<width {
+                        let (sx, sy) = rm.map(x, off)
+                        guard sx.isFinite, sy.isFinite, abs(sx) < 1e9, abs(sy) < 1e9 else { continue }
+                        let fx = sx.rounded(.down), fy = sy.rounded(.down)
+                        let ix = Int(fx), iy = Int(fy)
+                        let ax = sx - fx, ay = sy - fy
+                        if ix < -1 || ix >= sw || iy < -1 || iy >= sh { continue }
+                        let inX0 = ix >= 0, inX1 = ix + 1 < sw, inY0 = iy >= 0, inY1 = iy + 1 < sh
+                        let base = iy * sw + ix
+                        let p00: Float = inX0 && inY0 ? src[base] : 0
+                        let p01: Float = inX1 && inY0 ? src[base + 1] : 0
+                        let p10: Float = inX0 && inY1 ? src[base + sw] : 0
+                        let p11: Float = inX1 && inY1 ? src[base + sw + 1] : 0
+                        let v0 = p00.addingProduct(ax, p01 - p00)
+                        let v1 = p10.addingProduct(ax, p11 - p10)
+                        dst[y * width + x] = v0.addingProduct(ay, v1 - v0)
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
