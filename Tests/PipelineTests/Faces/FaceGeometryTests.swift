@@ -235,3 +235,34 @@ struct FaceGeometryTests {
         #expect(im.interleaved(order: .rgb) == rgb)
     }
 }
+
+struct FaceCropsTests {
+    @Test func thresholdOrderAndSmallFaces() throws {
+        let img = try FaceGeometryTests.noise(width: 128, height: 128)
+        let lm = FacesGolden.astronautLandmarks.map { $0 * 0.4 }
+        let dets = [
+            FaceDetection(box: SIMD4(10, 10, 100, 130), score: 0.99, landmarks: lm),
+            FaceDetection(box: SIMD4(0, 0, 120, 120), score: 0.85, landmarks: lm),   // skipped: score < 0.9
+            FaceDetection(box: SIMD4(0, 0, 150, 180), score: 0.9, landmarks: lm),    // kept: score == 0.9
+        ]
+        let faces = try FaceCrops.align(img, detections: dets, cropSize: 64)
+        #expect(faces.map(\.detectionIndex) == [0, 2])
+        #expect(faces.map(\.smallFace) == [true, false])
+        #expect(faces[0].crop.width == 64 && faces[0].crop.height == 64)
+        let (fwd, _) = try FaceAlignment.transforms(landmarks: lm, cropSize: 64)
+        #expect(faces[0].forward == fwd)
+    }
+
+    @Test func parsePasteMaskResizes() throws {
+        var parse = [UInt8](repeating: 0, count: 512 * 512)
+        for y in 100..<400 { for x in 120..<380 { parse[y * 512 + x] = 255 } }
+        let m512 = try FaceCrops.parsePasteMask(parse: parse, cropSize: 512)
+        let m256 = try FaceCrops.parsePasteMask(parse: parse, cropSize: 256)
+        #expect(m256.width == 256)
+        // 2× reduction = 2×2 block means
+        for (y, x) in [(50, 60), (128, 128), (10, 10)] {
+            let s = m512[2 * y, 2 * x] + m512[2 * y, 2 * x + 1] + m512[2 * y + 1, 2 * x] + m512[2 * y + 1, 2 * x + 1]
+            #expect(abs(m256[y, x] - s * 0.25) < 1e-7)
+        }
+    }
+}
