@@ -112,17 +112,26 @@ public enum PasteBack {
             }
             var mask = face.mask
             if let f = options.edgeFeather { mask = try FaceMasks.featherEdges(mask, width: f) }
-            let tmpMask = try FaceWarp.warpAffine(mask, face.inverse, width: w, height: h)
+            // Only the part of the frame the crop can reach is warped; elsewhere upstream's warps are exactly 0
+            // and a 0 mask never wins the strict max.
+            guard let roi = FaceWarp.reach(of: face.inverse, sourceWidth: s.width, sourceHeight: s.height,
+                                           width: w, height: h) else { continue }
+            let tmpMask = try FaceWarp.warpAffine(mask, face.inverse, region: roi)
             var ef = face.restored
             if let space = options.colorMatch {
                 ef = try FaceColor.matchStatistics(ef, to: face.original, weights: mask, space: space)
             }
             if face.smallFace { ef = smallFaceFilter(ef) }
             ef = try addWeighted(ef, options.alpha, face.original, 1 - options.alpha)
-            let tmpImg = try FaceWarp.warpAffine(ef, face.inverse, width: w, height: h)
-            for i in 0..<(w * h) where tmpMask.values[i] - fullMask.values[i] > 0 {
-                fullMask.values[i] = tmpMask.values[i]
-                for c in 0..<cn { fullImg.pixels[i * cn + c] = tmpImg.pixels[i * cn + c] }
+            let tmpImg = try FaceWarp.warpAffine(ef, face.inverse, region: roi)
+            for ry in 0..<roi.height {
+                for rx in 0..<roi.width {
+                    let r = ry * roi.width + rx
+                    let i = (ry + roi.y0) * w + rx + roi.x0
+                    guard tmpMask.values[r] - fullMask.values[i] > 0 else { continue }
+                    fullMask.values[i] = tmpMask.values[r]
+                    for c in 0..<cn { fullImg.pixels[i * cn + c] = tmpImg.pixels[r * cn + c] }
+                }
             }
         }
         var out = background

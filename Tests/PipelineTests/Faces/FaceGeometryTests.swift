@@ -254,9 +254,8 @@ struct FaceCropsTests {
     }
 
     @Test func parsePasteMaskResizes() throws {
-        var parse = [UInt8](repeating: 0, count: 512 * 512)
-        for y in 100..<400 { for x in 120..<380 { parse[y * 512 + x] = 255 } }
-        let m512 = try FaceCrops.parsePasteMask(parse: parse, cropSize: 512)
+        let m512 = try #require(FacesFixtureTests.postMask)
+        let parse = try FacesFixtureTests.parseMask()
         let m256 = try FaceCrops.parsePasteMask(parse: parse, cropSize: 256)
         #expect(m256.width == 256)
         // 2× reduction = 2×2 block means
