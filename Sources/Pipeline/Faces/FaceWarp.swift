@@ -67,7 +67,6 @@ public enum FaceWarp {
         let stride = sw * cn
         image.pixels.withUnsafeBufferPointer { src in
             out.pixels.withUnsafeMutableBufferPointer { dst in
-                var p00 = [Float](repeating: 0, count: 4), p01 = p00, p10 = p00, p11 = p00
                 for yo in 0..<region.height {
                     let off = rm.rowOffsets(yo + region.y0)
                     for xo in 0..<width {
@@ -77,22 +76,29 @@ public enum FaceWarp {
                         let fx = sx.rounded(.down), fy = sy.rounded(.down)
                         let ix = Int(fx), iy = Int(fy)
                         let ax = sx - fx, ay = sy - fy
-                        // Entirely outside (no neighbour inside): border value 0, already there.
+                        // Entirely outside (no tap inside): border value 0, already there.
                         if ix < -1 || ix >= sw || iy < -1 || iy >= sh { continue }
-                        let inX0 = ix >= 0, inX1 = ix + 1 < sw, inY0 = iy >= 0, inY1 = iy + 1 < sh
-                        let base = iy * stride + ix * cn
-                        for c in 0..<cn {
-                            p00[c] = inX0 && inY0 ? Float(src[base + c]) : 0
-                            p01[c] = inX1 && inY0 ? Float(src[base + cn + c]) : 0
-                            p10[c] = inX0 && inY1 ? Float(src[base + stride + c]) : 0
-                            p11[c] = inX1 && inY1 ? Float(src[base + stride + cn + c]) : 0
-                        }
                         let o = (yo * width + xo) * cn
-                        for c in 0..<cn {
-                            let v0 = p00[c].addingProduct(ax, p01[c] - p00[c])
-                            let v1 = p10[c].addingProduct(ax, p11[c] - p10[c])
-                            let v = v0.addingProduct(ay, v1 - v0)
-                            dst[o + c] = saturateU8(v)
+                        let base = iy * stride + ix * cn
+                        if ix >= 0 && ix + 1 < sw && iy >= 0 && iy + 1 < sh {
+                            for c in 0..<cn {
+                                let p00 = Float(src[base + c]), p01 = Float(src[base + cn + c])
+                                let p10 = Float(src[base + stride + c]), p11 = Float(src[base + stride + cn + c])
+                                let v0 = p00.addingProduct(ax, p01 - p00)
+                                let v1 = p10.addingProduct(ax, p11 - p10)
+                                dst[o + c] = saturateU8(v0.addingProduct(ay, v1 - v0))
+                            }
+                        } else {
+                            let inX0 = ix >= 0, inX1 = ix + 1 < sw, inY0 = iy >= 0, inY1 = iy + 1 < sh
+                            for c in 0..<cn {
+                                let p00: Float = inX0 && inY0 ? Float(src[base + c]) : 0
+                                let p01: Float = inX1 && inY0 ? Float(src[base + cn + c]) : 0
+                                let p10: Float = inX0 && inY1 ? Float(src[base + stride + c]) : 0
+                                let p11: Float = inX1 && inY1 ? Float(src[base + stride + cn + c]) : 0
+                                let v0 = p00.addingProduct(ax, p01 - p00)
+                                let v1 = p10.addingProduct(ax, p11 - p10)
+                                dst[o + c] = saturateU8(v0.addingProduct(ay, v1 - v0))
+                            }
                         }
                     }
                 }

@@ -97,8 +97,9 @@ public enum PasteBack {
             throw FaceGeometryError.invalidParameter("composite: alpha \(options.alpha) must be in 0...1")
         }
         let w = background.width, h = background.height, cn = background.channels
-        var fullMask = try FaceMask(width: w, height: h)
-        var fullImg = try FaceImage(width: w, height: h, channels: cn)
+        // Validate every face and find the part of the frame each crop can reach (outside it upstream's warps are
+        // exactly 0, and a 0 mask never wins the strict max), so only their union is allocated and blended.
+        var rois: [FaceWarp.Region?] = []
         for (n, face) in faces.enumerated() {
             let s = face.restored
             guard s.channels == cn, face.original.channels == cn else {
@@ -110,12 +111,20 @@ public enum PasteBack {
                     "composite: face \(n): restored \(s.width)x\(s.height), original \(face.original.width)x"
                     + "\(face.original.height), mask \(face.mask.width)x\(face.mask.height) must agree")
             }
+            rois.append(FaceWarp.reach(of: face.inverse, sourceWidth: s.width, sourceHeight: s.height,
+                                       width: w, height: h))
+        }
+        let present = rois.compactMap { $0 }
+        guard !present.isEmpty else { return background }
+        let ux0 = present.map(\.x0).min()!, uy0 = present.map(\.y0).min()!
+        let ux1 = present.map { $0.x0 + $0.width }.max()!, uy1 = present.map { $0.y0 + $0.height }.max()!
+        let uw = ux1 - ux0, uh = uy1 - uy0
+        var fullMask = try FaceMask(width: uw, height: uh)
+        var fullImg = try FaceImage(width: uw, height: uh, channels: cn)
+        for (face, roi) in zip(faces, rois) {
+            guard let roi else { continue }
             var mask = face.mask
             if let f = options.edgeFeather { mask = try FaceMasks.featherEdges(mask, width: f) }
-            // Only the part of the frame the crop can reach is warped; elsewhere upstream's warps are exactly 0
-            // and a 0 mask never wins the strict max.
-            guard let roi = FaceWarp.reach(of: face.inverse, sourceWidth: s.width, sourceHeight: s.height,
-                                           width: w, height: h) else { continue }
             let tmpMask = try FaceWarp.warpAffine(mask, face.inverse, region: roi)
             var ef = face.restored
             if let space = options.colorMatch {
@@ -127,7 +136,7 @@ public enum PasteBack {
             for ry in 0..<roi.height {
                 for rx in 0..<roi.width {
                     let r = ry * roi.width + rx
-                    let i = (ry + roi.y0) * w + rx + roi.x0
+                    let i = (ry + roi.y0 - uy0) * uw + rx + roi.x0 - ux0
                     guard tmpMask.values[r] - fullMask.values[i] > 0 else { continue }
                     fullMask.values[i] = tmpMask.values[r]
                     for c in 0..<cn { fullImg.pixels[i * cn + c] = tmpImg.pixels[r * cn + c] }
@@ -135,14 +144,17 @@ public enum PasteBack {
             }
         }
         var out = background
-        for i in 0..<(w * h) {
-            let m = fullMask.values[i]
-            if m == 0 { continue }  // bg·1 + face·0 rounds back to bg exactly
-            let inv: Float = 1 - m
-            for c in 0..<cn {
-                let j = i * cn + c
-                let v: Float = Float(background.pixels[j]) * inv + Float(fullImg.pixels[j]) * m
-                out.pixels[j] = FaceWarp.saturateU8(abs(v))
+        for uy in 0..<uh {
+            for ux in 0..<uw {
+                let i = uy * uw + ux
+                let m = fullMask.values[i]
+                if m == 0 { continue }  // bg·1 + face·0 rounds back to bg exactly
+                let inv: Float = 1 - m
+                let pj = ((uy + uy0) * w + ux + ux0) * cn
+                for c in 0..<cn {
+                    let v: Float = Float(background.pixels[pj + c]) * inv + Float(fullImg.pixels[i * cn + c]) * m
+                    out.pixels[pj + c] = FaceWarp.saturateU8(abs(v))
+                }
             }
         }
         return out

@@ -265,3 +265,54 @@ struct FaceCropsTests {
         }
     }
 }
+
+struct PasteBackRegionTests {
+    /// Upstream's loop verbatim on full-frame buffers (the reference for the region-restricted composite).
+    static func referenceComposite(_ bg: FaceImage, _ faces: [PasteFace]) throws -> FaceImage {
+        let w = bg.width, h = bg.height, cn = bg.channels
+        var fullMask = try FaceMask(width: w, height: h)
+        var fullImg = try FaceImage(width: w, height: h, channels: cn)
+        for f in faces {
+            let tm = try FaceWarp.warpAffine(f.mask, f.inverse, width: w, height: h)
+            var ef = f.smallFace ? PasteBack.smallFaceFilter(f.restored) : f.restored
+            ef = try PasteBack.addWeighted(ef, 1, f.original, 0)
+            let ti = try FaceWarp.warpAffine(ef, f.inverse, width: w, height: h)
+            for i in 0..<(w * h) where tm.values[i] - fullMask.values[i] > 0 {
+                fullMask.values[i] = tm.values[i]
+                for c in 0..<cn { fullImg.pixels[i * cn + c] = ti.pixels[i * cn + c] }
+            }
+        }
+        var out = bg
+        for i in 0..<(w * h) {
+            for c in 0..<cn {
+                let j = i * cn + c
+                out.pixels[j] = FaceWarp.saturateU8(abs(Float(bg.pixels[j]) * (1 - fullMask.values[i]) + Float(fullImg.pixels[j]) * fullMask.values[i]))
+            }
+        }
+        return out
+    }
+
+    @Test func regionRestrictedCompositeEqualsFullFrame() throws {
+        let bg = try FaceGeometryTests.noise(width: 90, height: 70, seed: 7)
+        let crop = try FaceGeometryTests.noise(width: 32, height: 32, seed: 11)
+        var rest = crop
+        rest.pixels = crop.pixels.map { 255 - $0 }
+        let mask = try FaceMasks.rectangular(size: 32, margin: 0, feather: 6)
+        let lm = FacesGolden.astronautLandmarks
+        var faces: [PasteFace] = []
+        // faces inside, over the left/top edge, over the bottom-right corner, rotated, and entirely outside
+        for (k, shift) in [SIMD2<Double>(-150, -60), SIMD2(-215, -95), SIMD2(-165, -45), SIMD2(500, 500)].enumerated() {
+            let pts = lm.map { ($0 + shift) * 0.5 }
+            let (_, inv) = try FaceAlignment.transforms(landmarks: pts, cropSize: 32)
+            faces.append(PasteFace(restored: rest, original: crop, mask: mask, inverse: inv, smallFace: k == 1))
+        }
+        let rot = AffineMatrix(cos(0.4) * 1.3, -sin(0.4) * 1.3, 40, sin(0.4) * 1.3, cos(0.4) * 1.3, 5)
+        faces.append(PasteFace(restored: rest, original: crop, mask: mask, inverse: rot, smallFace: false))
+        let mine = try PasteBack.composite(background: bg, faces: faces)
+        let ref = try Self.referenceComposite(bg, faces)
+        #expect(mine == ref)
+        #expect(mine != bg)
+        // a face entirely outside the frame changes nothing
+        #expect(try PasteBack.composite(background: bg, faces: [faces[3]]) == bg)
+    }
+}
