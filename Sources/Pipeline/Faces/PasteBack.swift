@@ -47,19 +47,20 @@ public enum PasteBack {
     public static func smallFaceFilter(_ image: FaceImage) -> FaceImage {
         var out = image
         let w = image.width, h = image.height, cn = image.channels
-        let k: [Float] = [1, 2, 1]
+        let k: [Float] = [0.0625, 0.125, 0.0625, 0.125, 0.25, 0.125, 0.0625, 0.125, 0.0625]
+        let xm = (0..<w).map { FaceMasks.reflect101($0 - 1, w) }, xp = (0..<w).map { FaceMasks.reflect101($0 + 1, w) }
         image.pixels.withUnsafeBufferPointer { src in
             out.pixels.withUnsafeMutableBufferPointer { dst in
                 for y in 0..<h {
-                    let ys = [FaceMasks.reflect101(y - 1, h), y, FaceMasks.reflect101(y + 1, h)]
+                    let rows = [FaceMasks.reflect101(y - 1, h) * w, y * w, FaceMasks.reflect101(y + 1, h) * w]
                     for x in 0..<w {
-                        let xs = [FaceMasks.reflect101(x - 1, w), x, FaceMasks.reflect101(x + 1, w)]
+                        let cols = (xm[x], x, xp[x])
                         for c in 0..<cn {
                             var s: Float = 0
                             for i in 0..<3 {
-                                for j in 0..<3 {
-                                    s += k[i] * k[j] * 0.0625 * Float(src[(ys[i] * w + xs[j]) * cn + c])
-                                }
+                                s += k[3 * i] * Float(src[(rows[i] + cols.0) * cn + c])
+                                s += k[3 * i + 1] * Float(src[(rows[i] + cols.1) * cn + c])
+                                s += k[3 * i + 2] * Float(src[(rows[i] + cols.2) * cn + c])
                             }
                             dst[(y * w + x) * cn + c] = FaceWarp.saturateU8(s)
                         }
@@ -79,10 +80,17 @@ public enum PasteBack {
                 "addWeighted: \(a.width)x\(a.height)x\(a.channels) vs \(b.width)x\(b.height)x\(b.channels)")
         }
         let fa = Float(alpha), fb = Float(beta), fg = Float(gamma)
+        if fa == 1 && fb == 0 && fg == 0 { return a }  // fma(a, 1, fma(b, 0, 0)) == a exactly
         var out = a
-        for i in 0..<a.pixels.count {
-            let inner = fg.addingProduct(Float(b.pixels[i]), fb)
-            out.pixels[i] = FaceWarp.saturateU8(inner.addingProduct(Float(a.pixels[i]), fa))
+        a.pixels.withUnsafeBufferPointer { pa in
+            b.pixels.withUnsafeBufferPointer { pb in
+                out.pixels.withUnsafeMutableBufferPointer { po in
+                    for i in 0..<pa.count {
+                        let inner = fg.addingProduct(Float(pb[i]), fb)
+                        po[i] = FaceWarp.saturateU8(inner.addingProduct(Float(pa[i]), fa))
+                    }
+                }
+            }
         }
         return out
     }
