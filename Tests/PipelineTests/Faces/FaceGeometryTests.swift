@@ -316,3 +316,54 @@ struct PasteBackRegionTests {
         #expect(try PasteBack.composite(background: bg, faces: [faces[3]]) == bg)
     }
 }
+
+struct PasteExtensionsTests {
+    /// Largest jump between horizontally or vertically adjacent values of channel 0.
+    static func maxStep(_ im: FaceImage) -> Int {
+        var m = 0
+        for y in 0..<im.height {
+            for x in 0..<im.width {
+                if x > 0 { m = max(m, abs(Int(im[y, x, 0]) - Int(im[y, x - 1, 0]))) }
+                if y > 0 { m = max(m, abs(Int(im[y, x, 0]) - Int(im[y - 1, x, 0]))) }
+            }
+        }
+        return m
+    }
+
+    @Test func edgeFeatherRemovesTheRectangle() throws {
+        let bg = try FaceImage(width: 80, height: 80)  // black
+        let face = try FaceImage(width: 32, height: 32, channels: 3, pixels: [UInt8](repeating: 200, count: 32 * 32 * 3))
+        let ones = try FaceMask(width: 32, height: 32, repeating: 1)  // a mask touching the crop border: hard edge
+        let inv = AffineMatrix(1.5, 0, 16, 0, 1.5, 16)
+        let p = PasteFace(restored: face, original: face, mask: ones, inverse: inv, smallFace: false)
+        let hard = try PasteBack.composite(background: bg, faces: [p])
+        let soft = try PasteBack.composite(background: bg, faces: [p], options: PasteOptions(edgeFeather: 8))
+        #expect(Self.maxStep(hard) >= 100)
+        #expect(Self.maxStep(soft) <= 200 / 8)  // smoothstep over 8 crop px × 1.5 scale: ≤ 1.5·200/(8·1.5) per px
+        #expect(soft[40, 40, 0] == 200)  // centre untouched
+        // the default rectangular mask has no step either
+        let rect = try FaceMasks.rectangular(size: 32)
+        let r = try PasteBack.composite(background: bg, faces: [PasteFace(restored: face, original: face, mask: rect,
+                                                                          inverse: inv, smallFace: false)])
+        #expect(Self.maxStep(r) <= 200 / 4)
+    }
+
+    @Test func colourMatchInCompositeRemovesAShift() throws {
+        let orig = try FaceGeometryTests.noise(width: 32, height: 32, seed: 3)
+        var shifted = orig  // restoration that turned the face blue and dark
+        for i in stride(from: 0, to: shifted.pixels.count, by: 3) {
+            shifted.pixels[i] = UInt8(min(255, Int(orig.pixels[i]) / 2 + 100))
+            shifted.pixels[i + 1] = orig.pixels[i + 1] / 2
+            shifted.pixels[i + 2] = orig.pixels[i + 2] / 2
+        }
+        let bg = try FaceImage(width: 32, height: 32)
+        let ones = try FaceMask(width: 32, height: 32, repeating: 1)
+        let p = PasteFace(restored: shifted, original: orig, mask: ones, inverse: .identity, smallFace: false)
+        func meanAbs(_ a: FaceImage, _ b: FaceImage) -> Double {
+            Double(zip(a.pixels, b.pixels).map { abs(Int($0) - Int($1)) }.reduce(0, +)) / Double(a.pixels.count)
+        }
+        let plain = try PasteBack.composite(background: bg, faces: [p])
+        let matched = try PasteBack.composite(background: bg, faces: [p], options: PasteOptions(colorMatch: .lab))
+        #expect(meanAbs(matched, orig) < meanAbs(plain, orig) / 2, "\(meanAbs(matched, orig)) vs \(meanAbs(plain, orig))")
+    }
+}
