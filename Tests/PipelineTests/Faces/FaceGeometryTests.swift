@@ -367,3 +367,20 @@ struct PasteExtensionsTests {
         #expect(meanAbs(matched, orig) < meanAbs(plain, orig) / 2, "\(meanAbs(matched, orig)) vs \(meanAbs(plain, orig))")
     }
 }
+
+struct FaceColorSpaceTests {
+    @Test(arguments: FaceColor.Space.allCases)
+    func colourSpaceRoundTrip(space: FaceColor.Space) throws {
+        let im = try FaceGeometryTests.noise(width: 64, height: 16, seed: 5)
+        var worst = 0.0
+        for i in 0..<(64 * 16) {
+            let p = FaceColor.pixel(im, i)
+            let q = FaceColor.fromSpace(FaceColor.toSpace(p, space), space)
+            worst = max(worst, abs(p.x - q.x), abs(p.y - q.y), abs(p.z - q.z))
+        }
+        #expect(worst < 0.01, "\(space) round trip error \(worst)")
+        // matching an image to itself changes nothing
+        let w = try FaceMask(width: 64, height: 16, repeating: 0.5)
+        #expect(try FaceColor.matchStatistics(im, to: im, weights: w, space: space) == im)
+    }
+}
