@@ -11,6 +11,11 @@ from retinaface import CFG_MNET, RetinaFace, detect, priors, strip_module
 
 
 def run(g, report, want):
+    run_models(g, report, want)
+    run_align(g, report, want)
+
+
+def run_models(g, report, want):
     if want("gpen_fullgenerator"):
         d = os.path.join(g, "gpen_fullgenerator")
         c = json.load(open(os.path.join(d, "config.json")))["config"]
@@ -56,3 +61,36 @@ def run(g, report, want):
         report("parsenet", "out_mask.npy", mask.numpy(), np.load(os.path.join(d, "out_mask.npy")))
         report("parsenet", "out_img.npy", im.numpy(), np.load(os.path.join(d, "out_img.npy")))
         report("parsenet", "mask_uint8.npy", mask_from_logits(mask), np.load(os.path.join(d, "mask_uint8.npy")))
+
+
+def run_align(g, report, want):
+    if not want("align_paste"):
+        return
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        print("align_paste skipped: needs cv2")
+        return
+    from align import enhance_faces, mask_postprocess, reference_points, similarity, warp_and_crop_face
+    d = os.path.join(g, "align_paste")
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    L = lambda n: np.load(os.path.join(d, n))
+    img = L("image_bgr.npy")
+    for s in (512, 256):
+        report("align_paste", f"ref_pts_{s}.npy", reference_points(s), L(f"ref_pts_{s}.npy"))
+    lm = np.float32(cfg["cases"][0]["faces"][0]["landmarks_x1x5_y1y5"]).reshape(2, 5)
+    for s in (512, 256):
+        crop, tfm, tfm_inv = warp_and_crop_face(img, lm, reference_points(s), s)
+        report("align_paste", f"face_{s}_tfm.npy", tfm, L(f"face_{s}_tfm.npy"))
+        report("align_paste", f"face_{s}_tfm_inv.npy", tfm_inv, L(f"face_{s}_tfm_inv.npy"))
+        report("align_paste", f"face_{s}_crop.npy", crop, L(f"face_{s}_crop.npy"))
+    pm = L("parse_mask.npy")
+    report("align_paste", "mask_post.npy", mask_postprocess(pm / 255.0), L("mask_post.npy"))
+    for case in cfg["cases"]:
+        dets = np.float32([f["box_x1y1x2y2score"] for f in case["faces"]])
+        lms = np.float32([f["landmarks_x1x5_y1y5"] for f in case["faces"]])
+        out, crops = enhance_faces(img, dets, lms, lambda c: 255 - c, lambda ef: pm, case["in_size"], case["alpha"])
+        report("align_paste", case["output"], out, L(case["output"]))
+        for j, cn in enumerate(case["crops"]):
+            if cn.startswith("two_faces"):
+                report("align_paste", cn, crops[j], L(cn))
