@@ -182,6 +182,11 @@ def main():
         FAMILIES.update(make_fixtures_faces.FAMILIES)
     except ImportError as e:
         print("face fixtures unavailable:", e)
+    try:
+        import make_fixtures_align
+        FAMILIES.update(make_fixtures_align.FAMILIES)
+    except ImportError as e:
+        print("alignment fixtures unavailable (needs cv2):", e)
     only = set(filter(None, a.only.split(",")))
     for name, fn in FAMILIES.items():
         if not only or name in only:
