@@ -75,7 +75,7 @@ class RRDBNet(nn.Module):
         feat = self.conv_first(feat)
         feat = feat + self.conv_body(self.body(feat))
         # nearest x2 == repeat each row and column twice
-        up = lambda t: t.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+        up = lambda t: F.interpolate(t, scale_factor=2, mode="nearest")
         feat = F.leaky_relu(self.conv_up1(up(feat)), 0.2)
         feat = F.leaky_relu(self.conv_up2(up(feat)), 0.2)
         return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
