@@ -212,3 +212,11 @@ public struct Image: Sendable, Equatable {
         return dst
     }
 }
+
+extension Image: CustomStringConvertible, CustomDebugStringConvertible {
+    /// A short summary, e.g. "Image(48×32 RGB, 8-bit, from JPEG)"; the samples are not listed.
+    public var description: String {
+        "Image(\(width)×\(height) \(layout), \(bitDepth)-bit\(metadata.sourceFormat.map { ", from \($0)" } ?? ""))"
+    }
+    public var debugDescription: String { description }
+}

@@ -20,6 +20,10 @@ enum JPEGCodec {
             let code: ImageIOError.Code = m.lowercased().contains("premature end") || m.contains("insufficient") ? .truncated : .corrupt
             throw ImageIOError(code, "JPEG header unreadable: \(m)")
         }
+        if w == 0 || ht == 0 {
+            // TurboJPEG reports 0×0 when the data ends before a frame header (or holds tables only).
+            throw ImageIOError(.truncated, "JPEG ends before its frame header (file truncated)")
+        }
         try checkPixels(Int(w), Int(ht), maxPixels, "JPEG")
         let cmyk = cs == Int32(TJCS_CMYK.rawValue) || cs == Int32(TJCS_YCCK.rawValue)
         let gray = cs == Int32(TJCS_GRAY.rawValue)
