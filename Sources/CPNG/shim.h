@@ -97,7 +97,7 @@ static inline int enh_png_decode(const unsigned char *data, size_t size, unsigne
     png_read_update_info(png, info);
     png_uint_32 h = png_get_image_height(png, info);
     size_t rowBytes = png_get_rowbytes(png, info);
-    if (rowBytes > stride || (size_t)h * stride > outSize) {
+    if (rowBytes != stride || (size_t)h * stride > outSize) {
         strcpy(err->msg, "PNG layout differs from its header");
         png_destroy_read_struct(&png, &info, NULL);
         return -1;

@@ -4,20 +4,20 @@ import Foundation
 public struct EncodeOptions: Sendable {
     /// JPEG quality 1–100. Chroma is 4:4:4 at quality ≥ 90 and 4:2:0 below.
     public var jpegQuality: Int
-    /// WebP quality 0–100 (lossy), or effort when `webpLossless`.
+    /// WebP quality 0–100 (lossy), or compression effort 0–100 when `webpLossless`.
     public var webpQuality: Double
     /// Write lossless WebP (bit-exact, including RGB under transparent pixels).
     public var webpLossless: Bool
-    /// zlib level 0–9 for PNG.
+    /// zlib level 0–9 for PNG. Default 1 (fastest), as OpenCV's `imwrite`, which upstream Real-ESRGAN uses.
     public var pngCompressionLevel: Int
     /// Copy `image.metadata.exif` into JPEG output (orientation reset to 1, as the pixels are upright).
     public var copyEXIF: Bool
     /// Background (0 black … 1 white) that alpha is composited over when the format cannot keep alpha.
     public var alphaBackground: Double
 
-    /// Defaults: JPEG q95, WebP lossy q90, PNG level 6, EXIF copied, black background.
+    /// Defaults: JPEG q95, WebP lossy q90, PNG level 1, EXIF copied, black background.
     public init(jpegQuality: Int = 95, webpQuality: Double = 90, webpLossless: Bool = false,
-                pngCompressionLevel: Int = 6, copyEXIF: Bool = true, alphaBackground: Double = 0) {
+                pngCompressionLevel: Int = 1, copyEXIF: Bool = true, alphaBackground: Double = 0) {
         self.jpegQuality = jpegQuality
         self.webpQuality = webpQuality
         self.webpLossless = webpLossless

@@ -55,6 +55,7 @@ enum WebPCodec {
         config.lossless = lossless ? 1 : 0
         config.quality = Float(max(0, min(100, quality)))
         config.exact = lossless ? 1 : 0
+        config.thread_level = 1  // let libwebp use a second thread where it can
         guard WebPValidateConfig(&config) != 0 else { throw ImageIOError(.invalidArgument, "invalid WebP settings") }
         var pic = WebPPicture()
         guard WebPPictureInit(&pic) != 0 else { throw ImageIOError(.io, "libwebp version mismatch") }

@@ -194,3 +194,31 @@ import Testing
         #expect(Set(rgb.prefix(30_000)).count > 32, "a real photo has many distinct values")
     }
 }
+
+@Suite struct NeverCrashTests {
+    /// Random byte flips and cuts of valid files either decode or throw `ImageIOError`; nothing else.
+    @Test(arguments: ImageFormat.allCases)
+    func mutatedFilesNeverCrash(format: ImageFormat) throws {
+        let img = Fixtures.smooth(40, 24, .rgba)
+        let good = [UInt8](try ImageEncoder.encode(img, as: format, options: EncodeOptions(webpLossless: true)).data)
+        var rng = TestRNG(UInt64(format.rawValue.count) &+ 17)
+        var decoded = 0, refused = 0
+        for _ in 0..<150 {
+            var bad = good
+            for _ in 0..<Int(1 + rng.next() % 4) {
+                let i = Int(rng.next() % UInt64(bad.count))
+                bad[i] = UInt8(truncatingIfNeeded: rng.next())
+            }
+            if rng.next() % 4 == 0 { bad = Array(bad.prefix(Int(rng.next() % UInt64(bad.count)))) }
+            do {
+                let out = try ImageDecoder.decode(bytes: bad, name: "fuzz.\(format.fileExtension)")
+                #expect(out.storage.count == out.width * out.height * out.channels)
+                decoded += 1
+            } catch is ImageIOError {
+                refused += 1
+            }
+        }
+        #expect(decoded + refused == 150)
+        #expect(refused > 0, "some mutations must be detected")
+    }
+}
