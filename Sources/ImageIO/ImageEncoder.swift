@@ -31,7 +31,14 @@ public struct EncodeOptions: Sendable {
 public struct ConversionNote: Sendable, Equatable, CustomStringConvertible {
     /// What was changed.
     public enum Kind: String, Sendable {
-        case alphaDropped, bitDepthReduced, grayExpanded, exifDropped
+        /// Alpha was composited over the background colour.
+        case alphaDropped
+        /// 16-bit samples were rounded to 8 bits.
+        case bitDepthReduced
+        /// Gray was replicated into RGB.
+        case grayExpanded
+        /// The source EXIF was not written.
+        case exifDropped
     }
     /// What was changed.
     public var kind: Kind

@@ -36,6 +36,12 @@ import Testing
         #expect(img.samples8 == [5, 255, 7, 0, 9, 255])
     }
 
+    /// Adam7: a 2×2 image has pixels in passes 1 (0,0), 6 (1,0) and 7 (row 1).
+    @Test func interlacedPNG() throws {
+        let png = HandPNG.make(width: 2, height: 2, bitDepth: 8, colorType: 0, rows: [[10], [20], [30, 40]], interlaced: true)
+        #expect(try ImageDecoder.decode(bytes: png).samples8 == [10, 20, 30, 40])
+    }
+
     /// A gAMA chunk does not change the samples (no gamma transform on decode).
     @Test func noGammaTransform() throws {
         let gama = HandPNG.chunk("gAMA", HandPNG.be32(100_000))
