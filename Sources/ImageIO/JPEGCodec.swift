@@ -1,4 +1,4 @@
-import CTurboJPEG
+internal import CTurboJPEG
 import Foundation
 
 /// JPEG through TurboJPEG (libjpeg-turbo 2.1).

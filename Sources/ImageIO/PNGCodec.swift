@@ -1,4 +1,4 @@
-import CPNG
+internal import CPNG
 import Foundation
 
 /// PNG through libpng (classic API, wrapped by the C helpers in `CPNG/shim.h`).

@@ -1,4 +1,4 @@
-import CWebP
+internal import CWebP
 import Foundation
 
 /// WebP through libwebp 1.2 (simple decode API, advanced encode API).
