@@ -222,3 +222,27 @@ import Testing
         #expect(refused > 0, "some mutations must be detected")
     }
 }
+
+@Suite struct AnimatedWebPTests {
+    func le24(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF)] }
+    func le32(_ v: Int) -> [UInt8] { le24(v) + [UInt8(v >> 24 & 0xFF)] }
+
+    func chunk(_ fourcc: String, _ payload: [UInt8]) -> [UInt8] {
+        Array(fourcc.utf8) + le32(payload.count) + payload + (payload.count % 2 == 1 ? [0] : [])
+    }
+
+    /// An animated WebP (VP8X + ANIM + one ANMF frame) is refused as unsupported, not misread.
+    @Test func animatedWebPIsUnsupported() throws {
+        let still = [UInt8](try ImageEncoder.encode(Fixtures.smooth(8, 8, .rgb), as: .webp,
+                                                    options: EncodeOptions(webpLossless: true)).data)
+        let frameData = Array(still[12...])  // the VP8L chunk of a simple file
+        let vp8x = chunk("VP8X", [0x02, 0, 0, 0] + le24(7) + le24(7))
+        let anim = chunk("ANIM", [0, 0, 0, 0, 0, 0])
+        let anmf = chunk("ANMF", le24(0) + le24(0) + le24(7) + le24(7) + le24(100) + [0] + frameData)
+        let body = Array("WEBP".utf8) + vp8x + anim + anmf
+        let file = Array("RIFF".utf8) + le32(body.count) + body
+        let e = try #require(throws: ImageIOError.self) { try ImageDecoder.decode(bytes: file, name: "anim.webp") }
+        #expect(e.code == .unsupported)
+        #expect(e.description == "anim.webp: animated WebP is not supported (extract a frame first)")
+    }
+}
