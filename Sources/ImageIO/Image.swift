@@ -96,10 +96,9 @@ public struct Image: Sendable, Equatable {
         guard width > 0, height > 0 else {
             throw ImageIOError(.invalidArgument, "image size \(width)×\(height) must be positive")
         }
-        let (n, overflow) = width.multipliedReportingOverflow(by: height)
-        guard !overflow, n.multipliedReportingOverflow(by: layout.channels).partialValue == storage.count else {
+        guard let n = Self.sampleCount(width, height, layout), n == storage.count else {
             throw ImageIOError(.invalidArgument,
-                               "\(width)×\(height) \(layout) needs \(width * height * layout.channels) samples, got \(storage.count)")
+                               "\(width)×\(height) \(layout) needs width × height × \(layout.channels) samples, got \(storage.count)")
         }
         self.width = width
         self.height = height
@@ -113,9 +112,18 @@ public struct Image: Sendable, Equatable {
         guard width > 0, height > 0, bitDepth == 8 || bitDepth == 16 else {
             throw ImageIOError(.invalidArgument, "invalid image \(width)×\(height) at \(bitDepth) bits")
         }
-        let n = width * height * layout.channels
+        guard let n = Self.sampleCount(width, height, layout) else {
+            throw ImageIOError(.invalidArgument, "image size \(width)×\(height) overflows")
+        }
         try self.init(width: width, height: height, layout: layout,
                       storage: bitDepth == 8 ? .u8([UInt8](repeating: 0, count: n)) : .u16([UInt16](repeating: 0, count: n)))
+    }
+
+    /// width × height × channels, or nil on overflow.
+    static func sampleCount(_ width: Int, _ height: Int, _ layout: ChannelLayout) -> Int? {
+        let (n, o1) = width.multipliedReportingOverflow(by: height)
+        let (m, o2) = n.multipliedReportingOverflow(by: layout.channels)
+        return o1 || o2 ? nil : m
     }
 
     /// Internal unchecked initialiser for codecs that already validated the sizes.

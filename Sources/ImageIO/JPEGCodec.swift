@@ -91,7 +91,7 @@ enum JPEGCodec {
                         Int32((gray ? TJPF_GRAY : TJPF_RGB).rawValue), &out, &size, Int32(samp.rawValue), Int32(quality), 0)
         }
         defer { if let out { tjFree(out) } }
-        guard rc == 0, let out else { throw ImageIOError(.corrupt, "JPEG encoding failed: \(message(h))") }
+        guard rc == 0, let out else { throw ImageIOError(.encodingFailed, "JPEG encoding failed: \(message(h))") }
         return Array(UnsafeBufferPointer(start: out, count: Int(size)))
     }
 }

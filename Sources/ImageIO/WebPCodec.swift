@@ -47,7 +47,7 @@ enum WebPCodec {
     static func encode(_ image: Image, quality: Double, lossless: Bool) throws -> [UInt8] {
         precondition(image.layout == .rgb || image.layout == .rgba)
         guard image.width <= maxDimension, image.height <= maxDimension else {
-            throw ImageIOError(.invalidArgument,
+            throw ImageIOError(.encodingFailed,
                                "WebP cannot store \(image.width)×\(image.height): at most \(maxDimension) pixels per side")
         }
         var config = WebPConfig()
@@ -76,7 +76,7 @@ enum WebPCodec {
         pic.writer = WebPMemoryWrite
         pic.custom_ptr = UnsafeMutableRawPointer(writer)
         guard WebPEncode(&config, &pic) != 0 else {
-            throw ImageIOError(.corrupt, "WebP encoding failed (libwebp error \(pic.error_code.rawValue))")
+            throw ImageIOError(.encodingFailed, "WebP encoding failed (libwebp error \(pic.error_code.rawValue))")
         }
         return Array(UnsafeBufferPointer(start: writer.pointee.mem, count: writer.pointee.size))
     }
