@@ -56,13 +56,18 @@ public struct ImageMetadata: Sendable, Equatable {
     public var sourceFormat: ImageFormat?
     /// The raw EXIF block (starting with the TIFF header "II*\0" / "MM\0*"), if the source had one.
     public var exif: [UInt8]?
-    /// The EXIF orientation (1–8) found in the source; the pixels have already been turned upright.
+    /// The EXIF orientation (1–8) found in the source.
     public var orientation: Int?
+    /// Whether the decoder turned the pixels upright according to `orientation` (then a JPEG written
+    /// from this image gets orientation 1 in its copied EXIF; otherwise the EXIF is copied unchanged).
+    public var orientationApplied: Bool
     /// Things the decoder tolerated or changed (e.g. a mislabelled extension, a libjpeg warning).
     public var notes: [String]
 
     /// Creates metadata; everything defaults to empty.
-    public init(sourceFormat: ImageFormat? = nil, exif: [UInt8]? = nil, orientation: Int? = nil, notes: [String] = []) {
+    public init(sourceFormat: ImageFormat? = nil, exif: [UInt8]? = nil, orientation: Int? = nil,
+                orientationApplied: Bool = false, notes: [String] = []) {
+        self.orientationApplied = orientationApplied
         self.sourceFormat = sourceFormat
         self.exif = exif
         self.orientation = orientation

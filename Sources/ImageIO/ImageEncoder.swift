@@ -10,7 +10,7 @@ public struct EncodeOptions: Sendable {
     public var webpLossless: Bool
     /// zlib level 0–9 for PNG. Default 1 (fastest), as OpenCV's `imwrite`, which upstream Real-ESRGAN uses.
     public var pngCompressionLevel: Int
-    /// Copy `image.metadata.exif` into JPEG output (orientation reset to 1, as the pixels are upright).
+    /// Copy `image.metadata.exif` into JPEG output (orientation reset to 1 when the decoder turned the pixels upright).
     public var copyEXIF: Bool
     /// Background (0 black … 1 white) that alpha is composited over when the format cannot keep alpha.
     public var alphaBackground: Double
@@ -83,7 +83,8 @@ public enum ImageEncoder {
             }
             var out = try JPEGCodec.encode(img, quality: options.jpegQuality)
             if options.copyEXIF, let exif = image.metadata.exif {
-                if let withExif = EXIF.inserting(EXIF.settingOrientation(exif, to: 1), intoJPEG: out) {
+                let copied = image.metadata.orientationApplied ? EXIF.settingOrientation(exif, to: 1) : exif
+                if let withExif = EXIF.inserting(copied, intoJPEG: out) {
                     out = withExif
                 } else {
                     notes.append(ConversionNote(kind: .exifDropped, message: "EXIF dropped: \(exif.count) bytes do not fit one APP1 segment"))

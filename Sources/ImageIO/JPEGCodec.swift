@@ -67,9 +67,10 @@ enum JPEGCodec {
             meta.exif = exif
             if let o = EXIF.orientation(exif) {
                 meta.orientation = o
-                if orient && o != 1 {
+                if orient {
                     (pixels, width, height) = applyOrientation(pixels, width: width, height: height,
                                                                channels: layout.channels, orientation: o)
+                    meta.orientationApplied = true
                 }
             }
         }

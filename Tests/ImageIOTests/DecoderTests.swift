@@ -127,6 +127,11 @@ import Testing
         #expect(again.width == 32 && again.height == 48)
         // PNG output cannot carry it here, and says so.
         #expect(try ImageEncoder.encode(img, as: .png).notes.map(\.kind) == [.exifDropped])
+        // Pixels left as stored keep their orientation tag.
+        let stored = try ImageDecoder.decode(bytes: tagged, options: DecodeOptions(applyOrientation: false))
+        #expect(stored.width == 48 && !stored.metadata.orientationApplied && stored.metadata.orientation == 6)
+        let kept = try #require(EXIF.extract(fromJPEG: [UInt8](try ImageEncoder.encode(stored, as: .jpeg).data)))
+        #expect(kept == exif)
         // Opting out writes no EXIF.
         let plain = try ImageEncoder.encode(img, as: .jpeg, options: EncodeOptions(copyEXIF: false))
         #expect(EXIF.extract(fromJPEG: [UInt8](plain.data)) == nil)
