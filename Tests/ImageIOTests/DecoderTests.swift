@@ -179,3 +179,25 @@ import Testing
         #expect(try ImageDecoder.decode(data: png, options: DecodeOptions(maxPixels: 1200)).pixelCount == 1200)
     }
 }
+
+@Suite struct InfoTests {
+    /// The header-only reader agrees with the full decoder for every format.
+    @Test func infoMatchesDecode() throws {
+        let cases: [(Image, ImageFormat)] = [
+            (Fixtures.noise(21, 13, .grayAlpha, depth: 16), .png),
+            (Fixtures.smooth(30, 17, .gray), .jpeg),
+            (Fixtures.smooth(30, 17, .rgba), .webp),
+        ]
+        for (img, f) in cases {
+            let bytes = [UInt8](try ImageEncoder.encode(img, as: f).data)
+            let info = try ImageDecoder.info(bytes: bytes)
+            let full = try ImageDecoder.decode(bytes: bytes)
+            #expect(info == ImageInfo(format: f, width: full.width, height: full.height, layout: full.layout, bitDepth: full.bitDepth))
+        }
+        let jpeg = [UInt8](try ImageEncoder.encode(Fixtures.smooth(30, 17, .rgb), as: .jpeg).data)
+        let rotated = try #require(EXIF.inserting(EXIF.minimal(orientation: 8), intoJPEG: jpeg))
+        let info = try ImageDecoder.info(bytes: rotated)
+        #expect(info.width == 17 && info.height == 30)
+        #expect(throws: ImageIOError.self) { try ImageDecoder.info(bytes: Array("text".utf8)) }
+    }
+}
