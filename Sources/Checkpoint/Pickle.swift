@@ -138,7 +138,7 @@ struct Unpickler {
     private func resolveGlobal(_ module: String, _ name: String) throws -> PValue {
         let full = "\(module).\(name)"
         if module == "torch", let dt = Unpickler.storageTypes[name] { return .storageType(dt) }
-        guard Unpickler.allowedGlobals.contains(full) else { throw CheckpointError.forbiddenGlobal(full) }
+        guard Unpickler.allowedGlobals.contains(full) else { throw CheckpointError.forbiddenGlobal(full, path: path) }
         return .global(full)
     }
 
@@ -184,7 +184,7 @@ struct Unpickler {
             guard let first = args.first, case .tensor = first else { throw corrupt("bad arguments to \(name)") }
             return first
         default:
-            throw CheckpointError.forbiddenGlobal(name)
+            throw CheckpointError.forbiddenGlobal(name, path: path)
         }
     }
 
@@ -299,7 +299,7 @@ struct Unpickler {
             case 0x31: _ = try popMark() // POP_MARK
             case 0x32: guard let t = stack.last else { throw corrupt("DUP on empty stack") }; try push(t) // DUP
             default:
-                throw CheckpointError.forbiddenOpcode(op)
+                throw CheckpointError.forbiddenOpcode(op, path: path)
             }
         }
     }
