@@ -71,13 +71,14 @@ public enum CheckpointLoader {
         let n = file.count
         guard n >= 4 else { throw CheckpointError.unknownFormat(path: path, reason: "file has only \(n) bytes") }
         let root: PValue
+        let arena: PArena
         let format: CheckpointFormat
         if file.u32(0) == 0x0403_4b50 || file.u32(0) == 0x0605_4b50 {
             format = .pytorchZip
-            root = try TorchReader.readZip(file, path: path)
+            (root, arena) = try TorchReader.readZip(file, path: path)
         } else if n >= 2, file.u8(0) == 0x80, file.u8(1) == 0x02 {
             format = .pytorchLegacy
-            root = try TorchReader.readLegacy(file, path: path)
+            (root, arena) = try TorchReader.readLegacy(file, path: path)
         } else if n >= 9, file.u8(8) == UInt8(ascii: "{") {
             let (tensors, meta) = try SafeTensorsReader.read(file, path: path)
             return finish(StateDict(tensors), format: .safetensors, wrapper: nil, path: path, metadata: meta)
@@ -86,7 +87,7 @@ public enum CheckpointLoader {
         } else {
             throw CheckpointError.unknownFormat(path: path, reason: "neither a zip, a legacy torch pickle, safetensors nor ncnn")
         }
-        let (tensors, wrapper) = try stateDictTensors(root, path: path)
+        let (tensors, wrapper) = try withExtendedLifetime(arena) { try stateDictTensors(root, path: path) }
         return finish(StateDict(tensors), format: format, wrapper: wrapper, path: path, metadata: [:])
     }
 

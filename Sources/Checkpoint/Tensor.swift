@@ -55,6 +55,10 @@ public struct CheckpointTensor: Sendable {
                 }
                 maxIndex = m
             }
+            guard n <= capacity else {
+                throw CheckpointError.corrupt(path: path,
+                    reason: "tensor '\(name)' has \(n) elements but its storage holds \(capacity) (broadcast or overlapping views are refused)")
+            }
             guard maxIndex < capacity else {
                 throw CheckpointError.corrupt(path: path,
                     reason: "tensor '\(name)' (shape \(shape), offset \(storageOffset)) reaches element \(maxIndex) but its storage holds \(capacity)")
