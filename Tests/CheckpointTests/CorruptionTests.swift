@@ -98,3 +98,24 @@ import Testing
         #expect(throwsCheckpointError { _ = try CheckpointLoader.load(bytes: p) }.threw)
     }
 }
+
+/// Inputs the fuzzers once found (crash, hang): each must now end in a `CheckpointError` or load, quickly.
+@Suite struct FuzzRegressionTests {
+    @Test func savedFuzzerFindingsAreHandled() throws {
+        let dir = Paths.fixture("fuzz-regressions")
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        #expect(!names.isEmpty)
+        for name in names {
+            let bytes = try fileBytes(dir.appendingPathComponent(name))
+            let r = throwsCheckpointError {
+                if name.hasPrefix("ncnn-") {
+                    let n = min(Int(bytes[0]) | Int(bytes[1]) << 8, bytes.count - 2)
+                    _ = try CheckpointLoader.loadNCNN(param: Array(bytes[2..<(2 + n)]), bin: Array(bytes[(2 + n)...]))
+                } else {
+                    _ = try CheckpointLoader.load(bytes: bytes)
+                }
+            }
+            #expect(r.other == nil, "\(name)")
+        }
+    }
+}
