@@ -2,6 +2,7 @@ import Foundation
 
 /// RRDBNet (ESRGAN / Real-ESRGAN x4plus) hyper-parameters, as BasicSR's constructor takes them.
 public struct RRDBNetConfiguration: Codable, Equatable, Sendable {
+    /// Input/output channels, upscale factor (4: plain, 2/1: pixel-unshuffle first), trunk width, RRDB count, growth width.
     public var numInCh: Int, numOutCh: Int, scale: Int, numFeat: Int, numBlock: Int, numGrowCh: Int
     /// Memberwise initialiser.
     public init(numInCh: Int, numOutCh: Int, scale: Int, numFeat: Int, numBlock: Int, numGrowCh: Int) {
@@ -15,6 +16,7 @@ public struct RRDBNetConfiguration: Codable, Equatable, Sendable {
 
 /// SRVGGNetCompact (Real-ESRGAN compact / animevideov3) hyper-parameters.
 public struct SRVGGNetConfiguration: Codable, Equatable, Sendable {
+    /// Input/output channels, width, number of body convolutions, PixelShuffle factor.
     public var numInCh: Int, numOutCh: Int, numFeat: Int, numConv: Int, upscale: Int
     /// "prelu", or "relu" when the file has no activation parameters (relu and leakyrelu cannot be told apart).
     public var actType: String
@@ -30,6 +32,7 @@ public struct SRVGGNetConfiguration: Codable, Equatable, Sendable {
 
 /// GPEN FullGenerator hyper-parameters (blur kernel [1,3,3,1], lr_mlp 0.01 and isconcat are fixed upstream).
 public struct GPENConfiguration: Codable, Equatable, Sendable {
+    /// Output side, latent width, mapping layers, channel multiplier, channel narrowing factor.
     public var size: Int, styleDim: Int, nMLP: Int, channelMultiplier: Int, narrow: Double
     /// Memberwise initialiser.
     public init(size: Int, styleDim: Int, nMLP: Int, channelMultiplier: Int, narrow: Double) {
@@ -44,6 +47,7 @@ public struct GPENConfiguration: Codable, Equatable, Sendable {
 public struct RetinaFaceConfiguration: Codable, Equatable, Sendable {
     /// The two backbones of Pytorch_Retinaface.
     public enum Backbone: String, Codable, Sendable { case resnet50, mobilenet025 = "mobilenet0.25" }
+    /// The backbone network.
     public var backbone: Backbone
     /// FPN/SSH width (256 for R50, 64 for MobileNet-0.25).
     public var outChannel: Int
@@ -55,8 +59,11 @@ public struct RetinaFaceConfiguration: Codable, Equatable, Sendable {
 /// ParseNet hyper-parameters. Only the ratio in_size/min_feat_size (2^downSteps) is recorded in a file;
 /// `chRange` is the narrowest range giving the same network (channel counts seen in the file).
 public struct ParseNetConfiguration: Codable, Equatable, Sendable {
+    /// First conv width, parsing classes, body residual blocks, encoder/decoder resampling blocks.
     public var baseCh: Int, parsingCh: Int, resDepth: Int, downSteps: Int, upSteps: Int
+    /// "bn" when BatchNorm statistics are present; the activation is LeakyReLU(0.2) in every released file.
     public var normType: String, reluType: String
+    /// [min, max] channel counts seen (an equivalent ch_range).
     public var chRange: [Int]
     /// Memberwise initialiser.
     public init(baseCh: Int, parsingCh: Int, resDepth: Int, downSteps: Int, upSteps: Int, normType: String, reluType: String, chRange: [Int]) {

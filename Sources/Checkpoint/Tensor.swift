@@ -113,6 +113,10 @@ public struct CheckpointTensor: Sendable {
     public func floats() -> [Float] {
         let p = storage.pointer
         var out = [Float](repeating: 0, count: count)
+        if dtype == .float32, isContiguous, count > 0 {
+            out.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: p + storageOffset * 4, byteCount: count * 4) }
+            return out
+        }
         out.withUnsafeMutableBufferPointer { o in
             switch dtype {
             case .float32: forEachIndex { i, s in o[i] = Float(bitPattern: p.loadUnaligned(fromByteOffset: s * 4, as: UInt32.self).littleEndian) }
