@@ -1,8 +1,8 @@
 import Checkpoint
 import Foundation
 
-/// Load benchmark: `LoadBench FILE…` prints, per file, the time to load (parse + map), the time to decode every
-/// tensor to Float, and the peak resident set size.
+/// Load benchmark: `LoadBench [--no-decode] FILE…` prints, per file, the time to load (parse + map), the time to
+/// decode every tensor to Float (skipped with --no-decode), and the peak resident set size.
 func now() -> Double { Date().timeIntervalSinceReferenceDate }
 
 func peakRSSMiB() -> Double {
@@ -14,13 +14,14 @@ func peakRSSMiB() -> Double {
     return -1
 }
 
-for path in CommandLine.arguments.dropFirst() {
+let noDecode = CommandLine.arguments.contains("--no-decode")
+for path in CommandLine.arguments.dropFirst() where path != "--no-decode" {
     let t0 = now()
     do {
         let ck = try CheckpointLoader.load(URL(fileURLWithPath: path))
         let t1 = now()
         var checksum: Double = 0
-        for t in ck.stateDict.tensors {
+        for t in ck.stateDict.tensors where !noDecode {
             let f = t.floats()
             checksum += Double(f.first ?? 0)
         }
