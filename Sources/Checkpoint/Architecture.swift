@@ -119,6 +119,11 @@ public enum DetectedArchitecture: Equatable, Sendable {
 public enum ArchitectureDetector {
     /// Detects the network of `dict` (keys without wrapper or `module.` prefix).
     public static func detect(_ dict: StateDict) -> DetectedArchitecture {
+        detect(ShapeTable(dict.tensors.map { ($0.name, $0.shape) }))
+    }
+
+    /// Detection from key names and shapes only (in file order).
+    static func detect(_ dict: ShapeTable) -> DetectedArchitecture {
         if let a = rrdb(dict) { return a }
         if let a = srvgg(dict) { return a }
         if let a = gpen(dict) { return a }
@@ -127,10 +132,10 @@ public enum ArchitectureDetector {
         return .unrecognised(firstKeys: Array(dict.keys.prefix(8)))
     }
 
-    private static func shape(_ d: StateDict, _ k: String) -> [Int]? { d[k]?.shape }
+    private static func shape(_ d: ShapeTable, _ k: String) -> [Int]? { d[k] }
 
     /// Largest N + 1 such that `prefix.N.` starts some key (contiguous from 0 not required).
-    private static func indices(_ d: StateDict, prefix: String) -> [Int] {
+    private static func indices(_ d: ShapeTable, prefix: String) -> [Int] {
         var s = Set<Int>()
         for k in d.keys where k.hasPrefix(prefix) {
             let rest = k.dropFirst(prefix.count)
@@ -139,7 +144,7 @@ public enum ArchitectureDetector {
         return s.sorted()
     }
 
-    static func rrdb(_ d: StateDict) -> DetectedArchitecture? {
+    static func rrdb(_ d: ShapeTable) -> DetectedArchitecture? {
         guard let first = shape(d, "conv_first.weight"), first.count == 4, let last = shape(d, "conv_last.weight"), last.count == 4,
               let g = shape(d, "body.0.rdb1.conv1.weight"), g.count == 4,
               d["conv_up1.weight"] != nil, d["conv_up2.weight"] != nil else { return nil }
@@ -151,7 +156,7 @@ public enum ArchitectureDetector {
         return .rrdbNet(RRDBNetConfiguration(numInCh: out, numOutCh: out, scale: scale, numFeat: first[0], numBlock: blocks.count, numGrowCh: g[0]))
     }
 
-    static func srvgg(_ d: StateDict) -> DetectedArchitecture? {
+    static func srvgg(_ d: ShapeTable) -> DetectedArchitecture? {
         guard let w0 = shape(d, "body.0.weight"), w0.count == 4, d.keys.allSatisfy({ $0.hasPrefix("body.") }) else { return nil }
         let idx = indices(d, prefix: "body.")
         let convs = idx.filter { shape(d, "body.\($0).weight")?.count == 4 }
@@ -166,7 +171,7 @@ public enum ArchitectureDetector {
                                                upscale: up, actType: prelu ? "prelu" : "relu"))
     }
 
-    static func gpen(_ d: StateDict) -> DetectedArchitecture? {
+    static func gpen(_ d: ShapeTable) -> DetectedArchitecture? {
         guard let input = shape(d, "generator.input.input"), input.count == 4,
               let s1 = shape(d, "generator.style.1.weight"), s1.count == 2 else { return nil }
         let styles = indices(d, prefix: "generator.style.")
@@ -191,7 +196,7 @@ public enum ArchitectureDetector {
         return .gpen(GPENConfiguration(size: size, styleDim: s1[0], nMLP: styles.count, channelMultiplier: cm, narrow: narrow))
     }
 
-    static func retina(_ d: StateDict) -> DetectedArchitecture? {
+    static func retina(_ d: ShapeTable) -> DetectedArchitecture? {
         guard d["ClassHead.0.conv1x1.weight"] != nil || d["BboxHead.0.conv1x1.weight"] != nil,
               let fpn = shape(d, "fpn.output1.0.weight") else { return nil }
         if d["body.conv1.weight"] != nil, d["body.layer1.0.conv1.weight"] != nil {
@@ -203,7 +208,7 @@ public enum ArchitectureDetector {
         return nil
     }
 
-    static func parse(_ d: StateDict) -> DetectedArchitecture? {
+    static func parse(_ d: ShapeTable) -> DetectedArchitecture? {
         guard let e0 = shape(d, "encoder.0.conv2d.weight"), e0.count == 4,
               let mask = shape(d, "out_mask_conv.conv2d.weight"), d["out_img_conv.conv2d.weight"] != nil else { return nil }
         let enc = indices(d, prefix: "encoder.").filter { $0 > 0 }
@@ -218,4 +223,17 @@ public enum ArchitectureDetector {
                                                upSteps: dec.count, normType: norm, reluType: "LeakyReLU",
                                                chRange: [chans.min() ?? e0[0], chans.max() ?? e0[0]]))
     }
+}
+
+/// Key names and shapes of a state dict, in order (what architecture detection looks at).
+struct ShapeTable {
+    let keys: [String]
+    private let shapes: [String: [Int]]
+    init(_ items: [(String, [Int])]) {
+        keys = items.map { $0.0 }
+        var s: [String: [Int]] = [:]
+        for (k, v) in items { s[k] = v }
+        shapes = s
+    }
+    subscript(key: String) -> [Int]? { shapes[key] }
 }
