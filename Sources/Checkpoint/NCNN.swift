@@ -40,7 +40,7 @@ enum NCNNReader {
     static func read(param: [UInt8], bin: ByteSlice, paramPath: String, binPath: String) throws -> NCNNGraph {
         func bad(_ r: String) -> CheckpointError { .corrupt(path: paramPath, reason: "ncnn param: \(r)") }
         let text = String(decoding: param, as: UTF8.self)
-        var lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
+        var lines = text.split(whereSeparator: { $0.isNewline }).map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
         lines.removeAll { $0.isEmpty }
         guard let magic = lines.first, magic.count == 1, magic[0] == "7767517" else {
             throw CheckpointError.unknownFormat(path: paramPath, reason: "ncnn .param must start with the magic 7767517")
