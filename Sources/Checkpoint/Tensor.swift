@@ -72,11 +72,19 @@ public struct CheckpointTensor: Sendable {
         self.storage = storage
     }
 
+    /// An in-memory float32 tensor (row-major `values`, e.g. for tests or converted weights).
+    /// Fails when `values.count` differs from the product of `shape`.
+    public init(name: String, shape: [Int], values: [Float]) throws {
+        guard let n = SafeMath.product(shape), n == values.count else {
+            throw CheckpointError.shapeMismatch(key: name, expected: shape, actual: [values.count])
+        }
+        let bytes = values.withUnsafeBytes { Array($0) }
+        try self.init(name: name, dtype: .float32, shape: shape, storage: ByteSlice(region: ByteRegion.copying(bytes)), path: "<memory>")
+    }
+
     /// The same tensor under another key.
     func renamed(_ newName: String) -> CheckpointTensor {
-        var t = self
-        t = CheckpointTensor(unchecked: newName, dtype, shape, strides, storageOffset, storage)
-        return t
+        CheckpointTensor(unchecked: newName, dtype, shape, strides, storageOffset, storage)
     }
 
     private init(unchecked name: String, _ dtype: DType, _ shape: [Int], _ strides: [Int], _ off: Int, _ storage: ByteSlice) {
