@@ -17,7 +17,8 @@ public struct LoadedCheckpoint: Sendable {
     public let strippedModulePrefix: Bool
     /// The tensors.
     public let stateDict: StateDict
-    /// safetensors `__metadata__`, or the architecture ncnn graph walking found ("ncnn_graph").
+    /// safetensors `__metadata__`; "ncnn_graph": the architecture the ncnn graph walk found; "key_layout" when an
+    /// old ESRGAN key layout was renamed to BasicSR names.
     public let metadata: [String: String]
 }
 
@@ -93,8 +94,14 @@ public enum CheckpointLoader {
 
     private static func finish(_ d: StateDict, format: CheckpointFormat, wrapper: String?, path: String, metadata: [String: String]) -> LoadedCheckpoint {
         let strip = d.count > 0 && d.keys.allSatisfy { $0.hasPrefix("module.") }
+        var dict = strip ? d.strippingPrefix("module.") : d
+        var meta = metadata
+        if let renames = KeyLayouts.esrganRenames(dict.keys) {
+            dict = StateDict(dict.tensors.map { $0.renamed(renames[$0.name] ?? $0.name) })
+            meta["key_layout"] = "esrgan-legacy (renamed to BasicSR RRDBNet keys)"
+        }
         return LoadedCheckpoint(path: path, format: format, wrapper: wrapper, strippedModulePrefix: strip,
-                                stateDict: strip ? d.strippingPrefix("module.") : d, metadata: metadata)
+                                stateDict: dict, metadata: meta)
     }
 
     /// Finds the state dict in the unpickled object: the top-level dict if it holds tensors, else a wrapper.

@@ -90,4 +90,35 @@ import Testing
         #expect(json == #"{"channel_multiplier":2,"n_mlp":8,"narrow":1,"size":512,"style_dim":512}"#)
         #expect(DetectedArchitecture.unrecognised(firstKeys: ["x"]).configurationJSON() == nil)
     }
+
+    @Test(arguments: ["model", "trunk"])
+    func oldESRGANKeyLayoutsAreRenamed(layout: String) throws {
+        // nf 4, gc 2, 2 blocks, x4, written with the old key names; saved as safetensors and loaded back.
+        let table = Self.rrdb(inCh: 3, nf: 4, blocks: 2, gc: 2)
+        func old(_ k: String) -> String {
+            let (module, param) = (String(k[..<k.lastIndex(of: ".")!]), String(k[k.index(after: k.lastIndex(of: ".")!)...]))
+            let fixed = layout == "model"
+                ? ["conv_first": "model.0", "conv_body": "model.1.sub.2", "conv_up1": "model.3", "conv_up2": "model.6", "conv_hr": "model.8", "conv_last": "model.10"]
+                : ["conv_first": "conv_first", "conv_body": "trunk_conv", "conv_up1": "upconv1", "conv_up2": "upconv2", "conv_hr": "HRconv", "conv_last": "conv_last"]
+            if let f = fixed[module] { return "\(f).\(param)" }
+            let p = module.split(separator: ".") // body.I.rdbR.convJ
+            let rdb = "RDB" + p[2].dropFirst(3)
+            return layout == "model" ? "model.1.sub.\(p[1]).\(rdb).\(p[3]).0.\(param)" : "RRDB_trunk.\(p[1]).\(rdb).\(p[3]).\(param)"
+        }
+        var header: [String: Any] = [:]
+        var data: [UInt8] = []
+        for k in table.keys {
+            let n = table[k]!.reduce(1, *)
+            header[old(k)] = ["dtype": "F32", "shape": table[k]!, "data_offsets": [data.count, data.count + 4 * n]]
+            for v in 0..<n { data += withUnsafeBytes(of: Float(v).bitPattern.littleEndian) { Array($0) } }
+        }
+        let json = try JSONSerialization.data(withJSONObject: header)
+        var file = withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) }
+        file += [UInt8](json) + data
+        let ck = try CheckpointLoader.load(bytes: file)
+        #expect(ck.metadata["key_layout"] != nil)
+        #expect(Set(ck.stateDict.keys) == Set(table.keys))
+        #expect(ArchitectureDetector.detect(ck.stateDict) == .rrdbNet(RRDBNetConfiguration(
+            numInCh: 3, numOutCh: 3, scale: 4, numFeat: 4, numBlock: 2, numGrowCh: 2)))
+    }
 }
