@@ -57,7 +57,7 @@ private let childEnv = "ENHANCE_BATCH_KILL_CHILD"
         try child.run()
 
         // Wait until some outputs are final and a temporary file is half written.
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(90)
         var sawTemp = false
         while ContinuousClock.now < deadline {
             let files = t.allFiles("out")
