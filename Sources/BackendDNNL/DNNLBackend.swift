@@ -126,7 +126,9 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
 
     /// The oneDNN descriptor of a tensor (views get their parent's strides).
     func md(_ t: Tensor) -> dnnl_memory_desc_t {
-        let s = t.shape, hw = s.h * s.w, cs = t.storageChannels
+        let s = t.shape, hw = s.h * s.w
+        // With N = 1 the batch stride is never used; describing views like dense tensors keeps the JIT kernels.
+        let cs = s.n == 1 ? s.c : t.storageChannels
         switch t.layout {
         case .nchw:
             var m = MD.make(s.dims, dnnl_nchw)
@@ -134,7 +136,8 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
             return m
         case .nhwc:
             var m = MD.make(s.dims, dnnl_nhwc)
-            MD.setStrides(&m, [hw * cs, 1, s.w * cs, cs])
+            let ct = t.storageChannels
+            MD.setStrides(&m, [hw * ct, 1, s.w * ct, ct])
             return m
         case .nChw16c, .nChw8c:
             return blockedMD(s, storage: cs, layout: t.layout)

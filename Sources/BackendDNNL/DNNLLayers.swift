@@ -30,7 +30,7 @@ enum PostOpArg { case channelScale(Int32), preluSlopes(Int32) }
 
 extension DNNLBackend {
     /// Builds a primitive attribute with post-ops for `key`. `rank` is 4 (conv) or 2 (linear); `c` the output channels.
-    func makeAttr(_ key: EpilogueKey, channels c: Int, rank: Int, op: String) throws -> (dnnl_primitive_attr_t, [PostOpArg]) {
+    func makeAttr(_ key: EpilogueKey, channels c: Int, rank: Int, op: String, outputScaleFolded: Bool = false) throws -> (dnnl_primitive_attr_t, [PostOpArg]) {
         var attr: dnnl_primitive_attr_t?
         try dnnlCheck(dnnl_primitive_attr_create(&attr), op + " attr")
         var po: dnnl_post_ops_t?
@@ -44,7 +44,16 @@ extension DNNLBackend {
             try dnnlCheck(dnnl_post_ops_append_binary(po, dnnl_binary_mul, &src1), op + " post-op binary")
             args.append(.channelScale(argID(index, DNNL_ARG_SRC_1))); index += 1
         }
-        var pendingScale = key.outputScale
+        var pendingScale = outputScaleFolded ? 1 : key.outputScale
+        if let rs = key.residualScale, key.act == .none, key.scaleBatch == nil, pendingScale != 0 {
+            // y = s·acc + r·R = s·(acc + (r/s)·R): a leading sum keeps oneDNN's JIT kernels (they want sum first).
+            try dnnlCheck(dnnl_post_ops_append_sum(po, rs / pendingScale), op + " post-op sum")
+            if pendingScale != 1 {
+                try dnnlCheck(dnnl_post_ops_append_eltwise(po, 1, dnnl_eltwise_linear, pendingScale, 0), op + " post-op scale")
+            }
+            try dnnlCheck(dnnl_primitive_attr_set_post_ops(attr, po), op + " set post-ops")
+            return (attr!, args)
+        }
         switch key.act {
         case .none: break
         case .relu:
@@ -132,15 +141,18 @@ final class ConvState: @unchecked Sendable {
     let weight: [Float]
     let weightMD: dnnl_memory_desc_t      // the host layout (OIHW / GOIHW / IOHW ...)
     let bias: DeviceBuffer?
-    var prepared: [(md: dnnl_memory_desc_t, buffer: DeviceBuffer)] = []
+    let biasHost: [Float]?
+    var prepared: [(md: dnnl_memory_desc_t, scale: Float, buffer: DeviceBuffer)] = []
+    var scaledBias: [Float: DeviceBuffer] = [:]
     var plans: [ConvKey: ConvPlan] = [:]
 
-    init(weight: [Float], weightMD: dnnl_memory_desc_t, bias: DeviceBuffer?) {
-        self.weight = weight; self.weightMD = weightMD; self.bias = bias
+    init(weight: [Float], weightMD: dnnl_memory_desc_t, bias: DeviceBuffer?, biasHost: [Float]? = nil) {
+        self.weight = weight; self.weightMD = weightMD; self.bias = bias; self.biasHost = biasHost
     }
 }
 
 struct ConvKey: Hashable {
+    var srcLayout: TensorLayout = .nchw
     var n: Int, h: Int, w: Int
     var srcStorage: Int, dstStorage: Int
     var epilogue: EpilogueKey
@@ -153,8 +165,12 @@ final class ConvPlan {
     let weightsMD: dnnl_memory_desc_t
     let postArgs: [PostOpArg]
     let winograd: Bool
-    init(primitive: Primitive, weights: DeviceBuffer, weightsMD: dnnl_memory_desc_t, postArgs: [PostOpArg], winograd: Bool) {
-        self.primitive = primitive; self.weights = weights; self.weightsMD = weightsMD; self.postArgs = postArgs; self.winograd = winograd
+    /// Bias to pass (a pre-scaled copy when the output scale is folded into the weights).
+    var bias: DeviceBuffer?
+    init(primitive: Primitive, weights: DeviceBuffer, weightsMD: dnnl_memory_desc_t, postArgs: [PostOpArg], winograd: Bool,
+         bias: DeviceBuffer? = nil) {
+        self.primitive = primitive; self.weights = weights; self.weightsMD = weightsMD; self.postArgs = postArgs
+        self.winograd = winograd; self.bias = bias
     }
 }
 
@@ -175,10 +191,22 @@ extension DNNLBackend {
     }
 
     /// The weights of `state` in layout `md`, reordered once and cached.
-    func weights(_ state: ConvState, _ md: dnnl_memory_desc_t, op: String) throws -> DeviceBuffer {
-        if let hit = state.prepared.first(where: { MD.equal($0.md, md) }) { return hit.buffer }
-        let buf = try uploadWeights(state.weight, state.weightMD, into: md, op: op)
-        state.prepared.append((md, buf))
+    /// The weights of `state` times `scale` in layout `md`, reordered once and cached.
+    func weights(_ state: ConvState, _ md: dnnl_memory_desc_t, scale: Float = 1, op: String) throws -> DeviceBuffer {
+        if let hit = state.prepared.first(where: { $0.scale == scale && MD.equal($0.md, md) }) { return hit.buffer }
+        let data = scale == 1 ? state.weight : state.weight.map { $0 * scale }
+        let buf = try uploadWeights(data, state.weightMD, into: md, op: op)
+        state.prepared.append((md, scale, buf))
+        return buf
+    }
+
+    /// The bias times `scale` (cached).
+    func bias(_ state: ConvState, scale: Float) throws -> DeviceBuffer? {
+        guard scale != 1, let host = state.biasHost else { return state.bias }
+        if let b = state.scaledBias[scale] { return b }
+        let buf = try weightPool.allocate(bytes: host.count * 4)
+        for (i, v) in host.enumerated() { buf.floats[i] = v * scale }
+        state.scaledBias[scale] = buf
         return buf
     }
 
@@ -193,7 +221,7 @@ extension DNNLBackend {
             }
             let wmd = p.groups == 1 ? MD.make(p.weightShape, dnnl_oihw)
                 : MD.make([p.groups, p.outChannels / p.groups, p.inChannels / p.groups, p.kernelH, p.kernelW], dnnl_goihw)
-            let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: "prepareConv2d"))
+            let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: "prepareConv2d"), biasHost: bias?.data)
             let prepared = PreparedConv2d(params: p, hasBias: bias != nil, backendID: id, payload: state)
             // Reorder the weights now for a nominal input size, so later runs usually find them ready.
             let nominal = max(p.kernelH, p.kernelW, 32)
@@ -217,13 +245,20 @@ extension DNNLBackend {
     }
 
     func convPlan(_ state: ConvState, _ p: Conv2dParams, n: Int, h: Int, w: Int, srcStorage: Int, dstStorage: Int,
-                  epilogue: EpilogueKey, fused: Bool) throws -> ConvPlan? {
-        let key = ConvKey(n: n, h: h, w: w, srcStorage: srcStorage, dstStorage: dstStorage, epilogue: epilogue, fused: fused)
+                  epilogue: EpilogueKey, fused: Bool, srcLayout: TensorLayout? = nil) throws -> ConvPlan? {
+        let srcLayout = srcLayout ?? blockedLayout
+        let key = ConvKey(srcLayout: srcLayout, n: n, h: h, w: w, srcStorage: srcStorage, dstStorage: dstStorage, epilogue: epilogue, fused: fused)
         if let plan = state.plans[key] { return plan }
         let op = "conv2d \(p.inChannels)→\(p.outChannels) k\(p.kernelH)×\(p.kernelW) s\(p.strideH) g\(p.groups) on [\(n),\(p.inChannels),\(h),\(w)]"
         let (oh, ow) = p.outputSize(h: h, w: w)
-        var src = blockedMD(TensorShape(n: n, c: p.inChannels, h: h, w: w), storage: srcStorage)
-        var dst = blockedMD(TensorShape(n: n, c: p.outChannels, h: oh, w: ow), storage: dstStorage)
+        let srcShape = TensorShape(n: n, c: p.inChannels, h: h, w: w)
+        var src: dnnl_memory_desc_t
+        if srcLayout == .nchw {
+            src = MD.make(srcShape.dims, dnnl_nchw)
+        } else {
+            src = blockedMD(srcShape, storage: n == 1 ? p.inChannels : srcStorage)
+        }
+        var dst = blockedMD(TensorShape(n: n, c: p.outChannels, h: oh, w: ow), storage: n == 1 ? p.outChannels : dstStorage)
         let bmd = MD.make([p.outChannels], dnnl_x)
         let eligible = options.winograd && p.kernelH == 3 && p.kernelW == 3 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
         var algs = [dnnl_convolution_direct]
@@ -237,7 +272,10 @@ extension DNNLBackend {
                                                                   [Int64(p.padTop), Int64(p.padLeft)],
                                                                   [Int64(p.padBottom), Int64(p.padRight)]), op)
             }
-            let (attr, postArgs) = fused ? try makeAttr(epilogue, channels: p.outChannels, rank: 4, op: op) : (nil, [])
+            // Without activation or channel scale, s·(W∗x + b) + r·R is computed as (sW)∗x + sb + r·R: the scale goes
+            // into a scaled copy of the weights, leaving a single sum post-op that the JIT kernels accept.
+            let fold = fused && epilogue.act == .none && epilogue.scaleBatch == nil && epilogue.outputScale != 1
+            let (attr, postArgs) = fused ? try makeAttr(epilogue, channels: p.outChannels, rank: 4, op: op, outputScaleFolded: fold) : (nil, [])
             defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
             guard let prim = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: attr, engine: engine, op: op) }) else { continue }
             if ProcessInfo.processInfo.environment["ENHANCE_DNNL_DEBUG"] != nil {
@@ -246,8 +284,9 @@ extension DNNLBackend {
             // A reference Winograd is far slower than the direct JIT kernel: use it only as the last resort.
             if alg == dnnl_convolution_winograd && prim.implementation.hasPrefix("ref") { continue }
             let chosen = prim.md(dnnl_query_weights_md)
-            let plan = ConvPlan(primitive: prim, weights: try weights(state, chosen, op: op), weightsMD: chosen,
-                                postArgs: postArgs, winograd: alg == dnnl_convolution_winograd)
+            let scale: Float = fold ? epilogue.outputScale : 1
+            let plan = ConvPlan(primitive: prim, weights: try weights(state, chosen, scale: scale, op: op), weightsMD: chosen,
+                                postArgs: postArgs, winograd: alg == dnnl_convolution_winograd, bias: try bias(state, scale: scale))
             state.plans[key] = plan
             return plan
         }
@@ -271,27 +310,39 @@ extension DNNLBackend {
                 try check(into, op)
                 guard into.shape == oshape else { throw TensorError.shapeMismatch(op: op + " destination", expected: oshape.description, actual: into.shape.description) }
             }
-            let src = x.layout == blockedLayout ? x : try dense(x, blockedLayout, op: op)
             let directOut = into.map { $0.layout == blockedLayout } ?? true
             let out: Tensor
             if directOut, let into { out = into } else { out = try alloc(oshape, blockedLayout, op: op) }
             let ekey = EpilogueKey(epilogue)
-            var fused = true
-            var plan = try convPlan(state, p, n: x.shape.n, h: x.shape.h, w: x.shape.w, srcStorage: src.storageChannels,
-                                    dstStorage: out.storageChannels, epilogue: ekey, fused: true)
-            if plan == nil {
-                fused = false
-                plan = try convPlan(state, p, n: x.shape.n, h: x.shape.h, w: x.shape.w, srcStorage: src.storageChannels,
-                                    dstStorage: out.storageChannels, epilogue: EpilogueKey(.identity), fused: false)
+            // Candidates in order of preference; the first with a JIT (non-reference) implementation wins.
+            // PReLU is never fused (oneDNN 2.6 JIT convs reject the prelu post-op): it runs as a separate pass.
+            let canFuse = ekey.act != .prelu
+            var candidates: [(TensorLayout, Bool)] = []
+            if canFuse { candidates.append((blockedLayout, true)) }
+            if p.inChannels % blockedLayout.channelBlock != 0 && canFuse { candidates.append((.nchw, true)) }
+            candidates.append((blockedLayout, false))
+            if p.inChannels % blockedLayout.channelBlock != 0 { candidates.append((.nchw, false)) }
+            var chosen: (ConvPlan, TensorLayout, Bool)?
+            for (layout, fusedCandidate) in candidates {
+                let srcStorage = layout == x.layout ? x.storageChannels : p.inChannels
+                guard let plan = try convPlan(state, p, n: x.shape.n, h: x.shape.h, w: x.shape.w, srcStorage: srcStorage,
+                                              dstStorage: out.storageChannels, epilogue: fusedCandidate ? ekey : EpilogueKey(.identity),
+                                              fused: fusedCandidate, srcLayout: layout) else { continue }
+                if chosen == nil { chosen = (plan, layout, fusedCandidate) }
+                if !plan.primitive.implementation.hasPrefix("ref") { chosen = (plan, layout, fusedCandidate); break }
             }
-            guard let plan else { throw TensorError.unsupported(op: op, message: "oneDNN has no implementation for \(p) on \(x.shape)") }
+            guard let (plan, srcLayout, fused) = chosen else {
+                throw TensorError.unsupported(op: op, message: "oneDNN has no implementation for \(p) on \(x.shape)")
+            }
+            let usable = x.layout == srcLayout && (srcLayout != .nchw || !x.isView || x.shape.n == 1)
+            let src = usable ? x : try dense(x, srcLayout, op: op)
             if fused, let r = epilogue.residual { try copy(r, into: out) }
             var args: [(Int32, Memory)] = [
                 (DNNL_ARG_SRC, try mem(src, op: op)),
                 (DNNL_ARG_WEIGHTS, try mem(plan.weightsMD, plan.weights, op: op)),
                 (DNNL_ARG_DST, try mem(out, op: op)),
             ]
-            if let b = state.bias { args.append((DNNL_ARG_BIAS, try mem(MD.make([p.outChannels], dnnl_x), b, op: op))) }
+            if let b = plan.bias { args.append((DNNL_ARG_BIAS, try mem(MD.make([p.outChannels], dnnl_x), b, op: op))) }
             var keep: [DeviceBuffer] = []
             if fused {
                 let (extra, k) = try postOpMemories(plan.postArgs, epilogue, rank: 4, op: op)

@@ -55,31 +55,49 @@ extension DNNLBackend {
         }
     }
 
+    /// PReLU as a plain Swift pass over the dense (plain or blocked) buffer: oneDNN 2.6 only has a reference
+    /// PReLU for blocked layouts. Parallel over (n, channel block) with Dispatch.
     func prelu(_ x: Tensor, _ slopes: [Float]) throws -> Tensor {
         let op = "prelu"
         try check(x, op)
         guard slopes.count == x.shape.c else {
             throw TensorError.shapeMismatch(op: "activation prelu", expected: "[\(x.shape.c)]", actual: "[\(slopes.count)]")
         }
-        let src = x.isView ? try dense(x, x.layout, op: op) : x
+        let src = x.isView || x.layout == .nhwc ? try dense(x, x.layout == .nhwc ? blockedLayout : x.layout, op: op) : x
         let out = try alloc(x.shape, src.layout, op: op)
-        let wmd = MD.make([1, x.shape.c, 1, 1], dnnl_nchw)
-        let prim = try cached("prelu \(mdKey(src))") {
-            var desc = dnnl_prelu_desc_t()
-            var s = md(src), w = wmd
-            try dnnlCheck(dnnl_prelu_forward_desc_init(&desc, dnnl_forward_inference, &s, &w), op)
-            return try make(&desc, op: op)
+        let b = src.layout.channelBlock, cp = src.layout.paddedChannels(x.shape.c), hw = x.shape.h * x.shape.w
+        let blocks = x.shape.n * (cp / b)
+        var padded = slopes + [Float](repeating: 0, count: cp - slopes.count)
+        nonisolated(unsafe) let s = src.basePointer, d = out.basePointer
+        padded.withUnsafeMutableBufferPointer { sp in
+            nonisolated(unsafe) let slope = sp.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: blocks) { blk in
+                let c0 = (blk % (cp / b)) * b
+                let base = blk * b * hw
+                if b == 1 {
+                    let a = slope[c0]
+                    for i in 0..<hw { let v = s[base + i]; d[base + i] = v >= 0 ? v : v * a }
+                } else {
+                    for i in 0..<hw {
+                        let o = base + i * b
+                        for j in 0..<b { let v = s[o + j]; d[o + j] = v >= 0 ? v : v * slope[c0 + j] }
+                    }
+                }
+            }
         }
-        let buf = try pool.allocate(bytes: slopes.count * 4)
-        slopes.withUnsafeBufferPointer { buf.floats.update(from: $0.baseAddress!, count: $0.count) }
-        try execute(prim, [(DNNL_ARG_SRC, mem(src, op: op)), (DNNL_ARG_WEIGHTS, mem(wmd, buf, op: op)),
-                           (DNNL_ARG_DST, mem(out, op: op))], op: op)
         return out
     }
 
     /// Binary op x ∘ y (y may broadcast over H, W) with optional eltwise post-op (alg, alpha, scale).
-    func binary(_ alg: dnnl_alg_kind_t, _ x: Tensor, _ y: Tensor, post: (dnnl_alg_kind_t, Float, Float)?, op: String) throws -> Tensor {
-        try check(x, op); try check(y, op)
+    func binary(_ alg: dnnl_alg_kind_t, _ x: Tensor, _ yIn: Tensor, post: (dnnl_alg_kind_t, Float, Float)?, op: String) throws -> Tensor {
+        try check(x, op); try check(yIn, op)
+        var y = yIn
+        if y.shape.h * y.shape.w == 1 && x.layout.channelBlock > 1 && y.layout != x.layout {
+            // oneDNN's JIT binary wants the broadcast operand in the same blocked layout (zero-padded); it is tiny.
+            let padded = try alloc(y.shape, x.layout, op: op)
+            try reorder(y, into: padded, op: op)
+            y = padded
+        }
         let out = try alloc(x.shape, x.layout, op: op)
         let key = "binary \(alg.rawValue) \(mdKey(x)) \(mdKey(y)) \(String(describing: post))"
         var attr: dnnl_primitive_attr_t?
@@ -192,6 +210,15 @@ extension DNNLBackend {
             }
             var s = first.shape; s.c = total
             let out = try alloc(s, op: op)
+            let b = out.layout.channelBlock
+            var offsets: [Int] = []
+            var c0 = 0
+            for x in xs { offsets.append(c0); c0 += x.shape.c }
+            if offsets.allSatisfy({ $0 % b == 0 }) {
+                // Aligned: each input is reordered straight into its channel view (JIT reorders, no reference concat).
+                for (x, o) in zip(xs, offsets) { try reorder(x, into: channelView(out, o..<(o + x.shape.c)), op: op) }
+                return out
+            }
             let prim = try cached("concat \(xs.map(mdKey)) \(mdKey(out))") {
                 var mds = xs.map(md)
                 var d = md(out)
