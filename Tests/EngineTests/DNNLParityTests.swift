@@ -304,3 +304,21 @@ extension Tensor {
         _ = try DNNLBackend(options: .init(threads: ProcessInfo.processInfo.activeProcessorCount))
     }
 }
+
+@Test func batchTwoChannelViewsReadAndWriteTheRightChannels() throws {
+    var rng = SeededRandom(seed: 21)
+    let a = rng.host([2, 16, 5, 6]), b = rng.host([2, 8, 5, 6])
+    let p = Conv2dParams(inChannels: 16, outChannels: 8, kernel: 3, padding: 1)
+    let w = rng.host(p.weightShape, scale: 0.2), bias = rng.host([8])
+    for backend in [Backends.direct, Backends.winograd] {
+        try expectParity("batch-2 views \(backend.name)", tol: 1e-4, on: backend) { be in
+            let cat = try be.zeros(TensorShape(n: 2, c: 32, h: 5, w: 6))
+            try be.copy(be.upload(a), into: be.channelView(cat, 0..<16))
+            try be.copy(be.upload(b), into: be.channelView(cat, 24..<32))
+            _ = try be.conv2d(be.channelView(cat, 0..<16), be.prepareConv2d(weight: w, bias: bias, params: p),
+                              epilogue: Epilogue(activation: .relu, residual: be.channelView(cat, 24..<32)),
+                              into: be.channelView(cat, 16..<24))
+            return cat
+        }
+    }
+}
