@@ -28,6 +28,8 @@ struct BenchOps: ParsableCommand {
     var rrdbSize: Int = 512
     @Option(help: "RRDB blocks in the forward pass.")
     var rrdbBlocks: Int = 23
+    @Option(help: "Forward passes (the first includes primitive creation and weight reorders; all are printed).")
+    var rrdbRuns: Int = 1
     @Option(help: "Only the first N conv shapes (0 = all).")
     var limit: Int = 0
 
@@ -165,25 +167,35 @@ struct BenchOps: ParsableCommand {
         let prepareTime = now() - t0
         let lrelu = Epilogue.activation(.leakyReLU(slope: 0.2))
         let input = try be.upload(randomHost([1, 3, size, size], scale: 0.5, seed: 99))
+        for run in 1...max(1, rrdbRuns) {
         be.resetPeak()
         let reordersBefore = be.activationReorders
         let t1 = now()
         let feat = try be.conv2d(input, first)
+        // Each RDB works in one concatenation buffer [x, x1, x2, x3, x4]; convs 1-4 write straight into their
+        // channel slices, and conv5 (0.2·conv5 + x) writes straight into the next RDB's buffer.
+        let catShape = TensorShape(n: 1, c: nf + 4 * gc, h: size, w: size)
+        var cat = try be.empty(catShape)
+        try be.copy(feat, into: be.channelView(cat, 0..<nf))
         var x = feat
         for rrdb in blocks {
-            var y = x
             for (r, rdb) in rrdb.enumerated() {
-                let cat = try be.empty(TensorShape(n: 1, c: nf + 4 * gc, h: size, w: size))
-                try be.copy(y, into: be.channelView(cat, 0..<nf))
                 for i in 0..<4 {
                     _ = try be.conv2d(be.channelView(cat, 0..<(nf + i * gc)), rdb[i], epilogue: lrelu,
                                       into: be.channelView(cat, (nf + i * gc)..<(nf + (i + 1) * gc)))
                 }
-                // RDB: 0.2·conv5 + y; the third RDB's output feeds RRDB's 0.2·(…) + x.
-                y = try be.conv2d(cat, rdb[4], epilogue: Epilogue(outputScale: 0.2, residual: be.channelView(cat, 0..<nf)))
-                if r == 2 { y = try be.add(y, x, alpha: 0.2, beta: 1) }
+                let next = try be.empty(catShape)
+                let rdbOut = Epilogue(outputScale: 0.2, residual: try be.channelView(cat, 0..<nf))
+                if r < 2 {
+                    _ = try be.conv2d(cat, rdb[4], epilogue: rdbOut, into: be.channelView(next, 0..<nf))
+                } else {
+                    // RRDB: 0.2·rdb3(…) + x
+                    let y = try be.conv2d(cat, rdb[4], epilogue: rdbOut)
+                    x = try be.add(y, x, alpha: 0.2, beta: 1)   // x: this RRDB's input
+                    try be.copy(x, into: be.channelView(next, 0..<nf))
+                }
+                cat = next
             }
-            x = y
         }
         var h = try be.conv2d(x, body, epilogue: Epilogue(residual: feat))
         h = try be.conv2d(be.upsampleNearest(h, factor: 2), up1, epilogue: lrelu)
@@ -199,11 +211,12 @@ struct BenchOps: ParsableCommand {
         let flop = rdbFlop * Double(3 * rrdbBlocks) + 2 * 9 * Double(size * size) * Double(3 * nf + nf * nf)
             + 2 * 9 * Double(nf * nf) * Double(4 * size * size + 16 * size * size * 2) + 2 * 9 * Double(nf * 3 * 16 * size * size)
         print("")
-        print("RRDBNet-shaped forward: \(rrdbBlocks) blocks, input 3×\(size)², output \(out.shape) (\(be.name))")
+        print("RRDBNet-shaped forward #\(run): \(rrdbBlocks) blocks, input 3×\(size)², output \(out.shape) (\(be.name))")
         print(String(format: "  prepare %.2f s, forward %.2f s, %.0f effective GFLOP/s (%.2f TFLOP)", prepareTime, elapsed, flop / elapsed / 1e9, flop / 1e12))
         print("  engine memory: peak live \(mib(stats.peakLiveBytes)), peak reserved \(mib(stats.peakReservedBytes)), weights \(mib(stats.weightBytes)), \(stats.allocationCount) allocations, \(stats.reuseCount) reuses")
         print("  process peak RSS: \(mib(Int(usage.ru_maxrss) * 1024))")
         print("  layout-changing activation reorders during the forward: \(be.activationReorders - reordersBefore) (upload/download excluded)")
         print("  load average after: \(loadAverage())")
+        }
     }
 }
