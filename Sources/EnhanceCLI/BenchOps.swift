@@ -16,7 +16,7 @@ struct BenchOps: ParsableCommand {
     var warmup: Int = 2
     @Option(help: "Timed calls per shape (the median is reported).")
     var repeats: Int = 5
-    @Option(help: "Peak FP32 GFLOP/s to compare against (default: the documented 385 on AVX-512, 192 on AVX2).")
+    @Option(help: "Peak FP32 GFLOP/s to compare against (default: measured with scripts/bench/fma_peak.c when a C compiler is present, else the documented 385).")
     var peak: Double?
     @Flag(help: "Skip the PyTorch comparison.")
     var skipTorch = false
@@ -55,10 +55,11 @@ struct BenchOps: ParsableCommand {
         let direct = try DNNLBackend(options: .init(threads: threads, winograd: false))
         let wino = try DNNLBackend(options: .init(threads: threads, winograd: true))
         let avx512 = direct.blockedLayout == .nChw16c
-        let peakValue = peak ?? (avx512 ? 385 : 192)
         print("engine: \(direct.name); activations \(direct.blockedLayout); load \(loadAverage())")
-        print(String(format: "peak: %.0f GFLOP/s (%@)", peakValue,
-                     peak != nil ? "given" : (avx512 ? "documented AVX-512 FMA peak of the 2-core machine" : "documented AVX2 FMA peak, 2 threads")))
+        let measured = peak == nil ? measurePeak() : nil
+        let peakValue = peak ?? measured ?? 385
+        let source = peak != nil ? "given" : (measured != nil ? "measured now with scripts/bench/fma_peak.c" : "documented AVX-512 FMA peak of the 2-core machine")
+        print(String(format: "peak: %.0f GFLOP/s (%@)", peakValue, source))
         let selected = limit > 0 ? Array(Self.shapes.prefix(limit)) : Self.shapes
         if !skipConvs {
             let torch = skipTorch ? [:] : runTorch(selected)
@@ -112,6 +113,39 @@ struct BenchOps: ParsableCommand {
         return (s.flop / times[times.count / 2] / 1e9, impl)
     }
 
+    var scriptsDirectory: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/bench")
+    }
+
+    /// Runs a program and returns its standard output (nil when it cannot run or fails).
+    func output(_ executable: String, _ arguments: [String]) -> String? {
+        let proc = Process()
+        proc.executableURL = URL(fileURLWithPath: executable)
+        proc.arguments = arguments
+        let pipe = Pipe()
+        proc.standardOutput = pipe
+        proc.standardError = FileHandle.nullDevice
+        guard (try? proc.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        proc.waitUntilExit()
+        return proc.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+    }
+
+    /// Compiles and runs scripts/bench/fma_peak.c (cc -O3 -march=native -fopenmp); nil without a compiler.
+    func measurePeak() -> Double? {
+        let source = scriptsDirectory.appendingPathComponent("fma_peak.c").path
+        let binary = FileManager.default.temporaryDirectory.appendingPathComponent("enhance-fma-peak-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: binary) }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/cc"),
+              output("/usr/bin/cc", ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", source, "-o", binary]) != nil,
+              let text = output(binary, ["\(threads)", "100000000"]) else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count >= 4, let g = Double(fields[1]) else { return nil }
+        print("fma_peak: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+        return g
+    }
+
     /// Runs scripts/bench/conv_torch.py with ENHANCE_TORCH_PYTHON (or /work/venv-torch/bin/python); returns GFLOP/s
     /// keyed by "spec/layout".
     func runTorch(_ shapes: [Shape]) -> [String: Double] {
@@ -121,8 +155,7 @@ struct BenchOps: ParsableCommand {
             print("torch: no python with torch (set ENHANCE_TORCH_PYTHON)")
             return [:]
         }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("scripts/bench/conv_torch.py").path
+        let script = scriptsDirectory.appendingPathComponent("conv_torch.py").path
         let proc = Process()
         proc.executableURL = URL(fileURLWithPath: python)
         proc.arguments = [script, "--threads", "\(threads)", "--warmup", "\(warmup)", "--repeat", "\(repeats)",
