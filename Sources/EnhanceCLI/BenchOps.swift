@@ -138,12 +138,16 @@ struct BenchOps: ParsableCommand {
         let binary = FileManager.default.temporaryDirectory.appendingPathComponent("enhance-fma-peak-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: binary) }
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/cc"),
-              output("/usr/bin/cc", ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", source, "-o", binary]) != nil,
-              let text = output(binary, ["\(threads)", "100000000"]) else { return nil }
-        let fields = text.split(separator: " ")
-        guard fields.count >= 4, let g = Double(fields[1]) else { return nil }
-        print("fma_peak: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
-        return g
+              output("/usr/bin/cc", ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", source, "-o", binary]) != nil else { return nil }
+        var best: Double?
+        for _ in 0..<3 {   // best of three: contention only ever lowers the figure
+            guard let text = output(binary, ["\(threads)", "100000000"]) else { return nil }
+            let fields = text.split(separator: " ")
+            guard fields.count >= 4, let g = Double(fields[1]) else { return nil }
+            print("fma_peak: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+            best = max(best ?? 0, g)
+        }
+        return best
     }
 
     /// Runs scripts/bench/conv_torch.py with ENHANCE_TORCH_PYTHON (or /work/venv-torch/bin/python); returns GFLOP/s
