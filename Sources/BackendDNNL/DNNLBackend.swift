@@ -177,8 +177,13 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     }
 
     /// Runs a primitive with the given (argument, memory) pairs and waits.
+    /// The calling thread (OpenMP's master) runs with FTZ/DAZ only for the primitive's duration, so the
+    /// caller's own floating-point mode is never changed; pool workers keep FTZ/DAZ set.
     func execute(_ p: Primitive, _ args: [(Int32, Memory)], op: String) throws {
+        let callerMode = enhance_get_mxcsr()
         flushDenormalsOnThisThread()
+        enhance_set_mxcsr(callerMode | 0x8040)
+        defer { enhance_set_mxcsr(callerMode) }
         let list = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
         try dnnlCheck(dnnl_primitive_execute(p.primitive, stream, Int32(list.count), list), op)
         try dnnlCheck(dnnl_stream_wait(stream), op)

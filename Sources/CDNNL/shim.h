@@ -19,5 +19,8 @@ static inline void enhance_flush_denormals_all_threads(unsigned num_threads) {
     GOMP_parallel(enhance_set_ftz_daz, 0, num_threads, 0);
 }
 
+// Writes MXCSR of the calling thread (restores the caller's floating-point mode after a primitive).
+static inline void enhance_set_mxcsr(unsigned value) { _mm_setcsr(value); }
+
 // Reads MXCSR of the calling thread.
 static inline unsigned enhance_get_mxcsr(void) { return _mm_getcsr(); }

@@ -299,8 +299,14 @@ extension Tensor {
     @Test func threadsOptionReachesOpenMPAndDenormalsAreFlushed() throws {
         let be = try DNNLBackend(options: .init(threads: 1))
         #expect(be.threads == 1)
-        _ = try be.upload(HostTensor(zeros: [1, 1, 2, 2]))
-        #expect(DNNLBackend.denormalsFlushedOnThisThread)
+        let before = DNNLBackend.denormalsFlushedOnThisThread
+        // 1e-20 · 1e-20 = 1e-40 is a float32 denormal: inside oneDNN it is flushed to zero …
+        let p = Conv2dParams(inChannels: 1, outChannels: 1, kernel: 1)
+        let conv = try be.prepareConv2d(weight: HostTensor(shape: [1, 1, 1, 1], data: [1e-20]), bias: nil, params: p)
+        let y = try be.download(be.conv2d(be.upload(HostTensor(shape: [1, 1, 2, 2], data: [1e-20, 1e-20, 1e-20, 1e-20])), conv))
+        #expect(y.data.allSatisfy { $0 == 0 })
+        // … while the caller's own floating-point mode is left as it was.
+        #expect(DNNLBackend.denormalsFlushedOnThisThread == before)
         #expect(be.name.contains("oneDNN 2."))
         _ = try DNNLBackend(options: .init(threads: ProcessInfo.processInfo.activeProcessorCount))
     }
