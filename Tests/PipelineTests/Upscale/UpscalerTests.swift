@@ -42,7 +42,7 @@ enum TinySRVGG {
         withUnsafeBytes(of: &n) { bytes.append(contentsOf: $0) }
         bytes.append(contentsOf: json)
         for (_, _, d) in t { d.withUnsafeBytes { bytes.append(contentsOf: $0) } }
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-srvgg-\(getpid())-\(seed)-\(nf)-\(numConv).safetensors")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-srvgg-\(UUID().uuidString).safetensors")
         try Data(bytes).write(to: url)
         return url
     }
