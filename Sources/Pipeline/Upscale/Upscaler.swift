@@ -192,6 +192,13 @@ public final class Upscaler: @unchecked Sendable {
         let pad = roundUp(options.tilePad, m)
         var t = Int((Double(max(budget, 0)) / Double(perPixel)).squareRoot()) - 2 * pad
         t = t / m * m
+        if t >= max(m, 8) {
+            // balance: the fewest tiles of size ≤ t, then the smallest tile giving that count (equal tiles reuse
+            // the backend's per-shape primitives and waste less border)
+            let side = max(w + options.prePad, h + options.prePad)
+            let n = (side + t - 1) / t
+            t = min(t, roundUp((side + n - 1) / n, m))
+        }
         guard t >= max(m, 8) else {
             throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) (needs about \(fixed + perPixel * (8 + 2 * pad) * (8 + 2 * pad)) bytes with the smallest tile)")
         }
