@@ -19,6 +19,8 @@ public enum EnhanceCommands {
     public static let all: [any ParsableCommand.Type] = [
         Inspect.self,
         Info.self,
+        Upscale.self,
+        Forward.self,
     ]
 }
 
