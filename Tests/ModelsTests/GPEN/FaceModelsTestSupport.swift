@@ -1,3 +1,4 @@
+import BackendDNNL
 import Checkpoint
 import Foundation
 import TensorCore
@@ -18,6 +19,11 @@ enum FaceModelsTestSupport {
                           up1.deletingLastPathComponent().appendingPathComponent("shared/golden/\(name)")]
         return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("config.json").path) }
             ?? candidates[0]
+    }
+
+    /// The backends every parity test runs on: the reference oracle and oneDNN (2 threads, Winograd allowed).
+    static func backends() throws -> [any Backend] {
+        [ReferenceBackend(), try DNNLBackend(options: DNNLBackend.Options(threads: 2))]
     }
 
     static func goldenAvailable(_ name: String) -> Bool {

@@ -22,20 +22,21 @@ struct GPENGoldenTests {
     /// Raw output within 1e-4 max-abs (float64-vs-float32 noise upstream is ~1e-6).
     @Test(.enabled(if: available, "needs ../shared/golden/gpen_fullgenerator"))
     func rawForwardMatchesReference() throws {
-        let be = ReferenceBackend()
+      for be in try FaceModelsTestSupport.backends() {
         let g = try Self.load(be)
         let x = try FaceModelsTestSupport.host(FaceModelsTestSupport.npy(Self.dir, "input"))
         let y = try be.download(g.forward(be.upload(x)))
         let want = try FaceModelsTestSupport.npy(Self.dir, "output").floats()
         #expect(y.shape == [1, 3, 64, 64])
         let (d, m) = FaceModelsTestSupport.maxAbsDiff(y.data, want)
-        #expect(d <= 1e-4, "max |diff| \(d) (max |ref| \(m))")
+        #expect(d <= 1e-4, "\(be.name): max |diff| \(d) (max |ref| \(m))")
+      }
     }
 
     /// FaceGAN.process: uint8 BGR in → uint8 BGR out (truncation); ≤ 1 LSB only where the value sits on a boundary.
     @Test(.enabled(if: available, "needs ../shared/golden/gpen_fullgenerator"))
     func faceGANProcessMatches() throws {
-        let be = ReferenceBackend()
+      for be in try FaceModelsTestSupport.backends() {
         let g = try Self.load(be)
         let inBGR = try FaceModelsTestSupport.npy(Self.dir, "facegan_in_bgr").uint8s()
         let t = try GPENGenerator.inputTensor(bgr: inBGR, width: 64, height: 64)
@@ -51,6 +52,7 @@ struct GPENGoldenTests {
         // And exactly the upstream post-processing on the golden raw output.
         let post = try GPENGenerator.outputBGR(FaceModelsTestSupport.host(FaceModelsTestSupport.npy(Self.dir, "facegan_raw_out")))
         #expect(post == want)
+      }
     }
 
     @Test(.enabled(if: available, "needs ../shared/golden/gpen_fullgenerator"))

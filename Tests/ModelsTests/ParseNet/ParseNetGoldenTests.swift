@@ -12,7 +12,7 @@ struct ParseNetGoldenTests {
 
     @Test(.enabled(if: available, "needs ../shared/golden/parsenet"))
     func forwardAndMaskMatch() throws {
-        let be = ReferenceBackend()
+      for be in try S.backends() {
         let net = try ParseNet(contentsOf: Self.dir.appendingPathComponent("weights.pth"), backend: be)
         #expect(net.configuration.downSteps == 4 && net.configuration.resDepth == 2 && net.configuration.parsingCh == 19)
         let img = try S.npy(Self.dir, "image_bgr").uint8s()
@@ -22,13 +22,14 @@ struct ParseNetGoldenTests {
         let mh = try be.download(m), ih = try be.download(i)
         let (dm, rm) = S.maxAbsDiff(mh.data, try S.npy(Self.dir, "out_mask").floats())
         let (di, ri) = S.maxAbsDiff(ih.data, try S.npy(Self.dir, "out_img").floats())
-        #expect(dm <= 1e-3 * max(1, rm), "out_mask max |diff| \(dm)")
-        #expect(di <= 1e-3 * max(1, ri), "out_img max |diff| \(di)")
+        #expect(dm <= 1e-3 * max(1, rm), "\(be.name) out_mask max |diff| \(dm)")
+        #expect(di <= 1e-3 * max(1, ri), "\(be.name) out_img max |diff| \(di)")
         // Mask: classes 0, 14, 18 → 0, others → 255 (the golden margin between colours is 0.0118, so exact).
         let classes = ParseNet.argmax(mh)
         let mask = classes.map { [0, 14, 18].contains($0) ? UInt8(0) : UInt8(255) }
         #expect(mask == (try S.npy(Self.dir, "mask_uint8").uint8s()))
         #expect(try net.parse(bgr: img, width: 64, height: 64) == classes)
+      }
     }
 
     @Test(.enabled(if: available, "needs ../shared/golden/parsenet"))

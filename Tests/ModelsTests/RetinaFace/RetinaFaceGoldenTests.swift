@@ -23,7 +23,7 @@ struct RetinaFaceGoldenTests {
     /// Heads within 1e-3·max(1, max|ref|) (golden README tolerance); input conversion exact.
     @Test(.enabled(if: available, "needs ../shared/golden/retinaface_mnet"))
     func rawHeadsMatch() throws {
-        let be = ReferenceBackend()
+      for be in try S.backends() {
         let net = try Self.load(be)
         #expect(net.configuration == RetinaFaceConfiguration(backbone: .mobilenet025, outChannel: 64))
         let img = try S.npy(Self.dir, "image_bgr").uint8s()
@@ -33,21 +33,22 @@ struct RetinaFaceGoldenTests {
         #expect(raw.count == 212)
         for (name, got) in [("loc", raw.loc), ("conf", raw.conf), ("landms", raw.landms)] {
             let (d, m) = S.maxAbsDiff(got, try S.npy(Self.dir, name).floats())
-            #expect(d <= 1e-3 * max(1, m), "\(name): max |diff| \(d)")
+            #expect(d <= 1e-3 * max(1, m), "\(be.name) \(name): max |diff| \(d)")
         }
+      }
     }
 
     /// Same detections in the same order, coordinates within 0.01 px.
     @Test(.enabled(if: available, "needs ../shared/golden/retinaface_mnet"))
     func detectMatches() throws {
-        let be = ReferenceBackend()
+      for be in try S.backends() {
         let net = try Self.load(be)
         let img = try S.npy(Self.dir, "image_bgr").uint8s()
         let dets = try net.detect(bgr: img, width: 80, height: 64)
         let wantD = try S.npy(Self.dir, "detect_dets").floats()
         let wantL = try S.npy(Self.dir, "detect_landms").floats()
         #expect(dets.count == 18)
-        guard dets.count == wantD.count / 5 else { return }
+        guard dets.count == wantD.count / 5 else { continue }
         var maxd: Float = 0
         for (i, d) in dets.enumerated() {
             for k in 0..<4 { maxd = max(maxd, abs(d.box[k] - wantD[i * 5 + k])) }
@@ -56,7 +57,8 @@ struct RetinaFaceGoldenTests {
                 maxd = max(maxd, abs(d.landmarkX[k] - wantL[i * 10 + k]), abs(d.landmarkY[k] - wantL[i * 10 + 5 + k]))
             }
         }
-        #expect(maxd <= 0.01, "max coordinate diff \(maxd)")
+        #expect(maxd <= 0.01, "\(be.name): max coordinate diff \(maxd)")
+      }
     }
 
     @Test(.enabled(if: available, "needs ../shared/golden/retinaface_mnet"))
