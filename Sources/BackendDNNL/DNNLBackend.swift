@@ -44,7 +44,9 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     private(set) var host: ReferenceBackend!
     var reorderCache: [MDPair: Primitive] = [:]
     var opCache: [String: Primitive] = [:]
-    /// Number of reorders executed on activations (tests and benchmarks read it to prove layouts are kept).
+    var firCache: [String: AnyObject] = [:]
+    /// Number of layout-changing reorders of activations (plain copies into views do not count); tests and
+    /// benchmarks read it to show that layouts are kept between layers.
     public private(set) var activationReorders = 0
     /// The blocked activation layout for this CPU (`nChw16c` with AVX-512, else `nChw8c`).
     public let blockedLayout: TensorLayout
@@ -221,7 +223,7 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     }
 
     func reorder(_ src: Tensor, into dst: Tensor, op: String) throws {
-        activationReorders += 1
+        if src.layout != dst.layout { activationReorders += 1 }
         try reorder(md(src), src.buffer.pointer + src.byteOffset, md(dst), dst.buffer.pointer + dst.byteOffset, op: op)
     }
 
@@ -230,7 +232,10 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     public func upload(_ h: HostTensor) throws -> Tensor {
         try sync {
             let shape = try h.tensorShape()
-            let out = try alloc(shape, op: "upload")
+            // Inputs with a channel count off the block size (RGB images) stay plain: the first convolution reads
+            // NCHW directly, which oneDNN's JIT supports, and nothing gets padded to a full block.
+            let layout: TensorLayout = shape.c % blockedLayout.channelBlock != 0 ? .nchw : preferredLayout(shape)
+            let out = try alloc(shape, layout, op: "upload")
             var src = MD.make(shape.dims, dnnl_nchw)
             try h.data.withUnsafeBufferPointer { p in
                 try reorder(src, UnsafeMutableRawPointer(mutating: p.baseAddress!), md(out), out.buffer.pointer, op: "upload")
@@ -250,6 +255,10 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
             }
             return try HostTensor(shape: t.shape.dims, data: data)
         }
+    }
+
+    public func empty(_ shape: TensorShape) throws -> Tensor {
+        try sync { try alloc(shape, op: "empty") }
     }
 
     public func zeros(_ shape: TensorShape) throws -> Tensor {

@@ -144,6 +144,8 @@ final class ConvState: @unchecked Sendable {
     let biasHost: [Float]?
     var prepared: [(md: dnnl_memory_desc_t, scale: Float, buffer: DeviceBuffer)] = []
     var scaledBias: [Float: DeviceBuffer] = [:]
+    /// Transposed convolutions: (left/top, right/bottom) padding.
+    var padding: (Int, Int) = (0, 0)
     var plans: [ConvKey: ConvPlan] = [:]
 
     init(weight: [Float], weightMD: dnnl_memory_desc_t, bias: DeviceBuffer?, biasHost: [Float]? = nil) {
@@ -389,8 +391,18 @@ extension DNNLBackend {
             let wmd = g == 1 ? MD.make([p.outChannels, p.inChannels, p.kernel, p.kernel], dnnl_iohw)
                 : MD.make([g, p.outChannels / g, p.inChannels / g, p.kernel, p.kernel], dnnl_giohw)
             let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: "prepareConvTranspose2d"))
+            state.padding = (p.padding, p.padding - p.outputPadding)
             return PreparedConvTranspose2d(params: p, hasBias: bias != nil, backendID: id, payload: state)
         }
+    }
+
+    /// A depthwise transposed convolution with explicit left/right padding (the FIR upsampler of upfirdn2d).
+    /// Weight layout [C, k, k] (one kernel per channel, scatter form, no flip).
+    func prepareDepthwiseUpsample(weight: [Float], channels c: Int, kernel k: Int, stride: Int, padL: Int, padR: Int) throws -> PreparedConvTranspose2d {
+        let p = ConvTranspose2dParams(inChannels: c, outChannels: c, kernel: k, stride: stride, padding: 0, groups: c)
+        let state = ConvState(weight: weight, weightMD: MD.make([c, 1, 1, k, k], dnnl_giohw), bias: nil)
+        state.padding = (padL, padR)
+        return PreparedConvTranspose2d(params: p, hasBias: false, backendID: id, payload: state)
     }
 
     public func convTranspose2d(_ x: Tensor, _ conv: PreparedConvTranspose2d, epilogue: Epilogue) throws -> Tensor {
@@ -402,7 +414,8 @@ extension DNNLBackend {
             guard x.shape.c == p.inChannels else {
                 throw TensorError.shapeMismatch(op: op, expected: "C=\(p.inChannels)", actual: x.shape.description)
             }
-            let (oh, ow) = p.outputSize(h: x.shape.h, w: x.shape.w)
+            let (padL, padR) = state.padding
+            let oh = (x.shape.h - 1) * p.stride + p.kernel - padL - padR, ow = (x.shape.w - 1) * p.stride + p.kernel - padL - padR
             guard oh > 0, ow > 0 else { throw TensorError.invalidShape(op: op, message: "input \(x.shape) too small for \(p)") }
             let oshape = TensorShape(n: x.shape.n, c: p.outChannels, h: oh, w: ow)
             try validateEpilogue(epilogue, out: oshape, op: op)
@@ -424,8 +437,7 @@ extension DNNLBackend {
                     try dnnlCheck(dnnl_deconvolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_deconvolution_direct,
                                                                         &smd, &wmd, bp, &dmd,
                                                                         [Int64(p.stride), Int64(p.stride)],
-                                                                        [Int64(p.padding), Int64(p.padding)],
-                                                                        [Int64(p.padding - p.outputPadding), Int64(p.padding - p.outputPadding)]), opd)
+                                                                        [Int64(padL), Int64(padL)], [Int64(padR), Int64(padR)]), opd)
                 }
                 let (attr, postArgs) = try makeAttr(ekey, channels: p.outChannels, rank: 4, op: opd)
                 defer { dnnl_primitive_attr_destroy(attr) }

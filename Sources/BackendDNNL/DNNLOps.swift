@@ -291,12 +291,73 @@ extension DNNLBackend {
         try sync { try viaPlain(x, op: "resizeNearest") { try $0.resizeNearest($1, height: height, width: width) } }
     }
 
+    /// upfirdn2d as a oneDNN depthwise convolution (up = 1; flipped separable kernel, asymmetric zero padding,
+    /// stride = down) or a depthwise transposed convolution (down = 1; stride = up, padding k−1−pad0 / k−up−pad1).
+    /// Other combinations (negative pads, up and down together) run the reference kernel on a plain copy.
     public func upfirdn2d(_ x: Tensor, taps: [Float], up: Int, down: Int, pad0: Int, pad1: Int) throws -> Tensor {
-        try sync { try viaPlain(x, op: "upfirdn2d") { try $0.upfirdn2d($1, taps: taps, up: up, down: down, pad0: pad0, pad1: pad1) } }
+        try sync {
+            let op = "upfirdn2d"
+            try check(x, op)
+            let k = taps.count, c = x.shape.c
+            let lenH = x.shape.h * up + pad0 + pad1 - k, lenW = x.shape.w * up + pad0 + pad1 - k
+            let fast = k > 0 && up >= 1 && down >= 1 && (up == 1 || down == 1) && pad0 >= 0 && pad1 >= 0 && lenH >= 0 && lenW >= 0
+                && (up == 1 || (k - 1 - pad0 >= 0 && k - up - pad1 >= 0))
+            guard fast else {
+                return try viaPlain(x, op: op) { try $0.upfirdn2d($1, taps: taps, up: up, down: down, pad0: pad0, pad1: pad1) }
+            }
+            let key = "fir \(c) \(taps) \(up) \(down) \(pad0) \(pad1)"
+            if up == 1 {
+                let conv: PreparedConv2d
+                if let hit = firCache[key] as? PreparedConv2d { conv = hit } else {
+                    var w = [Float](repeating: 0, count: c * k * k)
+                    for ch in 0..<c { for i in 0..<k { for j in 0..<k { w[(ch * k + i) * k + j] = taps[k - 1 - i] * taps[k - 1 - j] } } }
+                    conv = try prepareConv2d(weight: HostTensor(shape: [c, 1, k, k], data: w), bias: nil,
+                                             params: Conv2dParams(inChannels: c, outChannels: c, kernelH: k, kernelW: k, strideH: down, strideW: down,
+                                                                  padTop: pad0, padBottom: pad1, padLeft: pad0, padRight: pad1, groups: c))
+                    firCache[key] = conv
+                }
+                return try conv2d(x, conv, epilogue: .identity, into: nil)
+            }
+            let deconv: PreparedConvTranspose2d
+            if let hit = firCache[key] as? PreparedConvTranspose2d { deconv = hit } else {
+                var w = [Float](repeating: 0, count: c * k * k)
+                for ch in 0..<c { for i in 0..<k { for j in 0..<k { w[(ch * k + i) * k + j] = taps[i] * taps[j] } } }
+                deconv = try prepareDepthwiseUpsample(weight: w, channels: c, kernel: k, stride: up,
+                                                      padL: k - 1 - pad0, padR: k - up - pad1)
+                firCache[key] = deconv
+            }
+            return try convTranspose2d(x, deconv, epilogue: .identity)
+        }
     }
 
+    /// Reflection padding done with row copies in the tensor's own (plain or blocked) layout.
     public func reflectPad(_ x: Tensor, top: Int, bottom: Int, left: Int, right: Int) throws -> Tensor {
-        try sync { try viaPlain(x, op: "reflectPad") { try $0.reflectPad($1, top: top, bottom: bottom, left: left, right: right) } }
+        try sync {
+            let op = "reflectPad"
+            try check(x, op)
+            let h = x.shape.h, w = x.shape.w
+            guard top >= 0, bottom >= 0, left >= 0, right >= 0, top < h, bottom < h, left < w, right < w else {
+                throw TensorError.invalidShape(op: op, message: "pads (\(top),\(bottom),\(left),\(right)) for \(x.shape)")
+            }
+            let src = x.isView || x.layout == .nhwc ? try dense(x, x.layout == .nhwc ? blockedLayout : x.layout, op: op) : x
+            let oh = h + top + bottom, ow = w + left + right
+            let out = try alloc(TensorShape(n: x.shape.n, c: x.shape.c, h: oh, w: ow), src.layout, op: op)
+            let b = src.layout.channelBlock
+            let planes = x.shape.n * src.layout.paddedChannels(x.shape.c) / b
+            nonisolated(unsafe) let s = src.basePointer, d = out.basePointer
+            DispatchQueue.concurrentPerform(iterations: planes) { plane in
+                let sp = s + plane * h * w * b, dp = d + plane * oh * ow * b
+                for oy in 0..<oh {
+                    var iy = oy - top
+                    if iy < 0 { iy = -iy } else if iy >= h { iy = 2 * (h - 1) - iy }
+                    let srow = sp + iy * w * b, drow = dp + oy * ow * b
+                    (drow + left * b).update(from: srow, count: w * b)
+                    for ox in 0..<left { (drow + ox * b).update(from: srow + (left - ox) * b, count: b) }
+                    for ox in 0..<right { (drow + (left + w + ox) * b).update(from: srow + (w - 2 - ox) * b, count: b) }
+                }
+            }
+            return out
+        }
     }
 
     public func maxPool2d(_ x: Tensor, kernel k: Int, stride s: Int, padding p: Int) throws -> Tensor {

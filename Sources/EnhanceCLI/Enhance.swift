@@ -18,6 +18,9 @@ public struct Enhance: AsyncParsableCommand {
 public enum EnhanceCommands {
     public static let all: [any ParsableCommand.Type] = [
         Info.self,
+        Upscale.self,
+        Forward.self,
+        BenchOps.self, // TEMP (engine branch; not committed)
     ]
 }
 

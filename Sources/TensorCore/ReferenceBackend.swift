@@ -81,6 +81,8 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
 
     public func zeros(_ shape: TensorShape) throws -> Tensor { try make(shape, op: "zeros") }
 
+    public func empty(_ shape: TensorShape) throws -> Tensor { try make(shape, op: "empty") }
+
     public func channelView(_ t: Tensor, _ range: Range<Int>) throws -> Tensor {
         try check(t, "channelView")
         guard range.lowerBound >= 0, range.upperBound <= t.shape.c, !range.isEmpty else {

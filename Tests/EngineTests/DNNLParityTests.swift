@@ -172,66 +172,80 @@ let convCases: [ConvCase] = [
 
     static let shapes: [[Int]] = [[1, 5, 7, 6], [1, 32, 8, 9], [2, 17, 4, 5]]
 
-    @Test(arguments: shapes)
-    func elementwiseOpsMatchReference(_ shape: [Int]) throws {
+    @Test(arguments: shapes, [false, true])
+    func elementwiseOpsMatchReference(_ shape: [Int], _ blocked: Bool) throws {
         var rng = SeededRandom(seed: UInt64(shape.reduce(0, +)))
         let x = rng.host(shape, scale: 3), y = rng.host(shape), c = shape[1]
         let bias = rng.host([c]), s = rng.host([shape[0], c, 1, 1])
         let acts: [Activation] = [.relu, .leakyReLU(slope: 0.2), .scaledLeakyReLU(slope: 0.2, gain: 1.4142135),
                                   .prelu(slopes: (0..<c).map { Float($0) * 0.05 }), .sigmoid, .none]
         for a in acts {
-            try expectParity("activation \(a) \(shape)", tol: 1e-5) { be in try be.activation(be.upload(x), a) }
-            try expectParity("biasActivation \(a) \(shape)", tol: 1e-5) { be in try be.biasActivation(be.upload(x), bias: bias, activation: a) }
+            try expectParity("activation \(a) \(shape)", tol: 1e-5) { be in try be.activation(be.input(x, blocked: blocked), a) }
+            try expectParity("biasActivation \(a) \(shape)", tol: 1e-5) { be in try be.biasActivation(be.input(x, blocked: blocked), bias: bias, activation: a) }
         }
         let unaries: [UnaryOp] = [.square, .exp, .abs, .tanh, .clamp(lo: -1, hi: 0.5)]
         for u in unaries {
-            try expectParity("unary \(u) \(shape)", tol: 1e-5) { be in try be.unary(be.upload(x), u) }
+            try expectParity("unary \(u) \(shape)", tol: 1e-5) { be in try be.unary(be.input(x, blocked: blocked), u) }
         }
         try expectParity("sqrt/rsqrt \(shape)", tol: 1e-4) { be in
-            let sq = try be.unary(be.upload(x), .square)
+            let sq = try be.unary(be.input(x, blocked: blocked), .square)
             return try be.add(be.unary(sq, .sqrt), be.unary(sq, .rsqrt(eps: 1e-2)), alpha: 1, beta: 0.01)
         }
-        try expectParity("add \(shape)", tol: 1e-6) { be in try be.add(be.upload(x), be.upload(y), alpha: 0.2, beta: 1) }
-        try expectParity("multiply \(shape)", tol: 1e-6) { be in try be.multiply(be.upload(x), be.upload(y)) }
-        try expectParity("affine \(shape)", tol: 1e-6) { be in try be.affine(be.upload(x), scale: 0.5, shift: -1) }
-        try expectParity("scaleChannels \(shape)", tol: 1e-6) { be in try be.scaleChannels(be.upload(x), by: be.upload(s)) }
+        try expectParity("add \(shape)", tol: 1e-6) { be in try be.add(be.input(x, blocked: blocked), be.input(y, blocked: blocked), alpha: 0.2, beta: 1) }
+        try expectParity("multiply \(shape)", tol: 1e-6) { be in try be.multiply(be.input(x, blocked: blocked), be.input(y, blocked: blocked)) }
+        try expectParity("affine \(shape)", tol: 1e-6) { be in try be.affine(be.input(x, blocked: blocked), scale: 0.5, shift: -1) }
+        try expectParity("scaleChannels \(shape)", tol: 1e-6) { be in try be.scaleChannels(be.input(x, blocked: blocked), by: be.upload(s)) }
     }
 
-    @Test(arguments: shapes)
-    func shapeOpsMatchReference(_ shape: [Int]) throws {
+    @Test(arguments: shapes, [false, true])
+    func shapeOpsMatchReference(_ shape: [Int], _ blocked: Bool) throws {
         var rng = SeededRandom(seed: UInt64(shape.reduce(1, *)))
         let x = rng.host(shape), c = shape[1]
         let other = rng.host([shape[0], 3, shape[2], shape[3]])
-        try expectParity("concat \(shape)", tol: 0) { be in try be.concat([be.upload(x), be.upload(other), be.upload(x)]) }
-        try expectParity("slice \(shape)", tol: 0) { be in try be.sliceChannels(be.upload(x), 1..<c) }
-        try expectParity("slice prefix \(shape)", tol: 0) { be in try be.sliceChannels(be.upload(x), 0..<(c - 1)) }
+        try expectParity("concat \(shape)", tol: 0) { be in try be.concat([be.input(x, blocked: blocked), be.upload(other), be.input(x, blocked: blocked)]) }
+        try expectParity("slice \(shape)", tol: 0) { be in try be.sliceChannels(be.input(x, blocked: blocked), 1..<c) }
+        try expectParity("slice prefix \(shape)", tol: 0) { be in try be.sliceChannels(be.input(x, blocked: blocked), 0..<(c - 1)) }
         try expectParity("pixelShuffle \(shape)", tol: 0) { be in
             try be.pixelShuffle(be.pixelUnshuffle(be.upload(other).concatRepeat(be, 4), factor: 1), factor: 2)
         }
-        try expectParity("pixelUnshuffle \(shape)", tol: 0) { be in try be.pixelUnshuffle(be.upsampleNearest(be.upload(x), factor: 2), factor: 2) }
+        try expectParity("pixelUnshuffle \(shape)", tol: 0) { be in try be.pixelUnshuffle(be.upsampleNearest(be.input(x, blocked: blocked), factor: 2), factor: 2) }
         for f in [2, 3] {
-            try expectParity("upsampleNearest ×\(f) \(shape)", tol: 0) { be in try be.upsampleNearest(be.upload(x), factor: f) }
+            try expectParity("upsampleNearest ×\(f) \(shape)", tol: 0) { be in try be.upsampleNearest(be.input(x, blocked: blocked), factor: f) }
         }
-        try expectParity("resizeNearest \(shape)", tol: 0) { be in try be.resizeNearest(be.upload(x), height: shape[2] * 2 + 1, width: shape[3] + 3) }
-        try expectParity("reflectPad \(shape)", tol: 0) { be in try be.reflectPad(be.upload(x), top: 1, bottom: 2, left: 3, right: 1) }
-        try expectParity("maxPool \(shape)", tol: 0) { be in try be.maxPool2d(be.upload(x), kernel: 3, stride: 2, padding: 1) }
+        try expectParity("resizeNearest \(shape)", tol: 0) { be in try be.resizeNearest(be.input(x, blocked: blocked), height: shape[2] * 2 + 1, width: shape[3] + 3) }
+        try expectParity("reflectPad \(shape)", tol: 0) { be in try be.reflectPad(be.input(x, blocked: blocked), top: 1, bottom: 2, left: 3, right: 1) }
+        try expectParity("maxPool \(shape)", tol: 0) { be in try be.maxPool2d(be.input(x, blocked: blocked), kernel: 3, stride: 2, padding: 1) }
         let fir: [Float] = [1, 3, 3, 1].map { $0 / 8 }
         for (up, down, p0, p1) in [(1, 1, 2, 1), (2, 1, 2, 1), (1, 2, 1, 1), (1, 1, 2, 2), (2, 1, 1, 1)] {
             try expectParity("upfirdn2d up\(up) down\(down) pad(\(p0),\(p1)) \(shape)", tol: 1e-6) { be in
-                try be.upfirdn2d(be.upload(x), taps: fir.map { $0 * Float(up) }, up: up, down: down, pad0: p0, pad1: p1)
+                try be.upfirdn2d(be.input(x, blocked: blocked), taps: fir.map { $0 * Float(up) }, up: up, down: down, pad0: p0, pad1: p1)
             }
         }
     }
 
-    @Test(arguments: shapes)
-    func reductionsMatchReference(_ shape: [Int]) throws {
+    @Test(arguments: shapes, [false, true])
+    func reductionsMatchReference(_ shape: [Int], _ blocked: Bool) throws {
         var rng = SeededRandom(seed: 99)
         let x = rng.host(shape, scale: 5)
         for axis in 1...3 {
-            try expectParity("softmax axis \(axis) \(shape)", tol: 1e-5) { be in try be.softmax(be.upload(x), axis: axis) }
+            try expectParity("softmax axis \(axis) \(shape)", tol: 1e-5) { be in try be.softmax(be.input(x, blocked: blocked), axis: axis) }
         }
-        try expectParity("pixelNorm \(shape)", tol: 1e-5) { be in try be.pixelNorm(be.upload(x), eps: 1e-8) }
-        try expectParity("meanOverChannels \(shape)", tol: 1e-5) { be in try be.meanOverChannels(be.upload(x)) }
+        try expectParity("pixelNorm \(shape)", tol: 1e-5) { be in try be.pixelNorm(be.input(x, blocked: blocked), eps: 1e-8) }
+        try expectParity("meanOverChannels \(shape)", tol: 1e-5) { be in try be.meanOverChannels(be.input(x, blocked: blocked)) }
+    }
+}
+
+extension Backend {
+    /// Uploads `host`, then (when `blocked`) passes it through an identity 1×1 convolution so that the oneDNN
+    /// backend holds it in its blocked layout with zero-padded channels — the layout ops see inside a network.
+    func input(_ host: HostTensor, blocked: Bool) throws -> Tensor {
+        let t = try upload(host)
+        guard blocked else { return t }
+        let c = host.shape[1]
+        var w = [Float](repeating: 0, count: c * c)
+        for i in 0..<c { w[i * c + i] = 1 }
+        return try conv2d(t, prepareConv2d(weight: HostTensor(shape: [c, c, 1, 1], data: w), bias: nil,
+                                           params: Conv2dParams(inChannels: c, outChannels: c, kernel: 1)))
     }
 }
 
