@@ -19,6 +19,7 @@ public enum EnhanceCommands {
     public static let all: [any ParsableCommand.Type] = [
         Info.self,
         Upscale.self,
+        Restore.self,
         Forward.self,
         BenchOps.self, // TEMP (engine branch; not committed)
     ]
