@@ -26,6 +26,18 @@ enum FaceModelsTestSupport {
         [ReferenceBackend(), try DNNLBackend(options: DNNLBackend.Options(threads: 2))]
     }
 
+    /// Case folders with the golden layout: `../shared/golden/<golden>` when present, then the committed
+    /// `Tests/Fixtures/models/<fixture>` folders (made by scripts/reference from our validated PyTorch reference).
+    static func cases(golden: String, fixtures: [String]) -> [URL] {
+        var out: [URL] = []
+        if goldenAvailable(golden) { out.append(goldenDir(golden)) }
+        for f in fixtures {
+            let d = repoRoot.appendingPathComponent("Tests/Fixtures/models/\(f)")
+            if FileManager.default.fileExists(atPath: d.appendingPathComponent("weights.pth").path) { out.append(d) }
+        }
+        return out
+    }
+
     static func goldenAvailable(_ name: String) -> Bool {
         FileManager.default.fileExists(atPath: goldenDir(name).appendingPathComponent("weights.pth").path)
     }

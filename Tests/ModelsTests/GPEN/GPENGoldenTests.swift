@@ -8,10 +8,14 @@ import TensorCore
 struct GPENGoldenTests {
     static let dir = FaceModelsTestSupport.goldenDir("gpen_fullgenerator")
     static let available = FaceModelsTestSupport.goldenAvailable("gpen_fullgenerator")
+    /// The golden case (if present) and the committed fixtures gpen_s32 and gpen_s64_cm2.
+    static let cases = FaceModelsTestSupport.cases(golden: "gpen_fullgenerator", fixtures: ["gpen_s32", "gpen_s64_cm2"])
 
-    static func load(_ be: any Backend) throws -> GPENGenerator {
-        try GPENGenerator(contentsOf: dir.appendingPathComponent("weights.pth"), backend: be)
+    static func load(_ be: any Backend, _ d: URL = dir) throws -> GPENGenerator {
+        try GPENGenerator(contentsOf: d.appendingPathComponent("weights.pth"), backend: be)
     }
+
+    @Test func committedFixturesPresent() { #expect(Self.cases.count >= 2) }
 
     @Test(.enabled(if: available, "needs ../shared/golden/gpen_fullgenerator"))
     func detectsConfiguration() throws {
@@ -20,37 +24,38 @@ struct GPENGoldenTests {
     }
 
     /// Raw output within 1e-4 max-abs (float64-vs-float32 noise upstream is ~1e-6).
-    @Test(.enabled(if: available, "needs ../shared/golden/gpen_fullgenerator"))
-    func rawForwardMatchesReference() throws {
+    @Test(arguments: cases)
+    func rawForwardMatchesReference(_ dir: URL) throws {
       for be in try FaceModelsTestSupport.backends() {
-        let g = try Self.load(be)
-        let x = try FaceModelsTestSupport.host(FaceModelsTestSupport.npy(Self.dir, "input"))
+        let g = try Self.load(be, dir)
+        let x = try FaceModelsTestSupport.host(FaceModelsTestSupport.npy(dir, "input"))
         let y = try be.download(g.forward(be.upload(x)))
-        let want = try FaceModelsTestSupport.npy(Self.dir, "output").floats()
-        #expect(y.shape == [1, 3, 64, 64])
+        let want = try FaceModelsTestSupport.npy(dir, "output").floats()
+        #expect(y.shape == x.shape)
         let (d, m) = FaceModelsTestSupport.maxAbsDiff(y.data, want)
         #expect(d <= 1e-4, "\(be.name): max |diff| \(d) (max |ref| \(m))")
       }
     }
 
     /// FaceGAN.process: uint8 BGR in → uint8 BGR out (truncation); ≤ 1 LSB only where the value sits on a boundary.
-    @Test(.enabled(if: available, "needs ../shared/golden/gpen_fullgenerator"))
-    func faceGANProcessMatches() throws {
+    @Test(arguments: cases)
+    func faceGANProcessMatches(_ dir: URL) throws {
       for be in try FaceModelsTestSupport.backends() {
-        let g = try Self.load(be)
-        let inBGR = try FaceModelsTestSupport.npy(Self.dir, "facegan_in_bgr").uint8s()
-        let t = try GPENGenerator.inputTensor(bgr: inBGR, width: 64, height: 64)
-        let wantT = try FaceModelsTestSupport.npy(Self.dir, "facegan_in_tensor").floats()
+        let g = try Self.load(be, dir)
+        let inBGR = try FaceModelsTestSupport.npy(dir, "facegan_in_bgr").uint8s()
+        let t = try GPENGenerator.inputTensor(bgr: inBGR, width: g.size, height: g.size)
+        let wantT = try FaceModelsTestSupport.npy(dir, "facegan_in_tensor").floats()
         #expect(t.data == wantT, "img2tensor must be bit-exact")
         let raw = try be.download(g.forward(be.upload(t)))
-        let (d, _) = FaceModelsTestSupport.maxAbsDiff(raw.data, try FaceModelsTestSupport.npy(Self.dir, "facegan_raw_out").floats())
+        let (d, _) = FaceModelsTestSupport.maxAbsDiff(raw.data, try FaceModelsTestSupport.npy(dir, "facegan_raw_out").floats())
         #expect(d <= 1e-4)
         let out = try g.restore(bgr: inBGR)
-        let want = try FaceModelsTestSupport.npy(Self.dir, "facegan_out_bgr").uint8s()
+        let want = try FaceModelsTestSupport.npy(dir, "facegan_out_bgr").uint8s()
         let bd = FaceModelsTestSupport.byteDiff(out, want)
-        #expect(bd.max <= 1 && bd.count <= 33, "\(bd.count) bytes differ, max \(bd.max)")
+        // ≤ 1 LSB, and only on the few values within float noise of a truncation boundary (33 of 12288 in golden).
+        #expect(bd.max <= 1 && bd.count <= want.count / 300, "\(bd.count) bytes differ, max \(bd.max)")
         // And exactly the upstream post-processing on the golden raw output.
-        let post = try GPENGenerator.outputBGR(FaceModelsTestSupport.host(FaceModelsTestSupport.npy(Self.dir, "facegan_raw_out")))
+        let post = try GPENGenerator.outputBGR(FaceModelsTestSupport.host(FaceModelsTestSupport.npy(dir, "facegan_raw_out")))
         #expect(post == want)
       }
     }

@@ -10,44 +10,52 @@ struct RetinaFaceGoldenTests {
     static let available = FaceModelsTestSupport.goldenAvailable("retinaface_mnet")
     typealias S = FaceModelsTestSupport
 
-    static func load(_ be: any Backend) throws -> RetinaFace {
-        try RetinaFace(contentsOf: dir.appendingPathComponent("weights.pth"), backend: be)
+    /// The golden case (if present) and the committed fixture retinaface_mnet (96×144 photo crop).
+    static let cases = S.cases(golden: "retinaface_mnet", fixtures: ["retinaface_mnet"])
+
+    static func load(_ be: any Backend, _ d: URL = dir) throws -> RetinaFace {
+        try RetinaFace(contentsOf: d.appendingPathComponent("weights.pth"), backend: be)
     }
 
-    @Test(.enabled(if: available, "needs ../shared/golden/retinaface_mnet"))
-    func priorsMatchExactly() throws {
-        let want = try S.npy(Self.dir, "priors").floats()
-        #expect(RetinaFace.priors(height: 64, width: 80) == want)
+    static func image(_ d: URL) throws -> (bgr: [UInt8], w: Int, h: Int) {
+        let a = try S.npy(d, "image_bgr")
+        return (try a.uint8s(), a.shape[1], a.shape[0])
+    }
+
+    @Test(arguments: cases)
+    func priorsMatchExactly(_ dir: URL) throws {
+        let (_, w, h) = try Self.image(dir)
+        #expect(RetinaFace.priors(height: h, width: w) == (try S.npy(dir, "priors").floats()))
     }
 
     /// Heads within 1e-3·max(1, max|ref|) (golden README tolerance); input conversion exact.
-    @Test(.enabled(if: available, "needs ../shared/golden/retinaface_mnet"))
-    func rawHeadsMatch() throws {
+    @Test(arguments: cases)
+    func rawHeadsMatch(_ dir: URL) throws {
       for be in try S.backends() {
-        let net = try Self.load(be)
+        let net = try Self.load(be, dir)
         #expect(net.configuration == RetinaFaceConfiguration(backbone: .mobilenet025, outChannel: 64))
-        let img = try S.npy(Self.dir, "image_bgr").uint8s()
-        let x = RetinaFace.inputTensor(bgr: img.map { Float($0) }, width: 80, height: 64, mean: SIMD3(104, 117, 123))
-        #expect(x.data == (try S.npy(Self.dir, "input").floats()))
+        let (img, w, h) = try Self.image(dir)
+        let x = RetinaFace.inputTensor(bgr: img.map { Float($0) }, width: w, height: h, mean: SIMD3(104, 117, 123))
+        #expect(x.data == (try S.npy(dir, "input").floats()))
         let raw = try net.forward(be.upload(x))
-        #expect(raw.count == 212)
+        #expect(raw.count == (try S.npy(dir, "priors").shape[0]))
         for (name, got) in [("loc", raw.loc), ("conf", raw.conf), ("landms", raw.landms)] {
-            let (d, m) = S.maxAbsDiff(got, try S.npy(Self.dir, name).floats())
+            let (d, m) = S.maxAbsDiff(got, try S.npy(dir, name).floats())
             #expect(d <= 1e-3 * max(1, m), "\(be.name) \(name): max |diff| \(d)")
         }
       }
     }
 
     /// Same detections in the same order, coordinates within 0.01 px.
-    @Test(.enabled(if: available, "needs ../shared/golden/retinaface_mnet"))
-    func detectMatches() throws {
+    @Test(arguments: cases)
+    func detectMatches(_ dir: URL) throws {
       for be in try S.backends() {
-        let net = try Self.load(be)
-        let img = try S.npy(Self.dir, "image_bgr").uint8s()
-        let dets = try net.detect(bgr: img, width: 80, height: 64)
-        let wantD = try S.npy(Self.dir, "detect_dets").floats()
-        let wantL = try S.npy(Self.dir, "detect_landms").floats()
-        #expect(dets.count == 18)
+        let net = try Self.load(be, dir)
+        let (img, w, h) = try Self.image(dir)
+        let dets = try net.detect(bgr: img, width: w, height: h)
+        let wantD = try S.npy(dir, "detect_dets").floats()
+        let wantL = try S.npy(dir, "detect_landms").floats()
+        #expect(dets.count == wantD.count / 5 && dets.count > 5)
         guard dets.count == wantD.count / 5 else { continue }
         var maxd: Float = 0
         for (i, d) in dets.enumerated() {
@@ -61,9 +69,9 @@ struct RetinaFaceGoldenTests {
       }
     }
 
-    @Test(.enabled(if: available, "needs ../shared/golden/retinaface_mnet"))
-    func strictLoadAndWrongArchitecture() throws {
-        let ck = try CheckpointLoader.load(Self.dir.appendingPathComponent("weights.pth"))
+    @Test(arguments: cases)
+    func strictLoadAndWrongArchitecture(_ dir: URL) throws {
+        let ck = try CheckpointLoader.load(dir.appendingPathComponent("weights.pth"))
         #expect(ck.strippedModulePrefix)
         #expect {
             _ = try RetinaFace(stateDict: ck.stateDict, configuration: RetinaFaceConfiguration(backbone: .mobilenet025, outChannel: 128),
