@@ -280,7 +280,7 @@ public final class RetinaFace: @unchecked Sendable {
     }
 
     /// OpenCV `cv2.resize(img, (0,0), fx=s, fy=s)` bilinear on float H·W·3 pixels (half-pixel centres, clamped).
-    static func resizeBilinear(_ src: [Float], width: Int, height: Int, scale: Double) -> ([Float], Int, Int) {
+    static func resizeBilinear(_ src: [UInt8], width: Int, height: Int, scale: Double) -> ([Float], Int, Int) {
         let ow = max(1, Int((Double(width) * scale).rounded())), oh = max(1, Int((Double(height) * scale).rounded()))
         let inv = 1 / scale
         func taps(_ o: Int, _ n: Int) -> (Int, Int, Float) {
@@ -298,8 +298,8 @@ public final class RetinaFace: @unchecked Sendable {
             for x in 0..<ow {
                 let (x0, x1, fx) = xs[x]
                 for c in 0..<3 {
-                    let a = src[(y0 * width + x0) * 3 + c] * (1 - fx) + src[(y0 * width + x1) * 3 + c] * fx
-                    let b = src[(y1 * width + x0) * 3 + c] * (1 - fx) + src[(y1 * width + x1) * 3 + c] * fx
+                    let a = Float(src[(y0 * width + x0) * 3 + c]) * (1 - fx) + Float(src[(y0 * width + x1) * 3 + c]) * fx
+                    let b = Float(src[(y1 * width + x0) * 3 + c]) * (1 - fx) + Float(src[(y1 * width + x1) * 3 + c]) * fx
                     out[(y * ow + x) * 3 + c] = a * (1 - fy) + b * fy
                 }
             }
@@ -313,13 +313,16 @@ public final class RetinaFace: @unchecked Sendable {
         guard width > 0, height > 0, width <= 1 << 15, height <= 1 << 15, bgr.count == width * height * 3 else {
             throw FaceModelError.invalidInput(model: "RetinaFace", reason: "\(bgr.count) bytes for a \(width)x\(height) BGR image")
         }
-        var img = bgr.map { Float($0) }
+        // Large images are resized straight from the bytes, so no full-size float copy is ever made.
+        var img: [Float]
         var (w, h) = (width, height)
         var ss: Float = 1
         if max(w, h) > options.downscaleAbove {
             let s = Double(options.downscaleTarget) / Double(max(w, h))
             ss = Float(s)
-            (img, w, h) = Self.resizeBilinear(img, width: w, height: h, scale: s)
+            (img, w, h) = Self.resizeBilinear(bgr, width: w, height: h, scale: s)
+        } else {
+            img = bgr.map { Float($0) }
         }
         let x = try backend.upload(Self.inputTensor(bgr: img, width: w, height: h, mean: options.mean))
         let raw = try forward(x)

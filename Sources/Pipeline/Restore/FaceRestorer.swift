@@ -57,7 +57,11 @@ public struct RetinaFaceDetector: FaceDetecting, @unchecked Sendable {
     public func detect(_ image: FaceImage) throws -> [FaceDetection] {
         let bgr = image.channels == 3 ? image : try ImageResize.toBGR(image)
         let dets = try lock.withLock { try net.detect(bgr: bgr.pixels, width: bgr.width, height: bgr.height, options: options) }
-        return dets.map { d in
+        // Non-finite coordinates (possible with broken weights) are dropped rather than warped.
+        return dets.filter { d in
+            d.score.isFinite && (0..<4).allSatisfy { d.box[$0].isFinite }
+                && (d.landmarkX + d.landmarkY).allSatisfy(\.isFinite)
+        }.map { d in
             FaceDetection(box: SIMD4(Double(d.box[0]), Double(d.box[1]), Double(d.box[2]), Double(d.box[3])), score: Double(d.score),
                           landmarks: (0..<5).map { SIMD2(Double(d.landmarkX[$0]), Double(d.landmarkY[$0])) })
         }
