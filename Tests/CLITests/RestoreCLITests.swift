@@ -71,6 +71,32 @@ import TensorCore
         #expect(out.width == 128 && out.height == 128)
     }
 
+    /// --bg-upsampler with a Real-ESRGAN file (the committed tiny RRDBNet ×2 fixture): background by the network,
+    /// output twice the input size; a ×2 model asked for ×3 is resized by the upscaler (outscale 3).
+    @Test func realESRGANBackground() throws {
+        let dir = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let sr = root.appendingPathComponent("Tests/Fixtures/models/rrdbnet_x2/weights.pth")
+        guard FileManager.default.fileExists(atPath: sr.path) else { Issue.record("missing fixture \(sr.path)"); return }
+        for scale in [2, 3] {
+            let out = dir.appendingPathComponent("sr\(scale)")
+            let r = try EnhanceBinary.run(["restore", dir.appendingPathComponent("in/photo.png").path, "-o", out.path,
+                                           "--gpen", dir.appendingPathComponent("gpen.safetensors").path,
+                                           "--detector", dir.appendingPathComponent("retina.safetensors").path, "--mask", "rect",
+                                           "--bg-upsampler", sr.path, "--upscale", "\(scale)"], environment: Self.env(dir))
+            #expect(r.status == 0, "stderr: \(r.stderr)")
+            #expect(r.stderr.contains("background: "))
+            let img = try ImageDecoder.decode(fileAt: out.appendingPathComponent("photo.png"))
+            #expect(img.width == 64 * scale && img.height == 64 * scale)
+        }
+        let missing = try EnhanceBinary.run(["restore", dir.appendingPathComponent("in").path, "-o", dir.appendingPathComponent("m").path,
+                                             "--gpen", dir.appendingPathComponent("gpen.safetensors").path, "--aligned",
+                                             "--bg-upsampler", "NoSuchModel"], environment: Self.env(dir))
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("NoSuchModel"))
+    }
+
     @Test func alignedModeAndErrors() throws {
         let dir = try Self.workspace()
         defer { try? FileManager.default.removeItem(at: dir) }
