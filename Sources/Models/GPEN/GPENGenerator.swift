@@ -290,8 +290,17 @@ public final class GPENGenerator: @unchecked Sendable {
 
     /// FaceGAN `process` on an S×S BGR crop (layout H·W·C): normalise, run the generator, convert back (truncated).
     public func restore(bgr: [UInt8]) throws -> [UInt8] {
-        let x = try Self.inputTensor(bgr: bgr, width: size, height: size)
-        let y = try forward(backend.upload(x))
-        return try Self.outputBGR(backend.download(y))
+        try restore(batch: [bgr])[0]
+    }
+
+    /// FaceGAN `process` on several S×S BGR crops in one N×3×S×S forward pass (same results as one by one; the
+    /// low-resolution layers read their large weights once for all faces).
+    public func restore(batch crops: [[UInt8]]) throws -> [[UInt8]] {
+        guard !crops.isEmpty else { return [] }
+        var data: [Float] = []
+        data.reserveCapacity(crops.count * 3 * size * size)
+        for c in crops { data += try Self.inputTensor(bgr: c, width: size, height: size).data }
+        let y = try backend.download(forward(backend.upload(HostTensor(shape: [crops.count, 3, size, size], data: data))))
+        return try (0..<crops.count).map { try Self.outputBGR(y, batch: $0) }
     }
 }

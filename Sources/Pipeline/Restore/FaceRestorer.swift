@@ -92,6 +92,8 @@ public struct RestoreOptions: Sendable, Equatable {
     public var threshold: Double = 0.9
     /// Output scale (1 = same size); > 1 needs a background upsampler.
     public var upscale: Int = 1
+    /// Faces per GPEN forward pass (N×3×S×S); results are identical to one at a time, memory grows with N.
+    public var faceBatch: Int = 1
     /// Side of the parser input (upstream always 512, where the mask post-processing is exact; other sizes scale
     /// the border and blur, for small test models).
     public var parserSize: Int = 512
@@ -150,6 +152,7 @@ public final class FaceRestorer: @unchecked Sendable {
         if !options.aligned && detector == nil {
             throw RestoreError.missingModel("whole-photo mode needs a RetinaFace detector (--detector FILE), or use --aligned")
         }
+        guard (1...64).contains(options.faceBatch) else { throw RestoreError.invalidOption("--face-batch \(options.faceBatch) must be in 1...64") }
         guard options.parserSize >= 32, options.parserSize <= 2048 else { throw RestoreError.invalidOption("parser size \(options.parserSize)") }
         self.gpen = gpen; self.detector = detector; self.parser = parser; self.background = background; self.options = options
     }
@@ -247,10 +250,19 @@ public final class FaceRestorer: @unchecked Sendable {
         var faces: [RestoredFace] = []
         var paste: [PasteFace] = []
         var tRestore = 0.0, tParse = 0.0
-        for a in aligned {
-            t = ContinuousClock.now
-            let restored = try restoreFace(a.crop)
-            tRestore += Self.seconds(t)
+        t = ContinuousClock.now
+        var restoredAll: [FaceImage] = []
+        var start = 0
+        while start < aligned.count {
+            let chunk = aligned[start..<min(aligned.count, start + options.faceBatch)]
+            if chunk.count == 1 { restoredAll.append(try restoreFace(chunk.first!.crop)) } else {
+                let outs = try lock.withLock { try gpen.restore(batch: chunk.map(\.crop.pixels)) }
+                for o in outs { restoredAll.append(try FaceImage(width: gpen.size, height: gpen.size, channels: 3, pixels: o)) }
+            }
+            start += chunk.count
+        }
+        tRestore = Self.seconds(t)
+        for (a, restored) in zip(aligned, restoredAll) {
             t = ContinuousClock.now
             let mask = try pasteMask(for: restored)
             tParse += Self.seconds(t)
