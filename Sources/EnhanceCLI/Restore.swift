@@ -120,7 +120,7 @@ struct Restore: AsyncParsableCommand {
     @Option(help: "Output scale (needs --bg-upsampler; default 2 with an upsampler, else 1).")
     var upscale: Int?
 
-    @Option(help: "Faces per GPEN pass (same results; more memory, fewer weight reads on group photos).")
+    @Option(help: "Faces per GPEN pass (same results up to float rounding; more memory).")
     var faceBatch: Int = 1
 
     @Option(help: "Suffix of output names: <name><suffix>.<ext>.")

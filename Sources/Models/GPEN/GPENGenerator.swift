@@ -293,7 +293,7 @@ public final class GPENGenerator: @unchecked Sendable {
         try restore(batch: [bgr])[0]
     }
 
-    /// FaceGAN `process` on several S×S BGR crops in one N×3×S×S forward pass (same results as one by one; the
+    /// FaceGAN `process` on several S×S BGR crops in one N×3×S×S forward pass (one-by-one results up to float rounding; the
     /// low-resolution layers read their large weights once for all faces).
     public func restore(batch crops: [[UInt8]]) throws -> [[UInt8]] {
         guard !crops.isEmpty else { return [] }

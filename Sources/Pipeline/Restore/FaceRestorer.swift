@@ -92,7 +92,7 @@ public struct RestoreOptions: Sendable, Equatable {
     public var threshold: Double = 0.9
     /// Output scale (1 = same size); > 1 needs a background upsampler.
     public var upscale: Int = 1
-    /// Faces per GPEN forward pass (N×3×S×S); results are identical to one at a time, memory grows with N.
+    /// Faces per GPEN forward pass (N×3×S×S); results equal one-at-a-time up to float rounding, memory grows with N.
     public var faceBatch: Int = 1
     /// Side of the parser input (upstream always 512, where the mask post-processing is exact; other sizes scale
     /// the border and blur, for small test models).
