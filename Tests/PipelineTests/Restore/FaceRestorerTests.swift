@@ -130,8 +130,10 @@ func face(at c: SIMD2<Double>, eye: Double, score: Double, box: Double = 120) ->
         var o = RestoreOptions(); o.faceBatch = 2
         let batched = try FaceRestorer(gpen: gpen, detector: FixedDetector(detections: dets), parser: nil, options: o).restore(TinyFaceModels.photo())
         #expect(batched.faces.count == 3)
-        #expect(zip(single.faces, batched.faces).allSatisfy { $0.restored == $1.restored })
-        #expect(single.image == batched.image)
+        // Equal up to float rounding: a batch-N convolution may sum in another order and move a truncated byte by 1.
+        func maxDiff(_ a: [UInt8], _ b: [UInt8]) -> Int { zip(a, b).map { abs(Int($0) - Int($1)) }.max() ?? 0 }
+        #expect(zip(single.faces, batched.faces).allSatisfy { maxDiff($0.restored.pixels, $1.restored.pixels) <= 1 })
+        #expect(maxDiff(single.image.pixels, batched.image.pixels) <= 1)
         let ref = try GPENGenerator(stateDict: SyntheticCheckpoint.stateDict(SyntheticCheckpoint.gpen(TinyFaceModels.gpenConfig)),
                                     backend: ReferenceBackend())
         let crops = single.faces.map(\.crop.pixels)
