@@ -20,6 +20,7 @@ public enum EnhanceCommands {
         Inspect.self,
         Info.self,
         Upscale.self,
+        Restore.self,
         Forward.self,
     ]
 }

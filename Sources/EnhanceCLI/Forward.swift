@@ -20,9 +20,9 @@ enum ForwardRegistry {
     static let runners: [String: Runner] = [
         "rrdbnet": superResolution,
         "srvgg": superResolution,
-        "gpen": notYetSupported("gpen"),
-        "retinaface": notYetSupported("retinaface"),
-        "parsenet": notYetSupported("parsenet"),
+        "gpen": FaceForwardRunners.gpen,
+        "retinaface": FaceForwardRunners.retinaFace,
+        "parsenet": FaceForwardRunners.parseNet,
     ]
 
     /// The `--arch` key of a detected architecture.
