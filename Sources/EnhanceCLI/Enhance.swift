@@ -21,6 +21,7 @@ public enum EnhanceCommands {
         Info.self,
         Upscale.self,
         Restore.self,
+        Chain.self,
         Forward.self,
     ]
 }
