@@ -80,8 +80,9 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     deinit {
         reorderCache.removeAll()
         opCache.removeAll()
-        dnnl_stream_destroy(stream)
-        dnnl_engine_destroy(engine)
+        firCache.removeAll()
+        // The engine and stream are deliberately not destroyed: prepared layers may outlive the backend and their
+        // primitives still refer to the engine. They are a few hundred bytes, and backends are long-lived.
     }
 
     /// OpenMP threads oneDNN will use.

@@ -225,10 +225,16 @@ extension DNNLBackend {
                 : MD.make([p.groups, p.outChannels / p.groups, p.inChannels / p.groups, p.kernelH, p.kernelW], dnnl_goihw)
             let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: "prepareConv2d"), biasHost: bias?.data)
             let prepared = PreparedConv2d(params: p, hasBias: bias != nil, backendID: id, payload: state)
-            // Reorder the weights now for a nominal input size, so later runs usually find them ready.
+            // Validate now: oneDNN must accept this convolution for a nominal input size. The weights themselves are
+            // reordered once, on the first run, into the layout (and scale, see `convPlan`) that run's primitive wants,
+            // so no unused copy stays in memory.
             let nominal = max(p.kernelH, p.kernelW, 32)
-            _ = try convPlan(state, p, n: 1, h: nominal, w: nominal, srcStorage: p.inChannels, dstStorage: p.outChannels,
-                             epilogue: EpilogueKey(.identity), fused: true)
+            guard try convPlan(state, p, n: 1, h: nominal, w: nominal, srcStorage: p.inChannels, dstStorage: p.outChannels,
+                               epilogue: EpilogueKey(.identity), fused: true) != nil else {
+                throw TensorError.unsupported(op: "prepareConv2d", message: "oneDNN has no implementation for \(p)")
+            }
+            state.plans.removeAll()
+            state.prepared.removeAll()
             return prepared
         }
     }

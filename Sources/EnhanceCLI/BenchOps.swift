@@ -16,7 +16,7 @@ struct BenchOps: ParsableCommand {
     var warmup: Int = 2
     @Option(help: "Timed calls per shape (the median is reported).")
     var repeats: Int = 5
-    @Option(help: "Peak FP32 GFLOP/s to compare against (default: the documented 385 on AVX-512, 192 on AVX2).")
+    @Option(help: "Peak FP32 GFLOP/s to compare against (default: measured with scripts/bench/fma_peak.c when a C compiler is present, else the documented 385).")
     var peak: Double?
     @Flag(help: "Skip the PyTorch comparison.")
     var skipTorch = false
@@ -28,6 +28,8 @@ struct BenchOps: ParsableCommand {
     var rrdbSize: Int = 512
     @Option(help: "RRDB blocks in the forward pass.")
     var rrdbBlocks: Int = 23
+    @Option(help: "Forward passes (the first includes primitive creation and weight reorders; all are printed).")
+    var rrdbRuns: Int = 1
     @Option(help: "Only the first N conv shapes (0 = all).")
     var limit: Int = 0
 
@@ -53,10 +55,11 @@ struct BenchOps: ParsableCommand {
         let direct = try DNNLBackend(options: .init(threads: threads, winograd: false))
         let wino = try DNNLBackend(options: .init(threads: threads, winograd: true))
         let avx512 = direct.blockedLayout == .nChw16c
-        let peakValue = peak ?? (avx512 ? 385 : 192)
         print("engine: \(direct.name); activations \(direct.blockedLayout); load \(loadAverage())")
-        print(String(format: "peak: %.0f GFLOP/s (%@)", peakValue,
-                     peak != nil ? "given" : (avx512 ? "documented AVX-512 FMA peak of the 2-core machine" : "documented AVX2 FMA peak, 2 threads")))
+        let measured = peak == nil ? measurePeak() : nil
+        let peakValue = peak ?? measured ?? 385
+        let source = peak != nil ? "given" : (measured != nil ? "measured now with scripts/bench/fma_peak.c" : "documented AVX-512 FMA peak of the 2-core machine")
+        print(String(format: "peak: %.0f GFLOP/s (%@)", peakValue, source))
         let selected = limit > 0 ? Array(Self.shapes.prefix(limit)) : Self.shapes
         if !skipConvs {
             let torch = skipTorch ? [:] : runTorch(selected)
@@ -110,6 +113,43 @@ struct BenchOps: ParsableCommand {
         return (s.flop / times[times.count / 2] / 1e9, impl)
     }
 
+    var scriptsDirectory: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/bench")
+    }
+
+    /// Runs a program and returns its standard output (nil when it cannot run or fails).
+    func output(_ executable: String, _ arguments: [String]) -> String? {
+        let proc = Process()
+        proc.executableURL = URL(fileURLWithPath: executable)
+        proc.arguments = arguments
+        let pipe = Pipe()
+        proc.standardOutput = pipe
+        proc.standardError = FileHandle.nullDevice
+        guard (try? proc.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        proc.waitUntilExit()
+        return proc.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+    }
+
+    /// Compiles and runs scripts/bench/fma_peak.c (cc -O3 -march=native -fopenmp); nil without a compiler.
+    func measurePeak() -> Double? {
+        let source = scriptsDirectory.appendingPathComponent("fma_peak.c").path
+        let binary = FileManager.default.temporaryDirectory.appendingPathComponent("enhance-fma-peak-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: binary) }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/cc"),
+              output("/usr/bin/cc", ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", source, "-o", binary]) != nil else { return nil }
+        var best: Double?
+        for _ in 0..<3 {   // best of three: contention only ever lowers the figure
+            guard let text = output(binary, ["\(threads)", "100000000"]) else { return nil }
+            let fields = text.split(separator: " ")
+            guard fields.count >= 4, let g = Double(fields[1]) else { return nil }
+            print("fma_peak: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+            best = max(best ?? 0, g)
+        }
+        return best
+    }
+
     /// Runs scripts/bench/conv_torch.py with ENHANCE_TORCH_PYTHON (or /work/venv-torch/bin/python); returns GFLOP/s
     /// keyed by "spec/layout".
     func runTorch(_ shapes: [Shape]) -> [String: Double] {
@@ -119,8 +159,7 @@ struct BenchOps: ParsableCommand {
             print("torch: no python with torch (set ENHANCE_TORCH_PYTHON)")
             return [:]
         }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("scripts/bench/conv_torch.py").path
+        let script = scriptsDirectory.appendingPathComponent("conv_torch.py").path
         let proc = Process()
         proc.executableURL = URL(fileURLWithPath: python)
         proc.arguments = [script, "--threads", "\(threads)", "--warmup", "\(warmup)", "--repeat", "\(repeats)",
@@ -165,25 +204,35 @@ struct BenchOps: ParsableCommand {
         let prepareTime = now() - t0
         let lrelu = Epilogue.activation(.leakyReLU(slope: 0.2))
         let input = try be.upload(randomHost([1, 3, size, size], scale: 0.5, seed: 99))
+        for run in 1...max(1, rrdbRuns) {
         be.resetPeak()
         let reordersBefore = be.activationReorders
         let t1 = now()
         let feat = try be.conv2d(input, first)
+        // Each RDB works in one concatenation buffer [x, x1, x2, x3, x4]; convs 1-4 write straight into their
+        // channel slices, and conv5 (0.2·conv5 + x) writes straight into the next RDB's buffer.
+        let catShape = TensorShape(n: 1, c: nf + 4 * gc, h: size, w: size)
+        var cat = try be.empty(catShape)
+        try be.copy(feat, into: be.channelView(cat, 0..<nf))
         var x = feat
         for rrdb in blocks {
-            var y = x
             for (r, rdb) in rrdb.enumerated() {
-                let cat = try be.empty(TensorShape(n: 1, c: nf + 4 * gc, h: size, w: size))
-                try be.copy(y, into: be.channelView(cat, 0..<nf))
                 for i in 0..<4 {
                     _ = try be.conv2d(be.channelView(cat, 0..<(nf + i * gc)), rdb[i], epilogue: lrelu,
                                       into: be.channelView(cat, (nf + i * gc)..<(nf + (i + 1) * gc)))
                 }
-                // RDB: 0.2·conv5 + y; the third RDB's output feeds RRDB's 0.2·(…) + x.
-                y = try be.conv2d(cat, rdb[4], epilogue: Epilogue(outputScale: 0.2, residual: be.channelView(cat, 0..<nf)))
-                if r == 2 { y = try be.add(y, x, alpha: 0.2, beta: 1) }
+                let next = try be.empty(catShape)
+                let rdbOut = Epilogue(outputScale: 0.2, residual: try be.channelView(cat, 0..<nf))
+                if r < 2 {
+                    _ = try be.conv2d(cat, rdb[4], epilogue: rdbOut, into: be.channelView(next, 0..<nf))
+                } else {
+                    // RRDB: 0.2·rdb3(…) + x
+                    let y = try be.conv2d(cat, rdb[4], epilogue: rdbOut)
+                    x = try be.add(y, x, alpha: 0.2, beta: 1)   // x: this RRDB's input
+                    try be.copy(x, into: be.channelView(next, 0..<nf))
+                }
+                cat = next
             }
-            x = y
         }
         var h = try be.conv2d(x, body, epilogue: Epilogue(residual: feat))
         h = try be.conv2d(be.upsampleNearest(h, factor: 2), up1, epilogue: lrelu)
@@ -199,11 +248,12 @@ struct BenchOps: ParsableCommand {
         let flop = rdbFlop * Double(3 * rrdbBlocks) + 2 * 9 * Double(size * size) * Double(3 * nf + nf * nf)
             + 2 * 9 * Double(nf * nf) * Double(4 * size * size + 16 * size * size * 2) + 2 * 9 * Double(nf * 3 * 16 * size * size)
         print("")
-        print("RRDBNet-shaped forward: \(rrdbBlocks) blocks, input 3×\(size)², output \(out.shape) (\(be.name))")
+        print("RRDBNet-shaped forward #\(run): \(rrdbBlocks) blocks, input 3×\(size)², output \(out.shape) (\(be.name))")
         print(String(format: "  prepare %.2f s, forward %.2f s, %.0f effective GFLOP/s (%.2f TFLOP)", prepareTime, elapsed, flop / elapsed / 1e9, flop / 1e12))
         print("  engine memory: peak live \(mib(stats.peakLiveBytes)), peak reserved \(mib(stats.peakReservedBytes)), weights \(mib(stats.weightBytes)), \(stats.allocationCount) allocations, \(stats.reuseCount) reuses")
         print("  process peak RSS: \(mib(Int(usage.ru_maxrss) * 1024))")
         print("  layout-changing activation reorders during the forward: \(be.activationReorders - reordersBefore) (upload/download excluded)")
         print("  load average after: \(loadAverage())")
+        }
     }
 }
