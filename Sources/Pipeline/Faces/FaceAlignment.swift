@@ -144,6 +144,11 @@ public enum FaceAlignment {
         return (t, scale)
     }
 
+    /// The similarity (forward transform) mapping `source` onto `destination`: `umeyama(from:to:).transform`.
+    public static func similarity(from source: [SIMD2<Double>], to destination: [SIMD2<Double>]) throws -> AffineMatrix {
+        try umeyama(from: source, to: destination).transform
+    }
+
     /// SVD of a 2×2 matrix [[a, b], [c, d]] = U · diag(s) · Vh in closed form (Double), rounded to float32.
     struct SVD2 {
         var u: [Float], s: SIMD2<Float>, vh: [Float], detUV: Double

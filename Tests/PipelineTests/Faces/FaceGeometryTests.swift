@@ -254,9 +254,8 @@ struct FaceCropsTests {
     }
 
     @Test func parsePasteMaskResizes() throws {
-        var parse = [UInt8](repeating: 0, count: 512 * 512)
-        for y in 100..<400 { for x in 120..<380 { parse[y * 512 + x] = 255 } }
-        let m512 = try FaceCrops.parsePasteMask(parse: parse, cropSize: 512)
+        let m512 = try #require(FacesFixtureTests.postMask)
+        let parse = try FacesFixtureTests.parseMask()
         let m256 = try FaceCrops.parsePasteMask(parse: parse, cropSize: 256)
         #expect(m256.width == 256)
         // 2× reduction = 2×2 block means
@@ -264,5 +263,124 @@ struct FaceCropsTests {
             let s = m512[2 * y, 2 * x] + m512[2 * y, 2 * x + 1] + m512[2 * y + 1, 2 * x] + m512[2 * y + 1, 2 * x + 1]
             #expect(abs(m256[y, x] - s * 0.25) < 1e-7)
         }
+    }
+}
+
+struct PasteBackRegionTests {
+    /// Upstream's loop verbatim on full-frame buffers (the reference for the region-restricted composite).
+    static func referenceComposite(_ bg: FaceImage, _ faces: [PasteFace]) throws -> FaceImage {
+        let w = bg.width, h = bg.height, cn = bg.channels
+        var fullMask = try FaceMask(width: w, height: h)
+        var fullImg = try FaceImage(width: w, height: h, channels: cn)
+        for f in faces {
+            let tm = try FaceWarp.warpAffine(f.mask, f.inverse, width: w, height: h)
+            var ef = f.smallFace ? PasteBack.smallFaceFilter(f.restored) : f.restored
+            ef = try PasteBack.addWeighted(ef, 1, f.original, 0)
+            let ti = try FaceWarp.warpAffine(ef, f.inverse, width: w, height: h)
+            for i in 0..<(w * h) where tm.values[i] - fullMask.values[i] > 0 {
+                fullMask.values[i] = tm.values[i]
+                for c in 0..<cn { fullImg.pixels[i * cn + c] = ti.pixels[i * cn + c] }
+            }
+        }
+        var out = bg
+        for i in 0..<(w * h) {
+            for c in 0..<cn {
+                let j = i * cn + c
+                out.pixels[j] = FaceWarp.saturateU8(abs(Float(bg.pixels[j]) * (1 - fullMask.values[i]) + Float(fullImg.pixels[j]) * fullMask.values[i]))
+            }
+        }
+        return out
+    }
+
+    @Test func regionRestrictedCompositeEqualsFullFrame() throws {
+        let bg = try FaceGeometryTests.noise(width: 90, height: 70, seed: 7)
+        let crop = try FaceGeometryTests.noise(width: 32, height: 32, seed: 11)
+        var rest = crop
+        rest.pixels = crop.pixels.map { 255 - $0 }
+        let mask = try FaceMasks.rectangular(size: 32, margin: 0, feather: 6)
+        let lm = FacesGolden.astronautLandmarks
+        var faces: [PasteFace] = []
+        // faces inside, over the left/top edge, over the bottom-right corner, rotated, and entirely outside
+        for (k, shift) in [SIMD2<Double>(-150, -60), SIMD2(-215, -95), SIMD2(-165, -45), SIMD2(500, 500)].enumerated() {
+            let pts = lm.map { ($0 + shift) * 0.5 }
+            let (_, inv) = try FaceAlignment.transforms(landmarks: pts, cropSize: 32)
+            faces.append(PasteFace(restored: rest, original: crop, mask: mask, inverse: inv, smallFace: k == 1))
+        }
+        let rot = AffineMatrix(cos(0.4) * 1.3, -sin(0.4) * 1.3, 40, sin(0.4) * 1.3, cos(0.4) * 1.3, 5)
+        faces.append(PasteFace(restored: rest, original: crop, mask: mask, inverse: rot, smallFace: false))
+        let mine = try PasteBack.composite(background: bg, faces: faces)
+        let ref = try Self.referenceComposite(bg, faces)
+        #expect(mine == ref)
+        #expect(mine != bg)
+        // a face entirely outside the frame changes nothing
+        #expect(try PasteBack.composite(background: bg, faces: [faces[3]]) == bg)
+    }
+}
+
+struct PasteExtensionsTests {
+    /// Largest jump between horizontally or vertically adjacent values of channel 0.
+    static func maxStep(_ im: FaceImage) -> Int {
+        var m = 0
+        for y in 0..<im.height {
+            for x in 0..<im.width {
+                if x > 0 { m = max(m, abs(Int(im[y, x, 0]) - Int(im[y, x - 1, 0]))) }
+                if y > 0 { m = max(m, abs(Int(im[y, x, 0]) - Int(im[y - 1, x, 0]))) }
+            }
+        }
+        return m
+    }
+
+    @Test func edgeFeatherRemovesTheRectangle() throws {
+        let bg = try FaceImage(width: 80, height: 80)  // black
+        let face = try FaceImage(width: 32, height: 32, channels: 3, pixels: [UInt8](repeating: 200, count: 32 * 32 * 3))
+        let ones = try FaceMask(width: 32, height: 32, repeating: 1)  // a mask touching the crop border: hard edge
+        let inv = AffineMatrix(1.5, 0, 16, 0, 1.5, 16)
+        let p = PasteFace(restored: face, original: face, mask: ones, inverse: inv, smallFace: false)
+        let hard = try PasteBack.composite(background: bg, faces: [p])
+        let soft = try PasteBack.composite(background: bg, faces: [p], options: PasteOptions(edgeFeather: 8))
+        #expect(Self.maxStep(hard) >= 100)
+        #expect(Self.maxStep(soft) <= 200 / 8)  // smoothstep over 8 crop px × 1.5 scale: ≤ 1.5·200/(8·1.5) per px
+        #expect(soft[40, 40, 0] == 200)  // centre untouched
+        // the default rectangular mask has no step either
+        let rect = try FaceMasks.rectangular(size: 32)
+        let r = try PasteBack.composite(background: bg, faces: [PasteFace(restored: face, original: face, mask: rect,
+                                                                          inverse: inv, smallFace: false)])
+        #expect(Self.maxStep(r) <= 200 / 4)
+    }
+
+    @Test func colourMatchInCompositeRemovesAShift() throws {
+        let orig = try FaceGeometryTests.noise(width: 32, height: 32, seed: 3)
+        var shifted = orig  // restoration that turned the face blue and dark
+        for i in stride(from: 0, to: shifted.pixels.count, by: 3) {
+            shifted.pixels[i] = UInt8(min(255, Int(orig.pixels[i]) / 2 + 100))
+            shifted.pixels[i + 1] = orig.pixels[i + 1] / 2
+            shifted.pixels[i + 2] = orig.pixels[i + 2] / 2
+        }
+        let bg = try FaceImage(width: 32, height: 32)
+        let ones = try FaceMask(width: 32, height: 32, repeating: 1)
+        let p = PasteFace(restored: shifted, original: orig, mask: ones, inverse: .identity, smallFace: false)
+        func meanAbs(_ a: FaceImage, _ b: FaceImage) -> Double {
+            Double(zip(a.pixels, b.pixels).map { abs(Int($0) - Int($1)) }.reduce(0, +)) / Double(a.pixels.count)
+        }
+        let plain = try PasteBack.composite(background: bg, faces: [p])
+        let matched = try PasteBack.composite(background: bg, faces: [p], options: PasteOptions(colorMatch: .lab))
+        #expect(meanAbs(matched, orig) < meanAbs(plain, orig) / 2, "\(meanAbs(matched, orig)) vs \(meanAbs(plain, orig))")
+    }
+}
+
+struct FaceColorSpaceTests {
+    @Test(arguments: FaceColor.Space.allCases)
+    func colourSpaceRoundTrip(space: FaceColor.Space) throws {
+        let im = try FaceGeometryTests.noise(width: 64, height: 16, seed: 5)
+        var worst = 0.0
+        for i in 0..<(64 * 16) {
+            let p = FaceColor.pixel(im, i)
+            let q = FaceColor.fromSpace(FaceColor.toSpace(p, space), space)
+            worst = max(worst, abs(p.x - q.x), abs(p.y - q.y), abs(p.z - q.z))
+        }
+        #expect(worst < 0.01, "\(space) round trip error \(worst)")
+        // matching an image to itself changes nothing
+        let w = try FaceMask(width: 64, height: 16, repeating: 0.5)
+        #expect(try FaceColor.matchStatistics(im, to: im, weights: w, space: space) == im)
     }
 }

@@ -27,6 +27,9 @@ struct FacesFixtureTests {
         return m
     }
 
+    /// `mask_postprocess` of the fixture parse mask, computed once for all tests.
+    static let postMask: FaceMask? = try? FaceMasks.postprocess(parse: parseMask())
+
     static func window(_ im: FaceImage, y: Int, x: Int, h: Int, w: Int) -> [UInt8] {
         var out: [UInt8] = []
         for yy in y..<(y + h) { for xx in x..<(x + w) { for c in 0..<im.channels { out.append(im[yy, xx, c]) } } }
@@ -52,7 +55,7 @@ struct FacesFixtureTests {
     }
 
     @Test func maskPostWindowsMatch() throws {
-        let mask = try FaceMasks.postprocess(parse: try Self.parseMask())
+        let mask = try #require(Self.postMask)
         let golden = try Self.npy("mask_post_windows").floats()
         let o = try Self.ints("mask_post_origins")
         var maxd: Float = 0
@@ -69,7 +72,7 @@ struct FacesFixtureTests {
 
     @Test func compositeWindowsMatch() throws {
         let img = try Self.sparseImage()
-        let mask = try FaceMasks.postprocess(parse: try Self.parseMask())
+        let mask = try #require(Self.postMask)
         func face(_ lm: [SIMD2<Double>], small: Bool) throws -> PasteFace {
             let (crop, _, inv) = try FaceAlignment.alignAndCrop(img, landmarks: lm, cropSize: 512)
             var restored = crop
