@@ -158,6 +158,9 @@ struct Upscale: AsyncParsableCommand {
             FileHandle.standardError.write(Data("enhance upscale: \(error)\n".utf8))
             throw ExitCode(2)
         }
+        if !quiet && !json, let rss = peakRSSBytes() {
+            FileHandle.standardError.write(Data(String(format: "peak RSS %.0f MiB\n", Double(rss) / 1048576).utf8))
+        }
         if summary.failed > 0 { throw ExitCode(1) }
     }
 

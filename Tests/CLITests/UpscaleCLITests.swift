@@ -7,7 +7,7 @@ import TensorCore
 @Suite("enhance upscale / forward CLI")
 struct UpscaleCLITests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let fixtures = root.appendingPathComponent("Tests/Fixtures/realesrgan")
+    static let fixtures = root.appendingPathComponent("Tests/Fixtures/models")
 
     func tempDir(_ name: String) throws -> URL {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("enhance-cli-\(name)-\(getpid())")
@@ -43,7 +43,7 @@ struct UpscaleCLITests {
 
         // the good file alone succeeds; a second run skips it (resume)
         let r2 = try EnhanceBinary.run(["upscale", inputs.appendingPathComponent("a.png").path, "-o", out.path, "--suffix", "",
-                                        "--model-path", Self.fixtures.appendingPathComponent("srvgg_x4/weights.pth").path, "--backend", "reference"])
+                                        "--model-path", Self.fixtures.appendingPathComponent("srvgg_prelu_x4/weights.pth").path, "--backend", "reference"])
         #expect(r2.status == 0)
         let b = try ImageDecoder.decode(fileAt: out.appendingPathComponent("a.png"))
         #expect(b.width == 84 && b.height == 68)
@@ -66,7 +66,7 @@ struct UpscaleCLITests {
     @Test func forwardWritesOutputNPY() throws {
         let dir = try tempDir("forward")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let c = Self.fixtures.appendingPathComponent("srvgg_x4")
+        let c = Self.fixtures.appendingPathComponent("srvgg_prelu_x4")
         let r = try EnhanceBinary.run(["forward", "--weights", c.appendingPathComponent("weights.pth").path,
                                        "--input", c.appendingPathComponent("input_0.npy").path, "--output", dir.path, "--backend", "dnnl"])
         #expect(r.status == 0, "\(r.stderr)")

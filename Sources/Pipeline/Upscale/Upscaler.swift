@@ -185,16 +185,48 @@ public final class Upscaler: @unchecked Sendable {
         // image buffers: input planes (3 + pads), output samples, outscale result, float alpha
         let fixed = 16 * w * h * 4 + (w * s) * (h * s) * 4 * 2 + ow * oh * 4 * 2 + network.parameterCount * 4 + Self.baseOverhead
         let budget = cap - fixed
-        let perPixel = network.activationBytesPerInputPixel + 12 * s * s + 24  // activations + tile in/out copies
+        // activations (the larger of the analytical estimate and a measured probe pass) + tile in/out copies
+        let perPixel = max(network.activationBytesPerInputPixel, probeBytesPerInputPixel()) + 12 * s * s + 24
         let whole = (h + options.prePad + m) * (w + options.prePad + m)
         if budget > 0, whole * perPixel <= budget { return 0 }
         let pad = roundUp(options.tilePad, m)
         var t = Int((Double(max(budget, 0)) / Double(perPixel)).squareRoot()) - 2 * pad
         t = t / m * m
+        if t >= max(m, 8) {
+            // balance: the fewest tiles of size ≤ t, then the smallest tile giving that count (equal tiles reuse
+            // the backend's per-shape primitives and waste less border)
+            let side = max(w + options.prePad, h + options.prePad)
+            let n = (side + t - 1) / t
+            t = min(t, roundUp((side + n - 1) / n, m))
+        }
         guard t >= max(m, 8) else {
             throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) (needs about \(fixed + perPixel * (8 + 2 * pad) * (8 + 2 * pad)) bytes with the smallest tile)")
         }
         return t
+    }
+
+    private let probeLock = NSLock()
+    private var probeCache: Int?
+
+    /// Peak backend bytes per input pixel measured on a small probe pass (24×24 zeros), cached; this captures the
+    /// backend's layout padding (e.g. 3-channel tensors stored as 16 channels by oneDNN). 0 if the probe fails.
+    public func probeBytesPerInputPixel() -> Int {
+        probeLock.lock(); defer { probeLock.unlock() }
+        if let c = probeCache { return c }
+        let be = network.backend
+        let p = 24
+        var result = 0
+        do {
+            let before = be.memoryStats.liveBytes
+            be.resetPeak()
+            let x = try be.upload(HostTensor(zeros: [1, network.channels, p, p]))
+            _ = try network.forward(x)
+            result = Int((Double(be.memoryStats.peakLiveBytes - before) / Double(p * p)).rounded(.up))
+        } catch {
+            result = 0
+        }
+        probeCache = result
+        return result
     }
 
     /// Bytes assumed for the process itself (code, libraries, allocator slack) when fitting `maxMemory`.

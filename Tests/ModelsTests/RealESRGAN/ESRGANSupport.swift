@@ -14,8 +14,8 @@ enum ESRGANPaths {
         let up2 = root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/golden")
         return FileManager.default.fileExists(atPath: up1.path) ? up1 : up2
     }()
-    /// Committed copies of a subset of the golden cases.
-    static let fixtures = root.appendingPathComponent("Tests/Fixtures/realesrgan")
+    /// The project's committed model fixtures (scripts/reference).
+    static let fixtures = root.appendingPathComponent("Tests/Fixtures/models")
     /// Offline assets (`ENHANCE_ASSETS` or `<root>/.cache/assets`).
     static var assets: URL {
         if let e = ProcessInfo.processInfo.environment["ENHANCE_ASSETS"], !e.isEmpty { return URL(fileURLWithPath: e) }
@@ -25,12 +25,10 @@ enum ESRGANPaths {
     static var hasGolden: Bool { exists(golden.appendingPathComponent("rrdbnet_x4/weights.pth")) }
     static var hasNCNN: Bool { exists(assets.appendingPathComponent("realesr-animevideov3-x4.bin")) }
 
-    /// The folder of a golden case: `shared/golden/<name>` when present, else the committed copy (if any).
+    /// The folder of a golden case, when `shared/golden` is present.
     static func caseDirectory(_ name: String) -> URL? {
         let g = golden.appendingPathComponent(name)
-        if exists(g.appendingPathComponent("weights.pth")) { return g }
-        let f = fixtures.appendingPathComponent(name)
-        return exists(f.appendingPathComponent("weights.pth")) ? f : nil
+        return exists(g.appendingPathComponent("weights.pth")) ? g : nil
     }
 }
 

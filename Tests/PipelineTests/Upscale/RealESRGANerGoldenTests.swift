@@ -12,29 +12,39 @@ import TensorCore
 @Suite("RealESRGANer golden")
 struct RealESRGANerGoldenTests {
     struct Case: Sendable, CustomStringConvertible {
-        let input: String, output: String, outscale: Double, prePad: Int, tile: Int
-        var description: String { output }
+        let dir: URL, weights: URL, input: String, output: String, outscale: Double, prePad: Int, tile: Int, tilePad: Int
+        let alpha: AlphaUpsampler
+        var description: String { "\(dir.lastPathComponent == "realesrganer_x2" && dir.path.contains("Fixtures") ? "fixture" : "golden")/\(output)" }
     }
 
-    static let cases: [Case] = {
-        let url = UpscalePaths.realesrganerDirectory.appendingPathComponent("config.json")
-        guard let data = try? Data(contentsOf: url),
+    /// Cases of one config.json (upstream's alpha option "bicubic" runs bilinear, so it maps to `.bilinear`).
+    static func cases(_ dir: URL, weights: URL) -> [Case] {
+        guard let data = try? Data(contentsOf: dir.appendingPathComponent("config.json")),
               let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let cases = obj["cases"] as? [[String: Any]] else { return [] }
         return cases.compactMap { c in
             guard let i = c["input"] as? String, let o = c["output"] as? String, let s = c["outscale"] as? Double,
                   let p = c["pre_pad"] as? Int, let t = c["tile"] as? Int else { return nil }
-            return Case(input: i, output: o, outscale: s, prePad: p, tile: t)
-        }.filter { UpscalePaths.exists(UpscalePaths.realesrganerDirectory.appendingPathComponent($0.output)) }
-    }()
+            let alpha: AlphaUpsampler = (c["alpha_upsampler"] as? String ?? "realesrgan") == "realesrgan" ? .network : .bilinear
+            return Case(dir: dir, weights: weights, input: i, output: o, outscale: s, prePad: p, tile: t,
+                        tilePad: c["tile_pad"] as? Int ?? 4, alpha: alpha)
+        }.filter { UpscalePaths.exists(dir.appendingPathComponent($0.output)) }
+    }
 
-    @Test("enhance matches upstream (all golden cases, or the committed subset)", arguments: cases)
+    static let fixtureCases = cases(UpscalePaths.fixtures.appendingPathComponent("models/realesrganer_x2"),
+                                    weights: UpscalePaths.fixtures.appendingPathComponent("models/rrdbnet_x2/weights.pth"))
+    static let goldenCases = UpscalePaths.hasGolden
+        ? cases(UpscalePaths.golden.appendingPathComponent("realesrganer_x2"), weights: UpscalePaths.golden.appendingPathComponent("rrdbnet_x2/weights.pth"))
+        : []
+
+    @Test func fixtureCasesPresent() { #expect(Self.fixtureCases.count >= 13) }
+
+    @Test("enhance matches upstream (committed fixtures and, when present, shared/golden)", arguments: fixtureCases + goldenCases)
     func golden(_ c: Case) throws {
-        let dir = UpscalePaths.realesrganerDirectory
-        let model = try RealESRGANLoader.load(UpscalePaths.realesrganerWeights, backend: ReferenceBackend())
-        #expect(Self.cases.count >= 5)
+        let dir = c.dir
+        let model = try RealESRGANLoader.load(c.weights, backend: ReferenceBackend())
         var o = UpscaleOptions()
-        o.tile = c.tile; o.tilePad = 4; o.prePad = c.prePad; o.outscale = c.outscale
+        o.tile = c.tile; o.tilePad = c.tilePad; o.prePad = c.prePad; o.outscale = c.outscale; o.alphaUpsampler = c.alpha
         let up = try Upscaler(network: model.network, options: o)
         let input = try BGR.image(NPYArray(contentsOf: dir.appendingPathComponent(c.input)))
         let expectedArray = try NPYArray(contentsOf: dir.appendingPathComponent(c.output))
@@ -52,7 +62,7 @@ struct RealESRGANerGoldenTests {
             if d == 0 { same += 1 }
         }
         let fraction = Double(same) / Double(got.count)
-        print("realesrganer_x2 \(c.output): max abs diff \(maxDiff), identical \(String(format: "%.4f", fraction * 100))%")
+        print("realesrganer_x2 \(c): max abs diff \(maxDiff), identical \(String(format: "%.4f", fraction * 100))%")
         if out.bitDepth == 16 {
             #expect(maxDiff <= 4)
             #expect(fraction >= 0.95)

@@ -20,14 +20,8 @@ enum UpscalePaths {
     }
     static func exists(_ u: URL) -> Bool { FileManager.default.fileExists(atPath: u.path) }
     static var hasGolden: Bool { exists(golden.appendingPathComponent("realesrganer_x2/config.json")) }
-    /// The RealESRGANer case folder: the golden one, else the committed subset.
-    static var realesrganerDirectory: URL {
-        hasGolden ? golden.appendingPathComponent("realesrganer_x2") : fixtures.appendingPathComponent("realesrgan/realesrganer_x2")
-    }
-    /// Weights of the RealESRGANer cases (tiny ×2 RRDBNet).
-    static var realesrganerWeights: URL {
-        hasGolden ? golden.appendingPathComponent("rrdbnet_x2/weights.pth") : fixtures.appendingPathComponent("realesrgan/rrdbnet_x2/weights.pth")
-    }
+    /// Weights of the RealESRGANer fixture cases (tiny ×2 RRDBNet, nf 8, 2 blocks, gc 4).
+    static var realesrganerWeights: URL { fixtures.appendingPathComponent("models/rrdbnet_x2/weights.pth") }
 }
 
 /// Converts between OpenCV-style HWC BGR(A)/gray arrays and ImageIO images (RGB order).

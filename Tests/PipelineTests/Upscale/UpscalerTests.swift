@@ -42,7 +42,7 @@ enum TinySRVGG {
         withUnsafeBytes(of: &n) { bytes.append(contentsOf: $0) }
         bytes.append(contentsOf: json)
         for (_, _, d) in t { d.withUnsafeBytes { bytes.append(contentsOf: $0) } }
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-srvgg-\(getpid())-\(seed)-\(nf)-\(numConv).safetensors")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-srvgg-\(UUID().uuidString).safetensors")
         try Data(bytes).write(to: url)
         return url
     }
@@ -97,7 +97,7 @@ struct UpscalerTests {
     @Test func rrdbX2TilingIsSeamFreeWithEnoughPad() throws {
         let be = try DNNLBackend(options: .init(threads: 2, winograd: false))
         let net = try RealESRGANLoader.load(UpscalePaths.realesrganerWeights, backend: be).network
-        #expect(net.receptiveFieldRadius == 68)
+        #expect(net.receptiveFieldRadius == 68)  // (2 + 15·2 + 2) LR px × 2
         let img = try testImage(width: 40, height: 34)
         var o = UpscaleOptions()
         o.prePad = 0
