@@ -1,10 +1,38 @@
 import ArgumentParser
+import BackendDNNL
+import Foundation
+import TensorCore
 
-/// `enhance info`: what this build can do (codecs, engine, threads).
+/// `enhance info`: what this build can do on this machine (engine, CPU features, precision).
 struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the build's version and capabilities.")
+    static let configuration = CommandConfiguration(abstract: "Show the version, compute engine and CPU capabilities.")
+
+    @Flag(help: "Print JSON.")
+    var json = false
 
     func run() throws {
-        print("enhance \(Enhance.version)")
+        let backend = try DNNLBackend()
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
+        let features = ["avx2", "fma", "f16c", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16"].filter { flags.contains($0) }
+        let bf16: String
+        do { _ = try DNNLBackend(options: .init(precision: .bf16)); bf16 = "available" }
+        catch { bf16 = "\(error)" }
+        let info: [String: String] = [
+            "version": Enhance.version,
+            "engine": backend.name,
+            "activation_layout": "\(backend.blockedLayout)",
+            "cpu_features": features.joined(separator: " "),
+            "bf16": bf16,
+            "codecs": "PNG (libpng), JPEG (TurboJPEG), WebP (libwebp)",
+        ]
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            for k in ["version", "engine", "activation_layout", "cpu_features", "bf16", "codecs"] {
+                print("\(k):".padding(toLength: 19, withPad: " ", startingAt: 0) + (info[k] ?? ""))
+            }
+        }
     }
 }

@@ -46,3 +46,28 @@ enum EnhanceBinary {
     #expect(r.status != 0)
     #expect(r.stderr.contains("no-such-command"))
 }
+
+@Test func infoReportsEngineAndPrecision() throws {
+    let r = try EnhanceBinary.run(["info", "--json"])
+    #expect(r.status == 0)
+    let o = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: String])
+    #expect(o["engine"]?.hasPrefix("oneDNN 2.") == true)
+    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    if !cpu.contains("avx512_bf16") && !cpu.contains("amx_bf16") {
+        // No native bf16: the option says so instead of emulating slowly.
+        #expect(o["bf16"]?.contains("bf16 unavailable") == true)
+        let u = try EnhanceBinary.run(["upscale", "nothing.png", "--precision", "bf16"])
+        #expect(u.status != 0)
+        #expect(u.stderr.contains("bf16 unavailable"))
+    }
+}
+
+@Test func helpListsOnlyWorkingCommands() throws {
+    let r = try EnhanceBinary.run(["--help"])
+    #expect(r.status == 0)
+    for c in ["upscale", "restore", "chain", "forward", "inspect", "info"] { #expect(r.stdout.contains(c), "\(c)") }
+    // Every listed subcommand answers --help.
+    for c in ["upscale", "restore", "chain", "forward", "inspect", "info"] {
+        #expect(try EnhanceBinary.run([c, "--help"]).status == 0, "\(c) --help")
+    }
+}

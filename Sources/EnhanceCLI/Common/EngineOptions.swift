@@ -12,6 +12,11 @@ enum BackendKind: String, ExpressibleByArgument, CaseIterable, Sendable {
     case reference
 }
 
+/// `--precision`.
+enum PrecisionKind: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case fp32, bf16
+}
+
 /// Engine flags shared by the model commands: `--backend`, `--threads`, `--no-winograd`.
 struct EngineOptions: ParsableArguments {
     @Option(help: "Compute backend: dnnl (oneDNN, default) or reference (plain Swift, slow; for parity checks).")
@@ -23,6 +28,9 @@ struct EngineOptions: ParsableArguments {
     @Flag(help: "Disable Winograd 3×3 convolutions (oneDNN direct convolution only; closer to PyTorch's numerics).")
     var noWinograd = false
 
+    @Option(help: "Compute precision: fp32, or bf16 where the CPU has native bf16 (otherwise an error says it is unavailable).")
+    var precision: PrecisionKind = .fp32
+
     func validate() throws {
         if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(t)") }
     }
@@ -31,7 +39,9 @@ struct EngineOptions: ParsableArguments {
     func makeBackend() throws -> any Backend {
         switch backend {
         case .reference: return ReferenceBackend()
-        case .dnnl: return try DNNLBackend(options: DNNLBackend.Options(threads: threads, winograd: !noWinograd))
+        case .dnnl:
+            return try DNNLBackend(options: DNNLBackend.Options(threads: threads, winograd: !noWinograd,
+                                                                precision: precision == .bf16 ? .bf16 : .fp32))
         }
     }
 }
