@@ -40,7 +40,7 @@ struct HarnessTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let inputs = try smallInputs(in: dir)
         let ours = try fakeWorkload(in: dir, name: "fake-restore", sleep: 0.02, allocMB: 40)
-        let peer = try fakeWorkload(in: dir, name: "fake-peer", sleep: 0.12, family: "peer", peerOf: "fake-restore")
+        let peer = try fakeWorkload(in: dir, name: "fake-peer", sleep: 0.8, family: "peer", peerOf: "fake-restore")
         let folder = try fakeWorkload(in: dir, name: "fake-restore", sleep: 0.01, variant: "folder", input: .folder)
         let folderDir = dir.appendingPathComponent("folder")
         try FileManager.default.createDirectory(at: folderDir, withIntermediateDirectories: true)
