@@ -37,8 +37,9 @@ public struct BenchRunner: Sendable {
 
     /// Measures every workload on every input (folder workloads once on `folder`), then derives summaries,
     /// peer ratios and the recommendation. `log` receives one line per finished row.
-    public func run(workloads: [WorkloadSpec], inputs: [BenchInput], folder: String?, notes: [String] = [],
-                    log: (String) -> Void = { _ in }) -> BenchReport {
+    /// Workloads with `onlyInputs` run on those names, looked up in `inputs` and `extraInputs`.
+    public func run(workloads: [WorkloadSpec], inputs: [BenchInput], extraInputs: [BenchInput] = [], folder: String?,
+                    notes: [String] = [], log: (String) -> Void = { _ in }) -> BenchReport {
         let started = Date()
         var rows: [BenchRow] = []
         for w in workloads {
@@ -47,13 +48,15 @@ public struct BenchRunner: Sendable {
                 rows.append(measure(w, inputPath: folder, imageName: "all (\(inputs.count))", images: inputs.count,
                                     clean: nil, log: log))
             } else {
-                for input in inputs {
+                let targets = w.onlyInputs.map { names in (inputs + extraInputs).filter { names.contains($0.name) } } ?? inputs
+                for input in targets {
                     rows.append(measure(w, inputPath: input.path, imageName: input.name, images: 1,
                                         clean: input.cleanPath, log: log))
                 }
             }
         }
-        return BenchRunner.assemble(rows: rows, inputs: inputs, settings: settings, notes: notes, started: started,
+        let used = extraInputs.filter { e in workloads.contains { $0.onlyInputs?.contains(e.name) == true } }
+        return BenchRunner.assemble(rows: rows, inputs: inputs + used, settings: settings, notes: notes, started: started,
                                     duration: Date().timeIntervalSince(started))
     }
 

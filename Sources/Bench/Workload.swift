@@ -36,11 +36,13 @@ public struct WorkloadSpec: Sendable, Codable, Equatable {
     public var peerOf: String?
     /// Seconds after which a run is killed.
     public var timeout: Double
+    /// Names of the only inputs this workload runs on (nil: every scene).
+    public var onlyInputs: [String]?
 
     /// Creates a spec.
     public init(name: String, family: String, variant: String = "default", executable: String, arguments: [String],
                 environment: [String: String] = [:], threads: Int = 2, input: WorkloadInput = .file,
-                synthetic: Bool = false, peerOf: String? = nil, timeout: Double = 1800) {
+                synthetic: Bool = false, peerOf: String? = nil, timeout: Double = 1800, onlyInputs: [String]? = nil) {
         self.name = name
         self.family = family
         self.variant = variant
@@ -52,6 +54,7 @@ public struct WorkloadSpec: Sendable, Codable, Equatable {
         self.synthetic = synthetic
         self.peerOf = peerOf
         self.timeout = timeout
+        self.onlyInputs = onlyInputs
     }
 
     /// `name` plus the variant unless it is `default`.
