@@ -53,12 +53,14 @@ public struct BenchConfiguration: Sendable {
 
 /// Builds the workload list from a configuration.
 public enum WorkloadCatalog {
-    /// Whether `enhance <command>` exists in the binary (its `--help` exits 0).
+    /// Whether `enhance <command>` exists in the binary: its `--help` exits 0 and shows `USAGE: enhance <command>`
+    /// (an unknown name prints the root help instead).
     public static func commandExists(_ binary: String, _ command: String, scratch: URL) -> Bool {
         let o = scratch.appendingPathComponent("probe.out").path, e = scratch.appendingPathComponent("probe.err").path
         guard let m = try? ChildProcess.run(executable: binary, arguments: [command, "--help"], stdoutPath: o,
-                                            stderrPath: e, timeout: 60) else { return false }
-        return m.exitCode == 0
+                                            stderrPath: e, timeout: 60), m.exitCode == 0 else { return false }
+        let text = ((try? String(contentsOfFile: o, encoding: .utf8)) ?? "") + ((try? String(contentsOfFile: e, encoding: .utf8)) ?? "")
+        return text.contains("USAGE: enhance \(command)")
     }
 
     /// Resolved Real-ESRGAN weights: (display name, model name for `-n`, file for `-m`, synthetic).
@@ -131,8 +133,10 @@ public enum WorkloadCatalog {
         var faceArgs: [String] = []
         if let d = c.detector ?? synthetic["RetinaFace-R50"] { faceArgs += ["--detector", d] }
         if let p = c.parser ?? synthetic["ParseNet-latest"] { faceArgs += ["--parser", p] }
-        if c.families.contains("restore"), let gpenFile {
-            if available("restore") {
+        if c.families.contains("restore") && !available("restore") {
+            notes.append("enhance restore is not in this build: GPEN rows skipped")
+        } else if c.families.contains("restore"), let gpenFile {
+            do {
                 let args = ["restore", "{input}"] + common + ["--model", gpenFile] + faceArgs
                 out.append(spec("gpen-512", "restore", "default", args, synthetic: gpenSynthetic))
                 if c.variants {
@@ -153,19 +157,17 @@ public enum WorkloadCatalog {
                                         synthetic: gpenSynthetic))
                     }
                 }
-            } else {
-                notes.append("enhance restore is not in this build: GPEN rows skipped")
             }
         }
 
         // Chain: Real-ESRGAN background, then GPEN faces
-        if c.families.contains("chain"), let gpenFile {
-            if available("chain") {
+        if c.families.contains("chain") && !available("chain") {
+            notes.append("enhance chain is not in this build: chain rows skipped")
+        } else if c.families.contains("chain"), let gpenFile {
+            do {
                 let args = ["chain", "{input}"] + common + ["-n", esr.modelName, "-m", esr.file, "--model", gpenFile] + faceArgs
                 out.append(spec("chain-\(esr.name.replacingOccurrences(of: "realesrgan-", with: ""))+gpen-512", "chain", "default",
                                 args, synthetic: esr.synthetic || gpenSynthetic))
-            } else {
-                notes.append("enhance chain is not in this build: chain rows skipped")
             }
         }
 

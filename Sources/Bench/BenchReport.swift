@@ -99,7 +99,8 @@ public struct BenchSummary: Sendable, Codable, Equatable {
     public var capacity: Int
     /// Pooled images per hour per core.
     public var imagesPerHourPerCore: Double
-    /// Mean PSNR over inputs with a reference (nil when none; +inf only if every output equals its reference).
+    /// Mean PSNR over inputs whose output differs from its reference (identical ones, +inf, are left out;
+    /// +inf only when every output equals its reference; nil without references).
     public var psnr: Double?
     /// Mean SSIM over inputs with a reference.
     public var ssim: Double?

@@ -12,9 +12,14 @@ public struct BenchProtocol: Sendable {
     public var memoryBudgetBytes: Int64
     /// Marks the report as a `--quick` run.
     public var quick: Bool
+    /// Warm up before every input (true) or only before a workload's first input (false: each run is a fresh
+    /// process either way; the warm-up fills the page cache with the binary, weights and inputs).
+    public var warmupEveryInput: Bool
 
     /// Creates a protocol; `runs` must be at least 1.
-    public init(warmups: Int = 1, runs: Int = 5, memoryBudgetBytes: Int64 = 12 << 30, quick: Bool = false) {
+    public init(warmups: Int = 1, runs: Int = 5, memoryBudgetBytes: Int64 = 12 << 30, quick: Bool = false,
+                warmupEveryInput: Bool = true) {
+        self.warmupEveryInput = warmupEveryInput
         self.warmups = max(0, warmups)
         self.runs = max(1, runs)
         self.memoryBudgetBytes = memoryBudgetBytes
@@ -46,12 +51,13 @@ public struct BenchRunner: Sendable {
             if w.input == .folder {
                 guard let folder else { continue }
                 rows.append(measure(w, inputPath: folder, imageName: "all (\(inputs.count))", images: inputs.count,
-                                    clean: nil, log: log))
+                                    clean: nil, warmups: settings.warmups, log: log))
             } else {
                 let targets = w.onlyInputs.map { names in (inputs + extraInputs).filter { names.contains($0.name) } } ?? inputs
-                for input in targets {
+                for (k, input) in targets.enumerated() {
                     rows.append(measure(w, inputPath: input.path, imageName: input.name, images: 1,
-                                        clean: input.cleanPath, log: log))
+                                        clean: input.cleanPath, warmups: k == 0 || settings.warmupEveryInput ? settings.warmups : 0,
+                                        log: log))
                 }
             }
         }
@@ -61,18 +67,18 @@ public struct BenchRunner: Sendable {
     }
 
     /// Warm-up plus measured runs of one workload on one input.
-    func measure(_ w: WorkloadSpec, inputPath: String, imageName: String, images: Int, clean: String?,
+    func measure(_ w: WorkloadSpec, inputPath: String, imageName: String, images: Int, clean: String?, warmups: Int,
                  log: (String) -> Void) -> BenchRow {
         let dir = outDir.appendingPathComponent("runs").appendingPathComponent(slug(w.label))
             .appendingPathComponent(slug(imageName)).path
         var measurements: [RunMeasurement] = []
         var failure: String? = nil
         var lastOutput: String? = nil
-        for i in 0..<(settings.warmups + settings.runs) {
+        for i in 0..<(warmups + settings.runs) {
             do {
                 let r = try w.runOnce(input: inputPath, outputDir: dir)
                 if let f = r.failure { failure = f; break }
-                if i >= settings.warmups { measurements.append(r.measurement(threads: w.threads)) }
+                if i >= warmups { measurements.append(r.measurement(threads: w.threads)) }
                 lastOutput = r.outputs.first
             } catch {
                 recordError(&failure, error.description)
@@ -176,6 +182,7 @@ public struct BenchRunner: Sendable {
         var stages: [String: Double] = [:]
         for s in stageNames { stages[s] = Stats.median(all.map { $0.stages[s] ?? 0 }) }
         let scored = measured.compactMap(\.quality)
+        let finitePSNR = scored.map(\.psnr).filter(\.isFinite)
         let median = Stats.median(pooled)
         return BenchSummary(workload: first.workload, family: first.family, variant: first.variant,
                             threads: first.threads, synthetic: first.synthetic, peerOf: first.peerOf,
@@ -185,7 +192,8 @@ public struct BenchRunner: Sendable {
                             utilisation: measured.isEmpty ? 0 : measured.map(\.utilisation).reduce(0, +) / Double(measured.count),
                             capacity: Stats.capacity(budgetBytes: budget, peakBytes: peak),
                             imagesPerHourPerCore: Stats.imagesPerHourPerCore(images: images, cpuSeconds: cpuTotal),
-                            psnr: scored.isEmpty ? nil : scored.map(\.psnr).reduce(0, +) / Double(scored.count),
+                            psnr: scored.isEmpty ? nil : finitePSNR.isEmpty ? .infinity
+                                : finitePSNR.reduce(0, +) / Double(finitePSNR.count),
                             ssim: scored.isEmpty ? nil : scored.map(\.ssim).reduce(0, +) / Double(scored.count),
                             stagesS: stages, peerRatios: [:], errors: rows.compactMap { r in r.error.map { "\(r.image): \($0)" } })
     }

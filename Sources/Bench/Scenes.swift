@@ -12,6 +12,14 @@ public struct BenchInput: Sendable, Codable, Equatable {
     public var path: String
     /// Path of the clean source (same size), or nil for user photos.
     public var cleanPath: String?
+
+    /// Creates an input.
+    public init(name: String, summary: String, path: String, cleanPath: String?) {
+        self.name = name
+        self.summary = summary
+        self.path = path
+        self.cleanPath = cleanPath
+    }
 }
 
 /// The scene types of the original study.

@@ -261,28 +261,31 @@ public enum SyntheticWeights {
         a.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) }
     }
 
-    /// Writes (or reuses, when already present) the synthetic files the default workloads need into `dir`:
-    /// `GPEN-BFR-512.synthetic.safetensors`, `RetinaFace-R50.synthetic.safetensors`,
-    /// `ParseNet-latest.synthetic.safetensors`, `RealESRGAN_x2plus.synthetic.safetensors`. Returns name → path.
-    public static func ensureDefaults(in dir: URL, gpenSizes: [Int] = [512]) throws(BenchError) -> [String: String] {
+    /// The synthetic files `ensure` can write.
+    public static let defaultNames = ["GPEN-BFR-512", "GPEN-BFR-256", "RetinaFace-R50", "ParseNet-latest", "RealESRGAN_x2plus"]
+
+    /// Writes (or reuses, when already present with the right size) the named synthetic files into `dir` as
+    /// `<name>.synthetic.safetensors` (names from `defaultNames`). Returns name → path.
+    public static func ensure(_ names: [String], in dir: URL) throws(BenchError) -> [String: String] {
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
             throw .io(path: dir.path, reason: "cannot create folder: \(error.localizedDescription)")
         }
-        var files: [(String, [SyntheticTensor], String)] = []
-        for s in gpenSizes {
-            let cm = s == 256 ? 1 : 2, narrow = s == 256 ? 0.5 : 1
-            files.append(("GPEN-BFR-\(s)", try gpen(size: s, channelMultiplier: cm, narrow: narrow),
-                          "GPEN FullGenerator(\(s), 512, 8, \(cm), narrow=\(narrow))"))
-        }
-        files.append(("RetinaFace-R50", retinaFaceR50(), "RetinaFace ResNet-50 (class head biased to background)"))
-        files.append(("ParseNet-latest", parseNet(), "ParseNet(512, 512, 32, 64, 19, 10)"))
-        files.append(("RealESRGAN_x2plus", try rrdbNet(scale: 2, blocks: 23), "RRDBNet(3, 3, scale 2, 64, 23, 32)"))
         var out: [String: String] = [:]
-        for (name, tensors, arch) in files {
+        for name in names {
+            let tensors: [SyntheticTensor], arch: String
+            switch name {
+            case "GPEN-BFR-512": tensors = try gpen(size: 512); arch = "GPEN FullGenerator(512, 512, 8, 2, narrow=1)"
+            case "GPEN-BFR-256": tensors = try gpen(size: 256, channelMultiplier: 1, narrow: 0.5)
+                arch = "GPEN FullGenerator(256, 512, 8, 1, narrow=0.5)"
+            case "RetinaFace-R50": tensors = retinaFaceR50(); arch = "RetinaFace ResNet-50 (class head biased to background)"
+            case "ParseNet-latest": tensors = parseNet(); arch = "ParseNet(512, 512, 32, 64, 19, 10)"
+            case "RealESRGAN_x2plus": tensors = try rrdbNet(scale: 2, blocks: 23); arch = "RRDBNet(3, 3, scale 2, 64, 23, 32)"
+            default: throw .invalidArgument("no synthetic layout named \(name) (\(defaultNames.joined(separator: ", ")))")
+            }
             let url = dir.appendingPathComponent("\(name).synthetic.safetensors")
-            let expected = 8 + tensors.reduce(0) { $0 + $1.count * ($1.fill == .int64Zero ? 8 : 4) }
+            let payload = tensors.reduce(0) { $0 + $1.count * ($1.fill == .int64Zero ? 8 : 4) }
             let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? nil
-            if size == nil || size! < expected {
+            if size == nil || size! < payload + 8 {
                 try writeSafetensors(tensors, to: url, metadata: ["synthetic": "true", "architecture": arch,
                                                                    "note": BenchReport.syntheticWords])
             }

@@ -18,6 +18,7 @@ public struct Enhance: AsyncParsableCommand {
 public enum EnhanceCommands {
     public static let all: [any ParsableCommand.Type] = [
         Info.self,
+        BenchCommand.self,
     ]
 }
 
