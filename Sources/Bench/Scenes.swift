@@ -42,8 +42,8 @@ public enum SceneKind: String, Sendable, CaseIterable, Codable {
         case .frontal: return "frontal, clear: astronaut.png as is"
         case .side: return "turned face, light blur: biden.jpg 560 px crop, area to 512, Gaussian σ 1.2"
         case .jpeg: return "JPEG q30 artefacts: obama.jpg 640 px crop, area to 512, JPEG quality 30"
-        case .motion: return "motion blur: t1.jpg 512 px crop (two faces), line kernel 15 px at 20°"
-        case .group: return "several faces on clutter: t1.jpg 886 px centre crop (6 faces), area to 512"
+        case .motion: return "motion blur: t1.jpg 512 px crop (three faces), line kernel 15 px at 20°"
+        case .group: return "several faces on clutter: t1.jpg 886 px centre crop (5 faces), area to 512"
         }
     }
 
