@@ -2,6 +2,7 @@ import Foundation
 
 /// RRDBNet (ESRGAN / Real-ESRGAN x4plus) hyper-parameters, as BasicSR's constructor takes them.
 public struct RRDBNetConfiguration: Codable, Equatable, Sendable {
+    /// Input/output channels, upscale factor (4: plain, 2/1: pixel-unshuffle first), trunk width, RRDB count, growth width.
     public var numInCh: Int, numOutCh: Int, scale: Int, numFeat: Int, numBlock: Int, numGrowCh: Int
     /// Memberwise initialiser.
     public init(numInCh: Int, numOutCh: Int, scale: Int, numFeat: Int, numBlock: Int, numGrowCh: Int) {
@@ -15,6 +16,7 @@ public struct RRDBNetConfiguration: Codable, Equatable, Sendable {
 
 /// SRVGGNetCompact (Real-ESRGAN compact / animevideov3) hyper-parameters.
 public struct SRVGGNetConfiguration: Codable, Equatable, Sendable {
+    /// Input/output channels, width, number of body convolutions, PixelShuffle factor.
     public var numInCh: Int, numOutCh: Int, numFeat: Int, numConv: Int, upscale: Int
     /// "prelu", or "relu" when the file has no activation parameters (relu and leakyrelu cannot be told apart).
     public var actType: String
@@ -30,6 +32,7 @@ public struct SRVGGNetConfiguration: Codable, Equatable, Sendable {
 
 /// GPEN FullGenerator hyper-parameters (blur kernel [1,3,3,1], lr_mlp 0.01 and isconcat are fixed upstream).
 public struct GPENConfiguration: Codable, Equatable, Sendable {
+    /// Output side, latent width, mapping layers, channel multiplier, channel narrowing factor.
     public var size: Int, styleDim: Int, nMLP: Int, channelMultiplier: Int, narrow: Double
     /// Memberwise initialiser.
     public init(size: Int, styleDim: Int, nMLP: Int, channelMultiplier: Int, narrow: Double) {
@@ -44,6 +47,7 @@ public struct GPENConfiguration: Codable, Equatable, Sendable {
 public struct RetinaFaceConfiguration: Codable, Equatable, Sendable {
     /// The two backbones of Pytorch_Retinaface.
     public enum Backbone: String, Codable, Sendable { case resnet50, mobilenet025 = "mobilenet0.25" }
+    /// The backbone network.
     public var backbone: Backbone
     /// FPN/SSH width (256 for R50, 64 for MobileNet-0.25).
     public var outChannel: Int
@@ -55,8 +59,11 @@ public struct RetinaFaceConfiguration: Codable, Equatable, Sendable {
 /// ParseNet hyper-parameters. Only the ratio in_size/min_feat_size (2^downSteps) is recorded in a file;
 /// `chRange` is the narrowest range giving the same network (channel counts seen in the file).
 public struct ParseNetConfiguration: Codable, Equatable, Sendable {
+    /// First conv width, parsing classes, body residual blocks, encoder/decoder resampling blocks.
     public var baseCh: Int, parsingCh: Int, resDepth: Int, downSteps: Int, upSteps: Int
+    /// "bn" when BatchNorm statistics are present; the activation is LeakyReLU(0.2) in every released file.
     public var normType: String, reluType: String
+    /// [min, max] channel counts seen (an equivalent ch_range).
     public var chRange: [Int]
     /// Memberwise initialiser.
     public init(baseCh: Int, parsingCh: Int, resDepth: Int, downSteps: Int, upSteps: Int, normType: String, reluType: String, chRange: [Int]) {
@@ -112,6 +119,11 @@ public enum DetectedArchitecture: Equatable, Sendable {
 public enum ArchitectureDetector {
     /// Detects the network of `dict` (keys without wrapper or `module.` prefix).
     public static func detect(_ dict: StateDict) -> DetectedArchitecture {
+        detect(ShapeTable(dict.tensors.map { ($0.name, $0.shape) }))
+    }
+
+    /// Detection from key names and shapes only (in file order).
+    static func detect(_ dict: ShapeTable) -> DetectedArchitecture {
         if let a = rrdb(dict) { return a }
         if let a = srvgg(dict) { return a }
         if let a = gpen(dict) { return a }
@@ -120,10 +132,10 @@ public enum ArchitectureDetector {
         return .unrecognised(firstKeys: Array(dict.keys.prefix(8)))
     }
 
-    private static func shape(_ d: StateDict, _ k: String) -> [Int]? { d[k]?.shape }
+    private static func shape(_ d: ShapeTable, _ k: String) -> [Int]? { d[k] }
 
     /// Largest N + 1 such that `prefix.N.` starts some key (contiguous from 0 not required).
-    private static func indices(_ d: StateDict, prefix: String) -> [Int] {
+    private static func indices(_ d: ShapeTable, prefix: String) -> [Int] {
         var s = Set<Int>()
         for k in d.keys where k.hasPrefix(prefix) {
             let rest = k.dropFirst(prefix.count)
@@ -132,7 +144,7 @@ public enum ArchitectureDetector {
         return s.sorted()
     }
 
-    static func rrdb(_ d: StateDict) -> DetectedArchitecture? {
+    static func rrdb(_ d: ShapeTable) -> DetectedArchitecture? {
         guard let first = shape(d, "conv_first.weight"), first.count == 4, let last = shape(d, "conv_last.weight"), last.count == 4,
               let g = shape(d, "body.0.rdb1.conv1.weight"), g.count == 4,
               d["conv_up1.weight"] != nil, d["conv_up2.weight"] != nil else { return nil }
@@ -144,7 +156,7 @@ public enum ArchitectureDetector {
         return .rrdbNet(RRDBNetConfiguration(numInCh: out, numOutCh: out, scale: scale, numFeat: first[0], numBlock: blocks.count, numGrowCh: g[0]))
     }
 
-    static func srvgg(_ d: StateDict) -> DetectedArchitecture? {
+    static func srvgg(_ d: ShapeTable) -> DetectedArchitecture? {
         guard let w0 = shape(d, "body.0.weight"), w0.count == 4, d.keys.allSatisfy({ $0.hasPrefix("body.") }) else { return nil }
         let idx = indices(d, prefix: "body.")
         let convs = idx.filter { shape(d, "body.\($0).weight")?.count == 4 }
@@ -159,7 +171,7 @@ public enum ArchitectureDetector {
                                                upscale: up, actType: prelu ? "prelu" : "relu"))
     }
 
-    static func gpen(_ d: StateDict) -> DetectedArchitecture? {
+    static func gpen(_ d: ShapeTable) -> DetectedArchitecture? {
         guard let input = shape(d, "generator.input.input"), input.count == 4,
               let s1 = shape(d, "generator.style.1.weight"), s1.count == 2 else { return nil }
         let styles = indices(d, prefix: "generator.style.")
@@ -184,7 +196,7 @@ public enum ArchitectureDetector {
         return .gpen(GPENConfiguration(size: size, styleDim: s1[0], nMLP: styles.count, channelMultiplier: cm, narrow: narrow))
     }
 
-    static func retina(_ d: StateDict) -> DetectedArchitecture? {
+    static func retina(_ d: ShapeTable) -> DetectedArchitecture? {
         guard d["ClassHead.0.conv1x1.weight"] != nil || d["BboxHead.0.conv1x1.weight"] != nil,
               let fpn = shape(d, "fpn.output1.0.weight") else { return nil }
         if d["body.conv1.weight"] != nil, d["body.layer1.0.conv1.weight"] != nil {
@@ -196,7 +208,7 @@ public enum ArchitectureDetector {
         return nil
     }
 
-    static func parse(_ d: StateDict) -> DetectedArchitecture? {
+    static func parse(_ d: ShapeTable) -> DetectedArchitecture? {
         guard let e0 = shape(d, "encoder.0.conv2d.weight"), e0.count == 4,
               let mask = shape(d, "out_mask_conv.conv2d.weight"), d["out_img_conv.conv2d.weight"] != nil else { return nil }
         let enc = indices(d, prefix: "encoder.").filter { $0 > 0 }
@@ -211,4 +223,17 @@ public enum ArchitectureDetector {
                                                upSteps: dec.count, normType: norm, reluType: "LeakyReLU",
                                                chRange: [chans.min() ?? e0[0], chans.max() ?? e0[0]]))
     }
+}
+
+/// Key names and shapes of a state dict, in order (what architecture detection looks at).
+struct ShapeTable {
+    let keys: [String]
+    private let shapes: [String: [Int]]
+    init(_ items: [(String, [Int])]) {
+        keys = items.map { $0.0 }
+        var s: [String: [Int]] = [:]
+        for (k, v) in items { s[k] = v }
+        shapes = s
+    }
+    subscript(key: String) -> [Int]? { shapes[key] }
 }

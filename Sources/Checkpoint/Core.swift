@@ -14,9 +14,9 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
     /// The file is in a known format but its bytes are inconsistent (truncated, out of bounds, bad structure).
     case corrupt(path: String, reason: String)
     /// A pickle referenced a global outside the allow-list (e.g. "posix.system"); nothing was executed.
-    case forbiddenGlobal(String)
+    case forbiddenGlobal(String, path: String)
     /// A pickle used an opcode outside the allow-list.
-    case forbiddenOpcode(UInt8)
+    case forbiddenOpcode(UInt8, path: String)
     /// A feature of a known format that this reader does not support.
     case unsupported(path: String, reason: String)
     /// A key a model needs is absent.
@@ -33,8 +33,8 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
         case let .io(p, r): return "\(p): cannot read: \(r)"
         case let .unknownFormat(p, r): return "\(p): not a recognised checkpoint: \(r)"
         case let .corrupt(p, r): return "\(p): corrupt checkpoint: \(r)"
-        case let .forbiddenGlobal(g): return "pickle refers to forbidden global '\(g)' (nothing was executed)"
-        case let .forbiddenOpcode(o): return "pickle uses forbidden opcode 0x\(String(o, radix: 16))"
+        case let .forbiddenGlobal(g, p): return "\(p): refused: the pickle refers to the forbidden global '\(g)' (nothing was executed)"
+        case let .forbiddenOpcode(o, p): return "\(p): refused: the pickle uses the forbidden opcode 0x\(String(o, radix: 16))"
         case let .unsupported(p, r): return "\(p): unsupported: \(r)"
         case let .missingKey(k): return "missing key '\(k)'"
         case let .unexpectedKeys(ks):

@@ -17,7 +17,8 @@ public struct LoadedCheckpoint: Sendable {
     public let strippedModulePrefix: Bool
     /// The tensors.
     public let stateDict: StateDict
-    /// safetensors `__metadata__`, or the architecture ncnn graph walking found ("ncnn_graph").
+    /// safetensors `__metadata__`; "ncnn_graph": the architecture the ncnn graph walk found; "key_layout" when an
+    /// old ESRGAN key layout was renamed to BasicSR names.
     public let metadata: [String: String]
 }
 
@@ -71,13 +72,14 @@ public enum CheckpointLoader {
         let n = file.count
         guard n >= 4 else { throw CheckpointError.unknownFormat(path: path, reason: "file has only \(n) bytes") }
         let root: PValue
+        let arena: PArena
         let format: CheckpointFormat
         if file.u32(0) == 0x0403_4b50 || file.u32(0) == 0x0605_4b50 {
             format = .pytorchZip
-            root = try TorchReader.readZip(file, path: path)
+            (root, arena) = try TorchReader.readZip(file, path: path)
         } else if n >= 2, file.u8(0) == 0x80, file.u8(1) == 0x02 {
             format = .pytorchLegacy
-            root = try TorchReader.readLegacy(file, path: path)
+            (root, arena) = try TorchReader.readLegacy(file, path: path)
         } else if n >= 9, file.u8(8) == UInt8(ascii: "{") {
             let (tensors, meta) = try SafeTensorsReader.read(file, path: path)
             return finish(StateDict(tensors), format: .safetensors, wrapper: nil, path: path, metadata: meta)
@@ -86,14 +88,20 @@ public enum CheckpointLoader {
         } else {
             throw CheckpointError.unknownFormat(path: path, reason: "neither a zip, a legacy torch pickle, safetensors nor ncnn")
         }
-        let (tensors, wrapper) = try stateDictTensors(root, path: path)
+        let (tensors, wrapper) = try withExtendedLifetime(arena) { try stateDictTensors(root, path: path) }
         return finish(StateDict(tensors), format: format, wrapper: wrapper, path: path, metadata: [:])
     }
 
     private static func finish(_ d: StateDict, format: CheckpointFormat, wrapper: String?, path: String, metadata: [String: String]) -> LoadedCheckpoint {
         let strip = d.count > 0 && d.keys.allSatisfy { $0.hasPrefix("module.") }
+        var dict = strip ? d.strippingPrefix("module.") : d
+        var meta = metadata
+        if let renames = KeyLayouts.esrganRenames(dict.keys) {
+            dict = StateDict(dict.tensors.map { $0.renamed(renames[$0.name] ?? $0.name) })
+            meta["key_layout"] = "esrgan-legacy (renamed to BasicSR RRDBNet keys)"
+        }
         return LoadedCheckpoint(path: path, format: format, wrapper: wrapper, strippedModulePrefix: strip,
-                                stateDict: strip ? d.strippingPrefix("module.") : d, metadata: metadata)
+                                stateDict: dict, metadata: meta)
     }
 
     /// Finds the state dict in the unpickled object: the top-level dict if it holds tensors, else a wrapper.

@@ -40,7 +40,7 @@ enum NCNNReader {
     static func read(param: [UInt8], bin: ByteSlice, paramPath: String, binPath: String) throws -> NCNNGraph {
         func bad(_ r: String) -> CheckpointError { .corrupt(path: paramPath, reason: "ncnn param: \(r)") }
         let text = String(decoding: param, as: UTF8.self)
-        var lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
+        var lines = text.split(whereSeparator: { $0.isNewline }).map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
         lines.removeAll { $0.isEmpty }
         guard let magic = lines.first, magic.count == 1, magic[0] == "7767517" else {
             throw CheckpointError.unknownFormat(path: paramPath, reason: "ncnn .param must start with the magic 7767517")
@@ -203,6 +203,7 @@ struct NCNNMapper {
         let trunk = out(first)
         var cur = trunk
         var block = 0
+        var visited = Set<String>()
         func rdb(_ input: String) -> ([Int], String)? {
             guard let c1 = uniqueConv(input) else { return nil }
             var convs = [c1], outs = [out(c1)]
@@ -217,6 +218,7 @@ struct NCNNMapper {
             return (convs, out(add))
         }
         while true {
+            guard visited.insert(cur).inserted else { throw fail("the RRDB chain loops") }
             guard let (c1s, o1) = rdb(cur) else { break }
             guard let (c2s, o2) = rdb(o1), let (c3s, o3) = rdb(o2) else { throw fail("RRDB block \(block) is incomplete") }
             guard let add = users(o3, "Eltwise").first(where: { Set(ins($0)) == Set([o3, cur]) }) else {
@@ -254,7 +256,9 @@ struct NCNNMapper {
         var keys: [(String, Int)] = []
         var conv = first
         var index = 0
+        var visited = Set<Int>()
         while true {
+            guard visited.insert(conv).inserted else { throw fail("the convolution chain loops") }
             keys.append(("body.\(index)", conv))
             let o = out(conv)
             if let ps = users(o, "PixelShuffle").first {

@@ -19,11 +19,31 @@ struct TensorSpec {
 
 final class PList { var items: [PValue] = [] }
 final class PDict { var items: [(PValue, PValue)] = [] }
+final class PTuple {
+    var items: [PValue]
+    init(_ items: [PValue]) { self.items = items }
+}
+
+/// Owns every container an unpickler creates. Tearing it down empties the containers one by one, so that a hostile,
+/// deeply nested pickle is released without recursion (no stack overflow); keep it alive while using the values.
+final class PArena {
+    private var lists: [PList] = []
+    private var dicts: [PDict] = []
+    private var tuples: [PTuple] = []
+    func list(_ items: [PValue] = []) -> PValue { let l = PList(); l.items = items; lists.append(l); return .list(l) }
+    func dict(_ items: [(PValue, PValue)] = []) -> PValue { let d = PDict(); d.items = items; dicts.append(d); return .dict(d) }
+    func tuple(_ items: [PValue]) -> PValue { let t = PTuple(items); tuples.append(t); return .tuple(t) }
+    deinit {
+        for l in lists { l.items.removeAll() }
+        for d in dicts { d.items.removeAll() }
+        for t in tuples { t.items.removeAll() }
+    }
+}
 
 /// Values the restricted unpickler can build. No object other than these ever exists.
 indirect enum PValue {
     case none, bool(Bool), int(Int), float(Double), string(String), bytes([UInt8])
-    case list(PList), tuple([PValue]), dict(PDict)
+    case list(PList), tuple(PTuple), dict(PDict)
     case global(String)
     case storageType(DType)
     case storage(StorageRef)
@@ -36,7 +56,7 @@ indirect enum PValue {
     var asIntArray: [Int]? {
         var xs: [PValue]
         switch self {
-        case let .tuple(t): xs = t
+        case let .tuple(t): xs = t.items
         case let .list(l): xs = l.items
         default: return nil
         }
@@ -74,7 +94,11 @@ struct Unpickler {
     /// Called for BINPERSID with the persistent id tuple.
     let persistentLoad: ([PValue]) throws -> PValue
 
-    init(data: UnsafeRawBufferPointer, start: Int = 0, path: String, persistentLoad: @escaping ([PValue]) throws -> PValue) {
+    let arena: PArena
+
+    init(data: UnsafeRawBufferPointer, start: Int = 0, path: String, arena: PArena = PArena(),
+         persistentLoad: @escaping ([PValue]) throws -> PValue) {
+        self.arena = arena
         self.data = data
         self.pos = start
         self.path = path
@@ -138,7 +162,7 @@ struct Unpickler {
     private func resolveGlobal(_ module: String, _ name: String) throws -> PValue {
         let full = "\(module).\(name)"
         if module == "torch", let dt = Unpickler.storageTypes[name] { return .storageType(dt) }
-        guard Unpickler.allowedGlobals.contains(full) else { throw CheckpointError.forbiddenGlobal(full) }
+        guard Unpickler.allowedGlobals.contains(full) else { throw CheckpointError.forbiddenGlobal(full, path: path) }
         return .global(full)
     }
 
@@ -147,29 +171,29 @@ struct Unpickler {
         guard case let .global(name) = fn else { throw corrupt("REDUCE on a non-callable value") }
         switch name {
         case "collections.OrderedDict", "builtins.dict", "__builtin__.dict":
-            let d = PDict()
+            var items: [(PValue, PValue)] = []
             if let first = args.first {
                 switch first {
-                case let .dict(src): d.items = src.items
+                case let .dict(src): items = src.items
                 case let .list(l):
-                    for it in l.items { if case let .tuple(kv) = it, kv.count == 2 { d.items.append((kv[0], kv[1])) } }
+                    for it in l.items { if case let .tuple(kv) = it, kv.items.count == 2 { items.append((kv.items[0], kv.items[1])) } }
                 default: break
                 }
             }
-            return .dict(d)
+            return arena.dict(items)
         case "builtins.list", "__builtin__.list", "builtins.set":
-            let l = PList()
+            var items: [PValue] = []
             if let first = args.first {
-                if case let .list(src) = first { l.items = src.items }
-                if case let .tuple(t) = first { l.items = t }
+                if case let .list(src) = first { items = src.items }
+                if case let .tuple(t) = first { items = t.items }
             }
-            return .list(l)
+            return arena.list(items)
         case "builtins.tuple", "__builtin__.tuple":
             if let first = args.first {
-                if case let .list(src) = first { return .tuple(src.items) }
-                if case let .tuple(t) = first { return .tuple(t) }
+                if case let .list(src) = first { return arena.tuple(src.items) }
+                if case .tuple = first { return first }
             }
-            return .tuple([])
+            return arena.tuple([])
         case "_codecs.encode":
             guard let s = args.first?.asString else { throw corrupt("_codecs.encode needs a string") }
             return .bytes(s.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) })
@@ -184,7 +208,7 @@ struct Unpickler {
             guard let first = args.first, case .tensor = first else { throw corrupt("bad arguments to \(name)") }
             return first
         default:
-            throw CheckpointError.forbiddenGlobal(name)
+            throw CheckpointError.forbiddenGlobal(name, path: path)
         }
     }
 
@@ -232,20 +256,20 @@ struct Unpickler {
             case 0x55: try push(.string(try text(Int(try byte())))) // SHORT_BINSTRING
             case 0x42: let n = Int(try uint(4)); _ = try text(0); try push(.bytes(Array(try take(n)))) // BINBYTES
             case 0x43: let n = Int(try byte()); try push(.bytes(Array(try take(n)))) // SHORT_BINBYTES
-            case 0x5D: try push(.list(PList())) // EMPTY_LIST
-            case 0x7D: try push(.dict(PDict())) // EMPTY_DICT
-            case 0x29: try push(.tuple([])) // EMPTY_TUPLE
-            case 0x74: try push(.tuple(try popMark())) // TUPLE
-            case 0x85: let a = try pop(); try push(.tuple([a]))
-            case 0x86: let b = try pop(), a = try pop(); try push(.tuple([a, b]))
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); try push(.tuple([a, b, c]))
-            case 0x6C: let l = PList(); l.items = try popMark(); try push(.list(l)) // LIST
+            case 0x5D: try push(arena.list()) // EMPTY_LIST
+            case 0x7D: try push(arena.dict()) // EMPTY_DICT
+            case 0x29: try push(arena.tuple([])) // EMPTY_TUPLE
+            case 0x74: try push(arena.tuple(try popMark())) // TUPLE
+            case 0x85: let a = try pop(); try push(arena.tuple([a]))
+            case 0x86: let b = try pop(), a = try pop(); try push(arena.tuple([a, b]))
+            case 0x87: let c = try pop(), b = try pop(), a = try pop(); try push(arena.tuple([a, b, c]))
+            case 0x6C: try push(arena.list(try popMark())) // LIST
             case 0x64: // DICT
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw corrupt("odd DICT items") }
-                let d = PDict()
-                for i in stride(from: 0, to: items.count, by: 2) { d.items.append((items[i], items[i + 1])) }
-                try push(.dict(d))
+                var pairs: [(PValue, PValue)] = []
+                for i in stride(from: 0, to: items.count, by: 2) { pairs.append((items[i], items[i + 1])) }
+                try push(arena.dict(pairs))
             case 0x61: // APPEND
                 let v = try pop()
                 guard case let .list(l) = stack.last ?? .none else { throw corrupt("APPEND to a non-list") }
@@ -279,11 +303,11 @@ struct Unpickler {
             case 0x52: // REDUCE
                 let args = try pop(), fn = try pop()
                 guard case let .tuple(a) = args else { throw corrupt("REDUCE arguments are not a tuple") }
-                try push(try call(fn, a))
+                try push(try call(fn, a.items))
             case 0x81: // NEWOBJ
                 let args = try pop(), cls = try pop()
                 guard case let .tuple(a) = args else { throw corrupt("NEWOBJ arguments are not a tuple") }
-                try push(try call(cls, a))
+                try push(try call(cls, a.items))
             case 0x62: // BUILD: state for an OrderedDict (e.g. _metadata) or a tensor; kept inert
                 _ = try pop()
                 guard let top = stack.last else { throw corrupt("BUILD on empty stack") }
@@ -294,12 +318,12 @@ struct Unpickler {
             case 0x51: // BINPERSID
                 let pid = try pop()
                 guard case let .tuple(t) = pid else { throw corrupt("persistent id is not a tuple") }
-                try push(try persistentLoad(t))
+                try push(try persistentLoad(t.items))
             case 0x30: _ = try pop() // POP
             case 0x31: _ = try popMark() // POP_MARK
             case 0x32: guard let t = stack.last else { throw corrupt("DUP on empty stack") }; try push(t) // DUP
             default:
-                throw CheckpointError.forbiddenOpcode(op)
+                throw CheckpointError.forbiddenOpcode(op, path: path)
             }
         }
     }
@@ -315,8 +339,8 @@ struct Unpickler {
             throw CheckpointError.corrupt(path: path, reason: "pickle: storage key is not a string")
         }
         var view: (String, Int, Int)?
-        if t.count >= 6, case let .tuple(v) = t[5], v.count == 3, let vk = v[0].asString ?? v[0].asInt.map(String.init),
-           let off = v[1].asInt, let sz = v[2].asInt {
+        if t.count >= 6, case let .tuple(vt) = t[5], vt.items.count == 3, let vk = vt.items[0].asString ?? vt.items[0].asInt.map(String.init),
+           let off = vt.items[1].asInt, let sz = vt.items[2].asInt {
             view = (vk, off, sz)
         }
         return StorageRef(key: key, dtype: dt, numel: numel, view: view)

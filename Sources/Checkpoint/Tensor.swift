@@ -55,6 +55,10 @@ public struct CheckpointTensor: Sendable {
                 }
                 maxIndex = m
             }
+            guard n <= capacity else {
+                throw CheckpointError.corrupt(path: path,
+                    reason: "tensor '\(name)' has \(n) elements but its storage holds \(capacity) (broadcast or overlapping views are refused)")
+            }
             guard maxIndex < capacity else {
                 throw CheckpointError.corrupt(path: path,
                     reason: "tensor '\(name)' (shape \(shape), offset \(storageOffset)) reaches element \(maxIndex) but its storage holds \(capacity)")
@@ -68,11 +72,19 @@ public struct CheckpointTensor: Sendable {
         self.storage = storage
     }
 
+    /// An in-memory float32 tensor (row-major `values`, e.g. for tests or converted weights).
+    /// Fails when `values.count` differs from the product of `shape`.
+    public init(name: String, shape: [Int], values: [Float]) throws {
+        guard let n = SafeMath.product(shape), n == values.count else {
+            throw CheckpointError.shapeMismatch(key: name, expected: shape, actual: [values.count])
+        }
+        let bytes = values.withUnsafeBytes { Array($0) }
+        try self.init(name: name, dtype: .float32, shape: shape, storage: ByteSlice(region: ByteRegion.copying(bytes)), path: "<memory>")
+    }
+
     /// The same tensor under another key.
     func renamed(_ newName: String) -> CheckpointTensor {
-        var t = self
-        t = CheckpointTensor(unchecked: newName, dtype, shape, strides, storageOffset, storage)
-        return t
+        CheckpointTensor(unchecked: newName, dtype, shape, strides, storageOffset, storage)
     }
 
     private init(unchecked name: String, _ dtype: DType, _ shape: [Int], _ strides: [Int], _ off: Int, _ storage: ByteSlice) {
@@ -109,6 +121,10 @@ public struct CheckpointTensor: Sendable {
     public func floats() -> [Float] {
         let p = storage.pointer
         var out = [Float](repeating: 0, count: count)
+        if dtype == .float32, isContiguous, count > 0 {
+            out.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: p + storageOffset * 4, byteCount: count * 4) }
+            return out
+        }
         out.withUnsafeMutableBufferPointer { o in
             switch dtype {
             case .float32: forEachIndex { i, s in o[i] = Float(bitPattern: p.loadUnaligned(fromByteOffset: s * 4, as: UInt32.self).littleEndian) }

@@ -5,7 +5,8 @@ enum TorchReader {
     static let legacyMagic: [UInt8] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]
 
     /// Reads a zip-format checkpoint (`archive/data.pkl` + `archive/data/<key>`), storages memory-mapped.
-    static func readZip(_ file: ByteSlice, path: String) throws -> PValue {
+    static func readZip(_ file: ByteSlice, path: String) throws -> (PValue, PArena) {
+        let arena = PArena()
         let zip = try ZipArchive(file: file, path: path)
         guard let pklName = zip.order.first(where: { $0 == "data.pkl" || $0.hasSuffix("/data.pkl") }),
               let pkl = zip.entries[pklName] else {
@@ -21,7 +22,7 @@ enum TorchReader {
         }
         let pklData = try zip.data(pkl)
         var cache: [String: ByteSlice] = [:]
-        var unpickler = Unpickler(data: pklData.buffer, path: path) { pid in
+        var unpickler = Unpickler(data: pklData.buffer, path: path, arena: arena) { pid in
             let ref = try Unpickler.storageRef(pid, path: path)
             if cache[ref.key] == nil {
                 guard let e = zip.entries[prefix + "data/" + ref.key] else {
@@ -37,29 +38,30 @@ enum TorchReader {
             return .storage(ref)
         }
         let root = try unpickler.load()
-        return try bind(root, path: path) { ref in cache[ref.key]!.sub(0, ref.numel * ref.dtype.byteSize) }
+        return (try bind(root, path: path) { ref in cache[ref.key]!.sub(0, ref.numel * ref.dtype.byteSize) }, arena)
     }
 
     /// Reads a legacy (pre-1.6) checkpoint: magic, protocol, sys-info, main pickle, key list, raw storages.
-    static func readLegacy(_ file: ByteSlice, path: String) throws -> PValue {
+    static func readLegacy(_ file: ByteSlice, path: String) throws -> (PValue, PArena) {
         let buf = file.buffer
+        let arena = PArena()
         func noStorage(_: [PValue]) throws -> PValue { throw CheckpointError.corrupt(path: path, reason: "unexpected persistent id in header") }
-        var u = Unpickler(data: buf, path: path, persistentLoad: noStorage)
+        var u = Unpickler(data: buf, path: path, arena: arena, persistentLoad: noStorage)
         guard case let .bytes(magic) = try u.load(), magic == legacyMagic else {
             throw CheckpointError.unknownFormat(path: path, reason: "pickle without the torch legacy magic number")
         }
-        u = Unpickler(data: buf, start: u.pos, path: path, persistentLoad: noStorage)
+        u = Unpickler(data: buf, start: u.pos, path: path, arena: arena, persistentLoad: noStorage)
         guard let proto = try u.load().asInt, proto == 1001 else {
             throw CheckpointError.unsupported(path: path, reason: "legacy protocol version is not 1001")
         }
-        u = Unpickler(data: buf, start: u.pos, path: path, persistentLoad: noStorage)
+        u = Unpickler(data: buf, start: u.pos, path: path, arena: arena, persistentLoad: noStorage)
         if case let .dict(info) = try u.load() {
             for (k, v) in info.items where k.asString == "little_endian" {
                 if case let .bool(le) = v, !le { throw CheckpointError.unsupported(path: path, reason: "big-endian legacy file") }
             }
         }
         var refs: [String: StorageRef] = [:]
-        var main = Unpickler(data: buf, start: u.pos, path: path) { pid in
+        var main = Unpickler(data: buf, start: u.pos, path: path, arena: arena) { pid in
             let ref = try Unpickler.storageRef(pid, path: path)
             if let old = refs[ref.key], old.dtype != ref.dtype {
                 throw CheckpointError.corrupt(path: path, reason: "storage '\(ref.key)' used with two dtypes")
@@ -68,7 +70,7 @@ enum TorchReader {
             return .storage(ref)
         }
         let root = try main.load()
-        var keysPickle = Unpickler(data: buf, start: main.pos, path: path, persistentLoad: noStorage)
+        var keysPickle = Unpickler(data: buf, start: main.pos, path: path, arena: arena, persistentLoad: noStorage)
         let keysValue = try keysPickle.load()
         guard case let .list(keyList) = keysValue else {
             throw CheckpointError.corrupt(path: path, reason: "legacy storage key list missing")
@@ -96,7 +98,7 @@ enum TorchReader {
             slices[key] = file.sub(pos, bytes)
             pos += bytes
         }
-        return try bind(root, path: path) { ref in
+        return (try bind(root, path: path) { ref in
             guard let s = slices[ref.key] else {
                 throw CheckpointError.corrupt(path: path, reason: "legacy storage '\(ref.key)' missing from the key list")
             }
@@ -108,7 +110,7 @@ enum TorchReader {
                 return vs.sub(v.offset * ref.dtype.byteSize, v.size * ref.dtype.byteSize)
             }
             return s
-        }
+        }, arena)
     }
 
     /// Replaces tensor specs with bound tensors (names filled in later). Returns a tree of dicts with `.tensor` leaves

@@ -17,6 +17,7 @@ public struct Enhance: AsyncParsableCommand {
 /// Registry of the commands that work. A command appears in `--help` only once it is listed here.
 public enum EnhanceCommands {
     public static let all: [any ParsableCommand.Type] = [
+        Inspect.self,
         Info.self,
         BenchCommand.self,
     ]

@@ -56,13 +56,18 @@ public struct ImageMetadata: Sendable, Equatable {
     public var sourceFormat: ImageFormat?
     /// The raw EXIF block (starting with the TIFF header "II*\0" / "MM\0*"), if the source had one.
     public var exif: [UInt8]?
-    /// The EXIF orientation (1–8) found in the source; the pixels have already been turned upright.
+    /// The EXIF orientation (1–8) found in the source.
     public var orientation: Int?
+    /// Whether the decoder turned the pixels upright according to `orientation` (then a JPEG written
+    /// from this image gets orientation 1 in its copied EXIF; otherwise the EXIF is copied unchanged).
+    public var orientationApplied: Bool
     /// Things the decoder tolerated or changed (e.g. a mislabelled extension, a libjpeg warning).
     public var notes: [String]
 
     /// Creates metadata; everything defaults to empty.
-    public init(sourceFormat: ImageFormat? = nil, exif: [UInt8]? = nil, orientation: Int? = nil, notes: [String] = []) {
+    public init(sourceFormat: ImageFormat? = nil, exif: [UInt8]? = nil, orientation: Int? = nil,
+                orientationApplied: Bool = false, notes: [String] = []) {
+        self.orientationApplied = orientationApplied
         self.sourceFormat = sourceFormat
         self.exif = exif
         self.orientation = orientation
@@ -96,10 +101,9 @@ public struct Image: Sendable, Equatable {
         guard width > 0, height > 0 else {
             throw ImageIOError(.invalidArgument, "image size \(width)×\(height) must be positive")
         }
-        let (n, overflow) = width.multipliedReportingOverflow(by: height)
-        guard !overflow, n.multipliedReportingOverflow(by: layout.channels).partialValue == storage.count else {
+        guard let n = Self.sampleCount(width, height, layout), n == storage.count else {
             throw ImageIOError(.invalidArgument,
-                               "\(width)×\(height) \(layout) needs \(width * height * layout.channels) samples, got \(storage.count)")
+                               "\(width)×\(height) \(layout) needs width × height × \(layout.channels) samples, got \(storage.count)")
         }
         self.width = width
         self.height = height
@@ -113,9 +117,18 @@ public struct Image: Sendable, Equatable {
         guard width > 0, height > 0, bitDepth == 8 || bitDepth == 16 else {
             throw ImageIOError(.invalidArgument, "invalid image \(width)×\(height) at \(bitDepth) bits")
         }
-        let n = width * height * layout.channels
+        guard let n = Self.sampleCount(width, height, layout) else {
+            throw ImageIOError(.invalidArgument, "image size \(width)×\(height) overflows")
+        }
         try self.init(width: width, height: height, layout: layout,
                       storage: bitDepth == 8 ? .u8([UInt8](repeating: 0, count: n)) : .u16([UInt16](repeating: 0, count: n)))
+    }
+
+    /// width × height × channels, or nil on overflow.
+    static func sampleCount(_ width: Int, _ height: Int, _ layout: ChannelLayout) -> Int? {
+        let (n, o1) = width.multipliedReportingOverflow(by: height)
+        let (m, o2) = n.multipliedReportingOverflow(by: layout.channels)
+        return o1 || o2 ? nil : m
     }
 
     /// Internal unchecked initialiser for codecs that already validated the sizes.
@@ -211,4 +224,12 @@ public struct Image: Sendable, Equatable {
         }
         return dst
     }
+}
+
+extension Image: CustomStringConvertible, CustomDebugStringConvertible {
+    /// A short summary, e.g. "Image(48×32 RGB, 8-bit, from JPEG)"; the samples are not listed.
+    public var description: String {
+        "Image(\(width)×\(height) \(layout), \(bitDepth)-bit\(metadata.sourceFormat.map { ", from \($0)" } ?? ""))"
+    }
+    public var debugDescription: String { description }
 }

@@ -4,20 +4,20 @@ import Foundation
 public struct EncodeOptions: Sendable {
     /// JPEG quality 1–100. Chroma is 4:4:4 at quality ≥ 90 and 4:2:0 below.
     public var jpegQuality: Int
-    /// WebP quality 0–100 (lossy), or effort when `webpLossless`.
+    /// WebP quality 0–100 (lossy), or compression effort 0–100 when `webpLossless`.
     public var webpQuality: Double
     /// Write lossless WebP (bit-exact, including RGB under transparent pixels).
     public var webpLossless: Bool
-    /// zlib level 0–9 for PNG.
+    /// zlib level 0–9 for PNG. Default 1 (fastest), as OpenCV's `imwrite`, which upstream Real-ESRGAN uses.
     public var pngCompressionLevel: Int
-    /// Copy `image.metadata.exif` into JPEG output (orientation reset to 1, as the pixels are upright).
+    /// Copy `image.metadata.exif` into JPEG output (orientation reset to 1 when the decoder turned the pixels upright).
     public var copyEXIF: Bool
     /// Background (0 black … 1 white) that alpha is composited over when the format cannot keep alpha.
     public var alphaBackground: Double
 
-    /// Defaults: JPEG q95, WebP lossy q90, PNG level 6, EXIF copied, black background.
+    /// Defaults: JPEG q95, WebP lossy q90, PNG level 1, EXIF copied, black background.
     public init(jpegQuality: Int = 95, webpQuality: Double = 90, webpLossless: Bool = false,
-                pngCompressionLevel: Int = 6, copyEXIF: Bool = true, alphaBackground: Double = 0) {
+                pngCompressionLevel: Int = 1, copyEXIF: Bool = true, alphaBackground: Double = 0) {
         self.jpegQuality = jpegQuality
         self.webpQuality = webpQuality
         self.webpLossless = webpLossless
@@ -31,7 +31,14 @@ public struct EncodeOptions: Sendable {
 public struct ConversionNote: Sendable, Equatable, CustomStringConvertible {
     /// What was changed.
     public enum Kind: String, Sendable {
-        case alphaDropped, bitDepthReduced, grayExpanded, exifDropped
+        /// Alpha was composited over the background colour.
+        case alphaDropped
+        /// 16-bit samples were rounded to 8 bits.
+        case bitDepthReduced
+        /// Gray was replicated into RGB.
+        case grayExpanded
+        /// The source EXIF was not written.
+        case exifDropped
     }
     /// What was changed.
     public var kind: Kind
@@ -76,7 +83,8 @@ public enum ImageEncoder {
             }
             var out = try JPEGCodec.encode(img, quality: options.jpegQuality)
             if options.copyEXIF, let exif = image.metadata.exif {
-                if let withExif = EXIF.inserting(EXIF.settingOrientation(exif, to: 1), intoJPEG: out) {
+                let copied = image.metadata.orientationApplied ? EXIF.settingOrientation(exif, to: 1) : exif
+                if let withExif = EXIF.inserting(copied, intoJPEG: out) {
                     out = withExif
                 } else {
                     notes.append(ConversionNote(kind: .exifDropped, message: "EXIF dropped: \(exif.count) bytes do not fit one APP1 segment"))

@@ -2,7 +2,12 @@ import Foundation
 
 /// A file format this module reads and writes.
 public enum ImageFormat: String, Sendable, CaseIterable, CustomStringConvertible {
-    case png, jpeg, webp
+    /// PNG (libpng): 8/16-bit gray, gray+alpha, RGB, RGBA; lossless.
+    case png
+    /// JPEG (TurboJPEG): 8-bit gray or RGB; lossy; carries EXIF.
+    case jpeg
+    /// WebP (libwebp): 8-bit RGB or RGBA; lossy or lossless.
+    case webp
 
     public var description: String {
         switch self {

@@ -16,6 +16,8 @@ public struct ImageIOError: Error, Sendable, Equatable, CustomStringConvertible 
         case tooManyPixels
         /// A valid file this library does not handle (e.g. animated WebP).
         case unsupported
+        /// The codec could not encode the image (e.g. a size the format cannot hold).
+        case encodingFailed
         /// Reading or writing the file failed.
         case io
         /// A caller-supplied value is out of range.

@@ -1,4 +1,4 @@
-import CTurboJPEG
+internal import CTurboJPEG
 import Foundation
 
 /// JPEG through TurboJPEG (libjpeg-turbo 2.1).
@@ -19,6 +19,10 @@ enum JPEGCodec {
             let m = message(h)
             let code: ImageIOError.Code = m.lowercased().contains("premature end") || m.contains("insufficient") ? .truncated : .corrupt
             throw ImageIOError(code, "JPEG header unreadable: \(m)")
+        }
+        if w == 0 || ht == 0 {
+            // TurboJPEG reports 0×0 when the data ends before a frame header (or holds tables only).
+            throw ImageIOError(.truncated, "JPEG ends before its frame header (file truncated)")
         }
         try checkPixels(Int(w), Int(ht), maxPixels, "JPEG")
         let cmyk = cs == Int32(TJCS_CMYK.rawValue) || cs == Int32(TJCS_YCCK.rawValue)
@@ -63,9 +67,10 @@ enum JPEGCodec {
             meta.exif = exif
             if let o = EXIF.orientation(exif) {
                 meta.orientation = o
-                if orient && o != 1 {
+                if orient {
                     (pixels, width, height) = applyOrientation(pixels, width: width, height: height,
                                                                channels: layout.channels, orientation: o)
+                    meta.orientationApplied = true
                 }
             }
         }
@@ -87,7 +92,7 @@ enum JPEGCodec {
                         Int32((gray ? TJPF_GRAY : TJPF_RGB).rawValue), &out, &size, Int32(samp.rawValue), Int32(quality), 0)
         }
         defer { if let out { tjFree(out) } }
-        guard rc == 0, let out else { throw ImageIOError(.corrupt, "JPEG encoding failed: \(message(h))") }
+        guard rc == 0, let out else { throw ImageIOError(.encodingFailed, "JPEG encoding failed: \(message(h))") }
         return Array(UnsafeBufferPointer(start: out, count: Int(size)))
     }
 }

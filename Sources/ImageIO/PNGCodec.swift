@@ -1,4 +1,4 @@
-import CPNG
+internal import CPNG
 import Foundation
 
 /// PNG through libpng (classic API, wrapped by the C helpers in `CPNG/shim.h`).
@@ -78,7 +78,7 @@ enum PNGCodec {
                                Int32(image.channels), 16, level, &out, &size, &err)
             }
         }
-        guard rc == 0, let out else { throw ImageIOError(.corrupt, "PNG encoding failed: \(errText(&err))") }
+        guard rc == 0, let out else { throw ImageIOError(.encodingFailed, "PNG encoding failed: \(errText(&err))") }
         defer { free(out) }
         return Array(UnsafeBufferPointer(start: out, count: size))
     }

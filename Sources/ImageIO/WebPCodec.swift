@@ -1,4 +1,4 @@
-import CWebP
+internal import CWebP
 import Foundation
 
 /// WebP through libwebp 1.2 (simple decode API, advanced encode API).
@@ -47,7 +47,7 @@ enum WebPCodec {
     static func encode(_ image: Image, quality: Double, lossless: Bool) throws -> [UInt8] {
         precondition(image.layout == .rgb || image.layout == .rgba)
         guard image.width <= maxDimension, image.height <= maxDimension else {
-            throw ImageIOError(.invalidArgument,
+            throw ImageIOError(.encodingFailed,
                                "WebP cannot store \(image.width)×\(image.height): at most \(maxDimension) pixels per side")
         }
         var config = WebPConfig()
@@ -55,6 +55,7 @@ enum WebPCodec {
         config.lossless = lossless ? 1 : 0
         config.quality = Float(max(0, min(100, quality)))
         config.exact = lossless ? 1 : 0
+        config.thread_level = 1  // let libwebp use a second thread where it can
         guard WebPValidateConfig(&config) != 0 else { throw ImageIOError(.invalidArgument, "invalid WebP settings") }
         var pic = WebPPicture()
         guard WebPPictureInit(&pic) != 0 else { throw ImageIOError(.io, "libwebp version mismatch") }
@@ -75,7 +76,7 @@ enum WebPCodec {
         pic.writer = WebPMemoryWrite
         pic.custom_ptr = UnsafeMutableRawPointer(writer)
         guard WebPEncode(&config, &pic) != 0 else {
-            throw ImageIOError(.corrupt, "WebP encoding failed (libwebp error \(pic.error_code.rawValue))")
+            throw ImageIOError(.encodingFailed, "WebP encoding failed (libwebp error \(pic.error_code.rawValue))")
         }
         return Array(UnsafeBufferPointer(start: writer.pointee.mem, count: writer.pointee.size))
     }

@@ -87,4 +87,35 @@ import Testing
         huge += Array("{}".utf8)
         #expect(throwsCheckpointError { _ = try CheckpointLoader.load(bytes: huge) }.threw)
     }
+
+    @Test func deeplyNestedPickleIsReleasedWithoutRecursion() throws {
+        // 300k nested tuples and a 200k-long chain of lists: teardown must not overflow the stack.
+        var p: [UInt8] = [0x80, 0x02, 0x29] + [UInt8](repeating: 0x85, count: 300_000) + [0x2E]
+        #expect(throwsCheckpointError { _ = try CheckpointLoader.load(bytes: p) }.threw)
+        p = [0x80, 0x02, 0x5D]
+        for _ in 0..<200_000 { p += [0x5D, 0x71, 0x00, 0x61, 0x30, 0x68, 0x00] } // [] PUT0 APPEND POP GET0: a chain
+        p += [0x2E]
+        #expect(throwsCheckpointError { _ = try CheckpointLoader.load(bytes: p) }.threw)
+    }
+}
+
+/// Inputs the fuzzers once found (crash, hang): each must now end in a `CheckpointError` or load, quickly.
+@Suite struct FuzzRegressionTests {
+    @Test func savedFuzzerFindingsAreHandled() throws {
+        let dir = Paths.fixture("fuzz-regressions")
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        #expect(!names.isEmpty)
+        for name in names {
+            let bytes = try fileBytes(dir.appendingPathComponent(name))
+            let r = throwsCheckpointError {
+                if name.hasPrefix("ncnn-") {
+                    let n = min(Int(bytes[0]) | Int(bytes[1]) << 8, bytes.count - 2)
+                    _ = try CheckpointLoader.loadNCNN(param: Array(bytes[2..<(2 + n)]), bin: Array(bytes[(2 + n)...]))
+                } else {
+                    _ = try CheckpointLoader.load(bytes: bytes)
+                }
+            }
+            #expect(r.other == nil, "\(name)")
+        }
+    }
 }

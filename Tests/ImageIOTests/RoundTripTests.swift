@@ -118,3 +118,17 @@ import Testing
         #expect(throws: ImageIOError.self) { try Image(width: 0, height: 4, layout: .rgb, bitDepth: 8) }
     }
 }
+
+@Suite struct EncoderLimitTests {
+    /// WebP holds at most 16383 pixels per side; a wider image is refused with a clear error, not a crash.
+    @Test func webpTooWide() throws {
+        let img = try Image(width: 16384, height: 1, layout: .rgb)
+        let e = try #require(throws: ImageIOError.self) { try ImageEncoder.encode(img, as: .webp) }
+        #expect(e.code == .encodingFailed)
+        #expect(e.message.contains("16383"))
+    }
+
+    @Test func overflowingSizeIsRefused() {
+        #expect(throws: ImageIOError.self) { try Image(width: Int.max / 2, height: 4, layout: .rgba) }
+    }
+}

@@ -105,11 +105,12 @@ enum HandPNG {
         return out + be32(b << 16 | a)
     }
 
-    /// A PNG with the given IHDR fields and rows (each row's bytes without the filter byte).
+    /// A PNG with the given IHDR fields and rows (each row's bytes without the filter byte; for an
+    /// interlaced file, the rows of the non-empty Adam7 passes in order).
     static func make(width: Int, height: Int, bitDepth: UInt8, colorType: UInt8, rows: [[UInt8]],
-                     extra: [[UInt8]] = []) -> [UInt8] {
+                     extra: [[UInt8]] = [], interlaced: Bool = false) -> [UInt8] {
         var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        out += chunk("IHDR", be32(UInt32(width)) + be32(UInt32(height)) + [bitDepth, colorType, 0, 0, 0])
+        out += chunk("IHDR", be32(UInt32(width)) + be32(UInt32(height)) + [bitDepth, colorType, 0, 0, interlaced ? 1 : 0])
         for e in extra { out += e }
         if !rows.isEmpty { out += chunk("IDAT", zlibStored(rows.flatMap { [0] + $0 })) }
         out += chunk("IEND", [])

@@ -65,7 +65,7 @@ public enum FaceAlignment {
         }
     }
 
-    /// Umeyama similarity (rotation, uniform scale, translation; a reflection only when the data force it) mapping
+    /// Umeyama similarity (proper rotation, uniform scale, translation; never a reflection) mapping
     /// `source` onto `destination`, reproducing GPEN's `_umeyama` on float32 points bit for bit: float32 means and
     /// centring, the 2×2 cross-covariance accumulated in float32 with fused multiply-adds, its SVD rounded to float32
     /// (as LAPACK `sgesdd` returns it), and the rotation, scale and translation formed in Double.
@@ -97,7 +97,7 @@ public enum FaceAlignment {
         }
         a /= Float(n); b /= Float(n); c /= Float(n); d /= Float(n)
         let svd = SVD2(Double(a), Double(b), Double(c), Double(d))
-        // Reflection fix: d = diag(1, -1) when det(A) < 0.
+        // Reflection fix: d = diag(1, -1) when det(A) < 0, which keeps R a proper rotation.
         let detA = Double(a) * Double(d) - Double(b) * Double(c)
         var dd = SIMD2<Double>(1, detA < 0 ? -1 : 1)
         let tol = Double(svd.s.x) * 2 * Double(Float.ulpOfOne)
@@ -142,6 +142,11 @@ public enum FaceAlignment {
             throw FaceGeometryError.degenerateLandmarks("umeyama: non-finite transform \(t)")
         }
         return (t, scale)
+    }
+
+    /// The similarity (forward transform) mapping `source` onto `destination`: `umeyama(from:to:).transform`.
+    public static func similarity(from source: [SIMD2<Double>], to destination: [SIMD2<Double>]) throws -> AffineMatrix {
+        try umeyama(from: source, to: destination).transform
     }
 
     /// SVD of a 2×2 matrix [[a, b], [c, d]] = U · diag(s) · Vh in closed form (Double), rounded to float32.

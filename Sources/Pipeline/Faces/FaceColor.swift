@@ -76,6 +76,18 @@ public enum FaceColor {
         return SIMD3(Double(im.pixels[j]), Double(im.pixels[j + 1]), Double(im.pixels[j + 2]))  // B, G, R
     }
 
+    /// sRGB decoding of the byte values 0...255.
+    static let srgbToLinear: [Double] = (0..<256).map { v in
+        let c = Double(v) / 255
+        return c <= 0.04045 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4)
+    }
+
+    @inline(__always) static func linear(_ v: Double) -> Double {
+        if v >= 0, v <= 255, v == v.rounded() { return srgbToLinear[Int(v)] }
+        let c = v / 255
+        return c <= 0.04045 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4)
+    }
+
     static func toSpace(_ bgr: SIMD3<Double>, _ space: Space) -> SIMD3<Double> {
         let (b, g, r) = (bgr.x, bgr.y, bgr.z)
         switch space {
@@ -83,11 +95,7 @@ public enum FaceColor {
             let y = 0.299 * r + 0.587 * g + 0.114 * b
             return SIMD3(y, 128 + (b - y) * 0.564, 128 + (r - y) * 0.713)
         case .lab:
-            func lin(_ v: Double) -> Double {
-                let c = v / 255
-                return c <= 0.04045 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4)
-            }
-            let (rl, gl, bl) = (lin(r), lin(g), lin(b))
+            let (rl, gl, bl) = (linear(r), linear(g), linear(b))
             let x = (0.4124564 * rl + 0.3575761 * gl + 0.1804375 * bl) / 0.95047
             let y = 0.2126729 * rl + 0.7151522 * gl + 0.0721750 * bl
             let z = (0.0193339 * rl + 0.1191920 * gl + 0.9503041 * bl) / 1.08883

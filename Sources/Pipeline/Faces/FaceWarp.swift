@@ -29,38 +29,76 @@ public enum FaceWarp {
     /// `inverseMap` is set (WARP_INVERSE_MAP: `transform` maps destination to source).
     public static func warpAffine(_ image: FaceImage, _ transform: AffineMatrix, width: Int, height: Int,
                                   inverseMap: Bool = false) throws -> FaceImage {
-        var out = try FaceImage(width: width, height: height, channels: image.channels)
+        _ = try checkedSize(width, height, image.channels, "warpAffine output")
+        return try warpAffine(image, transform, region: Region(x0: 0, y0: 0, width: width, height: height),
+                              inverseMap: inverseMap)
+    }
+
+    /// A window of a warp's output: pixels x0..<x0+width, y0..<y0+height of the full destination.
+    struct Region: Equatable {
+        var x0: Int, y0: Int, width: Int, height: Int
+    }
+
+    /// The part of a `width`×`height` destination that a warp of a `sourceWidth`×`sourceHeight` image with
+    /// `transform` (source → destination) can reach: the image of the source rectangle widened by one pixel
+    /// (bilinear taps) plus a 2 px safety margin, clipped. Outside it the warp is exactly 0. Nil if empty.
+    static func reach(of transform: AffineMatrix, sourceWidth: Int, sourceHeight: Int,
+                      width: Int, height: Int) -> Region? {
+        let corners = [SIMD2<Double>(-1, -1), SIMD2(Double(sourceWidth), -1), SIMD2(-1, Double(sourceHeight)),
+                       SIMD2(Double(sourceWidth), Double(sourceHeight))].map(transform.apply)
+        let xs = corners.map(\.x), ys = corners.map(\.y)
+        guard (xs + ys).allSatisfy(\.isFinite) else { return Region(x0: 0, y0: 0, width: width, height: height) }
+        let lo = { (v: Double) in Int(max(-1e9, min(1e9, (v - 2).rounded(.down)))) }
+        let hi = { (v: Double) in Int(max(-1e9, min(1e9, (v + 2).rounded(.up)))) }
+        let x0 = max(0, lo(xs.min()!)), x1 = min(width, hi(xs.max()!) + 1)
+        let y0 = max(0, lo(ys.min()!)), y1 = min(height, hi(ys.max()!) + 1)
+        guard x1 > x0, y1 > y0 else { return nil }
+        return Region(x0: x0, y0: y0, width: x1 - x0, height: y1 - y0)
+    }
+
+    /// The uint8 warp restricted to `region` of the destination (output size = region size, same values).
+    static func warpAffine(_ image: FaceImage, _ transform: AffineMatrix, region: Region,
+                           inverseMap: Bool = false) throws -> FaceImage {
+        let width = region.width
+        var out = try FaceImage(width: region.width, height: region.height, channels: image.channels)
         let dM = inverseMap ? transform.m : transform.inverted().m
         let rm = RowMap(dM)
         let cn = image.channels, sw = image.width, sh = image.height
         let stride = sw * cn
         image.pixels.withUnsafeBufferPointer { src in
             out.pixels.withUnsafeMutableBufferPointer { dst in
-                var p00 = [Float](repeating: 0, count: 4), p01 = p00, p10 = p00, p11 = p00
-                for y in 0..<height {
-                    let off = rm.rowOffsets(y)
-                    for x in 0..<width {
+                for yo in 0..<region.height {
+                    let off = rm.rowOffsets(yo + region.y0)
+                    for xo in 0..<width {
+                        let x = xo + region.x0
                         let (sx, sy) = rm.map(x, off)
                         guard sx.isFinite, sy.isFinite, abs(sx) < 1e9, abs(sy) < 1e9 else { continue }
                         let fx = sx.rounded(.down), fy = sy.rounded(.down)
                         let ix = Int(fx), iy = Int(fy)
                         let ax = sx - fx, ay = sy - fy
-                        // Entirely outside (no neighbour inside): border value 0, already there.
+                        // Entirely outside (no tap inside): border value 0, already there.
                         if ix < -1 || ix >= sw || iy < -1 || iy >= sh { continue }
-                        let inX0 = ix >= 0, inX1 = ix + 1 < sw, inY0 = iy >= 0, inY1 = iy + 1 < sh
+                        let o = (yo * width + xo) * cn
                         let base = iy * stride + ix * cn
-                        for c in 0..<cn {
-                            p00[c] = inX0 && inY0 ? Float(src[base + c]) : 0
-                            p01[c] = inX1 && inY0 ? Float(src[base + cn + c]) : 0
-                            p10[c] = inX0 && inY1 ? Float(src[base + stride + c]) : 0
-                            p11[c] = inX1 && inY1 ? Float(src[base + stride + cn + c]) : 0
-                        }
-                        let o = (y * width + x) * cn
-                        for c in 0..<cn {
-                            let v0 = p00[c].addingProduct(ax, p01[c] - p00[c])
-                            let v1 = p10[c].addingProduct(ax, p11[c] - p10[c])
-                            let v = v0.addingProduct(ay, v1 - v0)
-                            dst[o + c] = saturateU8(v)
+                        if ix >= 0 && ix + 1 < sw && iy >= 0 && iy + 1 < sh {
+                            for c in 0..<cn {
+                                let p00 = Float(src[base + c]), p01 = Float(src[base + cn + c])
+                                let p10 = Float(src[base + stride + c]), p11 = Float(src[base + stride + cn + c])
+                                let v0 = p00.addingProduct(ax, p01 - p00)
+                                let v1 = p10.addingProduct(ax, p11 - p10)
+                                dst[o + c] = saturateU8(v0.addingProduct(ay, v1 - v0))
+                            }
+                        } else {
+                            let inX0 = ix >= 0, inX1 = ix + 1 < sw, inY0 = iy >= 0, inY1 = iy + 1 < sh
+                            for c in 0..<cn {
+                                let p00: Float = inX0 && inY0 ? Float(src[base + c]) : 0
+                                let p01: Float = inX1 && inY0 ? Float(src[base + cn + c]) : 0
+                                let p10: Float = inX0 && inY1 ? Float(src[base + stride + c]) : 0
+                                let p11: Float = inX1 && inY1 ? Float(src[base + stride + cn + c]) : 0
+                                let v0 = p00.addingProduct(ax, p01 - p00)
+                                let v1 = p10.addingProduct(ax, p11 - p10)
+                                dst[o + c] = saturateU8(v0.addingProduct(ay, v1 - v0))
+                            }
                         }
                     }
                 }
@@ -72,15 +110,25 @@ public enum FaceWarp {
     /// `cv2.warpAffine` of a float32 mask: bilinear, constant-0 border, same coordinate arithmetic as the uint8 warp.
     public static func warpAffine(_ mask: FaceMask, _ transform: AffineMatrix, width: Int, height: Int,
                                   inverseMap: Bool = false) throws -> FaceMask {
-        var out = try FaceMask(width: width, height: height)
+        _ = try checkedSize(width, height, 1, "warpAffine output")
+        return try warpAffine(mask, transform, region: Region(x0: 0, y0: 0, width: width, height: height),
+                              inverseMap: inverseMap)
+    }
+
+    /// The float warp restricted to `region` of the destination.
+    static func warpAffine(_ mask: FaceMask, _ transform: AffineMatrix, region: Region,
+                           inverseMap: Bool = false) throws -> FaceMask {
+        let width = region.width
+        var out = try FaceMask(width: region.width, height: region.height)
         let dM = inverseMap ? transform.m : transform.inverted().m
         let rm = RowMap(dM)
         let sw = mask.width, sh = mask.height
         mask.values.withUnsafeBufferPointer { src in
             out.values.withUnsafeMutableBufferPointer { dst in
-                for y in 0..<height {
-                    let off = rm.rowOffsets(y)
-                    for x in 0..<width {
+                for yo in 0..<region.height {
+                    let off = rm.rowOffsets(yo + region.y0)
+                    for xo in 0..<width {
+                        let x = xo + region.x0
                         let (sx, sy) = rm.map(x, off)
                         guard sx.isFinite, sy.isFinite, abs(sx) < 1e9, abs(sy) < 1e9 else { continue }
                         let fx = sx.rounded(.down), fy = sy.rounded(.down)
@@ -95,7 +143,7 @@ public enum FaceWarp {
                         let p11: Float = inX1 && inY1 ? src[base + sw + 1] : 0
                         let v0 = p00.addingProduct(ax, p01 - p00)
                         let v1 = p10.addingProduct(ax, p11 - p10)
-                        dst[y * width + x] = v0.addingProduct(ay, v1 - v0)
+                        dst[yo * width + xo] = v0.addingProduct(ay, v1 - v0)
                     }
                 }
             }

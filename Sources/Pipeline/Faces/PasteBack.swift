@@ -47,19 +47,20 @@ public enum PasteBack {
     public static func smallFaceFilter(_ image: FaceImage) -> FaceImage {
         var out = image
         let w = image.width, h = image.height, cn = image.channels
-        let k: [Float] = [1, 2, 1]
+        let k: [Float] = [0.0625, 0.125, 0.0625, 0.125, 0.25, 0.125, 0.0625, 0.125, 0.0625]
+        let xm = (0..<w).map { FaceMasks.reflect101($0 - 1, w) }, xp = (0..<w).map { FaceMasks.reflect101($0 + 1, w) }
         image.pixels.withUnsafeBufferPointer { src in
             out.pixels.withUnsafeMutableBufferPointer { dst in
                 for y in 0..<h {
-                    let ys = [FaceMasks.reflect101(y - 1, h), y, FaceMasks.reflect101(y + 1, h)]
+                    let rows = [FaceMasks.reflect101(y - 1, h) * w, y * w, FaceMasks.reflect101(y + 1, h) * w]
                     for x in 0..<w {
-                        let xs = [FaceMasks.reflect101(x - 1, w), x, FaceMasks.reflect101(x + 1, w)]
+                        let cols = (xm[x], x, xp[x])
                         for c in 0..<cn {
                             var s: Float = 0
                             for i in 0..<3 {
-                                for j in 0..<3 {
-                                    s += k[i] * k[j] * 0.0625 * Float(src[(ys[i] * w + xs[j]) * cn + c])
-                                }
+                                s += k[3 * i] * Float(src[(rows[i] + cols.0) * cn + c])
+                                s += k[3 * i + 1] * Float(src[(rows[i] + cols.1) * cn + c])
+                                s += k[3 * i + 2] * Float(src[(rows[i] + cols.2) * cn + c])
                             }
                             dst[(y * w + x) * cn + c] = FaceWarp.saturateU8(s)
                         }
@@ -79,10 +80,17 @@ public enum PasteBack {
                 "addWeighted: \(a.width)x\(a.height)x\(a.channels) vs \(b.width)x\(b.height)x\(b.channels)")
         }
         let fa = Float(alpha), fb = Float(beta), fg = Float(gamma)
+        if fa == 1 && fb == 0 && fg == 0 { return a }  // fma(a, 1, fma(b, 0, 0)) == a exactly
         var out = a
-        for i in 0..<a.pixels.count {
-            let inner = fg.addingProduct(Float(b.pixels[i]), fb)
-            out.pixels[i] = FaceWarp.saturateU8(inner.addingProduct(Float(a.pixels[i]), fa))
+        a.pixels.withUnsafeBufferPointer { pa in
+            b.pixels.withUnsafeBufferPointer { pb in
+                out.pixels.withUnsafeMutableBufferPointer { po in
+                    for i in 0..<pa.count {
+                        let inner = fg.addingProduct(Float(pb[i]), fb)
+                        po[i] = FaceWarp.saturateU8(inner.addingProduct(Float(pa[i]), fa))
+                    }
+                }
+            }
         }
         return out
     }
@@ -97,8 +105,9 @@ public enum PasteBack {
             throw FaceGeometryError.invalidParameter("composite: alpha \(options.alpha) must be in 0...1")
         }
         let w = background.width, h = background.height, cn = background.channels
-        var fullMask = try FaceMask(width: w, height: h)
-        var fullImg = try FaceImage(width: w, height: h, channels: cn)
+        // Validate every face and find the part of the frame each crop can reach (outside it upstream's warps are
+        // exactly 0, and a 0 mask never wins the strict max), so only their union is allocated and blended.
+        var rois: [FaceWarp.Region?] = []
         for (n, face) in faces.enumerated() {
             let s = face.restored
             guard s.channels == cn, face.original.channels == cn else {
@@ -110,30 +119,50 @@ public enum PasteBack {
                     "composite: face \(n): restored \(s.width)x\(s.height), original \(face.original.width)x"
                     + "\(face.original.height), mask \(face.mask.width)x\(face.mask.height) must agree")
             }
+            rois.append(FaceWarp.reach(of: face.inverse, sourceWidth: s.width, sourceHeight: s.height,
+                                       width: w, height: h))
+        }
+        let present = rois.compactMap { $0 }
+        guard !present.isEmpty else { return background }
+        let ux0 = present.map(\.x0).min()!, uy0 = present.map(\.y0).min()!
+        let ux1 = present.map { $0.x0 + $0.width }.max()!, uy1 = present.map { $0.y0 + $0.height }.max()!
+        let uw = ux1 - ux0, uh = uy1 - uy0
+        var fullMask = try FaceMask(width: uw, height: uh)
+        var fullImg = try FaceImage(width: uw, height: uh, channels: cn)
+        for (face, roi) in zip(faces, rois) {
+            guard let roi else { continue }
             var mask = face.mask
             if let f = options.edgeFeather { mask = try FaceMasks.featherEdges(mask, width: f) }
-            let tmpMask = try FaceWarp.warpAffine(mask, face.inverse, width: w, height: h)
+            let tmpMask = try FaceWarp.warpAffine(mask, face.inverse, region: roi)
             var ef = face.restored
             if let space = options.colorMatch {
                 ef = try FaceColor.matchStatistics(ef, to: face.original, weights: mask, space: space)
             }
             if face.smallFace { ef = smallFaceFilter(ef) }
             ef = try addWeighted(ef, options.alpha, face.original, 1 - options.alpha)
-            let tmpImg = try FaceWarp.warpAffine(ef, face.inverse, width: w, height: h)
-            for i in 0..<(w * h) where tmpMask.values[i] - fullMask.values[i] > 0 {
-                fullMask.values[i] = tmpMask.values[i]
-                for c in 0..<cn { fullImg.pixels[i * cn + c] = tmpImg.pixels[i * cn + c] }
+            let tmpImg = try FaceWarp.warpAffine(ef, face.inverse, region: roi)
+            for ry in 0..<roi.height {
+                for rx in 0..<roi.width {
+                    let r = ry * roi.width + rx
+                    let i = (ry + roi.y0 - uy0) * uw + rx + roi.x0 - ux0
+                    guard tmpMask.values[r] - fullMask.values[i] > 0 else { continue }
+                    fullMask.values[i] = tmpMask.values[r]
+                    for c in 0..<cn { fullImg.pixels[i * cn + c] = tmpImg.pixels[r * cn + c] }
+                }
             }
         }
         var out = background
-        for i in 0..<(w * h) {
-            let m = fullMask.values[i]
-            if m == 0 { continue }  // bg·1 + face·0 rounds back to bg exactly
-            let inv: Float = 1 - m
-            for c in 0..<cn {
-                let j = i * cn + c
-                let v: Float = Float(background.pixels[j]) * inv + Float(fullImg.pixels[j]) * m
-                out.pixels[j] = FaceWarp.saturateU8(abs(v))
+        for uy in 0..<uh {
+            for ux in 0..<uw {
+                let i = uy * uw + ux
+                let m = fullMask.values[i]
+                if m == 0 { continue }  // bg·1 + face·0 rounds back to bg exactly
+                let inv: Float = 1 - m
+                let pj = ((uy + uy0) * w + ux + ux0) * cn
+                for c in 0..<cn {
+                    let v: Float = Float(background.pixels[pj + c]) * inv + Float(fullImg.pixels[i * cn + c]) * m
+                    out.pixels[pj + c] = FaceWarp.saturateU8(abs(v))
+                }
             }
         }
         return out

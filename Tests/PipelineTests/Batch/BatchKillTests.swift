@@ -4,6 +4,7 @@ import Testing
 @testable import Pipeline
 
 /// A processor whose store writes half the file, pauses, then the rest: a kill lands mid-write.
+/// (Used only in the child process of `killedRunResumes`.)
 struct SlowHalfWriter: BatchProcessor {
     func load(_ item: BatchItem, notes: inout BatchNotes) async throws -> [UInt8] {
         guard let d = FileManager.default.contents(atPath: item.input) else { throw CorruptImage(path: item.input, why: "?") }
@@ -16,7 +17,9 @@ struct SlowHalfWriter: BatchProcessor {
         defer { close(fd) }
         let half = computed.count / 2
         _ = computed.withUnsafeBytes { write(fd, $0.baseAddress, half) }
-        try await Task.sleep(for: .milliseconds(150))
+        // From the fifth file on, stall mid-write until killed: the parent always finds a half-written
+        // temporary, however slowly a loaded machine schedules it.
+        try await Task.sleep(for: item.position >= 4 ? .seconds(300) : .milliseconds(150))
         _ = computed.withUnsafeBytes { write(fd, $0.baseAddress.map { $0 + half }, computed.count - half) }
     }
 }
@@ -57,7 +60,7 @@ private let childEnv = "ENHANCE_BATCH_KILL_CHILD"
         try child.run()
 
         // Wait until some outputs are final and a temporary file is half written.
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(90)
         var sawTemp = false
         while ContinuousClock.now < deadline {
             let files = t.allFiles("out")

@@ -29,9 +29,13 @@ struct PasteBackGoldenTests {
         return n
     }
 
+    @Test func fixtureParseMaskIsTheGoldenOne() throws {
+        #expect(try FacesFixtureTests.parseMask() == (try FacesGolden.npy("parse_mask").uint8s()))
+    }
+
     @Test func singleSmallFace() throws {
         let img = try FacesGolden.image("image_bgr")
-        let mask = try FaceMasks.postprocess(parse: try FacesGolden.npy("parse_mask").uint8s())
+        let mask = try #require(FacesFixtureTests.postMask)  // same parse mask as the golden parse_mask.npy
         let (f0, crop0) = try Self.face(img, FacesGolden.astronautLandmarks, box: (177.93, 56.83, 273.12, 177.19), mask: mask)
         #expect(f0.smallFace)
         #expect(crop0 == (try FacesGolden.image("face_512_crop")))
@@ -45,7 +49,7 @@ struct PasteBackGoldenTests {
 
     @Test func twoFacesMaxCompositing() throws {
         let img = try FacesGolden.image("image_bgr")
-        let mask = try FaceMasks.postprocess(parse: try FacesGolden.npy("parse_mask").uint8s())
+        let mask = try #require(FacesFixtureTests.postMask)  // same parse mask as the golden parse_mask.npy
         let (f0, _) = try Self.face(img, FacesGolden.astronautLandmarks, box: (177.93, 56.83, 273.12, 177.19), mask: mask)
         let (f1, crop1) = try Self.face(img, FacesGolden.shiftedLandmarks, box: (250, 150, 400, 330), mask: mask)
         #expect(!f1.smallFace)
