@@ -20,8 +20,10 @@ public struct BenchConfiguration: Sendable {
     public var gpen: String?
     /// GPEN-256 weights (nil: synthetic when GPEN-512 is synthetic, otherwise the 256 variant is skipped).
     public var gpen256: String?
-    /// RetinaFace weights (nil: the command's default detector when it has a real one, else synthetic R50).
+    /// RetinaFace weights (nil: the command's default, which looks in its models folder).
     public var detector: String?
+    /// True when `detector` is the synthetic R50 (it finds no faces: restore rows then time detection alone).
+    public var detectorSynthetic = false
     /// ParseNet weights (nil: synthetic).
     public var parser: String?
     /// Real-ESRGAN model: a name (`x2plus`, `x4plus`, `RealESRGAN_x2plus`, …) or a weights file.
@@ -108,7 +110,7 @@ public enum WorkloadCatalog {
 
         // Real-ESRGAN
         let esr = try realesrganWeights(c, synthetic: synthetic)
-        let upArgs = ["upscale", "{input}"] + common + ["-n", esr.modelName, "-m", esr.file]
+        let upArgs = ["upscale", "{input}"] + common + ["-m", esr.file]
         if c.families.contains("upscale") {
             if available("upscale") {
                 out.append(spec(esr.name, "upscale", "default", upArgs, synthetic: esr.synthetic))
@@ -129,7 +131,7 @@ public enum WorkloadCatalog {
 
         // GPEN
         let gpenFile = c.gpen ?? synthetic["GPEN-BFR-512"]
-        let gpenSynthetic = c.gpen == nil || c.parser == nil
+        let gpenSynthetic = c.gpen == nil || c.parser == nil || c.detectorSynthetic
         var faceArgs: [String] = []
         if let d = c.detector ?? synthetic["RetinaFace-R50"] { faceArgs += ["--detector", d] }
         if let p = c.parser ?? synthetic["ParseNet-latest"] { faceArgs += ["--parser", p] }
@@ -137,7 +139,11 @@ public enum WorkloadCatalog {
             notes.append("enhance restore is not in this build: GPEN rows skipped")
         } else if c.families.contains("restore"), let gpenFile {
             do {
-                let args = ["restore", "{input}"] + common + ["--model", gpenFile] + faceArgs
+                if c.detectorSynthetic {
+                    notes.append("restore uses a synthetic RetinaFace-R50, which finds no faces: restore and chain rows time "
+                                 + "detection (and the background) only, the aligned variant times GPEN itself; pass --detector FILE for real faces")
+                }
+                let args = ["restore", "{input}"] + common + ["--gpen", gpenFile] + faceArgs
                 out.append(spec("gpen-512", "restore", "default", args, synthetic: gpenSynthetic))
                 if c.variants {
                     out.append(spec("gpen-512", "restore", "threads 1", withThreads(args, 1), threads: 1, synthetic: gpenSynthetic))
@@ -146,7 +152,7 @@ public enum WorkloadCatalog {
                                         only: [aligned]))
                     }
                     if let g256 = c.gpen256 ?? (c.gpen == nil ? synthetic["GPEN-BFR-256"] : nil) {
-                        let a256 = ["restore", "{input}"] + common + ["--model", g256] + faceArgs
+                        let a256 = ["restore", "{input}"] + common + ["--gpen", g256] + faceArgs
                         out.append(spec("gpen-256", "restore", "default", a256, synthetic: c.gpen256 == nil || c.parser == nil,
                                         only: [c.variantInput]))
                     } else {
@@ -160,14 +166,20 @@ public enum WorkloadCatalog {
             }
         }
 
-        // Chain: Real-ESRGAN background, then GPEN faces
-        if c.families.contains("chain") && !available("chain") {
-            notes.append("enhance chain is not in this build: chain rows skipped")
-        } else if c.families.contains("chain"), let gpenFile {
-            do {
-                let args = ["chain", "{input}"] + common + ["-n", esr.modelName, "-m", esr.file, "--model", gpenFile] + faceArgs
-                out.append(spec("chain-\(esr.name.replacingOccurrences(of: "realesrgan-", with: ""))+gpen-512", "chain", "default",
-                                args, synthetic: esr.synthetic || gpenSynthetic))
+        // Chain: Real-ESRGAN on the whole image, then GPEN on the faces (upstream's --use_sr order), through
+        // `enhance chain` when the build has it, else `restore --bg-upsampler`.
+        if c.families.contains("chain"), let gpenFile {
+            let scale = esr.modelName.contains("x2") ? "2" : "4"
+            let chainName = "chain-\(esr.name.replacingOccurrences(of: "realesrgan-", with: ""))+gpen-512"
+            if available("chain") {
+                let args = ["chain", "{input}"] + common + ["-m", esr.file, "--gpen", gpenFile] + faceArgs
+                out.append(spec(chainName, "chain", "default", args, synthetic: esr.synthetic || gpenSynthetic))
+            } else if available("restore") {
+                let args = ["restore", "{input}"] + common + ["--gpen", gpenFile] + faceArgs
+                    + ["--bg-upsampler", esr.file, "--upscale", scale]
+                out.append(spec(chainName, "chain", "default", args, synthetic: esr.synthetic || gpenSynthetic))
+            } else {
+                notes.append("neither enhance chain nor enhance restore is in this build: chain rows skipped")
             }
         }
 
@@ -198,11 +210,13 @@ public enum WorkloadCatalog {
             }
             if c.families.contains("restore"), gpenFile != nil, !probe(py, [torchScript, "--check", "gpen"]) {
                 notes.append("PyTorch peer for gpen-512 skipped: no PyTorch GPEN reference importable (torch_peer.py --check gpen failed)")
-            } else if c.families.contains("restore"), let g = gpenFile {
-                out.append(WorkloadSpec(name: "torch-gpen-512", family: "peer", executable: py,
+            } else if c.families.contains("restore"), let g = gpenFile, let aligned = c.alignedInput, c.variants {
+                // Upstream's aligned mode (GPEN on a 512 face crop), mirrored by `restore --aligned`.
+                out.append(WorkloadSpec(name: "torch-gpen-512", family: "peer", variant: "aligned", executable: py,
                                         arguments: [torchScript, "gpen", "--weights", g, "--input", "{input}",
                                                     "--output", "{output}", "--threads", "{threads}"],
-                                        threads: c.threads, synthetic: c.gpen == nil, peerOf: "gpen-512", timeout: c.timeout))
+                                        threads: c.threads, synthetic: c.gpen == nil, peerOf: "gpen-512 [aligned]",
+                                        timeout: c.timeout, onlyInputs: [aligned]))
             }
         } else {
             notes.append("PyTorch peer skipped: set ENHANCE_TORCH_PYTHON (or --torch-python) to a Python with torch")

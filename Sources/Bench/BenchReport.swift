@@ -50,12 +50,14 @@ public struct BenchRow: Sendable, Codable, Equatable {
     public var input: String
     /// Output image of the last run.
     public var output: String?
+    /// Faces the last run reported (sum over its records), when the command reports them.
+    public var faces: Int?
     /// Why the row has no (or fewer) measurements.
     public var error: String?
 
     enum CodingKeys: String, CodingKey {
         case workload, family, variant, image, threads, synthetic, runs, measurements, capacity, utilisation, quality
-        case input, output, error
+        case input, output, error, faces
         case imagesPerRun = "images_per_run", peerOf = "peer_of", medianS = "median_s", p95S = "p95_s"
         case peakRSSBytes = "peak_rss_bytes", tensorPeakBytes = "tensor_peak_bytes", cpuS = "cpu_s"
         case stagesS = "stages_s", imagesPerHourPerCore = "images_per_hour_per_core", peerRatios = "peer_ratios"

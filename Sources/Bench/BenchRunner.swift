@@ -74,12 +74,15 @@ public struct BenchRunner: Sendable {
         var measurements: [RunMeasurement] = []
         var failure: String? = nil
         var lastOutput: String? = nil
+        var faces: Int? = nil
         for i in 0..<(warmups + settings.runs) {
             do {
                 let r = try w.runOnce(input: inputPath, outputDir: dir)
                 if let f = r.failure { failure = f; break }
                 if i >= warmups { measurements.append(r.measurement(threads: w.threads)) }
                 lastOutput = r.outputs.first
+                let counts = r.records.compactMap(\.faces)
+                faces = counts.isEmpty ? nil : counts.reduce(0, +)
             } catch {
                 recordError(&failure, error.description)
                 break
@@ -92,9 +95,10 @@ public struct BenchRunner: Sendable {
                                             reference: RGBImage(contentsOf: URL(fileURLWithPath: clean)))
             } catch { recordError(&failure, "quality: \(error.description)") }
         }
-        let row = BenchRunner.makeRow(w, image: imageName, images: images, input: inputPath, output: lastOutput,
+        var row = BenchRunner.makeRow(w, image: imageName, images: images, input: inputPath, output: lastOutput,
                                       measurements: measurements, quality: quality, error: failure,
                                       budget: settings.memoryBudgetBytes)
+        row.faces = faces
         log(row.error.map { "\(row.label) on \(imageName): FAILED \($0)" }
             ?? String(format: "%@ on %@: median %.3f s, peak %@", row.label, imageName, row.medianS ?? 0,
                       ByteSize.format(row.peakRSSBytes)))
@@ -122,18 +126,17 @@ public struct BenchRunner: Sendable {
                         utilisation: Stats.median(measurements.map(\.utilisation)) ?? 0, cpuS: cpu, stagesS: stages,
                         capacity: Stats.capacity(budgetBytes: budget, peakBytes: peak),
                         imagesPerHourPerCore: Stats.imagesPerHourPerCore(images: images, cpuSeconds: cpu),
-                        quality: quality, peerRatios: [:], input: input, output: output, error: error)
+                        quality: quality, peerRatios: [:], input: input, output: output, faces: nil, error: error)
     }
 
     /// Adds peer ratios, per-workload summaries and the recommendation to measured rows.
     public static func assemble(rows inRows: [BenchRow], inputs: [BenchInput], settings: BenchProtocol, notes: [String],
                                 started: Date, duration: Double) -> BenchReport {
         var rows = inRows
-        // Peer ratios per row: the peer's median over the mirrored workload's default-variant median, same image.
+        // Peer ratios per row: the peer's median over the mirrored workload's median (matched by label), same image.
         for (pi, peer) in rows.enumerated() {
             guard let target = peer.peerOf, let pm = peer.medianS else { continue }
-            for i in rows.indices where rows[i].workload == target && rows[i].variant == "default"
-                && rows[i].image == rows[pi].image {
+            for i in rows.indices where rows[i].label == target && rows[i].peerOf == nil && rows[i].image == rows[pi].image {
                 if let m = rows[i].medianS, m > 0 { rows[i].peerRatios[peer.workload] = pm / m }
             }
         }
@@ -147,7 +150,7 @@ public struct BenchRunner: Sendable {
         var summaries = order.map { summarize(groups[$0]!, budget: settings.memoryBudgetBytes) }
         for (pi, peer) in summaries.enumerated() {
             guard let target = peer.peerOf, let pm = peer.medianS else { continue }
-            for i in summaries.indices where summaries[i].workload == target && summaries[i].variant == "default" {
+            for i in summaries.indices where summaries[i].label == target && summaries[i].peerOf == nil {
                 if let m = summaries[i].medianS, m > 0 { summaries[i].peerRatios[summaries[pi].workload] = pm / m }
             }
         }

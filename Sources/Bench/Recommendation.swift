@@ -57,9 +57,9 @@ public enum Recommendation {
             out.append(s)
         }
         // Peers.
-        for s in summaries where s.variant == "default" {
+        for s in summaries where s.peerOf == nil {
             for (peer, ratio) in s.peerRatios.sorted(by: { $0.key < $1.key }) {
-                out.append(String(format: "%@ runs %.2f× %@ than %@ on the same inputs.", s.workload,
+                out.append(String(format: "%@ runs %.2f× %@ than %@ on the same inputs.", s.label,
                                   ratio >= 1 ? ratio : 1 / ratio, ratio >= 1 ? "faster" : "slower", peer))
             }
         }

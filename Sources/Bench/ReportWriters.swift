@@ -254,14 +254,14 @@ public enum ReportWriter {
         h += "<h2>Radar</h2>\n" + radarSVG(report)
         h += "<h2>Time per stage (median s)</h2>\n" + stageBarsSVG(report)
         h += "<h2>Per input</h2>\n<table id=\"rows\"><tr><th class=\"l\">model</th><th class=\"l\">variant</th><th class=\"l\">image</th>"
-        h += "<th class=\"l\">runs (s)</th><th>median s</th><th>p95 s</th><th>peak RSS</th><th>utilisation</th><th>capacity</th>"
+        h += "<th>faces</th><th class=\"l\">runs (s)</th><th>median s</th><th>p95 s</th><th>peak RSS</th><th>utilisation</th><th>capacity</th>"
         h += "<th>PSNR</th><th>SSIM</th><th class=\"l\">stages (median s)</th><th class=\"l\">peer ratio</th><th class=\"l\">error</th></tr>\n"
         for r in report.rows {
             h += "<tr data-workload=\"\(escape(r.workload))\" data-variant=\"\(escape(r.variant))\" data-image=\"\(escape(r.image))\" "
             h += "data-median-s=\"\(seconds(r.medianS))\" data-p95-s=\"\(seconds(r.p95S))\" data-peak-rss-bytes=\"\(r.peakRSSBytes)\" "
             h += "data-capacity=\"\(r.capacity)\" data-psnr=\"\(psnr(r.quality?.psnr))\" data-ssim=\"\(ssim(r.quality?.ssim))\">"
             h += "<td class=\"l\">\(escape(r.workload))\(r.synthetic ? " <b>synthetic</b>" : "")</td><td class=\"l\">\(escape(r.variant))</td>"
-            h += "<td class=\"l\">\(escape(r.image))</td><td class=\"l\">\(r.runs.map { seconds($0) }.joined(separator: " "))</td>"
+            h += "<td class=\"l\">\(escape(r.image))</td><td>\(r.faces.map(String.init) ?? "n/a")</td><td class=\"l\">\(r.runs.map { seconds($0) }.joined(separator: " "))</td>"
             h += "<td>\(seconds(r.medianS))</td><td>\(seconds(r.p95S))</td><td>\(ByteSize.format(r.peakRSSBytes))</td>"
             h += "<td>\(percent(r.utilisation))</td><td>\(r.capacity)</td><td>\(psnr(r.quality?.psnr))</td><td>\(ssim(r.quality?.ssim))</td>"
             h += "<td class=\"l\">\(escape(r.stagesS.sorted { $0.key < $1.key }.map { String(format: "%@ %.3f", $0.key, $0.value) }.joined(separator: ", ")))</td>"

@@ -32,7 +32,8 @@ public struct WorkloadSpec: Sendable, Codable, Equatable {
     public var input: WorkloadInput
     /// True when the weights are synthetic (timing and memory valid, images meaningless).
     public var synthetic: Bool
-    /// For peer implementations: the name of the workload this one mirrors (ratios are taken against it).
+    /// For peer implementations: the label (`name`, or `name [variant]`) of the workload this one mirrors;
+    /// ratios are taken against it on the same input.
     public var peerOf: String?
     /// Seconds after which a run is killed.
     public var timeout: Double
@@ -84,6 +85,8 @@ public struct WorkloadRecord: Sendable, Equatable {
     public var timings: [String: Double]
     /// Memory figures in bytes: every numeric `*_bytes` field at the top level, in `timings` or in `memory`.
     public var memory: [String: Double]
+    /// Faces the command restored, when it reports them.
+    public var faces: Int?
 
     /// The engine's own tensor peak when the command reports one (the largest `*peak*_bytes` figure).
     public var tensorPeakBytes: Double? {
@@ -103,6 +106,7 @@ public struct WorkloadRecord: Sendable, Equatable {
         self.status = status
         self.output = obj["output"] as? String
         self.error = obj["error"] as? String
+        self.faces = (obj["faces"] as? NSNumber)?.intValue
         var timings: [String: Double] = [:], memory: [String: Double] = [:]
         for (k, v) in obj where k.hasSuffix("_bytes") {
             if let n = (v as? NSNumber)?.doubleValue { memory[k] = n }

@@ -50,7 +50,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "GPEN-BFR-256 weights for the 256-vs-512 variant.")
     var gpen256: String?
 
-    @Option(help: "RetinaFace weights for restore; `synthetic` passes a synthetic R50 (it finds no faces).")
+    @Option(help: "RetinaFace weights for restore (default: a synthetic R50, which finds no faces; `default`: the command's own lookup).")
     var detector: String?
 
     @Option(help: "ParseNet weights (default: synthetic).")
@@ -152,7 +152,7 @@ struct BenchCommand: ParsableCommand {
         var wanted: [String] = []
         if faces && gpen == nil { wanted += ["GPEN-BFR-512"] + (config.variants && gpen256 == nil ? ["GPEN-BFR-256"] : []) }
         if faces && parser == nil { wanted.append("ParseNet-latest") }
-        if faces && detector == "synthetic" { wanted.append("RetinaFace-R50") }
+        if faces && (detector == nil || detector == "synthetic") { wanted.append("RetinaFace-R50") }
         if (present["upscale"] == true || present["chain"] == true) && isX2 { wanted.append("RealESRGAN_x2plus") }
         var synthetic: [String: String] = [:]
         if !wanted.isEmpty {
@@ -161,8 +161,12 @@ struct BenchCommand: ParsableCommand {
         } else if isX2 {
             synthetic["RealESRGAN_x2plus"] = weightsURL.appendingPathComponent("RealESRGAN_x2plus.synthetic.safetensors").path
         }
-        config.detector = detector == "synthetic" ? synthetic["RetinaFace-R50"] : detector
-        synthetic["RetinaFace-R50"] = nil  // without --detector the command's own (real) detector finds the faces
+        switch detector {
+        case nil, "synthetic": config.detector = synthetic["RetinaFace-R50"]; config.detectorSynthetic = true
+        case "default": config.detector = nil
+        default: config.detector = detector
+        }
+        synthetic["RetinaFace-R50"] = nil
 
         var (workloads, notes) = try WorkloadCatalog.build(
             config, synthetic: synthetic,
