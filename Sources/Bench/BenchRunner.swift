@@ -198,7 +198,8 @@ public struct BenchRunner: Sendable {
                             psnr: scored.isEmpty ? nil : finitePSNR.isEmpty ? .infinity
                                 : finitePSNR.reduce(0, +) / Double(finitePSNR.count),
                             ssim: scored.isEmpty ? nil : scored.map(\.ssim).reduce(0, +) / Double(scored.count),
-                            stagesS: stages, peerRatios: [:], errors: rows.compactMap { r in r.error.map { "\(r.image): \($0)" } })
+                            stagesS: stages, peerRatios: [:], errors: rows.compactMap { r in r.error.map { "\(r.image): \($0)" } },
+                            faces: measured.contains { $0.faces != nil } ? measured.compactMap(\.faces).reduce(0, +) : nil)
     }
 }
 

@@ -24,7 +24,12 @@ public enum Recommendation {
                        "chain": "you need both a larger image and restored faces"]
         for s in baselines {
             let why = purpose[s.family] ?? "its output is what you need"
-            out.append("Choose \(s.workload) if \(why): \(facts(s)).")
+            var line = "Choose \(s.workload) if \(why): \(facts(s))."
+            if let f = s.faces {
+                line += f == 0 ? " No face was detected in any input, so this is the cost of detection (and the background) alone."
+                    : " \(f) face\(f == 1 ? "" : "s") restored over \(s.images) image\(s.images == 1 ? "" : "s")."
+            }
+            out.append(line)
         }
         if baselines.count >= 2 {
             let fastest = baselines.min { ($0.perImageS ?? .infinity) < ($1.perImageS ?? .infinity) }!
