@@ -146,7 +146,7 @@ public enum ReportWriter {
     /// An SVG radar chart of `radarScores`.
     public static func radarSVG(_ report: BenchReport) -> String {
         let data = radarScores(report)
-        let w = 560.0, h = 440.0, cx = 220.0, cy = 220.0, radius = 160.0
+        let w = 700.0, h = 440.0, cx = 220.0, cy = 220.0, radius = 160.0
         let n = radarAxes.count
         func point(_ axis: Int, _ v: Double) -> (Double, Double) {
             let a = -Double.pi / 2 + 2 * Double.pi * Double(axis) / Double(n)
@@ -177,26 +177,38 @@ public enum ReportWriter {
         return s + "</svg>\n"
     }
 
+    /// Stages to draw without double counting: the batch runner's `compute` encloses the command's own stages
+    /// (detect, restore, upscale, …), so when those exist `compute` is replaced by its unexplained remainder.
+    public static func displayStages(_ stages: [String: Double]) -> [String: Double] {
+        let inner = stages.filter { !["load", "compute", "store"].contains($0.key) }
+        guard let compute = stages["compute"], !inner.isEmpty else { return stages }
+        var out = stages
+        out["compute"] = nil
+        let rest = compute - inner.values.reduce(0, +)
+        if rest > 0.0005 { out["other compute"] = rest }
+        return out
+    }
+
     /// Horizontal stacked bars of median seconds per stage, one bar per summary with stage timings.
     public static func stageBarsSVG(_ report: BenchReport) -> String {
-        let rows = report.summaries.filter { !$0.stagesS.isEmpty }
-        let stages = Array(Set(rows.flatMap { $0.stagesS.keys })).sorted()
-        let maxTotal = rows.map { $0.stagesS.values.reduce(0, +) }.max() ?? 1
-        let barW = 420.0, left = 220.0
+        let rows = report.summaries.filter { !$0.stagesS.isEmpty }.map { ($0.label, displayStages($0.stagesS)) }
+        let stages = Array(Set(rows.flatMap { $0.1.keys })).sorted()
+        let maxTotal = rows.map { $0.1.values.reduce(0, +) }.max() ?? 1
+        let barW = 420.0, left = 260.0
         let h = 40 + 26 * rows.count + 24 * ((stages.count + 3) / 4)
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"700\" height=\"\(h)\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        for (i, r) in rows.enumerated() {
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"\(h)\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        for (i, (label, values)) in rows.enumerated() {
             let y = 20 + 26 * i
-            s += "<text x=\"\(Int(left) - 6)\" y=\"\(y + 13)\" text-anchor=\"end\">\(escape(r.label))</text>\n"
+            s += "<text x=\"\(Int(left) - 6)\" y=\"\(y + 13)\" text-anchor=\"end\">\(escape(label))</text>\n"
             var x = left
             for (k, st) in stages.enumerated() {
-                guard let v = r.stagesS[st], v > 0 else { continue }
+                guard let v = values[st], v > 0 else { continue }
                 let wpx = barW * v / max(maxTotal, 1e-9)
                 s += String(format: "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"18\" fill=\"%@\"><title>%@ %.3f s</title></rect>\n",
                             x, y, wpx, palette[k % palette.count], st, v)
                 x += wpx
             }
-            s += String(format: "<text x=\"%.1f\" y=\"%d\">%.2f s</text>\n", x + 4, y + 13, r.stagesS.values.reduce(0, +))
+            s += String(format: "<text x=\"%.1f\" y=\"%d\">%.2f s</text>\n", x + 4, y + 13, values.values.reduce(0, +))
         }
         for (k, st) in stages.enumerated() {
             let x = 20 + 160 * (k % 4), y = 30 + 26 * rows.count + 24 * (k / 4)

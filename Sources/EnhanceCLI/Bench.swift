@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
         of the released architecture: timing and memory valid, images meaningless. See docs/bench.md.
         """)
 
-    @Flag(help: "A run of a few minutes: 1 warm-up + 2 runs, fewer variants.")
+    @Flag(help: "A run of a few minutes: scenes frontal and group, 1 warm-up + 2 runs, fewer variants.")
     var quick = false
 
     @Option(help: "Measured runs per workload and input (default 5; 2 with --quick).")
@@ -28,6 +28,9 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Use the images in this folder instead of the generated scenes (no clean reference: quality n/a).")
     var images: String?
+
+    @Option(help: "Comma-separated scenes: frontal, side, jpeg, motion, group (default: all five; frontal,group with --quick).")
+    var scenes: String?
 
     @Option(help: "Comma-separated families to run: restore, upscale, chain (default: all).")
     var models: String = "restore,upscale,chain"
@@ -91,6 +94,18 @@ struct BenchCommand: ParsableCommand {
         for f in families where !known.contains(f) { throw ValidationError("--models: unknown family \(f) (restore, upscale, chain)") }
         do { _ = try ByteSize.parse(memoryBudget) } catch { throw ValidationError(error.description) }
         for w in workload where !w.contains("=") { throw ValidationError("--workload \(w): expected NAME=PROGRAM ARGS") }
+        _ = try sceneKinds()
+    }
+
+    /// The scenes to make: `--scenes`, else all five (frontal and group with --quick).
+    func sceneKinds() throws -> [SceneKind] {
+        guard let scenes else { return quick ? [.frontal, .group] : SceneKind.allCases }
+        return try scenes.split(separator: ",").map { name in
+            guard let k = SceneKind(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--scenes: unknown scene \(name) (frontal, side, jpeg, motion, group)")
+            }
+            return k
+        }
     }
 
     var families: [String] { models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
@@ -115,7 +130,7 @@ struct BenchCommand: ParsableCommand {
             inputs = try Scenes.userImages(in: URL(fileURLWithPath: images))
         } else {
             log("making scenes from \(assetsURL.path)")
-            inputs = try Scenes.generate(assets: assetsURL, into: outURL.appendingPathComponent("inputs"))
+            inputs = try Scenes.generate(kinds: try sceneKinds(), assets: assetsURL, into: outURL.appendingPathComponent("inputs"))
             let aligned = try Self.alignedFace(assets: assetsURL, into: outURL.appendingPathComponent("inputs-aligned"))
             extra.append(aligned)
         }

