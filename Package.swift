@@ -27,7 +27,7 @@ let package = Package(
         // image files ⇄ pixels
         .target(name: "ImageIO", dependencies: ["CPNG", "CTurboJPEG", "CWebP"]),
         // tensors, the backend protocol and the plain-Swift reference backend (the test oracle)
-        .target(name: "TensorCore"),
+        .target(name: "TensorCore", exclude: ["API.md"]),
         // the oneDNN CPU backend
         .target(name: "BackendDNNL", dependencies: ["TensorCore", "CDNNL"]),
         // .pth (zip + legacy), safetensors and ncnn readers; architecture detection

@@ -19,6 +19,10 @@ public enum EnhanceCommands {
     public static let all: [any ParsableCommand.Type] = [
         Inspect.self,
         Info.self,
+        Upscale.self,
+        Restore.self,
+        Chain.self,
+        Forward.self,
         BenchCommand.self,
     ]
 }

@@ -45,6 +45,8 @@ public protocol Backend: AnyObject, Sendable {
     func download(_ tensor: Tensor) throws -> HostTensor
     /// A new zero-filled tensor.
     func zeros(_ shape: TensorShape) throws -> Tensor
+    /// A new tensor with undefined contents (for buffers that are fully overwritten, e.g. concatenation buffers).
+    func empty(_ shape: TensorShape) throws -> Tensor
     /// A view of channels `range` of `tensor` sharing its memory (writes through `into:` land in the parent).
     func channelView(_ tensor: Tensor, _ range: Range<Int>) throws -> Tensor
     /// Copies `source` into `destination` (same shape; destination may be a view).

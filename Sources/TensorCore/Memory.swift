@@ -15,9 +15,11 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
     public var allocationCount: Int = 0
     /// Number of allocation requests served from the pool.
     public var reuseCount: Int = 0
+    /// Bytes held by prepared weights (backends that keep weights in their own memory; not part of the peaks).
+    public var weightBytes: Int = 0
 
     public var description: String {
-        return "live \(liveBytes) B, peak live \(peakLiveBytes) B, reserved \(reservedBytes) B, peak reserved \(peakReservedBytes) B, \(allocationCount) allocations, \(reuseCount) reuses"
+        return "live \(liveBytes) B, peak live \(peakLiveBytes) B, reserved \(reservedBytes) B, peak reserved \(peakReservedBytes) B, \(allocationCount) allocations, \(reuseCount) reuses, weights \(weightBytes) B"
     }
 }
 

@@ -4,17 +4,25 @@ import Foundation
 /// (correct, not fast). Thread-safe: it keeps no state besides the buffer pool.
 public final class ReferenceBackend: Backend, @unchecked Sendable {
     /// The pool every tensor of this backend is allocated from.
-    public let pool = BufferPool()
+    public let pool: BufferPool
+    private let identity: ObjectIdentifier?
 
     /// Creates a reference backend.
-    public init() {}
+    public init() { pool = BufferPool(); identity = nil }
+
+    /// A reference backend that allocates from another backend's pool and stamps tensors with that backend's
+    /// identity, so the other backend can run reference kernels on its own plain NCHW tensors.
+    package init(sharing pool: BufferPool, identity: ObjectIdentifier) {
+        self.pool = pool
+        self.identity = identity
+    }
 
     public var name: String { "reference" }
     public var channelViewAlignment: Int { 1 }
     public var memoryStats: MemoryStats { pool.memoryStats }
     public func resetPeak() { pool.resetPeak() }
 
-    private var id: ObjectIdentifier { ObjectIdentifier(self) }
+    private var id: ObjectIdentifier { identity ?? ObjectIdentifier(self) }
 
     // MARK: plumbing
 
@@ -72,6 +80,8 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
     }
 
     public func zeros(_ shape: TensorShape) throws -> Tensor { try make(shape, op: "zeros") }
+
+    public func empty(_ shape: TensorShape) throws -> Tensor { try make(shape, op: "empty") }
 
     public func channelView(_ t: Tensor, _ range: Range<Int>) throws -> Tensor {
         try check(t, "channelView")

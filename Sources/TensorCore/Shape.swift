@@ -69,12 +69,21 @@ public enum TensorLayout: Hashable, Sendable {
     case nhwc
     /// Channel-blocked N, C/16, H, W, 16c (oneDNN `nChw16c`); channels padded with zeros to a multiple of 16.
     case nChw16c
+    /// Channel-blocked N, C/8, H, W, 8c (oneDNN `nChw8c`, the AVX2 layout); channels padded to a multiple of 8.
+    case nChw8c
+
+    /// Channels per block (1 for plain layouts).
+    public var channelBlock: Int {
+        switch self {
+        case .nchw, .nhwc: return 1
+        case .nChw16c: return 16
+        case .nChw8c: return 8
+        }
+    }
 
     /// Channel count the storage reserves for `c` channels (padding for blocked layouts).
     public func paddedChannels(_ c: Int) -> Int {
-        switch self {
-        case .nchw, .nhwc: return c
-        case .nChw16c: return (c + 15) / 16 * 16
-        }
+        let b = channelBlock
+        return (c + b - 1) / b * b
     }
 }

@@ -1,0 +1,305 @@
+import CDNNL
+import Foundation
+import TensorCore
+
+/// The oneDNN (2.6.x, C API) CPU backend. Activations live in oneDNN's channel-blocked layout — `nChw16c`
+/// (N, C/16, H, W, 16c) on AVX-512 CPUs, `nChw8c` on AVX2 ones; N×C×1×1 vectors stay plain NCHW — from the first
+/// layer to the last; reorders to and from NCHW happen only in `upload`/`download` and in the few ops without a
+/// oneDNN primitive. Convolutions force the blocked src/dst (oneDNN `jit:avx512_core` / `jit:avx2`, or Winograd
+/// `jit_fp32_wino_2x3` for 3×3 stride-1 convs when `Options.winograd` is on and the CPU has AVX-512), weights are
+/// reordered once into the layout the primitive asks for, and primitives are cached per input shape and epilogue.
+public final class DNNLBackend: Backend, @unchecked Sendable {
+    /// Numeric precision of the compute.
+    public enum Precision: String, Sendable, CaseIterable {
+        /// 32-bit float everywhere.
+        case fp32
+        /// bfloat16 compute; needs native avx512_bf16 or AMX.
+        case bf16
+    }
+
+    /// Construction options.
+    public struct Options: Sendable, Equatable {
+        /// OpenMP thread count; nil keeps oneDNN's default (all cores).
+        public var threads: Int?
+        /// Use Winograd for 3×3 stride-1 ungrouped convolutions where oneDNN implements it.
+        public var winograd: Bool
+        /// Compute precision.
+        public var precision: Precision
+
+        /// Creates options.
+        public init(threads: Int? = nil, winograd: Bool = true, precision: Precision = .fp32) {
+            self.threads = threads; self.winograd = winograd; self.precision = precision
+        }
+    }
+
+    /// The options this backend was created with.
+    public let options: Options
+    let engine: dnnl_engine_t
+    let stream: dnnl_stream_t
+    /// Activation buffers.
+    public let pool = BufferPool()
+    /// Prepared weights and biases.
+    public let weightPool = BufferPool()
+    let lock = NSRecursiveLock()
+    private(set) var host: ReferenceBackend!
+    var reorderCache: [MDPair: Primitive] = [:]
+    var opCache: [String: Primitive] = [:]
+    var firCache: [String: AnyObject] = [:]
+    /// Number of layout-changing reorders of activations (plain copies into views do not count); tests and
+    /// benchmarks read it to show that layouts are kept between layers.
+    public private(set) var activationReorders = 0
+    /// The blocked activation layout for this CPU (`nChw16c` with AVX-512, else `nChw8c`).
+    public let blockedLayout: TensorLayout
+
+    /// Creates the backend; throws when oneDNN cannot start or when bf16 is requested on a CPU without it.
+    public init(options: Options = Options()) throws {
+        if options.precision == .bf16 {
+            let flags = cpuFlags()
+            if !(flags.contains("avx512_bf16") || flags.contains("amx_bf16")) {
+                throw TensorError.unsupported(op: "DNNLBackend", message: "bf16 unavailable: this CPU lacks avx512_bf16/AMX")
+            }
+            throw TensorError.unsupported(op: "DNNLBackend", message: "bf16 compute is not implemented yet; use fp32")
+        }
+        if let t = options.threads {
+            guard t > 0, t <= 1024 else { throw TensorError.invalidShape(op: "DNNLBackend", message: "threads \(t)") }
+            omp_set_num_threads(Int32(t))
+        }
+        self.options = options
+        blockedLayout = dnnl_get_effective_cpu_isa().rawValue >= dnnl_cpu_isa_avx512_core.rawValue ? .nChw16c : .nChw8c
+        var e: dnnl_engine_t?
+        try dnnlCheck(dnnl_engine_create(&e, dnnl_cpu, 0), "dnnl_engine_create")
+        engine = e!
+        var s: dnnl_stream_t?
+        let st = dnnl_stream_create(&s, e, dnnl_stream_default_flags.rawValue)
+        if st != dnnl_success { dnnl_engine_destroy(e) }
+        try dnnlCheck(st, "dnnl_stream_create")
+        stream = s!
+        host = ReferenceBackend(sharing: pool, identity: ObjectIdentifier(self))
+    }
+
+    deinit {
+        reorderCache.removeAll()
+        opCache.removeAll()
+        firCache.removeAll()
+        // The engine and stream are deliberately not destroyed: prepared layers may outlive the backend and their
+        // primitives still refer to the engine. They are a few hundred bytes, and backends are long-lived.
+    }
+
+    /// OpenMP threads oneDNN will use.
+    public var threads: Int { Int(omp_get_max_threads()) }
+
+    public var name: String {
+        let v = dnnl_version().pointee
+        return "oneDNN \(v.major).\(v.minor).\(v.patch) (\(threads) threads\(options.winograd ? ", winograd" : ""))"
+    }
+
+    public var channelViewAlignment: Int { blockedLayout.channelBlock }
+
+    public var memoryStats: MemoryStats {
+        var s = pool.memoryStats
+        s.weightBytes = weightPool.memoryStats.liveBytes
+        return s
+    }
+
+    public func resetPeak() { pool.resetPeak() }
+
+    var id: ObjectIdentifier { ObjectIdentifier(self) }
+
+    func sync<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock(); defer { lock.unlock() }
+        return try body()
+    }
+
+    // MARK: tensors and descriptors
+
+    /// Layout for a new activation of this shape.
+    func preferredLayout(_ s: TensorShape) -> TensorLayout { s.h * s.w == 1 ? .nchw : blockedLayout }
+
+    func alloc(_ shape: TensorShape, _ layout: TensorLayout? = nil, zeroed: Bool = false, op: String) throws -> Tensor {
+        guard shape.isValid else { throw TensorError.invalidShape(op: op, message: "shape \(shape)") }
+        let layout = layout ?? preferredLayout(shape)
+        let bytes = shape.n * layout.paddedChannels(shape.c) * shape.h * shape.w * 4
+        let buffer = try pool.allocate(bytes: bytes, zeroed: zeroed)
+        return Tensor(shape: shape, layout: layout, buffer: buffer, backendID: id)
+    }
+
+    func check(_ t: Tensor, _ op: String) throws {
+        guard t.backendID == id else { throw TensorError.foreignTensor(op: op) }
+    }
+
+    /// The oneDNN descriptor of a tensor (views get their parent's strides).
+    func md(_ t: Tensor) -> dnnl_memory_desc_t {
+        let s = t.shape, hw = s.h * s.w
+        // With N = 1 the batch stride is never used; describing views like dense tensors keeps the JIT kernels.
+        let cs = s.n == 1 ? s.c : t.storageChannels
+        switch t.layout {
+        case .nchw:
+            var m = MD.make(s.dims, dnnl_nchw)
+            MD.setStrides(&m, [cs * hw, hw, s.w, 1])
+            return m
+        case .nhwc:
+            var m = MD.make(s.dims, dnnl_nhwc)
+            let ct = t.storageChannels
+            MD.setStrides(&m, [hw * ct, 1, s.w * ct, ct])
+            return m
+        case .nChw16c, .nChw8c:
+            return blockedMD(s, storage: cs, layout: t.layout)
+        }
+    }
+
+    /// A dense copy of `t` in `layout` (returns `t` itself when it already is one).
+    func dense(_ t: Tensor, _ layout: TensorLayout, op: String) throws -> Tensor {
+        if t.layout == layout && !t.isView { return t }
+        let out = try alloc(t.shape, layout, op: op)
+        try reorder(t, into: out, op: op)
+        return out
+    }
+
+    // MARK: execution
+
+    final class Memory {
+        let handle: dnnl_memory_t
+        init(_ md: dnnl_memory_desc_t, _ ptr: UnsafeMutableRawPointer, engine: dnnl_engine_t, op: String) throws {
+            var md = md
+            var m: dnnl_memory_t?
+            try dnnlCheck(dnnl_memory_create(&m, &md, engine, ptr), op + " memory")
+            handle = m!
+        }
+        deinit { dnnl_memory_destroy(handle) }
+    }
+
+    func mem(_ t: Tensor, op: String) throws -> Memory {
+        try Memory(md(t), t.buffer.pointer + t.byteOffset, engine: engine, op: op)
+    }
+
+    func mem(_ md: dnnl_memory_desc_t, _ buffer: DeviceBuffer, op: String) throws -> Memory {
+        try Memory(md, buffer.pointer, engine: engine, op: op)
+    }
+
+    /// Runs a primitive with the given (argument, memory) pairs and waits.
+    /// The calling thread (OpenMP's master) runs with FTZ/DAZ only for the primitive's duration, so the
+    /// caller's own floating-point mode is never changed; pool workers keep FTZ/DAZ set.
+    func execute(_ p: Primitive, _ args: [(Int32, Memory)], op: String) throws {
+        let callerMode = enhance_get_mxcsr()
+        flushDenormalsOnThisThread()
+        enhance_set_mxcsr(callerMode | 0x8040)
+        defer { enhance_set_mxcsr(callerMode) }
+        let list = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
+        try dnnlCheck(dnnl_primitive_execute(p.primitive, stream, Int32(list.count), list), op)
+        try dnnlCheck(dnnl_stream_wait(stream), op)
+        withExtendedLifetime(args) {}
+    }
+
+    func flushDenormalsOnThisThread() {
+        let key = "enhance.dnnl.ftz"
+        if Thread.current.threadDictionary[key] == nil {
+            enhance_flush_denormals_all_threads(UInt32(max(1, omp_get_max_threads())))
+            Thread.current.threadDictionary[key] = true
+        }
+    }
+
+    /// Whether FTZ and DAZ are set on the calling thread (diagnostics).
+    public static var denormalsFlushedOnThisThread: Bool { enhance_get_mxcsr() & 0x8040 == 0x8040 }
+
+    struct MDPair: Hashable {
+        let bytes: [UInt8]
+        init(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) {
+            var a = a, b = b
+            bytes = withUnsafeBytes(of: &a) { Array($0) } + withUnsafeBytes(of: &b) { Array($0) }
+        }
+    }
+
+    func reorderPrimitive(_ src: dnnl_memory_desc_t, _ dst: dnnl_memory_desc_t, op: String) throws -> Primitive {
+        let key = MDPair(src, dst)
+        if let p = reorderCache[key] { return p }
+        var s = src, d = dst
+        var pd: dnnl_primitive_desc_t?
+        try dnnlCheck(dnnl_reorder_primitive_desc_create(&pd, &s, engine, &d, engine, nil), op + " reorder")
+        let p = try Primitive(pd: pd!, op: op + " reorder")
+        reorderCache[key] = p
+        return p
+    }
+
+    /// Reorders raw memory described by `srcMD` into `dstMD`.
+    func reorder(_ srcMD: dnnl_memory_desc_t, _ src: UnsafeMutableRawPointer, _ dstMD: dnnl_memory_desc_t,
+                 _ dst: UnsafeMutableRawPointer, op: String) throws {
+        let p = try reorderPrimitive(srcMD, dstMD, op: op)
+        try execute(p, [(DNNL_ARG_FROM, Memory(srcMD, src, engine: engine, op: op)),
+                        (DNNL_ARG_TO, Memory(dstMD, dst, engine: engine, op: op))], op: op + " reorder")
+    }
+
+    func reorder(_ src: Tensor, into dst: Tensor, op: String) throws {
+        if src.layout != dst.layout { activationReorders += 1 }
+        try reorder(md(src), src.buffer.pointer + src.byteOffset, md(dst), dst.buffer.pointer + dst.byteOffset, op: op)
+    }
+
+    // MARK: memory API
+
+    public func upload(_ h: HostTensor) throws -> Tensor {
+        try sync {
+            let shape = try h.tensorShape()
+            // Inputs with a channel count off the block size (RGB images) stay plain: the first convolution reads
+            // NCHW directly, which oneDNN's JIT supports, and nothing gets padded to a full block.
+            let layout: TensorLayout = shape.c % blockedLayout.channelBlock != 0 ? .nchw : preferredLayout(shape)
+            let out = try alloc(shape, layout, op: "upload")
+            var src = MD.make(shape.dims, dnnl_nchw)
+            try h.data.withUnsafeBufferPointer { p in
+                try reorder(src, UnsafeMutableRawPointer(mutating: p.baseAddress!), md(out), out.buffer.pointer, op: "upload")
+            }
+            _ = withUnsafeMutablePointer(to: &src) { $0 }
+            return out
+        }
+    }
+
+    public func download(_ t: Tensor) throws -> HostTensor {
+        try sync {
+            try check(t, "download")
+            var data = [Float](repeating: 0, count: t.shape.count)
+            let dst = MD.make(t.shape.dims, dnnl_nchw)
+            try data.withUnsafeMutableBufferPointer { p in
+                try reorder(md(t), t.buffer.pointer + t.byteOffset, dst, UnsafeMutableRawPointer(p.baseAddress!), op: "download")
+            }
+            return try HostTensor(shape: t.shape.dims, data: data)
+        }
+    }
+
+    public func empty(_ shape: TensorShape) throws -> Tensor {
+        try sync { try alloc(shape, op: "empty") }
+    }
+
+    public func zeros(_ shape: TensorShape) throws -> Tensor {
+        try sync { try alloc(shape, zeroed: true, op: "zeros") }
+    }
+
+    public func channelView(_ t: Tensor, _ range: Range<Int>) throws -> Tensor {
+        try check(t, "channelView")
+        guard range.lowerBound >= 0, range.upperBound <= t.shape.c, !range.isEmpty else {
+            throw TensorError.invalidShape(op: "channelView", message: "range \(range) outside C=\(t.shape.c)")
+        }
+        let b = t.layout.channelBlock
+        guard range.lowerBound % b == 0, range.upperBound % b == 0 || range.upperBound == t.shape.c else {
+            throw TensorError.unsupported(op: "channelView",
+                message: "channels \(range) of \(t.shape): \(t.layout) views must start (and end, unless at C) on a multiple of \(b); use sliceChannels/concat")
+        }
+        var s = t.shape; s.c = range.count
+        let offset: Int
+        switch t.layout {
+        case .nchw, .nChw16c, .nChw8c: offset = range.lowerBound * t.shape.h * t.shape.w * 4
+        case .nhwc: offset = range.lowerBound * 4
+        }
+        return Tensor(shape: s, layout: t.layout, buffer: t.buffer, byteOffset: t.byteOffset + offset,
+                      storageChannels: t.storageChannels, backendID: id)
+    }
+
+    public func copy(_ source: Tensor, into destination: Tensor) throws {
+        try sync {
+            try check(source, "copy"); try check(destination, "copy")
+            guard source.shape == destination.shape else {
+                throw TensorError.shapeMismatch(op: "copy", expected: destination.shape.description, actual: source.shape.description)
+            }
+            if source.buffer === destination.buffer && source.byteOffset == destination.byteOffset
+                && source.layout == destination.layout && source.storageChannels == destination.storageChannels { return }
+            try reorder(source, into: destination, op: "copy")
+        }
+    }
+}

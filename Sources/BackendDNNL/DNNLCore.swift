@@ -1,0 +1,108 @@
+import CDNNL
+import Foundation
+import TensorCore
+
+/// Throws a `TensorError.backendFailure` naming the op when a oneDNN call fails.
+@inline(__always)
+func dnnlCheck(_ status: dnnl_status_t, _ op: @autoclosure () -> String) throws {
+    guard status == dnnl_success else {
+        throw TensorError.backendFailure(op: op(), message: "oneDNN status \(statusName(status)) (\(status.rawValue))")
+    }
+}
+
+func statusName(_ s: dnnl_status_t) -> String {
+    switch s {
+    case dnnl_success: return "success"
+    case dnnl_out_of_memory: return "out_of_memory"
+    case dnnl_invalid_arguments: return "invalid_arguments"
+    case dnnl_unimplemented: return "unimplemented"
+    case dnnl_iterator_ends: return "iterator_ends"
+    case dnnl_runtime_error: return "runtime_error"
+    case dnnl_not_required: return "not_required"
+    default: return "unknown"
+    }
+}
+
+/// Owns a oneDNN primitive and its descriptor.
+final class Primitive: @unchecked Sendable {
+    let pd: dnnl_primitive_desc_t
+    let primitive: dnnl_primitive_t
+    let implementation: String
+
+    /// Creates the primitive from an op descriptor pointer; returns nil on `dnnl_unimplemented`.
+    static func make(_ desc: UnsafeRawPointer, attr: dnnl_primitive_attr_t?, engine: dnnl_engine_t,
+                     op: @autoclosure () -> String) throws -> Primitive? {
+        var pd: dnnl_primitive_desc_t?
+        let st = dnnl_primitive_desc_create(&pd, desc, attr, engine, nil)
+        if st == dnnl_unimplemented { return nil }
+        try dnnlCheck(st, op())
+        return try Primitive(pd: pd!, op: op())
+    }
+
+    init(pd: dnnl_primitive_desc_t, op: @autoclosure () -> String) throws {
+        self.pd = pd
+        var prim: dnnl_primitive_t?
+        let st = dnnl_primitive_create(&prim, pd)
+        if st != dnnl_success { dnnl_primitive_desc_destroy(pd) }
+        try dnnlCheck(st, op())
+        primitive = prim!
+        var cstr: UnsafePointer<CChar>?
+        _ = withUnsafeMutablePointer(to: &cstr) { dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, $0) }
+        implementation = cstr.map { String(cString: $0) } ?? "?"
+    }
+
+    deinit {
+        dnnl_primitive_destroy(primitive)
+        dnnl_primitive_desc_destroy(pd)
+    }
+
+    /// The memory descriptor the primitive chose for `what` (e.g. dnnl_query_weights_md).
+    func md(_ what: dnnl_query_t, _ index: Int32 = 0) -> dnnl_memory_desc_t {
+        dnnl_primitive_desc_query_md(pd, what, index).pointee
+    }
+}
+
+/// Calls body with a pointer to md, or nil when md is nil.
+func withOptionalMD<R>(_ md: dnnl_memory_desc_t?, _ body: (UnsafePointer<dnnl_memory_desc_t>?) throws -> R) rethrows -> R {
+    guard var md else { return try body(nil) }
+    return try withUnsafePointer(to: &md) { try body($0) }
+}
+
+/// Memory descriptor helpers.
+enum MD {
+    static func make(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        let d = dims.map(Int64.init)
+        _ = dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, dnnl_f32, tag)
+        return md
+    }
+
+    /// Overwrites the outer strides of a blocked/plain descriptor.
+    static func setStrides(_ md: inout dnnl_memory_desc_t, _ strides: [Int]) {
+        withUnsafeMutableBytes(of: &md.format_desc.blocking.strides) { raw in
+            let p = raw.bindMemory(to: Int64.self)
+            for (i, s) in strides.enumerated() { p[i] = Int64(s) }
+        }
+    }
+
+    static func equal(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) -> Bool {
+        var a = a, b = b
+        return dnnl_memory_desc_equal(&a, &b) != 0
+    }
+
+    static func size(_ md: dnnl_memory_desc_t) -> Int {
+        var md = md
+        return Int(dnnl_memory_desc_get_size(&md))
+    }
+}
+
+/// Reads /proc/cpuinfo's flags line (empty when unreadable).
+func cpuFlags() -> Set<String> {
+    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
+    for line in text.split(separator: "\n") where line.hasPrefix("flags") {
+        if let colon = line.firstIndex(of: ":") {
+            return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+        }
+    }
+    return []
+}

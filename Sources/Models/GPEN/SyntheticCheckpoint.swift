@@ -1,0 +1,217 @@
+import Checkpoint
+import Foundation
+
+/// Seeded random-weight checkpoints in the exact key layout of GPEN, RetinaFace (MobileNet-0.25 / ResNet-50) and
+/// ParseNet, serialised as safetensors (readable by `CheckpointLoader`). For tests and benchmarks: released GPEN
+/// weights are not available offline, and speed does not depend on weight values.
+public enum SyntheticCheckpoint {
+    /// One named float32 tensor (row-major).
+    public struct Entry: Sendable {
+        public var name: String
+        public var shape: [Int]
+        public var values: [Float]
+        /// Creates an entry.
+        public init(name: String, shape: [Int], values: [Float]) { self.name = name; self.shape = shape; self.values = values }
+    }
+
+    /// SplitMix64 + Box–Muller normal samples.
+    public struct Random: Sendable {
+        var state: UInt64
+        /// A generator with the given seed.
+        public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+        /// Next 64 random bits.
+        public mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        /// Uniform in [0, 1).
+        public mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+        /// Normal with the given mean and standard deviation.
+        public mutating func normal(_ mean: Double = 0, _ std: Double = 1) -> Float {
+            let u1 = max(uniform(), 1e-300), u2 = uniform()
+            return Float(mean + std * (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
+        }
+        /// `n` normal samples.
+        public mutating func normals(_ n: Int, _ mean: Double = 0, _ std: Double = 1) -> [Float] { (0..<n).map { _ in normal(mean, std) } }
+    }
+
+    /// Serialises entries as a safetensors file (F32, keys in the given order).
+    public static func safetensors(_ entries: [Entry]) -> [UInt8] {
+        var header = "{"
+        var offset = 0
+        for (i, e) in entries.enumerated() {
+            let bytes = e.values.count * 4
+            header += "\(i == 0 ? "" : ",")\"\(e.name)\":{\"dtype\":\"F32\",\"shape\":\(e.shape),\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            offset += bytes
+        }
+        header += "}"
+        while (header.utf8.count + 8) % 8 != 0 { header += " " }
+        var out: [UInt8] = []
+        out.reserveCapacity(8 + header.utf8.count + offset)
+        var n = UInt64(header.utf8.count)
+        for _ in 0..<8 { out.append(UInt8(n & 0xFF)); n >>= 8 }
+        out += Array(header.utf8)
+        for e in entries { for v in e.values { let b = v.bitPattern; out += [UInt8(b & 0xFF), UInt8((b >> 8) & 0xFF), UInt8((b >> 16) & 0xFF), UInt8(b >> 24)] } }
+        return out
+    }
+
+    /// Loads entries through the real checkpoint reader (safetensors in memory).
+    public static func stateDict(_ entries: [Entry]) throws -> StateDict {
+        try CheckpointLoader.load(bytes: safetensors(entries), path: "<synthetic>").stateDict
+    }
+
+    static func fir(_ scale: Float) -> [Float] {
+        let t: [Float] = [1, 3, 3, 1]
+        return (0..<16).map { t[$0 / 4] * t[$0 % 4] / 64 * scale }
+    }
+
+    /// A GPEN FullGenerator state dict (upstream init scales: conv/modulated weights N(0,1), mapping weights
+    /// N(0, 1/lr_mul²), modulation bias 1 + N(0, 0.1²), noise weights and activation biases small random).
+    public static func gpen(_ c: GPENConfiguration, seed: UInt64 = 1) -> [Entry] {
+        var r = Random(seed: seed)
+        var e: [Entry] = []
+        func add(_ n: String, _ s: [Int], _ mean: Double = 0, _ std: Double = 1) {
+            e.append(Entry(name: n, shape: s, values: r.normals(s.reduce(1, *), mean, std)))
+        }
+        let size = c.size, sd = c.styleDim
+        let L = Int(log2(Double(size)).rounded())
+        func ch(_ res: Int) -> Int { GPENGenerator.channels(c, resolution: res) }
+        for i in 1...max(1, c.nMLP) where c.nMLP > 0 {
+            add("generator.style.\(i).weight", [sd, sd], 0, 100); add("generator.style.\(i).bias", [sd], 0, 10)
+        }
+        let c4 = ch(4)
+        add("generator.input.input", [1, c4, 4, 4])
+        func styled(_ p: String, _ inC: Int, _ outC: Int, up: Bool) {
+            add(p + ".conv.weight", [1, outC, inC, 3, 3])
+            if up { e.append(Entry(name: p + ".conv.blur.kernel", shape: [4, 4], values: fir(4))) }
+            add(p + ".conv.modulation.weight", [inC, sd]); add(p + ".conv.modulation.bias", [inC], 1, 0.1)
+            add(p + ".noise.weight", [1], 0, 0.3); add(p + ".activate.bias", [2 * outC], 0, 0.1)
+        }
+        func rgb(_ p: String, _ inC: Int, up: Bool) {
+            add(p + ".bias", [1, 3, 1, 1], 0, 0.1)
+            if up { e.append(Entry(name: p + ".upsample.kernel", shape: [4, 4], values: fir(4))) }
+            add(p + ".conv.weight", [1, 3, inC, 1, 1], 0, 0.3)
+            add(p + ".conv.modulation.weight", [inC, sd]); add(p + ".conv.modulation.bias", [inC], 1, 0.1)
+        }
+        styled("generator.conv1", c4, c4, up: false)
+        rgb("generator.to_rgb1", 2 * c4, up: false)
+        var prev = c4
+        for j in 0..<(L - 2) {
+            let cr = ch(8 << j)
+            styled("generator.convs.\(2 * j)", 2 * prev, cr, up: true)
+            styled("generator.convs.\(2 * j + 1)", 2 * cr, cr, up: false)
+            prev = cr
+        }
+        for j in 0..<(L - 2) { rgb("generator.to_rgbs.\(j)", 2 * ch(8 << j), up: true) }
+        add("ecd0.0.0.weight", [ch(size), 3, 1, 1]); add("ecd0.0.1.bias", [ch(size)], 0, 0.1)
+        var res = size
+        for k in 1...(L - 2) {
+            e.append(Entry(name: "ecd\(k).0.0.kernel", shape: [4, 4], values: fir(1)))
+            add("ecd\(k).0.1.weight", [ch(res / 2), ch(res), 3, 3]); add("ecd\(k).0.2.bias", [ch(res / 2)], 0, 0.1)
+            res /= 2
+        }
+        add("final_linear.0.weight", [sd, c4 * 16]); add("final_linear.0.bias", [sd], 0, 0.1)
+        return e
+    }
+
+    static func bn(_ e: inout [Entry], _ r: inout Random, _ p: String, _ c: Int) {
+        e.append(Entry(name: p + ".weight", shape: [c], values: r.normals(c, 1, 0.1)))
+        e.append(Entry(name: p + ".bias", shape: [c], values: r.normals(c, 0, 0.1)))
+        e.append(Entry(name: p + ".running_mean", shape: [c], values: r.normals(c, 0, 0.1)))
+        e.append(Entry(name: p + ".running_var", shape: [c], values: (0..<c).map { _ in Float(0.5 + r.uniform()) }))
+    }
+
+    /// A RetinaFace state dict. Backbone, FPN and SSH weights are random (He init, BN near identity); the heads'
+    /// weights are zero, so the outputs are the head biases: every prior of anchor 0 of the stride-32 level scores
+    /// `faceLogit` (face) against 0, all other priors score background, boxes equal their priors, and landmark k
+    /// sits at prior centre + `landmarkOffsets[k]`·0.1·prior size. Deterministic detections for pipeline tests.
+    public static func retinaFace(_ c: RetinaFaceConfiguration, seed: UInt64 = 2, faceLogit: Float = 8,
+                                  landmarkOffsets: [SIMD2<Float>] = [SIMD2(-0.4, -0.3), SIMD2(0.4, -0.3), SIMD2(0, 0.1),
+                                                                     SIMD2(-0.3, 0.5), SIMD2(0.3, 0.5)]) -> [Entry] {
+        var r = Random(seed: seed)
+        var e: [Entry] = []
+        func conv(_ n: String, _ s: [Int]) {
+            let fan = s[1] * s[2] * s[3]
+            e.append(Entry(name: n, shape: s, values: r.normals(s.reduce(1, *), 0, (2.0 / Double(fan)).squareRoot())))
+        }
+        func cbn(_ p: String, _ s: [Int], conv cn: String = ".0", bn bnn: String = ".1") { conv(p + cn + ".weight", s); bn(&e, &r, p + bnn, s[0]) }
+        let inList: [Int]
+        switch c.backbone {
+        case .mobilenet025:
+            func dw(_ p: String, _ i: Int, _ o: Int) { cbn(p, [i, 1, 3, 3]); cbn(p, [o, i, 1, 1], conv: ".3", bn: ".4") }
+            cbn("body.stage1.0", [8, 3, 3, 3])
+            for (n, t) in [(8, 16), (16, 32), (32, 32), (32, 64), (64, 64)].enumerated() { dw("body.stage1.\(n + 1)", t.0, t.1) }
+            dw("body.stage2.0", 64, 128)
+            for n in 1...5 { dw("body.stage2.\(n)", 128, 128) }
+            dw("body.stage3.0", 128, 256); dw("body.stage3.1", 256, 256)
+            inList = [64, 128, 256]
+        case .resnet50:
+            cbn("body", [64, 3, 7, 7], conv: ".conv1", bn: ".bn1")
+            var inplanes = 64
+            for (li, nb) in [3, 4, 6, 3].enumerated() {
+                let width = 64 << li, outC = width * 4
+                for b in 0..<nb {
+                    let p = "body.layer\(li + 1).\(b)"
+                    cbn(p, [width, inplanes, 1, 1], conv: ".conv1", bn: ".bn1")
+                    cbn(p, [width, width, 3, 3], conv: ".conv2", bn: ".bn2")
+                    cbn(p, [outC, width, 1, 1], conv: ".conv3", bn: ".bn3")
+                    if b == 0 { cbn(p, [outC, inplanes, 1, 1], conv: ".downsample.0", bn: ".downsample.1") }
+                    inplanes = outC
+                }
+            }
+            inList = [512, 1024, 2048]
+        }
+        let oc = c.outChannel
+        for (i, ci) in inList.enumerated() { cbn("fpn.output\(i + 1)", [oc, ci, 1, 1]) }
+        cbn("fpn.merge1", [oc, oc, 3, 3]); cbn("fpn.merge2", [oc, oc, 3, 3])
+        for i in 1...3 {
+            let p = "ssh\(i)"
+            cbn(p + ".conv3X3", [oc / 2, oc, 3, 3]); cbn(p + ".conv5X5_1", [oc / 4, oc, 3, 3])
+            cbn(p + ".conv5X5_2", [oc / 4, oc / 4, 3, 3]); cbn(p + ".conv7X7_2", [oc / 4, oc / 4, 3, 3])
+            cbn(p + ".conv7x7_3", [oc / 4, oc / 4, 3, 3])
+        }
+        for i in 0..<3 {
+            var cls = [Float](repeating: 0, count: 4)
+            if i == 2 { cls[1] = faceLogit } else { cls[0] = faceLogit }
+            cls[2] = faceLogit  // anchor 1: background
+            e.append(Entry(name: "ClassHead.\(i).conv1x1.weight", shape: [4, oc, 1, 1], values: [Float](repeating: 0, count: 4 * oc)))
+            e.append(Entry(name: "ClassHead.\(i).conv1x1.bias", shape: [4], values: cls))
+            e.append(Entry(name: "BboxHead.\(i).conv1x1.weight", shape: [8, oc, 1, 1], values: [Float](repeating: 0, count: 8 * oc)))
+            e.append(Entry(name: "BboxHead.\(i).conv1x1.bias", shape: [8], values: [Float](repeating: 0, count: 8)))
+            var lm = [Float](repeating: 0, count: 20)
+            for a in 0..<2 { for k in 0..<5 { lm[a * 10 + 2 * k] = landmarkOffsets[k].x; lm[a * 10 + 2 * k + 1] = landmarkOffsets[k].y } }
+            e.append(Entry(name: "LandmarkHead.\(i).conv1x1.weight", shape: [20, oc, 1, 1], values: [Float](repeating: 0, count: 20 * oc)))
+            e.append(Entry(name: "LandmarkHead.\(i).conv1x1.bias", shape: [20], values: lm))
+        }
+        return e
+    }
+
+    /// A ParseNet state dict for `c` (He-initialised convs, BN near identity, `out_mask_conv` bias random so that
+    /// several classes win somewhere).
+    public static func parseNet(_ c: ParseNetConfiguration, seed: UInt64 = 3) -> [Entry] {
+        var r = Random(seed: seed)
+        var e: [Entry] = []
+        func clip(_ x: Int) -> Int { max(c.chRange[0], min(x, c.chRange[1])) }
+        func conv(_ p: String, _ ci: Int, _ co: Int, bias: Bool, std: Double? = nil) {
+            e.append(Entry(name: p + ".conv2d.weight", shape: [co, ci, 3, 3],
+                           values: r.normals(co * ci * 9, 0, std ?? (2.0 / Double(ci * 9)).squareRoot())))
+            if bias { e.append(Entry(name: p + ".conv2d.bias", shape: [co], values: r.normals(co, 0, 0.1))) }
+        }
+        func block(_ p: String, _ ci: Int, _ co: Int, scale: String) {
+            if !(scale == "none" && ci == co) { conv(p + ".shortcut_func", ci, co, bias: true) }
+            conv(p + ".conv1", ci, co, bias: false); bn(&e, &r, p + ".conv1.norm.norm", co)
+            conv(p + ".conv2", co, co, bias: false); bn(&e, &r, p + ".conv2.norm.norm", co)
+        }
+        conv("encoder.0", 3, c.baseCh, bias: true)
+        var head = c.baseCh
+        for i in 0..<c.downSteps { block("encoder.\(i + 1)", clip(head), clip(head * 2), scale: "down"); head *= 2 }
+        for i in 0..<c.resDepth { block("body.\(i)", clip(head), clip(head), scale: "none") }
+        for i in 0..<c.upSteps { block("decoder.\(i)", clip(head), clip(head / 2), scale: "up"); head /= 2 }
+        conv("out_img_conv", clip(head), 3, bias: true)
+        conv("out_mask_conv", clip(head), c.parsingCh, bias: true, std: 0.05)
+        return e
+    }
+}

@@ -1,0 +1,75 @@
+// The batch processor for `enhance upscale`: decode → Upscaler.enhance → encode.
+
+import Foundation
+import ImageIO
+import Models
+
+/// Encoder settings of the upscale outputs.
+public struct UpscaleEncoding: Sendable, Equatable {
+    /// JPEG/WebP quality (1–100); nil = the codec defaults (JPEG 95, WebP 90).
+    public var quality: Int? = nil
+
+    /// Default encoding.
+    public init(quality: Int? = nil) { self.quality = quality }
+
+    var encodeOptions: EncodeOptions {
+        var o = EncodeOptions()
+        if let q = quality { o.jpegQuality = q; o.webpQuality = Double(q) }
+        return o
+    }
+}
+
+/// Upscales each image of a batch with one shared `Upscaler` (the network is prepared once).
+public struct UpscaleProcessor: BatchProcessor {
+    /// The upscaler (network + RealESRGANer settings).
+    public let upscaler: Upscaler
+    /// Output encoding.
+    public let encoding: UpscaleEncoding
+    /// Largest input accepted, in pixels.
+    public let maxPixels: Int
+
+    /// Creates the processor.
+    public init(upscaler: Upscaler, encoding: UpscaleEncoding = UpscaleEncoding(), maxPixels: Int = 100_000_000) {
+        self.upscaler = upscaler
+        self.encoding = encoding
+        self.maxPixels = maxPixels
+    }
+
+    public func load(_ item: BatchItem, notes: inout BatchNotes) async throws -> Image {
+        let img = try ImageDecoder.decode(fileAt: URL(fileURLWithPath: item.input), options: DecodeOptions(maxPixels: maxPixels))
+        notes.width = img.width
+        notes.height = img.height
+        return img
+    }
+
+    public func compute(_ loaded: Image, item: BatchItem, notes: inout BatchNotes) async throws -> Image {
+        var report = UpscaleReport()
+        let start = ContinuousClock.now
+        let out = try upscaler.enhance(loaded, report: &report)
+        let d = ContinuousClock.now - start
+        notes.timings["upscale"] = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        return out
+    }
+
+    public func store(_ computed: Image, item: BatchItem, temporaryPath: String, notes: inout BatchNotes) async throws {
+        let format: ImageFormat
+        switch item.outputFormat {
+        case .png: format = .png
+        case .jpeg: format = .jpeg
+        case .webp: format = .webp
+        }
+        try ImageEncoder.write(computed, to: URL(fileURLWithPath: temporaryPath), format: format, options: encoding.encodeOptions)
+    }
+
+    /// Estimated peak bytes for one image of `item` in flight (for the batch runner's memory gate): the network's
+    /// activations for the tile (or whole image) plus the image buffers. Uses the input's byte size as a proxy when
+    /// the pixel size is unknown (24 bytes per input byte, at least 1 MiB).
+    public func memoryEstimate(width: Int, height: Int) -> Int {
+        let net = upscaler.network
+        let t = (try? upscaler.tileSize(width: width, height: height)) ?? 0
+        let side = t == 0 ? max(width, height) : t + 2 * upscaler.options.tilePad
+        let tilePixels = t == 0 ? width * height : side * side
+        let (ow, oh) = upscaler.outputSize(width: width, height: height)
+        return tilePixels * net.activationBytesPerInputPixel + width * height * 64 + ow * oh * 8
+    }
+}

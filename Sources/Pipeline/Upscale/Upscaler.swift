@@ -1,0 +1,402 @@
+// RealESRGANer.enhance (Real-ESRGAN realesrgan/utils.py) re-implemented on ImageIO images.
+
+import Foundation
+import ImageIO
+import Models
+import TensorCore
+
+/// How the alpha channel of an RGBA input is upscaled.
+public enum AlphaUpsampler: String, Sendable, CaseIterable {
+    /// Through the same network as the colour (upstream `realesrgan`, its CLI's only behaviour).
+    case network
+    /// OpenCV INTER_CUBIC (a = −0.75). Upstream's `bicubic` option actually runs INTER_LINEAR; ours is bicubic.
+    case bicubic
+    /// OpenCV INTER_LINEAR: what upstream runs for any non-`realesrgan` value (including "bicubic").
+    case bilinear
+}
+
+/// RealESRGANer settings.
+public struct UpscaleOptions: Sendable, Equatable {
+    /// Tile size in input pixels (0 = whole image in one pass).
+    public var tile: Int = 0
+    /// Context added around each tile on every side (clipped at the border), discarded after the pass.
+    public var tilePad: Int = 10
+    /// Reflect padding added on the right and bottom before the pass and cropped after (upstream CLI default 0).
+    public var prePad: Int = 0
+    /// Final size factor relative to the input (int(w·s) × int(h·s), Lanczos-4); nil = the network scale.
+    public var outscale: Double? = nil
+    /// Alpha handling for RGBA inputs.
+    public var alphaUpsampler: AlphaUpsampler = .network
+    /// Memory cap in bytes for the activations plus image buffers; when set and `tile` is 0, a tile size is
+    /// chosen so the estimate stays under it.
+    public var maxMemory: Int? = nil
+
+    /// Defaults of upstream's CLI (tile 0, tile_pad 10, pre_pad 0, outscale = network scale, alpha via the network).
+    public init() {}
+}
+
+/// Errors of the upscale pipeline; each names the problem and the sizes involved.
+public enum UpscaleError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// An option is out of range.
+    case invalidOption(String)
+    /// The image cannot be processed with these settings.
+    case invalidImage(String)
+    /// No tile size fits the memory cap.
+    case memory(String)
+
+    public var description: String {
+        switch self {
+        case let .invalidOption(m): return "invalid option: \(m)"
+        case let .invalidImage(m): return "cannot upscale: \(m)"
+        case let .memory(m): return "memory: \(m)"
+        }
+    }
+}
+
+/// What one `enhance` call did.
+public struct UpscaleReport: Sendable, Equatable {
+    /// Tile size actually used (0 = whole image).
+    public var tile: Int = 0
+    /// Number of network passes (tiles, summed over colour and alpha).
+    public var passes: Int = 0
+    /// Retries after an allocation failure (each halves the tile).
+    public var retries: Int = 0
+    /// Peak live bytes of backend tensors seen during the passes.
+    public var peakTensorBytes: Int = 0
+    /// Upstream's img_mode: "L", "RGB" or "RGBA".
+    public var mode: String = ""
+}
+
+/// RealESRGANer: runs a super-resolution network over an image exactly as upstream's `enhance` does
+/// (value-based 8/16-bit detection, gray/RGB/RGBA modes, reflect pre-pad and mod-pad on the right/bottom,
+/// tiling with hard-pasted tile cores, clamp, round half to even, Lanczos-4 outscale after quantisation).
+public final class Upscaler: @unchecked Sendable {
+    /// The network (its scale is upstream's `scale`).
+    public let network: any SuperResolutionNetwork
+    /// Settings.
+    public let options: UpscaleOptions
+
+    /// Creates an upscaler; throws when an option is out of range.
+    public init(network: any SuperResolutionNetwork, options: UpscaleOptions) throws {
+        guard options.tile >= 0, options.tile <= 1 << 20 else { throw UpscaleError.invalidOption("--tile must be ≥ 0, got \(options.tile)") }
+        guard options.tilePad >= 0, options.tilePad <= 1 << 16 else { throw UpscaleError.invalidOption("--tile-pad must be ≥ 0, got \(options.tilePad)") }
+        guard options.prePad >= 0, options.prePad <= 1 << 16 else { throw UpscaleError.invalidOption("--pre-pad must be ≥ 0, got \(options.prePad)") }
+        if let s = options.outscale {
+            guard s.isFinite, s > 0, s <= 64 else { throw UpscaleError.invalidOption("--outscale must be in (0, 64], got \(s)") }
+        }
+        if let m = options.maxMemory, m <= 0 { throw UpscaleError.invalidOption("--max-memory must be positive") }
+        self.network = network
+        self.options = options
+    }
+
+    /// Output size for an input of w×h: scale·(w, h), or (int(w·outscale), int(h·outscale)).
+    public func outputSize(width w: Int, height h: Int) -> (width: Int, height: Int) {
+        if let s = options.outscale, s != Double(network.scale) {
+            return (Int(Double(w) * s), Int(Double(h) * s))
+        }
+        return (w * network.scale, h * network.scale)
+    }
+
+    /// Upscales `image` (gray, gray+alpha, RGB or RGBA; 8 or 16 bit). Gray+alpha is processed as RGBA (as OpenCV
+    /// reads it). Output: gray → gray, RGB → RGB, RGBA → RGBA; 16-bit only when a sample exceeds 256 (upstream rule).
+    public func enhance(_ image: Image) throws -> Image {
+        var report = UpscaleReport()
+        return try enhance(image, report: &report)
+    }
+
+    /// `enhance` that also reports the tile size, passes and retries.
+    public func enhance(_ image: Image, report: inout UpscaleReport) throws -> Image {
+        let img = image.layout == .grayAlpha ? image.converted(to: .rgba) : image
+        let w = img.width, h = img.height, cn = img.channels
+        let scale = network.scale
+        // 1-2. float32 in [0, 1] with a value-based range
+        let samples: [Float]
+        let maxValue: Int
+        switch img.storage {
+        case .u8(let a): samples = a.map { Float($0) }; maxValue = Int(a.max() ?? 0)
+        case .u16(let a): samples = a.map { Float($0) }; maxValue = Int(a.max() ?? 0)
+        }
+        let sixteen = maxValue > 256
+        let range: Float = sixteen ? 65535 : 255
+        let n = w * h
+        // 3. planes in RGB order
+        var colour = [[Float]](repeating: [Float](repeating: 0, count: n), count: 3)
+        var alpha: [Float]? = nil
+        let mode: String
+        switch cn {
+        case 1:
+            mode = "L"
+            for i in 0..<n { let v = samples[i] / range; colour[0][i] = v; colour[1][i] = v; colour[2][i] = v }
+        case 3, 4:
+            mode = cn == 4 ? "RGBA" : "RGB"
+            for i in 0..<n { for c in 0..<3 { colour[c][i] = samples[i * cn + c] / range } }
+            if cn == 4 { alpha = (0..<n).map { samples[$0 * 4 + 3] / range } }
+        default:
+            throw UpscaleError.invalidImage("\(cn)-channel images are not supported")
+        }
+        report.mode = mode
+        let ow = w * scale, oh = h * scale
+        let outChannels = mode == "L" ? 1 : (mode == "RGBA" ? 4 : 3)
+        let writer = QuantisingWriter(width: ow, height: oh, channels: outChannels, sixteen: sixteen)
+        // 4-6. network on the colour
+        try runPasses(colour, width: w, height: h, report: &report) { values, oy, ox, stride, plane in
+            writer.writeColour(values, outY: oy, outX: ox, planeStride: stride, planeSize: plane, gray: mode == "L")
+        }
+        // 8. alpha
+        if let alpha {
+            switch options.alphaUpsampler {
+            case .network:
+                try runPasses([alpha, alpha, alpha], width: w, height: h, report: &report) { values, oy, ox, stride, plane in
+                    writer.writeAlphaFromNetwork(values, outY: oy, outX: ox, planeStride: stride, planeSize: plane)
+                }
+            case .bilinear, .bicubic:
+                let up = OpenCVResize.resizePlane(alpha, width: w, height: h, toWidth: ow, toHeight: oh,
+                                                  kind: options.alphaUpsampler == .bilinear ? .linear : .cubic)
+                writer.writeAlphaPlane(up)
+            }
+        }
+        // 9. quantised image
+        let layout: ChannelLayout = outChannels == 1 ? .gray : outChannels == 4 ? .rgba : .rgb
+        var out = try Image(width: ow, height: oh, layout: layout, storage: writer.storage(), metadata: image.metadata)
+        // 10. outscale
+        if let s = options.outscale, s != Double(scale) {
+            let (tw, th) = outputSize(width: w, height: h)
+            guard tw > 0, th > 0 else {
+                throw UpscaleError.invalidImage("outscale \(s) makes \(w)×\(h) empty (\(tw)×\(th))")
+            }
+            let resized: PixelStorage
+            switch out.storage {
+            case .u8(let a): resized = .u8(OpenCVResize.lanczos4(a, width: ow, height: oh, channels: outChannels, toWidth: tw, toHeight: th))
+            case .u16(let a): resized = .u16(OpenCVResize.lanczos4(a, width: ow, height: oh, channels: outChannels, toWidth: tw, toHeight: th))
+            }
+            out = try Image(width: tw, height: th, layout: layout, storage: resized, metadata: image.metadata)
+        }
+        return out
+    }
+
+    /// The tile size for a w×h input: `options.tile`, or with `maxMemory` and no tile the largest tile whose
+    /// estimated peak (activations of one padded tile + weights + image buffers) fits; 0 = whole image.
+    public func tileSize(width w: Int, height h: Int) throws -> Int {
+        let m = network.inputMultiple
+        if options.tile > 0 { return roundUp(options.tile, m) }
+        guard let cap = options.maxMemory else { return 0 }
+        let (ow, oh) = outputSize(width: w, height: h)
+        let s = network.scale
+        // image buffers: input planes (3 + pads), output samples, outscale result, float alpha
+        let fixed = 16 * w * h * 4 + (w * s) * (h * s) * 4 * 2 + ow * oh * 4 * 2 + network.parameterCount * 4 + Self.baseOverhead
+        let budget = cap - fixed
+        // activations (the larger of the analytical estimate and a measured probe pass) + tile in/out copies
+        let perPixel = max(network.activationBytesPerInputPixel, probeBytesPerInputPixel()) + 12 * s * s + 24
+        let whole = (h + options.prePad + m) * (w + options.prePad + m)
+        if budget > 0, whole * perPixel <= budget { return 0 }
+        let pad = roundUp(options.tilePad, m)
+        var t = Int((Double(max(budget, 0)) / Double(perPixel)).squareRoot()) - 2 * pad
+        t = t / m * m
+        if t >= max(m, 8) {
+            // balance: the fewest tiles of size ≤ t, then the smallest tile giving that count (equal tiles reuse
+            // the backend's per-shape primitives and waste less border)
+            let side = max(w + options.prePad, h + options.prePad)
+            let n = (side + t - 1) / t
+            t = min(t, roundUp((side + n - 1) / n, m))
+        }
+        guard t >= max(m, 8) else {
+            throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) (needs about \(fixed + perPixel * (8 + 2 * pad) * (8 + 2 * pad)) bytes with the smallest tile)")
+        }
+        return t
+    }
+
+    private let probeLock = NSLock()
+    private var probeCache: Int?
+
+    /// Peak backend bytes per input pixel measured on a small probe pass (24×24 zeros), cached; this captures the
+    /// backend's layout padding (e.g. 3-channel tensors stored as 16 channels by oneDNN). 0 if the probe fails.
+    public func probeBytesPerInputPixel() -> Int {
+        probeLock.lock(); defer { probeLock.unlock() }
+        if let c = probeCache { return c }
+        let be = network.backend
+        let p = 24
+        var result = 0
+        do {
+            let before = be.memoryStats.liveBytes
+            be.resetPeak()
+            let x = try be.upload(HostTensor(zeros: [1, network.channels, p, p]))
+            _ = try network.forward(x)
+            result = Int((Double(be.memoryStats.peakLiveBytes - before) / Double(p * p)).rounded(.up))
+        } catch {
+            result = 0
+        }
+        probeCache = result
+        return result
+    }
+
+    /// Bytes assumed for the process itself (code, libraries, allocator slack) when fitting `maxMemory`.
+    public static let baseOverhead = 64 << 20
+
+    private func roundUp(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }
+
+    /// pre_pad + mod-pad, then whole or tiled passes; hands each pasted tile core (cropped to scale·w × scale·h)
+    /// to `sink(values, outY, outX, planeStride, planeSize)` where values are the downloaded NCHW tile output.
+    private func runPasses(_ planes: [[Float]], width w: Int, height h: Int, report: inout UpscaleReport,
+                           sink: (_ values: [Float], _ rows: Range<Int>, _ cols: Range<Int>, _ tileW: Int, _ origin: (Int, Int)) -> Void) throws {
+        var tile = try tileSize(width: w, height: h)
+        while true {
+            do {
+                try runPassesOnce(planes, width: w, height: h, tile: tile, report: &report, sink: sink)
+                report.tile = tile
+                return
+            } catch TensorError.allocationFailed(let bytes) {
+                let m = network.inputMultiple
+                let current = tile == 0 ? max(w, h) : tile
+                let next = current / 2 / m * m
+                guard next >= max(m, 8) else {
+                    throw UpscaleError.memory("allocation of \(bytes) bytes failed even with tile \(current)")
+                }
+                tile = next
+                report.retries += 1
+            }
+        }
+    }
+
+    private func runPassesOnce(_ planes: [[Float]], width w: Int, height h: Int, tile: Int, report: inout UpscaleReport,
+                               sink: (_ values: [Float], _ rows: Range<Int>, _ cols: Range<Int>, _ tileW: Int, _ origin: (Int, Int)) -> Void) throws {
+        let be = network.backend
+        let s = network.scale, m = network.inputMultiple
+        let pp = options.prePad
+        // pre_pad: reflect right/bottom (PyTorch needs pad < size)
+        var cur = planes, cw = w, ch = h
+        if pp > 0 {
+            guard pp < w, pp < h else {
+                throw UpscaleError.invalidImage("--pre-pad \(pp) must be smaller than the image (\(w)×\(h)) for reflect padding")
+            }
+            cur = cur.map { reflectPad($0, width: cw, height: ch, right: pp, bottom: pp) }
+            cw += pp; ch += pp
+        }
+        let mh = (m - ch % m) % m, mw = (m - cw % m) % m
+        if mh > 0 || mw > 0 {
+            guard mh < ch, mw < cw else {
+                throw UpscaleError.invalidImage("image \(w)×\(h) too small for the ×\(s) model's reflect mod-pad")
+            }
+            cur = cur.map { reflectPad($0, width: cw, height: ch, right: mw, bottom: mh) }
+            cw += mw; ch += mh
+        }
+        let outW = w * s, outH = h * s   // crop of mod-pad and pre-pad
+        let t = tile == 0 ? max(cw, ch) : tile
+        let pad = tile == 0 ? 0 : roundUp(options.tilePad, m)
+        let tilesX = (cw + t - 1) / t, tilesY = (ch + t - 1) / t
+        be.resetPeak()
+        for ty in 0..<tilesY {
+            for tx in 0..<tilesX {
+                let x0 = tx * t, x1 = min(x0 + t, cw)
+                let y0 = ty * t, y1 = min(y0 + t, ch)
+                let gx0 = max(x0 - pad, 0), gx1 = min(x1 + pad, cw)
+                let gy0 = max(y0 - pad, 0), gy1 = min(y1 + pad, ch)
+                let tw = gx1 - gx0, th = gy1 - gy0
+                var data = [Float](repeating: 0, count: 3 * tw * th)
+                for c in 0..<3 {
+                    cur[c].withUnsafeBufferPointer { src in
+                        for y in 0..<th {
+                            let so = (gy0 + y) * cw + gx0, dOff = c * tw * th + y * tw
+                            for x in 0..<tw { data[dOff + x] = src[so + x] }
+                        }
+                    }
+                }
+                let out: HostTensor
+                do {
+                    let xin = try be.upload(HostTensor(shape: [1, 3, th, tw], data: data))
+                    let y = try network.forward(xin)
+                    out = try be.download(y)
+                }
+                report.passes += 1
+                report.peakTensorBytes = max(report.peakTensorBytes, be.memoryStats.peakLiveBytes)
+                guard out.shape == [1, 3, th * s, tw * s] else {
+                    throw UpscaleError.invalidImage("network returned \(out.shape) for a \(th)×\(tw) tile (scale \(s))")
+                }
+                // core of the tile in output coordinates, cropped to the un-padded output
+                let oy0 = y0 * s, oy1 = min(y1 * s, outH)
+                let ox0 = x0 * s, ox1 = min(x1 * s, outW)
+                if oy0 < oy1, ox0 < ox1 {
+                    sink(out.data, oy0..<oy1, ox0..<ox1, tw * s, (gy0 * s, gx0 * s))
+                }
+            }
+        }
+    }
+
+    /// PyTorch reflect padding on the right and bottom of one plane.
+    private func reflectPad(_ p: [Float], width w: Int, height h: Int, right: Int, bottom: Int) -> [Float] {
+        let nw = w + right, nh = h + bottom
+        var out = [Float](repeating: 0, count: nw * nh)
+        for y in 0..<nh {
+            let sy = y < h ? y : 2 * (h - 1) - y
+            for x in 0..<nw {
+                let sx = x < w ? x : 2 * (w - 1) - x
+                out[y * nw + x] = p[sy * w + sx]
+            }
+        }
+        return out
+    }
+}
+
+/// The output image being assembled: clamps, converts (gray, alpha) and quantises tile by tile, so no float
+/// copy of the output at network resolution exists.
+final class QuantisingWriter {
+    let width: Int, height: Int, channels: Int, sixteen: Bool
+    private var u8: [UInt8]
+    private var u16: [UInt16]
+
+    init(width: Int, height: Int, channels: Int, sixteen: Bool) {
+        self.width = width; self.height = height; self.channels = channels; self.sixteen = sixteen
+        u8 = sixteen ? [] : [UInt8](repeating: 0, count: width * height * channels)
+        u16 = sixteen ? [UInt16](repeating: 0, count: width * height * channels) : []
+    }
+
+    func storage() -> PixelStorage { sixteen ? .u16(u16) : .u8(u8) }
+
+    @inline(__always) private func put(_ v: Float, at i: Int) {
+        // clamp to [0, 1], then (x·max).round() half to even, as NumPy
+        let c = v.isNaN ? 0 : min(max(v, 0), 1)
+        if sixteen {
+            let q = (c * 65535).rounded(.toNearestOrEven)
+            u16[i] = UInt16(min(max(q, 0), 65535))
+        } else {
+            let q = (c * 255).rounded(.toNearestOrEven)
+            u8[i] = UInt8(min(max(q, 0), 255))
+        }
+    }
+
+    /// OpenCV BGR2GRAY on float: B·0.114 + G·0.587 + R·0.299 (after the clamp).
+    @inline(__always) private func gray(_ r: Float, _ g: Float, _ b: Float) -> Float {
+        let cr = min(max(r, 0), 1), cg = min(max(g, 0), 1), cb = min(max(b, 0), 1)
+        return cb * 0.114 + cg * 0.587 + cr * 0.299
+    }
+
+    func writeColour(_ v: [Float], outY rows: Range<Int>, outX cols: Range<Int>, planeStride tw: Int, planeSize origin: (Int, Int), gray toGray: Bool) {
+        let th = v.count / 3 / tw, plane = tw * th
+        for y in rows {
+            let ty = y - origin.0
+            for x in cols {
+                let i = ty * tw + (x - origin.1)
+                let o = (y * width + x) * channels
+                if toGray {
+                    put(gray(v[i], v[plane + i], v[2 * plane + i]), at: o)
+                } else {
+                    put(v[i], at: o); put(v[plane + i], at: o + 1); put(v[2 * plane + i], at: o + 2)
+                }
+            }
+        }
+    }
+
+    func writeAlphaFromNetwork(_ v: [Float], outY rows: Range<Int>, outX cols: Range<Int>, planeStride tw: Int, planeSize origin: (Int, Int)) {
+        let th = v.count / 3 / tw, plane = tw * th
+        for y in rows {
+            let ty = y - origin.0
+            for x in cols {
+                let i = ty * tw + (x - origin.1)
+                put(gray(v[i], v[plane + i], v[2 * plane + i]), at: (y * width + x) * channels + 3)
+            }
+        }
+    }
+
+    func writeAlphaPlane(_ a: [Float]) {
+        for i in 0..<(width * height) { put(a[i], at: i * channels + 3) }
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+import Testing
+import BackendDNNL
+import ImageIO
+import Models
+import TensorCore
+@testable import Pipeline
+
+/// Tiny SRVGGNetCompact weights (PReLU) written as a safetensors file, for fast upscaler tests.
+enum TinySRVGG {
+    static func file(nf: Int = 8, numConv: Int = 2, upscale: Int = 4, seed: UInt64 = 7) throws -> URL {
+        var state = seed
+        func rnd() -> Float {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Float((z ^ (z >> 31)) >> 40) / Float(1 << 24) * 2 - 1
+        }
+        var t: [(String, [Int], [Float])] = []
+        for k in 0...numConv {
+            let i = k == 0 ? 3 : nf
+            let s = (3 / Float(i * 9)).squareRoot()
+            t.append(("body.\(2 * k).weight", [nf, i, 3, 3], (0..<(nf * i * 9)).map { _ in rnd() * s }))
+            t.append(("body.\(2 * k).bias", [nf], (0..<nf).map { _ in rnd() * 0.05 }))
+            t.append(("body.\(2 * k + 1).weight", [nf], (0..<nf).map { _ in 0.25 + rnd() * 0.1 }))
+        }
+        let o = 3 * upscale * upscale
+        let s = 0.5 * (3 / Float(nf * 9)).squareRoot()
+        t.append(("body.\(2 * numConv + 2).weight", [o, nf, 3, 3], (0..<(o * nf * 9)).map { _ in rnd() * s }))
+        t.append(("body.\(2 * numConv + 2).bias", [o], (0..<o).map { _ in rnd() * 0.05 }))
+        var header: [String] = []
+        var offset = 0
+        for (name, shape, data) in t {
+            header.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + data.count * 4)]}")
+            offset += data.count * 4
+        }
+        var json = Array(("{" + header.joined(separator: ",") + "}").utf8)
+        while json.count % 8 != 0 { json.append(0x20) }
+        var bytes: [UInt8] = []
+        var n = UInt64(json.count).littleEndian
+        withUnsafeBytes(of: &n) { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: json)
+        for (_, _, d) in t { d.withUnsafeBytes { bytes.append(contentsOf: $0) } }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-srvgg-\(UUID().uuidString).safetensors")
+        try Data(bytes).write(to: url)
+        return url
+    }
+}
+
+/// A deterministic textured test image.
+func testImage(width w: Int, height h: Int, layout: ChannelLayout = .rgb, sixteen: Bool = false) throws -> Image {
+    let c = layout.channels
+    var s = [Int](repeating: 0, count: w * h * c)
+    for y in 0..<h { for x in 0..<w { for k in 0..<c {
+        let v = 0.5 + 0.3 * sin(Double(x) * 0.37 + Double(k)) * cos(Double(y) * 0.23) + 0.15 * sin(Double(x * y) * 0.05)
+        s[(y * w + x) * c + k] = Int((min(max(v, 0), 1) * (sixteen ? 65535 : 255)).rounded())
+    } } }
+    return try Image(width: w, height: h, layout: layout,
+                     storage: sixteen ? .u16(s.map { UInt16($0) }) : .u8(s.map { UInt8($0) }))
+}
+
+func sampleDiff(_ a: Image, _ b: Image) -> (max: Int, differing: Int) {
+    let x: [Int], y: [Int]
+    switch (a.storage, b.storage) {
+    case let (.u8(p), .u8(q)): x = p.map(Int.init); y = q.map(Int.init)
+    case let (.u16(p), .u16(q)): x = p.map(Int.init); y = q.map(Int.init)
+    default: return (Int.max, Int.max)
+    }
+    guard x.count == y.count else { return (Int.max, Int.max) }
+    var m = 0, n = 0
+    for i in 0..<x.count { let d = abs(x[i] - y[i]); m = max(m, d); if d > 0 { n += 1 } }
+    return (m, n)
+}
+
+@Suite("Upscaler")
+struct UpscalerTests {
+    /// Seam-free guarantee: with tile_pad ≥ the network's receptive-field radius (SRVGGNetCompact: num_conv + 2
+    /// input pixels; RRDBNet: (2 + 15·blocks + 2) LR pixels × the unshuffle factor), tiled and whole-image outputs
+    /// agree within one 8-bit step. With tile_pad 0 they do not (hard-pasted seams, as upstream).
+    @Test func tilingIsSeamFreeWithEnoughPad() throws {
+        let be = try DNNLBackend(options: .init(threads: 2, winograd: false))
+        let net = try RealESRGANLoader.load(TinySRVGG.file(), backend: be).network
+        let img = try testImage(width: 45, height: 38)
+        var o = UpscaleOptions()
+        let whole = try Upscaler(network: net, options: o).enhance(img)
+        o.tile = 16; o.tilePad = net.receptiveFieldRadius
+        var report = UpscaleReport()
+        let tiled = try Upscaler(network: net, options: o).enhance(img, report: &report)
+        #expect(report.passes == 9)
+        #expect(sampleDiff(tiled, whole).max <= 1)
+        o.tilePad = 0
+        let seams = try Upscaler(network: net, options: o).enhance(img)
+        #expect(sampleDiff(seams, whole).max > 1)
+    }
+
+    @Test func rrdbX2TilingIsSeamFreeWithEnoughPad() throws {
+        let be = try DNNLBackend(options: .init(threads: 2, winograd: false))
+        let net = try RealESRGANLoader.load(UpscalePaths.realesrganerWeights, backend: be).network
+        #expect(net.receptiveFieldRadius == 68)  // (2 + 15·2 + 2) LR px × 2
+        let img = try testImage(width: 40, height: 34)
+        var o = UpscaleOptions()
+        o.prePad = 0
+        let whole = try Upscaler(network: net, options: o).enhance(img)
+        o.tile = 16; o.tilePad = 68
+        let tiled = try Upscaler(network: net, options: o).enhance(img)
+        #expect(sampleDiff(tiled, whole).max <= 1)
+    }
+
+    @Test func maxMemoryPicksATileAndStaysUnderTheCap() throws {
+        let be = ReferenceBackend()
+        let net = try RealESRGANLoader.load(TinySRVGG.file(), backend: be).network
+        let img = try testImage(width: 96, height: 80)
+        var o = UpscaleOptions()
+        o.tilePad = 4
+        o.maxMemory = 1 << 40
+        #expect(try Upscaler(network: net, options: o).tileSize(width: 96, height: 80) == 0)
+        o.maxMemory = Upscaler.baseOverhead + 4 << 20
+        let up = try Upscaler(network: net, options: o)
+        let t = try up.tileSize(width: 96, height: 80)
+        #expect(t > 0 && t < 96)
+        var report = UpscaleReport()
+        let out = try up.enhance(img, report: &report)
+        #expect(report.tile == t)
+        #expect(report.passes > 1)
+        #expect(report.peakTensorBytes <= o.maxMemory! - Upscaler.baseOverhead)
+        #expect(out.width == 384 && out.height == 320)
+        o.maxMemory = 1 << 20
+        #expect(throws: UpscaleError.self) { _ = try Upscaler(network: net, options: o).tileSize(width: 96, height: 80) }
+    }
+
+    @Test func modesDepthsAndSizes() throws {
+        let net = try RealESRGANLoader.load(TinySRVGG.file(), backend: ReferenceBackend()).network
+        var o = UpscaleOptions()
+        o.outscale = 2.5
+        let up = try Upscaler(network: net, options: o)
+        let gray = try up.enhance(testImage(width: 13, height: 11, layout: .gray))
+        #expect(gray.layout == .gray && gray.width == 32 && gray.height == 27 && gray.bitDepth == 8)
+        let rgba16 = try up.enhance(testImage(width: 13, height: 11, layout: .rgba, sixteen: true))
+        #expect(rgba16.layout == .rgba && rgba16.bitDepth == 16)
+        let ga = try up.enhance(testImage(width: 13, height: 11, layout: .grayAlpha))
+        #expect(ga.layout == .rgba)
+        // 16-bit storage whose values never exceed 256 is treated as 8-bit, like upstream
+        let low = try Image(width: 4, height: 4, layout: .rgb, storage: .u16([UInt16](repeating: 200, count: 48)))
+        #expect(try up.enhance(low).bitDepth == 8)
+    }
+
+    @Test func alphaUpsamplers() throws {
+        let net = try RealESRGANLoader.load(TinySRVGG.file(), backend: ReferenceBackend()).network
+        // constant alpha 255: bilinear/bicubic keep it exactly; colour is independent of the alpha method
+        var img = try testImage(width: 10, height: 9, layout: .rgba)
+        if case .u8(var s) = img.storage { for i in stride(from: 3, to: s.count, by: 4) { s[i] = 255 }; img.storage = .u8(s) }
+        var o = UpscaleOptions()
+        var outs: [AlphaUpsampler: [UInt8]] = [:]
+        for a in AlphaUpsampler.allCases {
+            o.alphaUpsampler = a
+            let out = try Upscaler(network: net, options: o).enhance(img)
+            guard case .u8(let s) = out.storage else { Issue.record("not 8-bit"); return }
+            outs[a] = s
+        }
+        let alpha = { (s: [UInt8]) in stride(from: 3, to: s.count, by: 4).map { s[$0] } }
+        let colour = { (s: [UInt8]) in s.enumerated().filter { $0.offset % 4 != 3 }.map(\.element) }
+        #expect(alpha(outs[.bilinear]!).allSatisfy { $0 == 255 })
+        #expect(alpha(outs[.bicubic]!).allSatisfy { $0 == 255 })
+        #expect(colour(outs[.bilinear]!) == colour(outs[.network]!))
+        #expect(alpha(outs[.network]!) != alpha(outs[.bilinear]!))  // the tiny random network does not preserve 1.0
+    }
+
+    @Test func badSettingsAreErrors() throws {
+        let net = try RealESRGANLoader.load(TinySRVGG.file(), backend: ReferenceBackend()).network
+        var o = UpscaleOptions()
+        o.prePad = 20
+        #expect(throws: UpscaleError.self) { _ = try Upscaler(network: net, options: o).enhance(testImage(width: 10, height: 30)) }
+        o = UpscaleOptions(); o.tile = -1
+        #expect(throws: UpscaleError.self) { _ = try Upscaler(network: net, options: o) }
+        o = UpscaleOptions(); o.outscale = .nan
+        #expect(throws: UpscaleError.self) { _ = try Upscaler(network: net, options: o) }
+    }
+
+    @Test func lanczosIdentityAndConstant() {
+        // a constant image stays constant; resizing to the same size is the identity
+        let c = [UInt8](repeating: 77, count: 7 * 5 * 3)
+        #expect(OpenCVResize.lanczos4(c, width: 7, height: 5, channels: 3, toWidth: 17, toHeight: 12).allSatisfy { $0 == 77 })
+        let r = (0..<(9 * 6)).map { UInt8(($0 * 37) % 256) }
+        #expect(OpenCVResize.lanczos4(r, width: 9, height: 6, channels: 1, toWidth: 9, toHeight: 6) == r)
+        let r16 = r.map { UInt16($0) * 257 }
+        #expect(OpenCVResize.lanczos4(r16, width: 9, height: 6, channels: 1, toWidth: 9, toHeight: 6) == r16)
+    }
+}
