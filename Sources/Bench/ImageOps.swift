@@ -67,22 +67,32 @@ extension RGBImage {
         let wx = filter == .area ? ResampleWeights.area(from: width, to: w) : .bilinear(from: width, to: w)
         let wy = filter == .area ? ResampleWeights.area(from: height, to: h) : .bilinear(from: height, to: h)
         var tmp = [Float](repeating: 0, count: w * height * 3)
-        for y in 0..<height {
-            for x in 0..<w {
-                var r: Float = 0, g: Float = 0, b: Float = 0
-                for (i, wt) in wx.taps[x] {
-                    let p = (y * width + i) * 3
-                    r += pixels[p] * wt; g += pixels[p + 1] * wt; b += pixels[p + 2] * wt
+        let width = self.width, height = self.height
+        pixels.withUnsafeBufferPointer { src in
+            tmp.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<height {
+                    let row = y * width * 3
+                    for x in 0..<w {
+                        var r: Float = 0, g: Float = 0, b: Float = 0
+                        for (i, wt) in wx.taps[x] {
+                            let p = row + i * 3
+                            r += src[p] * wt; g += src[p + 1] * wt; b += src[p + 2] * wt
+                        }
+                        let q = (y * w + x) * 3
+                        dst[q] = r; dst[q + 1] = g; dst[q + 2] = b
+                    }
                 }
-                let q = (y * w + x) * 3
-                tmp[q] = r; tmp[q + 1] = g; tmp[q + 2] = b
             }
         }
         var out = [Float](repeating: 0, count: w * h * 3)
-        for y in 0..<h {
-            for (i, wt) in wy.taps[y] {
-                let src = i * w * 3, dst = y * w * 3
-                for k in 0..<(w * 3) { out[dst + k] += tmp[src + k] * wt }
+        tmp.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<h {
+                    for (i, wt) in wy.taps[y] {
+                        let s0 = i * w * 3, d0 = y * w * 3
+                        for k in 0..<(w * 3) { dst[d0 + k] += src[s0 + k] * wt }
+                    }
+                }
             }
         }
         return try RGBImage(width: w, height: h, pixels: out)
@@ -92,22 +102,33 @@ extension RGBImage {
     public func gaussianBlurred(sigma: Double) throws(BenchError) -> RGBImage {
         guard sigma > 0, sigma <= 100 else { throw .invalidArgument("Gaussian sigma \(sigma) must be in (0, 100]") }
         let kernel = gaussianKernel(sigma: sigma)
-        let r = kernel.count / 2
+        let r0 = kernel.count / 2
         var tmp = [Float](repeating: 0, count: pixels.count)
-        for y in 0..<height {
-            for x in 0..<width {
-                for c in 0..<3 {
-                    var acc: Float = 0
-                    for k in -r...r { acc += kernel[k + r] * pixels[(y * width + reflect101(x + k, width)) * 3 + c] }
-                    tmp[(y * width + x) * 3 + c] = acc
+        let width = self.width, height = self.height
+        pixels.withUnsafeBufferPointer { src in
+            tmp.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<height {
+                    for x in 0..<width {
+                        var r: Float = 0, g: Float = 0, b: Float = 0
+                        for k in -r0...r0 {
+                            let wt = kernel[k + r0], p = (y * width + reflect101(x + k, width)) * 3
+                            r += wt * src[p]; g += wt * src[p + 1]; b += wt * src[p + 2]
+                        }
+                        let q = (y * width + x) * 3
+                        dst[q] = r; dst[q + 1] = g; dst[q + 2] = b
+                    }
                 }
             }
         }
         var out = [Float](repeating: 0, count: pixels.count)
-        for y in 0..<height {
-            for k in -r...r {
-                let wt = kernel[k + r], src = reflect101(y + k, height) * width * 3, dst = y * width * 3
-                for i in 0..<(width * 3) { out[dst + i] += tmp[src + i] * wt }
+        tmp.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<height {
+                    for k in -r0...r0 {
+                        let wt = kernel[k + r0], s0 = reflect101(y + k, height) * width * 3, d0 = y * width * 3
+                        for i in 0..<(width * 3) { dst[d0 + i] += src[s0 + i] * wt }
+                    }
+                }
             }
         }
         return try RGBImage(width: width, height: height, pixels: out)
@@ -119,15 +140,20 @@ extension RGBImage {
         guard length >= 1, length <= 101 else { throw .invalidArgument("motion blur length \(length) must be in 1…101") }
         let taps = motionKernel(length: length, angle: angle)
         var out = [Float](repeating: 0, count: pixels.count)
-        for y in 0..<height {
-            for x in 0..<width {
-                var r: Float = 0, g: Float = 0, b: Float = 0
-                for t in taps {
-                    let p = (reflect101(y + t.dy, height) * width + reflect101(x + t.dx, width)) * 3
-                    r += pixels[p] * t.weight; g += pixels[p + 1] * t.weight; b += pixels[p + 2] * t.weight
+        let width = self.width, height = self.height
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<height {
+                    for x in 0..<width {
+                        var r: Float = 0, g: Float = 0, b: Float = 0
+                        for t in taps {
+                            let p = (reflect101(y + t.dy, height) * width + reflect101(x + t.dx, width)) * 3
+                            r += src[p] * t.weight; g += src[p + 1] * t.weight; b += src[p + 2] * t.weight
+                        }
+                        let q = (y * width + x) * 3
+                        dst[q] = r; dst[q + 1] = g; dst[q + 2] = b
+                    }
                 }
-                let q = (y * width + x) * 3
-                out[q] = r; out[q + 1] = g; out[q + 2] = b
             }
         }
         return try RGBImage(width: width, height: height, pixels: out)

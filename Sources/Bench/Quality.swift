@@ -46,18 +46,26 @@ public enum Quality {
         let ow = w - 2 * r, oh = h - 2 * r
         func filter(_ f: [Double]) -> [Double] {
             var tmp = [Double](repeating: 0, count: ow * h)
-            for row in 0..<h {
-                for col in 0..<ow {
-                    var acc = 0.0
-                    for k in 0...(2 * r) { acc += kernel[k] * f[row * w + col + k] }
-                    tmp[row * ow + col] = acc
+            f.withUnsafeBufferPointer { src in
+                tmp.withUnsafeMutableBufferPointer { dst in
+                    for row in 0..<h {
+                        for col in 0..<ow {
+                            var acc = 0.0
+                            for k in 0...(2 * r) { acc += kernel[k] * src[row * w + col + k] }
+                            dst[row * ow + col] = acc
+                        }
+                    }
                 }
             }
             var out = [Double](repeating: 0, count: ow * oh)
-            for row in 0..<oh {
-                for k in 0...(2 * r) {
-                    let wt = kernel[k], src = (row + k) * ow, dst = row * ow
-                    for col in 0..<ow { out[dst + col] += wt * tmp[src + col] }
+            tmp.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { dst in
+                    for row in 0..<oh {
+                        for k in 0...(2 * r) {
+                            let wt = kernel[k], s0 = (row + k) * ow, d0 = row * ow
+                            for col in 0..<ow { dst[d0 + col] += wt * src[s0 + col] }
+                        }
+                    }
                 }
             }
             return out
