@@ -114,9 +114,12 @@ public struct BenchSummary: Sendable, Codable, Equatable {
     public var errors: [String]
     /// Faces restored per run summed over the inputs (nil when the command reports none).
     public var faces: Int?
+    /// For variants: seconds per image of the same workload's default variant on the same inputs.
+    public var baselinePerImageS: Double?
 
     enum CodingKeys: String, CodingKey {
         case workload, family, variant, threads, synthetic, images, runs, utilisation, capacity, psnr, ssim, errors, faces
+        case baselinePerImageS = "baseline_per_image_s"
         case peerOf = "peer_of", medianS = "median_s", p95S = "p95_s", perImageS = "per_image_s"
         case peakRSSBytes = "peak_rss_bytes", tensorPeakBytes = "tensor_peak_bytes"
         case imagesPerHourPerCore = "images_per_hour_per_core", stagesS = "stages_s", peerRatios = "peer_ratios"

@@ -154,6 +154,14 @@ public struct BenchRunner: Sendable {
                 if let m = summaries[i].medianS, m > 0 { summaries[i].peerRatios[summaries[pi].workload] = pm / m }
             }
         }
+        // Variants are compared with their default on the same inputs (a folder run with all of them).
+        for i in summaries.indices where summaries[i].variant != "default" {
+            let mine = rows.filter { $0.workload == summaries[i].workload && $0.variant == summaries[i].variant }
+            let names = Set(mine.map(\.image))
+            let base = rows.filter { $0.workload == summaries[i].workload && $0.variant == "default" && $0.peerOf == summaries[i].peerOf
+                && (mine.contains { $0.imagesPerRun > 1 } || names.contains($0.image)) }
+            summaries[i].baselinePerImageS = Stats.median(base.flatMap(\.runs))
+        }
         let synthetic = rows.contains { $0.synthetic }
         let fmt = ISO8601DateFormatter()
         var uts = utsname()

@@ -45,10 +45,10 @@ public enum Recommendation {
         // Variants against their own baseline.
         for v in summaries where v.variant != "default" && v.peerOf == nil {
             guard let base = summaries.first(where: { $0.workload == v.workload && $0.variant == "default" }),
-                  let bt = base.perImageS, let vt = v.perImageS, bt > 0, vt > 0 else { continue }
+                  let bt = v.baselinePerImageS ?? base.perImageS, let vt = v.perImageS, bt > 0, vt > 0 else { continue }
             let speed = bt / vt
             let mem = Double(v.peakRSSBytes) / Double(max(1, base.peakRSSBytes))
-            var s = String(format: "%@ [%@]: %.2f s per image vs %.2f s (%@), peak %@ vs %@",
+            var s = String(format: "%@ [%@]: %.2f s per image vs %.2f s for the default on the same inputs (%@), peak %@ vs %@",
                            v.workload, v.variant, vt, bt,
                            speed >= 1 ? String(format: "%.2f× faster", speed) : String(format: "%.2f× slower", 1 / speed),
                            ByteSize.format(v.peakRSSBytes), ByteSize.format(base.peakRSSBytes))

@@ -55,6 +55,8 @@ func attributes(_ name: String, in html: String) -> [String] {
         #expect(esr.runs.count == 6 && esr.medianS == Stats.median(esr.runs))
         #expect(esr.capacity == Int((12 << 30) / 1_400_000_000))
         #expect(esr.psnr == 27.5 && esr.ssim == 0.81)
+        let tiled = r.summaries.first { $0.variant == "tile 256" }!
+        #expect(tiled.baselinePerImageS == esr.medianS)  // same inputs as the default here
         // peer ratio = peer median / ours
         let ratio = esr.peerRatios["torch-x2plus"]!
         #expect(abs(ratio - Stats.median([14.6, 14.8, 15.1, 14.6, 14.8, 15.1])! / esr.medianS!) < 1e-12)
