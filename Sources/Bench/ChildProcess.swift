@@ -15,8 +15,12 @@ public struct ProcessMeasurement: Sendable, Codable, Equatable {
     public var userSeconds: Double
     /// System CPU seconds of the child (`ru_stime`).
     public var systemSeconds: Double
-    /// Peak resident set size of the child in bytes (`ru_maxrss` from wait4).
+    /// Peak resident set size of the child in bytes: the largest `VmHWM` of /proc/<pid>/status, sampled every
+    /// 5 ms until exit (on Linux `ru_maxrss` also carries the spawning process's own peak across the
+    /// vfork/exec, so it is only an upper bound); `ru_maxrss` where /proc is unavailable.
     public var peakRSSBytes: Int64
+    /// `ru_maxrss` from wait4, in bytes (an upper bound of the child's peak, see `peakRSSBytes`).
+    public var ruMaxRSSBytes: Int64
     /// Exit status (0…255), or 128 + signal number when it was killed by a signal.
     public var exitCode: Int32
     /// True when the bench killed the child for running past its time limit.
@@ -60,10 +64,22 @@ public enum ChildProcess {
         let timer = DispatchWorkItem { guardState.killIfRunning() }
         DispatchQueue.global().asyncAfter(deadline: .now() + max(0.001, timeout), execute: timer)
 
-        // Wait for the exit without reaping, so the timer can never signal a recycled pid.
+        // Wait for the exit without reaping (so the timer can never signal a recycled pid), sampling the child's
+        // high-water mark: VmHWM belongs to the program's own address space, created at exec.
         var info = siginfo_t()
-        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 {
-            if errno != EINTR { break }
+        var hwm: Int64 = 0
+        while true {
+            info = siginfo_t()
+            let r = waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT | WNOHANG)
+            if r != 0 && errno != EINTR { break }
+            #if os(Linux)
+            let exitedPid = info._sifields._sigchld.si_pid
+            #else
+            let exitedPid = info.si_pid
+            #endif
+            if r == 0 && exitedPid == pid { break }
+            if let v = vmHWM(pid) { hwm = max(hwm, v) }
+            usleep(5_000)
         }
         let timedOut = guardState.markExited()
         timer.cancel()
@@ -80,8 +96,18 @@ public enum ChildProcess {
         let rssBytes = Int64(usage.ru_maxrss)  // bytes on macOS
         #endif
         return ProcessMeasurement(wallSeconds: wall, userSeconds: seconds(usage.ru_utime),
-                                  systemSeconds: seconds(usage.ru_stime), peakRSSBytes: rssBytes,
-                                  exitCode: code, timedOut: timedOut)
+                                  systemSeconds: seconds(usage.ru_stime), peakRSSBytes: hwm > 0 ? hwm : rssBytes,
+                                  ruMaxRSSBytes: rssBytes, exitCode: code, timedOut: timedOut)
+    }
+
+    /// `VmHWM` of a live process in bytes, or nil (no /proc, process gone, or not yet exec'd into).
+    static func vmHWM(_ pid: pid_t) -> Int64? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count >= 2, let kb = Int64(parts[1]) { return kb * 1024 }
+        }
+        return nil
     }
 
     /// Seconds on the monotonic clock.
