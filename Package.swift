@@ -36,9 +36,11 @@ let package = Package(
         .target(name: "Models", dependencies: ["TensorCore", "Checkpoint"]),
         // RealESRGANer semantics, face pipeline, batch processing
         .target(name: "Pipeline", dependencies: ["Models", "ImageIO", "TensorCore", "BackendDNNL", "Checkpoint"]),
+        // `enhance bench`: scenes, subprocess measurement, quality metrics, reports
+        .target(name: "Bench", dependencies: ["ImageIO", "Pipeline"]),
         // commands as a library so tests can drive them
         .target(name: "EnhanceCLI", dependencies: [
-            "Pipeline", "Models", "ImageIO", "Checkpoint", "TensorCore", "BackendDNNL",
+            "Bench", "Pipeline", "Models", "ImageIO", "Checkpoint", "TensorCore", "BackendDNNL",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "enhance", dependencies: ["EnhanceCLI"]),
@@ -48,6 +50,7 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "BackendDNNL", "Checkpoint"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ImageIO", "Models", "BackendDNNL", "TensorCore"]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench", "ImageIO", "Pipeline", "Checkpoint"]),
         .testTarget(name: "CLITests", dependencies: ["EnhanceCLI", "enhance"]),
     ],
     swiftLanguageModes: [.v6]

@@ -23,6 +23,7 @@ public enum EnhanceCommands {
         Restore.self,
         Chain.self,
         Forward.self,
+        BenchCommand.self,
     ]
 }
 

@@ -1,0 +1,220 @@
+// The protocol: warm-up, N measured runs per workload × input, each in a fresh process; then the statistics.
+
+import Foundation
+
+/// How many runs to make and how to judge memory.
+public struct BenchProtocol: Sendable {
+    /// Warm-up runs (not recorded) before the measured ones.
+    public var warmups: Int
+    /// Measured runs per workload × input.
+    public var runs: Int
+    /// Memory available for instances (`--memory-budget`), bytes.
+    public var memoryBudgetBytes: Int64
+    /// Marks the report as a `--quick` run.
+    public var quick: Bool
+    /// Warm up before every input (true) or only before a workload's first input (false: each run is a fresh
+    /// process either way; the warm-up fills the page cache with the binary, weights and inputs).
+    public var warmupEveryInput: Bool
+
+    /// Creates a protocol; `runs` must be at least 1.
+    public init(warmups: Int = 1, runs: Int = 5, memoryBudgetBytes: Int64 = 12 << 30, quick: Bool = false,
+                warmupEveryInput: Bool = true) {
+        self.warmupEveryInput = warmupEveryInput
+        self.warmups = max(0, warmups)
+        self.runs = max(1, runs)
+        self.memoryBudgetBytes = memoryBudgetBytes
+        self.quick = quick
+    }
+}
+
+/// Runs workloads on inputs and assembles the report.
+public struct BenchRunner: Sendable {
+    /// Protocol settings.
+    public var settings: BenchProtocol
+    /// Folder that receives `runs/<workload>/<input>/` output folders.
+    public var outDir: URL
+
+    /// Creates a runner writing under `outDir`.
+    public init(settings: BenchProtocol, outDir: URL) {
+        self.settings = settings
+        self.outDir = outDir
+    }
+
+    /// Measures every workload on every input (folder workloads once on `folder`), then derives summaries,
+    /// peer ratios and the recommendation. `log` receives one line per finished row.
+    /// Workloads with `onlyInputs` run on those names, looked up in `inputs` and `extraInputs`.
+    public func run(workloads: [WorkloadSpec], inputs: [BenchInput], extraInputs: [BenchInput] = [], folder: String?,
+                    notes: [String] = [], log: (String) -> Void = { _ in }) -> BenchReport {
+        let started = Date()
+        var rows: [BenchRow] = []
+        for w in workloads {
+            if w.input == .folder {
+                guard let folder else { continue }
+                rows.append(measure(w, inputPath: folder, imageName: "all (\(inputs.count))", images: inputs.count,
+                                    clean: nil, warmups: settings.warmups, log: log))
+            } else {
+                let targets = w.onlyInputs.map { names in (inputs + extraInputs).filter { names.contains($0.name) } } ?? inputs
+                for (k, input) in targets.enumerated() {
+                    rows.append(measure(w, inputPath: input.path, imageName: input.name, images: 1,
+                                        clean: input.cleanPath, warmups: k == 0 || settings.warmupEveryInput ? settings.warmups : 0,
+                                        log: log))
+                }
+            }
+        }
+        let used = extraInputs.filter { e in workloads.contains { $0.onlyInputs?.contains(e.name) == true } }
+        return BenchRunner.assemble(rows: rows, inputs: inputs + used, settings: settings, notes: notes, started: started,
+                                    duration: Date().timeIntervalSince(started))
+    }
+
+    /// Warm-up plus measured runs of one workload on one input.
+    func measure(_ w: WorkloadSpec, inputPath: String, imageName: String, images: Int, clean: String?, warmups: Int,
+                 log: (String) -> Void) -> BenchRow {
+        let dir = outDir.appendingPathComponent("runs").appendingPathComponent(slug(w.label))
+            .appendingPathComponent(slug(imageName)).path
+        var measurements: [RunMeasurement] = []
+        var failure: String? = nil
+        var lastOutput: String? = nil
+        var faces: Int? = nil
+        for i in 0..<(warmups + settings.runs) {
+            do {
+                let r = try w.runOnce(input: inputPath, outputDir: dir)
+                if let f = r.failure { failure = f; break }
+                if i >= warmups { measurements.append(r.measurement(threads: w.threads)) }
+                lastOutput = r.outputs.first
+                let counts = r.records.compactMap(\.faces)
+                faces = counts.isEmpty ? nil : counts.reduce(0, +)
+            } catch {
+                recordError(&failure, error.description)
+                break
+            }
+        }
+        var quality: QualityScore? = nil
+        if let clean, let out = lastOutput, failure == nil {
+            do {
+                quality = try Quality.score(output: RGBImage(contentsOf: URL(fileURLWithPath: out)),
+                                            reference: RGBImage(contentsOf: URL(fileURLWithPath: clean)))
+            } catch { recordError(&failure, "quality: \(error.description)") }
+        }
+        var row = BenchRunner.makeRow(w, image: imageName, images: images, input: inputPath, output: lastOutput,
+                                      measurements: measurements, quality: quality, error: failure,
+                                      budget: settings.memoryBudgetBytes)
+        row.faces = faces
+        log(row.error.map { "\(row.label) on \(imageName): FAILED \($0)" }
+            ?? String(format: "%@ on %@: median %.3f s, peak %@", row.label, imageName, row.medianS ?? 0,
+                      ByteSize.format(row.peakRSSBytes)))
+        return row
+    }
+
+    private func recordError(_ slot: inout String?, _ message: String) { slot = slot ?? message }
+
+    /// Builds a row's statistics from its measurements.
+    public static func makeRow(_ w: WorkloadSpec, image: String, images: Int, input: String, output: String?,
+                               measurements: [RunMeasurement], quality: QualityScore?, error: String?,
+                               budget: Int64) -> BenchRow {
+        let walls = measurements.map(\.wallSeconds)
+        let peak = measurements.map(\.peakRSSBytes).max() ?? 0
+        let cpu = Stats.median(measurements.map(\.cpuSeconds)) ?? 0
+        var stageNames = Set<String>()
+        for m in measurements { stageNames.formUnion(m.stages.keys) }
+        var stages: [String: Double] = [:]
+        for s in stageNames { stages[s] = Stats.median(measurements.map { $0.stages[s] ?? 0 }) }
+        let tensorPeak = measurements.compactMap { m in m.memory.filter { $0.key.contains("peak") }.values.max() }.max()
+        return BenchRow(workload: w.name, family: w.family, variant: w.variant, image: image, threads: w.threads,
+                        imagesPerRun: images, synthetic: w.synthetic, peerOf: w.peerOf, runs: walls,
+                        medianS: Stats.median(walls), p95S: Stats.percentile(walls, 95), measurements: measurements,
+                        peakRSSBytes: peak, tensorPeakBytes: tensorPeak,
+                        utilisation: Stats.median(measurements.map(\.utilisation)) ?? 0, cpuS: cpu, stagesS: stages,
+                        capacity: Stats.capacity(budgetBytes: budget, peakBytes: peak),
+                        imagesPerHourPerCore: Stats.imagesPerHourPerCore(images: images, cpuSeconds: cpu),
+                        quality: quality, peerRatios: [:], input: input, output: output, faces: nil, error: error)
+    }
+
+    /// Adds peer ratios, per-workload summaries and the recommendation to measured rows.
+    public static func assemble(rows inRows: [BenchRow], inputs: [BenchInput], settings: BenchProtocol, notes: [String],
+                                started: Date, duration: Double) -> BenchReport {
+        var rows = inRows
+        // Peer ratios per row: the peer's median over the mirrored workload's median (matched by label), same image.
+        for (pi, peer) in rows.enumerated() {
+            guard let target = peer.peerOf, let pm = peer.medianS else { continue }
+            for i in rows.indices where rows[i].label == target && rows[i].peerOf == nil && rows[i].image == rows[pi].image {
+                if let m = rows[i].medianS, m > 0 { rows[i].peerRatios[peer.workload] = pm / m }
+            }
+        }
+        var order: [String] = []
+        var groups: [String: [BenchRow]] = [:]
+        for r in rows {
+            let key = r.workload + "\u{1}" + r.variant
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(r)
+        }
+        var summaries = order.map { summarize(groups[$0]!, budget: settings.memoryBudgetBytes) }
+        for (pi, peer) in summaries.enumerated() {
+            guard let target = peer.peerOf, let pm = peer.medianS else { continue }
+            for i in summaries.indices where summaries[i].label == target && summaries[i].peerOf == nil {
+                if let m = summaries[i].medianS, m > 0 { summaries[i].peerRatios[summaries[pi].workload] = pm / m }
+            }
+        }
+        // Variants are compared with their default on the same inputs (a folder run with all of them).
+        for i in summaries.indices where summaries[i].variant != "default" {
+            let mine = rows.filter { $0.workload == summaries[i].workload && $0.variant == summaries[i].variant }
+            let names = Set(mine.map(\.image))
+            let base = rows.filter { $0.workload == summaries[i].workload && $0.variant == "default" && $0.peerOf == summaries[i].peerOf
+                && (mine.contains { $0.imagesPerRun > 1 } || names.contains($0.image)) }
+            summaries[i].baselinePerImageS = Stats.median(base.flatMap(\.runs))
+        }
+        let synthetic = rows.contains { $0.synthetic }
+        let fmt = ISO8601DateFormatter()
+        var uts = utsname()
+        uname(&uts)
+        let host = [uts.sysname, uts.release, uts.machine].map { field in
+            withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }.joined(separator: " ")
+        return BenchReport(startedAt: fmt.string(from: started), durationS: duration,
+                           hostCores: ProcessInfo.processInfo.activeProcessorCount, host: host, quick: settings.quick,
+                           warmups: settings.warmups, runsPerInput: settings.runs,
+                           memoryBudgetBytes: settings.memoryBudgetBytes,
+                           syntheticNote: synthetic ? BenchReport.syntheticWords : nil, inputs: inputs, rows: rows,
+                           summaries: summaries,
+                           recommendation: Recommendation.make(summaries: summaries, budget: settings.memoryBudgetBytes),
+                           notes: notes)
+    }
+
+    /// Pools the rows of one workload × variant.
+    static func summarize(_ rows: [BenchRow], budget: Int64) -> BenchSummary {
+        let first = rows[0]
+        let measured = rows.filter { !$0.runs.isEmpty }
+        let pooled = measured.flatMap(\.runs)
+        let all = measured.flatMap(\.measurements)
+        let peak = measured.map(\.peakRSSBytes).max() ?? 0
+        let images = measured.map(\.imagesPerRun).reduce(0, +)
+        let cpuTotal = measured.map { $0.cpuS }.reduce(0, +)
+        var stageNames = Set<String>()
+        for m in all { stageNames.formUnion(m.stages.keys) }
+        var stages: [String: Double] = [:]
+        for s in stageNames { stages[s] = Stats.median(all.map { $0.stages[s] ?? 0 }) }
+        let scored = measured.compactMap(\.quality)
+        let finitePSNR = scored.map(\.psnr).filter(\.isFinite)
+        let median = Stats.median(pooled)
+        return BenchSummary(workload: first.workload, family: first.family, variant: first.variant,
+                            threads: first.threads, synthetic: first.synthetic, peerOf: first.peerOf,
+                            images: images, runs: pooled, medianS: median, p95S: Stats.percentile(pooled, 95),
+                            perImageS: median.map { $0 / Double(max(1, first.imagesPerRun)) },
+                            peakRSSBytes: peak, tensorPeakBytes: measured.compactMap(\.tensorPeakBytes).max(),
+                            utilisation: measured.isEmpty ? 0 : measured.map(\.utilisation).reduce(0, +) / Double(measured.count),
+                            capacity: Stats.capacity(budgetBytes: budget, peakBytes: peak),
+                            imagesPerHourPerCore: Stats.imagesPerHourPerCore(images: images, cpuSeconds: cpuTotal),
+                            psnr: scored.isEmpty ? nil : finitePSNR.isEmpty ? .infinity
+                                : finitePSNR.reduce(0, +) / Double(finitePSNR.count),
+                            ssim: scored.isEmpty ? nil : scored.map(\.ssim).reduce(0, +) / Double(scored.count),
+                            stagesS: stages, peerRatios: [:], errors: rows.compactMap { r in r.error.map { "\(r.image): \($0)" } },
+                            faces: measured.contains { $0.faces != nil } ? measured.compactMap(\.faces).reduce(0, +) : nil)
+    }
+}
+
+/// A file-name-safe form of a label: letters, digits, `-`, `_`, `.`; everything else becomes `-`.
+func slug(_ s: String) -> String {
+    let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+    var out = String(s.map { allowed.contains($0) ? $0 : "-" })
+    while out.contains("--") { out = out.replacingOccurrences(of: "--", with: "-") }
+    return out.trimmingCharacters(in: CharacterSet(charactersIn: "-"))
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+@testable import Bench
+
+@Suite struct CatalogTests {
+    func config(quick: Bool = false) -> BenchConfiguration {
+        var c = BenchConfiguration(enhanceBinary: "/opt/enhance", assets: URL(fileURLWithPath: "/nonexistent"),
+                                   weightsDir: URL(fileURLWithPath: "/w"))
+        c.quick = quick
+        c.alignedInput = "aligned"
+        c.peersDir = URL(fileURLWithPath: "/repo/scripts/bench/peers")
+        c.torchPython = "/bin/sh"  // any executable; the probe decides availability
+        c.detector = "/w/RetinaFace-R50.synthetic.safetensors"
+        c.detectorSynthetic = true
+        return c
+    }
+    let synthetic = ["GPEN-BFR-512": "/w/g512", "GPEN-BFR-256": "/w/g256", "ParseNet-latest": "/w/p",
+                     "RealESRGAN_x2plus": "/w/x2"]
+
+    @Test func everyFamilyWithVariantsAndPeers() throws {
+        let (w, notes) = try WorkloadCatalog.build(config(), synthetic: synthetic, available: { $0 != "chain" },
+                                                   probe: { _, args in args.last != "--check" })
+        let labels = w.map(\.label)
+        #expect(labels.contains("realesrgan-x2plus") && labels.contains("realesrgan-x2plus [tile 256]"))
+        #expect(labels.contains("gpen-512") && labels.contains("gpen-512 [aligned]") && labels.contains("gpen-256"))
+        #expect(labels.contains("chain-x2plus+gpen-512"))
+        let chain = w.first { $0.family == "chain" }!
+        #expect(chain.arguments.contains("--bg-upsampler") && chain.arguments.contains("/w/x2"))  // restore's chain form
+        let restore = w.first { $0.label == "gpen-512" }!
+        #expect(restore.arguments.starts(with: ["restore", "{input}", "-o", "{output}", "--overwrite"]))
+        #expect(restore.arguments.contains("--gpen") && restore.synthetic && restore.onlyInputs == nil)
+        #expect(w.first { $0.label == "gpen-512 [threads 1]" }!.threads == 1)
+        #expect(w.first { $0.label == "gpen-512 [threads 1]" }!.arguments.contains("1"))
+        #expect(w.first { $0.label == "realesrgan-x2plus [tile 256]" }!.onlyInputs == ["frontal"])
+        #expect(w.first { $0.label == "gpen-512 [aligned]" }!.onlyInputs == ["aligned"])
+        #expect(w.first { $0.variant == "folder --jobs 2" }!.input == .folder)
+        let torchESR = w.first { $0.name == "torch-realesrgan-x2plus" }!
+        #expect(torchESR.peerOf == "realesrgan-x2plus" && torchESR.family == "peer")
+        #expect(w.first { $0.name == "torch-gpen-512" }!.peerOf == "gpen-512 [aligned]")
+        #expect(notes.contains { $0.contains("synthetic RetinaFace-R50") })
+        #expect(notes.contains { $0.contains("ncnn peer skipped") })
+    }
+
+    @Test func missingCommandsBecomeNotes() throws {
+        let (w, notes) = try WorkloadCatalog.build(config(quick: true), synthetic: synthetic, available: { $0 == "upscale" },
+                                                   probe: { _, _ in false })
+        #expect(w.allSatisfy { $0.family == "upscale" })
+        #expect(!w.contains { $0.variant.hasPrefix("tile 128") || $0.input == .folder })  // quick drops these
+        #expect(notes.contains { $0.contains("enhance restore is not in this build") })
+        #expect(notes.contains { $0.contains("chain rows skipped") })
+        #expect(notes.contains { $0.contains("PyTorch peer for realesrgan-x2plus skipped") })
+    }
+
+    @Test func realesrganChoices() throws {
+        let c = config()
+        #expect(try WorkloadCatalog.realesrganWeights(c, synthetic: synthetic).synthetic)
+        var x4 = c
+        x4.realesrgan = "x4plus"
+        #expect(throws: BenchError.self) { try WorkloadCatalog.realesrganWeights(x4, synthetic: synthetic) }  // no assets here
+        var bad = c
+        bad.realesrgan = "x3plus"
+        #expect(throws: BenchError.self) { try WorkloadCatalog.realesrganWeights(bad, synthetic: synthetic) }
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+@testable import Bench
+
+@Suite(.enabled(if: python3 != nil, "needs python3 on PATH to run a real child process"))
+struct HarnessTests {
+    @Test func childPeakRSSIsMeasured() throws {
+        let dir = try tempDir("rss")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let m = try ChildProcess.run(executable: python3!, arguments: ["-c", "b = b'x' * (64 << 20); print(len(b))"],
+                                     stdoutPath: dir.appendingPathComponent("o").path,
+                                     stderrPath: dir.appendingPathComponent("e").path)
+        #expect(m.exitCode == 0 && !m.timedOut)
+        #expect(m.peakRSSBytes >= 50 << 20)
+        #expect(m.wallSeconds > 0 && m.cpuSeconds > 0)
+        #expect(try String(contentsOf: dir.appendingPathComponent("o"), encoding: .utf8).hasPrefix("67108864"))
+        let small = try ChildProcess.run(executable: python3!, arguments: ["-c", "pass"],
+                                         stdoutPath: dir.appendingPathComponent("o").path,
+                                         stderrPath: dir.appendingPathComponent("e").path)
+        #expect(small.peakRSSBytes < m.peakRSSBytes)
+    }
+
+    @Test func exitStatusAndTimeoutAreReported() throws {
+        let dir = try tempDir("exit")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let o = dir.appendingPathComponent("o").path, e = dir.appendingPathComponent("e").path
+        let failed = try ChildProcess.run(executable: python3!, arguments: ["-c", "import sys; sys.exit(3)"],
+                                          stdoutPath: o, stderrPath: e)
+        #expect(failed.exitCode == 3)
+        let slow = try ChildProcess.run(executable: python3!, arguments: ["-c", "import time; time.sleep(30)"],
+                                        stdoutPath: o, stderrPath: e, timeout: 0.5)
+        #expect(slow.timedOut && slow.exitCode == 128 + 9 && slow.wallSeconds < 10)
+        #expect(throws: BenchError.self) {
+            try ChildProcess.run(executable: "/nonexistent/enhance", arguments: [], stdoutPath: o, stderrPath: e)
+        }
+    }
+
+    @Test func benchRunProducesConsistentReport() throws {
+        let dir = try tempDir("run")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let inputs = try smallInputs(in: dir)
+        let ours = try fakeWorkload(in: dir, name: "fake-restore", sleep: 0.02, allocMB: 40)
+        let peer = try fakeWorkload(in: dir, name: "fake-peer", sleep: 0.8, family: "peer", peerOf: "fake-restore")
+        let folder = try fakeWorkload(in: dir, name: "fake-restore", sleep: 0.01, variant: "folder", input: .folder)
+        let folderDir = dir.appendingPathComponent("folder")
+        try FileManager.default.createDirectory(at: folderDir, withIntermediateDirectories: true)
+        for i in inputs { try FileManager.default.copyItem(atPath: i.path, toPath: folderDir.appendingPathComponent((i.path as NSString).lastPathComponent).path) }
+        let budget: Int64 = 1 << 30
+        let runner = BenchRunner(settings: BenchProtocol(warmups: 1, runs: 3, memoryBudgetBytes: budget), outDir: dir)
+        let report = runner.run(workloads: [ours, peer, folder], inputs: inputs, folder: folderDir.path)
+
+        #expect(report.rows.count == 5)
+        #expect(report.summaries.count == 3)
+        for r in report.rows {
+            #expect(r.error == nil, "\(r.label) \(r.image): \(r.error ?? "")")
+            #expect(r.runs.count == 3 && r.measurements.count == 3)
+            let lo = r.runs.min()!, hi = r.runs.max()!
+            #expect(r.medianS! >= lo && r.medianS! <= hi)
+            #expect(r.p95S! >= r.medianS! && r.p95S! <= hi)
+            #expect(r.capacity == Int(budget / r.peakRSSBytes))
+            #expect(r.stagesS["restore"] != nil && abs(r.stagesS["decode"]! - 0.001 * Double(r.imagesPerRun)) < 1e-9)
+            #expect(r.tensorPeakBytes != nil)
+        }
+        // The 40 MB the workload touches shows in its own peak, and its record's engine figure is read.
+        let big = report.rows.first { $0.workload == "fake-restore" && $0.variant == "default" }!
+        #expect(big.peakRSSBytes >= 40 << 20)
+        #expect(big.tensorPeakBytes! >= Double(40 << 20))
+        // The output is a byte copy of the input: PSNR against the clean source is finite, SSIM below 1.
+        #expect(big.quality != nil && big.quality!.psnr.isFinite && big.quality!.ssim < 1)
+        // Each file row carries the peer's median over its own, for the same image.
+        for r in report.rows where r.workload == "fake-restore" && r.variant == "default" {
+            let p = report.rows.first { $0.workload == "fake-peer" && $0.image == r.image }!
+            #expect(r.peerRatios["fake-peer"] == p.medianS! / r.medianS!)
+        }
+        let folderRow = report.rows.first { $0.variant == "folder" }!
+        #expect(folderRow.imagesPerRun == 2 && folderRow.image == "all (2)" && folderRow.quality == nil)
+        let summary = report.summaries.first { $0.workload == "fake-restore" && $0.variant == "default" }!
+        #expect(summary.runs.count == 6)
+        #expect(summary.capacity == Int(budget / summary.peakRSSBytes))
+        #expect(!report.recommendation.isEmpty)
+        #expect(report.recommendation.contains { $0.contains("fake-restore runs") && $0.contains("than fake-peer") })
+        #expect(report.syntheticNote == nil)
+    }
+
+    @Test func failingWorkloadsBecomeRowErrors() throws {
+        let dir = try tempDir("fail")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let inputs = try smallInputs(in: dir)
+        let failing = try fakeWorkload(in: dir, name: "fails", sleep: 0, fail: true)
+        var crashing = try fakeWorkload(in: dir, name: "crashes", sleep: 0)
+        crashing.arguments = ["-c", "import sys; sys.stderr.write('boom\\n'); sys.exit(2)"]
+        let runner = BenchRunner(settings: BenchProtocol(warmups: 0, runs: 2), outDir: dir)
+        let report = runner.run(workloads: [failing, crashing], inputs: Array(inputs.prefix(1)), folder: nil)
+        let f = report.rows.first { $0.workload == "fails" }!
+        #expect(f.error?.contains("synthetic failure") == true && f.runs.isEmpty && f.medianS == nil)
+        let c = report.rows.first { $0.workload == "crashes" }!
+        #expect(c.error?.contains("exit status 2") == true && c.error?.contains("boom") == true)
+        #expect(ReportWriter.terminalTable(report).contains("n/a"))
+    }
+
+    @Test func placeholdersExpand() {
+        let w = WorkloadSpec(name: "x", family: "upscale", executable: "/bin/true",
+                             arguments: ["-i", "{input}", "-o", "{output}", "--threads={threads}"], threads: 3)
+        #expect(w.expandedArguments(input: "/a.png", output: "/o") == ["-i", "/a.png", "-o", "/o", "--threads=3"])
+    }
+
+    @Test func recordsAreReadLeniently() throws {
+        let line = #"{"input":"a.png","status":"ok","output":"b.png","timings":{"detect":0.5,"restore":2,"arena_bytes":7},"faces":1,"peak_tensor_bytes":99,"memory":{"weights":5}}"#
+        let r = try WorkloadRecord(line: line, path: "results.jsonl", lineNumber: 1)
+        #expect(r.timings == ["detect": 0.5, "restore": 2])
+        #expect(r.memory == ["arena_bytes": 7, "peak_tensor_bytes": 99, "weights_bytes": 5])
+        #expect(r.tensorPeakBytes == 99)
+        #expect(throws: BenchError.self) { try WorkloadRecord(line: "[1]", path: "r.jsonl", lineNumber: 3) }
+        #expect(throws: BenchError.self) { try WorkloadRecord(line: #"{"status":"ok"}"#, path: "r.jsonl", lineNumber: 4) }
+    }
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""PyTorch eager peer for `enhance bench`, running the same architectures and weights the way upstream does.
+
+Real-ESRGAN uses the project's PyTorch reference (scripts/reference/rrdbnet.py and realesrganer.py, written
+from upstream): RRDBNet in eval mode under no_grad, RealESRGANer.enhance with tile 0 and pre_pad 0.
+GPEN runs upstream's aligned mode (FaceGAN.process on a 512 face crop: bilinear resize to the model size,
+BGR uint8 -> RGB [-1,1], FullGenerator from scripts/reference/gpen.py, back to BGR uint8 by truncation); the
+bench compares it with `enhance restore --aligned`.
+
+Record contract: writes <output>/<stem>_out.png and appends one JSON line per image to
+<output>/results.jsonl with `input`, `output`, `status`, `timings` and `peak_rss_bytes`.
+
+  torch_peer.py --check realesrgan|gpen
+  torch_peer.py realesrgan --weights FILE(.pth|.safetensors) --input IMG_OR_DIR --output DIR --threads N
+  torch_peer.py gpen --weights FILE --input IMG_OR_DIR --output DIR --threads N
+"""
+import argparse
+import json
+import os
+import resource
+import struct
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+REFERENCE = os.path.join(ROOT, "scripts", "reference")
+
+
+def read_safetensors(path):
+    """name -> numpy array for F32/F16/I64 safetensors files (no dependency beyond numpy)."""
+    import numpy as np
+    with open(path, "rb") as fh:
+        n = struct.unpack("<Q", fh.read(8))[0]
+        if n > 100 << 20:
+            raise ValueError(f"{path}: header of {n} bytes is implausible")
+        header = json.loads(fh.read(n))
+        data = fh.read()
+    kinds = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        b, e = v["data_offsets"]
+        out[k] = np.frombuffer(data[b:e], dtype=kinds[v["dtype"]]).reshape(v["shape"]).copy()
+    return out
+
+
+def load_state(path):
+    import torch
+    if path.endswith(".safetensors"):
+        return {k: torch.from_numpy(v) for k, v in read_safetensors(path).items()}
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("params_ema", "params"):
+        if isinstance(sd, dict) and key in sd:
+            return sd[key]
+    return sd
+
+
+def check(kind):
+    try:
+        import torch  # noqa: F401
+        import cv2  # noqa: F401
+    except Exception as e:  # noqa: BLE001
+        print(f"torch peer unavailable: {e}", file=sys.stderr)
+        return 3
+    needed = ("rrdbnet.py", "realesrganer.py") if kind == "realesrgan" else ("gpen.py",)
+    ok = all(os.path.exists(os.path.join(REFERENCE, f)) for f in needed)
+    if not ok:
+        print(f"torch peer: the PyTorch reference for {kind} is not in {REFERENCE}", file=sys.stderr)
+    return 0 if ok else 4
+
+
+def run_realesrgan(a):
+    import cv2
+    import torch
+    sys.path.insert(0, REFERENCE)
+    from realesrganer import RealESRGANer
+    from rrdbnet import RRDBNet
+    t0 = time.perf_counter()
+    torch.set_num_threads(a.threads)
+    sd = load_state(a.weights)
+    cin = sd["conv_first.weight"].shape[1]
+    scale = {3: 4, 12: 2, 48: 1}[cin]
+    blocks = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("body."))
+    model = RRDBNet(num_in_ch=3, num_out_ch=3, scale=scale, num_feat=64, num_block=blocks, num_grow_ch=32)
+    model.load_state_dict(sd, strict=True)
+    model.eval()
+    upsampler = RealESRGANer(scale, model, tile=0, tile_pad=10, pre_pad=0)
+    load_s = time.perf_counter() - t0
+    files = sorted(os.path.join(a.input, f) for f in os.listdir(a.input)) if os.path.isdir(a.input) else [a.input]
+    os.makedirs(a.output, exist_ok=True)
+    for f in files:
+        rec = {"input": f, "status": "ok", "timings": {"load": load_s}}
+        try:
+            t = time.perf_counter()
+            img = cv2.imread(f, cv2.IMREAD_COLOR)
+            if img is None:
+                raise ValueError("cannot decode")
+            rec["timings"]["decode"] = time.perf_counter() - t
+            t = time.perf_counter()
+            with torch.no_grad():
+                out = upsampler.enhance(img)
+            if isinstance(out, tuple):
+                out = out[0]
+            rec["timings"]["upscale"] = time.perf_counter() - t
+            t = time.perf_counter()
+            dst = os.path.join(a.output, os.path.splitext(os.path.basename(f))[0] + "_out.png")
+            cv2.imwrite(dst, out)
+            rec["timings"]["encode"] = time.perf_counter() - t
+            rec["output"] = dst
+        except Exception as e:  # noqa: BLE001
+            rec["status"], rec["error"] = "failed", str(e)
+        rec["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        with open(os.path.join(a.output, "results.jsonl"), "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        load_s = 0.0
+    return 0
+
+
+def run_gpen_aligned(a):
+    import cv2
+    import numpy as np
+    import torch
+    sys.path.insert(0, REFERENCE)
+    from gpen import FullGenerator
+    t0 = time.perf_counter()
+    torch.set_num_threads(a.threads)
+    sd = load_state(a.weights)
+    n_ecd = sum(1 for k in sd if k.startswith("ecd") and k.endswith(".weight"))
+    size = 2 ** (n_ecd + 1)  # ecd0 … ecd{L-2}: L - 1 convs, L = log2(size)
+    cm, narrow = (1, 0.5) if size == 256 else (2, 1.0)
+    model = FullGenerator(size, 512, 8, cm, narrow=narrow)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True)
+    model.eval()
+    load_s = time.perf_counter() - t0
+    files = sorted(os.path.join(a.input, f) for f in os.listdir(a.input)) if os.path.isdir(a.input) else [a.input]
+    os.makedirs(a.output, exist_ok=True)
+    for f in files:
+        rec = {"input": f, "status": "ok", "timings": {"load": load_s}}
+        try:
+            t = time.perf_counter()
+            img = cv2.imread(f, cv2.IMREAD_COLOR)
+            if img is None:
+                raise ValueError("cannot decode")
+            rec["timings"]["decode"] = time.perf_counter() - t
+            t = time.perf_counter()
+            x = cv2.resize(img, (size, size))
+            x = torch.from_numpy(x.astype(np.float32) / 255.0)
+            x = ((x - 0.5) / 0.5).permute(2, 0, 1).unsqueeze(0).flip(1)
+            with torch.no_grad():
+                y = model(x)
+            if isinstance(y, tuple):
+                y = y[0]
+            y = (y * 0.5 + 0.5).squeeze(0).flip(0).permute(1, 2, 0).clamp(0, 1).numpy()
+            out = (y * 255).astype(np.uint8)
+            rec["timings"]["restore"] = time.perf_counter() - t
+            t = time.perf_counter()
+            dst = os.path.join(a.output, os.path.splitext(os.path.basename(f))[0] + "_out.png")
+            cv2.imwrite(dst, out)
+            rec["timings"]["encode"] = time.perf_counter() - t
+            rec["output"] = dst
+        except Exception as e:  # noqa: BLE001
+            rec["status"], rec["error"] = "failed", str(e)
+        rec["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        with open(os.path.join(a.output, "results.jsonl"), "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        load_s = 0.0
+    return 0
+
+
+def main():
+    if len(sys.argv) >= 3 and sys.argv[1] == "--check":
+        return check(sys.argv[2])
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kind", choices=["realesrgan", "gpen"])
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--input", required=True)
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    if check(a.kind) != 0:
+        return 3
+    return run_gpen_aligned(a) if a.kind == "gpen" else run_realesrgan(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
