@@ -11,8 +11,9 @@ struct BenchCommand: ParsableCommand {
         Makes five 512×512 scenes from the offline photos (or uses --images), runs each workload in a fresh \
         `enhance` process (1 warm-up, then --runs measured runs), and writes bench.json, bench.csv, radar.svg and \
         report.html to --out. Missing GPEN/ParseNet weights and the x2plus model are replaced by synthetic weights \
-        of the released architecture: timing and memory valid, images meaningless. See docs/bench.md.
-        """)
+        of the released architecture: timing and memory valid, images meaningless. See docs/bench.md.         Micro-benchmarks: `enhance bench ops` (convolution GFLOP/s vs peak and PyTorch), `enhance bench io` (codecs).
+        """,
+        subcommands: [BenchOps.self, BenchIO.self])
 
     @Flag(help: "A run of a few minutes: scenes frontal and group, 1 warm-up + 2 runs, fewer variants.")
     var quick = false
