@@ -115,9 +115,9 @@ public enum WorkloadCatalog {
             if available("upscale") {
                 out.append(spec(esr.name, "upscale", "default", upArgs, synthetic: esr.synthetic))
                 if c.variants {
-                    out.append(spec(esr.name, "upscale", "threads 1", withThreads(upArgs, 1), threads: 1, synthetic: esr.synthetic))
                     out.append(spec(esr.name, "upscale", "tile 256", upArgs + ["-t", "256"], synthetic: esr.synthetic))
                     if !c.quick {
+                        out.append(spec(esr.name, "upscale", "threads 1", withThreads(upArgs, 1), threads: 1, synthetic: esr.synthetic))
                         out.append(spec(esr.name, "upscale", "tile 128", upArgs + ["-t", "128"], synthetic: esr.synthetic))
                         out.append(spec(esr.name, "upscale", "max-memory 1G", upArgs + ["--max-memory", "1G"], synthetic: esr.synthetic))
                         out.append(spec(esr.name, "upscale", "folder --jobs 2", upArgs + ["--jobs", "2"], input: .folder,
@@ -146,12 +146,16 @@ public enum WorkloadCatalog {
                 let args = ["restore", "{input}"] + common + ["--gpen", gpenFile] + faceArgs
                 out.append(spec("gpen-512", "restore", "default", args, synthetic: gpenSynthetic))
                 if c.variants {
-                    out.append(spec("gpen-512", "restore", "threads 1", withThreads(args, 1), threads: 1, synthetic: gpenSynthetic))
+                    if !c.quick {
+                        out.append(spec("gpen-512", "restore", "threads 1", withThreads(args, 1), threads: 1, synthetic: gpenSynthetic))
+                    }
                     if let aligned = c.alignedInput {
                         out.append(spec("gpen-512", "restore", "aligned", args + ["--aligned"], synthetic: gpenSynthetic,
                                         only: [aligned]))
                     }
-                    if let g256 = c.gpen256 ?? (c.gpen == nil ? synthetic["GPEN-BFR-256"] : nil) {
+                    if c.quick {
+                        // --quick keeps the run to a few minutes: no GPEN-256 variant.
+                    } else if let g256 = c.gpen256 ?? (c.gpen == nil ? synthetic["GPEN-BFR-256"] : nil) {
                         let a256 = ["restore", "{input}"] + common + ["--gpen", g256] + faceArgs
                         out.append(spec("gpen-256", "restore", "default", a256, synthetic: c.gpen256 == nil || c.parser == nil,
                                         only: [c.variantInput]))

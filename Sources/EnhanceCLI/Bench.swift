@@ -15,7 +15,7 @@ struct BenchCommand: ParsableCommand {
         """,
         subcommands: [BenchOps.self, BenchIO.self])
 
-    @Flag(help: "A run of a few minutes: scenes frontal and group, 1 warm-up + 2 runs, fewer variants.")
+    @Flag(help: "A run of a few minutes: the frontal scene, 1 warm-up + 2 runs, fewer variants.")
     var quick = false
 
     @Option(help: "Measured runs per workload and input (default 5; 2 with --quick).")
@@ -30,7 +30,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Use the images in this folder instead of the generated scenes (no clean reference: quality n/a).")
     var images: String?
 
-    @Option(help: "Comma-separated scenes: frontal, side, jpeg, motion, group (default: all five; frontal,group with --quick).")
+    @Option(help: "Comma-separated scenes: frontal, side, jpeg, motion, group (default: all five; frontal with --quick).")
     var scenes: String?
 
     @Option(help: "Comma-separated families to run: restore, upscale, chain (default: all).")
@@ -100,7 +100,7 @@ struct BenchCommand: ParsableCommand {
 
     /// The scenes to make: `--scenes`, else all five (frontal and group with --quick).
     func sceneKinds() throws -> [SceneKind] {
-        guard let scenes else { return quick ? [.frontal, .group] : SceneKind.allCases }
+        guard let scenes else { return quick ? [.frontal] : SceneKind.allCases }
         return try scenes.split(separator: ",").map { name in
             guard let k = SceneKind(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
                 throw ValidationError("--scenes: unknown scene \(name) (frontal, side, jpeg, motion, group)")
