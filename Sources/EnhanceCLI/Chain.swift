@@ -67,24 +67,10 @@ struct Chain: AsyncParsableCommand {
     var quality: Int?
     @OptionGroup var engine: EngineOptions
     @OptionGroup var models: ModelsDirectoryOption
-    @Flag(help: "Descend into sub-folders and mirror the tree under the output folder.")
-    var recursive = false
-    @Flag(inversion: .prefixedNo, help: "Skip inputs whose output exists (resume).")
-    var skipExisting = true
-    @Flag(help: "Redo inputs whose output exists.")
-    var overwrite = false
-    @Option(help: "Images computing at once.")
-    var jobs: Int = 1
-    @Option(help: "Process only shard K/N of the sorted inputs (0-based K), or auto.")
-    var shard: String?
-    @Flag(help: "Print only failures.")
-    var quiet = false
-    @Flag(help: "JSON-lines progress and summary on stdout.")
-    var json = false
+    @OptionGroup var batch: BatchFlags
 
     func validate() throws {
         if inputs.isEmpty { throw ValidationError("give at least one input file or folder") }
-        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if let q = quality, !(1...100).contains(q) { throw ValidationError("--quality must be 1-100, got \(q)") }
     }
 
@@ -114,7 +100,7 @@ struct Chain: AsyncParsableCommand {
         if let p = parser { a += ["--parser", p] }
         if onlyCenterFace { a.append("--only-center-face") }
         if colorMatch { a.append("--color-match") }
-        if quiet || json { a.append("--quiet") }
+        if batch.quiet || batch.json { a.append("--quiet") }
         return try Restore.parse(a + commonArguments + ["chain-input"])
     }
 
@@ -124,17 +110,13 @@ struct Chain: AsyncParsableCommand {
             let backend = try engine.makeBackend()
             let up = try upscaleCommand()
             let loaded = try up.loadModel(backend: backend)
-            var o = UpscaleOptions()
-            o.tile = tile; o.tilePad = tilePad; o.prePad = prePad; o.outscale = outscale
-            o.maxMemory = try MemoryOption.parse(maxMemory.map { ["--max-memory", $0] } ?? []).bytes()
-            let upscaler = try Upscaler(network: loaded.network, options: o)
+            let upscaler = try Upscaler(network: loaded.network, options: up.upscaleOptions())
             let restorer = try restoreCommand().makeRestorer(backend: backend)
-            var enc = EncodeOptions()
-            if let q = quality { enc.jpegQuality = q; enc.webpQuality = Double(q) }
+            let enc = UpscaleEncoding(quality: quality).encodeOptions
             processor = try ChainProcessor(
                 upscale: UpscaleProcessor(upscaler: upscaler, encoding: UpscaleEncoding(quality: quality)),
                 restore: RestoreProcessor(restorer: restorer, saveFaces: saveFaces, encodeOptions: enc))
-            if !quiet && !json {
+            if !batch.quiet && !batch.json {
                 let n = loaded.network
                 FileHandle.standardError.write(Data("chain: \(n.architectureName) ×\(n.scale) then GPEN-\(restorer.gpen.size) on \(backend.name)\n".utf8))
             }
@@ -142,27 +124,8 @@ struct Chain: AsyncParsableCommand {
             FileHandle.standardError.write(Data("enhance chain: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        var b = BatchOptions()
-        b.outputDirectory = output
-        b.recursive = recursive
-        b.suffix = suffix
-        b.outputExtension = ext
-        b.skipExisting = skipExisting
-        b.overwrite = overwrite
-        b.jobs = jobs
-        if let shard {
-            do { b.shard = try BatchShard.parse(shard, environment: ProcessInfo.processInfo.environment) }
-            catch { throw ValidationError(error.description) }
-        }
-        b.progress = json ? .json : quiet ? .quiet : .auto
-        let summary: BatchSummary
-        do {
-            let plan = try BatchPlan.make(inputs: inputs, options: b)
-            summary = try await BatchRunner(processor: processor, options: b).run(plan)
-        } catch {
-            FileHandle.standardError.write(Data("enhance chain: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
+        let b = try batch.options(output: output, suffix: suffix, ext: ext)
+        let summary = try await batch.run("chain", inputs: inputs, processor: processor, options: b)
         if summary.failed > 0 { throw ExitCode(1) }
     }
 }

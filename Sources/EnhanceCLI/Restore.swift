@@ -135,20 +135,7 @@ struct Restore: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
     @OptionGroup var models: ModelsDirectoryOption
 
-    @Flag(help: "Descend into sub-folders and mirror the tree under the output folder.")
-    var recursive = false
-    @Flag(inversion: .prefixedNo, help: "Skip inputs whose output exists (resume).")
-    var skipExisting = true
-    @Flag(help: "Redo inputs whose output exists.")
-    var overwrite = false
-    @Option(help: "Images computing at once.")
-    var jobs: Int = 1
-    @Option(help: "Process only shard K/N of the sorted inputs (0-based K), or auto (Slurm/Kubernetes variables).")
-    var shard: String?
-    @Flag(help: "Print only failures.")
-    var quiet = false
-    @Flag(help: "JSON-lines progress and summary on stdout.")
-    var json = false
+    @OptionGroup var batch: BatchFlags
 
     func validate() throws {
         if inputs.isEmpty { throw ValidationError("give at least one input file or folder") }
@@ -159,7 +146,6 @@ struct Restore: AsyncParsableCommand {
         }
         if size != "auto" && Int(size) == nil { throw ValidationError("--size must be auto or a number, got '\(size)'") }
         if let q = quality, !(1...100).contains(q) { throw ValidationError("--quality must be 1-100, got \(q)") }
-        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if !(1...64).contains(faceBatch) { throw ValidationError("--face-batch must be 1...64, got \(faceBatch)") }
     }
 
@@ -171,7 +157,7 @@ struct Restore: AsyncParsableCommand {
         throw RestoreCommandError("\(what) '\(nameOrPath)': no such file, and no \(nameOrPath).pth or .safetensors in \(models.searchPath().map(\.path).joined(separator: ", "))")
     }
 
-    func log(_ s: String) { if !quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
+    func log(_ s: String) { if !batch.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
 
     func makeRestorer(backend: any Backend) throws -> FaceRestorer {
         let gpenURL = try locate(gpen, what: "--gpen")
@@ -240,30 +226,10 @@ struct Restore: AsyncParsableCommand {
             FileHandle.standardError.write(Data("enhance restore: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        var b = BatchOptions()
-        b.outputDirectory = output
-        b.recursive = recursive
-        b.suffix = suffix
-        b.outputExtension = ext
-        b.skipExisting = skipExisting
-        b.overwrite = overwrite
-        b.jobs = jobs
-        if let shard {
-            do { b.shard = try BatchShard.parse(shard, environment: ProcessInfo.processInfo.environment) }
-            catch { throw ValidationError(error.description) }
-        }
-        b.progress = json ? .json : quiet ? .quiet : .auto
-        var enc = EncodeOptions()
-        if let q = quality { enc.jpegQuality = q; enc.webpQuality = Double(q) }
+        let b = try batch.options(output: output, suffix: suffix, ext: ext)
+        let enc = UpscaleEncoding(quality: quality).encodeOptions
         let processor = RestoreProcessor(restorer: restorer, saveFaces: saveFaces, encodeOptions: enc)
-        let summary: BatchSummary
-        do {
-            let plan = try BatchPlan.make(inputs: inputs, options: b)
-            summary = try await BatchRunner(processor: processor, options: b).run(plan)
-        } catch {
-            FileHandle.standardError.write(Data("enhance restore: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
+        let summary = try await batch.run("restore", inputs: inputs, processor: processor, options: b)
         if summary.failed > 0 { throw ExitCode(1) }
     }
 }

@@ -76,20 +76,7 @@ struct Upscale: AsyncParsableCommand {
     @OptionGroup var memory: MemoryOption
     @OptionGroup var models: ModelsDirectoryOption
 
-    @Flag(help: "Descend into sub-folders and mirror the tree under the output folder.")
-    var recursive = false
-    @Flag(inversion: .prefixedNo, help: "Skip inputs whose output exists (resume).")
-    var skipExisting = true
-    @Flag(help: "Redo inputs whose output exists.")
-    var overwrite = false
-    @Option(help: "Images computing at once.")
-    var jobs: Int = 1
-    @Option(help: "Process only shard K/N of the sorted inputs (0-based K), or auto (Slurm/Kubernetes variables).")
-    var shard: String?
-    @Flag(help: "Print only failures.")
-    var quiet = false
-    @Flag(help: "JSON-lines progress and summary on stdout.")
-    var json = false
+    @OptionGroup var batch: BatchFlags
 
     func validate() throws {
         if inputs.isEmpty && extraInputs.isEmpty { throw ValidationError("give at least one input file or folder") }
@@ -99,7 +86,6 @@ struct Upscale: AsyncParsableCommand {
         if prePad < 0 { throw ValidationError("--pre-pad must be ≥ 0") }
         if let s = outscale, !(s > 0 && s <= 64) { throw ValidationError("--outscale must be in (0, 64], got \(s)") }
         if !(0...1).contains(denoiseStrength) { throw ValidationError("-dn must be in [0, 1], got \(denoiseStrength)") }
-        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
     }
 
     func run() async throws {
@@ -111,57 +97,44 @@ struct Upscale: AsyncParsableCommand {
             FileHandle.standardError.write(Data("enhance upscale: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        var o = UpscaleOptions()
-        o.tile = tile; o.tilePad = tilePad; o.prePad = prePad; o.outscale = outscale
-        o.alphaUpsampler = alphaUpsampler
-        o.maxMemory = try memory.bytes()
+        let o = try upscaleOptions()
         let upscaler = try Upscaler(network: loaded.network, options: o)
-        if !quiet && !json {
+        if !batch.quiet && !batch.json {
             let n = loaded.network
             var line = "model: \(n.architectureName) ×\(n.scale), \(n.parameterCount) parameters from \(loaded.files.joined(separator: " + ")) on \(backend.name)"
             if !loaded.notes.isEmpty { line += " (\(loaded.notes.joined(separator: "; ")))" }
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
 
-        var b = BatchOptions()
-        b.outputDirectory = output
-        b.recursive = recursive
-        b.suffix = suffix.isEmpty ? "" : "_" + suffix
-        b.outputExtension = ext
-        b.skipExisting = skipExisting
-        b.overwrite = overwrite
-        b.jobs = jobs
+        var b = try batch.options(output: output, suffix: suffix.isEmpty ? "" : "_" + suffix, ext: ext)
         b.maxMemory = o.maxMemory
-        if let shard {
-            do { b.shard = try BatchShard.parse(shard, environment: ProcessInfo.processInfo.environment) }
-            catch { throw ValidationError(error.description) }
-        }
-        b.progress = json ? .json : quiet ? .quiet : .auto
         let processor = UpscaleProcessor(upscaler: upscaler, encoding: UpscaleEncoding(quality: quality))
-        let summary: BatchSummary
-        do {
-            let plan = try BatchPlan.make(inputs: inputs + extraInputs, options: b)
-            let estimate: (@Sendable (BatchItem) -> Int)?
-            if b.maxMemory == nil {
-                estimate = nil
-            } else {
-                estimate = { (item: BatchItem) -> Int in
-                    // the pixel size is unknown before decoding: assume a compressed image of ~1 byte per pixel
-                    let px = max(item.inputBytes, 1 << 16)
-                    let side = Int(Double(px).squareRoot())
-                    return processor.memoryEstimate(width: side, height: side)
-                }
+        let estimate: (@Sendable (BatchItem) -> Int)?
+        if b.maxMemory == nil {
+            estimate = nil
+        } else {
+            estimate = { (item: BatchItem) -> Int in
+                // the pixel size is unknown before decoding: assume a compressed image of ~1 byte per pixel
+                let px = max(item.inputBytes, 1 << 16)
+                let side = Int(Double(px).squareRoot())
+                return processor.memoryEstimate(width: side, height: side)
             }
-            let runner = BatchRunner(processor: processor, options: b, memoryEstimate: estimate)
-            summary = try await runner.run(plan)
-        } catch {
-            FileHandle.standardError.write(Data("enhance upscale: \(error)\n".utf8))
-            throw ExitCode(2)
         }
-        if !quiet && !json, let rss = peakRSSBytes() {
+        let summary = try await batch.run("upscale", inputs: inputs + extraInputs, processor: processor, options: b,
+                                          memoryEstimate: estimate)
+        if !batch.quiet && !batch.json, let rss = peakRSSBytes() {
             FileHandle.standardError.write(Data(String(format: "peak RSS %.0f MiB\n", Double(rss) / 1048576).utf8))
         }
         if summary.failed > 0 { throw ExitCode(1) }
+    }
+
+    /// The RealESRGANer settings these flags ask for.
+    func upscaleOptions() throws -> UpscaleOptions {
+        var o = UpscaleOptions()
+        o.tile = tile; o.tilePad = tilePad; o.prePad = prePad; o.outscale = outscale
+        o.alphaUpsampler = alphaUpsampler
+        o.maxMemory = try memory.bytes()
+        return o
     }
 
     /// Loads the model from --model-path or by name.

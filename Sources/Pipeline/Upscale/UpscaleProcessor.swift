@@ -12,7 +12,8 @@ public struct UpscaleEncoding: Sendable, Equatable {
     /// Default encoding.
     public init(quality: Int? = nil) { self.quality = quality }
 
-    var encodeOptions: EncodeOptions {
+    /// The codec options for this quality.
+    public var encodeOptions: EncodeOptions {
         var o = EncodeOptions()
         if let q = quality { o.jpegQuality = q; o.webpQuality = Double(q) }
         return o

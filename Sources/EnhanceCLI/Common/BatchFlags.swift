@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+
+/// Batch flags shared by `upscale`, `restore` and `chain`: `--recursive`, `--skip-existing`, `--overwrite`,
+/// `--jobs`, `--shard`, `--quiet`, `--json`.
+struct BatchFlags: ParsableArguments {
+    @Flag(help: "Descend into sub-folders and mirror the tree under the output folder.")
+    var recursive = false
+    @Flag(inversion: .prefixedNo, help: "Skip inputs whose output exists (resume).")
+    var skipExisting = true
+    @Flag(help: "Redo inputs whose output exists.")
+    var overwrite = false
+    @Option(help: "Images computing at once.")
+    var jobs: Int = 1
+    @Option(help: "Process only shard K/N of the sorted inputs (0-based K), or auto (Slurm/Kubernetes variables).")
+    var shard: String?
+    @Flag(help: "Print only failures.")
+    var quiet = false
+    @Flag(help: "JSON-lines progress and summary on stdout.")
+    var json = false
+
+    func validate() throws {
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    }
+
+    /// The runner's options for these flags and the command's output naming.
+    func options(output: String, suffix: String, ext: BatchOutputExtension) throws -> BatchOptions {
+        var b = BatchOptions()
+        b.outputDirectory = output
+        b.recursive = recursive
+        b.suffix = suffix
+        b.outputExtension = ext
+        b.skipExisting = skipExisting
+        b.overwrite = overwrite
+        b.jobs = jobs
+        if let shard {
+            do { b.shard = try BatchShard.parse(shard, environment: ProcessInfo.processInfo.environment) }
+            catch { throw ValidationError(error.description) }
+        }
+        b.progress = json ? .json : quiet ? .quiet : .auto
+        return b
+    }
+
+    /// Plans and runs the batch; a setup failure (bad inputs, unwritable output) exits 2 naming the problem.
+    /// The caller exits 1 when `summary.failed > 0` (after the other files finished).
+    func run<P: BatchProcessor>(_ command: String, inputs: [String], processor: P, options b: BatchOptions,
+                                memoryEstimate: (@Sendable (BatchItem) -> Int)? = nil) async throws -> BatchSummary {
+        do {
+            let plan = try BatchPlan.make(inputs: inputs, options: b)
+            return try await BatchRunner(processor: processor, options: b, memoryEstimate: memoryEstimate).run(plan)
+        } catch {
+            FileHandle.standardError.write(Data("enhance \(command): \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
