@@ -1,11 +1,7 @@
-// Content-based image recognition for batch inputs (PNG / JPEG / WebP magic bytes).
-// TODO(dedupe): ImageIO will provide the same sniffing; switch to it once merged.
+// Content-based image recognition for batch inputs (PNG / JPEG / WebP magic bytes), through ImageIO.
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Foundation
+import ImageIO
 
 /// An image file format recognised by its leading bytes.
 public enum BatchImageFormat: String, Sendable, Codable, CaseIterable {
@@ -29,31 +25,12 @@ public enum BatchImageFormat: String, Sendable, Codable, CaseIterable {
     }
 }
 
-/// Recognises PNG, JPEG or WebP from the first bytes of a file; nil for anything else.
+/// Recognises PNG, JPEG or WebP from the first bytes of a file; nil for anything else (ImageIO's magic-byte check).
 public func sniffImageFormat<C: Collection>(_ bytes: C) -> BatchImageFormat? where C.Element == UInt8 {
-    let b = Array(bytes.prefix(12))
-    if b.count >= 8 && b[0..<8].elementsEqual([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return .png }
-    if b.count >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF { return .jpeg }
-    if b.count >= 12 && b[0..<4].elementsEqual(Array("RIFF".utf8)) && b[8..<12].elementsEqual(Array("WEBP".utf8)) {
-        return .webp
-    }
-    return nil
+    ImageFormat.sniff(bytes).flatMap { BatchImageFormat(rawValue: $0.rawValue) }
 }
 
-/// Reads the first 12 bytes of the file at `path` and recognises its format; nil if unreadable or not an image.
+/// Recognises the format of the file at `path` from its first bytes; nil if unreadable or not an image.
 public func sniffImageFormat(atPath path: String) -> BatchImageFormat? {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var buffer = [UInt8](repeating: 0, count: 12)
-    var filled = 0
-    while filled < buffer.count {
-        let n = buffer.withUnsafeMutableBytes { raw -> Int in
-            guard let base = raw.baseAddress else { return -1 }
-            return read(fd, base + filled, raw.count - filled)
-        }
-        if n <= 0 { break }
-        filled += n
-    }
-    return sniffImageFormat(buffer[0..<filled])
+    ImageFormat.sniff(fileAt: URL(fileURLWithPath: path)).flatMap { BatchImageFormat(rawValue: $0.rawValue) }
 }
