@@ -142,6 +142,8 @@ public enum WorkloadCatalog {
                 if c.detectorSynthetic {
                     notes.append("restore uses a synthetic RetinaFace-R50, which finds no faces: restore and chain rows time "
                                  + "detection (and the background) only, the aligned variant times GPEN itself; pass --detector FILE for real faces")
+                } else if let d = c.detector {
+                    notes.append("restore and chain detect faces with the real RetinaFace weights \((d as NSString).lastPathComponent)")
                 }
                 let args = ["restore", "{input}"] + common + ["--gpen", gpenFile] + faceArgs
                 out.append(spec("gpen-512", "restore", "default", args, synthetic: gpenSynthetic))

@@ -147,6 +147,8 @@ public struct BenchReport: Sendable, Codable, Equatable {
     public var warmups: Int
     /// Measured runs per workload × input.
     public var runsPerInput: Int
+    /// `--time-budget` in seconds (nil: none); rows may then hold fewer than `runsPerInput` runs.
+    public var timeBudgetS: Double? = nil
     /// `--memory-budget` in bytes.
     public var memoryBudgetBytes: Int64
     /// Set when any workload used synthetic weights.
@@ -165,7 +167,7 @@ public struct BenchReport: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case host, quick, warmups, inputs, rows, summaries, recommendation, notes
         case formatVersion = "format_version", startedAt = "started_at", durationS = "duration_s"
-        case hostCores = "host_cores", runsPerInput = "runs_per_input", memoryBudgetBytes = "memory_budget_bytes"
+        case hostCores = "host_cores", runsPerInput = "runs_per_input", timeBudgetS = "time_budget_s", memoryBudgetBytes = "memory_budget_bytes"
         case syntheticNote = "synthetic_note"
     }
 

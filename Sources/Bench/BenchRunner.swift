@@ -15,11 +15,14 @@ public struct BenchProtocol: Sendable {
     /// Warm up before every input (true) or only before a workload's first input (false: each run is a fresh
     /// process either way; the warm-up fills the page cache with the binary, weights and inputs).
     public var warmupEveryInput: Bool
+    /// Wall-clock seconds after which passes beyond the first stop taking rows (nil: no limit).
+    public var timeBudgetS: Double?
 
     /// Creates a protocol; `runs` must be at least 1.
     public init(warmups: Int = 1, runs: Int = 5, memoryBudgetBytes: Int64 = 12 << 30, quick: Bool = false,
-                warmupEveryInput: Bool = true) {
+                warmupEveryInput: Bool = true, timeBudgetS: Double? = nil) {
         self.warmupEveryInput = warmupEveryInput
+        self.timeBudgetS = timeBudgetS.flatMap { $0 > 0 ? $0 : nil }
         self.warmups = max(0, warmups)
         self.runs = max(1, runs)
         self.memoryBudgetBytes = memoryBudgetBytes
@@ -41,67 +44,130 @@ public struct BenchRunner: Sendable {
     }
 
     /// Measures every workload on every input (folder workloads once on `folder`), then derives summaries,
-    /// peer ratios and the recommendation. `log` receives one line per finished row.
+    /// peer ratios and the recommendation. `log` receives one line per run.
     /// Workloads with `onlyInputs` run on those names, looked up in `inputs` and `extraInputs`.
+    ///
+    /// Runs go round-robin: pass 1 measures every row once (after its warm-up), pass 2 every row again, and so on up
+    /// to `runs` passes, so machine noise spreads evenly over the rows. With a time budget, passes after the first
+    /// take a row only while its mean run time still fits in what is left (main rows and peers before the
+    /// variants); the rows keep the runs they got, and a note says so.
     public func run(workloads: [WorkloadSpec], inputs: [BenchInput], extraInputs: [BenchInput] = [], folder: String?,
                     notes: [String] = [], log: (String) -> Void = { _ in }) -> BenchReport {
         let started = Date()
-        var rows: [BenchRow] = []
+        var tasks: [RowTask] = []
         for w in workloads {
             if w.input == .folder {
                 guard let folder else { continue }
-                rows.append(measure(w, inputPath: folder, imageName: "all (\(inputs.count))", images: inputs.count,
-                                    clean: nil, warmups: settings.warmups, log: log))
+                tasks.append(RowTask(w: w, inputPath: folder, imageName: "all (\(inputs.count))", images: inputs.count,
+                                     clean: nil, warmups: settings.warmups))
             } else {
                 let targets = w.onlyInputs.map { names in (inputs + extraInputs).filter { names.contains($0.name) } } ?? inputs
                 for (k, input) in targets.enumerated() {
-                    rows.append(measure(w, inputPath: input.path, imageName: input.name, images: 1,
-                                        clean: input.cleanPath, warmups: k == 0 || settings.warmupEveryInput ? settings.warmups : 0,
-                                        log: log))
+                    tasks.append(RowTask(w: w, inputPath: input.path, imageName: input.name, images: 1, clean: input.cleanPath,
+                                         warmups: k == 0 || settings.warmupEveryInput ? settings.warmups : 0))
                 }
             }
         }
+        tasks = BenchRunner.peersBesideTheirRows(tasks)
+        var states = tasks.map { _ in RowState() }
+        for pass in 0..<settings.runs {
+            var order = tasks.indices.filter { states[$0].failure == nil && !states[$0].stopped && states[$0].measurements.count == pass }
+            if pass > 0 { order.sort { (tasks[$0].isVariant ? 1 : 0, $0) < (tasks[$1].isVariant ? 1 : 0, $1) } }
+            for i in order {
+                if pass > 0, let budget = settings.timeBudgetS {
+                    let walls = states[i].measurements.map(\.wallSeconds)
+                    let estimate = walls.reduce(0, +) / Double(max(1, walls.count))
+                    if Date().timeIntervalSince(started) + estimate > budget { states[i].stopped = true; continue }
+                }
+                runOnce(tasks[i], state: &states[i], warmups: pass == 0 ? tasks[i].warmups : 0)
+                let t = tasks[i], st = states[i]
+                log(st.failure.map { "\(t.w.label) on \(t.imageName): FAILED \($0)" }
+                    ?? String(format: "run %d/%d %@ on %@: %.3f s, peak %@", pass + 1, settings.runs, t.w.label, t.imageName,
+                              st.measurements.last?.wallSeconds ?? 0, ByteSize.format(st.measurements.last?.peakRSSBytes ?? 0)))
+            }
+        }
+        let rows = tasks.indices.map { row(tasks[$0], states[$0]) }
+        var allNotes = notes
+        let short = rows.filter { $0.error == nil && !$0.runs.isEmpty && $0.runs.count < settings.runs }
+        if let budget = settings.timeBudgetS, !short.isEmpty {
+            let counts = rows.filter { $0.error == nil }.map(\.runs.count)
+            allNotes.append(String(format: "time budget %.0f min: %d of %d rows got fewer than %d runs (%d to %d); "
+                                   + "--time-budget 0 runs the whole protocol", budget / 60, short.count, rows.count,
+                                   settings.runs, counts.min() ?? 0, counts.max() ?? 0))
+        }
         let used = extraInputs.filter { e in workloads.contains { $0.onlyInputs?.contains(e.name) == true } }
-        return BenchRunner.assemble(rows: rows, inputs: inputs + used, settings: settings, notes: notes, started: started,
+        return BenchRunner.assemble(rows: rows, inputs: inputs + used, settings: settings, notes: allNotes, started: started,
                                     duration: Date().timeIntervalSince(started))
     }
 
-    /// Warm-up plus measured runs of one workload on one input.
-    func measure(_ w: WorkloadSpec, inputPath: String, imageName: String, images: Int, clean: String?, warmups: Int,
-                 log: (String) -> Void) -> BenchRow {
-        let dir = outDir.appendingPathComponent("runs").appendingPathComponent(slug(w.label))
-            .appendingPathComponent(slug(imageName)).path
+    /// One row to measure: a workload on one input (or on the folder).
+    struct RowTask {
+        let w: WorkloadSpec
+        let inputPath: String
+        let imageName: String
+        let images: Int
+        let clean: String?
+        let warmups: Int
+        var isVariant: Bool { w.variant != "default" && w.peerOf == nil }
+    }
+
+    /// What the runs of one row have produced so far.
+    struct RowState {
         var measurements: [RunMeasurement] = []
         var failure: String? = nil
         var lastOutput: String? = nil
         var faces: Int? = nil
-        for i in 0..<(warmups + settings.runs) {
-            do {
-                let r = try w.runOnce(input: inputPath, outputDir: dir)
-                if let f = r.failure { failure = f; break }
-                if i >= warmups { measurements.append(r.measurement(threads: w.threads)) }
-                lastOutput = r.outputs.first
-                let counts = r.records.compactMap(\.faces)
-                faces = counts.isEmpty ? nil : counts.reduce(0, +)
-            } catch {
-                recordError(&failure, error.description)
-                break
+        /// Left out of later passes by the time budget.
+        var stopped = false
+    }
+
+    /// Peer rows moved right after the rows they mirror (same label and image), so a pass the time budget ends early
+    /// leaves a peer and its counterpart with the same number of runs.
+    static func peersBesideTheirRows(_ tasks: [RowTask]) -> [RowTask] {
+        var out = tasks.filter { $0.w.peerOf == nil }
+        for p in tasks where p.w.peerOf != nil {
+            if let k = out.lastIndex(where: { $0.w.label == p.w.peerOf && $0.imageName == p.imageName }) {
+                out.insert(p, at: k + 1)
+            } else {
+                out.append(p)
             }
         }
+        return out
+    }
+
+    /// Warm-ups (not recorded), then one measured run of a row.
+    func runOnce(_ t: RowTask, state: inout RowState, warmups: Int) {
+        let dir = outDir.appendingPathComponent("runs").appendingPathComponent(slug(t.w.label))
+            .appendingPathComponent(slug(t.imageName)).path
+        for i in 0...warmups {
+            do {
+                let r = try t.w.runOnce(input: t.inputPath, outputDir: dir)
+                if let f = r.failure { state.failure = f; return }
+                if i == warmups { state.measurements.append(r.measurement(threads: t.w.threads)) }
+                state.lastOutput = r.outputs.first
+                let counts = r.records.compactMap(\.faces)
+                state.faces = counts.isEmpty ? nil : counts.reduce(0, +)
+            } catch {
+                state.failure = error.description
+                return
+            }
+        }
+    }
+
+    /// The row of a task's runs, with the quality of its last output.
+    func row(_ t: RowTask, _ st: RowState) -> BenchRow {
+        var failure = st.failure
         var quality: QualityScore? = nil
-        if let clean, let out = lastOutput, failure == nil {
+        if let clean = t.clean, let out = st.lastOutput, failure == nil {
             do {
                 quality = try Quality.score(output: RGBImage(contentsOf: URL(fileURLWithPath: out)),
                                             reference: RGBImage(contentsOf: URL(fileURLWithPath: clean)))
             } catch { recordError(&failure, "quality: \(error.description)") }
         }
-        var row = BenchRunner.makeRow(w, image: imageName, images: images, input: inputPath, output: lastOutput,
-                                      measurements: measurements, quality: quality, error: failure,
+        var row = BenchRunner.makeRow(t.w, image: t.imageName, images: t.images, input: t.inputPath, output: st.lastOutput,
+                                      measurements: st.measurements, quality: quality, error: failure,
                                       budget: settings.memoryBudgetBytes)
-        row.faces = faces
-        log(row.error.map { "\(row.label) on \(imageName): FAILED \($0)" }
-            ?? String(format: "%@ on %@: median %.3f s, peak %@", row.label, imageName, row.medianS ?? 0,
-                      ByteSize.format(row.peakRSSBytes)))
+        row.faces = st.faces
         return row
     }
 
@@ -171,7 +237,7 @@ public struct BenchRunner: Sendable {
         }.joined(separator: " ")
         return BenchReport(startedAt: fmt.string(from: started), durationS: duration,
                            hostCores: ProcessInfo.processInfo.activeProcessorCount, host: host, quick: settings.quick,
-                           warmups: settings.warmups, runsPerInput: settings.runs,
+                           warmups: settings.warmups, runsPerInput: settings.runs, timeBudgetS: settings.timeBudgetS,
                            memoryBudgetBytes: settings.memoryBudgetBytes,
                            syntheticNote: synthetic ? BenchReport.syntheticWords : nil, inputs: inputs, rows: rows,
                            summaries: summaries,

@@ -54,11 +54,11 @@ public enum ReportWriter {
 
     /// The study-shaped table, one line per workload × variant, plus notes and the recommendation.
     public static func terminalTable(_ report: BenchReport) -> String {
-        let header = ["model", "variant", "thr", "median s", "p95 s", "s/image", "peak RSS", "tensor peak", "util",
+        let header = ["model", "variant", "thr", "runs", "median s", "p95 s", "s/image", "peak RSS", "tensor peak", "util",
                       "capacity", "img/h/core", "PSNR", "SSIM", "peer ratio"]
         var lines: [[String]] = [header]
         for s in report.summaries {
-            lines.append([s.workload + (s.synthetic ? " *" : ""), s.variant, String(s.threads), seconds(s.medianS),
+            lines.append([s.workload + (s.synthetic ? " *" : ""), s.variant, String(s.threads), String(s.runs.count), seconds(s.medianS),
                           seconds(s.p95S), seconds(s.perImageS), ByteSize.format(s.peakRSSBytes),
                           s.tensorPeakBytes.map { ByteSize.format(Int64($0)) } ?? "n/a", percent(s.utilisation),
                           String(s.capacity), String(format: "%.0f", s.imagesPerHourPerCore), psnr(s.psnr), ssim(s.ssim),
@@ -73,7 +73,9 @@ public enum ReportWriter {
             return i == 0 ? line + "\n" + String(repeating: "-", count: line.count) : line
         }.joined(separator: "\n")
         out += "\n\nmemory budget \(ByteSize.format(report.memoryBudgetBytes)); capacity = floor(budget / peak RSS); "
-            + "\(report.warmups) warm-up + \(report.runsPerInput) runs per input; util = (user+sys)/(wall×threads)"
+            + "\(report.warmups) warm-up + \(report.runsPerInput) runs per input"
+            + (report.timeBudgetS.map { String(format: " (at most; time budget %.0f min)", $0 / 60) } ?? "")
+            + "; runs = measured runs pooled over the inputs; util = (user+sys)/(wall×threads)"
         if let note = report.syntheticNote { out += "\n* \(note)" }
         for s in report.summaries where !s.errors.isEmpty {
             out += "\n! \(s.label): " + s.errors.prefix(2).joined(separator: "; ")
@@ -241,6 +243,7 @@ public enum ReportWriter {
         h += ".grid img{width:160px;height:auto;display:block}.grid td{vertical-align:top;text-align:center}</style></head><body>\n"
         h += "<h1>enhance bench</h1>\n<p>Started \(escape(report.startedAt)), \(String(format: "%.0f", report.durationS)) s, "
         h += "\(report.hostCores) cores (\(escape(report.host))); \(report.warmups) warm-up + \(report.runsPerInput) runs per input"
+            + (report.timeBudgetS.map { String(format: " (at most: time budget %.0f min)", $0 / 60) } ?? "")
         h += report.quick ? " (quick)" : ""
         h += "; memory budget \(ByteSize.format(report.memoryBudgetBytes)).</p>\n"
         if let note = report.syntheticNote { h += "<p class=\"warn\" id=\"synthetic\">\(escape(note))</p>\n" }

@@ -21,6 +21,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Measured runs per workload and input (default 5; 2 with --quick).")
     var runs: Int?
 
+    @Option(help: ArgumentHelp("Wall-clock budget, e.g. 25m, 1500s, 1h; 0 = none (default 25m; none with --quick).",
+                               discussion: "Every row gets one measured run; further passes take a row only while its mean run fits in what is left."))
+    var timeBudget: String?
+
     @Option(help: "Warm-up runs before a workload's first input (default 1).")
     var warmups: Int = 1
 
@@ -54,7 +58,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "GPEN-BFR-256 weights for the 256-vs-512 variant.")
     var gpen256: String?
 
-    @Option(help: "RetinaFace weights for restore (default: a synthetic R50, which finds no faces; `default`: the command's own lookup).")
+    @Option(help: "RetinaFace weights for restore (default: the real RetinaFace-mnet025 from scripts/setup in the assets folder, else a synthetic R50, which finds no faces; `synthetic`: that R50; `default`: the command's own lookup).")
     var detector: String?
 
     @Option(help: "ParseNet weights (default: synthetic).")
@@ -168,7 +172,9 @@ struct BenchCommand: ParsableCommand {
         var wanted: [String] = []
         if faces && gpen == nil { wanted += ["GPEN-BFR-512"] + (config.variants && gpen256 == nil ? ["GPEN-BFR-256"] : []) }
         if faces && parser == nil { wanted.append("ParseNet-latest") }
-        if faces && (detector == nil || detector == "synthetic") { wanted.append("RetinaFace-R50") }
+        let realDetector = assetsURL.appendingPathComponent("RetinaFace-mnet025.safetensors").path
+        let detectorChoice = detector ?? (fm.fileExists(atPath: realDetector) ? realDetector : "synthetic")
+        if faces && detectorChoice == "synthetic" { wanted.append("RetinaFace-R50") }
         if (present["upscale"] == true || present["chain"] == true) && isX2 { wanted.append("RealESRGAN_x2plus") }
         var synthetic: [String: String] = [:]
         if !wanted.isEmpty {
@@ -177,10 +183,10 @@ struct BenchCommand: ParsableCommand {
         } else if isX2 {
             synthetic["RealESRGAN_x2plus"] = weightsURL.appendingPathComponent("RealESRGAN_x2plus.synthetic.safetensors").path
         }
-        switch detector {
-        case nil, "synthetic": config.detector = synthetic["RetinaFace-R50"]; config.detectorSynthetic = true
+        switch detectorChoice {
+        case "synthetic": config.detector = synthetic["RetinaFace-R50"]; config.detectorSynthetic = true
         case "default": config.detector = nil
-        default: config.detector = detector
+        default: config.detector = detectorChoice
         }
         synthetic["RetinaFace-R50"] = nil
 
@@ -197,7 +203,8 @@ struct BenchCommand: ParsableCommand {
 
         let budget = try ByteSize.parse(memoryBudget)
         let settings = BenchProtocol(warmups: warmups, runs: runs ?? (quick ? 2 : 5), memoryBudgetBytes: budget, quick: quick,
-                                     warmupEveryInput: warmupEveryInput)
+                                     warmupEveryInput: warmupEveryInput,
+                                     timeBudgetS: try Self.duration(timeBudget ?? (quick ? "0" : "25m")))
         log("\(workloads.count) workloads, \(inputs.count) inputs, \(settings.warmups) warm-up + \(settings.runs) runs")
         let report = BenchRunner(settings: settings, outDir: outURL)
             .run(workloads: workloads, inputs: inputs, extraInputs: extra, folder: folder.path, notes: notes, log: log)
@@ -214,6 +221,17 @@ struct BenchCommand: ParsableCommand {
         if a.contains("/") { return FileManager.default.currentDirectoryPath + "/" + a }
         if let w = which(a) { return w }
         throw ValidationError("cannot find the enhance executable; pass --enhance-bin")
+    }
+
+    /// Seconds of a duration: `N` or `Nm` minutes, `Ns` seconds, `Nh` hours.
+    static func duration(_ text: String) throws -> Double {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Double)] = [("h", 3600), ("m", 60), ("s", 1)]
+        let (body, unit) = units.first { t.hasSuffix($0.0) }.map { (String(t.dropLast()), $0.1) } ?? (t, 60)
+        guard let v = Double(body), v >= 0, v.isFinite else {
+            throw ValidationError("--time-budget '\(text)': give minutes (25 or 25m), seconds (1500s) or hours (1h)")
+        }
+        return v * unit
     }
 
     static func which(_ name: String) -> String? {

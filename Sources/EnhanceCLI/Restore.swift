@@ -87,7 +87,7 @@ struct Restore: AsyncParsableCommand {
     @Option(help: "GPEN weights (file, or a name such as GPEN-BFR-512 in the models folder).")
     var gpen: String
 
-    @Option(help: "RetinaFace weights (file or name; default: RetinaFace-R50 in the models folder).")
+    @Option(help: "RetinaFace weights (file or name; default: RetinaFace-R50, else RetinaFace-mnet025, in the models folder).")
     var detector: String?
 
     @Option(help: "ParseNet weights (file or name; default: ParseNet-latest in the models folder, else the rectangular mask).")
@@ -159,6 +159,9 @@ struct Restore: AsyncParsableCommand {
 
     func log(_ s: String) { if !batch.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
 
+    /// Detector names tried in the models folders when `--detector` is not given.
+    static let defaultDetectors = ["RetinaFace-R50", "RetinaFace-mnet025"]
+
     func makeRestorer(backend: any Backend) throws -> FaceRestorer {
         let gpenURL = try locate(gpen, what: "--gpen")
         let g = try GPENGenerator(contentsOf: gpenURL, backend: backend)
@@ -167,11 +170,13 @@ struct Restore: AsyncParsableCommand {
         }
         var det: RetinaFace?
         if !aligned {
-            let name = detector ?? "RetinaFace-R50"
-            guard let url = try? locate(name, what: "--detector") else {
+            // Default: GPEN's own RetinaFace-R50, else the MobileNet-0.25 one that scripts/setup converts from an
+            // offline ONNX export (real weights, smaller and faster).
+            let names = detector.map { [$0] } ?? Self.defaultDetectors
+            guard let url = names.lazy.compactMap({ try? locate($0, what: "--detector") }).first else {
                 throw RestoreCommandError(detector == nil
-                    ? "no detector: pass --detector FILE (RetinaFace .pth), put RetinaFace-R50.pth in the models folder, or use --aligned"
-                    : "--detector '\(name)': no such file or model")
+                    ? "no detector: pass --detector FILE (RetinaFace .pth), put RetinaFace-R50.pth in the models folder (or run scripts/setup for RetinaFace-mnet025), or use --aligned"
+                    : "--detector '\(detector!)': no such file or model")
             }
             det = try RetinaFace(contentsOf: url, backend: backend)
         }

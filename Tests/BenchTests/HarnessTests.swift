@@ -82,6 +82,41 @@ struct HarnessTests {
         #expect(report.syntheticNote == nil)
     }
 
+    @Test func timeBudgetEndsLaterPassesAndSaysSo() throws {
+        let dir = try tempDir("budget")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let inputs = try smallInputs(in: dir)
+        let ours = try fakeWorkload(in: dir, name: "fake-restore", sleep: 0.3)
+        let peer = try fakeWorkload(in: dir, name: "fake-peer", sleep: 0.3, family: "peer", peerOf: "fake-restore")
+        // Pass 1 alone (4 rows × ≥ 0.3 s, plus a warm-up) exceeds the 0.5 s budget: every row keeps exactly one run.
+        let tight = BenchRunner(settings: BenchProtocol(warmups: 1, runs: 4, warmupEveryInput: false, timeBudgetS: 0.5), outDir: dir)
+        let report = tight.run(workloads: [ours, peer], inputs: inputs, folder: nil)
+        #expect(report.rows.count == 4)
+        for r in report.rows { #expect(r.error == nil && r.runs.count == 1 && r.medianS == r.runs[0]) }
+        #expect(report.timeBudgetS == 0.5 && report.runsPerInput == 4)
+        #expect(report.notes.contains { $0.contains("time budget") && $0.contains("4 of 4 rows got fewer than 4 runs") })
+        #expect(ReportWriter.terminalTable(report).contains("time budget"))
+        // Without a budget every row gets all its runs, and the JSON records no budget.
+        let free = BenchRunner(settings: BenchProtocol(warmups: 0, runs: 2, timeBudgetS: 0), outDir: dir)
+        let full = free.run(workloads: [ours], inputs: Array(inputs.prefix(1)), folder: nil)
+        #expect(full.rows.count == 1 && full.rows[0].runs.count == 2 && full.timeBudgetS == nil)
+        #expect(!full.notes.contains { $0.contains("time budget") })
+    }
+
+    @Test func peerRowsMoveBesideTheRowsTheyMirror() throws {
+        let dir = try tempDir("order")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = try fakeWorkload(in: dir, name: "a", sleep: 0)
+        let b = try fakeWorkload(in: dir, name: "b", sleep: 0)
+        let pa = try fakeWorkload(in: dir, name: "pa", sleep: 0, family: "peer", peerOf: "a")
+        let orphan = try fakeWorkload(in: dir, name: "px", sleep: 0, family: "peer", peerOf: "missing")
+        func t(_ w: WorkloadSpec, _ image: String) -> BenchRunner.RowTask {
+            BenchRunner.RowTask(w: w, inputPath: image, imageName: image, images: 1, clean: nil, warmups: 0)
+        }
+        let order = BenchRunner.peersBesideTheirRows([t(a, "1"), t(a, "2"), t(b, "1"), t(pa, "1"), t(pa, "2"), t(orphan, "1")])
+        #expect(order.map { "\($0.w.name)/\($0.imageName)" } == ["a/1", "pa/1", "a/2", "pa/2", "b/1", "px/1"])
+    }
+
     @Test func failingWorkloadsBecomeRowErrors() throws {
         let dir = try tempDir("fail")
         defer { try? FileManager.default.removeItem(at: dir) }

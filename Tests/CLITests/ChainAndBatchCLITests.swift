@@ -61,6 +61,12 @@ import Testing
         for stage in ["\"upscale\"", "\"detect\"", "\"decode\"", "\"encode\""] {
             #expect(record.contains(stage), "record lacks \(stage): \(record)")
         }
+        // The engine's own memory figures travel in the record (what `enhance bench` reports as the tensor peak).
+        let line = try #require(record.split(separator: "\n").first)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let memory = try #require(json["memory"] as? [String: Int], "record lacks memory: \(record)")
+        let peak = try #require(memory["tensor_peak_bytes"]), weights = try #require(memory["weights_bytes"])
+        #expect(peak > 64 * 64 * 3 * 4 && weights > 0, "\(memory)")
     }
 
     @Test func chainNamesAMissingGPENFile() throws {

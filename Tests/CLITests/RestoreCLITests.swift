@@ -106,9 +106,10 @@ import TensorCore
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let out = try ImageDecoder.decode(fileAt: dir.appendingPathComponent("al/photo.png"))
         #expect(out.width == 32 && out.height == 32)
-        // No detector anywhere: a clear error, exit 2.
+        // No detector anywhere (run from the workspace, so the repository's .cache/assets is not searched): a clear
+        // error, exit 2.
         let noDet = try EnhanceBinary.run(["restore", dir.appendingPathComponent("in").path, "-o", dir.appendingPathComponent("x").path,
-                                           "--gpen", gpen], environment: Self.env(dir))
+                                           "--gpen", gpen], environment: Self.env(dir), directory: dir)
         #expect(noDet.status == 2)
         #expect(noDet.stderr.contains("--detector"))
         // Wrong --size names the real configuration.

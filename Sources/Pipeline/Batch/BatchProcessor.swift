@@ -1,5 +1,7 @@
 // The per-image work a batch runs, as three stages the runner can overlap: load → compute → store.
 
+import TensorCore
+
 /// Facts a processor reports about one image; the runner copies them into the record.
 public struct BatchNotes: Sendable, Equatable {
     /// Extra stage timings in seconds (for example `detect`, `restore`); the runner adds `load`/`compute`/`store`.
@@ -10,6 +12,15 @@ public struct BatchNotes: Sendable, Equatable {
     public var width: Int?
     /// Input height in pixels.
     public var height: Int?
+    /// Memory figures in bytes, named `*_bytes` (for example the engine's `tensor_peak_bytes`, `weights_bytes`).
+    public var memory: [String: Int] = [:]
+
+    /// Records the compute engine's figures: its tensor peak (the largest of the values reported for this image)
+    /// and the bytes its prepared weights hold.
+    public mutating func recordEngine(_ stats: MemoryStats, tensorPeak: Int? = nil) {
+        memory["tensor_peak_bytes"] = max(memory["tensor_peak_bytes"] ?? 0, tensorPeak ?? stats.peakLiveBytes)
+        memory["weights_bytes"] = stats.weightBytes
+    }
 
     /// Creates empty notes.
     public init() {}

@@ -26,10 +26,14 @@ public struct BatchRecord: Sendable, Codable, Equatable {
     public var width: Int?
     /// Input height in pixels, when the processor reports it.
     public var height: Int?
+    /// Memory figures in bytes (`tensor_peak_bytes`: the engine's largest live tensor bytes while this image was
+    /// computed — process-wide, so with `--jobs` above 1 it covers the images in flight together; `weights_bytes`).
+    public var memory: [String: Int]?
 
     /// Creates a record.
     public init(input: String, output: String?, status: BatchStatus, error: String? = nil,
-                timings: [String: Double]? = nil, faces: Int? = nil, width: Int? = nil, height: Int? = nil) {
+                timings: [String: Double]? = nil, faces: Int? = nil, width: Int? = nil, height: Int? = nil,
+                memory: [String: Int]? = nil) {
         self.input = input
         self.output = output
         self.status = status
@@ -38,6 +42,7 @@ public struct BatchRecord: Sendable, Codable, Equatable {
         self.faces = faces
         self.width = width
         self.height = height
+        self.memory = memory
     }
 
     /// The record as one JSON line (sorted keys, no trailing newline).

@@ -65,6 +65,7 @@ public struct RestoreProcessor: BatchProcessor {
         let (bgr, alpha) = try RestoreImageConversion.bgr(from: loaded.image)
         let r = try restorer.restore(bgr)
         notes.faces = r.faces.count
+        notes.recordEngine(restorer.gpen.backend.memoryStats)
         for (k, v) in r.timings { notes.timings[k] = v }
         for n in r.notes { log("\(item.relativePath): \(n)") }
         var meta = loaded.image.metadata

@@ -49,6 +49,7 @@ public struct UpscaleProcessor: BatchProcessor {
         let out = try upscaler.enhance(loaded, report: &report)
         let d = ContinuousClock.now - start
         notes.timings["upscale"] = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        notes.recordEngine(upscaler.network.backend.memoryStats, tensorPeak: report.peakTensorBytes)
         return out
     }
 
