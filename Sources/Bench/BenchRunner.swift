@@ -55,16 +55,21 @@ public struct BenchRunner: Sendable {
                     notes: [String] = [], log: (String) -> Void = { _ in }) -> BenchReport {
         let started = Date()
         var tasks: [RowTask] = []
+        // A warm-up only fills the page cache (every run is a fresh process), so variants of a workload that already
+        // warmed up with the same program and weights (same name and executable) skip it.
+        var warmed = Set<String>()
         for w in workloads {
             if w.input == .folder {
                 guard let folder else { continue }
+                let first = warmed.insert(w.name + "\u{1}" + w.executable).inserted
                 tasks.append(RowTask(w: w, inputPath: folder, imageName: "all (\(inputs.count))", images: inputs.count,
-                                     clean: nil, warmups: settings.warmups))
+                                     clean: nil, warmups: first || settings.warmupEveryInput ? settings.warmups : 0))
             } else {
                 let targets = w.onlyInputs.map { names in (inputs + extraInputs).filter { names.contains($0.name) } } ?? inputs
-                for (k, input) in targets.enumerated() {
+                for input in targets {
+                    let first = warmed.insert(w.name + "\u{1}" + w.executable).inserted
                     tasks.append(RowTask(w: w, inputPath: input.path, imageName: input.name, images: 1, clean: input.cleanPath,
-                                         warmups: k == 0 || settings.warmupEveryInput ? settings.warmups : 0))
+                                         warmups: first || settings.warmupEveryInput ? settings.warmups : 0))
                 }
             }
         }

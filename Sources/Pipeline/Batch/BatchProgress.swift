@@ -80,10 +80,17 @@ public func formatBatchDuration(_ seconds: Double) -> String {
     return "\(s)s"
 }
 
+/// Seconds one image took: the runner's own stages (load, compute, store) when present — the processor's stages
+/// (detect, restore, upscale, …) happen inside them and are not added again — else the sum of what is there.
+func imageSeconds(_ timings: [String: Double]) -> Double {
+    let own = ["load", "compute", "store"].compactMap { timings[$0] }
+    return own.isEmpty ? timings.values.reduce(0, +) : own.reduce(0, +)
+}
+
 private func describe(_ record: BatchRecord) -> String {
     var s = "\(record.status.rawValue) \(record.input)"
     if let out = record.output, record.status == .ok || record.status == .skipped { s += " -> \(out)" }
-    if let t = record.timings?.values.reduce(0, +), record.status == .ok { s += String(format: " (%.2f s)", t) }
+    if let t = record.timings.map(imageSeconds), record.status == .ok { s += String(format: " (%.2f s)", t) }
     if let e = record.error, record.status != .skipped { s += ": \(e)" }
     return s
 }

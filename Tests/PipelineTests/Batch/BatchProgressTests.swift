@@ -91,4 +91,11 @@ import Testing
         s.count(.failed)
         #expect(s.exitCode == 1 && s.total == 5)
     }
+
+    @Test func perImageTimeCountsEachSecondOnce() {
+        // restore and parse happen inside compute: the line shows load + compute + store.
+        let t = imageSeconds(["load": 0.5, "compute": 9.0, "restore": 5.0, "parse": 4.0, "detect": 0.1, "store": 0.5])
+        #expect(abs(t - 10.0) < 1e-12)
+        #expect(abs(imageSeconds(["upscale": 2.0, "encode": 0.25]) - 2.25) < 1e-12)
+    }
 }
