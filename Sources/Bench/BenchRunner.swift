@@ -17,6 +17,8 @@ public struct BenchProtocol: Sendable {
     public var warmupEveryInput: Bool
     /// Wall-clock seconds after which passes beyond the first stop taking rows (nil: no limit).
     public var timeBudgetS: Double?
+    /// When the budget started (the command's start, so scene and weight preparation count); nil: when `run` starts.
+    public var budgetStart: Date?
 
     /// Creates a protocol; `runs` must be at least 1.
     public init(warmups: Int = 1, runs: Int = 5, memoryBudgetBytes: Int64 = 12 << 30, quick: Bool = false,
@@ -75,14 +77,22 @@ public struct BenchRunner: Sendable {
         }
         tasks = BenchRunner.peersBesideTheirRows(tasks)
         var states = tasks.map { _ in RowState() }
+        // Later passes: main rows first, then variants; a peer ranks with the row it mirrors.
+        let rank = tasks.map { t -> Int in
+            let mirrored = t.w.peerOf.flatMap { target in tasks.first { $0.w.label == target && $0.imageName == t.imageName } }
+            return (mirrored ?? t).isVariant ? 1 : 0
+        }
         for pass in 0..<settings.runs {
             var order = tasks.indices.filter { states[$0].failure == nil && !states[$0].stopped && states[$0].measurements.count == pass }
-            if pass > 0 { order.sort { (tasks[$0].isVariant ? 1 : 0, $0) < (tasks[$1].isVariant ? 1 : 0, $1) } }
+            if pass > 0 { order.sort { (rank[$0], $0) < (rank[$1], $1) } }
             for i in order {
                 if pass > 0, let budget = settings.timeBudgetS {
                     let walls = states[i].measurements.map(\.wallSeconds)
                     let estimate = walls.reduce(0, +) / Double(max(1, walls.count))
-                    if Date().timeIntervalSince(started) + estimate > budget { states[i].stopped = true; continue }
+                    if Date().timeIntervalSince(settings.budgetStart ?? started) + estimate > budget {
+                        states[i].stopped = true
+                        continue
+                    }
                 }
                 runOnce(tasks[i], state: &states[i], warmups: pass == 0 ? tasks[i].warmups : 0)
                 let t = tasks[i], st = states[i]
@@ -189,7 +199,7 @@ public struct BenchRunner: Sendable {
         for m in measurements { stageNames.formUnion(m.stages.keys) }
         var stages: [String: Double] = [:]
         for s in stageNames { stages[s] = Stats.median(measurements.map { $0.stages[s] ?? 0 }) }
-        let tensorPeak = measurements.compactMap { m in m.memory.filter { $0.key.contains("peak") }.values.max() }.max()
+        let tensorPeak = measurements.compactMap { RunMeasurement.tensorPeak($0.memory) }.max()
         return BenchRow(workload: w.name, family: w.family, variant: w.variant, image: image, threads: w.threads,
                         imagesPerRun: images, synthetic: w.synthetic, peerOf: w.peerOf, runs: walls,
                         medianS: Stats.median(walls), p95S: Stats.percentile(walls, 95), measurements: measurements,

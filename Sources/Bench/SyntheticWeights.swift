@@ -15,6 +15,8 @@ public enum TensorFill: Sendable, Equatable {
     case pattern([Float])
     /// A 64-bit integer zero (BatchNorm `num_batches_tracked`).
     case int64Zero
+    /// These leading values (row-major), then uniform noise with this standard deviation for the rest.
+    case prefixed([Float], std: Double)
 }
 
 /// One tensor of a synthetic checkpoint.
@@ -176,17 +178,36 @@ public enum SyntheticWeights {
     }
 
     /// RRDBNet as in Real-ESRGAN (`RealESRGAN_x2plus`: scale 2, 23 blocks, 702 keys, 16,703,171 params).
-    public static func rrdbNet(scale: Int = 2, blocks: Int = 23, feat: Int = 64, grow: Int = 32) throws(BenchError) -> [SyntheticTensor] {
-        guard [1, 2, 4].contains(scale), (1...64).contains(blocks) else {
-            throw .invalidArgument("RRDBNet scale \(scale) must be 1, 2 or 4 and blocks \(blocks) in 1…64")
+    ///
+    /// With `passThrough`, feature channels 0–2 carry the image from end to end, so the output is a plausible
+    /// (soft) upscale and a chain after it still finds faces: `conv_first` puts the mean of each colour's
+    /// pixel-unshuffled samples in channel c, `conv_body` adds nothing to channels 0–2, `conv_up1`, `conv_up2` and
+    /// `conv_hr` blur each of them with the 3×3 tent [1,2,1]⊗[1,2,1]/16 (non-negative values pass the leaky
+    /// ReLUs unchanged) and `conv_last` copies them out. Every other value is seeded noise as usual; the
+    /// convolutions are dense, so the time and memory are those of any other values.
+    public static func rrdbNet(scale: Int = 2, blocks: Int = 23, feat: Int = 64, grow: Int = 32,
+                               passThrough: Bool = false) throws(BenchError) -> [SyntheticTensor] {
+        guard [1, 2, 4].contains(scale), (1...64).contains(blocks), feat >= 3 else {
+            throw .invalidArgument("RRDBNet scale \(scale) must be 1, 2 or 4, blocks \(blocks) in 1…64 and feat \(feat) at least 3")
         }
         var t: [SyntheticTensor] = []
-        func conv(_ k: String, _ cout: Int, _ cin: Int, gain: Double) {
+        /// Rows 0–2 of a [cout, cin, 3, 3] weight: `tap(o, i)` gives the 3×3 kernel from input i to output o.
+        func rows(_ cin: Int, _ tap: (Int, Int) -> [Float]?) -> [Float] {
+            var v: [Float] = []
+            for o in 0..<3 { for i in 0..<cin { v += tap(o, i) ?? [Float](repeating: 0, count: 9) } }
+            return v
+        }
+        let tent: [Float] = [1, 2, 1, 2, 4, 2, 1, 2, 1].map { $0 / 16 }
+        func center(_ w: Float) -> [Float] { [0, 0, 0, 0, w, 0, 0, 0, 0] }
+        func conv(_ k: String, _ cout: Int, _ cin: Int, gain: Double, first: [Float]? = nil) {
+            let std = gain * (2.0 / Double(cin * 9)).squareRoot()
             t.append(SyntheticTensor(key: "\(k).weight", shape: [cout, cin, 3, 3],
-                                     fill: .noise(std: gain * (2.0 / Double(cin * 9)).squareRoot()), learnable: true))
+                                     fill: first.map { .prefixed($0, std: std) } ?? .noise(std: std), learnable: true))
             t.append(SyntheticTensor(key: "\(k).bias", shape: [cout], fill: .constant(0), learnable: true))
         }
-        conv("conv_first", feat, 3 * (scale == 4 ? 1 : scale == 2 ? 4 : 16), gain: 1)
+        let unshuffle = scale == 4 ? 1 : scale == 2 ? 4 : 16
+        conv("conv_first", feat, 3 * unshuffle, gain: 1,
+             first: passThrough ? rows(3 * unshuffle) { o, i in i / unshuffle == o ? center(1 / Float(unshuffle)) : nil } : nil)
         for bi in 0..<blocks {
             for r in 1...3 {
                 for k in 1...5 {
@@ -194,8 +215,11 @@ public enum SyntheticWeights {
                 }
             }
         }
-        for name in ["conv_body", "conv_up1", "conv_up2", "conv_hr"] { conv(name, feat, feat, gain: 1) }
-        conv("conv_last", 3, feat, gain: 1)
+        conv("conv_body", feat, feat, gain: 1, first: passThrough ? rows(feat) { _, _ in nil } : nil)
+        for name in ["conv_up1", "conv_up2", "conv_hr"] {
+            conv(name, feat, feat, gain: 1, first: passThrough ? rows(feat) { o, i in i == o ? tent : nil } : nil)
+        }
+        conv("conv_last", 3, feat, gain: 1, first: passThrough ? rows(feat) { o, i in i == o ? center(1) : nil } : nil)
         return t
     }
 
@@ -247,18 +271,38 @@ public enum SyntheticWeights {
             let k: [Float] = [1, 3, 3, 1]
             return floatData((0..<16).map { k[$0 / 4] * k[$0 % 4] / 64 * scale })
         case .noise(let std):
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ seed
-            for byte in t.key.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
-            var rng = SplitMix64(seed: h)
-            let a = Float(std * 3.0.squareRoot())
-            var out = [Float](repeating: 0, count: t.count)
-            for i in out.indices { out[i] = (Float(rng.next() >> 40) * 0x1p-24 * 2 - 1) * a }
+            return floatData(noise(t, std: std, seed: seed))
+        case .prefixed(let first, let std):
+            var out = noise(t, std: std, seed: seed)
+            for i in first.indices.prefix(out.count) { out[i] = first[i] }
             return floatData(out)
         }
     }
 
+    /// Seeded uniform noise (zero mean, standard deviation `std`) for one tensor, keyed by its name.
+    static func noise(_ t: SyntheticTensor, std: Double, seed: UInt64) -> [Float] {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ seed
+        for byte in t.key.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        var rng = SplitMix64(seed: h)
+        let a = Float(std * 3.0.squareRoot())
+        var out = [Float](repeating: 0, count: t.count)
+        for i in out.indices { out[i] = (Float(rng.next() >> 40) * 0x1p-24 * 2 - 1) * a }
+        return out
+    }
+
     static func floatData(_ a: [Float]) -> Data {
         a.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) }
+    }
+
+    /// The `__metadata__` of a safetensors file, or nil when it cannot be read.
+    static func metadata(of url: URL) -> [String: String]? {
+        guard let fh = FileHandle(forReadingAtPath: url.path) else { return nil }
+        defer { try? fh.close() }
+        guard let head = try? fh.read(upToCount: 8), head.count == 8 else { return nil }
+        let n = head.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard n < 100 << 20, let json = try? fh.read(upToCount: Int(n)),
+              let obj = try? JSONSerialization.jsonObject(with: json) as? [String: Any] else { return nil }
+        return obj["__metadata__"] as? [String: String]
     }
 
     /// The synthetic files `ensure` can write.
@@ -279,13 +323,14 @@ public enum SyntheticWeights {
                 arch = "GPEN FullGenerator(256, 512, 8, 1, narrow=0.5)"
             case "RetinaFace-R50": tensors = retinaFaceR50(); arch = "RetinaFace ResNet-50 (class head biased to background)"
             case "ParseNet-latest": tensors = parseNet(); arch = "ParseNet(512, 512, 32, 64, 19, 10)"
-            case "RealESRGAN_x2plus": tensors = try rrdbNet(scale: 2, blocks: 23); arch = "RRDBNet(3, 3, scale 2, 64, 23, 32)"
+            case "RealESRGAN_x2plus": tensors = try rrdbNet(scale: 2, blocks: 23, passThrough: true)
+                arch = "RRDBNet(3, 3, scale 2, 64, 23, 32), pass-through channels 0-2"
             default: throw .invalidArgument("no synthetic layout named \(name) (\(defaultNames.joined(separator: ", ")))")
             }
             let url = dir.appendingPathComponent("\(name).synthetic.safetensors")
             let payload = tensors.reduce(0) { $0 + $1.count * ($1.fill == .int64Zero ? 8 : 4) }
             let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? nil
-            if size == nil || size! < payload + 8 {
+            if size == nil || size! < payload + 8 || metadata(of: url)?["architecture"] != arch {
                 try writeSafetensors(tensors, to: url, metadata: ["synthetic": "true", "architecture": arch,
                                                                    "note": BenchReport.syntheticWords])
             }

@@ -88,9 +88,10 @@ public struct WorkloadRecord: Sendable, Equatable {
     /// Faces the command restored, when it reports them.
     public var faces: Int?
 
-    /// The engine's own tensor peak when the command reports one (the largest `*peak*_bytes` figure).
+    /// The engine's own tensor peak when the command reports one: the largest `*peak*_bytes` figure that is not a
+    /// process RSS (a peer's own `peak_rss_bytes` is whole-process memory, measured from outside anyway).
     public var tensorPeakBytes: Double? {
-        memory.filter { $0.key.contains("peak") }.values.max()
+        RunMeasurement.tensorPeak(memory)
     }
 
     /// Parses one JSON object line.
@@ -139,6 +140,11 @@ public struct WorkloadRecord: Sendable, Equatable {
 
 /// One measured run of a workload on one input.
 public struct RunMeasurement: Sendable, Codable, Equatable {
+    /// The engine tensor peak among reported memory figures: the largest whose name contains `peak` but not `rss`.
+    public static func tensorPeak(_ memory: [String: Double]) -> Double? {
+        memory.filter { $0.key.contains("peak") && !$0.key.contains("rss") }.values.max()
+    }
+
     /// Wall seconds of the whole process.
     public var wallSeconds: Double
     /// User + system CPU seconds.

@@ -116,6 +116,7 @@ struct BenchCommand: ParsableCommand {
     var families: [String] { models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
 
     func run() throws {
+        let commandStart = Date()
         let fm = FileManager.default
         let outURL = URL(fileURLWithPath: (out as NSString).expandingTildeInPath).standardizedFileURL
         let binary = try enhanceBin ?? Self.selfExecutable()
@@ -202,9 +203,10 @@ struct BenchCommand: ParsableCommand {
         for n in notes { log(n) }
 
         let budget = try ByteSize.parse(memoryBudget)
-        let settings = BenchProtocol(warmups: warmups, runs: runs ?? (quick ? 2 : 5), memoryBudgetBytes: budget, quick: quick,
+        var settings = BenchProtocol(warmups: warmups, runs: runs ?? (quick ? 2 : 5), memoryBudgetBytes: budget, quick: quick,
                                      warmupEveryInput: warmupEveryInput,
                                      timeBudgetS: try Self.duration(timeBudget ?? (quick ? "0" : "25m")))
+        settings.budgetStart = commandStart
         log("\(workloads.count) workloads, \(inputs.count) inputs, \(settings.warmups) warm-up + \(settings.runs) runs")
         let report = BenchRunner(settings: settings, outDir: outURL)
             .run(workloads: workloads, inputs: inputs, extraInputs: extra, folder: folder.path, notes: notes, log: log)

@@ -145,6 +145,9 @@ struct HarnessTests {
         #expect(r.timings == ["detect": 0.5, "restore": 2])
         #expect(r.memory == ["arena_bytes": 7, "peak_tensor_bytes": 99, "weights_bytes": 5])
         #expect(r.tensorPeakBytes == 99)
+        // A peer's own whole-process RSS is not an engine tensor peak.
+        let peer = try WorkloadRecord(line: #"{"input":"a.png","status":"ok","peak_rss_bytes":5000}"#, path: "r.jsonl", lineNumber: 2)
+        #expect(peer.memory == ["peak_rss_bytes": 5000] && peer.tensorPeakBytes == nil)
         #expect(throws: BenchError.self) { try WorkloadRecord(line: "[1]", path: "r.jsonl", lineNumber: 3) }
         #expect(throws: BenchError.self) { try WorkloadRecord(line: #"{"status":"ok"}"#, path: "r.jsonl", lineNumber: 4) }
     }

@@ -1,4 +1,6 @@
 import Checkpoint
+import Models
+import TensorCore
 import Foundation
 import Testing
 @testable import Bench
@@ -56,6 +58,37 @@ import Testing
             return
         }
         #expect(rc.scale == 2 && rc.numBlock == 1)
+    }
+}
+
+extension SyntheticWeightsTests {
+    /// The pass-through x2plus layout keeps the image: a constant input comes out as the same constant (away from
+    /// the zero-padded border the tent blurs darken), and the layout is still the released one.
+    @Test func passThroughRRDBNetCarriesTheImage() throws {
+        let t = try SyntheticWeights.rrdbNet(scale: 2, blocks: 2, passThrough: true)
+        #expect(t.map(\.key) == (try SyntheticWeights.rrdbNet(scale: 2, blocks: 2)).map(\.key))
+        let dir = try tempDir("passthrough")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("x2.safetensors")
+        try SyntheticWeights.writeSafetensors(t, to: url, metadata: [:])
+        let be = ReferenceBackend()
+        let net = try RRDBNet(configuration: RRDBNetConfiguration(numInCh: 3, numOutCh: 3, scale: 2, numFeat: 64, numBlock: 2, numGrowCh: 32),
+                              weights: CheckpointLoader.load(url).stateDict, backend: be)
+        let n = 16
+        var x = [Float](repeating: 0, count: 3 * n * n)
+        for c in 0..<3 { for i in 0..<(n * n) { x[c * n * n + i] = [0.2, 0.5, 0.8][c] } }
+        let y = try be.download(net.forward(be.upload(shape: TensorShape(n: 1, c: 3, h: n, w: n), data: x)))
+        let m = 2 * n
+        #expect(y.shape == [1, 3, m, m])
+        for c in 0..<3 {
+            for yy in 6..<(m - 6) {
+                for xx in 6..<(m - 6) {
+                    let v = y.data[c * m * m + yy * m + xx]
+                    #expect(abs(v - [0.2, 0.5, 0.8][c]) < 1e-5, "channel \(c) at \(yy),\(xx): \(v)")
+                    if abs(v - [0.2, 0.5, 0.8][c]) >= 1e-5 { return }
+                }
+            }
+        }
     }
 }
 
