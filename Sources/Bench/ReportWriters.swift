@@ -191,9 +191,17 @@ public enum ReportWriter {
         return out
     }
 
-    /// Horizontal stacked bars of median seconds per stage, one bar per summary with stage timings.
+    /// Stage colours: enough distinct ones that no two stages of the report share one.
+    static let stagePalette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+                               "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd"]
+
+    /// Horizontal stacked bars of median seconds per stage and image, one bar per summary with stage timings
+    /// (a folder run's stage times are summed over its images, so they are divided by the images per run).
     public static func stageBarsSVG(_ report: BenchReport) -> String {
-        let rows = report.summaries.filter { !$0.stagesS.isEmpty }.map { ($0.label, displayStages($0.stagesS)) }
+        let rows = report.summaries.filter { !$0.stagesS.isEmpty }.map { sum -> (String, [String: Double]) in
+            let perRun = Double(max(1, report.rows.first { $0.workload == sum.workload && $0.variant == sum.variant }?.imagesPerRun ?? 1))
+            return (sum.label, displayStages(sum.stagesS).mapValues { $0 / perRun })
+        }
         let stages = Array(Set(rows.flatMap { $0.1.keys })).sorted()
         let maxTotal = rows.map { $0.1.values.reduce(0, +) }.max() ?? 1
         let barW = 420.0, left = 260.0
@@ -207,14 +215,14 @@ public enum ReportWriter {
                 guard let v = values[st], v > 0 else { continue }
                 let wpx = barW * v / max(maxTotal, 1e-9)
                 s += String(format: "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"18\" fill=\"%@\"><title>%@ %.3f s</title></rect>\n",
-                            x, y, wpx, palette[k % palette.count], st, v)
+                            x, y, wpx, stagePalette[k % stagePalette.count], st, v)
                 x += wpx
             }
             s += String(format: "<text x=\"%.1f\" y=\"%d\">%.2f s</text>\n", x + 4, y + 13, values.values.reduce(0, +))
         }
         for (k, st) in stages.enumerated() {
             let x = 20 + 160 * (k % 4), y = 30 + 26 * rows.count + 24 * (k / 4)
-            s += "<rect x=\"\(x)\" y=\"\(y)\" width=\"12\" height=\"12\" fill=\"\(palette[k % palette.count])\"/>"
+            s += "<rect x=\"\(x)\" y=\"\(y)\" width=\"12\" height=\"12\" fill=\"\(stagePalette[k % stagePalette.count])\"/>"
             s += "<text x=\"\(x + 16)\" y=\"\(y + 10)\">\(escape(st))</text>\n"
         }
         return s + "</svg>\n"
@@ -248,13 +256,13 @@ public enum ReportWriter {
         h += "; memory budget \(ByteSize.format(report.memoryBudgetBytes)).</p>\n"
         if let note = report.syntheticNote { h += "<p class=\"warn\" id=\"synthetic\">\(escape(note))</p>\n" }
         h += "<h2>Summary</h2>\n<table id=\"summary\"><tr><th class=\"l\">model</th><th class=\"l\">variant</th><th>threads</th>"
-        h += "<th>median s</th><th>p95 s</th><th>s / image</th><th>peak RSS</th><th>tensor peak</th><th>utilisation</th>"
+        h += "<th>runs</th><th>median s</th><th>p95 s</th><th>s / image</th><th>peak RSS</th><th>tensor peak</th><th>utilisation</th>"
         h += "<th>capacity</th><th>images/h/core</th><th>PSNR</th><th>SSIM</th><th class=\"l\">peer ratio</th></tr>\n"
         for s in report.summaries {
             h += "<tr data-workload=\"\(escape(s.workload))\" data-variant=\"\(escape(s.variant))\" data-median-s=\"\(seconds(s.medianS))\" "
             h += "data-p95-s=\"\(seconds(s.p95S))\" data-peak-rss-bytes=\"\(s.peakRSSBytes)\" data-capacity=\"\(s.capacity)\">"
             h += "<td class=\"l\">\(escape(s.workload))\(s.synthetic ? " <b title=\"\(BenchReport.syntheticWords)\">synthetic</b>" : "")</td>"
-            h += "<td class=\"l\">\(escape(s.variant))</td><td>\(s.threads)</td><td>\(seconds(s.medianS))</td><td>\(seconds(s.p95S))</td>"
+            h += "<td class=\"l\">\(escape(s.variant))</td><td>\(s.threads)</td><td>\(s.runs.count)</td><td>\(seconds(s.medianS))</td><td>\(seconds(s.p95S))</td>"
             h += "<td>\(seconds(s.perImageS))</td><td>\(ByteSize.format(s.peakRSSBytes))</td>"
             h += "<td>\(s.tensorPeakBytes.map { ByteSize.format(Int64($0)) } ?? "n/a")</td><td>\(percent(s.utilisation))</td>"
             h += "<td>\(s.capacity)</td><td>\(String(format: "%.0f", s.imagesPerHourPerCore))</td><td>\(psnr(s.psnr))</td>"
@@ -267,7 +275,7 @@ public enum ReportWriter {
             h += "<h2>Notes</h2>\n<ul id=\"notes\">" + report.notes.map { "<li>\(escape($0))</li>" }.joined() + "</ul>\n"
         }
         h += "<h2>Radar</h2>\n" + radarSVG(report)
-        h += "<h2>Time per stage (median s)</h2>\n" + stageBarsSVG(report)
+        h += "<h2>Time per stage (median s per image)</h2>\n" + stageBarsSVG(report)
         h += "<h2>Per input</h2>\n<table id=\"rows\"><tr><th class=\"l\">model</th><th class=\"l\">variant</th><th class=\"l\">image</th>"
         h += "<th>faces</th><th class=\"l\">runs (s)</th><th>median s</th><th>p95 s</th><th>peak RSS</th><th>utilisation</th><th>capacity</th>"
         h += "<th>PSNR</th><th>SSIM</th><th class=\"l\">stages (median s)</th><th class=\"l\">peer ratio</th><th class=\"l\">error</th></tr>\n"
