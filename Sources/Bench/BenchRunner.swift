@@ -243,6 +243,8 @@ public struct BenchRunner: Sendable {
                 && (mine.contains { $0.imagesPerRun > 1 } || names.contains($0.image)) }
             summaries[i].baselinePerImageS = Stats.median(base.flatMap(\.runs))
         }
+        var inputsByLabel: [String: Set<String>] = [:]
+        for r in rows where !r.runs.isEmpty { inputsByLabel[r.label, default: []].insert(r.image) }
         let synthetic = rows.contains { $0.synthetic }
         let fmt = ISO8601DateFormatter()
         var uts = utsname()
@@ -256,7 +258,8 @@ public struct BenchRunner: Sendable {
                            memoryBudgetBytes: settings.memoryBudgetBytes,
                            syntheticNote: synthetic ? BenchReport.syntheticWords : nil, inputs: inputs, rows: rows,
                            summaries: summaries,
-                           recommendation: Recommendation.make(summaries: summaries, budget: settings.memoryBudgetBytes),
+                           recommendation: Recommendation.make(summaries: summaries, budget: settings.memoryBudgetBytes,
+                                                               inputs: inputsByLabel),
                            notes: notes)
     }
 

@@ -4,8 +4,9 @@ import Foundation
 
 /// Turns measured summaries into sentences; every number in them comes from the summaries.
 public enum Recommendation {
-    /// Sentences for the report, most important first.
-    public static func make(summaries: [BenchSummary], budget: Int64) -> [String] {
+    /// Sentences for the report, most important first. `inputs` maps a summary's label to the images its rows
+    /// measured; the fastest-versus-slowest comparison is made only between workloads measured on the same images.
+    public static func make(summaries: [BenchSummary], budget: Int64, inputs: [String: Set<String>] = [:]) -> [String] {
         var out: [String] = []
         let baselines = summaries.filter { $0.variant == "default" && $0.peerOf == nil && $0.medianS != nil }
         let budgetText = ByteSize.format(budget)
@@ -32,11 +33,18 @@ public enum Recommendation {
             out.append(line)
         }
         if baselines.count >= 2 {
-            let fastest = baselines.min { ($0.perImageS ?? .infinity) < ($1.perImageS ?? .infinity) }!
+            // The largest group of baselines measured on the same images (all of them when `inputs` is empty).
+            var groups: [Set<String>: [BenchSummary]] = [:]
+            for b in baselines { groups[inputs[b.label] ?? [], default: []].append(b) }
+            func width(_ g: [BenchSummary]) -> Int { inputs[g[0].label]?.count ?? 0 }
+            let same = groups.values.max { ($0.count, width($0)) < ($1.count, width($1)) } ?? baselines
+            let fastest = same.min { ($0.perImageS ?? .infinity) < ($1.perImageS ?? .infinity) }!
             let leanest = baselines.min { $0.peakRSSBytes < $1.peakRSSBytes }!
-            let slowest = baselines.max { ($0.perImageS ?? 0) < ($1.perImageS ?? 0) }!
+            let slowest = same.max { ($0.perImageS ?? 0) < ($1.perImageS ?? 0) }!
             if fastest.workload != slowest.workload, let f = fastest.perImageS, let sl = slowest.perImageS, f > 0 {
-                out.append(String(format: "%@ is %.1f× faster per image than %@.", fastest.workload, sl / f, slowest.workload))
+                let n = inputs[fastest.label]?.count ?? 0
+                out.append(String(format: "%@ is %.1f× faster per image than %@%@.", fastest.workload, sl / f, slowest.workload,
+                                  n > 0 ? " on the same \(n) input\(n == 1 ? "" : "s")" : ""))
             }
             if leanest.capacity > 0 {
                 out.append("Under a \(budgetText) budget the most instances fit with \(leanest.workload) (\(leanest.capacity)).")

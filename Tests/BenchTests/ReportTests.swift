@@ -72,6 +72,23 @@ func attributes(_ name: String, in html: String) -> [String] {
         #expect(text.contains("tile 256") && text.contains("Use it when memory is the limit"))
         #expect(text.contains("faster than torch-x2plus"))
         #expect(text.contains(BenchReport.syntheticWords))
+        // gpen-512 and x2plus ran on the same two inputs: their comparison says so.
+        #expect(text.contains("gpen-512 is") && text.contains("faster per image than realesrgan-x2plus on the same 2 inputs"))
+    }
+
+    @Test func comparisonsStayWithinOneInputSet() {
+        // A fast workload measured on one scene only is not compared with the slower ones measured on two.
+        let r = sampleReport()
+        var fast = r.summaries.first { $0.workload == "gpen-512" }!
+        fast.workload = "gpen-256"
+        fast.medianS = 0.5
+        fast.perImageS = 0.5
+        let inputs: [String: Set<String>] = ["gpen-512": ["frontal", "side"], "realesrgan-x2plus": ["frontal", "side"],
+                                             "gpen-256": ["frontal"]]
+        let text = Recommendation.make(summaries: r.summaries + [fast], budget: 12 << 30, inputs: inputs).joined(separator: "\n")
+        #expect(text.contains("Choose gpen-256"))
+        #expect(!text.contains("gpen-256 is"))
+        #expect(text.contains("gpen-512 is") && text.contains("on the same 2 inputs"))
     }
 
     @Test func filesAgreeWithEachOther() throws {
