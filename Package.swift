@@ -37,7 +37,7 @@ let package = Package(
         // RealESRGANer semantics, face pipeline, batch processing
         .target(name: "Pipeline", dependencies: ["Models", "ImageIO", "TensorCore", "BackendDNNL", "Checkpoint"]),
         // `enhance bench`: scenes, subprocess measurement, quality metrics, reports
-        .target(name: "Bench", dependencies: ["ImageIO", "Pipeline"]),
+        .target(name: "Bench", dependencies: ["ImageIO", "Pipeline", "Checkpoint"]),
         // commands as a library so tests can drive them
         .target(name: "EnhanceCLI", dependencies: [
             "Bench", "Pipeline", "Models", "ImageIO", "Checkpoint", "TensorCore", "BackendDNNL",

@@ -60,28 +60,26 @@ public struct BenchRunner: Sendable {
         // A warm-up only fills the page cache (every run is a fresh process), so variants of a workload that already
         // warmed up with the same program and weights (same name and executable) skip it.
         var warmed = Set<String>()
+        func warmups(_ w: WorkloadSpec) -> Int {
+            warmed.insert(w.name + "\u{1}" + w.executable).inserted || settings.warmupEveryInput ? settings.warmups : 0
+        }
         for w in workloads {
             if w.input == .folder {
                 guard let folder else { continue }
-                let first = warmed.insert(w.name + "\u{1}" + w.executable).inserted
                 tasks.append(RowTask(w: w, inputPath: folder, imageName: "all (\(inputs.count))", images: inputs.count,
-                                     clean: nil, warmups: first || settings.warmupEveryInput ? settings.warmups : 0))
+                                     clean: nil, warmups: warmups(w)))
             } else {
                 let targets = w.onlyInputs.map { names in (inputs + extraInputs).filter { names.contains($0.name) } } ?? inputs
                 for input in targets {
-                    let first = warmed.insert(w.name + "\u{1}" + w.executable).inserted
                     tasks.append(RowTask(w: w, inputPath: input.path, imageName: input.name, images: 1, clean: input.cleanPath,
-                                         warmups: first || settings.warmupEveryInput ? settings.warmups : 0))
+                                         warmups: warmups(w)))
                 }
             }
         }
         tasks = BenchRunner.peersBesideTheirRows(tasks)
         var states = tasks.map { _ in RowState() }
         // Later passes: main rows first, then variants; a peer ranks with the row it mirrors.
-        let rank = tasks.map { t -> Int in
-            let mirrored = t.w.peerOf.flatMap { target in tasks.first { $0.w.label == target && $0.imageName == t.imageName } }
-            return (mirrored ?? t).isVariant ? 1 : 0
-        }
+        let rank = tasks.map { t in (tasks.first { t.mirrors($0) } ?? t).isVariant ? 1 : 0 }
         for pass in 0..<settings.runs {
             var order = tasks.indices.filter { states[$0].failure == nil && !states[$0].stopped && states[$0].measurements.count == pass }
             if pass > 0 { order.sort { (rank[$0], $0) < (rank[$1], $1) } }
@@ -124,6 +122,8 @@ public struct BenchRunner: Sendable {
         let clean: String?
         let warmups: Int
         var isVariant: Bool { w.variant != "default" && w.peerOf == nil }
+        /// True when this is a peer row of `row`: the workload it mirrors, on the same image.
+        func mirrors(_ row: RowTask) -> Bool { w.peerOf != nil && row.w.label == w.peerOf && row.imageName == imageName }
     }
 
     /// What the runs of one row have produced so far.
@@ -141,7 +141,7 @@ public struct BenchRunner: Sendable {
     static func peersBesideTheirRows(_ tasks: [RowTask]) -> [RowTask] {
         var out = tasks.filter { $0.w.peerOf == nil }
         for p in tasks where p.w.peerOf != nil {
-            if let k = out.lastIndex(where: { $0.w.label == p.w.peerOf && $0.imageName == p.imageName }) {
+            if let k = out.lastIndex(where: { p.mirrors($0) }) {
                 out.insert(p, at: k + 1)
             } else {
                 out.append(p)

@@ -1,6 +1,7 @@
 // Synthetic weights of the exact released architectures, written as safetensors, for timing and memory runs
 // when the real files are absent. Shapes follow docs gpen.md §1-§5 and realesrgan.md §1; values are seeded.
 
+import Checkpoint
 import Foundation
 
 /// How a synthetic tensor is filled.
@@ -294,17 +295,6 @@ public enum SyntheticWeights {
         a.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) }
     }
 
-    /// The `__metadata__` of a safetensors file, or nil when it cannot be read.
-    static func metadata(of url: URL) -> [String: String]? {
-        guard let fh = FileHandle(forReadingAtPath: url.path) else { return nil }
-        defer { try? fh.close() }
-        guard let head = try? fh.read(upToCount: 8), head.count == 8 else { return nil }
-        let n = head.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
-        guard n < 100 << 20, let json = try? fh.read(upToCount: Int(n)),
-              let obj = try? JSONSerialization.jsonObject(with: json) as? [String: Any] else { return nil }
-        return obj["__metadata__"] as? [String: String]
-    }
-
     /// The synthetic files `ensure` can write.
     public static let defaultNames = ["GPEN-BFR-512", "GPEN-BFR-256", "RetinaFace-R50", "ParseNet-latest", "RealESRGAN_x2plus"]
 
@@ -330,7 +320,7 @@ public enum SyntheticWeights {
             let url = dir.appendingPathComponent("\(name).synthetic.safetensors")
             let payload = tensors.reduce(0) { $0 + $1.count * ($1.fill == .int64Zero ? 8 : 4) }
             let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? nil
-            if size == nil || size! < payload + 8 || metadata(of: url)?["architecture"] != arch {
+            if size == nil || size! < payload + 8 || (try? CheckpointLoader.load(url))?.metadata["architecture"] != arch {
                 try writeSafetensors(tensors, to: url, metadata: ["synthetic": "true", "architecture": arch,
                                                                    "note": BenchReport.syntheticWords])
             }

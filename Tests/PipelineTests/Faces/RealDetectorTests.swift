@@ -30,13 +30,7 @@ struct RealDetectorTests {
 }
 
 enum RealDetector {
-    static var assets: URL {
-        if let e = ProcessInfo.processInfo.environment["ENHANCE_ASSETS"] { return URL(fileURLWithPath: e) }
-        return FacesGolden.repoRoot.appendingPathComponent(".cache/assets")
-    }
-    static func asset(_ name: String) -> URL { assets.appendingPathComponent(name) }
+    static func asset(_ name: String) -> URL { UpscalePaths.assets.appendingPathComponent(name) }
     static var weights: URL { asset("RetinaFace-mnet025.safetensors") }
-    static var available: Bool {
-        FileManager.default.fileExists(atPath: weights.path) && FileManager.default.fileExists(atPath: asset("astronaut.png").path)
-    }
+    static var available: Bool { UpscalePaths.exists(weights) && UpscalePaths.exists(asset("astronaut.png")) }
 }
