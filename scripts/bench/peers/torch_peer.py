@@ -71,7 +71,6 @@ def check(kind):
 
 
 def run_realesrgan(a):
-    import cv2
     import torch
     sys.path.insert(0, REFERENCE)
     from realesrganer import RealESRGANer
@@ -86,35 +85,13 @@ def run_realesrgan(a):
     model.load_state_dict(sd, strict=True)
     model.eval()
     upsampler = RealESRGANer(scale, model, tile=0, tile_pad=10, pre_pad=0)
-    load_s = time.perf_counter() - t0
-    files = sorted(os.path.join(a.input, f) for f in os.listdir(a.input)) if os.path.isdir(a.input) else [a.input]
-    os.makedirs(a.output, exist_ok=True)
-    for f in files:
-        rec = {"input": f, "status": "ok", "timings": {"load": load_s}}
-        try:
-            t = time.perf_counter()
-            img = cv2.imread(f, cv2.IMREAD_COLOR)
-            if img is None:
-                raise ValueError("cannot decode")
-            rec["timings"]["decode"] = time.perf_counter() - t
-            t = time.perf_counter()
-            with torch.no_grad():
-                out = upsampler.enhance(img)
-            if isinstance(out, tuple):
-                out = out[0]
-            rec["timings"]["upscale"] = time.perf_counter() - t
-            t = time.perf_counter()
-            dst = os.path.join(a.output, os.path.splitext(os.path.basename(f))[0] + "_out.png")
-            cv2.imwrite(dst, out)
-            rec["timings"]["encode"] = time.perf_counter() - t
-            rec["output"] = dst
-        except Exception as e:  # noqa: BLE001
-            rec["status"], rec["error"] = "failed", str(e)
-        rec["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        with open(os.path.join(a.output, "results.jsonl"), "a") as fh:
-            fh.write(json.dumps(rec) + "\n")
-        load_s = 0.0
-    return 0
+
+    def upscale(img):
+        with torch.no_grad():
+            out = upsampler.enhance(img)
+        return out[0] if isinstance(out, tuple) else out
+
+    return run_files(a, time.perf_counter() - t0, "upscale", upscale)
 
 
 def run_gpen_aligned(a):
@@ -132,7 +109,26 @@ def run_gpen_aligned(a):
     model = FullGenerator(size, 512, 8, cm, narrow=narrow)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True)
     model.eval()
-    load_s = time.perf_counter() - t0
+
+    def restore(img):
+        x = cv2.resize(img, (size, size))
+        x = torch.from_numpy(x.astype(np.float32) / 255.0)
+        x = ((x - 0.5) / 0.5).permute(2, 0, 1).unsqueeze(0).flip(1)
+        with torch.no_grad():
+            y = model(x)
+        if isinstance(y, tuple):
+            y = y[0]
+        y = (y * 0.5 + 0.5).squeeze(0).flip(0).permute(1, 2, 0).clamp(0, 1).numpy()
+        return (y * 255).astype(np.uint8)
+
+    return run_files(a, time.perf_counter() - t0, "restore", restore)
+
+
+def run_files(a, load_s, stage, compute):
+    """Runs `compute` (BGR uint8 image -> BGR uint8 image) on every input file and appends one record per file to
+    <output>/results.jsonl: decode, `stage` and encode seconds, the model load time on the first record, the
+    process's peak RSS."""
+    import cv2
     files = sorted(os.path.join(a.input, f) for f in os.listdir(a.input)) if os.path.isdir(a.input) else [a.input]
     os.makedirs(a.output, exist_ok=True)
     for f in files:
@@ -144,16 +140,8 @@ def run_gpen_aligned(a):
                 raise ValueError("cannot decode")
             rec["timings"]["decode"] = time.perf_counter() - t
             t = time.perf_counter()
-            x = cv2.resize(img, (size, size))
-            x = torch.from_numpy(x.astype(np.float32) / 255.0)
-            x = ((x - 0.5) / 0.5).permute(2, 0, 1).unsqueeze(0).flip(1)
-            with torch.no_grad():
-                y = model(x)
-            if isinstance(y, tuple):
-                y = y[0]
-            y = (y * 0.5 + 0.5).squeeze(0).flip(0).permute(1, 2, 0).clamp(0, 1).numpy()
-            out = (y * 255).astype(np.uint8)
-            rec["timings"]["restore"] = time.perf_counter() - t
+            out = compute(img)
+            rec["timings"][stage] = time.perf_counter() - t
             t = time.perf_counter()
             dst = os.path.join(a.output, os.path.splitext(os.path.basename(f))[0] + "_out.png")
             cv2.imwrite(dst, out)
