@@ -132,7 +132,7 @@ def main():
                     data = data.replace(b"\r\n", b"\n")
                 try:
                     checked, data = convert(name, data)
-                except ValueError as e:
+                except (ValueError, SyntaxError, UnicodeDecodeError, IndexError, KeyError) as e:
                     failed.append(name)
                     print(f"error: {name}: {e}", file=sys.stderr)
                     continue

@@ -98,6 +98,7 @@ struct BenchCommand: ParsableCommand {
         let known: Set<String> = ["restore", "upscale", "chain"]
         for f in families where !known.contains(f) { throw ValidationError("--models: unknown family \(f) (restore, upscale, chain)") }
         do { _ = try ByteSize.parse(memoryBudget) } catch { throw ValidationError(error.description) }
+        _ = try timeBudgetSeconds()
         for w in workload where !w.contains("=") { throw ValidationError("--workload \(w): expected NAME=PROGRAM ARGS") }
         _ = try sceneKinds()
     }
@@ -205,7 +206,7 @@ struct BenchCommand: ParsableCommand {
         let budget = try ByteSize.parse(memoryBudget)
         var settings = BenchProtocol(warmups: warmups, runs: runs ?? (quick ? 2 : 5), memoryBudgetBytes: budget, quick: quick,
                                      warmupEveryInput: warmupEveryInput,
-                                     timeBudgetS: try Self.duration(timeBudget ?? (quick ? "0" : "25m")))
+                                     timeBudgetS: try timeBudgetSeconds())
         settings.budgetStart = commandStart
         log("\(workloads.count) workloads, \(inputs.count) inputs, \(settings.warmups) warm-up + \(settings.runs) runs")
         let report = BenchRunner(settings: settings, outDir: outURL)
@@ -224,6 +225,9 @@ struct BenchCommand: ParsableCommand {
         if let w = which(a) { return w }
         throw ValidationError("cannot find the enhance executable; pass --enhance-bin")
     }
+
+    /// `--time-budget` in seconds (default 25 min; none with `--quick`).
+    func timeBudgetSeconds() throws -> Double { try Self.duration(timeBudget ?? (quick ? "0" : "25m")) }
 
     /// Seconds of a duration: `N` or `Nm` minutes, `Ns` seconds, `Nh` hours.
     static func duration(_ text: String) throws -> Double {

@@ -47,4 +47,14 @@ import Testing
         #expect(svg.contains("<svg") && svg.contains(">latency<") && svg.contains(">quality<"))
         #expect(r.stdout.contains("median s") && r.stdout.contains("capacity"))
     }
+
+    @Test func badTimeBudgetFailsBeforeAnyWork() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("enhance-bench-budget-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let r = try EnhanceBinary.run(["bench", "--time-budget", "abc", "--out", out.path])
+        #expect(r.status == 64, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("--time-budget 'abc'"))
+        // Rejected while parsing: no scenes, no synthetic weights were written.
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
 }

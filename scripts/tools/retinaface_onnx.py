@@ -181,8 +181,12 @@ def main(argv):
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
-    with open(argv[1], "rb") as f:
-        out = to_safetensors(model_bytes(f.read()))
+    try:
+        with open(argv[1], "rb") as f:
+            out = to_safetensors(model_bytes(f.read()))
+    except (OSError, ValueError, SyntaxError, UnicodeDecodeError, IndexError, KeyError) as e:
+        print(f"retinaface_onnx.py: {argv[1]}: {e}", file=sys.stderr)
+        return 1
     with open(argv[2] + ".tmp", "wb") as f:
         f.write(out)
     os.replace(argv[2] + ".tmp", argv[2])
