@@ -39,7 +39,7 @@ struct ZipArchive {
         // zip64 locator just before the EOCD
         if eocd >= 20, file.u32(eocd - 20) == 0x0706_4b50 {
             let rec64 = file.u64(eocd - 20 + 8)
-            guard rec64 <= UInt64(n - 56), file.u32(Int(rec64)) == 0x0606_4b50 else { throw bad("bad zip64 end record") }
+            guard n >= 56, rec64 <= UInt64(n - 56), file.u32(Int(rec64)) == 0x0606_4b50 else { throw bad("bad zip64 end record") }
             let r = Int(rec64)
             let c64 = file.u64(r + 32), s64 = file.u64(r + 40), o64 = file.u64(r + 48)
             guard c64 < UInt64(n), s64 <= UInt64(n), o64 <= UInt64(n) else { throw bad("zip64 sizes past the end of the file") }
@@ -73,7 +73,7 @@ struct ZipArchive {
                 }
                 e += 4 + sz
             }
-            guard local <= UInt64(n - 30), csize <= UInt64(n), usize <= UInt64(Int.max / 2) else {
+            guard n >= 30, local <= UInt64(n - 30), csize <= UInt64(n), usize <= UInt64(Int.max / 2) else {
                 throw bad("entry '\(name)' points past the end of the file")
             }
             let lo = Int(local)
