@@ -45,12 +45,18 @@ public final class DeviceBuffer: @unchecked Sendable {
     public var floats: UnsafeMutablePointer<Float> { pointer.assumingMemoryBound(to: Float.self) }
 }
 
-/// A size-bucketed pool of aligned buffers with live/peak accounting. Freed buffers are kept per exact
-/// (64-byte-rounded) size and handed out again, so a network's peak is close to its widest point.
+/// A pool of aligned buffers with live/peak accounting. Freed buffers are cached and handed out again to a
+/// request of the same size or up to a quarter smaller (best fit, newest first). On a miss the pool releases the
+/// oldest cached buffers until the new allocation fits under the highest live total seen so far (live bytes
+/// including the request), so reserved memory never exceeds the live peak. With exact-size free lists kept
+/// forever, every distinct activation size stayed cached (GPEN-512: 1015 MiB reserved for 648 MiB live).
 public final class BufferPool: @unchecked Sendable {
     private let lock = NSLock()
-    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    /// Cached free buffers, oldest first.
+    private var cache: [(size: Int, pointer: UnsafeMutableRawPointer)] = []
     private var stats = MemoryStats()
+    /// Highest live total including the request being served (the bound on reserved bytes).
+    private var highWater = 0
     /// Largest single allocation accepted (bytes).
     public let maxAllocationBytes: Int
 
@@ -60,7 +66,13 @@ public final class BufferPool: @unchecked Sendable {
     }
 
     deinit {
-        for (_, list) in free { for p in list { Foundation.free(p) } }
+        for entry in cache { Foundation.free(entry.pointer) }
+    }
+
+    /// Bytes in cached free buffers.
+    public var cachedBytes: Int {
+        lock.lock(); defer { lock.unlock() }
+        return stats.reservedBytes - stats.liveBytes
     }
 
     /// Hands out a buffer of at least `bytes` bytes (contents undefined unless `zeroed`).
@@ -68,15 +80,29 @@ public final class BufferPool: @unchecked Sendable {
         guard bytes >= 0, bytes <= maxAllocationBytes else { throw TensorError.allocationFailed(bytes: bytes) }
         let size = max(64, (bytes + 63) & ~63)
         lock.lock()
-        var pointer: UnsafeMutableRawPointer?
-        if var list = free[size], let p = list.popLast() {
-            free[size] = list.isEmpty ? nil : list
-            pointer = p
+        var reused: (size: Int, pointer: UnsafeMutableRawPointer)?
+        var evicted: [UnsafeMutableRawPointer] = []
+        if let i = bestFit(size) {
+            reused = cache.remove(at: i)
             stats.reuseCount += 1
-            stats.liveBytes += size
+            stats.liveBytes += reused!.size
+        } else {
+            highWater = max(highWater, stats.liveBytes + size)
+            var released = 0
+            while stats.reservedBytes - released + size > highWater, !cache.isEmpty {
+                let old = cache.removeFirst()
+                released += old.size
+                evicted.append(old.pointer)
+            }
+            stats.reservedBytes -= released
         }
         lock.unlock()
-        if pointer == nil {
+        for p in evicted { Foundation.free(p) }
+        var pointer: UnsafeMutableRawPointer
+        var capacity = size
+        if let reused {
+            pointer = reused.pointer; capacity = reused.size
+        } else {
             var raw: UnsafeMutableRawPointer?
             guard posix_memalign(&raw, 64, size) == 0, let raw else { throw TensorError.allocationFailed(bytes: size) }
             pointer = raw
@@ -90,13 +116,25 @@ public final class BufferPool: @unchecked Sendable {
         lock.lock()
         stats.peakLiveBytes = max(stats.peakLiveBytes, stats.liveBytes)
         lock.unlock()
-        if zeroed { memset(pointer!, 0, size) }
-        return DeviceBuffer(pointer: pointer!, byteCount: size, pool: self)
+        if zeroed { memset(pointer, 0, capacity) }
+        return DeviceBuffer(pointer: pointer, byteCount: capacity, pool: self)
+    }
+
+    /// Index of the smallest cached buffer holding `size` bytes and at most a quarter more (the newest among
+    /// equals); nil when none fits. Caller holds the lock.
+    private func bestFit(_ size: Int) -> Int? {
+        let limit = size + size / 4
+        var best: Int?
+        for i in cache.indices.reversed() where cache[i].size >= size && cache[i].size <= limit {
+            if best == nil || cache[i].size < cache[best!].size { best = i }
+            if cache[i].size == size { break }
+        }
+        return best
     }
 
     func recycle(pointer: UnsafeMutableRawPointer, byteCount: Int) {
         lock.lock()
-        free[byteCount, default: []].append(pointer)
+        cache.append((byteCount, pointer))
         stats.liveBytes -= byteCount
         lock.unlock()
     }
@@ -120,11 +158,10 @@ public final class BufferPool: @unchecked Sendable {
     /// Releases every cached free buffer to the system.
     public func trim() {
         lock.lock()
-        for (size, list) in free {
-            for p in list { Foundation.free(p) }
-            stats.reservedBytes -= size * list.count
-        }
-        free.removeAll()
+        let released = cache
+        cache.removeAll()
+        for entry in released { stats.reservedBytes -= entry.size }
         lock.unlock()
+        for entry in released { Foundation.free(entry.pointer) }
     }
 }
