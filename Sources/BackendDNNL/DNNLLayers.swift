@@ -137,8 +137,12 @@ extension DNNLBackend {
 // MARK: convolution
 
 /// Prepared state of a (transposed) convolution: host weights, bias, reordered weights per layout, primitives per shape.
+/// The host copy is dropped once the first run has reordered the weights; a later layout is reordered from that copy.
 final class ConvState: @unchecked Sendable {
-    let weight: [Float]
+    /// Host weights (in `weightMD`) until the first run's reordered copy exists.
+    var weight: [Float]?
+    /// True while `prepareConv2d` validates with a throw-away plan (the host copy must survive it).
+    var validating = false
     let weightMD: dnnl_memory_desc_t      // the host layout (OIHW / GOIHW / IOHW ...)
     let bias: DeviceBuffer?
     let biasHost: [Float]?
@@ -192,13 +196,25 @@ extension DNNLBackend {
         return buf
     }
 
-    /// The weights of `state` in layout `md`, reordered once and cached.
-    /// The weights of `state` times `scale` in layout `md`, reordered once and cached.
+    /// The weights of `state` times `scale` in layout `md`, reordered once and cached. The first copy comes from the
+    /// host weights, which are then released (a GPEN-512 restore held them twice: 370 MiB more RSS); later layouts
+    /// or scales are reordered and rescaled from the first copy.
     func weights(_ state: ConvState, _ md: dnnl_memory_desc_t, scale: Float = 1, op: String) throws -> DeviceBuffer {
         if let hit = state.prepared.first(where: { $0.scale == scale && MD.equal($0.md, md) }) { return hit.buffer }
-        let data = scale == 1 ? state.weight : state.weight.map { $0 * scale }
-        let buf = try uploadWeights(data, state.weightMD, into: md, op: op)
+        let buf: DeviceBuffer
+        if let host = state.weight {
+            buf = try uploadWeights(scale == 1 ? host : host.map { $0 * scale }, state.weightMD, into: md, op: op)
+        } else {
+            let first = state.prepared.first { $0.scale != 0 }!   // exists: the host copy goes only after one
+            buf = try weightPool.allocate(bytes: MD.size(md), zeroed: true)
+            try reorder(first.md, first.buffer.pointer, md, buf.pointer, op: op + " weights")
+            if scale != first.scale {
+                let f = scale / first.scale, v = buf.floats
+                for i in 0..<(buf.byteCount / 4) { v[i] *= f }
+            }
+        }
         state.prepared.append((md, scale, buf))
+        if !state.validating && scale != 0 { state.weight = nil }
         return buf
     }
 
@@ -229,6 +245,8 @@ extension DNNLBackend {
             // reordered once, on the first run, into the layout (and scale, see `convPlan`) that run's primitive wants,
             // so no unused copy stays in memory.
             let nominal = max(p.kernelH, p.kernelW, 32)
+            state.validating = true
+            defer { state.validating = false }
             guard try convPlan(state, p, n: 1, h: nominal, w: nominal, srcStorage: p.inChannels, dstStorage: p.outChannels,
                                epilogue: EpilogueKey(.identity), fused: true) != nil else {
                 throw TensorError.unsupported(op: "prepareConv2d", message: "oneDNN has no implementation for \(p)")

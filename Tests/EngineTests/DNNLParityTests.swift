@@ -135,6 +135,38 @@ let convCases: [ConvCase] = [
         }
     }
 
+    /// One prepared conv run first plainly (its weights are reordered from the host copy, which is then released),
+    /// then with a folded output scale, a residual, a batch of 2 and a plain-layout input: every later weight copy
+    /// is derived from the first one and must still match the reference.
+    @Test func laterWeightLayoutsAndScalesComeFromTheFirstCopy() throws {
+        var rng = SeededRandom(seed: 21)
+        let p = Conv2dParams(inChannels: 3, outChannels: 16, kernel: 3, padding: 1)
+        let w = rng.host(p.weightShape, scale: 0.3), b = rng.host([16])
+        let x = rng.host([1, 3, 9, 11]), x2 = rng.host([2, 3, 6, 5]), r = rng.host([1, 16, 9, 11])
+        for backend in [try DNNLBackend(options: .init(winograd: false)), try DNNLBackend(options: .init(winograd: true))] {
+            let conv = try backend.prepareConv2d(weight: w, bias: b, params: p)
+            let refConv = try Backends.reference.prepareConv2d(weight: w, bias: b, params: p)
+            func check(_ label: String, _ body: (any Backend, PreparedConv2d) throws -> Tensor) throws {
+                let want = try Backends.reference.download(body(Backends.reference, refConv))
+                let got = try backend.download(body(backend, conv))
+                #expect(got.shape == want.shape)
+                let diff = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .nan
+                #expect(diff <= 1e-4, "\(label) on \(backend.name): max |diff| \(diff)")
+            }
+            try check("plain") { be, c in try be.conv2d(be.upload(x), c) }
+            let weightsAfterFirst = backend.memoryStats.weightBytes
+            try check("plain again") { be, c in try be.conv2d(be.upload(x), c) }
+            #expect(backend.memoryStats.weightBytes == weightsAfterFirst)
+            try check("scale 0.5 + residual") { be, c in
+                try be.conv2d(be.upload(x), c, epilogue: Epilogue(outputScale: 0.5, residual: try be.upload(r)))
+            }
+            try check("scale 0.25 + residual") { be, c in
+                try be.conv2d(be.upload(x), c, epilogue: Epilogue(outputScale: 0.25, residual: try be.upload(r)))
+            }
+            try check("batch 2, leaky") { be, c in try be.conv2d(be.upload(x2), c, epilogue: .activation(.leakyReLU(slope: 0.2))) }
+        }
+    }
+
     @Test func activationsStayBlockedBetweenConvs() throws {
         let be = try DNNLBackend(options: .init(winograd: false))
         var rng = SeededRandom(seed: 11)
