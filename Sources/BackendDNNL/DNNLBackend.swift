@@ -62,8 +62,9 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
         }
         if let t = options.threads {
             guard t > 0, t <= 1024 else { throw TensorError.invalidShape(op: "DNNLBackend", message: "threads \(t)") }
-            omp_set_num_threads(Int32(t))
         }
+        ompThreads = Int32(options.threads ?? Self.defaultOpenMPThreads)
+        omp_set_num_threads(ompThreads)
         self.options = options
         blockedLayout = dnnl_get_effective_cpu_isa().rawValue >= dnnl_cpu_isa_avx512_core.rawValue ? .nChw16c : .nChw8c
         var e: dnnl_engine_t?
@@ -86,7 +87,14 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     }
 
     /// OpenMP threads oneDNN will use.
-    public var threads: Int { Int(omp_get_max_threads()) }
+    public var threads: Int { Int(ompThreads) }
+    /// The thread count every primitive runs with (set on whichever thread executes it).
+    let ompThreads: Int32
+    /// OpenMP's default (OMP_NUM_THREADS or all cores), read before any backend changes a thread's setting.
+    static let defaultOpenMPThreads = Int(omp_get_max_threads())
+
+    /// OpenMP's thread count for a parallel region started on the calling thread (diagnostics and tests).
+    public static var openMPThreadsOnThisThread: Int { Int(omp_get_max_threads()) }
 
     public var name: String {
         let v = dnnl_version().pointee
@@ -180,6 +188,9 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     /// The calling thread (OpenMP's master) runs with FTZ/DAZ only for the primitive's duration, so the
     /// caller's own floating-point mode is never changed; pool workers keep FTZ/DAZ set.
     func execute(_ p: Primitive, _ args: [(Int32, Memory)], op: String) throws {
+        // OpenMP's thread count is per calling thread, and Swift tasks run on whichever pool thread is free: a backend
+        // made with `threads: 1` on one thread ran its primitives on two cores from another.
+        if omp_get_max_threads() != ompThreads { omp_set_num_threads(ompThreads) }
         let callerMode = enhance_get_mxcsr()
         flushDenormalsOnThisThread()
         enhance_set_mxcsr(callerMode | 0x8040)

@@ -342,6 +342,28 @@ extension Tensor {
         #expect(be.name.contains("oneDNN 2."))
         _ = try DNNLBackend(options: .init(threads: ProcessInfo.processInfo.activeProcessorCount))
     }
+
+    /// The thread count holds on every thread that runs the backend's primitives, not only on the one that made it.
+    @Test func threadsOptionHoldsOnAnotherThread() throws {
+        let be = try DNNLBackend(options: .init(threads: 1))
+        let p = Conv2dParams(inChannels: 8, outChannels: 8, kernel: 3, padding: 1)
+        let conv = try be.prepareConv2d(weight: HostTensor(shape: p.weightShape, data: Array(repeating: 0.1, count: 576)), bias: nil, params: p)
+        let x = try HostTensor(shape: [1, 8, 6, 6], data: Array(repeating: 1, count: 288))
+        nonisolated(unsafe) var seen: (before: Int, after: Int, error: (any Error)?) = (0, 0, nil)
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            seen.before = DNNLBackend.openMPThreadsOnThisThread
+            do { _ = try be.download(be.conv2d(be.upload(x), conv)) } catch { seen.error = error }
+            seen.after = DNNLBackend.openMPThreadsOnThisThread
+            done.signal()
+        }
+        thread.start()
+        done.wait()
+        #expect(seen.error == nil)
+        #expect(seen.before == ProcessInfo.processInfo.activeProcessorCount)
+        #expect(seen.after == 1)
+        #expect(be.threads == 1)
+    }
 }
 
 @Test func batchTwoChannelViewsReadAndWriteTheRightChannels() throws {
