@@ -141,8 +141,6 @@ extension DNNLBackend {
 final class ConvState: @unchecked Sendable {
     /// Host weights (in `weightMD`) until the first run's reordered copy exists.
     var weight: [Float]?
-    /// True while `prepareConv2d` validates with a throw-away plan (the host copy must survive it).
-    var validating = false
     let weightMD: dnnl_memory_desc_t      // the host layout (OIHW / GOIHW / IOHW ...)
     let bias: DeviceBuffer?
     let biasHost: [Float]?
@@ -214,7 +212,7 @@ extension DNNLBackend {
             }
         }
         state.prepared.append((md, scale, buf))
-        if !state.validating && scale != 0 { state.weight = nil }
+        if scale != 0 { state.weight = nil }
         return buf
     }
 
@@ -245,14 +243,14 @@ extension DNNLBackend {
             // reordered once, on the first run, into the layout (and scale, see `convPlan`) that run's primitive wants,
             // so no unused copy stays in memory.
             let nominal = max(p.kernelH, p.kernelW, 32)
-            state.validating = true
-            defer { state.validating = false }
+            let host = state.weight   // the throw-away plan below releases it
             guard try convPlan(state, p, n: 1, h: nominal, w: nominal, srcStorage: p.inChannels, dstStorage: p.outChannels,
                                epilogue: EpilogueKey(.identity), fused: true) != nil else {
                 throw TensorError.unsupported(op: "prepareConv2d", message: "oneDNN has no implementation for \(p)")
             }
             state.plans.removeAll()
             state.prepared.removeAll()
+            state.weight = host
             return prepared
         }
     }

@@ -98,14 +98,13 @@ public final class BufferPool: @unchecked Sendable {
         }
         lock.unlock()
         for p in evicted { Foundation.free(p) }
-        var pointer: UnsafeMutableRawPointer
-        var capacity = size
+        let pointer: UnsafeMutableRawPointer, capacity: Int
         if let reused {
-            pointer = reused.pointer; capacity = reused.size
+            (pointer, capacity) = (reused.pointer, reused.size)
         } else {
             var raw: UnsafeMutableRawPointer?
             guard posix_memalign(&raw, 64, size) == 0, let raw else { throw TensorError.allocationFailed(bytes: size) }
-            pointer = raw
+            (pointer, capacity) = (raw, size)
             lock.lock()
             stats.allocationCount += 1
             stats.liveBytes += size
