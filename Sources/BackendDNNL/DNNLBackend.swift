@@ -50,6 +50,19 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     public private(set) var activationReorders = 0
     /// The blocked activation layout for this CPU (`nChw16c` with AVX-512, else `nChw8c`).
     public let blockedLayout: TensorLayout
+    /// Receives a line when a layer's preferred convolution could not be built and the layer fell back to the next
+    /// algorithm or layout (said once per layer and algorithm); nil keeps them silent. `--verbose` prints them.
+    public var diagnostics: (@Sendable (String) -> Void)? {
+        get { sync { diagnosticsHandler } }
+        set { sync { diagnosticsHandler = newValue } }
+    }
+    private var diagnosticsHandler: (@Sendable (String) -> Void)?
+    /// Every fallback note so far (what `diagnostics` received), for tests and benchmarks.
+    public var fallbackNotes: [String] { sync { notes } }
+    private var notes: [String] = []
+    /// Tests only: makes building a convolution with the named algorithm ("winograd", "direct") throw, as a oneDNN
+    /// primitive, scratchpad or weights reorder that cannot be built would.
+    var injectedFault: ((String) -> Bool)?
 
     /// Creates the backend; throws when oneDNN cannot start or when bf16 is requested on a CPU without it.
     public init(options: Options = Options()) throws {
@@ -112,6 +125,13 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     public func resetPeak() { pool.resetPeak() }
 
     var id: ObjectIdentifier { ObjectIdentifier(self) }
+
+    /// Reports a layer's fallback once per `key` (the layer's own set of notes).
+    func note(_ state: ConvState, key: String, _ message: String) {
+        guard state.notes.insert(key).inserted else { return }
+        notes.append(message)
+        diagnosticsHandler?(message)
+    }
 
     func sync<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock(); defer { lock.unlock() }

@@ -90,9 +90,43 @@ enum MD {
         return dnnl_memory_desc_equal(&a, &b) != 0
     }
 
+    /// Whether oneDNN can reorder out of this descriptor (plain or blocked; not an opaque Winograd or RNN format).
+    static func isBlocked(_ md: dnnl_memory_desc_t) -> Bool { md.format_kind == dnnl_blocked }
+
     static func size(_ md: dnnl_memory_desc_t) -> Int {
         var md = md
         return Int(dnnl_memory_desc_get_size(&md))
+    }
+}
+
+/// The CPU as oneDNN sees it: its model name and the instruction set its kernels use (which
+/// `ONEDNN_MAX_CPU_ISA` / `DNNL_MAX_CPU_ISA` can cap, e.g. `AVX2` on an AVX-512 CPU).
+public enum CPUInfo {
+    /// /proc/cpuinfo's "model name" (empty when unreadable).
+    public static var model: String {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "" }
+        for line in text.split(separator: "\n") where line.hasPrefix("model name") {
+            return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        }
+        return ""
+    }
+
+    /// oneDNN's effective ISA, e.g. "avx512_core_vnni" or "avx2".
+    public static var isa: String {
+        let names: [(dnnl_cpu_isa_t, String)] = [
+            (dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx"), (dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16"),
+            (dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni"), (dnnl_cpu_isa_avx512_core, "avx512_core"),
+            (dnnl_cpu_isa_avx2_vnni, "avx2_vnni"), (dnnl_cpu_isa_avx2, "avx2"), (dnnl_cpu_isa_avx, "avx"),
+            (dnnl_cpu_isa_sse41, "sse41"),
+        ]
+        let isa = dnnl_get_effective_cpu_isa()
+        return names.first { $0.0 == isa }?.1 ?? String(format: "0x%x", isa.rawValue)
+    }
+
+    /// The ISA cap set in the environment, if any.
+    public static var isaCap: String? {
+        let env = ProcessInfo.processInfo.environment
+        return env["ONEDNN_MAX_CPU_ISA"] ?? env["DNNL_MAX_CPU_ISA"]
     }
 }
 

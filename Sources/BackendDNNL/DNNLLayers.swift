@@ -149,6 +149,8 @@ final class ConvState: @unchecked Sendable {
     /// Transposed convolutions: (left/top, right/bottom) padding.
     var padding: (Int, Int) = (0, 0)
     var plans: [ConvKey: ConvPlan] = [:]
+    /// Fallbacks already reported for this layer (each is said once).
+    var notes: Set<String> = []
 
     init(weight: [Float], weightMD: dnnl_memory_desc_t, bias: DeviceBuffer?, biasHost: [Float]? = nil) {
         self.weight = weight; self.weightMD = weightMD; self.bias = bias; self.biasHost = biasHost
@@ -203,7 +205,10 @@ extension DNNLBackend {
         if let host = state.weight {
             buf = try uploadWeights(scale == 1 ? host : host.map { $0 * scale }, state.weightMD, into: md, op: op)
         } else {
-            let first = state.prepared.first { $0.scale != 0 }!   // exists: the host copy goes only after one
+            // The host copy goes only once a copy exists that oneDNN can reorder from (see below).
+            guard let first = state.prepared.first(where: { $0.scale != 0 && MD.isBlocked($0.md) }) else {
+                throw TensorError.backendFailure(op: op + " weights", message: "no reorderable copy of the weights is left")
+            }
             buf = try weightPool.allocate(bytes: MD.size(md), zeroed: true)
             try reorder(first.md, first.buffer.pointer, md, buf.pointer, op: op + " weights")
             if scale != first.scale {
@@ -212,7 +217,10 @@ extension DNNLBackend {
             }
         }
         state.prepared.append((md, scale, buf))
-        if scale != 0 { state.weight = nil }
+        // oneDNN reorders out of plain and blocked formats only: a Winograd-format copy (format kind `wino`) cannot be
+        // turned into any other layout, so the host copy stays until a blocked one exists (on AVX-512 CPUs a tile or
+        // image size that picks direct convolution after a Winograd one needed it: "weights reorder … unimplemented").
+        if scale != 0 && MD.isBlocked(md) { state.weight = nil }
         return buf
     }
 
@@ -287,33 +295,47 @@ extension DNNLBackend {
         let eligible = options.winograd && p.kernelH == 3 && p.kernelW == 3 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
         var algs = [dnnl_convolution_direct]
         if eligible { algs.insert(dnnl_convolution_winograd, at: 0) }
-        for alg in algs {
-            var wmd = convWeightsAnyMD(p)
-            var desc = dnnl_convolution_desc_t()
-            try withOptionalMD(state.bias == nil ? nil : bmd) { bp in
-                try dnnlCheck(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, alg, &src, &wmd, bp, &dst,
-                                                                  [Int64(p.strideH), Int64(p.strideW)],
-                                                                  [Int64(p.padTop), Int64(p.padLeft)],
-                                                                  [Int64(p.padBottom), Int64(p.padRight)]), op)
+        var failure: (any Error)?
+        for (i, alg) in algs.enumerated() {
+            let name = alg == dnnl_convolution_winograd ? "winograd" : "direct"
+            do {
+                if let fault = injectedFault, fault(name) {
+                    throw TensorError.backendFailure(op: op, message: "injected failure of \(name) (test)")
+                }
+                var wmd = convWeightsAnyMD(p)
+                var desc = dnnl_convolution_desc_t()
+                try withOptionalMD(state.bias == nil ? nil : bmd) { bp in
+                    try dnnlCheck(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, alg, &src, &wmd, bp, &dst,
+                                                                      [Int64(p.strideH), Int64(p.strideW)],
+                                                                      [Int64(p.padTop), Int64(p.padLeft)],
+                                                                      [Int64(p.padBottom), Int64(p.padRight)]), op)
+                }
+                // Without activation or channel scale, s·(W∗x + b) + r·R is computed as (sW)∗x + sb + r·R: the scale
+                // goes into a scaled copy of the weights, leaving a single sum post-op that the JIT kernels accept.
+                let fold = fused && epilogue.act == .none && epilogue.scaleBatch == nil && epilogue.outputScale != 1
+                let (attr, postArgs) = fused ? try makeAttr(epilogue, channels: p.outChannels, rank: 4, op: op, outputScaleFolded: fold) : (nil, [])
+                defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
+                guard let prim = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: attr, engine: engine, op: op) }) else { continue }
+                if ProcessInfo.processInfo.environment["ENHANCE_DNNL_DEBUG"] != nil {
+                    print("[dnnl] \(op) alg \(name) fused \(fused) → \(prim.implementation)")
+                }
+                // A reference Winograd is far slower than the direct JIT kernel: never use it.
+                if alg == dnnl_convolution_winograd && prim.implementation.hasPrefix("ref") { continue }
+                let chosen = prim.md(dnnl_query_weights_md)
+                let scale: Float = fold ? epilogue.outputScale : 1
+                let plan = ConvPlan(primitive: prim, weights: try weights(state, chosen, scale: scale, op: op), weightsMD: chosen,
+                                    postArgs: postArgs, winograd: alg == dnnl_convolution_winograd, bias: try bias(state, scale: scale))
+                state.plans[key] = plan
+                return plan
+            } catch {
+                // Any part of a candidate (descriptor, primitive and its scratchpad, weights reorder) that oneDNN cannot
+                // build sends this layer to the next algorithm; the caller tries its next layout after the last one.
+                failure = error
+                let next = i + 1 < algs.count ? "trying direct" : "trying the next layout"
+                note(state, key: "\(name) \(fused)", "\(op): \(name)\(fused ? " with fused epilogue" : "") failed (\(error)); \(next)")
             }
-            // Without activation or channel scale, s·(W∗x + b) + r·R is computed as (sW)∗x + sb + r·R: the scale goes
-            // into a scaled copy of the weights, leaving a single sum post-op that the JIT kernels accept.
-            let fold = fused && epilogue.act == .none && epilogue.scaleBatch == nil && epilogue.outputScale != 1
-            let (attr, postArgs) = fused ? try makeAttr(epilogue, channels: p.outChannels, rank: 4, op: op, outputScaleFolded: fold) : (nil, [])
-            defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
-            guard let prim = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: attr, engine: engine, op: op) }) else { continue }
-            if ProcessInfo.processInfo.environment["ENHANCE_DNNL_DEBUG"] != nil {
-                print("[dnnl] \(op) alg \(alg == dnnl_convolution_winograd ? "winograd" : "direct") fused \(fused) → \(prim.implementation)")
-            }
-            // A reference Winograd is far slower than the direct JIT kernel: use it only as the last resort.
-            if alg == dnnl_convolution_winograd && prim.implementation.hasPrefix("ref") { continue }
-            let chosen = prim.md(dnnl_query_weights_md)
-            let scale: Float = fold ? epilogue.outputScale : 1
-            let plan = ConvPlan(primitive: prim, weights: try weights(state, chosen, scale: scale, op: op), weightsMD: chosen,
-                                postArgs: postArgs, winograd: alg == dnnl_convolution_winograd, bias: try bias(state, scale: scale))
-            state.plans[key] = plan
-            return plan
         }
+        if let failure { throw failure }
         return nil
     }
 
@@ -347,15 +369,24 @@ extension DNNLBackend {
             candidates.append((blockedLayout, false))
             if p.inChannels % blockedLayout.channelBlock != 0 { candidates.append((.nchw, false)) }
             var chosen: (ConvPlan, TensorLayout, Bool)?
+            var failure: (any Error)?
             for (layout, fusedCandidate) in candidates {
                 let srcStorage = layout == x.layout ? x.storageChannels : p.inChannels
-                guard let plan = try convPlan(state, p, n: x.shape.n, h: x.shape.h, w: x.shape.w, srcStorage: srcStorage,
-                                              dstStorage: out.storageChannels, epilogue: fusedCandidate ? ekey : EpilogueKey(.identity),
-                                              fused: fusedCandidate, srcLayout: layout) else { continue }
+                let candidate: ConvPlan?
+                do {
+                    candidate = try convPlan(state, p, n: x.shape.n, h: x.shape.h, w: x.shape.w, srcStorage: srcStorage,
+                                             dstStorage: out.storageChannels, epilogue: fusedCandidate ? ekey : EpilogueKey(.identity),
+                                             fused: fusedCandidate, srcLayout: layout)
+                } catch {
+                    failure = error   // noted by convPlan; the next candidate may still work
+                    continue
+                }
+                guard let plan = candidate else { continue }
                 if chosen == nil { chosen = (plan, layout, fusedCandidate) }
                 if !plan.primitive.implementation.hasPrefix("ref") { chosen = (plan, layout, fusedCandidate); break }
             }
             guard let (plan, srcLayout, fused) = chosen else {
+                if let failure { throw failure }
                 throw TensorError.unsupported(op: op, message: "oneDNN has no implementation for \(p) on \(x.shape)")
             }
             let usable = x.layout == srcLayout && (srcLayout != .nchw || !x.isView || x.shape.n == 1)

@@ -21,6 +21,8 @@ struct Info: ParsableCommand {
         let info: [String: String] = [
             "version": Enhance.version,
             "engine": backend.name,
+            "cpu": CPUInfo.model,
+            "isa": CPUInfo.isa + (CPUInfo.isaCap.map { " (capped by MAX_CPU_ISA=\($0))" } ?? ""),
             "activation_layout": "\(backend.blockedLayout)",
             "cpu_features": features.joined(separator: " "),
             "bf16": bf16,
@@ -30,7 +32,7 @@ struct Info: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            for k in ["version", "engine", "activation_layout", "cpu_features", "bf16", "codecs"] {
+            for k in ["version", "engine", "cpu", "isa", "activation_layout", "cpu_features", "bf16", "codecs"] {
                 print("\(k):".padding(toLength: 19, withPad: " ", startingAt: 0) + (info[k] ?? ""))
             }
         }

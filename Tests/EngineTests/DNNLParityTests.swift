@@ -1,5 +1,6 @@
-import BackendDNNL
+@testable import BackendDNNL
 import Foundation
+import Synchronization
 import Testing
 import TensorCore
 
@@ -366,20 +367,88 @@ extension Tensor {
     }
 }
 
+/// Channel views of a batch-2 tensor, placed at the alignment each backend reports (16 with AVX-512, 8 with AVX2):
+/// a conv reads one view, adds a residual from another and writes into a third.
 @Test func batchTwoChannelViewsReadAndWriteTheRightChannels() throws {
-    var rng = SeededRandom(seed: 21)
-    let a = rng.host([2, 16, 5, 6]), b = rng.host([2, 8, 5, 6])
-    let p = Conv2dParams(inChannels: 16, outChannels: 8, kernel: 3, padding: 1)
-    let w = rng.host(p.weightShape, scale: 0.2), bias = rng.host([8])
     for backend in [Backends.direct, Backends.winograd] {
-        try expectParity("batch-2 views \(backend.name)", tol: 1e-4, on: backend) { be in
-            let cat = try be.zeros(TensorShape(n: 2, c: 32, h: 5, w: 6))
-            try be.copy(be.upload(a), into: be.channelView(cat, 0..<16))
-            try be.copy(be.upload(b), into: be.channelView(cat, 24..<32))
-            _ = try be.conv2d(be.channelView(cat, 0..<16), be.prepareConv2d(weight: w, bias: bias, params: p),
-                              epilogue: Epilogue(activation: .relu, residual: be.channelView(cat, 24..<32)),
-                              into: be.channelView(cat, 16..<24))
+        let a8 = backend.channelViewAlignment
+        var rng = SeededRandom(seed: 21)
+        let a = rng.host([2, 2 * a8, 5, 6]), b = rng.host([2, a8, 5, 6])
+        let p = Conv2dParams(inChannels: 2 * a8, outChannels: a8, kernel: 3, padding: 1)
+        let w = rng.host(p.weightShape, scale: 0.2), bias = rng.host([a8])
+        try expectParity("batch-2 views \(backend.name) (alignment \(a8))", tol: 1e-4, on: backend) { be in
+            let cat = try be.zeros(TensorShape(n: 2, c: 4 * a8, h: 5, w: 6))
+            try be.copy(be.upload(a), into: be.channelView(cat, 0..<(2 * a8)))
+            try be.copy(be.upload(b), into: be.channelView(cat, (3 * a8)..<(4 * a8)))
+            _ = try be.conv2d(be.channelView(cat, 0..<(2 * a8)), be.prepareConv2d(weight: w, bias: bias, params: p),
+                              epilogue: Epilogue(activation: .relu, residual: be.channelView(cat, (3 * a8)..<(4 * a8))),
+                              into: be.channelView(cat, (2 * a8)..<(3 * a8)))
             return cat
         }
     }
+}
+
+/// The shapes that failed on AVX-512 CPUs (issue 17): a conv whose first run picked Winograd (oneDNN's Winograd
+/// weights format cannot be reordered into anything else) and whose later run needs another weights layout — a
+/// small or odd tile, a batch of 2, a folded output scale. Each must run and match the reference. Without the fix
+/// the second run threw "weights reorder … unimplemented" on AVX-512 (with AVX2 oneDNN has no Winograd, and the
+/// test checks parity only).
+@Test(arguments: [
+    ConvCase(cin: 12, cout: 12, k: 3, stride: 1, pad: 1, groups: 1, h: 10, w: 5),      // tiled x2plus-layout upscale
+    ConvCase(cin: 16, cout: 3, k: 3, stride: 1, pad: 1, groups: 1, h: 176, w: 144),    // a batch of small images
+    ConvCase(cin: 3, cout: 16, k: 3, stride: 1, pad: 1, groups: 1, h: 9, w: 11),
+    ConvCase(cin: 64, cout: 32, k: 3, stride: 1, pad: 1, groups: 1, h: 2, w: 47),      // RetinaFace, downscaled photo
+    ConvCase(cin: 64, cout: 32, k: 3, stride: 1, pad: 1, groups: 1, h: 8, w: 188),
+    ConvCase(cin: 16, cout: 16, k: 3, stride: 1, pad: 1, groups: 1, h: 4, w: 4, n: 2), // GPEN face batch
+])
+func winogradLayersRunAtEveryLaterShape(_ c: ConvCase) throws {
+    var rng = SeededRandom(seed: 17)
+    let p = c.params
+    let w = rng.host(p.weightShape, scale: 0.2), b = rng.host([c.cout])
+    let first = rng.host([1, c.cin, 32, 32])
+    let x = rng.host([c.n, c.cin, c.h, c.w]), r = rng.host([c.n, c.cout, c.h, c.w])
+    let be = try DNNLBackend(options: .init(winograd: true))
+    let conv = try be.prepareConv2d(weight: w, bias: b, params: p)
+    let refConv = try Backends.reference.prepareConv2d(weight: w, bias: b, params: p)
+    func check(_ label: String, _ body: (any Backend, PreparedConv2d) throws -> Tensor) throws {
+        let want = try Backends.reference.download(body(Backends.reference, refConv))
+        let got = try be.download(body(be, conv))
+        let diff = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .nan
+        #expect(got.shape == want.shape && diff <= 1e-4, "\(c) \(label): max |diff| \(diff)")
+    }
+    try check("32×32 first") { be, cv in try be.conv2d(be.upload(first), cv) }
+    try check("then \(c.n)×\(c.h)×\(c.w)") { be, cv in try be.conv2d(be.upload(x), cv) }
+    try check("scale 0.5 + residual") { be, cv in
+        try be.conv2d(be.upload(x), cv, epilogue: Epilogue(outputScale: 0.5, residual: try be.upload(r), residualScale: 1))
+    }
+    try check("leaky ReLU") { be, cv in try be.conv2d(be.upload(x), cv, epilogue: .activation(.leakyReLU(slope: 0.2))) }
+}
+
+/// A layer whose preferred algorithm cannot be built (here: injected, as a failing primitive, scratchpad or weights
+/// reorder would) falls back to the next one, gives the right result, and is reported once per layer and algorithm.
+@Test func aFailingCandidateFallsBackAndIsReportedOnce() throws {
+    var rng = SeededRandom(seed: 5)
+    let p = Conv2dParams(inChannels: 16, outChannels: 16, kernel: 3, padding: 1)
+    let w = rng.host(p.weightShape, scale: 0.2), b = rng.host([16])
+    let be = try DNNLBackend(options: .init(winograd: true))
+    let heard = Mutex<[String]>([])
+    be.diagnostics = { line in heard.withLock { $0.append(line) } }
+    be.injectedFault = { $0 == "winograd" }
+    let conv = try be.prepareConv2d(weight: w, bias: b, params: p)
+    let ref = try Backends.reference.prepareConv2d(weight: w, bias: b, params: p)
+    for (h, wd) in [(32, 32), (9, 11), (32, 32)] {
+        let x = rng.host([1, 16, h, wd])
+        let want = try Backends.reference.download(Backends.reference.conv2d(Backends.reference.upload(x), ref))
+        let got = try be.download(be.conv2d(be.upload(x), conv))
+        let diff = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .nan
+        #expect(diff <= 1e-4, "\(h)×\(wd): max |diff| \(diff)")
+    }
+    #expect(be.fallbackNotes.count == 1)
+    #expect(be.fallbackNotes.first?.contains("winograd") == true && be.fallbackNotes.first?.contains("conv2d 16→16") == true)
+    #expect(heard.withLock { $0 } == be.fallbackNotes)
+    // When every algorithm fails the error says why instead of a generic "no implementation".
+    be.injectedFault = { _ in true }
+    let conv2 = try? be.prepareConv2d(weight: w, bias: b, params: p)
+    #expect(conv2 == nil)
+    #expect(throws: TensorError.self) { _ = try be.conv2d(be.upload(rng.host([1, 16, 7, 7])), conv) }
 }

@@ -17,7 +17,7 @@ enum PrecisionKind: String, ExpressibleByArgument, CaseIterable, Sendable {
     case fp32, bf16
 }
 
-/// Engine flags shared by the model commands: `--backend`, `--threads`, `--no-winograd`.
+/// Engine flags shared by the model commands: `--backend`, `--threads`, `--no-winograd`, `--precision`, `--verbose`.
 struct EngineOptions: ParsableArguments {
     @Option(help: "Compute backend: dnnl (oneDNN, default) or reference (plain Swift, slow; for parity checks).")
     var backend: BackendKind = .dnnl
@@ -31,6 +31,9 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Compute precision: fp32, or bf16 where the CPU has native bf16 (otherwise an error says it is unavailable).")
     var precision: PrecisionKind = .fp32
 
+    @Flag(help: "Report engine decisions on stderr (e.g. a layer whose preferred convolution could not be built and fell back).")
+    var verbose = false
+
     func validate() throws {
         if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(t)") }
     }
@@ -40,8 +43,12 @@ struct EngineOptions: ParsableArguments {
         switch backend {
         case .reference: return ReferenceBackend()
         case .dnnl:
-            return try DNNLBackend(options: DNNLBackend.Options(threads: threads, winograd: !noWinograd,
-                                                                precision: precision == .bf16 ? .bf16 : .fp32))
+            let be = try DNNLBackend(options: DNNLBackend.Options(threads: threads, winograd: !noWinograd,
+                                                                  precision: precision == .bf16 ? .bf16 : .fp32))
+            if verbose {
+                be.diagnostics = { FileHandle.standardError.write(Data(("engine: " + $0 + "\n").utf8)) }
+            }
+            return be
         }
     }
 }

@@ -107,6 +107,25 @@ struct UpscalerTests {
         #expect(sampleDiff(tiled, whole).max <= 1)
     }
 
+    /// Issue 17's failing run on AVX-512 CPUs: a ×2 RRDBNet (pixel-unshuffle to 12 channels), 43×31, outscale 3.5,
+    /// pre-pad 0, tile 14, tile-pad 6, with Winograd on. Tiles of several sizes pick different algorithms per layer;
+    /// it must run and agree with the direct-convolution run within one 8-bit step.
+    @Test func tiledWinogradUpscaleRunsOnEveryTileSize() throws {
+        var o = UpscaleOptions()
+        o.outscale = 3.5; o.prePad = 0; o.tile = 14; o.tilePad = 6
+        let img = try testImage(width: 43, height: 31)
+        var outputs: [Image] = []
+        for winograd in [true, false] {
+            let be = try DNNLBackend(options: .init(threads: 2, winograd: winograd))
+            let net = try RealESRGANLoader.load(UpscalePaths.realesrganerWeights, backend: be).network
+            var report = UpscaleReport()
+            outputs.append(try Upscaler(network: net, options: o).enhance(img, report: &report))
+            #expect(report.passes == 12)
+        }
+        #expect(outputs[0].width == 150 && outputs[0].height == 108)
+        #expect(sampleDiff(outputs[0], outputs[1]).max <= 1)
+    }
+
     @Test func maxMemoryPicksATileAndStaysUnderTheCap() throws {
         let be = ReferenceBackend()
         let net = try RealESRGANLoader.load(TinySRVGG.file(), backend: be).network
