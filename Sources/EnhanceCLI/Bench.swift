@@ -182,7 +182,10 @@ struct BenchCommand: ParsableCommand {
         if !wanted.isEmpty {
             log("writing synthetic weights (\(wanted.joined(separator: ", "))) into \(weightsURL.path); reused when present")
             synthetic = try SyntheticWeights.ensure(wanted, in: weightsURL)
-        } else if isX2 {
+        }
+        if isX2 && synthetic["RealESRGAN_x2plus"] == nil {
+            // Named though not written: no upscale or chain row runs it (`--models restore` failed with
+            // "no synthetic RealESRGAN_x2plus file" while planning).
             synthetic["RealESRGAN_x2plus"] = weightsURL.appendingPathComponent("RealESRGAN_x2plus.synthetic.safetensors").path
         }
         switch detectorChoice {

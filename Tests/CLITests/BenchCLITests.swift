@@ -48,6 +48,24 @@ import Testing
         #expect(r.stdout.contains("median s") && r.stdout.contains("capacity"))
     }
 
+    /// `--models restore` alone: the x2plus model is neither written nor needed (planning failed with "no synthetic
+    /// RealESRGAN_x2plus file").
+    @Test func restoreOnlyBenchNeedsNoUpscaleModel() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("enhance-bench-restore-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("images"), withIntermediateDirectories: true)
+        try ChainAndBatchCLITests.writePhoto(dir.appendingPathComponent("images/photo.png"), size: 32, seed: 4)
+        let out = dir.appendingPathComponent("out")
+        let r = try EnhanceBinary.run(["bench", "--quick", "--models", "restore", "--runs", "1", "--images",
+                                       dir.appendingPathComponent("images").path, "--out", out.path, "--no-peers",
+                                       "--detector", "synthetic", "--warmups", "0"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("bench.json"))) as? [String: Any])
+        let rows = try #require(json["rows"] as? [[String: Any]])
+        #expect(!rows.isEmpty && rows.allSatisfy { $0["family"] as? String == "restore" && $0["error"] == nil }, "\(rows)")
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("weights/RealESRGAN_x2plus.synthetic.safetensors").path))
+    }
+
     @Test func badTimeBudgetFailsBeforeAnyWork() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("enhance-bench-budget-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: out) }
