@@ -60,6 +60,9 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     /// Every fallback note so far (what `diagnostics` received), for tests and benchmarks.
     public var fallbackNotes: [String] { sync { notes } }
     private var notes: [String] = []
+    /// The largest scratchpad a primitive has asked for (it is taken from the activation pool while the primitive
+    /// runs, so it counts in `memoryStats`).
+    public internal(set) var largestScratchpad = 0
     /// Tests only: makes building a convolution with the named algorithm ("winograd", "direct") throw, as a oneDNN
     /// primitive, scratchpad or weights reorder that cannot be built would.
     var injectedFault: ((String) -> Bool)?
@@ -215,10 +218,18 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
         flushDenormalsOnThisThread()
         enhance_set_mxcsr(callerMode | 0x8040)
         defer { enhance_set_mxcsr(callerMode) }
+        var args = args
+        var scratch: DeviceBuffer?
+        if p.scratchpadBytes > 0 {
+            largestScratchpad = max(largestScratchpad, p.scratchpadBytes)
+            let buffer = try pool.allocate(bytes: p.scratchpadBytes)
+            args.append((DNNL_ARG_SCRATCHPAD, try Memory(p.scratchpad, buffer.pointer, engine: engine, op: op + " scratchpad")))
+            scratch = buffer
+        }
         let list = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
         try dnnlCheck(dnnl_primitive_execute(p.primitive, stream, Int32(list.count), list), op)
         try dnnlCheck(dnnl_stream_wait(stream), op)
-        withExtendedLifetime(args) {}
+        withExtendedLifetime((args, scratch)) {}
     }
 
     func flushDenormalsOnThisThread() {

@@ -29,11 +29,19 @@ final class Primitive: @unchecked Sendable {
     let primitive: dnnl_primitive_t
     let implementation: String
 
-    /// Creates the primitive from an op descriptor pointer; returns nil on `dnnl_unimplemented`.
+    /// Creates the primitive from an op descriptor pointer; returns nil on `dnnl_unimplemented`. The primitive's
+    /// scratchpad is the caller's (`scratchpadBytes`, passed by `DNNLBackend.execute` from the activation pool):
+    /// oneDNN's library mode gave every primitive its own, held as long as the primitive (x2plus with Winograd
+    /// kept one per dense conv layer).
     static func make(_ desc: UnsafeRawPointer, attr: dnnl_primitive_attr_t?, engine: dnnl_engine_t,
                      op: @autoclosure () -> String) throws -> Primitive? {
+        var own: dnnl_primitive_attr_t?
+        if attr == nil { try dnnlCheck(dnnl_primitive_attr_create(&own), op() + " attr") }
+        defer { if let own { dnnl_primitive_attr_destroy(own) } }
+        let a = attr ?? own
+        try dnnlCheck(dnnl_primitive_attr_set_scratchpad_mode(a, dnnl_scratchpad_mode_user), op() + " scratchpad mode")
         var pd: dnnl_primitive_desc_t?
-        let st = dnnl_primitive_desc_create(&pd, desc, attr, engine, nil)
+        let st = dnnl_primitive_desc_create(&pd, desc, a, engine, nil)
         if st == dnnl_unimplemented { return nil }
         try dnnlCheck(st, op())
         return try Primitive(pd: pd!, op: op())
@@ -49,7 +57,14 @@ final class Primitive: @unchecked Sendable {
         var cstr: UnsafePointer<CChar>?
         _ = withUnsafeMutablePointer(to: &cstr) { dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, $0) }
         implementation = cstr.map { String(cString: $0) } ?? "?"
+        let sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)
+        scratchpad = sp.map { $0.pointee } ?? dnnl_memory_desc_t()
+        scratchpadBytes = sp.map { MD.size($0.pointee) } ?? 0
     }
+
+    /// The scratchpad the caller passes (user mode), and its size (0: none, or the library manages it).
+    let scratchpad: dnnl_memory_desc_t
+    let scratchpadBytes: Int
 
     deinit {
         dnnl_primitive_destroy(primitive)

@@ -151,6 +151,8 @@ final class ConvState: @unchecked Sendable {
     var plans: [ConvKey: ConvPlan] = [:]
     /// Fallbacks already reported for this layer (each is said once).
     var notes: Set<String> = []
+    /// Plans oneDNN has no implementation for (asked once, not on every call).
+    var unavailable: Set<ConvKey> = []
 
     init(weight: [Float], weightMD: dnnl_memory_desc_t, bias: DeviceBuffer?, biasHost: [Float]? = nil) {
         self.weight = weight; self.weightMD = weightMD; self.bias = bias; self.biasHost = biasHost
@@ -281,6 +283,7 @@ extension DNNLBackend {
         let srcLayout = srcLayout ?? blockedLayout
         let key = ConvKey(srcLayout: srcLayout, n: n, h: h, w: w, srcStorage: srcStorage, dstStorage: dstStorage, epilogue: epilogue, fused: fused)
         if let plan = state.plans[key] { return plan }
+        if state.unavailable.contains(key) { return nil }
         let op = "conv2d \(p.inChannels)→\(p.outChannels) k\(p.kernelH)×\(p.kernelW) s\(p.strideH) g\(p.groups) on [\(n),\(p.inChannels),\(h),\(w)]"
         let (oh, ow) = p.outputSize(h: h, w: w)
         let srcShape = TensorShape(n: n, c: p.inChannels, h: h, w: w)
@@ -336,6 +339,7 @@ extension DNNLBackend {
             }
         }
         if let failure { throw failure }
+        state.unavailable.insert(key)
         return nil
     }
 

@@ -315,7 +315,9 @@ extension Tensor {
         let tensorBytes = 16 * 32 * 32 * 4
         #expect(s.liveBytes == tensorBytes)
         #expect(s.peakLiveBytes >= s.liveBytes)
-        #expect(s.peakLiveBytes <= 2 * tensorBytes + 4096, "\(s)")
+        // Input and output of one conv, plus the conv's scratchpad (Winograd transforms), which oneDNN takes from
+        // the pool while it runs instead of holding its own per primitive.
+        #expect(s.peakLiveBytes <= 2 * tensorBytes + be.largestScratchpad + 4096, "\(s), scratchpad \(be.largestScratchpad)")
         #expect(s.reuseCount >= 4, "\(s)")
     }
 
