@@ -22,6 +22,7 @@ public enum EnhanceCommands {
         Upscale.self,
         Restore.self,
         Chain.self,
+        Detect.self,
         Forward.self,
         BenchCommand.self,
     ]

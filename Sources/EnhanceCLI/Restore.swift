@@ -151,16 +151,10 @@ struct Restore: AsyncParsableCommand {
 
     /// A file path, or a model name looked up in the models folders.
     func locate(_ nameOrPath: String, what: String) throws -> URL {
-        let expanded = (nameOrPath as NSString).expandingTildeInPath
-        if FileManager.default.fileExists(atPath: expanded) { return URL(fileURLWithPath: expanded) }
-        if let u = ModelResolver.find(nameOrPath, ncnn: nil, in: models.searchPath()) { return u }
-        throw RestoreCommandError("\(what) '\(nameOrPath)': no such file, and no \(nameOrPath).pth or .safetensors in \(models.searchPath().map(\.path).joined(separator: ", "))")
+        try ModelResolver.locate(nameOrPath, what: what, in: models.searchPath())
     }
 
     func log(_ s: String) { if !batch.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
-
-    /// Detector names tried in the models folders when `--detector` is not given.
-    static let defaultDetectors = ["RetinaFace-R50", "RetinaFace-mnet025"]
 
     func makeRestorer(backend: any Backend) throws -> FaceRestorer {
         let gpenURL = try locate(gpen, what: "--gpen")
@@ -170,14 +164,9 @@ struct Restore: AsyncParsableCommand {
         }
         var det: RetinaFace?
         if !aligned {
-            // Default: GPEN's own RetinaFace-R50, else the MobileNet-0.25 one that scripts/setup converts from an
-            // offline ONNX export (real weights, smaller and faster).
-            let names = detector.map { [$0] } ?? Self.defaultDetectors
-            guard let url = names.lazy.compactMap({ try? locate($0, what: "--detector") }).first else {
-                throw RestoreCommandError(detector == nil
-                    ? "no detector: pass --detector FILE (RetinaFace .pth), put RetinaFace-R50.pth in the models folder (or run scripts/setup for RetinaFace-mnet025), or use --aligned"
-                    : "--detector '\(detector!)': no such file or model")
-            }
+            let url: URL
+            do { url = try ModelResolver.detector(detector, in: models.searchPath()) }
+            catch where detector == nil { throw RestoreCommandError("\(error), or use --aligned") }
             det = try RetinaFace(contentsOf: url, backend: backend)
         }
         var par: ParseNet?

@@ -32,6 +32,28 @@ enum ModelResolver {
         return nil
     }
 
+    /// A file path, or a model name looked up in `dirs` (`NAME.pth`, `NAME.safetensors`, ncnn pair).
+    static func locate(_ nameOrPath: String, what: String, in dirs: [URL]) throws -> URL {
+        let expanded = (nameOrPath as NSString).expandingTildeInPath
+        if FileManager.default.fileExists(atPath: expanded) { return URL(fileURLWithPath: expanded) }
+        if let u = find(nameOrPath, ncnn: nil, in: dirs) { return u }
+        throw ModelLookupError(description: "\(what) '\(nameOrPath)': no such file, and no \(nameOrPath).pth or .safetensors in \(dirs.map(\.path).joined(separator: ", "))")
+    }
+
+    /// Detector names tried in the models folders when none is given: GPEN's own RetinaFace-R50, else the
+    /// MobileNet-0.25 one that scripts/setup converts from an offline ONNX export (real weights, smaller and faster).
+    static let defaultDetectors = ["RetinaFace-R50", "RetinaFace-mnet025"]
+
+    /// The RetinaFace weights for `--detector` (a file or name), or the first default found; shared by `restore`,
+    /// `chain` and `detect`.
+    static func detector(_ nameOrPath: String?, in dirs: [URL]) throws -> URL {
+        let names = nameOrPath.map { [$0] } ?? defaultDetectors
+        if let url = names.lazy.compactMap({ try? locate($0, what: "--detector", in: dirs) }).first { return url }
+        throw ModelLookupError(description: nameOrPath == nil
+            ? "no detector: pass --detector FILE (RetinaFace .pth), put RetinaFace-R50.pth in the models folder (or run scripts/setup for RetinaFace-mnet025)"
+            : "--detector '\(nameOrPath!)': no such file or model")
+    }
+
     /// Resolves a model name (anything after the first dot is ignored, as upstream). For realesr-general-x4v3 with
     /// `denoiseStrength` ≠ 1, the result is the DNI pair [x4v3, wdn-x4v3] with weights [dn, 1 − dn].
     static func resolve(name: String, denoiseStrength: Double, dirs: [URL]) throws -> ResolvedModel {
