@@ -13,9 +13,12 @@ let package = Package(
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
+        .library(name: "EnhanceKit", targets: ["EnhanceKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C libraries from Debian (scripts/setup installs them).
@@ -38,20 +41,29 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["Models", "ImageIO", "TensorCore", "BackendDNNL", "Checkpoint"]),
         // `enhance bench`: scenes, subprocess measurement, quality metrics, reports
         .target(name: "Bench", dependencies: ["ImageIO", "Pipeline", "Checkpoint"]),
+        // the library core front ends share: model registry and manager (fetch, resume, verify), categorised errors
+        .target(name: "EnhanceKit", dependencies: [
+            "Models",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // commands as a library so tests can drive them
         .target(name: "EnhanceCLI", dependencies: [
-            "Bench", "Pipeline", "Models", "ImageIO", "Checkpoint", "TensorCore", "BackendDNNL",
+            "EnhanceKit", "Bench", "Pipeline", "Models", "ImageIO", "Checkpoint", "TensorCore", "BackendDNNL",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "enhance", dependencies: ["EnhanceCLI"]),
 
+        // helpers shared by test targets (a loopback HTTP server)
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(name: "EngineTests", dependencies: ["TensorCore", "BackendDNNL"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "BackendDNNL", "Checkpoint"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ImageIO", "Models", "BackendDNNL", "TensorCore"]),
         .testTarget(name: "BenchTests", dependencies: ["Bench", "ImageIO", "Pipeline", "Checkpoint", "Models", "TensorCore"]),
-        .testTarget(name: "CLITests", dependencies: ["EnhanceCLI", "enhance"]),
+        .testTarget(name: "CLITests", dependencies: ["EnhanceCLI", "enhance", "TestSupport"]),
+        .testTarget(name: "EnhanceKitTests", dependencies: ["EnhanceKit", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

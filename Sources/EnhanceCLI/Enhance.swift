@@ -23,6 +23,7 @@ public enum EnhanceCommands {
         Restore.self,
         Chain.self,
         Detect.self,
+        ModelsCommand.self,
         Forward.self,
         BenchCommand.self,
     ]

@@ -39,29 +39,7 @@ struct Upscale: AsyncParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output folder (created if missing).")
     var output: String = "results"
 
-    @Option(name: [.customShort("n"), .customLong("model-name"), .customLong("name")], help: "Model name (RealESRGAN_x4plus, RealESRNet_x4plus, RealESRGAN_x4plus_anime_6B, RealESRGAN_x2plus, realesr-animevideov3, realesr-general-x4v3).")
-    var modelName: String = "RealESRGAN_x4plus"
-
-    @Option(name: [.customShort("m"), .customLong("model-path")], help: "Weights file (.pth, .safetensors or ncnn .param); the architecture is detected from it.")
-    var modelPath: String?
-
-    @Option(name: [.customShort("s"), .long], help: "Final scale relative to the input (Lanczos-4 resize of the network output when it differs from the model scale). Default: the model's scale.")
-    var outscale: Double?
-
-    @Option(name: [.customShort("t"), .long], help: "Tile size in input pixels (0 = whole image).")
-    var tile: Int = 0
-
-    @Option(help: "Context pixels around each tile.")
-    var tilePad: Int = 10
-
-    @Option(help: "Reflect padding on the right/bottom before inference, cropped afterwards.")
-    var prePad: Int = 0
-
-    @Option(help: "Alpha channel upscaling: network (alias realesrgan), bicubic or bilinear.")
-    var alphaUpsampler: AlphaUpsampler = .network
-
-    @Option(name: [.customLong("dn", withSingleDash: true), .customLong("denoise-strength")], help: "realesr-general-x4v3 only: 1 = plain x4v3, 0 = the wdn model; in between a DNI blend of the two.")
-    var denoiseStrength: Double = 0.5
+    @OptionGroup var model: UpscaleModelFlags
 
     @Option(help: "Suffix of output names: <name>_<suffix>.<ext> (empty: <name>.<ext>).")
     var suffix: String = "out"
@@ -73,7 +51,6 @@ struct Upscale: AsyncParsableCommand {
     var quality: Int?
 
     @OptionGroup var engine: EngineOptions
-    @OptionGroup var memory: MemoryOption
     @OptionGroup var models: ModelsDirectoryOption
 
     @OptionGroup var batch: BatchFlags
@@ -81,23 +58,21 @@ struct Upscale: AsyncParsableCommand {
     func validate() throws {
         if inputs.isEmpty && extraInputs.isEmpty { throw ValidationError("give at least one input file or folder") }
         if let q = quality, !(1...100).contains(q) { throw ValidationError("--quality must be 1-100, got \(q)") }
-        if tile < 0 { throw ValidationError("--tile must be ≥ 0") }
-        if tilePad < 0 { throw ValidationError("--tile-pad must be ≥ 0") }
-        if prePad < 0 { throw ValidationError("--pre-pad must be ≥ 0") }
-        if let s = outscale, !(s > 0 && s <= 64) { throw ValidationError("--outscale must be in (0, 64], got \(s)") }
-        if !(0...1).contains(denoiseStrength) { throw ValidationError("-dn must be in [0, 1], got \(denoiseStrength)") }
     }
 
     func run() async throws {
         let backend = try engine.makeBackend()
         let loaded: LoadedSuperResolutionModel
         do {
-            loaded = try loadModel(backend: backend)
+            try await models.fetchMissing(model.namesToFetch) { log in
+                if !batch.quiet { FileHandle.standardError.write(Data(("upscale: " + log + "\n").utf8)) }
+            }
+            loaded = try model.loadModel(backend: backend, dirs: models.searchPath())
         } catch {
             FileHandle.standardError.write(Data("enhance upscale: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let o = try upscaleOptions()
+        let o = try model.upscaleOptions()
         let upscaler = try Upscaler(network: loaded.network, options: o)
         if !batch.quiet && !batch.json {
             let n = loaded.network
@@ -126,29 +101,5 @@ struct Upscale: AsyncParsableCommand {
             FileHandle.standardError.write(Data(String(format: "peak RSS %.0f MiB\n", Double(rss) / 1048576).utf8))
         }
         if summary.failed > 0 { throw ExitCode(1) }
-    }
-
-    /// The RealESRGANer settings these flags ask for.
-    func upscaleOptions() throws -> UpscaleOptions {
-        var o = UpscaleOptions()
-        o.tile = tile; o.tilePad = tilePad; o.prePad = prePad; o.outscale = outscale
-        o.alphaUpsampler = alphaUpsampler
-        o.maxMemory = try memory.bytes()
-        return o
-    }
-
-    /// Loads the model from --model-path or by name.
-    func loadModel(backend: any Backend) throws -> LoadedSuperResolutionModel {
-        if let p = modelPath {
-            let url = URL(fileURLWithPath: (p as NSString).expandingTildeInPath)
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                throw ModelLookupError(description: "--model-path \(p): no such file")
-            }
-            return try RealESRGANLoader.load(url, backend: backend)
-        }
-        switch try ModelResolver.resolve(name: modelName, denoiseStrength: denoiseStrength, dirs: models.searchPath()) {
-        case .file(let u): return try RealESRGANLoader.load(u, backend: backend)
-        case let .dni(a, bURL, wa, wb): return try RealESRGANLoader.loadDNI(a, bURL, wa: wa, wb: wb, backend: backend)
-        }
     }
 }

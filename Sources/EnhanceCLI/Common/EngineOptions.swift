@@ -1,6 +1,8 @@
 import ArgumentParser
 import BackendDNNL
+import EnhanceKit
 import Foundation
+import Models
 import Pipeline
 import TensorCore
 
@@ -65,21 +67,42 @@ struct MemoryOption: ParsableArguments {
     }
 }
 
-/// `--models-dir`: where models are looked up by name.
+/// `--models-dir` and `--download`: where models are looked up by name, and fetching missing ones first.
 struct ModelsDirectoryOption: ParsableArguments {
-    @Option(help: "Folder of model files (default: $ENHANCE_MODELS_DIR, else ~/.cache/enhance/models).")
+    @Option(help: "Folder of model files (default: $ENHANCE_MODELS_DIR, else $XDG_CACHE_HOME/enhance/models, else ~/.cache/enhance/models).")
     var modelsDir: String?
+
+    @Flag(help: "Fetch a named model that is not installed from its official location first (as `enhance models fetch NAME`).")
+    var download = false
+
+    /// The folder models are fetched into.
+    var store: ModelStore {
+        ModelStore(directory: modelsDir.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? ModelStore.defaultDirectory())
+    }
 
     /// Folders searched in order: the chosen models folder, then the offline assets ($ENHANCE_ASSETS or ./.cache/assets).
     func searchPath() -> [URL] {
         let env = ProcessInfo.processInfo.environment
-        var dirs: [URL] = []
-        if let d = modelsDir { dirs.append(URL(fileURLWithPath: (d as NSString).expandingTildeInPath)) }
-        else if let d = env["ENHANCE_MODELS_DIR"], !d.isEmpty { dirs.append(URL(fileURLWithPath: (d as NSString).expandingTildeInPath)) }
-        else { dirs.append(FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/enhance/models")) }
+        var dirs = [store.directory]
         if let a = env["ENHANCE_ASSETS"], !a.isEmpty { dirs.append(URL(fileURLWithPath: a)) }
         dirs.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".cache/assets"))
         return dirs
+    }
+
+    /// With `--download`: fetches each of `names` that is a known model, is not a file and is found in no search
+    /// folder (progress on stderr); without it, nothing.
+    func fetchMissing(_ names: [String], log: (String) -> Void) async throws {
+        guard download else { return }
+        let fetcher = ModelFetcher(store: store, mirror: ProcessInfo.processInfo.environment["ENHANCE_MODELS_MIRROR"])
+        for name in names {
+            let expanded = (name as NSString).expandingTildeInPath
+            guard !FileManager.default.fileExists(atPath: expanded), let entry = ModelCatalog.entry(named: name),
+                  ModelResolver.find(entry.name, ncnn: RealESRGANModelZoo.info(named: entry.name)?.ncnnName, in: searchPath()) == nil else { continue }
+            log("fetching \(entry.name) into \(store.directory.path)")
+            let bar = ProgressBar()
+            defer { bar.finish() }
+            _ = try await fetcher.fetch(entry, progress: bar.callback(entry.name))
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+import EnhanceKit
 import Foundation
 import Models
 
@@ -37,7 +38,10 @@ enum ModelResolver {
         let expanded = (nameOrPath as NSString).expandingTildeInPath
         if FileManager.default.fileExists(atPath: expanded) { return URL(fileURLWithPath: expanded) }
         if let u = find(nameOrPath, ncnn: nil, in: dirs) { return u }
-        throw ModelLookupError(description: "\(what) '\(nameOrPath)': no such file, and no \(nameOrPath).pth or .safetensors in \(dirs.map(\.path).joined(separator: ", "))")
+        let hint = ModelCatalog.entry(named: nameOrPath).map { e in
+            e.urls.isEmpty ? "; \(e.name): \(e.note ?? "no download location is published")" : "; fetch it with `enhance models fetch \(e.name)` (or add --download)"
+        } ?? ""
+        throw ModelLookupError(description: "\(what) '\(nameOrPath)': no such file, and no \(nameOrPath).pth or .safetensors in \(dirs.map(\.path).joined(separator: ", "))\(hint)")
     }
 
     /// Detector names tried in the models folders when none is given: GPEN's own RetinaFace-R50, else the
@@ -66,7 +70,7 @@ enum ModelResolver {
             let searched = dirs.map(\.path).joined(separator: ", ")
             let sha = i.sha256.map { " (sha256 \($0))" } ?? ""
             let ncnnHint = i.ncnnName.map { " or the ncnn pair \($0).param/.bin" } ?? ""
-            throw ModelLookupError(description: "model '\(i.name)' not found: looked for \(i.name).pth, \(i.name).safetensors\(ncnnHint) in \(searched). Download \(i.url)\(sha) into the models folder (--models-dir or $ENHANCE_MODELS_DIR)")
+            throw ModelLookupError(description: "model '\(i.name)' not found: looked for \(i.name).pth, \(i.name).safetensors\(ncnnHint) in \(searched). Fetch it with `enhance models fetch \(i.name)` (or add --download), or download \(i.url)\(sha) into the models folder (--models-dir or $ENHANCE_MODELS_DIR)")
         }
         if let companion = info.denoiseCompanion, denoiseStrength != 1, let other = RealESRGANModelZoo.info(named: companion) {
             return .dni(try locate(info), try locate(other), wa: Float(denoiseStrength), wb: Float(1 - denoiseStrength))
