@@ -1,6 +1,7 @@
 // The protocol: warm-up, N measured runs per workload × input, each in a fresh process; then the statistics.
 
 import Foundation
+import Pipeline
 
 /// How many runs to make and how to judge memory.
 public struct BenchProtocol: Sendable {

@@ -1,6 +1,7 @@
 // Plain-language advice computed from the summaries, in the study's "choose X if …" form.
 
 import Foundation
+import Pipeline
 
 /// Turns measured summaries into sentences; every number in them comes from the summaries.
 public enum Recommendation {

@@ -1,6 +1,7 @@
 // bench.json, bench.csv, radar.svg, report.html and the terminal table, all from one BenchReport.
 
 import Foundation
+import Pipeline
 
 /// Renders a report in every output form.
 public enum ReportWriter {

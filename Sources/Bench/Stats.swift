@@ -35,32 +35,3 @@ public enum Stats {
     }
 }
 
-/// Byte sizes as people write them: `12G`, `12GiB`, `512M`, `800MB`, `1.5G` (binary units) or plain bytes.
-public enum ByteSize {
-    /// Parses a size; throws naming the text when it is malformed, not positive or above 1 PiB.
-    public static func parse(_ text: String) throws(BenchError) -> Int64 {
-        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
-        let units: [(String, Double)] = [("tib", 0x1p40), ("tb", 0x1p40), ("t", 0x1p40), ("gib", 0x1p30), ("gb", 0x1p30),
-                                         ("g", 0x1p30), ("mib", 0x1p20), ("mb", 0x1p20), ("m", 0x1p20),
-                                         ("kib", 0x1p10), ("kb", 0x1p10), ("k", 0x1p10), ("b", 1)]
-        var number = t, factor = 1.0
-        for (suffix, f) in units where t.hasSuffix(suffix) {
-            number = String(t.dropLast(suffix.count)).trimmingCharacters(in: .whitespaces)
-            factor = f
-            break
-        }
-        guard let v = Double(number), v.isFinite, v > 0, v * factor <= 0x1p50 else {
-            throw .invalidArgument("memory size \"\(text)\" must be a positive number with an optional unit (K, M, G, T)")
-        }
-        return Int64(v * factor)
-    }
-
-    /// A short human form in binary units: `1.25 GiB`, `730 MiB`.
-    public static func format(_ bytes: Int64) -> String {
-        let b = Double(bytes)
-        if b >= 0x1p30 { return String(format: "%.2f GiB", b / 0x1p30) }
-        if b >= 0x1p20 { return String(format: "%.0f MiB", b / 0x1p20) }
-        if b >= 0x1p10 { return String(format: "%.0f KiB", b / 0x1p10) }
-        return "\(bytes) B"
-    }
-}

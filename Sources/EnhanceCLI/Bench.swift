@@ -41,7 +41,7 @@ struct BenchCommand: ParsableCommand {
     var models: String = "restore,upscale,chain"
 
     @Option(help: "Memory available for instances, e.g. 12G; capacity = floor(budget / peak RSS).")
-    var memoryBudget: String = "12G"
+    var memoryBudget: ByteSizeArgument = ByteSizeArgument(argument: "12G")!
 
     @Option(name: [.customShort("o"), .long], help: "Output folder.")
     var out: String = "bench-results"
@@ -97,7 +97,6 @@ struct BenchCommand: ParsableCommand {
         if !(1...1024).contains(threads) { throw ValidationError("--threads must be 1-1024, got \(threads)") }
         let known: Set<String> = ["restore", "upscale", "chain"]
         for f in families where !known.contains(f) { throw ValidationError("--models: unknown family \(f) (restore, upscale, chain)") }
-        do { _ = try ByteSize.parse(memoryBudget) } catch { throw ValidationError(error.description) }
         _ = try timeBudgetSeconds()
         for w in workload where !w.contains("=") { throw ValidationError("--workload \(w): expected NAME=PROGRAM ARGS") }
         _ = try sceneKinds()
@@ -206,7 +205,7 @@ struct BenchCommand: ParsableCommand {
         if workloads.isEmpty { notes.append("no workload could run: this build lacks restore, upscale and chain, and no --workload was given") }
         for n in notes { log(n) }
 
-        let budget = try ByteSize.parse(memoryBudget)
+        let budget = memoryBudget.bytes
         var settings = BenchProtocol(warmups: warmups, runs: runs ?? (quick ? 2 : 5), memoryBudgetBytes: budget, quick: quick,
                                      warmupEveryInput: warmupEveryInput,
                                      timeBudgetS: try timeBudgetSeconds())

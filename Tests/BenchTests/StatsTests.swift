@@ -29,16 +29,4 @@ import Testing
         #expect(Stats.imagesPerHourPerCore(images: 1, cpuSeconds: 7.2) == 500)
         #expect(abs(Stats.utilisation(cpuSeconds: 3, wallSeconds: 2, threads: 2) - 0.75) < 1e-12)
     }
-
-    @Test func byteSizesParseAndReject() throws {
-        #expect(try ByteSize.parse("12G") == 12 << 30)
-        #expect(try ByteSize.parse("12 GiB") == 12 << 30)
-        #expect(try ByteSize.parse("512m") == 512 << 20)
-        #expect(try ByteSize.parse("1.5G") == 3 << 29)
-        #expect(try ByteSize.parse("4096") == 4096)
-        for bad in ["", "-1G", "twelve", "1e30", "0"] {
-            #expect(throws: BenchError.self) { try ByteSize.parse(bad) }
-        }
-        #expect(ByteSize.format(3 << 29) == "1.50 GiB")
-    }
 }

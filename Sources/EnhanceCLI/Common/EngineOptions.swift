@@ -55,16 +55,24 @@ struct EngineOptions: ParsableArguments {
     }
 }
 
+/// A byte size on the command line (`2G`, `512M`, `1.5GiB`; powers of 1024), parsed by `ByteSize`.
+struct ByteSizeArgument: ExpressibleByArgument, Sendable {
+    let bytes: Int64
+    let text: String
+    init?(argument: String) {
+        guard let b = try? ByteSize.parse(argument) else { return nil }
+        bytes = b; text = argument
+    }
+    var defaultValueDescription: String { text }
+}
+
 /// `--max-memory SIZE` (12G, 512M, 1.5GiB; powers of 1024).
 struct MemoryOption: ParsableArguments {
     @Option(name: .customLong("max-memory"), help: "Memory cap such as 2G or 512M: picks the tile size automatically so the run stays under it.")
-    var maxMemory: String?
+    var maxMemory: ByteSizeArgument?
 
     /// The cap in bytes, or nil.
-    func bytes() throws -> Int? {
-        guard let m = maxMemory else { return nil }
-        do { return try BatchOptions.parseMemorySize(m) } catch { throw ValidationError(error.description) }
-    }
+    func bytes() throws -> Int? { maxMemory.map { Int($0.bytes) } }
 }
 
 /// `--models-dir` and `--download`: where models are looked up by name, and fetching missing ones first.

@@ -78,20 +78,3 @@ func joinPath(_ a: String, _ b: String) -> String {
     return a.hasSuffix("/") ? a + b : a + "/" + b
 }
 
-extension BatchOptions {
-    /// Parses a memory size such as `12G`, `512M`, `1.5GiB`, `800000` (bytes); units are powers of 1024.
-    public static func parseMemorySize(_ text: String) throws(BatchError) -> Int {
-        var s = Substring(text.filter { !$0.isWhitespace }.uppercased())
-        if s.hasSuffix("B") { s = s.dropLast() }
-        if s.hasSuffix("I") { s = s.dropLast() }
-        var multiplier: Double = 1
-        if let unit = s.last, let power = ["K": 1, "M": 2, "G": 3, "T": 4][String(unit)] {
-            multiplier = pow(1024, Double(power))
-            s = s.dropLast()
-        }
-        guard let value = Double(s), value.isFinite, value > 0, value * multiplier < Double(Int.max / 2) else {
-            throw .invalidOption(name: "--max-memory", reason: "'\(text)' is not a size like 12G, 512M or 1.5GiB")
-        }
-        return Int(value * multiplier)
-    }
-}

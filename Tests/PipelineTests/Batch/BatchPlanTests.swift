@@ -138,14 +138,17 @@ import Testing
     }
 
     @Test func memorySizes() throws {
-        #expect(try BatchOptions.parseMemorySize("12G") == 12 << 30)
-        #expect(try BatchOptions.parseMemorySize("512m") == 512 << 20)
-        #expect(try BatchOptions.parseMemorySize("1.5GiB") == 3 << 29)
-        #expect(try BatchOptions.parseMemorySize("800000") == 800_000)
-        #expect(try BatchOptions.parseMemorySize("64KB") == 65536)
-        for bad in ["", "G", "-1G", "0", "12X", "1e400", "abc"] {
-            #expect(throws: BatchError.self, "\(bad)") { try BatchOptions.parseMemorySize(bad) }
+        #expect(try ByteSize.parse("12G") == 12 << 30)
+        #expect(try ByteSize.parse("12 GiB") == 12 << 30)
+        #expect(try ByteSize.parse("512m") == 512 << 20)
+        #expect(try ByteSize.parse("1.5GiB") == 3 << 29)
+        #expect(try ByteSize.parse("800000") == 800_000)
+        #expect(try ByteSize.parse("64KB") == 65536)
+        for bad in ["", "G", "-1G", "0", "12X", "1e400", "abc", "twelve", "1e30", "0.5"] {
+            #expect(throws: ByteSizeError.self, "\(bad)") { try ByteSize.parse(bad) }
         }
+        #expect(ByteSize.format(3 << 29) == "1.50 GiB")
+        #expect(ByteSize.format(730 << 20) == "730 MiB")
     }
 
     @Test func temporaryNamePattern() {
