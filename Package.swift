@@ -38,12 +38,13 @@ let package = Package(
         // RRDBNet, SRVGGNetCompact, GPEN, RetinaFace, ParseNet on any Backend
         .target(name: "Models", dependencies: ["TensorCore", "Checkpoint"]),
         // RealESRGANer semantics, face pipeline, batch processing
-        .target(name: "Pipeline", dependencies: ["Models", "ImageIO", "TensorCore", "BackendDNNL", "Checkpoint"]),
+        .target(name: "Pipeline", dependencies: ["Models", "ImageIO", "TensorCore", "Checkpoint"]),
         // `enhance bench`: scenes, subprocess measurement, quality metrics, reports
         .target(name: "Bench", dependencies: ["ImageIO", "Pipeline", "Checkpoint"]),
-        // the library core front ends share: model registry and manager (fetch, resume, verify), categorised errors
+        // the composition root front ends share: typed configurations → backends, upscalers, restorers, detectors;
+        // model registry, lookup and manager (fetch, resume, verify); categorised errors
         .target(name: "EnhanceKit", dependencies: [
-            "Models",
+            "Models", "Pipeline", "BackendDNNL", "TensorCore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),

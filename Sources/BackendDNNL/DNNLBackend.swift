@@ -63,6 +63,8 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     /// The largest scratchpad a primitive has asked for (it is taken from the activation pool while the primitive
     /// runs, so it counts in `memoryStats`).
     public internal(set) var largestScratchpad = 0
+    /// `ENHANCE_DNNL_DEBUG`: one stderr line per convolution plan built (algorithm, fused or not, oneDNN's implementation).
+    static let debugPlans = ProcessInfo.processInfo.environment["ENHANCE_DNNL_DEBUG"] != nil
     /// Tests only: makes building a convolution with the named algorithm ("winograd", "direct") throw, as a oneDNN
     /// primitive, scratchpad or weights reorder that cannot be built would.
     var injectedFault: ((String) -> Bool)?

@@ -319,8 +319,9 @@ extension DNNLBackend {
                 let (attr, postArgs) = fused ? try makeAttr(epilogue, channels: p.outChannels, rank: 4, op: op, outputScaleFolded: fold) : (nil, [])
                 defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
                 guard let prim = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: attr, engine: engine, op: op) }) else { continue }
-                if ProcessInfo.processInfo.environment["ENHANCE_DNNL_DEBUG"] != nil {
-                    print("[dnnl] \(op) alg \(name) fused \(fused) → \(prim.implementation)")
+                if Self.debugPlans {
+                    // stderr, never stdout (which carries --json output)
+                    FileHandle.standardError.write(Data("[dnnl] \(op) alg \(name) fused \(fused) → \(prim.implementation)\n".utf8))
                 }
                 // A reference Winograd is far slower than the direct JIT kernel: never use it.
                 if alg == dnnl_convolution_winograd && prim.implementation.hasPrefix("ref") { continue }

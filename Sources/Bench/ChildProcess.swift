@@ -1,6 +1,7 @@
 // Runs one workload process and measures it from outside: wall time, CPU time, peak RSS.
 
 import Foundation
+import Pipeline
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -101,14 +102,7 @@ public enum ChildProcess {
     }
 
     /// `VmHWM` of a live process in bytes, or nil (no /proc, process gone, or not yet exec'd into).
-    static func vmHWM(_ pid: pid_t) -> Int64? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            if parts.count >= 2, let kb = Int64(parts[1]) { return kb * 1024 }
-        }
-        return nil
-    }
+    static func vmHWM(_ pid: pid_t) -> Int64? { peakRSSBytes(pid: pid) }
 
     /// Seconds on the monotonic clock.
     static func monotonicSeconds() -> Double {

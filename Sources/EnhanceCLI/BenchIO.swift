@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Pipeline
 import ImageIO
 
 /// `enhance bench io`: decode and encode throughput of each format on a ~12-megapixel photo.
@@ -64,8 +65,7 @@ struct BenchIO: ParsableCommand {
             let c0 = Self.cpuSeconds()
             let start = ContinuousClock.now
             try body()
-            let d = ContinuousClock.now - start
-            let wall = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+            let wall = secondsSince(start)
             if wall < t.wall { t = (wall, Self.cpuSeconds() - c0) }
         }
         return t

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EnhanceKit
 import Foundation
 import ImageIO
 import Pipeline
@@ -42,13 +43,13 @@ struct Chain: AsyncParsableCommand {
         let processor: ChainProcessor
         do {
             let backend = try engine.makeBackend()
-            try await models.fetchMissing(upscale.namesToFetch + restore.namesToFetch) { line in
+            let upConfig = try upscale.configuration()
+            try await models.fetchMissing(upConfig.modelNames + restore.configuration.modelNames) { line in
                 if !batch.quiet { FileHandle.standardError.write(Data(("chain: " + line + "\n").utf8)) }
             }
-            let dirs = models.searchPath()
-            let loaded = try upscale.loadModel(backend: backend, dirs: dirs)
-            let upscaler = try Upscaler(network: loaded.network, options: upscale.upscaleOptions())
-            let restorer = try restore.makeRestorer(backend: backend, dirs: dirs) { line in
+            let factory = models.factory
+            let (upscaler, loaded) = try factory.upscaler(upConfig, backend: backend)
+            let restorer = try restore.makeRestorer(factory, backend: backend) { line in
                 if !batch.quiet && !batch.json { FileHandle.standardError.write(Data((line + "\n").utf8)) }
             }
             let enc = UpscaleEncoding(quality: quality).encodeOptions

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EnhanceKit
 import Foundation
 import ImageIO
 import Models
@@ -63,14 +64,13 @@ struct Detect: AsyncParsableCommand {
             b.skipExisting = false
             b.overwrite = true
             plan = try BatchPlan.make(inputs: inputs, options: b)
-            let url = try ModelResolver.detector(self.detector, in: models.searchPath())
-            let net = try RetinaFace(contentsOf: url, backend: engine.makeBackend())
             var o = RetinaFaceDetectOptions()
             o.confidenceThreshold = Float(threshold)
             o.nmsThreshold = Float(nms)
-            detector = RetinaFaceDetector(net, options: o)
+            let url: URL
+            (detector, url) = try models.factory.detector(self.detector, backend: engine.makeBackend(), options: o)
             if !quiet && !json {
-                FileHandle.standardError.write(Data("detector: RetinaFace \(net.configuration.backbone.rawValue) from \(url.lastPathComponent)\n".utf8))
+                FileHandle.standardError.write(Data("detector: RetinaFace \(detector.net.configuration.backbone.rawValue) from \(url.lastPathComponent)\n".utf8))
             }
         } catch {
             fail("\(error)")

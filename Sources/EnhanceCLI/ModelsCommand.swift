@@ -1,6 +1,7 @@
 import ArgumentParser
 import EnhanceKit
 import Foundation
+import Pipeline
 
 /// `enhance models`: the models the tool knows, which are installed, and fetching them.
 struct ModelsCommand: AsyncParsableCommand {

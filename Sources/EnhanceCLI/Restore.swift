@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import EnhanceKit
 import Foundation
 import ImageIO
 import Models
@@ -110,8 +111,8 @@ struct Restore: AsyncParsableCommand {
     func run() async throws {
         let restorer: FaceRestorer
         do {
-            try await models.fetchMissing(model.namesToFetch) { log($0) }
-            restorer = try model.makeRestorer(backend: engine.makeBackend(), dirs: models.searchPath()) { log($0) }
+            try await models.fetchMissing(model.configuration.modelNames) { log($0) }
+            restorer = try model.makeRestorer(models.factory, backend: engine.makeBackend()) { log($0) }
         } catch {
             FileHandle.standardError.write(Data("enhance restore: \(error)\n".utf8))
             throw ExitCode(2)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EnhanceKit
 import Foundation
 import Models
 import Pipeline
@@ -64,10 +65,11 @@ struct Upscale: AsyncParsableCommand {
         let backend = try engine.makeBackend()
         let loaded: LoadedSuperResolutionModel
         do {
-            try await models.fetchMissing(model.namesToFetch) { log in
+            let config = try model.configuration()
+            try await models.fetchMissing(config.modelNames) { log in
                 if !batch.quiet { FileHandle.standardError.write(Data(("upscale: " + log + "\n").utf8)) }
             }
-            loaded = try model.loadModel(backend: backend, dirs: models.searchPath())
+            loaded = try models.factory.loadSuperResolution(config, backend: backend)
         } catch {
             FileHandle.standardError.write(Data("enhance upscale: \(error)\n".utf8))
             throw ExitCode(2)

@@ -24,8 +24,9 @@ import Testing
         #expect(a == b)
         #expect(a.tile == 64 && a.tilePad == 7 && a.prePad == 2 && a.outscale == 3 && a.alphaUpsampler == .bilinear && a.maxMemory == 1 << 30)
         #expect(chain.upscale.modelName == "realesr-general-x4v3" && chain.upscale.denoiseStrength == 0.3)
-        #expect(chain.upscale.namesToFetch == ["realesr-general-x4v3", "realesr-general-wdn-x4v3"])
-        #expect(chain.upscale.namesToFetch == up.model.namesToFetch)
+        #expect(try chain.upscale.configuration().modelNames == ["realesr-general-x4v3", "realesr-general-wdn-x4v3"])
+        #expect(try chain.upscale.configuration() == up.model.configuration())
+        #expect(chain.restore.configuration == rs.model.configuration)
 
         let r = chain.restore.restoreOptions
         #expect(r == rs.model.restoreOptions)

@@ -40,18 +40,20 @@ struct EngineOptions: ParsableArguments {
         if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(t)") }
     }
 
+    /// The typed engine configuration (with `--verbose`, engine decisions go to stderr).
+    var configuration: EngineConfiguration {
+        var e = EngineConfiguration()
+        e.device = backend == .reference ? .reference : .cpu
+        e.threads = threads
+        e.winograd = !noWinograd
+        e.precision = precision == .bf16 ? .bf16 : .fp32
+        if verbose { e.diagnostics = { FileHandle.standardError.write(Data(("engine: " + $0 + "\n").utf8)) } }
+        return e
+    }
+
     /// Creates the chosen backend.
     func makeBackend() throws -> any Backend {
-        switch backend {
-        case .reference: return ReferenceBackend()
-        case .dnnl:
-            let be = try DNNLBackend(options: DNNLBackend.Options(threads: threads, winograd: !noWinograd,
-                                                                  precision: precision == .bf16 ? .bf16 : .fp32))
-            if verbose {
-                be.diagnostics = { FileHandle.standardError.write(Data(("engine: " + $0 + "\n").utf8)) }
-            }
-            return be
-        }
+        try ModelFactory.makeBackend(configuration)
     }
 }
 
@@ -88,6 +90,11 @@ struct ModelsDirectoryOption: ParsableArguments {
         ModelStore(directory: modelsDir.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? ModelStore.defaultDirectory())
     }
 
+    /// Finds weights in `searchPath()`.
+    var locator: ModelLocator { ModelLocator(dirs: searchPath()) }
+    /// Builds models from typed configurations, finding weights in `searchPath()`.
+    var factory: ModelFactory { ModelFactory(locator: locator) }
+
     /// Folders searched in order: the chosen models folder, then the offline assets ($ENHANCE_ASSETS or ./.cache/assets).
     func searchPath() -> [URL] {
         let env = ProcessInfo.processInfo.environment
@@ -105,27 +112,11 @@ struct ModelsDirectoryOption: ParsableArguments {
         for name in names {
             let expanded = (name as NSString).expandingTildeInPath
             guard !FileManager.default.fileExists(atPath: expanded), let entry = ModelCatalog.entry(named: name),
-                  ModelResolver.find(entry.name, ncnn: RealESRGANModelZoo.info(named: entry.name)?.ncnnName, in: searchPath()) == nil else { continue }
+                  locator.find(entry.name, ncnn: RealESRGANModelZoo.info(named: entry.name)?.ncnnName) == nil else { continue }
             log("fetching \(entry.name) into \(store.directory.path)")
             let bar = ProgressBar()
             defer { bar.finish() }
             _ = try await fetcher.fetch(entry, progress: bar.callback(entry.name))
         }
     }
-}
-
-/// Seconds elapsed since `start`.
-func secondsSince(_ start: ContinuousClock.Instant) -> Double {
-    let d = ContinuousClock.now - start
-    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-}
-
-/// Peak resident set size of this process in bytes (Linux `VmHWM`), or nil.
-func peakRSSBytes() -> Int? {
-    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
-    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-        if parts.count >= 2, let kb = Int(parts[1]) { return kb * 1024 }
-    }
-    return nil
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EnhanceKit
 import Foundation
 import Models
 import Pipeline
@@ -49,28 +50,13 @@ struct UpscaleModelFlags: ParsableArguments {
         return o
     }
 
-    /// The named models this run needs (`--download` fetches the missing ones): the model, and for
-    /// realesr-general-x4v3 with -dn ≠ 1 its wdn companion.
-    var namesToFetch: [String] {
-        guard modelPath == nil else { return [] }
-        var names = [modelName]
-        if denoiseStrength != 1, let c = RealESRGANModelZoo.info(named: modelName)?.denoiseCompanion { names.append(c) }
-        return names
-    }
-
-    /// Loads the model from --model-path or by name from `dirs`.
-    func loadModel(backend: any Backend, dirs: [URL]) throws -> LoadedSuperResolutionModel {
-        if let p = modelPath {
-            let url = URL(fileURLWithPath: (p as NSString).expandingTildeInPath)
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                throw ModelLookupError(description: "--model-path \(p): no such file")
-            }
-            return try RealESRGANLoader.load(url, backend: backend)
-        }
-        switch try ModelResolver.resolve(name: modelName, denoiseStrength: denoiseStrength, dirs: dirs) {
-        case .file(let u): return try RealESRGANLoader.load(u, backend: backend)
-        case let .dni(a, bURL, wa, wb): return try RealESRGANLoader.loadDNI(a, bURL, wa: wa, wb: wb, backend: backend)
-        }
+    /// The typed configuration EnhanceKit builds the upscaler from.
+    func configuration() throws -> UpscaleConfiguration {
+        var c = UpscaleConfiguration()
+        c.model = modelPath.map { .file($0) } ?? .name(modelName)
+        c.denoiseStrength = denoiseStrength
+        c.options = try upscaleOptions()
+        return c
     }
 }
 
@@ -134,70 +120,21 @@ struct RestoreModelFlags: ParsableArguments {
         return o
     }
 
-    /// The named models this run needs (`--download` fetches the missing ones): GPEN, and unless --aligned GPEN's
-    /// own detector and (for the parse mask) parser when none is given, and a named background upsampler.
-    var namesToFetch: [String] {
-        var names = [gpen]
-        if !aligned {
-            names.append(detector ?? "RetinaFace-R50")
-            if mask == .parse { names.append(parser ?? "ParseNet-latest") }
-        }
-        if !["none", "bilinear"].contains(bgUpsampler.lowercased()) { names.append(bgUpsampler) }
-        return names
+    /// The typed configuration EnhanceKit builds the restorer from.
+    var configuration: RestoreConfiguration {
+        var c = RestoreConfiguration(gpen: gpen)
+        c.detector = detector; c.parser = parser; c.expectedSize = Int(size)
+        c.backgroundUpsampler = bgUpsampler
+        c.options = restoreOptions
+        return c
     }
 
-    /// Loads GPEN, the detector, the parser and the background upsampler from files or names in `dirs`.
-    func makeRestorer(backend: any Backend, dirs: [URL], log: (String) -> Void) throws -> FaceRestorer {
-        func locate(_ nameOrPath: String, what: String) throws -> URL { try ModelResolver.locate(nameOrPath, what: what, in: dirs) }
-        let gpenURL = try locate(gpen, what: "--gpen")
-        let g = try GPENGenerator(contentsOf: gpenURL, backend: backend)
-        if let s = Int(size), s != g.size {
-            throw RestoreCommandError("--size \(s), but \(gpenURL.path) is a GPEN-\(g.size) (channel_multiplier \(g.configuration.channelMultiplier), narrow \(g.configuration.narrow))")
+    /// Builds the restorer; without --detector (and not --aligned) a missing default detector says which flags help.
+    func makeRestorer(_ factory: ModelFactory, backend: any Backend, log: (String) -> Void) throws -> FaceRestorer {
+        if !aligned && detector == nil {
+            do { _ = try factory.locator.detector(nil) }
+            catch { throw RestoreCommandError("\(error); pass --detector FILE, or --aligned for aligned faces") }
         }
-        var det: RetinaFace?
-        if !aligned {
-            let url: URL
-            do { url = try ModelResolver.detector(detector, in: dirs) }
-            catch where detector == nil { throw RestoreCommandError("\(error), or use --aligned") }
-            det = try RetinaFace(contentsOf: url, backend: backend)
-        }
-        var par: ParseNet?
-        if mask == .parse && !aligned {
-            if let p = parser { par = try ParseNet(contentsOf: locate(p, what: "--parser"), backend: backend) }
-            else if let u = try? locate("ParseNet-latest", what: "--parser") { par = try ParseNet(contentsOf: u, backend: backend) }
-        }
-        let o = restoreOptions
-        var bg: (any BackgroundUpsampler)?
-        switch bgUpsampler.lowercased() {
-        case "none": bg = nil
-        case "bilinear": bg = BilinearUpsampler()
-        default: bg = try realESRGAN(bgUpsampler, scale: o.upscale, backend: backend, dirs: dirs)
-        }
-        let r = try FaceRestorer(gpen: g, detector: det.map { RetinaFaceDetector($0) }, parser: par, background: bg, options: o)
-        log("GPEN-\(g.size) (style_dim \(g.configuration.styleDim), channel_multiplier \(g.configuration.channelMultiplier), narrow \(g.configuration.narrow)) from \(gpenURL.lastPathComponent) on \(backend.name)")
-        if let d = det { log("detector: RetinaFace \(d.configuration.backbone.rawValue)") }
-        if !aligned {
-            if r.effectiveMask == .rect && mask == .parse { log("no parser weights given: using the rectangular mask (--mask rect)") }
-            else { log("mask: \(r.effectiveMask.rawValue)") }
-        }
-        if let bg { log("background: \(bg.name) ×\(o.upscale)") }
-        return r
-    }
-
-    func realESRGAN(_ nameOrPath: String, scale: Int, backend: any Backend, dirs: [URL]) throws -> BackgroundUpsampler {
-        let loaded: LoadedSuperResolutionModel
-        let expanded = (nameOrPath as NSString).expandingTildeInPath
-        if FileManager.default.fileExists(atPath: expanded) {
-            loaded = try RealESRGANLoader.load(URL(fileURLWithPath: expanded), backend: backend)
-        } else {
-            switch try ModelResolver.resolve(name: nameOrPath, denoiseStrength: 0.5, dirs: dirs) {
-            case .file(let u): loaded = try RealESRGANLoader.load(u, backend: backend)
-            case let .dni(a, b, wa, wb): loaded = try RealESRGANLoader.loadDNI(a, b, wa: wa, wb: wb, backend: backend)
-            }
-        }
-        var o = UpscaleOptions()
-        o.outscale = Double(scale)
-        o.tile = 400
-        return RealESRGANBackground(upscaler: try Upscaler(network: loaded.network, options: o), name: nameOrPath)
+        return try factory.restorer(configuration, backend: backend, log: log)
     }
 }

@@ -74,8 +74,7 @@ actor BatchTracker {
 }
 
 private func seconds(since start: ContinuousClock.Instant) -> Double {
-    let d = ContinuousClock.now - start
-    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    secondsSince(start)
 }
 
 /// Runs a processor over every image of a plan and records each file's outcome.

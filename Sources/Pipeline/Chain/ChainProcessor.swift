@@ -40,7 +40,6 @@ public struct ChainProcessor: BatchProcessor {
     }
 
     private func seconds(since start: ContinuousClock.Instant) -> Double {
-        let d = ContinuousClock.now - start
-        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        secondsSince(start)
     }
 }

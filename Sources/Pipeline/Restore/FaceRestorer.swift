@@ -161,8 +161,7 @@ public final class FaceRestorer: @unchecked Sendable {
     public var effectiveMask: RestoreMaskKind { options.mask == .parse && parser == nil ? .rect : options.mask }
 
     static func seconds(_ start: ContinuousClock.Instant) -> Double {
-        let d = ContinuousClock.now - start
-        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        secondsSince(start)
     }
 
     /// GPEN on an S×S BGR crop (FaceGAN.process).

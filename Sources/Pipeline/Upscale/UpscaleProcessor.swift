@@ -47,8 +47,7 @@ public struct UpscaleProcessor: BatchProcessor {
         var report = UpscaleReport()
         let start = ContinuousClock.now
         let out = try upscaler.enhance(loaded, report: &report)
-        let d = ContinuousClock.now - start
-        notes.timings["upscale"] = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        notes.timings["upscale"] = secondsSince(start)
         notes.recordEngine(upscaler.network.backend.memoryStats, tensorPeak: report.peakTensorBytes)
         return out
     }

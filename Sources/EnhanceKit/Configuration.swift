@@ -1,0 +1,82 @@
+import Foundation
+import Models
+import Pipeline
+
+/// A model given as a file or as a name looked up in the models folders.
+public enum ModelReference: Sendable, Equatable {
+    case name(String)
+    case file(String)
+}
+
+/// The compute engine: which backend and how it runs.
+public struct EngineConfiguration: Sendable, Equatable {
+    public enum Device: String, Sendable, CaseIterable {
+        /// oneDNN on the CPU (the default).
+        case cpu
+        /// The plain-Swift reference backend (slow; the test oracle).
+        case reference
+    }
+    public enum Precision: String, Sendable, CaseIterable { case fp32, bf16 }
+
+    public var device: Device = .cpu
+    /// Compute threads; nil = all cores.
+    public var threads: Int?
+    /// Winograd 3×3 convolutions where oneDNN has them.
+    public var winograd = true
+    public var precision: Precision = .fp32
+    /// Receives engine decisions (a layer's fallback to another algorithm); nil: silent.
+    public var diagnostics: (@Sendable (String) -> Void)?
+
+    public init() {}
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.device == b.device && a.threads == b.threads && a.winograd == b.winograd && a.precision == b.precision
+    }
+}
+
+/// A Real-ESRGAN upscaler: which model and the RealESRGANer settings.
+public struct UpscaleConfiguration: Sendable, Equatable {
+    public var model: ModelReference = .name("RealESRGAN_x4plus")
+    /// realesr-general-x4v3 only: 1 = plain x4v3, 0 = the wdn model, in between a DNI blend.
+    public var denoiseStrength: Double = 0.5
+    public var options = UpscaleOptions()
+
+    public init() {}
+
+    /// The named models this configuration needs: the model, and for realesr-general-x4v3 with a denoise strength
+    /// other than 1 its wdn companion.
+    public var modelNames: [String] {
+        guard case let .name(n) = model else { return [] }
+        var names = [n]
+        if denoiseStrength != 1, let c = RealESRGANModelZoo.info(named: n)?.denoiseCompanion { names.append(c) }
+        return names
+    }
+}
+
+/// A GPEN face restorer: the networks (files or names) and the `FaceRestorer` settings.
+public struct RestoreConfiguration: Sendable, Equatable {
+    public var gpen: String
+    /// RetinaFace weights; nil: RetinaFace-R50, else RetinaFace-mnet025.
+    public var detector: String?
+    /// ParseNet weights; nil: ParseNet-latest if installed, else the rectangular mask.
+    public var parser: String?
+    /// The GPEN size the weights must have; nil: whatever they are.
+    public var expectedSize: Int?
+    /// Background upscaling: "none", "bilinear", or a Real-ESRGAN model name or file.
+    public var backgroundUpsampler = "none"
+    public var options = RestoreOptions()
+
+    public init(gpen: String) { self.gpen = gpen }
+
+    /// The named models this configuration needs: GPEN, and unless the inputs are aligned GPEN's own detector and
+    /// (for the parse mask) parser when none is given, and a named background upsampler.
+    public var modelNames: [String] {
+        var names = [gpen]
+        if !options.aligned {
+            names.append(detector ?? "RetinaFace-R50")
+            if options.mask == .parse { names.append(parser ?? "ParseNet-latest") }
+        }
+        if !["none", "bilinear"].contains(backgroundUpsampler.lowercased()) { names.append(backgroundUpsampler) }
+        return names
+    }
+}

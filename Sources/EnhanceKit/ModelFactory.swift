@@ -1,0 +1,96 @@
+import BackendDNNL
+import Foundation
+import Models
+import Pipeline
+import TensorCore
+
+/// The composition root: builds backends, upscalers, restorers and detectors from typed configurations, finding
+/// weights through a `ModelLocator`. Front ends (CLI, bench, a service) hold one and never wire models themselves.
+public struct ModelFactory: Sendable {
+    public let locator: ModelLocator
+
+    public init(locator: ModelLocator) { self.locator = locator }
+
+    /// The backend `engine` asks for.
+    public static func makeBackend(_ engine: EngineConfiguration) throws -> any Backend {
+        switch engine.device {
+        case .reference: return ReferenceBackend()
+        case .cpu:
+            let be = try DNNLBackend(options: DNNLBackend.Options(threads: engine.threads, winograd: engine.winograd,
+                                                                  precision: engine.precision == .bf16 ? .bf16 : .fp32))
+            be.diagnostics = engine.diagnostics
+            return be
+        }
+    }
+
+    /// Loads the Real-ESRGAN network `c` names (a file, a name, or a DNI pair for realesr-general-x4v3).
+    public func loadSuperResolution(_ c: UpscaleConfiguration, backend: any Backend) throws -> LoadedSuperResolutionModel {
+        switch c.model {
+        case let .file(p):
+            let url = URL(fileURLWithPath: (p as NSString).expandingTildeInPath)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw EnhanceError(.missingResource, "\(p): no such file")
+            }
+            return try RealESRGANLoader.load(url, backend: backend)
+        case let .name(n):
+            switch try locator.resolve(name: n, denoiseStrength: c.denoiseStrength) {
+            case .file(let u): return try RealESRGANLoader.load(u, backend: backend)
+            case let .dni(a, b, wa, wb): return try RealESRGANLoader.loadDNI(a, b, wa: wa, wb: wb, backend: backend)
+            }
+        }
+    }
+
+    /// The upscaler `c` describes, and the loaded model (for its name and notes).
+    public func upscaler(_ c: UpscaleConfiguration, backend: any Backend) throws -> (Upscaler, LoadedSuperResolutionModel) {
+        let loaded = try loadSuperResolution(c, backend: backend)
+        return (try Upscaler(network: loaded.network, options: c.options), loaded)
+    }
+
+    /// RetinaFace with GPEN's detection settings (or `options`).
+    public func detector(_ nameOrPath: String?, backend: any Backend, options: RetinaFaceDetectOptions = RetinaFaceDetectOptions()) throws -> (RetinaFaceDetector, URL) {
+        let url = try locator.detector(nameOrPath)
+        return (RetinaFaceDetector(try RetinaFace(contentsOf: url, backend: backend), options: options), url)
+    }
+
+    /// The face restorer `c` describes; `log` receives what was loaded (and the rectangular-mask fallback).
+    public func restorer(_ c: RestoreConfiguration, backend: any Backend, log: (String) -> Void = { _ in }) throws -> FaceRestorer {
+        let gpenURL = try locator.locate(c.gpen, what: "GPEN weights")
+        let g = try GPENGenerator(contentsOf: gpenURL, backend: backend)
+        if let s = c.expectedSize, s != g.size {
+            throw EnhanceError(.badInput, "expected a GPEN-\(s), but \(gpenURL.path) is a GPEN-\(g.size) (channel_multiplier \(g.configuration.channelMultiplier), narrow \(g.configuration.narrow))")
+        }
+        let o = c.options
+        var det: RetinaFace?
+        if !o.aligned { det = try RetinaFace(contentsOf: locator.detector(c.detector), backend: backend) }
+        var par: ParseNet?
+        if o.mask == .parse && !o.aligned {
+            if let p = c.parser { par = try ParseNet(contentsOf: locator.locate(p, what: "ParseNet weights"), backend: backend) }
+            else if let u = try? locator.locate("ParseNet-latest", what: "ParseNet weights") { par = try ParseNet(contentsOf: u, backend: backend) }
+        }
+        var bg: (any BackgroundUpsampler)?
+        switch c.backgroundUpsampler.lowercased() {
+        case "none": bg = nil
+        case "bilinear": bg = BilinearUpsampler()
+        default: bg = try backgroundUpscaler(c.backgroundUpsampler, scale: o.upscale, backend: backend)
+        }
+        let r = try FaceRestorer(gpen: g, detector: det.map { RetinaFaceDetector($0) }, parser: par, background: bg, options: o)
+        log("GPEN-\(g.size) (style_dim \(g.configuration.styleDim), channel_multiplier \(g.configuration.channelMultiplier), narrow \(g.configuration.narrow)) from \(gpenURL.lastPathComponent) on \(backend.name)")
+        if let d = det { log("detector: RetinaFace \(d.configuration.backbone.rawValue)") }
+        if !o.aligned {
+            if r.effectiveMask == .rect && o.mask == .parse { log("no parser weights given: using the rectangular mask") }
+            else { log("mask: \(r.effectiveMask.rawValue)") }
+        }
+        if let bg { log("background: \(bg.name) ×\(o.upscale)") }
+        return r
+    }
+
+    /// A Real-ESRGAN background upsampler (file or name) at `scale`, tiled at 400 px as GPEN runs it.
+    func backgroundUpscaler(_ nameOrPath: String, scale: Int, backend: any Backend) throws -> BackgroundUpsampler {
+        var c = UpscaleConfiguration()
+        let expanded = (nameOrPath as NSString).expandingTildeInPath
+        c.model = FileManager.default.fileExists(atPath: expanded) ? .file(expanded) : .name(nameOrPath)
+        c.options.outscale = Double(scale)
+        c.options.tile = 400
+        return RealESRGANBackground(upscaler: try upscaler(c, backend: backend).0, name: nameOrPath)
+    }
+}
