@@ -1,5 +1,5 @@
 // Synthetic weights of the exact released architectures, written as safetensors, for timing and memory runs
-// when the real files are absent. Shapes follow docs gpen.md §1-§5 and realesrgan.md §1; values are seeded.
+// when the real files are absent. Shapes follow ../shared/docs/gpen.md §1-§5 and ../shared/docs/realesrgan.md §1; values are seeded.
 
 import Checkpoint
 import Foundation

@@ -1,6 +1,6 @@
 """GPEN alignment, mask post-processing and paste-back (align_faces.py + FaceEnhancement.process semantics).
 
-Written from docs/gpen.md §3.3-3.6. Points are float [5,2] (x, y); transforms float64 [2,3]; images uint8 HWC
+Written from ../shared/docs/gpen.md §3.3-3.6. Points are float [5,2] (x, y); transforms float64 [2,3]; images uint8 HWC
 BGR. Reference points and the Umeyama fit are pure NumPy; warps, blurs and the uint8 arithmetic use OpenCV
 (cv2, optional dependency) exactly as upstream calls it, so this module needs cv2 only for those steps.
 """

@@ -1,4 +1,4 @@
-"""GPEN FullGenerator (face restoration GAN), written from docs/gpen.md section 1 (exact math of §1.3-1.6).
+"""GPEN FullGenerator (face restoration GAN), written from ../shared/docs/gpen.md section 1 (exact math of §1.3-1.6).
 
 Tensors are float32 NCHW. State-dict keys match GPEN's face_model/gpen_model.py so GPEN-BFR-*.pth load strictly
 (plain keys, Blur/Upsample `kernel` buffers included). Pre/post-processing of FaceGAN at the bottom.
@@ -201,7 +201,7 @@ class ToRGB(nn.Module):
 
 
 def channel_table(channel_multiplier=2, narrow=1.0) -> dict:
-    """Channels per resolution (docs/gpen.md §1.2)."""
+    """Channels per resolution (../shared/docs/gpen.md §1.2)."""
     cm, n = channel_multiplier, narrow
     return {4: int(512 * n), 8: int(512 * n), 16: int(512 * n), 32: int(512 * n), 64: int(256 * cm * n),
             128: int(128 * cm * n), 256: int(64 * cm * n), 512: int(32 * cm * n), 1024: int(16 * cm * n),

@@ -1,4 +1,4 @@
-"""ParseNet (face parsing used by GPEN's FaceParse), written from docs/gpen.md section 5 and 3.6.
+"""ParseNet (face parsing used by GPEN's FaceParse), written from ../shared/docs/gpen.md section 5 and 3.6.
 
 Tensors are float32 NCHW. Keys match GPEN's face_parse/parse_model.py (e.g. encoder.1.conv1.norm.norm.weight).
 """

@@ -1,4 +1,4 @@
-"""RealESRGANer.enhance semantics (Real-ESRGAN a4abfb29 realesrgan/utils.py), written from docs/realesrgan.md §3.
+"""RealESRGANer.enhance semantics (Real-ESRGAN a4abfb29 realesrgan/utils.py), written from ../shared/docs/realesrgan.md §3.
 
 Images are NumPy HWC (BGR or BGRA, OpenCV order) uint8/uint16, or HW grayscale. The network sees float32
 NCHW RGB in [0,1]. Resizes use our NumPy OpenCV-compatible kernels (resize.py) unless use_cv2=True.

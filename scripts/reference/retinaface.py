@@ -1,6 +1,6 @@
 """RetinaFace (ResNet-50 or MobileNet-0.25 backbone, FPN, SSH, heads), priors, decode and NMS.
 
-Written from docs/gpen.md section 3.4 and 4. Tensors are float32 NCHW; the network input is BGR minus
+Written from ../shared/docs/gpen.md section 3.4 and 4. Tensors are float32 NCHW; the network input is BGR minus
 (104, 117, 123), unscaled. Keys match Pytorch_Retinaface/GPEN (without the `module.` prefix of the files).
 """
 import math

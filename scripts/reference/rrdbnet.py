@@ -1,4 +1,4 @@
-"""RRDBNet (ESRGAN / Real-ESRGAN generator), written from docs/realesrgan.md section 1.1.
+"""RRDBNet (ESRGAN / Real-ESRGAN generator), written from ../shared/docs/realesrgan.md section 1.1.
 
 Tensors are float32 NCHW (batch N, channels C, height H, width W). State-dict keys match
 BasicSR's so released `RealESRGAN_x{2,4}plus.pth` files load strictly.

@@ -1,4 +1,4 @@
-"""SRVGGNetCompact (Real-ESRGAN v3 compact models), written from docs/realesrgan.md section 1.3.
+"""SRVGGNetCompact (Real-ESRGAN v3 compact models), written from ../shared/docs/realesrgan.md section 1.3.
 
 Tensors are float32 NCHW. Keys: body.{2k}.weight/bias (convs), body.{2k+1}.weight (PReLU slopes).
 """

@@ -1,0 +1,209 @@
+import CDNNL
+import Foundation
+import TensorCore
+
+// MARK: convolution: algorithm and layout choice per layer and input shape, with per-candidate fallback
+
+struct ConvKey: Hashable {
+    var srcLayout: TensorLayout = .nchw
+    var n: Int, h: Int, w: Int
+    var srcStorage: Int, dstStorage: Int
+    var epilogue: EpilogueKey
+    var fused: Bool
+}
+
+extension DNNLBackend {
+    public func prepareConv2d(weight: HostTensor, bias: HostTensor?, params p: Conv2dParams) throws -> PreparedConv2d {
+        try sync {
+            try p.validate()
+            guard weight.shape == p.weightShape else {
+                throw TensorError.shapeMismatch(op: "prepareConv2d weight", expected: "\(p.weightShape)", actual: "\(weight.shape)")
+            }
+            if let bias, bias.count != p.outChannels {
+                throw TensorError.shapeMismatch(op: "prepareConv2d bias", expected: "[\(p.outChannels)]", actual: "\(bias.shape)")
+            }
+            let wmd = p.groups == 1 ? MD.make(p.weightShape, dnnl_oihw)
+                : MD.make([p.groups, p.outChannels / p.groups, p.inChannels / p.groups, p.kernelH, p.kernelW], dnnl_goihw)
+            let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: "prepareConv2d"), biasHost: bias?.data)
+            let prepared = PreparedConv2d(params: p, hasBias: bias != nil, backendID: id, payload: state)
+            // Validate now: oneDNN must accept this convolution for a nominal input size. The weights themselves are
+            // reordered once, on the first run, into the layout (and scale, see `convPlan`) that run's primitive wants,
+            // so no unused copy stays in memory.
+            let nominal = max(p.kernelH, p.kernelW, 32)
+            let host = state.weight   // the throw-away plan below releases it
+            guard try convPlan(state, p, n: 1, h: nominal, w: nominal, srcStorage: p.inChannels, dstStorage: p.outChannels,
+                               epilogue: EpilogueKey(.identity), fused: true) != nil else {
+                throw TensorError.unsupported(op: "prepareConv2d", message: "oneDNN has no implementation for \(p)")
+            }
+            state.plans.removeAll()
+            state.prepared.removeAll()
+            state.weight = host
+            return prepared
+        }
+    }
+
+    func convWeightsAnyMD(_ p: Conv2dParams) -> dnnl_memory_desc_t {
+        p.groups == 1 ? MD.make(p.weightShape, dnnl_format_tag_any)
+            : MD.make([p.groups, p.outChannels / p.groups, p.inChannels / p.groups, p.kernelH, p.kernelW], dnnl_format_tag_any)
+    }
+
+    func blockedMD(_ s: TensorShape, storage: Int, layout: TensorLayout? = nil) -> dnnl_memory_desc_t {
+        let layout = layout ?? blockedLayout
+        let b = layout.channelBlock
+        var m = MD.make(s.dims, b == 16 ? dnnl_nChw16c : dnnl_nChw8c)
+        MD.setStrides(&m, [layout.paddedChannels(storage) * s.h * s.w, b * s.h * s.w, b * s.w, b])
+        return m
+    }
+
+    func convPlan(_ state: ConvState, _ p: Conv2dParams, n: Int, h: Int, w: Int, srcStorage: Int, dstStorage: Int,
+                  epilogue: EpilogueKey, fused: Bool, srcLayout: TensorLayout? = nil) throws -> ConvPlan? {
+        let srcLayout = srcLayout ?? blockedLayout
+        let key = ConvKey(srcLayout: srcLayout, n: n, h: h, w: w, srcStorage: srcStorage, dstStorage: dstStorage, epilogue: epilogue, fused: fused)
+        if let plan = state.plans[key] { return plan }
+        if state.unavailable.contains(key) { return nil }
+        let op = "conv2d \(p.inChannels)→\(p.outChannels) k\(p.kernelH)×\(p.kernelW) s\(p.strideH) g\(p.groups) on [\(n),\(p.inChannels),\(h),\(w)]"
+        let (oh, ow) = p.outputSize(h: h, w: w)
+        let srcShape = TensorShape(n: n, c: p.inChannels, h: h, w: w)
+        var src: dnnl_memory_desc_t
+        if srcLayout == .nchw {
+            src = MD.make(srcShape.dims, dnnl_nchw)
+        } else {
+            src = blockedMD(srcShape, storage: n == 1 ? p.inChannels : srcStorage)
+        }
+        var dst = blockedMD(TensorShape(n: n, c: p.outChannels, h: oh, w: ow), storage: n == 1 ? p.outChannels : dstStorage)
+        let bmd = MD.make([p.outChannels], dnnl_x)
+        let eligible = options.winograd && p.kernelH == 3 && p.kernelW == 3 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
+        var algs = [dnnl_convolution_direct]
+        if eligible { algs.insert(dnnl_convolution_winograd, at: 0) }
+        var failure: (any Error)?
+        for (i, alg) in algs.enumerated() {
+            let name = alg == dnnl_convolution_winograd ? "winograd" : "direct"
+            do {
+                if let fault = injectedFault, fault(name) {
+                    throw TensorError.backendFailure(op: op, message: "injected failure of \(name) (test)")
+                }
+                var wmd = convWeightsAnyMD(p)
+                var desc = dnnl_convolution_desc_t()
+                try withOptionalMD(state.bias == nil ? nil : bmd) { bp in
+                    try dnnlCheck(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, alg, &src, &wmd, bp, &dst,
+                                                                      [Int64(p.strideH), Int64(p.strideW)],
+                                                                      [Int64(p.padTop), Int64(p.padLeft)],
+                                                                      [Int64(p.padBottom), Int64(p.padRight)]), op)
+                }
+                // Without activation or channel scale, s·(W∗x + b) + r·R is computed as (sW)∗x + sb + r·R: the scale
+                // goes into a scaled copy of the weights, leaving a single sum post-op that the JIT kernels accept.
+                let fold = fused && epilogue.act == .none && epilogue.scaleBatch == nil && epilogue.outputScale != 1
+                let (attr, postArgs) = fused ? try makeAttr(epilogue, channels: p.outChannels, rank: 4, op: op, outputScaleFolded: fold) : (nil, [])
+                defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
+                guard let prim = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: attr, engine: engine, op: op) }) else { continue }
+                if Self.debugPlans {
+                    // stderr, never stdout (which carries --json output)
+                    FileHandle.standardError.write(Data("[dnnl] \(op) alg \(name) fused \(fused) → \(prim.implementation)\n".utf8))
+                }
+                // A reference Winograd is far slower than the direct JIT kernel: never use it.
+                if alg == dnnl_convolution_winograd && prim.implementation.hasPrefix("ref") { continue }
+                let chosen = prim.md(dnnl_query_weights_md)
+                let scale: Float = fold ? epilogue.outputScale : 1
+                let plan = ConvPlan(primitive: prim, weights: try weights(state, chosen, scale: scale, op: op), weightsMD: chosen,
+                                    postArgs: postArgs, winograd: alg == dnnl_convolution_winograd, bias: try bias(state, scale: scale))
+                state.plans[key] = plan
+                return plan
+            } catch {
+                // Any part of a candidate (descriptor, primitive and its scratchpad, weights reorder) that oneDNN cannot
+                // build sends this layer to the next algorithm; the caller tries its next layout after the last one.
+                failure = error
+                let next = i + 1 < algs.count ? "trying direct" : "trying the next layout"
+                note(state, key: "\(name) \(fused)", "\(op): \(name)\(fused ? " with fused epilogue" : "") failed (\(error)); \(next)")
+            }
+        }
+        if let failure { throw failure }
+        state.unavailable.insert(key)
+        return nil
+    }
+
+    public func conv2d(_ x: Tensor, _ conv: PreparedConv2d, epilogue: Epilogue, into: Tensor?) throws -> Tensor {
+        try sync {
+            let op = "conv2d"
+            try check(x, op)
+            guard conv.backendID == id, let state = conv.payload as? ConvState else { throw TensorError.foreignTensor(op: op) }
+            let p = conv.params
+            guard x.shape.c == p.inChannels else {
+                throw TensorError.shapeMismatch(op: op, expected: "C=\(p.inChannels)", actual: x.shape.description)
+            }
+            let (oh, ow) = p.outputSize(h: x.shape.h, w: x.shape.w)
+            guard oh > 0, ow > 0 else { throw TensorError.invalidShape(op: op, message: "input \(x.shape) too small for \(p)") }
+            let oshape = TensorShape(n: x.shape.n, c: p.outChannels, h: oh, w: ow)
+            try validateEpilogue(epilogue, out: oshape, op: op)
+            if let into {
+                try check(into, op)
+                guard into.shape == oshape else { throw TensorError.shapeMismatch(op: op + " destination", expected: oshape.description, actual: into.shape.description) }
+            }
+            let directOut = into.map { $0.layout == blockedLayout } ?? true
+            let out: Tensor
+            if directOut, let into { out = into } else { out = try alloc(oshape, blockedLayout, op: op) }
+            let ekey = EpilogueKey(epilogue)
+            // Candidates in order of preference; the first with a JIT (non-reference) implementation wins.
+            // PReLU is never fused (oneDNN 2.6 JIT convs reject the prelu post-op): it runs as a separate pass.
+            let canFuse = ekey.act != .prelu
+            var candidates: [(TensorLayout, Bool)] = []
+            if canFuse { candidates.append((blockedLayout, true)) }
+            if p.inChannels % blockedLayout.channelBlock != 0 && canFuse { candidates.append((.nchw, true)) }
+            candidates.append((blockedLayout, false))
+            if p.inChannels % blockedLayout.channelBlock != 0 { candidates.append((.nchw, false)) }
+            var chosen: (ConvPlan, TensorLayout, Bool)?
+            var failure: (any Error)?
+            for (layout, fusedCandidate) in candidates {
+                let srcStorage = layout == x.layout ? x.storageChannels : p.inChannels
+                let candidate: ConvPlan?
+                do {
+                    candidate = try convPlan(state, p, n: x.shape.n, h: x.shape.h, w: x.shape.w, srcStorage: srcStorage,
+                                             dstStorage: out.storageChannels, epilogue: fusedCandidate ? ekey : EpilogueKey(.identity),
+                                             fused: fusedCandidate, srcLayout: layout)
+                } catch {
+                    failure = error   // noted by convPlan; the next candidate may still work
+                    continue
+                }
+                guard let plan = candidate else { continue }
+                if chosen == nil { chosen = (plan, layout, fusedCandidate) }
+                if !plan.primitive.implementation.hasPrefix("ref") { chosen = (plan, layout, fusedCandidate); break }
+            }
+            guard let (plan, srcLayout, fused) = chosen else {
+                if let failure { throw failure }
+                throw TensorError.unsupported(op: op, message: "oneDNN has no implementation for \(p) on \(x.shape)")
+            }
+            let usable = x.layout == srcLayout && (srcLayout != .nchw || !x.isView || x.shape.n == 1)
+            let src = usable ? x : try dense(x, srcLayout, op: op)
+            if fused, let r = epilogue.residual { try copy(r, into: out) }
+            var args: [(Int32, Memory)] = [
+                (DNNL_ARG_SRC, try mem(src, op: op)),
+                (DNNL_ARG_WEIGHTS, try mem(plan.weightsMD, plan.weights, op: op)),
+                (DNNL_ARG_DST, try mem(out, op: op)),
+            ]
+            if let b = plan.bias { args.append((DNNL_ARG_BIAS, try mem(MD.make([p.outChannels], dnnl_x), b, op: op))) }
+            var keep: [DeviceBuffer] = []
+            if fused {
+                let (extra, k) = try postOpMemories(plan.postArgs, epilogue, rank: 4, op: op)
+                args += extra; keep = k
+            }
+            try execute(plan.primitive, args, op: op)
+            withExtendedLifetime(keep) {}
+            var result = out
+            if !fused { result = try applyEpilogueUnfused(out, epilogue, op: op) }
+            if let into, result !== into {
+                try copy(result, into: into)
+                return into
+            }
+            return result
+        }
+    }
+
+    /// Which implementation oneDNN picked for this conv on an input of the given size (diagnostics, benchmarks).
+    public func convImplementation(_ conv: PreparedConv2d, n: Int = 1, h: Int, w: Int) throws -> String {
+        try sync {
+            guard let state = conv.payload as? ConvState else { throw TensorError.foreignTensor(op: "convImplementation") }
+            let plan = try convPlan(state, conv.params, n: n, h: h, w: w, srcStorage: conv.params.inChannels,
+                                    dstStorage: conv.params.outChannels, epilogue: EpilogueKey(.identity), fused: true)
+            return plan?.primitive.implementation ?? "none"
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import CDNNL
+import Foundation
+import TensorCore
+
+extension DNNLBackend {
+    // MARK: transposed convolution
+
+    public func prepareConvTranspose2d(weight: HostTensor, bias: HostTensor?, params p: ConvTranspose2dParams) throws -> PreparedConvTranspose2d {
+        try sync {
+            try p.validate()
+            guard weight.shape == p.weightShape else {
+                throw TensorError.shapeMismatch(op: "prepareConvTranspose2d weight", expected: "\(p.weightShape)", actual: "\(weight.shape)")
+            }
+            if let bias, bias.count != p.outChannels {
+                throw TensorError.shapeMismatch(op: "prepareConvTranspose2d bias", expected: "[\(p.outChannels)]", actual: "\(bias.shape)")
+            }
+            guard p.outputPadding <= p.padding else {
+                throw TensorError.unsupported(op: "prepareConvTranspose2d", message: "outputPadding \(p.outputPadding) > padding \(p.padding)")
+            }
+            let g = p.groups
+            // PyTorch IOHW [I, O/g, k, k] read as oneDNN (g)oihw dims via the iohw / giohw tags.
+            let wmd = g == 1 ? MD.make([p.outChannels, p.inChannels, p.kernel, p.kernel], dnnl_iohw)
+                : MD.make([g, p.outChannels / g, p.inChannels / g, p.kernel, p.kernel], dnnl_giohw)
+            let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: "prepareConvTranspose2d"))
+            state.padding = (p.padding, p.padding - p.outputPadding)
+            return PreparedConvTranspose2d(params: p, hasBias: bias != nil, backendID: id, payload: state)
+        }
+    }
+
+    /// A depthwise transposed convolution with explicit left/right padding (the FIR upsampler of upfirdn2d).
+    /// Weight layout [C, k, k] (one kernel per channel, scatter form, no flip).
+    func prepareDepthwiseUpsample(weight: [Float], channels c: Int, kernel k: Int, stride: Int, padL: Int, padR: Int) throws -> PreparedConvTranspose2d {
+        let p = ConvTranspose2dParams(inChannels: c, outChannels: c, kernel: k, stride: stride, padding: 0, groups: c)
+        let state = ConvState(weight: weight, weightMD: MD.make([c, 1, 1, k, k], dnnl_giohw), bias: nil)
+        state.padding = (padL, padR)
+        return PreparedConvTranspose2d(params: p, hasBias: false, backendID: id, payload: state)
+    }
+
+    public func convTranspose2d(_ x: Tensor, _ conv: PreparedConvTranspose2d, epilogue: Epilogue) throws -> Tensor {
+        try sync {
+            let op = "convTranspose2d"
+            try check(x, op)
+            guard conv.backendID == id, let state = conv.payload as? ConvState else { throw TensorError.foreignTensor(op: op) }
+            let p = conv.params
+            guard x.shape.c == p.inChannels else {
+                throw TensorError.shapeMismatch(op: op, expected: "C=\(p.inChannels)", actual: x.shape.description)
+            }
+            let (padL, padR) = state.padding
+            let oh = (x.shape.h - 1) * p.stride + p.kernel - padL - padR, ow = (x.shape.w - 1) * p.stride + p.kernel - padL - padR
+            guard oh > 0, ow > 0 else { throw TensorError.invalidShape(op: op, message: "input \(x.shape) too small for \(p)") }
+            let oshape = TensorShape(n: x.shape.n, c: p.outChannels, h: oh, w: ow)
+            try validateEpilogue(epilogue, out: oshape, op: op)
+            let src = try dense(x, blockedLayout, op: op)
+            let out = try alloc(oshape, blockedLayout, op: op)
+            let ekey = EpilogueKey(epilogue)
+            let key = ConvKey(n: x.shape.n, h: x.shape.h, w: x.shape.w, srcStorage: src.storageChannels,
+                              dstStorage: out.storageChannels, epilogue: ekey, fused: true)
+            var plan = state.plans[key]
+            if plan == nil {
+                let g = p.groups
+                var smd = md(src), dmd = md(out)
+                var wmd = g == 1 ? MD.make([p.outChannels, p.inChannels, p.kernel, p.kernel], dnnl_format_tag_any)
+                    : MD.make([g, p.outChannels / g, p.inChannels / g, p.kernel, p.kernel], dnnl_format_tag_any)
+                let bmd = MD.make([p.outChannels], dnnl_x)
+                var desc = dnnl_deconvolution_desc_t()
+                let opd = "\(op) \(p.inChannels)→\(p.outChannels) k\(p.kernel) s\(p.stride) on \(x.shape)"
+                try withOptionalMD(state.bias == nil ? nil : bmd) { bp in
+                    try dnnlCheck(dnnl_deconvolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_deconvolution_direct,
+                                                                        &smd, &wmd, bp, &dmd,
+                                                                        [Int64(p.stride), Int64(p.stride)],
+                                                                        [Int64(padL), Int64(padL)], [Int64(padR), Int64(padR)]), opd)
+                }
+                let (attr, postArgs) = try makeAttr(ekey, channels: p.outChannels, rank: 4, op: opd)
+                defer { dnnl_primitive_attr_destroy(attr) }
+                guard let prim = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: attr, engine: engine, op: opd) }) else {
+                    throw TensorError.unsupported(op: opd, message: "oneDNN has no implementation")
+                }
+                let chosen = prim.md(dnnl_query_weights_md)
+                plan = ConvPlan(primitive: prim, weights: try weights(state, chosen, op: opd), weightsMD: chosen, postArgs: postArgs, winograd: false)
+                state.plans[key] = plan
+            }
+            let pl = plan!
+            if let r = epilogue.residual { try copy(r, into: out) }
+            var args: [(Int32, Memory)] = [
+                (DNNL_ARG_SRC, try mem(src, op: op)),
+                (DNNL_ARG_WEIGHTS, try mem(pl.weightsMD, pl.weights, op: op)),
+                (DNNL_ARG_DST, try mem(out, op: op)),
+            ]
+            if let b = state.bias { args.append((DNNL_ARG_BIAS, try mem(MD.make([p.outChannels], dnnl_x), b, op: op))) }
+            let (extra, keep) = try postOpMemories(pl.postArgs, epilogue, rank: 4, op: op)
+            try execute(pl.primitive, args + extra, op: op)
+            withExtendedLifetime(keep) {}
+            return out
+        }
+    }
+
+    // MARK: linear
+
+    public func prepareLinear(weight: HostTensor, bias: HostTensor?) throws -> PreparedLinear {
+        try sync {
+            guard weight.shape.count == 2, weight.shape[0] > 0, weight.shape[1] > 0 else {
+                throw TensorError.invalidShape(op: "prepareLinear", message: "weight must be [out, in], got \(weight.shape)")
+            }
+            if let bias, bias.count != weight.shape[0] {
+                throw TensorError.shapeMismatch(op: "prepareLinear bias", expected: "[\(weight.shape[0])]", actual: "\(bias.shape)")
+            }
+            let state = ConvState(weight: weight.data, weightMD: MD.make(weight.shape, dnnl_ab), bias: try uploadBias(bias, op: "prepareLinear"))
+            return PreparedLinear(inFeatures: weight.shape[1], outFeatures: weight.shape[0], hasBias: bias != nil, backendID: id, payload: state)
+        }
+    }
+
+    public func linear(_ x: Tensor, _ layer: PreparedLinear, epilogue: Epilogue) throws -> Tensor {
+        try sync {
+            let op = "linear \(layer.inFeatures)→\(layer.outFeatures)"
+            try check(x, op)
+            guard layer.backendID == id, let state = layer.payload as? ConvState else { throw TensorError.foreignTensor(op: op) }
+            guard x.shape.c * x.shape.h * x.shape.w == layer.inFeatures else {
+                throw TensorError.shapeMismatch(op: op, expected: "C·H·W=\(layer.inFeatures)", actual: x.shape.description)
+            }
+            let n = x.shape.n, o = layer.outFeatures
+            let oshape = TensorShape(n: n, c: o, h: 1, w: 1)
+            try validateEpilogue(epilogue, out: oshape, op: op)
+            let src = try dense(x, .nchw, op: op)   // (c, h, w) flattening order
+            let out = try alloc(oshape, .nchw, op: op)
+            let ekey = EpilogueKey(epilogue)
+            let key = ConvKey(n: n, h: 1, w: 1, srcStorage: layer.inFeatures, dstStorage: o, epilogue: ekey, fused: true)
+            var plan = state.plans[key]
+            if plan == nil {
+                var smd = MD.make([n, layer.inFeatures], dnnl_ab), dmd = MD.make([n, o], dnnl_ab)
+                var wmd = MD.make([o, layer.inFeatures], dnnl_format_tag_any)
+                let bmd = MD.make([o], dnnl_x)
+                var desc = dnnl_inner_product_desc_t()
+                try withOptionalMD(state.bias == nil ? nil : bmd) { bp in
+                    try dnnlCheck(dnnl_inner_product_forward_desc_init(&desc, dnnl_forward_inference, &smd, &wmd, bp, &dmd), op)
+                }
+                let (attr, postArgs) = try makeAttr(ekey, channels: o, rank: 2, op: op)
+                defer { dnnl_primitive_attr_destroy(attr) }
+                guard let prim = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: attr, engine: engine, op: op) }) else {
+                    throw TensorError.unsupported(op: op, message: "oneDNN has no implementation")
+                }
+                let chosen = prim.md(dnnl_query_weights_md)
+                plan = ConvPlan(primitive: prim, weights: try weights(state, chosen, op: op), weightsMD: chosen, postArgs: postArgs, winograd: false)
+                state.plans[key] = plan
+            }
+            let pl = plan!
+            if let r = epilogue.residual { try copy(r, into: out) }
+            var args: [(Int32, Memory)] = [
+                (DNNL_ARG_SRC, try Memory(MD.make([n, layer.inFeatures], dnnl_ab), src.buffer.pointer + src.byteOffset, engine: engine, op: op)),
+                (DNNL_ARG_WEIGHTS, try mem(pl.weightsMD, pl.weights, op: op)),
+                (DNNL_ARG_DST, try Memory(MD.make([n, o], dnnl_ab), out.buffer.pointer, engine: engine, op: op)),
+            ]
+            if let b = state.bias { args.append((DNNL_ARG_BIAS, try mem(MD.make([o], dnnl_x), b, op: op))) }
+            let (extra, keep) = try postOpMemories(pl.postArgs, epilogue, rank: 2, op: op)
+            try execute(pl.primitive, args + extra, op: op)
+            withExtendedLifetime(keep) {}
+            return out
+        }
+    }
+}
