@@ -114,6 +114,12 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     /// OpenMP's thread count for a parallel region started on the calling thread (diagnostics and tests).
     public static var openMPThreadsOnThisThread: Int { Int(omp_get_max_threads()) }
 
+    /// oneDNN's version, e.g. "2.6.3".
+    public static var version: String {
+        let v = dnnl_version().pointee
+        return "\(v.major).\(v.minor).\(v.patch)"
+    }
+
     public var name: String {
         let v = dnnl_version().pointee
         return "oneDNN \(v.major).\(v.minor).\(v.patch) (\(threads) threads\(options.winograd ? ", winograd" : ""))"

@@ -60,6 +60,8 @@ struct Chain: AsyncParsableCommand {
                 let n = loaded.network
                 FileHandle.standardError.write(Data("chain: \(n.architectureName) ×\(n.scale) then GPEN-\(restorer.gpen.size) on \(backend.name)\n".utf8))
             }
+        } catch let e as ExitCode {
+            throw e
         } catch {
             FileHandle.standardError.write(Data("enhance chain: \(error)\n".utf8))
             throw ExitCode(2)

@@ -72,6 +72,8 @@ struct Detect: AsyncParsableCommand {
             if !quiet && !json {
                 FileHandle.standardError.write(Data("detector: RetinaFace \(detector.net.configuration.backbone.rawValue) from \(url.lastPathComponent)\n".utf8))
             }
+        } catch let e as ExitCode {
+            throw e
         } catch {
             fail("\(error)")
             throw ExitCode(2)

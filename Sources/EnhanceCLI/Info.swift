@@ -1,5 +1,6 @@
 import ArgumentParser
 import BackendDNNL
+import EnhanceKit
 import Foundation
 import TensorCore
 
@@ -27,12 +28,13 @@ struct Info: ParsableCommand {
             "cpu_features": features.joined(separator: " "),
             "bf16": bf16,
             "codecs": "PNG (libpng), JPEG (TurboJPEG), WebP (libwebp)",
+            "devices": ModelFactory.devices.map { "\($0.device.rawValue) (\($0.available ? "" : "unavailable: ")\($0.detail))" }.joined(separator: "; "),
         ]
         if json {
             let data = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            for k in ["version", "engine", "cpu", "isa", "activation_layout", "cpu_features", "bf16", "codecs"] {
+            for k in ["version", "engine", "devices", "cpu", "isa", "activation_layout", "cpu_features", "bf16", "codecs"] {
                 print("\(k):".padding(toLength: 19, withPad: " ", startingAt: 0) + (info[k] ?? ""))
             }
         }

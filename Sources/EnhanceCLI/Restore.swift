@@ -113,6 +113,8 @@ struct Restore: AsyncParsableCommand {
         do {
             try await models.fetchMissing(model.configuration.modelNames) { log($0) }
             restorer = try model.makeRestorer(models.factory, backend: engine.makeBackend()) { log($0) }
+        } catch let e as ExitCode {
+            throw e
         } catch {
             FileHandle.standardError.write(Data("enhance restore: \(error)\n".utf8))
             throw ExitCode(2)

@@ -70,6 +70,8 @@ struct Upscale: AsyncParsableCommand {
                 if !batch.quiet { FileHandle.standardError.write(Data(("upscale: " + log + "\n").utf8)) }
             }
             loaded = try models.factory.loadSuperResolution(config, backend: backend)
+        } catch let e as ExitCode {
+            throw e
         } catch {
             FileHandle.standardError.write(Data("enhance upscale: \(error)\n".utf8))
             throw ExitCode(2)

@@ -11,14 +11,18 @@ public enum ModelReference: Sendable, Equatable {
 /// The compute engine: which backend and how it runs.
 public struct EngineConfiguration: Sendable, Equatable {
     public enum Device: String, Sendable, CaseIterable {
-        /// oneDNN on the CPU (the default).
+        /// The best available device (today: cpu).
+        case auto
+        /// oneDNN on the CPU.
         case cpu
         /// The plain-Swift reference backend (slow; the test oracle).
         case reference
+        /// NVIDIA GPUs (not in this build: asking for it is an `unsupported` error).
+        case cuda
     }
     public enum Precision: String, Sendable, CaseIterable { case fp32, bf16 }
 
-    public var device: Device = .cpu
+    public var device: Device = .auto
     /// Compute threads; nil = all cores.
     public var threads: Int?
     /// Winograd 3×3 convolutions where oneDNN has them.

@@ -15,13 +15,37 @@ public struct ModelFactory: Sendable {
     public static func makeBackend(_ engine: EngineConfiguration) throws -> any Backend {
         switch engine.device {
         case .reference: return ReferenceBackend()
-        case .cpu:
+        case .cuda: throw EnhanceError(.unsupported, "device cuda: \(Self.cudaUnavailableReason)")
+        case .cpu, .auto:
             let be = try DNNLBackend(options: DNNLBackend.Options(threads: engine.threads, winograd: engine.winograd,
                                                                   precision: engine.precision == .bf16 ? .bf16 : .fp32))
             be.diagnostics = engine.diagnostics
             return be
         }
     }
+
+    /// Why the CUDA device cannot be used here.
+    public static let cudaUnavailableReason = "this build has no CUDA backend (it runs on the CPU: device cpu or auto)"
+
+    /// A compute device this build knows, whether it can be used here, and what it is.
+    public struct DeviceInfo: Sendable {
+        public let device: EngineConfiguration.Device
+        public let available: Bool
+        public let detail: String
+    }
+
+    /// The devices `makeBackend` can create (and cuda, with why it cannot); `auto` picks the first available of
+    /// cuda and cpu.
+    public static var devices: [DeviceInfo] {
+        let v = dnnlVersion
+        return [
+            DeviceInfo(device: .cpu, available: true, detail: "oneDNN \(v), \(CPUInfo.isa)\(CPUInfo.isaCap.map { " (capped by MAX_CPU_ISA=\($0))" } ?? ""), \(CPUInfo.model)"),
+            DeviceInfo(device: .reference, available: true, detail: "plain Swift, slow (the test oracle)"),
+            DeviceInfo(device: .cuda, available: false, detail: cudaUnavailableReason),
+        ]
+    }
+
+    static var dnnlVersion: String { DNNLBackend.version }
 
     /// Loads the Real-ESRGAN network `c` names (a file, a name, or a DNI pair for realesr-general-x4v3).
     public func loadSuperResolution(_ c: UpscaleConfiguration, backend: any Backend) throws -> LoadedSuperResolutionModel {

@@ -19,10 +19,16 @@ enum PrecisionKind: String, ExpressibleByArgument, CaseIterable, Sendable {
     case fp32, bf16
 }
 
-/// Engine flags shared by the model commands: `--backend`, `--threads`, `--no-winograd`, `--precision`, `--verbose`.
+extension EngineConfiguration.Device: ExpressibleByArgument {}
+
+/// Engine flags shared by the model commands: `--device`, `--backend`, `--threads`, `--no-winograd`, `--precision`,
+/// `--verbose`.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "Compute backend: dnnl (oneDNN, default) or reference (plain Swift, slow; for parity checks).")
-    var backend: BackendKind = .dnnl
+    @Option(help: "Compute device: auto (default: the best available, today the CPU), cpu (oneDNN), reference (plain Swift, slow; for parity checks) or cuda (not in this build). `enhance info` lists them.")
+    var device: EngineConfiguration.Device?
+
+    @Option(help: "Older spelling of --device: dnnl (= cpu) or reference.")
+    var backend: BackendKind?
 
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
@@ -38,12 +44,13 @@ struct EngineOptions: ParsableArguments {
 
     func validate() throws {
         if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(t)") }
+        if device != nil && backend != nil { throw ValidationError("give --device or --backend, not both") }
     }
 
     /// The typed engine configuration (with `--verbose`, engine decisions go to stderr).
     var configuration: EngineConfiguration {
         var e = EngineConfiguration()
-        e.device = backend == .reference ? .reference : .cpu
+        e.device = device ?? (backend == .reference ? .reference : backend == .dnnl ? .cpu : .auto)
         e.threads = threads
         e.winograd = !noWinograd
         e.precision = precision == .bf16 ? .bf16 : .fp32
@@ -51,9 +58,14 @@ struct EngineOptions: ParsableArguments {
         return e
     }
 
-    /// Creates the chosen backend.
+    /// Creates the chosen backend. A device this build or machine cannot provide is one line on stderr and exit
+    /// status 69 (EX_UNAVAILABLE), whichever command asked.
     func makeBackend() throws -> any Backend {
-        try ModelFactory.makeBackend(configuration)
+        do { return try ModelFactory.makeBackend(configuration) }
+        catch let e as EnhanceError where e.category == .unsupported {
+            FileHandle.standardError.write(Data("enhance: \(e.message)\n".utf8))
+            throw ExitCode(69)
+        }
     }
 }
 
