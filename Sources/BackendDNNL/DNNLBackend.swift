@@ -72,7 +72,7 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     /// Creates the backend; throws when oneDNN cannot start or when bf16 is requested on a CPU without it.
     public init(options: Options = Options()) throws {
         if options.precision == .bf16 {
-            let flags = cpuFlags()
+            let flags = CPUInfo.flags
             if !(flags.contains("avx512_bf16") || flags.contains("amx_bf16")) {
                 throw TensorError.unsupported(op: "DNNLBackend", message: "bf16 unavailable: this CPU lacks avx512_bf16/AMX")
             }
@@ -121,8 +121,7 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     }
 
     public var name: String {
-        let v = dnnl_version().pointee
-        return "oneDNN \(v.major).\(v.minor).\(v.patch) (\(threads) threads\(options.winograd ? ", winograd" : ""))"
+        "oneDNN \(Self.version) (\(threads) threads\(options.winograd ? ", winograd" : ""))"
     }
 
     public var channelViewAlignment: Int { blockedLayout.channelBlock }

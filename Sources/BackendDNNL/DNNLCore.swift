@@ -117,14 +117,22 @@ enum MD {
 /// The CPU as oneDNN sees it: its model name and the instruction set its kernels use (which
 /// `ONEDNN_MAX_CPU_ISA` / `DNNL_MAX_CPU_ISA` can cap, e.g. `AVX2` on an AVX-512 CPU).
 public enum CPUInfo {
-    /// /proc/cpuinfo's "model name" (empty when unreadable).
-    public static var model: String {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "" }
-        for line in text.split(separator: "\n") where line.hasPrefix("model name") {
-            return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+    /// The value of the first /proc/cpuinfo line whose key is `key` (nil when unreadable or absent).
+    static func cpuinfo(_ key: String) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(key) {
+            let parts = line.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == key else { continue }
+            return parts[1].trimmingCharacters(in: .whitespaces)
         }
-        return ""
+        return nil
     }
+
+    /// /proc/cpuinfo's "model name" (empty when unreadable).
+    public static var model: String { cpuinfo("model name") ?? "" }
+
+    /// /proc/cpuinfo's feature flags (empty when unreadable).
+    public static var flags: Set<String> { Set((cpuinfo("flags") ?? "").split(separator: " ").map(String.init)) }
 
     /// oneDNN's effective ISA, e.g. "avx512_core_vnni" or "avx2".
     public static var isa: String {
@@ -145,13 +153,3 @@ public enum CPUInfo {
     }
 }
 
-/// Reads /proc/cpuinfo's flags line (empty when unreadable).
-func cpuFlags() -> Set<String> {
-    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
-    for line in text.split(separator: "\n") where line.hasPrefix("flags") {
-        if let colon = line.firstIndex(of: ":") {
-            return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
-        }
-    }
-    return []
-}

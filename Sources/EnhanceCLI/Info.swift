@@ -13,8 +13,7 @@ struct Info: ParsableCommand {
 
     func run() throws {
         let backend = try DNNLBackend()
-        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
-            .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
+        let flags = CPUInfo.flags
         let features = ["avx2", "fma", "f16c", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16"].filter { flags.contains($0) }
         let bf16: String
         do { _ = try DNNLBackend(options: .init(precision: .bf16)); bf16 = "available" }

@@ -20,9 +20,7 @@ struct ModelsCommand: AsyncParsableCommand {
         @Option(help: "Models folder (default: $ENHANCE_MODELS_DIR, else $XDG_CACHE_HOME/enhance/models, else ~/.cache/enhance/models).")
         var modelsDir: String?
 
-        var store: ModelStore {
-            ModelStore(directory: modelsDir.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? ModelStore.defaultDirectory())
-        }
+        var store: ModelStore { ModelStore(path: modelsDir) }
     }
 
     static func fail(_ s: String) { FileHandle.standardError.write(Data("enhance models: \(s)\n".utf8)) }

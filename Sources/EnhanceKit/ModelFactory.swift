@@ -37,15 +37,12 @@ public struct ModelFactory: Sendable {
     /// The devices `makeBackend` can create (and cuda, with why it cannot); `auto` picks the first available of
     /// cuda and cpu.
     public static var devices: [DeviceInfo] {
-        let v = dnnlVersion
-        return [
-            DeviceInfo(device: .cpu, available: true, detail: "oneDNN \(v), \(CPUInfo.isa)\(CPUInfo.isaCap.map { " (capped by MAX_CPU_ISA=\($0))" } ?? ""), \(CPUInfo.model)"),
+        [
+            DeviceInfo(device: .cpu, available: true, detail: "oneDNN \(DNNLBackend.version), \(CPUInfo.isa)\(CPUInfo.isaCap.map { " (capped by MAX_CPU_ISA=\($0))" } ?? ""), \(CPUInfo.model)"),
             DeviceInfo(device: .reference, available: true, detail: "plain Swift, slow (the test oracle)"),
             DeviceInfo(device: .cuda, available: false, detail: cudaUnavailableReason),
         ]
     }
-
-    static var dnnlVersion: String { DNNLBackend.version }
 
     /// Loads the Real-ESRGAN network `c` names (a file, a name, or a DNI pair for realesr-general-x4v3).
     public func loadSuperResolution(_ c: UpscaleConfiguration, backend: any Backend) throws -> LoadedSuperResolutionModel {

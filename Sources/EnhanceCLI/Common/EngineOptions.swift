@@ -98,9 +98,7 @@ struct ModelsDirectoryOption: ParsableArguments {
     var download = false
 
     /// The folder models are fetched into.
-    var store: ModelStore {
-        ModelStore(directory: modelsDir.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? ModelStore.defaultDirectory())
-    }
+    var store: ModelStore { ModelStore(path: modelsDir) }
 
     /// Finds weights in `searchPath()`.
     var locator: ModelLocator { ModelLocator(dirs: searchPath()) }

@@ -7,6 +7,11 @@ public struct ModelStore: Sendable {
 
     public init(directory: URL) { self.directory = directory }
 
+    /// The folder `path` names (`~` expanded), else the default one.
+    public init(path: String?) {
+        self.init(directory: path.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? Self.defaultDirectory())
+    }
+
     /// The default folder for this environment.
     public static func defaultDirectory(environment env: [String: String] = ProcessInfo.processInfo.environment) -> URL {
         func expand(_ p: String) -> URL { URL(fileURLWithPath: (p as NSString).expandingTildeInPath) }

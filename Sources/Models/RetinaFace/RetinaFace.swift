@@ -50,6 +50,12 @@ public struct RetinaFaceDetectOptions: Sendable, Equatable {
     public var mean: SIMD3<Float> = SIMD3(104, 117, 123)
     /// Defaults of upstream GPEN.
     public init() {}
+
+    /// The factor an image of this size is resized by for detection: `downscaleTarget / max(w, h)` above
+    /// `downscaleAbove`, else 1 (upstream's `ss`, which also divides the returned scores).
+    public func detectionScale(width: Int, height: Int) -> Double {
+        max(width, height) > downscaleAbove ? Double(downscaleTarget) / Double(max(width, height)) : 1
+    }
 }
 
 /// RetinaFace (Pytorch_Retinaface, as vendored by GPEN) with a MobileNet-0.25 or ResNet-50 backbone, BatchNorm folded
@@ -316,10 +322,9 @@ public final class RetinaFace: @unchecked Sendable {
         // Large images are resized straight from the bytes, so no full-size float copy is ever made.
         var img: [Float]
         var (w, h) = (width, height)
-        var ss: Float = 1
-        if max(w, h) > options.downscaleAbove {
-            let s = Double(options.downscaleTarget) / Double(max(w, h))
-            ss = Float(s)
+        let s = options.detectionScale(width: w, height: h)
+        let ss = Float(s)
+        if s != 1 {
             (img, w, h) = Self.resizeBilinear(bgr, width: w, height: h, scale: s)
         } else {
             img = bgr.map { Float($0) }

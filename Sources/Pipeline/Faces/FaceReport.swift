@@ -21,8 +21,7 @@ public struct FaceReport: Sendable, Equatable {
     /// downscale `ss` (images over 1500 px), score column included, so its scores exceed 1 there; this undoes that.
     public init(input: String, image: Image, detector: RetinaFaceDetector) throws {
         let (bgr, _) = try RestoreImageConversion.bgr(from: image)
-        let o = detector.options, side = max(image.width, image.height)
-        let ss = side > o.downscaleAbove ? Double(o.downscaleTarget) / Double(side) : 1
+        let ss = detector.options.detectionScale(width: image.width, height: image.height)
         let faces = try detector.detect(bgr).map { f in
             var f = f
             f.score = min(1, f.score * ss)
