@@ -14,11 +14,19 @@ let package = Package(
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "EnhanceKit", targets: ["EnhanceKit"]),
+        .library(name: "EnhanceServer", targets: ["EnhanceServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // C libraries from Debian (scripts/setup installs them).
@@ -48,9 +56,23 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // `enhance serve`: the HTTP service (Hummingbird) over EnhanceKit — memory admission, metrics, the web page —
+        // and its load benchmark client
+        .target(name: "EnhanceServer", dependencies: [
+            "EnhanceKit", "Pipeline", "ImageIO", "Models", "TensorCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "MultipartKit", package: "multipart-kit"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ], resources: [.embedInCode("Web/index.html")]),
         // commands as a library so tests can drive them
         .target(name: "EnhanceCLI", dependencies: [
-            "EnhanceKit", "Bench", "Pipeline", "Models", "ImageIO", "Checkpoint", "TensorCore", "BackendDNNL",
+            "EnhanceKit", "EnhanceServer", "Bench", "Pipeline", "Models", "ImageIO", "Checkpoint", "TensorCore", "BackendDNNL",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "enhance", dependencies: ["EnhanceCLI"]),
@@ -65,6 +87,8 @@ let package = Package(
         .testTarget(name: "BenchTests", dependencies: ["Bench", "ImageIO", "Pipeline", "Checkpoint", "Models", "TensorCore"]),
         .testTarget(name: "CLITests", dependencies: ["EnhanceCLI", "enhance", "TestSupport"]),
         .testTarget(name: "EnhanceKitTests", dependencies: ["EnhanceKit", "TestSupport"]),
+        .testTarget(name: "EnhanceServerTests", dependencies: ["EnhanceServer", "EnhanceKit", "ImageIO", "Models", "Checkpoint", "enhance", "TestSupport",
+                                                                .product(name: "AsyncHTTPClient", package: "async-http-client")]),
     ],
     swiftLanguageModes: [.v6]
 )

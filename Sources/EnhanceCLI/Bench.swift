@@ -233,13 +233,10 @@ struct BenchCommand: ParsableCommand {
 
     /// Seconds of a duration: `N` or `Nm` minutes, `Ns` seconds, `Nh` hours.
     static func duration(_ text: String) throws -> Double {
-        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
-        let units: [(String, Double)] = [("h", 3600), ("m", 60), ("s", 1)]
-        let (body, unit) = units.first { t.hasSuffix($0.0) }.map { (String(t.dropLast()), $0.1) } ?? (t, 60)
-        guard let v = Double(body), v >= 0, v.isFinite else {
+        guard let v = DurationArgument.seconds(text, defaultUnit: 60) else {
             throw ValidationError("--time-budget '\(text)': give minutes (25 or 25m), seconds (1500s) or hours (1h)")
         }
-        return v * unit
+        return v
     }
 
     static func which(_ name: String) -> String? {

@@ -26,6 +26,7 @@ public enum EnhanceCommands {
         ModelsCommand.self,
         Forward.self,
         BenchCommand.self,
+        Serve.self,
     ]
 }
 

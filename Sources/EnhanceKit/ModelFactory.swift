@@ -8,8 +8,18 @@ import TensorCore
 /// weights through a `ModelLocator`. Front ends (CLI, bench, a service) hold one and never wire models themselves.
 public struct ModelFactory: Sendable {
     public let locator: ModelLocator
+    /// Loaded networks to reuse (a service's); nil: every call reads the weights.
+    public let cache: ModelCache?
 
-    public init(locator: ModelLocator) { self.locator = locator }
+    public init(locator: ModelLocator, cache: ModelCache? = nil) { self.locator = locator; self.cache = cache }
+
+    /// `load()`, or the network already cached for this file and backend.
+    private func cached<T>(_ kind: String, _ urls: [URL], _ extra: String = "", names: [String]? = nil, backend: any Backend,
+                           _ load: () throws -> T) throws -> T {
+        guard let cache else { return try load() }
+        let key = "\(kind)|\(urls.map(\.path).joined(separator: "|"))|\(extra)|\(ObjectIdentifier(backend as AnyObject))"
+        return try cache.value(key, name: (names ?? urls.map(\.modelStem)).joined(separator: "+"), load)
+    }
 
     /// The backend `engine` asks for.
     public static func makeBackend(_ engine: EngineConfiguration) throws -> any Backend {
@@ -52,11 +62,12 @@ public struct ModelFactory: Sendable {
             guard FileManager.default.fileExists(atPath: url.path) else {
                 throw EnhanceError(.missingResource, "\(p): no such file")
             }
-            return try RealESRGANLoader.load(url, backend: backend)
+            return try cached("sr", [url], backend: backend) { try RealESRGANLoader.load(url, backend: backend) }
         case let .name(n):
             switch try locator.resolve(name: n, denoiseStrength: c.denoiseStrength) {
-            case .file(let u): return try RealESRGANLoader.load(u, backend: backend)
-            case let .dni(a, b, wa, wb): return try RealESRGANLoader.loadDNI(a, b, wa: wa, wb: wb, backend: backend)
+            case .file(let u): return try cached("sr", [u], names: [n], backend: backend) { try RealESRGANLoader.load(u, backend: backend) }
+            case let .dni(a, b, wa, wb):
+                return try cached("sr", [a, b], "\(wa),\(wb)", names: c.modelNames, backend: backend) { try RealESRGANLoader.loadDNI(a, b, wa: wa, wb: wb, backend: backend) }
             }
         }
     }
@@ -70,23 +81,23 @@ public struct ModelFactory: Sendable {
     /// RetinaFace with GPEN's detection settings (or `options`).
     public func detector(_ nameOrPath: String?, backend: any Backend, options: RetinaFaceDetectOptions = RetinaFaceDetectOptions()) throws -> (RetinaFaceDetector, URL) {
         let url = try locator.detector(nameOrPath)
-        return (RetinaFaceDetector(try RetinaFace(contentsOf: url, backend: backend), options: options), url)
+        return (RetinaFaceDetector(try retinaFace(url, backend: backend), options: options), url)
     }
 
     /// The face restorer `c` describes; `log` receives what was loaded (and the rectangular-mask fallback).
     public func restorer(_ c: RestoreConfiguration, backend: any Backend, log: (String) -> Void = { _ in }) throws -> FaceRestorer {
         let gpenURL = try locator.locate(c.gpen, what: "GPEN weights")
-        let g = try GPENGenerator(contentsOf: gpenURL, backend: backend)
+        let g = try cached("gpen", [gpenURL], backend: backend) { try GPENGenerator(contentsOf: gpenURL, backend: backend) }
         if let s = c.expectedSize, s != g.size {
             throw EnhanceError(.badInput, "expected a GPEN-\(s), but \(gpenURL.path) is a GPEN-\(g.size) (channel_multiplier \(g.configuration.channelMultiplier), narrow \(g.configuration.narrow))")
         }
         let o = c.options
         var det: RetinaFace?
-        if !o.aligned { det = try RetinaFace(contentsOf: locator.detector(c.detector), backend: backend) }
+        if !o.aligned { det = try retinaFace(locator.detector(c.detector), backend: backend) }
         var par: ParseNet?
         if o.mask == .parse && !o.aligned {
-            if let p = c.parser { par = try ParseNet(contentsOf: locator.locate(p, what: "ParseNet weights"), backend: backend) }
-            else if let u = try? locator.locate("ParseNet-latest", what: "ParseNet weights") { par = try ParseNet(contentsOf: u, backend: backend) }
+            if let p = c.parser { par = try parseNet(locator.locate(p, what: "ParseNet weights"), backend: backend) }
+            else if let u = try? locator.locate("ParseNet-latest", what: "ParseNet weights") { par = try parseNet(u, backend: backend) }
         }
         var bg: (any BackgroundUpsampler)?
         switch c.backgroundUpsampler.lowercased() {
@@ -103,6 +114,14 @@ public struct ModelFactory: Sendable {
         }
         if let bg { log("background: \(bg.name) ×\(o.upscale)") }
         return r
+    }
+
+    public func retinaFace(_ url: URL, backend: any Backend) throws -> RetinaFace {
+        try cached("retinaface", [url], backend: backend) { try RetinaFace(contentsOf: url, backend: backend) }
+    }
+
+    public func parseNet(_ url: URL, backend: any Backend) throws -> ParseNet {
+        try cached("parsenet", [url], backend: backend) { try ParseNet(contentsOf: url, backend: backend) }
     }
 
     /// A Real-ESRGAN background upsampler (file or name) at `scale`, tiled at 400 px as GPEN runs it.

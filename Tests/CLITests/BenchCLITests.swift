@@ -1,6 +1,7 @@
 import Foundation
 import ImageIO
 import Testing
+import TestSupport
 
 /// `enhance bench --quick` end to end, as the README's main command runs it, on a small image so CI stays fast:
 /// every workload in its own `enhance` process, then the four report files, whose numbers must agree.

@@ -3,6 +3,7 @@ import Foundation
 import ImageIO
 import Models
 import Testing
+import TestSupport
 
 /// `enhance chain` and the batch guarantees (resume after SIGKILL, atomic outputs) through the built binary.
 @Suite(.serialized) struct ChainAndBatchCLITests {

@@ -3,6 +3,7 @@ import Foundation
 import ImageIO
 import Models
 import Testing
+import TestSupport
 
 /// `enhance detect` end to end: against GPEN's own detect() on real photos, and its per-file errors.
 @Suite struct DetectCLITests {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `--device`: auto/cpu/reference work, cuda (not in this build) is a one-line error with exit status 69, and
 /// `enhance info` lists the devices.

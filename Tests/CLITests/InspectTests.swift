@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `enhance inspect` on committed fixtures, as a user would run it.
 @Suite struct InspectCLITests {

@@ -3,6 +3,7 @@ import Foundation
 import ImageIO
 import Models
 import Testing
+import TestSupport
 import TensorCore
 
 /// `enhance restore` and `enhance forward --arch gpen|retinaface|parsenet` end to end on tiny synthetic checkpoints

@@ -80,6 +80,26 @@ struct ByteSizeArgument: ExpressibleByArgument, Sendable {
     var defaultValueDescription: String { text }
 }
 
+/// A duration such as 120s, 2m or 1h (a bare number is seconds).
+struct DurationArgument: ExpressibleByArgument, Sendable {
+    let seconds: Double
+    let text: String
+    init?(argument: String) {
+        guard let s = Self.seconds(argument, defaultUnit: 1) else { return nil }
+        seconds = s; text = argument
+    }
+    var defaultValueDescription: String { text }
+
+    /// Seconds of `text` (h, m or s suffix; `defaultUnit` seconds per unit without one); nil when it does not parse.
+    static func seconds(_ text: String, defaultUnit: Double) -> Double? {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Double)] = [("h", 3600), ("m", 60), ("s", 1)]
+        let (body, unit) = units.first { t.hasSuffix($0.0) }.map { (String(t.dropLast()), $0.1) } ?? (t, defaultUnit)
+        guard let v = Double(body), v >= 0, v.isFinite else { return nil }
+        return v * unit
+    }
+}
+
 /// `--max-memory SIZE` (12G, 512M, 1.5GiB; powers of 1024).
 struct MemoryOption: ParsableArguments {
     @Option(name: .customLong("max-memory"), help: "Memory cap such as 2G or 512M: picks the tile size automatically so the run stays under it.")

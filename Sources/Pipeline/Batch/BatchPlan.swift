@@ -19,6 +19,13 @@ public struct BatchItem: Sendable, Equatable {
     /// Position in the full sorted input list, before sharding.
     public let position: Int
 
+    /// An item built by hand (a service's uploaded file rather than a folder scan).
+    public init(input: String, relativePath: String, format: BatchImageFormat, output: String,
+                outputFormat: BatchImageFormat, inputBytes: Int, position: Int = 0) {
+        self.input = input; self.relativePath = relativePath; self.format = format; self.output = output
+        self.outputFormat = outputFormat; self.inputBytes = inputBytes; self.position = position
+    }
+
     /// Folder that will hold the output.
     public var outputDirectory: String { (output as NSString).deletingLastPathComponent }
 

@@ -66,11 +66,10 @@ public struct UpscaleProcessor: BatchProcessor {
     /// activations for the tile (or whole image) plus the image buffers. Uses the input's byte size as a proxy when
     /// the pixel size is unknown (24 bytes per input byte, at least 1 MiB).
     public func memoryEstimate(width: Int, height: Int) -> Int {
-        let net = upscaler.network
         let t = (try? upscaler.tileSize(width: width, height: height)) ?? 0
         let side = t == 0 ? max(width, height) : t + 2 * upscaler.options.tilePad
         let tilePixels = t == 0 ? width * height : side * side
         let (ow, oh) = upscaler.outputSize(width: width, height: height)
-        return tilePixels * net.activationBytesPerInputPixel + width * height * 64 + ow * oh * 8
+        return tilePixels * upscaler.bytesPerTilePixel() + width * height * 64 + ow * oh * 8
     }
 }

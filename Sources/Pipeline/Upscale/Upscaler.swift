@@ -185,8 +185,7 @@ public final class Upscaler: @unchecked Sendable {
         // image buffers: input planes (3 + pads), output samples, outscale result, float alpha
         let fixed = 16 * w * h * 4 + (w * s) * (h * s) * 4 * 2 + ow * oh * 4 * 2 + network.parameterCount * 4 + Self.baseOverhead
         let budget = cap - fixed
-        // activations (the larger of the analytical estimate and a measured probe pass) + tile in/out copies
-        let perPixel = max(network.activationBytesPerInputPixel, probeBytesPerInputPixel()) + 12 * s * s + 24
+        let perPixel = bytesPerTilePixel()
         let whole = (h + options.prePad + m) * (w + options.prePad + m)
         if budget > 0, whole * perPixel <= budget { return 0 }
         let pad = roundUp(options.tilePad, m)
@@ -203,6 +202,13 @@ public final class Upscaler: @unchecked Sendable {
             throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) (needs about \(fixed + perPixel * (8 + 2 * pad) * (8 + 2 * pad)) bytes with the smallest tile)")
         }
         return t
+    }
+
+    /// Engine bytes per input pixel of a tile: activations (the larger of the analytical estimate and a measured
+    /// probe pass) plus the tile's input and output copies.
+    public func bytesPerTilePixel() -> Int {
+        let s = network.scale
+        return max(network.activationBytesPerInputPixel, probeBytesPerInputPixel()) + 12 * s * s + 24
     }
 
     private let probeLock = NSLock()

@@ -55,12 +55,18 @@ private let childEnv = "ENHANCE_BATCH_KILL_CHILD"
         var env = ProcessInfo.processInfo.environment
         env[childEnv] = t.path
         child.environment = env
-        child.standardOutput = FileHandle.nullDevice
-        child.standardError = FileHandle.nullDevice
+        // the child's own output goes to a file so a child that stalls or dies says why
+        let childLog = t.url("child.log")
+        FileManager.default.createFile(atPath: childLog, contents: nil)
+        let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: childLog))
+        defer { try? logHandle.close() }
+        child.standardOutput = logHandle
+        child.standardError = logHandle
         try child.run()
 
-        // Wait until some outputs are final and a temporary file is half written.
-        let deadline = ContinuousClock.now + .seconds(90)
+        // Wait until some outputs are final and a temporary file is half written (generous: on a loaded 2-core
+        // machine the child test process is slow to start while the rest of the suite runs).
+        let deadline = ContinuousClock.now + .seconds(240)
         var sawTemp = false
         while ContinuousClock.now < deadline {
             let files = t.allFiles("out")
@@ -70,12 +76,15 @@ private let childEnv = "ENHANCE_BATCH_KILL_CHILD"
                 sawTemp = true
                 break
             }
+            if !child.isRunning { break }
             try await Task.sleep(for: .milliseconds(5))
         }
+        let childExitedEarly = !child.isRunning
         kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
         #expect(child.terminationReason == .uncaughtSignal)
-        try #require(sawTemp, "child never reached the middle of the run")
+        let tail = String(decoding: (FileManager.default.contents(atPath: childLog) ?? Data()).suffix(2000), as: UTF8.self)
+        try #require(sawTemp, "child never reached the middle of the run (\(childExitedEarly ? "it exited early" : "still running after 240 s"); outputs: \(t.allFiles("out").sorted()); its output ends: \(tail))")
         let leftovers = t.allFiles("out").filter { $0.contains(".enhance-tmp-") }
         #expect(!leftovers.isEmpty)  // the kill left a partial temporary behind …
         for f in t.allFiles("out") where f.hasSuffix(".png") && !f.contains("/.") && !f.hasPrefix(".") {

@@ -1,0 +1,62 @@
+import Foundation
+import TensorCore
+
+/// Runs blocking work (decoding, model passes, encoding) on threads of its own, so Swift concurrency's small
+/// cooperative pool — which also serves /healthz, /metrics and admission — is never held by a multi-second pass.
+final class BlockingExecutor: TaskExecutor, @unchecked Sendable {
+    private let queue = DispatchQueue(label: "enhance.serve.blocking", attributes: .concurrent)
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}
+
+/// The engine: one backend shared by every request, used by one model pass at a time (oneDNN already spreads one
+/// pass over every core; two at once would only contend). Holding it also makes the backend's peak statistics
+/// belong to the request that holds it, so each request's measured peak is its own.
+final class EngineLane: @unchecked Sendable {
+    let backend: any Backend
+    private let gate = AsyncGate()
+    let executor = BlockingExecutor()
+
+    init(backend: any Backend) { self.backend = backend }
+
+    /// The result of one exclusive use and the engine's peak tensor bytes above what was live before it.
+    struct Measured<T: Sendable>: Sendable {
+        let value: T
+        let peakBytes: Int
+    }
+
+    /// Runs `body` with the engine to itself on a blocking thread, measuring its tensor peak.
+    func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> Measured<T> {
+        try await gate.acquire()
+        defer { Task { await gate.release() } }
+        return try await withTaskExecutorPreference(executor) {
+            let before = backend.memoryStats.liveBytes
+            backend.resetPeak()
+            let v = try await body()
+            return Measured(value: v, peakBytes: max(0, backend.memoryStats.peakLiveBytes - before))
+        }
+    }
+
+    /// Runs blocking work that does not touch the engine (decode, encode) off the cooperative pool.
+    func offload<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        try await withTaskExecutorPreference(executor) { try await body() }
+    }
+}
+
+/// A first-in-first-out async mutex.
+actor AsyncGate {
+    private var held = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async throws {
+        if !held { held = true; return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty { held = false } else { waiters.removeFirst().resume() }
+    }
+}

@@ -1,0 +1,241 @@
+import EnhanceKit
+import Foundation
+import ImageIO
+import Models
+import Pipeline
+import TensorCore
+
+/// What one processed image returns to its client.
+struct JobResult: Sendable {
+    let bytes: Data
+    let format: BatchImageFormat
+    /// Stage name → seconds (the pipeline's own stages plus queue, decode, encode, total).
+    let timings: [String: Double]
+    let faces: Int?
+    /// Engine tensor peak of this request (bytes), measured while it held the engine.
+    let peakBytes: Int
+    /// What admission reserved for it (bytes).
+    let estimateBytes: Int
+}
+
+/// Runs image requests: builds the same processors the CLI builds (through EnhanceKit, with networks cached),
+/// estimates each request's peak from its header, reserves it with `MemoryAdmission`, then decodes, computes
+/// (engine held) and encodes through the processor's own load/compute/store, so a response is byte for byte what
+/// `enhance upscale|restore|chain` writes for the same file and settings.
+final class ImageJobs: @unchecked Sendable {
+    let configuration: ServerConfiguration
+    let lane: EngineLane
+    let factory: ModelFactory
+    let admission: MemoryAdmission
+    let metrics: ServerMetrics
+    let workDirectory: URL
+    private let lock = NSLock()
+    private var probes: [String: Int] = [:]
+    /// Mean seconds a request held its reservation (for Retry-After).
+    private var meanServiceSeconds = 1.0
+
+    init(configuration: ServerConfiguration, lane: EngineLane, factory: ModelFactory, admission: MemoryAdmission,
+         metrics: ServerMetrics) throws {
+        self.configuration = configuration
+        self.lane = lane
+        self.factory = factory
+        self.admission = admission
+        self.metrics = metrics
+        workDirectory = configuration.temporaryDirectory.appendingPathComponent("enhance-serve-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: workDirectory, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: workDirectory) }
+
+    // MARK: processors
+
+    /// A processor for one request with its estimator (both built with the engine held: loading and probing use it).
+    struct Prepared: Sendable {
+        let run: @Sendable (BatchItem) async throws -> (BatchNotes, Int)
+        let estimate: @Sendable (Int, Int) throws -> Int
+    }
+
+    func prepare(_ p: JobParameters) async throws -> Prepared {
+        let encoding = UpscaleEncoding(quality: p.quality)
+        let backend = lane.backend
+        return try await lane.run { () -> Prepared in
+            switch p.operation {
+            case .upscale:
+                let (up, _) = try self.factory.upscaler(p.upscale!, backend: backend)
+                let proc = UpscaleProcessor(upscaler: up, encoding: encoding, maxPixels: self.configuration.maxPixels)
+                return Prepared(run: { try await self.execute(proc, $0) },
+                                estimate: { w, h in try self.upscaleEstimate(up, w, h) })
+            case .restore:
+                let r = try self.factory.restorer(p.restore!, backend: backend)
+                let proc = RestoreProcessor(restorer: r, encodeOptions: encoding.encodeOptions)
+                return Prepared(run: { try await self.execute(proc, $0) },
+                                estimate: { w, h in try self.restoreEstimate(r, w, h) })
+            case .chain:
+                let (up, _) = try self.factory.upscaler(p.upscale!, backend: backend)
+                let r = try self.factory.restorer(p.restore!, backend: backend)
+                let proc = try ChainProcessor(upscale: UpscaleProcessor(upscaler: up, encoding: encoding, maxPixels: self.configuration.maxPixels),
+                                              restore: RestoreProcessor(restorer: r, encodeOptions: encoding.encodeOptions))
+                return Prepared(run: { try await self.execute(proc, $0) },
+                                estimate: { w, h in
+                                    let (ow, oh) = up.outputSize(width: w, height: h)
+                                    return max(try self.upscaleEstimate(up, w, h), try self.restoreEstimate(r, ow, oh)) + w * h * 16
+                                })
+            }
+        }.value
+    }
+
+    /// load (off the cooperative pool), compute (engine held, peak measured), store: the batch runner's stages.
+    private func execute<P: BatchProcessor>(_ proc: P, _ item: BatchItem) async throws -> (BatchNotes, Int) {
+        var notes = BatchNotes()
+        var t = ContinuousClock.now
+        let loaded = try await lane.offload { var n = BatchNotes(); let l = try await proc.load(item, notes: &n); return (l, n) }
+        notes = loaded.1
+        notes.timings["decode"] = notes.timings["decode"] ?? secondsSince(t)
+        try Task.checkCancellation()
+        let measured = try await lane.run { var n = BatchNotes(); let c = try await proc.compute(loaded.0, item: item, notes: &n); return (c, n) }
+        for (k, v) in measured.value.1.timings { notes.timings[k] = v }
+        notes.faces = measured.value.1.faces
+        try Task.checkCancellation()
+        t = ContinuousClock.now
+        let temp = item.output + ".part"
+        let stored = try await lane.offload { var n = BatchNotes(); try await proc.store(measured.value.0, item: item, temporaryPath: temp, notes: &n); return n }
+        for (k, v) in stored.timings { notes.timings[k] = v }
+        notes.timings["encode"] = notes.timings["encode"] ?? secondsSince(t)
+        try FileManager.default.moveItem(atPath: temp, toPath: item.output)
+        return (notes, measured.peakBytes)
+    }
+
+    // MARK: estimates
+
+    /// `UpscaleProcessor.memoryEstimate`, after checking that the image fits the budget at all (the tile search
+    /// throws when even the smallest tile does not).
+    private func upscaleEstimate(_ up: Upscaler, _ w: Int, _ h: Int) throws -> Int {
+        _ = try up.tileSize(width: w, height: h)
+        return UpscaleProcessor(upscaler: up).memoryEstimate(width: w, height: h)
+    }
+
+    /// The largest of the stages' measured peaks (GPEN on `faceBatch` crops, RetinaFace per detected pixel, ParseNet,
+    /// the background upscaler's tiles) plus the image buffers at input and output size.
+    private func restoreEstimate(_ r: FaceRestorer, _ w: Int, _ h: Int) throws -> Int {
+        let s = r.gpen.size, n = r.options.faceBatch
+        let gpen = probe("gpen \(ObjectIdentifier(r.gpen)) \(n)") {
+            _ = try r.gpen.restore(batch: Array(repeating: [UInt8](repeating: 0, count: s * s * 3), count: n))
+        }
+        var detect = 0
+        if let d = r.detector as? RetinaFaceDetector {
+            let side = 256
+            let perPixel = (probe("retinaface \(ObjectIdentifier(d.net))") {
+                _ = try d.net.detect(bgr: [UInt8](repeating: 0, count: side * side * 3), width: side, height: side, options: d.options)
+            } + side * side - 1) / (side * side)
+            let sc = d.options.detectionScale(width: w, height: h)
+            detect = Int(Double(w * h) * sc * sc) * perPixel
+        }
+        var parse = 0
+        if let pn = r.parser {
+            parse = probe("parsenet \(ObjectIdentifier(pn))") {
+                _ = try pn.parse(bgr: [UInt8](repeating: 0, count: 512 * 512 * 3), width: 512, height: 512)
+            }
+        }
+        var background = 0
+        if let bg = r.background as? RealESRGANBackground { background = try upscaleEstimate(bg.upscaler, w, h) }
+        let up = r.options.upscale
+        return max(gpen, detect, parse, background) + w * h * 48 + (w * up) * (h * up) * 48
+    }
+
+    /// The engine's peak while `body` runs, measured once per key (the caller holds the engine).
+    private func probe(_ key: String, _ body: () throws -> Void) -> Int {
+        lock.lock()
+        if let v = probes[key] { lock.unlock(); return v }
+        lock.unlock()
+        let be = lane.backend
+        let before = be.memoryStats.liveBytes
+        be.resetPeak()
+        let v = (try? body()) != nil ? max(0, be.memoryStats.peakLiveBytes - before) : 0
+        lock.lock(); probes[key] = v; lock.unlock()
+        return v
+    }
+
+    // MARK: one request
+
+    /// Jobs still running (a timed-out one goes on until its model pass ends).
+    let inFlight = InFlightCounter()
+
+    /// Processes `upload` (already checked to be an image of `info`'s size) for `p`: prepare, estimate, admit, run.
+    func run(_ p: JobParameters, upload: [UInt8], info: ImageInfo) async throws -> JobResult {
+        await inFlight.begin()
+        defer { Task { await inFlight.end() } }
+        let start = ContinuousClock.now
+        let prepared = try await prepare(p)
+        let estimate = try await lane.run { try prepared.estimate(info.width, info.height) }.value
+        let queueStart = ContinuousClock.now
+        do {
+            try await admission.reserve(estimate)
+        } catch let r as MemoryAdmission.Refusal {
+            switch r {
+            case .queueFull:
+                metrics.rejected("queue_full")
+                throw APIError(.serviceUnavailable, "queue_full", "the server is busy: \(admission.maxQueue) requests are already waiting; retry later",
+                               retryAfter: retryAfterSeconds())
+            case let .tooLarge(needed, capacity):
+                metrics.rejected("too_large_for_memory")
+                throw APIError(.contentTooLarge, "too_large_for_memory",
+                               "a \(info.width)×\(info.height) image needs about \(needed >> 20) MiB for \(p.operation.rawValue), more than the server's \(capacity >> 20) MiB memory limit")
+            case .draining:
+                metrics.rejected("draining")
+                throw APIError(.serviceUnavailable, "draining", "the server is shutting down")
+            }
+        }
+        let queueSeconds = secondsSince(queueStart)
+        let held = ContinuousClock.now
+        defer {
+            let s = secondsSince(held)
+            lock.withLock { meanServiceSeconds = 0.8 * meanServiceSeconds + 0.2 * s }
+            Task { await admission.release(estimate) }
+        }
+        try Task.checkCancellation()
+
+        let id = UUID().uuidString
+        let outFormat = p.format ?? BatchImageFormat(rawValue: info.format.rawValue) ?? .png
+        let input = workDirectory.appendingPathComponent("\(id).in.\(BatchImageFormat(rawValue: info.format.rawValue)?.fileExtension ?? "img")").path
+        let output = workDirectory.appendingPathComponent("\(id).out.\(outFormat.fileExtension)").path
+        defer {
+            try? FileManager.default.removeItem(atPath: input)
+            try? FileManager.default.removeItem(atPath: output)
+            try? FileManager.default.removeItem(atPath: output + ".part")
+        }
+        try Data(upload).write(to: URL(fileURLWithPath: input))
+        let item = BatchItem(input: input, relativePath: "upload", format: BatchImageFormat(rawValue: info.format.rawValue) ?? .png,
+                             output: output, outputFormat: outFormat, inputBytes: upload.count)
+        let (notes, peak) = try await prepared.run(item)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: output))
+        var timings = notes.timings
+        timings["queue"] = queueSeconds
+        timings["total"] = secondsSince(start)
+        metrics.memory(route: p.operation.rawValue, peak: peak, estimate: estimate)
+        return JobResult(bytes: bytes, format: outFormat, timings: timings, faces: notes.faces, peakBytes: peak, estimateBytes: estimate)
+    }
+
+    private func retryAfterSeconds() -> Int {
+        lock.lock(); defer { lock.unlock() }
+        return max(1, Int((meanServiceSeconds * Double(max(1, admission.maxQueue)) / Double(max(1, admission.maxActive))).rounded(.up)))
+    }
+}
+
+/// Counts running jobs; `waitIdle()` returns when none is left (the server waits for it before it returns, so no
+/// model pass outlives the engine).
+actor InFlightCounter {
+    private var count = 0
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func begin() { count += 1 }
+
+    func end() {
+        count -= 1
+        if count == 0 { for w in waiters { w.resume() }; waiters.removeAll() }
+    }
+
+    func waitIdle() async {
+        if count == 0 { return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+}
