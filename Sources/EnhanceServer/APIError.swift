@@ -61,7 +61,9 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     /// The JSON response.
     func response() -> Response {
         struct Body: Encodable { let error: Inner; struct Inner: Encodable { let code: String; let message: String } }
-        let data = (try? JSONEncoder().encode(Body(error: .init(code: code, message: message)))) ?? Data("{}".utf8)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? enc.encode(Body(error: .init(code: code, message: message)))) ?? Data("{}".utf8)
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         if let r = retryAfter { headers[.retryAfter] = String(r) }

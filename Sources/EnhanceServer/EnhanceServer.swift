@@ -157,7 +157,7 @@ public final class EnhanceServer: Sendable {
                 throw APIError(.contentTooLarge, "too_many_pixels", "the image is \(info.width)×\(info.height) = \(info.width * info.height) pixels, over the server's limit of \(configuration.maxPixels)")
             }
             let result = try await withTimeout(timeout) { [jobs] in try await jobs.run(params, upload: bytes, info: info) }
-            metrics.stages(route: op.rawValue, timings: result.timings)
+            metrics.stages(route: "/v1/\(op.rawValue)", timings: result.timings)
             return imageResponse(result, names: params.modelNames)
         }
     }
@@ -346,6 +346,7 @@ struct APIErrorMiddleware: RouterMiddleware {
                 e = APIError(.methodNotAllowed, "method_not_allowed", "\(path) accepts \(m.rawValue) only")
             }
             if e.status == .internalServerError { context.logger.error("\(request.method) \(path): \(e.message)") }
+            if e.code == "timeout" { metrics.rejected("timeout") }
             response = e.response()
             if e.status == .methodNotAllowed, let m = Self.knownPaths[path] { response.headers[.allow] = m.rawValue }
         }
@@ -359,7 +360,7 @@ struct APIErrorMiddleware: RouterMiddleware {
 
 func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
     let enc = JSONEncoder()
-    enc.outputFormatting = [.sortedKeys]
+    enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     let data = (try? enc.encode(value)) ?? Data("{}".utf8)
     var h = HTTPFields()
     h[.contentType] = "application/json"

@@ -55,33 +55,59 @@ final class ImageJobs: @unchecked Sendable {
         let estimate: @Sendable (Int, Int) throws -> Int
     }
 
+    private var prepared: [String: Prepared] = [:]
+    private var preparedOrder: [String] = []
+
+    /// The processor for `p`'s settings: built once with the engine held (loading weights, then a first estimate
+    /// that runs and caches the memory probes), then reused, so later requests with the same settings estimate
+    /// without waiting for the engine.
     func prepare(_ p: JobParameters) async throws -> Prepared {
-        let encoding = UpscaleEncoding(quality: p.quality)
-        let backend = lane.backend
-        return try await lane.run { () -> Prepared in
-            switch p.operation {
-            case .upscale:
-                let (up, _) = try self.factory.upscaler(p.upscale!, backend: backend)
-                let proc = UpscaleProcessor(upscaler: up, encoding: encoding, maxPixels: self.configuration.maxPixels)
-                return Prepared(run: { try await self.execute(proc, $0) },
-                                estimate: { w, h in try self.upscaleEstimate(up, w, h) })
-            case .restore:
-                let r = try self.factory.restorer(p.restore!, backend: backend)
-                let proc = RestoreProcessor(restorer: r, encodeOptions: encoding.encodeOptions)
-                return Prepared(run: { try await self.execute(proc, $0) },
-                                estimate: { w, h in try self.restoreEstimate(r, w, h) })
-            case .chain:
-                let (up, _) = try self.factory.upscaler(p.upscale!, backend: backend)
-                let r = try self.factory.restorer(p.restore!, backend: backend)
-                let proc = try ChainProcessor(upscale: UpscaleProcessor(upscaler: up, encoding: encoding, maxPixels: self.configuration.maxPixels),
-                                              restore: RestoreProcessor(restorer: r, encodeOptions: encoding.encodeOptions))
-                return Prepared(run: { try await self.execute(proc, $0) },
-                                estimate: { w, h in
-                                    let (ow, oh) = up.outputSize(width: w, height: h)
-                                    return max(try self.upscaleEstimate(up, w, h), try self.restoreEstimate(r, ow, oh)) + w * h * 16
-                                })
-            }
+        let key = "\(p.operation)|\(String(describing: p.upscale))|\(String(describing: p.restore))|\(p.quality ?? -1)"
+        if let hit = lock.withLock({ prepared[key] }) { return hit }
+        let built = try await lane.run { () -> Prepared in
+            let made = try self.build(p)
+            _ = try? made.estimate(64, 64)  // fills the probe caches while the engine is ours
+            return made
         }.value
+        lock.withLock {
+            prepared[key] = built
+            preparedOrder.append(key)
+            if preparedOrder.count > 32 { prepared[preparedOrder.removeFirst()] = nil }
+        }
+        return built
+    }
+
+    /// Builds the processor (the caller holds the engine).
+    private func build(_ p: JobParameters) throws -> Prepared {
+        let encoding = UpscaleEncoding(quality: p.quality)
+        switch p.operation {
+        case .upscale:
+            let up = try upscaler(p.upscale!)
+            let proc = UpscaleProcessor(upscaler: up, encoding: encoding, maxPixels: configuration.maxPixels)
+            return Prepared(run: { try await self.execute(proc, $0) }, estimate: { w, h in try self.upscaleEstimate(up, w, h) })
+        case .restore:
+            let r = try factory.restorer(p.restore!, backend: lane.backend)
+            let proc = RestoreProcessor(restorer: r, encodeOptions: encoding.encodeOptions)
+            return Prepared(run: { try await self.execute(proc, $0) }, estimate: { w, h in try self.restoreEstimate(r, w, h) })
+        case .chain:
+            let up = try upscaler(p.upscale!)
+            let r = try factory.restorer(p.restore!, backend: lane.backend)
+            let proc = try ChainProcessor(upscale: UpscaleProcessor(upscaler: up, encoding: encoding, maxPixels: configuration.maxPixels),
+                                          restore: RestoreProcessor(restorer: r, encodeOptions: encoding.encodeOptions))
+            return Prepared(run: { try await self.execute(proc, $0) }, estimate: { w, h in
+                let (ow, oh) = up.outputSize(width: w, height: h)
+                return max(try self.upscaleEstimate(up, w, h), try self.restoreEstimate(r, ow, oh)) + w * h * 16
+            })
+        }
+    }
+
+    /// The upscaler `c` describes. Without a tile its tile search gets the server's budget plus what that search
+    /// counts but a request does not reserve (the process's base and the weights, already resident).
+    private func upscaler(_ c: UpscaleConfiguration) throws -> Upscaler {
+        let loaded = try factory.loadSuperResolution(c, backend: lane.backend)
+        var o = c.options
+        if let m = o.maxMemory { o.maxMemory = m + Upscaler.baseOverhead + loaded.network.parameterCount * 4 }
+        return try Upscaler(network: loaded.network, options: o)
     }
 
     /// load (off the cooperative pool), compute (engine held, peak measured), store: the batch runner's stages.
@@ -166,7 +192,8 @@ final class ImageJobs: @unchecked Sendable {
         defer { Task { await inFlight.end() } }
         let start = ContinuousClock.now
         let prepared = try await prepare(p)
-        let estimate = try await lane.run { try prepared.estimate(info.width, info.height) }.value
+        // arithmetic on probes measured when the processor was prepared: no need to wait for the engine
+        let estimate = try prepared.estimate(info.width, info.height)
         let queueStart = ContinuousClock.now
         do {
             try await admission.reserve(estimate)
@@ -184,6 +211,9 @@ final class ImageJobs: @unchecked Sendable {
                 metrics.rejected("draining")
                 throw APIError(.serviceUnavailable, "draining", "the server is shutting down")
             }
+        } catch is CancellationError {
+            metrics.rejected("cancelled")  // the client went away (or the time ran out) while it waited
+            throw CancellationError()
         }
         let queueSeconds = secondsSince(queueStart)
         let held = ContinuousClock.now
@@ -211,7 +241,7 @@ final class ImageJobs: @unchecked Sendable {
         var timings = notes.timings
         timings["queue"] = queueSeconds
         timings["total"] = secondsSince(start)
-        metrics.memory(route: p.operation.rawValue, peak: peak, estimate: estimate)
+        metrics.memory(route: "/v1/\(p.operation.rawValue)", peak: peak, estimate: estimate)
         return JobResult(bytes: bytes, format: outFormat, timings: timings, faces: notes.faces, peakBytes: peak, estimateBytes: estimate)
     }
 

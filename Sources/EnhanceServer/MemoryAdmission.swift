@@ -49,6 +49,13 @@ public actor MemoryAdmission {
     /// Requests waiting.
     public var queueDepth: Int { waiters.count }
 
+    /// Reserved bytes, admitted requests and waiting requests at one moment.
+    public struct Snapshot: Sendable, Equatable {
+        public let reserved: Int, active: Int, queued: Int
+        public init(reserved: Int, active: Int, queued: Int) { self.reserved = reserved; self.active = active; self.queued = queued }
+    }
+    public var snapshot: Snapshot { Snapshot(reserved: reserved, active: active, queued: waiters.count) }
+
     /// Reserves `bytes`, waiting in the queue while they do not fit; throws a `Refusal`, or `CancellationError`
     /// when the task is cancelled while waiting (nothing stays reserved then). Pair with `release(_:)`.
     public func reserve(_ bytes: Int) async throws {

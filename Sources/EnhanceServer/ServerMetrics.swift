@@ -25,7 +25,6 @@ final class ServerMetrics: Sendable {
         f.valueHistogramBuckets["enhance_request_peak_bytes"] = [16, 64, 128, 256, 512, 1024, 2048, 4096, 8192].map { $0 * mib }
         f.valueHistogramBuckets["enhance_request_estimate_bytes"] = [16, 64, 128, 256, 512, 1024, 2048, 4096, 8192].map { $0 * mib }
         f.valueHistogramBuckets["enhance_estimate_ratio"] = [0.1, 0.25, 0.5, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 4]
-        f.valueHistogramBuckets["enhance_model_load_seconds"] = [0.1, 0.5, 1, 2, 5, 10, 30, 60]
         factory = f
         queueDepth = CoreMetrics.Gauge(label: "enhance_queue_depth", factory: f)
         admitted = CoreMetrics.Gauge(label: "enhance_admitted_requests", factory: f)
@@ -66,7 +65,7 @@ final class ServerMetrics: Sendable {
     }
 
     func modelLoaded(_ name: String, seconds: Double) {
-        CoreMetrics.Recorder(label: "enhance_model_load_seconds", dimensions: [("model", name)], factory: factory).record(seconds)
+        CoreMetrics.Gauge(label: "enhance_model_load_seconds", dimensions: [("model", name)], factory: factory).record(seconds)
     }
 
     func admission(queue: Int, active: Int, reserved: Int) {

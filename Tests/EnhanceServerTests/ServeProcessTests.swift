@@ -1,0 +1,110 @@
+import AsyncHTTPClient
+import Foundation
+import ImageIO
+import Testing
+import TestSupport
+
+/// `enhance serve` as its own process: many concurrent clients against a small memory limit, a client that goes
+/// away, and SIGTERM in the middle of a request.
+@Suite(.serialized) struct ServeProcessTests {
+    static let anime = ServeTests.anime
+
+    /// A 256×256 photo-like PNG (the load benchmark's size).
+    static func photo256(_ ws: ServeWorkspace) throws -> [UInt8] {
+        var px = [UInt8](repeating: 0, count: 256 * 256 * 3)
+        for y in 0..<256 { for x in 0..<256 {
+            let i = (y * 256 + x) * 3
+            px[i] = UInt8((x * 3 + y) & 255); px[i + 1] = UInt8((y * 2) & 255); px[i + 2] = UInt8(((x / 16 + y / 16) % 2) * 180)
+        } }
+        return [UInt8](try ImageEncoder.encode(Image.rgb8(width: 256, height: 256, pixels: px), as: .png).data)
+    }
+
+    static func metrics(_ base: String) async throws -> String { try await HTTP.send(base + "/metrics").text }
+
+    @Test func sixteenConcurrentRequestsUnderASmallMemoryLimit() async throws {
+        try #require(ServeTests.animeInstalled, "real realesr-animevideov3 weights missing from .cache/assets: run scripts/setup")
+        let ws = try ServeWorkspace()
+        defer { ws.remove() }
+        let cap = 250 << 20  // one 256² request (~166 MiB estimated) at a time
+        let server = try ChildServer(["--preload", Self.anime, "--max-memory", "250M", "--workers", "4", "--queue", "4"],
+                                     environment: ws.environment, logDirectory: ws.dir)
+        defer { server.stop() }
+        let png = try Self.photo256(ws)
+        let url = server.base + "/v1/upscale?model=\(Self.anime)"
+        let reference = try await HTTP.send(url, method: "POST", body: png, contentType: "image/png")
+        try #require(reference.status == 200, "\(reference.text)")
+        let estimate = try #require(Int(reference.headers["x-enhance-estimate-bytes"] ?? ""))
+        #expect(estimate > cap / 2 && estimate <= cap, "estimate \(estimate) should let exactly one request in at a time")
+        let before = try #require(HTTP.metric(try await Self.metrics(server.base), "enhance_process_resident_bytes"))
+
+        let replies = try await withThrowingTaskGroup(of: Reply.self) { g in
+            for _ in 0..<16 { g.addTask { try await HTTP.send(url, method: "POST", body: png, contentType: "image/png") } }
+            var all: [Reply] = []
+            for try await r in g { all.append(r) }
+            return all
+        }
+        let ok = replies.filter { $0.status == 200 }, busy = replies.filter { $0.status == 503 }
+        #expect(ok.count + busy.count == 16, "\(replies.map { "\($0.status) \($0.errorCode ?? "")" })")
+        #expect(ok.count >= 5, "one running and four queued must all be served, got \(ok.count)")
+        #expect(!busy.isEmpty, "16 at once against 1 running + 4 queued must refuse some")
+        for r in ok { #expect(r.body == reference.body, "a concurrent result differs from the single one") }
+        for r in busy {
+            #expect(r.errorCode == "queue_full")
+            #expect(Int(r.headers["retry-after"] ?? "") ?? 0 >= 1)
+        }
+        // nothing leaked; memory stayed under the cap on top of what the loaded server held
+        try await waitFor { (try? HTTP.metric(await Self.metrics(server.base), "enhance_reserved_bytes")) == 0 }
+        let m = try await Self.metrics(server.base)
+        #expect(HTTP.metric(m, "enhance_reserved_bytes") == 0 && HTTP.metric(m, "enhance_queue_depth") == 0
+                && HTTP.metric(m, "enhance_admitted_requests") == 0, "\(m)")
+        #expect(m.contains("enhance_rejected_total{reason=\"queue_full\"} \(busy.count)"))
+        let peak = try #require(server.peakRSS)
+        #expect(Double(peak) <= before + Double(cap), "server peak RSS \(peak >> 20) MiB > \(Int(before) >> 20) MiB loaded + \(cap >> 20) MiB cap")
+    }
+
+    @Test func aClientThatLeavesFreesItsPlace() async throws {
+        try #require(ServeTests.animeInstalled, "real realesr-animevideov3 weights missing from .cache/assets: run scripts/setup")
+        let ws = try ServeWorkspace()
+        defer { ws.remove() }
+        let server = try ChildServer(["--preload", Self.anime, "--workers", "1", "--queue", "4"], environment: ws.environment, logDirectory: ws.dir)
+        defer { server.stop() }
+        let png = try Self.photo256(ws)
+        let url = server.base + "/v1/upscale?model=\(Self.anime)"
+        _ = try await HTTP.send(url, method: "POST", body: png, contentType: "image/png")  // prepared and warm
+        let first = Task { try await HTTP.send(url, method: "POST", body: png, contentType: "image/png") }
+        try await waitFor { (try? HTTP.metric(await Self.metrics(server.base), "enhance_admitted_requests")) == 1 }
+        // the second waits for the only worker; its client gives up after 300 ms
+        await #expect(throws: (any Error).self) {
+            try await HTTP.send(url, method: "POST", body: png, contentType: "image/png", timeout: .milliseconds(300))
+        }
+        try await waitFor { (try? HTTP.metric(await Self.metrics(server.base), "enhance_queue_depth")) == 0 }
+        let r = try await first.value
+        #expect(r.status == 200)
+        try await waitFor { (try? HTTP.metric(await Self.metrics(server.base), "enhance_reserved_bytes")) == 0 }
+        try await waitFor { (try? HTTP.metric(await Self.metrics(server.base), "enhance_admitted_requests")) == 0 }
+        // the one that left was taken out of the queue and never ran: two images computed, not three
+        let m = try await Self.metrics(server.base)
+        #expect(m.contains("enhance_rejected_total{reason=\"cancelled\"} 1"), "\(m)")
+        #expect(m.contains("enhance_request_peak_bytes_count{route=\"/v1/upscale\"} 2"), "\(m)")
+    }
+
+    @Test func sigtermLetsTheRequestInFlightFinish() async throws {
+        try #require(ServeTests.animeInstalled, "real realesr-animevideov3 weights missing from .cache/assets: run scripts/setup")
+        let ws = try ServeWorkspace()
+        defer { ws.remove() }
+        let server = try ChildServer(["--preload", Self.anime], environment: ws.environment, logDirectory: ws.dir)
+        defer { server.stop() }
+        let png = try Self.photo256(ws)
+        let url = server.base + "/v1/upscale?model=\(Self.anime)"
+        let reference = try await HTTP.send(url, method: "POST", body: png, contentType: "image/png")
+        let inFlight = Task { try await HTTP.send(url, method: "POST", body: png, contentType: "image/png") }
+        try await waitFor { (try? HTTP.metric(await Self.metrics(server.base), "enhance_admitted_requests")) == 1 }
+        kill(server.process.processIdentifier, SIGTERM)
+        let r = try await inFlight.value
+        #expect(r.status == 200 && r.body == reference.body, "\(r.status) \(r.text.prefix(200))")
+        for _ in 0..<300 where server.process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!server.process.isRunning, "still running 15 s after SIGTERM")
+        #expect(server.process.terminationReason == .exit && server.process.terminationStatus == 0, "\(server.stderr)")
+        #expect(server.stderr.contains("draining"))
+    }
+}
