@@ -47,8 +47,9 @@ let package = Package(
         .target(name: "Models", dependencies: ["TensorCore", "Checkpoint"]),
         // RealESRGANer semantics, face pipeline, batch processing
         .target(name: "Pipeline", dependencies: ["Models", "ImageIO", "TensorCore", "Checkpoint"]),
-        // `enhance bench`: scenes, subprocess measurement, quality metrics, reports
-        .target(name: "Bench", dependencies: ["ImageIO", "Pipeline", "Checkpoint"]),
+        // `enhance bench`: scenes, subprocess measurement, quality metrics, reports; the service load test
+        .target(name: "Bench", dependencies: ["ImageIO", "Pipeline", "Checkpoint",
+                                              .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         // the composition root front ends share: typed configurations → backends, upscalers, restorers, detectors;
         // model registry, lookup and manager (fetch, resume, verify); categorised errors
         .target(name: "EnhanceKit", dependencies: [
@@ -87,7 +88,7 @@ let package = Package(
         .testTarget(name: "BenchTests", dependencies: ["Bench", "ImageIO", "Pipeline", "Checkpoint", "Models", "TensorCore"]),
         .testTarget(name: "CLITests", dependencies: ["EnhanceCLI", "enhance", "TestSupport"]),
         .testTarget(name: "EnhanceKitTests", dependencies: ["EnhanceKit", "TestSupport"]),
-        .testTarget(name: "EnhanceServerTests", dependencies: ["EnhanceServer", "EnhanceKit", "ImageIO", "Models", "Checkpoint", "enhance", "TestSupport",
+        .testTarget(name: "EnhanceServerTests", dependencies: ["EnhanceServer", "EnhanceKit", "ImageIO", "Models", "Checkpoint", "Bench", "enhance", "TestSupport",
                                                                 .product(name: "AsyncHTTPClient", package: "async-http-client")]),
     ],
     swiftLanguageModes: [.v6]

@@ -163,9 +163,11 @@ public struct BenchReport: Sendable, Codable, Equatable {
     public var recommendation: [String]
     /// Workloads or peers that were skipped, and why.
     public var notes: [String]
+    /// `enhance bench serve` run into the same folder (the "Service load" section).
+    public var serve: ServeLoadReport? = nil
 
     enum CodingKeys: String, CodingKey {
-        case host, quick, warmups, inputs, rows, summaries, recommendation, notes
+        case host, quick, warmups, inputs, rows, summaries, recommendation, notes, serve
         case formatVersion = "format_version", startedAt = "started_at", durationS = "duration_s"
         case hostCores = "host_cores", runsPerInput = "runs_per_input", timeBudgetS = "time_budget_s", memoryBudgetBytes = "memory_budget_bytes"
         case syntheticNote = "synthetic_note"

@@ -313,6 +313,7 @@ public enum ReportWriter {
             }
             h += "</table>\n"
         }
+        if let serve = report.serve { h += serveSection(serve) }
         return h + "</body></html>\n"
     }
 }

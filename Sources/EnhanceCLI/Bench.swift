@@ -11,9 +11,9 @@ struct BenchCommand: ParsableCommand {
         Makes five 512×512 scenes from the offline photos (or uses --images), runs each workload in a fresh \
         `enhance` process (1 warm-up, then --runs measured runs), and writes bench.json, bench.csv, radar.svg and \
         report.html to --out. Missing GPEN/ParseNet weights and the x2plus model are replaced by synthetic weights \
-        of the released architecture: timing and memory valid, images meaningless. See docs/bench.md.         Micro-benchmarks: `enhance bench ops` (convolution GFLOP/s vs peak and PyTorch), `enhance bench io` (codecs).
+        of the released architecture: timing and memory valid, images meaningless. See docs/bench.md. Micro-benchmarks: `enhance bench ops` (convolution GFLOP/s vs peak and PyTorch), `enhance bench io` (codecs); a running `enhance serve` under load: `enhance bench serve`.
         """,
-        subcommands: [BenchOps.self, BenchIO.self])
+        subcommands: [BenchOps.self, BenchIO.self, BenchServe.self])
 
     @Flag(help: "A run of a few minutes: the frontal scene, 1 warm-up + 2 runs, fewer variants.")
     var quick = false
@@ -31,8 +31,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Warm up before every input, not only the first.")
     var warmupEveryInput = false
 
-    @Option(help: "Use the images in this folder instead of the generated scenes (no clean reference: quality n/a).")
-    var images: String?
+    @OptionGroup var imagesOption: BenchImagesOption
+    var images: String? { imagesOption.images }
 
     @Option(help: "Comma-separated scenes: frontal, side, jpeg, motion, group (default: all five; frontal with --quick).")
     var scenes: String?
@@ -43,8 +43,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Memory available for instances, e.g. 12G; capacity = floor(budget / peak RSS).")
     var memoryBudget: ByteSizeArgument = ByteSizeArgument(argument: "12G")!
 
-    @Option(name: [.customShort("o"), .long], help: "Output folder.")
-    var out: String = "bench-results"
+    @OptionGroup var outOption: BenchOutOption
+    var out: String { outOption.out }
 
     @Option(help: "Threads per workload process.")
     var threads: Int = 2
@@ -283,4 +283,17 @@ struct BenchCommand: ParsableCommand {
         return WorkloadSpec(name: parts[0], family: "custom", executable: exe, arguments: Array(words.dropFirst()),
                             threads: threads, timeout: timeout)
     }
+}
+
+/// `--images DIR`, shared by `enhance bench` (inputs instead of the scenes) and `enhance bench serve` (what it sends):
+/// one option group, so the parser hands the value to whichever command runs.
+struct BenchImagesOption: ParsableArguments {
+    @Option(help: "A folder of images: for `bench`, used instead of the generated scenes (no clean reference: quality n/a); for `bench serve`, the images sent (name order, cycled).")
+    var images: String?
+}
+
+/// `-o/--out DIR`, shared by `enhance bench` and `enhance bench serve` (whose section joins the report found there).
+struct BenchOutOption: ParsableArguments {
+    @Option(name: [.customShort("o"), .long], help: "Output folder (bench.json, report.html; serve.json from `bench serve`).")
+    var out: String = "bench-results"
 }

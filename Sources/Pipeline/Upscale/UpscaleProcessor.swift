@@ -62,14 +62,15 @@ public struct UpscaleProcessor: BatchProcessor {
         try ImageEncoder.write(computed, to: URL(fileURLWithPath: temporaryPath), format: format, options: encoding.encodeOptions)
     }
 
-    /// Estimated peak bytes for one image of `item` in flight (for the batch runner's memory gate): the network's
-    /// activations for the tile (or whole image) plus the image buffers. Uses the input's byte size as a proxy when
-    /// the pixel size is unknown (24 bytes per input byte, at least 1 MiB).
+    /// Estimated peak bytes for one image in flight (the batch runner's memory gate, the service's admission): the
+    /// network's activations for the largest tile actually run (a tile never extends past the padded image), the
+    /// image buffers, and 4 MiB for what does not grow with the pixels (scratchpads, small buffers).
     public func memoryEstimate(width: Int, height: Int) -> Int {
         let t = (try? upscaler.tileSize(width: width, height: height)) ?? 0
-        let side = t == 0 ? max(width, height) : t + 2 * upscaler.options.tilePad
-        let tilePixels = t == 0 ? width * height : side * side
+        let o = upscaler.options
+        let (iw, ih) = (width + o.prePad, height + o.prePad)
+        let tilePixels = t == 0 ? iw * ih : min(t + 2 * o.tilePad, iw) * min(t + 2 * o.tilePad, ih)
         let (ow, oh) = upscaler.outputSize(width: width, height: height)
-        return tilePixels * upscaler.bytesPerTilePixel() + width * height * 64 + ow * oh * 8
+        return tilePixels * upscaler.bytesPerTilePixel() + width * height * 64 + ow * oh * 8 + (4 << 20)
     }
 }
