@@ -13,7 +13,7 @@ struct BenchCommand: ParsableCommand {
         report.html to --out. Missing GPEN/ParseNet weights and the x2plus model are replaced by synthetic weights \
         of the released architecture: timing and memory valid, images meaningless. See docs/bench.md. Micro-benchmarks: `enhance bench ops` (convolution GFLOP/s vs peak and PyTorch), `enhance bench io` (codecs); a running `enhance serve` under load: `enhance bench serve`.
         """,
-        subcommands: [BenchOps.self, BenchIO.self, BenchServe.self])
+        subcommands: [BenchOps.self, BenchIO.self, BenchServe.self, BenchWeights.self])
 
     @Flag(help: "A run of a few minutes: the frontal scene, 1 warm-up + 2 runs, fewer variants.")
     var quick = false
