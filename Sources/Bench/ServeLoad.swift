@@ -257,18 +257,18 @@ extension ReportWriter {
         }
         h += "</table>\n"
         // RSS over time, one line per level
-        let w = 640.0, ht = 220.0, pad = 40.0
+        let w = 640.0, ht = 220.0, pad = 40.0, legend = 130.0
         let maxT = max(1, r.levels.flatMap { $0.rss.map { $0[0] } }.max() ?? 1)
         let maxB = max(1, r.levels.flatMap { $0.rss.map { $0[1] } }.max() ?? 1)
         let colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
-        h += "<svg id=\"serve-rss\" width=\"\(Int(w))\" height=\"\(Int(ht))\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
+        h += "<svg id=\"serve-rss\" width=\"\(Int(w + legend))\" height=\"\(Int(ht))\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
         h += "<line x1=\"\(pad)\" y1=\"\(ht - pad)\" x2=\"\(w - 10)\" y2=\"\(ht - pad)\" stroke=\"#888\"/><line x1=\"\(pad)\" y1=\"10\" x2=\"\(pad)\" y2=\"\(ht - pad)\" stroke=\"#888\"/>"
         h += "<text x=\"\(pad)\" y=\"\(ht - 8)\">0 s</text><text x=\"\(w - 60)\" y=\"\(ht - 8)\">\(String(format: "%.0f", maxT)) s</text>"
         h += "<text x=\"2\" y=\"16\">\(ByteSize.format(Int64(maxB)))</text>"
         for (i, l) in r.levels.enumerated() where !l.rss.isEmpty {
             let pts = l.rss.map { String(format: "%.1f,%.1f", pad + $0[0] / maxT * (w - pad - 10), (ht - pad) - $0[1] / maxB * (ht - pad - 10)) }
             h += "<polyline fill=\"none\" stroke=\"\(colours[i % colours.count])\" stroke-width=\"1.5\" points=\"\(pts.joined(separator: " "))\"/>"
-            h += "<text x=\"\(w - 120)\" y=\"\(20 + 14 * i)\" fill=\"\(colours[i % colours.count])\">concurrency \(l.concurrency)</text>"
+            h += "<text x=\"\(w + 6)\" y=\"\(20 + 14 * i)\" fill=\"\(colours[i % colours.count])\">concurrency \(l.concurrency)</text>"
         }
         h += "</svg>\n<p>Server RSS sampled from its /metrics every 250 ms while each level ran (time axis: seconds since the level started).</p>\n"
         return h
