@@ -16,12 +16,7 @@ extension DNNLBackend {
     public func prepareConv2d(weight: HostTensor, bias: HostTensor?, params p: Conv2dParams) throws -> PreparedConv2d {
         try sync {
             try p.validate()
-            guard weight.shape == p.weightShape else {
-                throw TensorError.shapeMismatch(op: "prepareConv2d weight", expected: "\(p.weightShape)", actual: "\(weight.shape)")
-            }
-            if let bias, bias.count != p.outChannels {
-                throw TensorError.shapeMismatch(op: "prepareConv2d bias", expected: "[\(p.outChannels)]", actual: "\(bias.shape)")
-            }
+            try Validate.weights(weight, expected: p.weightShape, bias: bias, outChannels: p.outChannels, op: "prepareConv2d")
             let wmd = p.groups == 1 ? MD.make(p.weightShape, dnnl_oihw)
                 : MD.make([p.groups, p.outChannels / p.groups, p.inChannels / p.groups, p.kernelH, p.kernelW], dnnl_goihw)
             let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: "prepareConv2d"), biasHost: bias?.data)
@@ -127,12 +122,7 @@ extension DNNLBackend {
             try check(x, op)
             guard conv.backendID == id, let state = conv.payload as? ConvState else { throw TensorError.foreignTensor(op: op) }
             let p = conv.params
-            guard x.shape.c == p.inChannels else {
-                throw TensorError.shapeMismatch(op: op, expected: "C=\(p.inChannels)", actual: x.shape.description)
-            }
-            let (oh, ow) = p.outputSize(h: x.shape.h, w: x.shape.w)
-            guard oh > 0, ow > 0 else { throw TensorError.invalidShape(op: op, message: "input \(x.shape) too small for \(p)") }
-            let oshape = TensorShape(n: x.shape.n, c: p.outChannels, h: oh, w: ow)
+            let oshape = try Validate.conv2d(x.shape, p, op: op)
             try validateEpilogue(epilogue, out: oshape, op: op)
             if let into {
                 try check(into, op)

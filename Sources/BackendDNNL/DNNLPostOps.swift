@@ -109,18 +109,7 @@ extension DNNLBackend {
     }
 
     func validateEpilogue(_ e: Epilogue, out: TensorShape, op: String) throws {
-        if let s = e.channelScale {
-            try check(s, op)
-            let want = TensorShape(n: out.n, c: out.c, h: 1, w: 1)
-            guard s.shape == want else { throw TensorError.shapeMismatch(op: op + " channelScale", expected: want.description, actual: s.shape.description) }
-        }
-        if let r = e.residual {
-            try check(r, op)
-            guard r.shape == out else { throw TensorError.shapeMismatch(op: op + " residual", expected: out.description, actual: r.shape.description) }
-        }
-        if case let .prelu(slopes) = e.activation, slopes.count != out.c {
-            throw TensorError.shapeMismatch(op: op + " prelu", expected: "[\(out.c)]", actual: "[\(slopes.count)]")
-        }
+        try Validate.epilogue(e, out: out, op: op) { t, op in try check(t, op) }
     }
 
     /// Applies an epilogue with separate primitives (used when the fused form is not implemented).

@@ -8,12 +8,7 @@ extension DNNLBackend {
     public func prepareConvTranspose2d(weight: HostTensor, bias: HostTensor?, params p: ConvTranspose2dParams) throws -> PreparedConvTranspose2d {
         try sync {
             try p.validate()
-            guard weight.shape == p.weightShape else {
-                throw TensorError.shapeMismatch(op: "prepareConvTranspose2d weight", expected: "\(p.weightShape)", actual: "\(weight.shape)")
-            }
-            if let bias, bias.count != p.outChannels {
-                throw TensorError.shapeMismatch(op: "prepareConvTranspose2d bias", expected: "[\(p.outChannels)]", actual: "\(bias.shape)")
-            }
+            try Validate.weights(weight, expected: p.weightShape, bias: bias, outChannels: p.outChannels, op: "prepareConvTranspose2d")
             guard p.outputPadding <= p.padding else {
                 throw TensorError.unsupported(op: "prepareConvTranspose2d", message: "outputPadding \(p.outputPadding) > padding \(p.padding)")
             }
@@ -42,13 +37,11 @@ extension DNNLBackend {
             try check(x, op)
             guard conv.backendID == id, let state = conv.payload as? ConvState else { throw TensorError.foreignTensor(op: op) }
             let p = conv.params
-            guard x.shape.c == p.inChannels else {
-                throw TensorError.shapeMismatch(op: op, expected: "C=\(p.inChannels)", actual: x.shape.description)
-            }
             let (padL, padR) = state.padding
-            let oh = (x.shape.h - 1) * p.stride + p.kernel - padL - padR, ow = (x.shape.w - 1) * p.stride + p.kernel - padL - padR
-            guard oh > 0, ow > 0 else { throw TensorError.invalidShape(op: op, message: "input \(x.shape) too small for \(p)") }
-            let oshape = TensorShape(n: x.shape.n, c: p.outChannels, h: oh, w: ow)
+            let oshape = try Validate.convolution(x.shape, inChannels: p.inChannels, outChannels: p.outChannels,
+                                                  outputSize: ((x.shape.h - 1) * p.stride + p.kernel - padL - padR,
+                                                               (x.shape.w - 1) * p.stride + p.kernel - padL - padR),
+                                                  describing: p, op: op)
             try validateEpilogue(epilogue, out: oshape, op: op)
             let src = try dense(x, blockedLayout, op: op)
             let out = try alloc(oshape, blockedLayout, op: op)

@@ -17,8 +17,7 @@ struct Chain: AsyncParsableCommand {
 
     @Argument(help: "Image files or folders.")
     var inputs: [String] = []
-    @Option(name: [.customShort("o"), .long], help: "Output folder (created if missing).")
-    var output: String = "results"
+    @OptionGroup var out: OutputFlags
 
     @OptionGroup(title: "Real-ESRGAN stage (as enhance upscale)") var upscale: UpscaleModelFlags
     @OptionGroup(title: "GPEN stage (as enhance restore)") var restore: RestoreModelFlags
@@ -26,17 +25,12 @@ struct Chain: AsyncParsableCommand {
     // Output and batch
     @Option(help: "Suffix of output names: <name><suffix>.<ext>.")
     var suffix: String = ""
-    @Option(help: "Output format: auto, png, jpg or webp.")
-    var ext: BatchOutputExtension = .auto
-    @Option(help: "JPEG/WebP quality 1-100.")
-    var quality: Int?
     @OptionGroup var engine: EngineOptions
     @OptionGroup var models: ModelsDirectoryOption
     @OptionGroup var batch: BatchFlags
 
     func validate() throws {
         if inputs.isEmpty { throw ValidationError("give at least one input file or folder") }
-        if let q = quality, !(1...100).contains(q) { throw ValidationError("--quality must be 1-100, got \(q)") }
     }
 
     func run() async throws {
@@ -52,9 +46,9 @@ struct Chain: AsyncParsableCommand {
             let restorer = try restore.makeRestorer(factory, backend: backend) { line in
                 if !batch.quiet && !batch.json { FileHandle.standardError.write(Data((line + "\n").utf8)) }
             }
-            let enc = UpscaleEncoding(quality: quality).encodeOptions
+            let enc = out.encoding.encodeOptions
             processor = try ChainProcessor(
-                upscale: UpscaleProcessor(upscaler: upscaler, encoding: UpscaleEncoding(quality: quality)),
+                upscale: UpscaleProcessor(upscaler: upscaler, encoding: out.encoding),
                 restore: RestoreProcessor(restorer: restorer, saveFaces: restore.saveFaces, encodeOptions: enc))
             if !batch.quiet && !batch.json {
                 let n = loaded.network
@@ -66,7 +60,7 @@ struct Chain: AsyncParsableCommand {
             FileHandle.standardError.write(Data("enhance chain: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let b = try batch.options(output: output, suffix: suffix, ext: ext)
+        let b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
         let summary = try await batch.run("chain", inputs: inputs, processor: processor, options: b)
         if summary.failed > 0 { throw ExitCode(1) }
     }

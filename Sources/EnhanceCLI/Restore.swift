@@ -82,19 +82,14 @@ struct Restore: AsyncParsableCommand {
     @Argument(help: "Image files or folders.")
     var inputs: [String] = []
 
-    @Option(name: [.customShort("o"), .long], help: "Output folder (created if missing).")
-    var output: String = "results"
+    @OptionGroup var out: OutputFlags
 
     @OptionGroup var model: RestoreModelFlags
 
     @Option(help: "Suffix of output names: <name><suffix>.<ext>.")
     var suffix: String = ""
 
-    @Option(help: "Output format: auto (the input's), png, jpg or webp.")
-    var ext: BatchOutputExtension = .auto
 
-    @Option(help: "JPEG/WebP quality 1-100.")
-    var quality: Int?
 
     @OptionGroup var engine: EngineOptions
     @OptionGroup var models: ModelsDirectoryOption
@@ -103,7 +98,6 @@ struct Restore: AsyncParsableCommand {
 
     func validate() throws {
         if inputs.isEmpty { throw ValidationError("give at least one input file or folder") }
-        if let q = quality, !(1...100).contains(q) { throw ValidationError("--quality must be 1-100, got \(q)") }
     }
 
     func log(_ s: String) { if !batch.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
@@ -119,8 +113,8 @@ struct Restore: AsyncParsableCommand {
             FileHandle.standardError.write(Data("enhance restore: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let b = try batch.options(output: output, suffix: suffix, ext: ext)
-        let enc = UpscaleEncoding(quality: quality).encodeOptions
+        let b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
+        let enc = out.encoding.encodeOptions
         let processor = RestoreProcessor(restorer: restorer, saveFaces: model.saveFaces, encodeOptions: enc)
         let summary = try await batch.run("restore", inputs: inputs, processor: processor, options: b)
         if summary.failed > 0 { throw ExitCode(1) }

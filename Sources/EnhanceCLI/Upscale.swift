@@ -37,19 +37,14 @@ struct Upscale: AsyncParsableCommand {
     @Option(name: [.customShort("i"), .customLong("input")], help: "More inputs (upstream's -i).")
     var extraInputs: [String] = []
 
-    @Option(name: [.customShort("o"), .long], help: "Output folder (created if missing).")
-    var output: String = "results"
+    @OptionGroup var out: OutputFlags
 
     @OptionGroup var model: UpscaleModelFlags
 
     @Option(help: "Suffix of output names: <name>_<suffix>.<ext> (empty: <name>.<ext>).")
     var suffix: String = "out"
 
-    @Option(help: "Output format: auto (the input's), png, jpg or webp.")
-    var ext: BatchOutputExtension = .auto
 
-    @Option(help: "JPEG/WebP quality 1-100.")
-    var quality: Int?
 
     @OptionGroup var engine: EngineOptions
     @OptionGroup var models: ModelsDirectoryOption
@@ -58,7 +53,6 @@ struct Upscale: AsyncParsableCommand {
 
     func validate() throws {
         if inputs.isEmpty && extraInputs.isEmpty { throw ValidationError("give at least one input file or folder") }
-        if let q = quality, !(1...100).contains(q) { throw ValidationError("--quality must be 1-100, got \(q)") }
     }
 
     func run() async throws {
@@ -85,9 +79,9 @@ struct Upscale: AsyncParsableCommand {
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
 
-        var b = try batch.options(output: output, suffix: suffix.isEmpty ? "" : "_" + suffix, ext: ext)
+        var b = try batch.options(output: out.output, suffix: suffix.isEmpty ? "" : "_" + suffix, ext: out.ext)
         b.maxMemory = o.maxMemory
-        let processor = UpscaleProcessor(upscaler: upscaler, encoding: UpscaleEncoding(quality: quality))
+        let processor = UpscaleProcessor(upscaler: upscaler, encoding: out.encoding)
         let estimate: (@Sendable (BatchItem) -> Int)?
         if b.maxMemory == nil {
             estimate = nil

@@ -42,9 +42,7 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
         t.basePointer + (n * t.storageChannels + c) * t.shape.h * t.shape.w
     }
 
-    func requireSame(_ a: TensorShape, _ b: TensorShape, _ op: String) throws {
-        guard a == b else { throw TensorError.shapeMismatch(op: op, expected: a.description, actual: b.description) }
-    }
+    func requireSame(_ a: TensorShape, _ b: TensorShape, _ op: String) throws { try Validate.same(a, b, op) }
 
     /// Applies `f` to every element of x into a new tensor; f gets (value, n, c).
     func map(_ x: Tensor, _ op: String, _ f: (Float, Int, Int) -> Float) throws -> Tensor {
@@ -113,12 +111,7 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
 
     public func prepareConv2d(weight: HostTensor, bias: HostTensor?, params: Conv2dParams) throws -> PreparedConv2d {
         try params.validate()
-        guard weight.shape == params.weightShape else {
-            throw TensorError.shapeMismatch(op: "prepareConv2d weight", expected: "\(params.weightShape)", actual: "\(weight.shape)")
-        }
-        if let bias, bias.count != params.outChannels {
-            throw TensorError.shapeMismatch(op: "prepareConv2d bias", expected: "[\(params.outChannels)]", actual: "\(bias.shape)")
-        }
+        try Validate.weights(weight, expected: params.weightShape, bias: bias, outChannels: params.outChannels, op: "prepareConv2d")
         return PreparedConv2d(params: params, hasBias: bias != nil, backendID: id,
                               payload: ConvPayload(weight: weight.data, bias: bias?.data))
     }
@@ -136,14 +129,7 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
     }
 
     func checkEpilogue(_ e: Epilogue, out: TensorShape, op: String) throws {
-        if let s = e.channelScale {
-            try check(s, op)
-            try requireSame(TensorShape(n: out.n, c: out.c, h: 1, w: 1), s.shape, op + " channelScale")
-        }
-        if let r = e.residual { try check(r, op); try requireSame(out, r.shape, op + " residual") }
-        if case let .prelu(slopes) = e.activation, slopes.count != out.c {
-            throw TensorError.shapeMismatch(op: op + " prelu", expected: "[\(out.c)]", actual: "[\(slopes.count)]")
-        }
+        try Validate.epilogue(e, out: out, op: op) { t, op in try check(t, op) }
     }
 
     func output(_ shape: TensorShape, into: Tensor?, op: String) throws -> Tensor {
@@ -158,12 +144,8 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
         try check(x, op)
         guard conv.backendID == id, let pl = conv.payload as? ConvPayload else { throw TensorError.foreignTensor(op: op) }
         let p = conv.params
-        guard x.shape.c == p.inChannels else {
-            throw TensorError.shapeMismatch(op: op, expected: "C=\(p.inChannels)", actual: x.shape.description)
-        }
-        let (oh, ow) = p.outputSize(h: x.shape.h, w: x.shape.w)
-        guard oh > 0, ow > 0 else { throw TensorError.invalidShape(op: op, message: "input \(x.shape) too small for \(p)") }
-        let oshape = TensorShape(n: x.shape.n, c: p.outChannels, h: oh, w: ow)
+        let oshape = try Validate.conv2d(x.shape, p, op: op)
+        let (oh, ow) = (oshape.h, oshape.w)
         try checkEpilogue(epilogue, out: oshape, op: op)
         let out = try output(oshape, into: into, op: op)
         let icg = p.inChannels / p.groups, ocg = p.outChannels / p.groups
@@ -204,12 +186,7 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
 
     public func prepareConvTranspose2d(weight: HostTensor, bias: HostTensor?, params: ConvTranspose2dParams) throws -> PreparedConvTranspose2d {
         try params.validate()
-        guard weight.shape == params.weightShape else {
-            throw TensorError.shapeMismatch(op: "prepareConvTranspose2d weight", expected: "\(params.weightShape)", actual: "\(weight.shape)")
-        }
-        if let bias, bias.count != params.outChannels {
-            throw TensorError.shapeMismatch(op: "prepareConvTranspose2d bias", expected: "[\(params.outChannels)]", actual: "\(bias.shape)")
-        }
+        try Validate.weights(weight, expected: params.weightShape, bias: bias, outChannels: params.outChannels, op: "prepareConvTranspose2d")
         return PreparedConvTranspose2d(params: params, hasBias: bias != nil, backendID: id,
                                        payload: ConvPayload(weight: weight.data, bias: bias?.data))
     }
@@ -219,12 +196,9 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
         try check(x, op)
         guard conv.backendID == id, let pl = conv.payload as? ConvPayload else { throw TensorError.foreignTensor(op: op) }
         let p = conv.params
-        guard x.shape.c == p.inChannels else {
-            throw TensorError.shapeMismatch(op: op, expected: "C=\(p.inChannels)", actual: x.shape.description)
-        }
-        let (oh, ow) = p.outputSize(h: x.shape.h, w: x.shape.w)
-        guard oh > 0, ow > 0 else { throw TensorError.invalidShape(op: op, message: "input \(x.shape) too small for \(p)") }
-        let oshape = TensorShape(n: x.shape.n, c: p.outChannels, h: oh, w: ow)
+        let (th, tw) = p.outputSize(h: x.shape.h, w: x.shape.w)
+        let oshape = try Validate.convolution(x.shape, inChannels: p.inChannels, outChannels: p.outChannels, outputSize: (th, tw), describing: p, op: op)
+        let (oh, ow) = (oshape.h, oshape.w)
         try checkEpilogue(epilogue, out: oshape, op: op)
         let out = try make(oshape, op: op)
         let icg = p.inChannels / p.groups, ocg = p.outChannels / p.groups

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 @testable import Bench
 
 /// Absolute path of an executable found on PATH, or nil.
@@ -19,14 +20,9 @@ func tempDir(_ tag: String) throws -> URL {
     return url
 }
 
-/// The repository root, from this file's path.
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-/// The assets folder (`ENHANCE_ASSETS` or `<root>/.cache/assets`).
-let assetsDir: URL = {
-    if let env = ProcessInfo.processInfo.environment["ENHANCE_ASSETS"] { return URL(fileURLWithPath: env) }
-    return repoRoot.appendingPathComponent(".cache/assets")
-}()
+/// The repository root and the assets folder (`ENHANCE_ASSETS` or `<root>/.cache/assets`).
+let repoRoot = Repository.root
+let assetsDir = Repository.assets
 
 let haveSceneAssets = SceneKind.allCases.allSatisfy {
     FileManager.default.fileExists(atPath: assetsDir.appendingPathComponent($0.sourceFile).path)

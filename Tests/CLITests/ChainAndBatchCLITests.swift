@@ -7,8 +7,7 @@ import TestSupport
 
 /// `enhance chain` and the batch guarantees (resume after SIGKILL, atomic outputs) through the built binary.
 @Suite(.serialized) struct ChainAndBatchCLITests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
+    static let root = Repository.root
     static let srvggX2 = root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x2/weights.pth").path
 
     static func workspace(_ name: String) throws -> URL {

@@ -7,11 +7,8 @@ import TestSupport
 
 /// `enhance detect` end to end: against GPEN's own detect() on real photos, and its per-file errors.
 @Suite struct DetectCLITests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var assets: URL {
-        if let e = ProcessInfo.processInfo.environment["ENHANCE_ASSETS"], !e.isEmpty { return URL(fileURLWithPath: e) }
-        return root.appendingPathComponent(".cache/assets")
-    }
+    static let root = Repository.root
+    static var assets: URL { Repository.assets }
     static let photos = ["t1.jpg", "astronaut.png", "obama.jpg", "biden.jpg"]
     static var realAssetsPresent: Bool {
         (photos + ["RetinaFace-mnet025.safetensors"]).allSatisfy { FileManager.default.fileExists(atPath: assets.appendingPathComponent($0).path) }

@@ -10,7 +10,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try ChainAndBatchCLITests.writePhoto(dir.appendingPathComponent("a.png"), size: 16, seed: 1)
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = Repository.root
         let model = root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x4/weights.pth").path
         for cmd in [["upscale", dir.appendingPathComponent("a.png").path, "-m", model, "-o", dir.appendingPathComponent("o").path],
                     ["detect", dir.appendingPathComponent("a.png").path]] {

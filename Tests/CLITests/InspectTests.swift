@@ -4,8 +4,7 @@ import TestSupport
 
 /// `enhance inspect` on committed fixtures, as a user would run it.
 @Suite struct InspectCLITests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
+    static let root = Repository.root
 
     @Test func namesArchitectureAndConfiguration() throws {
         let file = Self.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x4/weights.pth").path

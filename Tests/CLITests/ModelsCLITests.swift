@@ -68,7 +68,7 @@ import TestSupport
     /// `upscale -n NAME` with the model missing names the exact fetch command; with `--download` it fetches the model
     /// (here from a loopback mirror serving a small SRVGGNetCompact checkpoint under the released file name) and runs.
     @Test func upscaleDownloadsAMissingModel() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = Repository.root
         let weights = try [UInt8](Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x4/weights.pth")))
         let server = try LoopbackHTTPServer()
         server.set("/mirror/realesr-animevideov3.pth", weights)

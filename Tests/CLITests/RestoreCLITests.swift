@@ -77,7 +77,7 @@ import TensorCore
     @Test func realESRGANBackground() throws {
         let dir = try Self.workspace()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = Repository.root
         let sr = root.appendingPathComponent("Tests/Fixtures/models/rrdbnet_x2/weights.pth")
         guard FileManager.default.fileExists(atPath: sr.path) else { Issue.record("missing fixture \(sr.path)"); return }
         for scale in [2, 3] {

@@ -7,7 +7,7 @@ import TensorCore
 /// `enhance upscale` and `enhance forward` end to end through the built binary.
 @Suite("enhance upscale / forward CLI")
 struct UpscaleCLITests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
     static let fixtures = root.appendingPathComponent("Tests/Fixtures/models")
 
     func tempDir(_ name: String) throws -> URL {

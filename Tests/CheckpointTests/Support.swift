@@ -1,19 +1,14 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Checkpoint
 
 /// Paths shared by the checkpoint tests.
 enum Paths {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let fixtures = root.appendingPathComponent("Tests/Fixtures/checkpoint")
-    static var assets: URL {
-        if let e = ProcessInfo.processInfo.environment["ENHANCE_ASSETS"] { return URL(fileURLWithPath: e) }
-        return root.appendingPathComponent(".cache/assets")
-    }
-    static var golden: URL {
-        if let e = ProcessInfo.processInfo.environment["ENHANCE_GOLDEN"] { return URL(fileURLWithPath: e) }
-        return root.deletingLastPathComponent().appendingPathComponent("shared/golden")
-    }
+    static let root = Repository.root
+    static let fixtures = Repository.fixtures.appendingPathComponent("checkpoint")
+    static var assets: URL { Repository.assets }
+    static var golden: URL { Repository.golden }
     static func fixture(_ name: String) -> URL { fixtures.appendingPathComponent(name) }
     static func asset(_ name: String) -> URL { assets.appendingPathComponent(name) }
     static var hasAssets: Bool { FileManager.default.fileExists(atPath: asset("realesrgan-x4plus.param").path) }

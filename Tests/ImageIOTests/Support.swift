@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 @testable import ImageIO
 
 /// Deterministic xorshift generator so test images are reproducible.
@@ -42,22 +43,10 @@ enum Fixtures {
     }
 
     /// PSNR in dB between two equally sized 8-bit sample arrays.
-    static func psnr(_ a: [UInt8], _ b: [UInt8]) -> Double {
-        precondition(a.count == b.count)
-        var se = 0.0
-        for i in 0..<a.count { let d = Double(a[i]) - Double(b[i]); se += d * d }
-        let mse = se / Double(a.count)
-        return mse == 0 ? .infinity : 10 * log10(255 * 255 / mse)
-    }
+    static func psnr(_ a: [UInt8], _ b: [UInt8]) -> Double { PSNR.of(a, b) }
 
-    static var repoRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-
-    static var assets: URL {
-        if let env = ProcessInfo.processInfo.environment["ENHANCE_ASSETS"] { return URL(fileURLWithPath: env) }
-        return repoRoot.appendingPathComponent(".cache/assets")
-    }
+    static var repoRoot: URL { Repository.root }
+    static var assets: URL { Repository.assets }
 
     /// A fresh empty directory under the system temporary directory.
     static func tempDir() -> URL {

@@ -35,9 +35,23 @@ public enum EnhanceBinary {
     }
 }
 
-/// The repository checkout these tests belong to (found from this file's path).
+/// Where the tests find their data: the checkout (from this file's path), its committed fixtures, the offline
+/// assets scripts/setup fetches, and the upstream golden outputs beside the checkout.
 public enum Repository {
     public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    /// The offline assets scripts/setup fetches (real weights and photos).
-    public static let assets = root.appendingPathComponent(".cache/assets")
+    /// `Tests/Fixtures`: the project's own committed fixtures.
+    public static let fixtures = root.appendingPathComponent("Tests/Fixtures")
+    /// `$ENHANCE_ASSETS`, else `<root>/.cache/assets` (real weights and photos).
+    public static var assets: URL {
+        if let e = ProcessInfo.processInfo.environment["ENHANCE_ASSETS"], !e.isEmpty { return URL(fileURLWithPath: e) }
+        return root.appendingPathComponent(".cache/assets")
+    }
+    /// `$ENHANCE_GOLDEN`, else `<root>/../shared/golden`, else (a git worktree one level deeper)
+    /// `<root>/../../shared/golden`: outputs of the original upstream code.
+    public static let golden: URL = {
+        if let e = ProcessInfo.processInfo.environment["ENHANCE_GOLDEN"], !e.isEmpty { return URL(fileURLWithPath: e) }
+        let up1 = root.deletingLastPathComponent().appendingPathComponent("shared/golden")
+        let up2 = root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/golden")
+        return FileManager.default.fileExists(atPath: up1.path) || !FileManager.default.fileExists(atPath: up2.path) ? up1 : up2
+    }()
 }

@@ -55,3 +55,22 @@ struct BatchFlags: ParsableArguments {
         }
     }
 }
+
+/// Where and how `upscale`, `restore` and `chain` write their outputs: `-o/--output`, `--ext`, `--quality`.
+struct OutputFlags: ParsableArguments {
+    @Option(name: [.customShort("o"), .long], help: "Output folder (created if missing).")
+    var output: String = "results"
+
+    @Option(help: "Output format: auto (the input's), png, jpg or webp.")
+    var ext: BatchOutputExtension = .auto
+
+    @Option(help: "JPEG/WebP quality 1-100.")
+    var quality: Int?
+
+    func validate() throws {
+        if let q = quality, !(1...100).contains(q) { throw ValidationError("--quality must be 1-100, got \(q)") }
+    }
+
+    /// The encoder settings these flags ask for.
+    var encoding: UpscaleEncoding { UpscaleEncoding(quality: quality) }
+}

@@ -1,26 +1,15 @@
 import Foundation
 import Checkpoint
 import TensorCore
+import TestSupport
 
 /// Paths used by the Real-ESRGAN model tests.
 enum ESRGANPaths {
-    /// Repository root (three levels above this file).
-    static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-    /// `ENHANCE_GOLDEN`, else `<root>/../shared/golden` (or two levels up, for a git worktree under `wt/`).
-    static let golden: URL = {
-        if let e = ProcessInfo.processInfo.environment["ENHANCE_GOLDEN"], !e.isEmpty { return URL(fileURLWithPath: e) }
-        let up1 = root.deletingLastPathComponent().appendingPathComponent("shared/golden")
-        let up2 = root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/golden")
-        return FileManager.default.fileExists(atPath: up1.path) ? up1 : up2
-    }()
+    static let root = Repository.root
+    static let golden = Repository.golden
     /// The project's committed model fixtures (scripts/reference).
-    static let fixtures = root.appendingPathComponent("Tests/Fixtures/models")
-    /// Offline assets (`ENHANCE_ASSETS` or `<root>/.cache/assets`).
-    static var assets: URL {
-        if let e = ProcessInfo.processInfo.environment["ENHANCE_ASSETS"], !e.isEmpty { return URL(fileURLWithPath: e) }
-        return root.appendingPathComponent(".cache/assets")
-    }
+    static let fixtures = Repository.fixtures.appendingPathComponent("models")
+    static var assets: URL { Repository.assets }
     static func exists(_ u: URL) -> Bool { FileManager.default.fileExists(atPath: u.path) }
     static var hasGolden: Bool { exists(golden.appendingPathComponent("rrdbnet_x4/weights.pth")) }
     static var hasNCNN: Bool { exists(assets.appendingPathComponent("realesr-animevideov3-x4.bin")) }

@@ -1,26 +1,13 @@
 import Foundation
 import TensorCore
+import TestSupport
 @testable import Pipeline
 
 /// Locations of the golden parity data (`<repo>/../shared/golden/align_paste`), found via #filePath.
 enum FacesGolden {
-    static let repoRoot: URL = {
-        // Tests/PipelineTests/Faces/FacesTestSupport.swift → repo root
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-    }()
-    /// `$ENHANCE_GOLDEN/align_paste`, else `<root>/../shared/golden/align_paste` (a worktree one level deeper also
-    /// finds `<root>/../../shared/golden`).
-    static let dir: URL = {
-        if let g = ProcessInfo.processInfo.environment["ENHANCE_GOLDEN"] {
-            return URL(fileURLWithPath: g).appendingPathComponent("align_paste")
-        }
-        let up1 = repoRoot.deletingLastPathComponent()
-        let candidates = [up1.appendingPathComponent("shared/golden/align_paste"),
-                          up1.deletingLastPathComponent().appendingPathComponent("shared/golden/align_paste")]
-        return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("config.json").path) }
-            ?? candidates[0]
-    }()
+    static let repoRoot = Repository.root
+    /// `<golden>/align_paste` (`Repository.golden`: $ENHANCE_GOLDEN or ../shared/golden).
+    static let dir = Repository.golden.appendingPathComponent("align_paste")
     static var available: Bool { FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path) }
 
     static func npy(_ name: String) throws -> NPYArray {

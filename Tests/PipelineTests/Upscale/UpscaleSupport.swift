@@ -1,23 +1,14 @@
 import Foundation
 import ImageIO
 import TensorCore
+import TestSupport
 
 /// Paths and conversions for the upscale tests.
 enum UpscalePaths {
-    static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-    /// `ENHANCE_GOLDEN`, else `<root>/../shared/golden` (or two levels up, for a git worktree under `wt/`).
-    static let golden: URL = {
-        if let e = ProcessInfo.processInfo.environment["ENHANCE_GOLDEN"], !e.isEmpty { return URL(fileURLWithPath: e) }
-        let up1 = root.deletingLastPathComponent().appendingPathComponent("shared/golden")
-        let up2 = root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/golden")
-        return FileManager.default.fileExists(atPath: up1.path) ? up1 : up2
-    }()
-    static let fixtures = root.appendingPathComponent("Tests/Fixtures")
-    static var assets: URL {
-        if let e = ProcessInfo.processInfo.environment["ENHANCE_ASSETS"], !e.isEmpty { return URL(fileURLWithPath: e) }
-        return root.appendingPathComponent(".cache/assets")
-    }
+    static let root = Repository.root
+    static let golden = Repository.golden
+    static let fixtures = Repository.fixtures
+    static var assets: URL { Repository.assets }
     static func exists(_ u: URL) -> Bool { FileManager.default.fileExists(atPath: u.path) }
     static var hasGolden: Bool { exists(golden.appendingPathComponent("realesrganer_x2/config.json")) }
     /// Weights of the RealESRGANer fixture cases (tiny ×2 RRDBNet, nf 8, 2 blocks, gc 4).

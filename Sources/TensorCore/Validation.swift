@@ -1,0 +1,52 @@
+/// Argument checks every backend makes, written once so that each backend rejects the same calls with the same
+/// message. A backend still checks that tensors are its own (`check`); these check shapes and sizes.
+public enum Validate {
+    /// The output shape of `p` on an input of shape `x`: the input's channels must be the layer's, and the output
+    /// must not be empty.
+    public static func convolution(_ x: TensorShape, inChannels: Int, outChannels: Int, outputSize: (h: Int, w: Int),
+                                   describing p: Any, op: String) throws -> TensorShape {
+        guard x.c == inChannels else {
+            throw TensorError.shapeMismatch(op: op, expected: "C=\(inChannels)", actual: x.description)
+        }
+        guard outputSize.h > 0, outputSize.w > 0 else { throw TensorError.invalidShape(op: op, message: "input \(x) too small for \(p)") }
+        return TensorShape(n: x.n, c: outChannels, h: outputSize.h, w: outputSize.w)
+    }
+
+    /// The output shape of a 2-D convolution with `p` on `x`.
+    public static func conv2d(_ x: TensorShape, _ p: Conv2dParams, op: String = "conv2d") throws -> TensorShape {
+        let (oh, ow) = p.outputSize(h: x.h, w: x.w)
+        return try convolution(x, inChannels: p.inChannels, outChannels: p.outChannels, outputSize: (oh, ow), describing: p, op: op)
+    }
+
+    /// The epilogue's tensors against the output shape: channel scale N×C×1×1, residual equal to the output, one
+    /// PReLU slope per output channel. `owned` is the backend's own check that a tensor is its.
+    public static func epilogue(_ e: Epilogue, out: TensorShape, op: String, owned: (Tensor, String) throws -> Void) throws {
+        if let s = e.channelScale {
+            try owned(s, op)
+            try same(TensorShape(n: out.n, c: out.c, h: 1, w: 1), s.shape, op + " channelScale")
+        }
+        if let r = e.residual {
+            try owned(r, op)
+            try same(out, r.shape, op + " residual")
+        }
+        if case let .prelu(slopes) = e.activation, slopes.count != out.c {
+            throw TensorError.shapeMismatch(op: op + " prelu", expected: "[\(out.c)]", actual: "[\(slopes.count)]")
+        }
+    }
+
+    /// Weights of the expected shape and, when given, one bias per output channel (`op` names the layer kind:
+    /// "prepareConv2d").
+    public static func weights(_ weight: HostTensor, expected: [Int], bias: HostTensor?, outChannels: Int, op: String) throws {
+        guard weight.shape == expected else {
+            throw TensorError.shapeMismatch(op: op + " weight", expected: "\(expected)", actual: "\(weight.shape)")
+        }
+        if let bias, bias.count != outChannels {
+            throw TensorError.shapeMismatch(op: op + " bias", expected: "[\(outChannels)]", actual: "\(bias.shape)")
+        }
+    }
+
+    /// `actual` must be `expected`.
+    public static func same(_ expected: TensorShape, _ actual: TensorShape, _ op: String) throws {
+        guard expected == actual else { throw TensorError.shapeMismatch(op: op, expected: expected.description, actual: actual.description) }
+    }
+}
