@@ -48,7 +48,7 @@ let package = Package(
         // RealESRGANer semantics, face pipeline, batch processing
         .target(name: "Pipeline", dependencies: ["Models", "ImageIO", "TensorCore", "Checkpoint"]),
         // `enhance bench`: scenes, subprocess measurement, quality metrics, reports; the service load test
-        .target(name: "Bench", dependencies: ["ImageIO", "Pipeline", "Checkpoint",
+        .target(name: "Bench", dependencies: ["ImageIO", "Pipeline", "Checkpoint", "TensorCore",
                                               .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         // the composition root front ends share: typed configurations → backends, upscalers, restorers, detectors;
         // model registry, lookup and manager (fetch, resume, verify); categorised errors
@@ -82,9 +82,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),
         .testTarget(name: "EngineTests", dependencies: ["TensorCore", "BackendDNNL"]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "BackendDNNL", "Checkpoint", "TestSupport"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ImageIO", "Models", "BackendDNNL", "TensorCore", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ImageIO", "Models", "BackendDNNL", "TensorCore", "Checkpoint", "TestSupport"]),
         .testTarget(name: "BenchTests", dependencies: ["Bench", "ImageIO", "Pipeline", "Checkpoint", "Models", "TensorCore", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["EnhanceCLI", "enhance", "TestSupport"]),
         .testTarget(name: "EnhanceKitTests", dependencies: ["EnhanceKit", "TestSupport"]),

@@ -175,11 +175,6 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
             var m = MD.make(s.dims, dnnl_nchw)
             MD.setStrides(&m, [cs * hw, hw, s.w, 1])
             return m
-        case .nhwc:
-            var m = MD.make(s.dims, dnnl_nhwc)
-            let ct = t.storageChannels
-            MD.setStrides(&m, [hw * ct, 1, s.w * ct, ct])
-            return m
         case .nChw16c, .nChw8c:
             return blockedMD(s, storage: cs, layout: t.layout)
         }
@@ -331,11 +326,7 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
                 message: "channels \(range) of \(t.shape): \(t.layout) views must start (and end, unless at C) on a multiple of \(b); use sliceChannels/concat")
         }
         var s = t.shape; s.c = range.count
-        let offset: Int
-        switch t.layout {
-        case .nchw, .nChw16c, .nChw8c: offset = range.lowerBound * t.shape.h * t.shape.w * 4
-        case .nhwc: offset = range.lowerBound * 4
-        }
+        let offset = range.lowerBound * t.shape.h * t.shape.w * 4
         return Tensor(shape: s, layout: t.layout, buffer: t.buffer, byteOffset: t.byteOffset + offset,
                       storageChannels: t.storageChannels, backendID: id)
     }

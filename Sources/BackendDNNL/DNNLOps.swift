@@ -63,7 +63,7 @@ extension DNNLBackend {
         guard slopes.count == x.shape.c else {
             throw TensorError.shapeMismatch(op: "activation prelu", expected: "[\(x.shape.c)]", actual: "[\(slopes.count)]")
         }
-        let src = x.isView || x.layout == .nhwc ? try dense(x, x.layout == .nhwc ? blockedLayout : x.layout, op: op) : x
+        let src = x.isView ? try dense(x, x.layout, op: op) : x
         let out = try alloc(x.shape, src.layout, op: op)
         let b = src.layout.channelBlock, cp = src.layout.paddedChannels(x.shape.c), hw = x.shape.h * x.shape.w
         let blocks = x.shape.n * (cp / b)
@@ -339,7 +339,7 @@ extension DNNLBackend {
             guard top >= 0, bottom >= 0, left >= 0, right >= 0, top < h, bottom < h, left < w, right < w else {
                 throw TensorError.invalidShape(op: op, message: "pads (\(top),\(bottom),\(left),\(right)) for \(x.shape)")
             }
-            let src = x.isView || x.layout == .nhwc ? try dense(x, x.layout == .nhwc ? blockedLayout : x.layout, op: op) : x
+            let src = x.isView ? try dense(x, x.layout, op: op) : x
             let oh = h + top + bottom, ow = w + left + right
             let out = try alloc(TensorShape(n: x.shape.n, c: x.shape.c, h: oh, w: ow), src.layout, op: op)
             let b = src.layout.channelBlock

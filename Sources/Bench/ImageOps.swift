@@ -1,6 +1,7 @@
 // Resampling and degradations used to make the bench scenes and to compare outputs with references.
 
 import Foundation
+import TensorCore
 import ImageIO
 
 /// Separable 1-D resampling weights: for each output index, the source indices and weights (summing to 1).
@@ -216,21 +217,7 @@ func motionKernel(length: Int, angle: Double) -> [(dx: Int, dy: Int, weight: Flo
     }
 }
 
-/// SplitMix64: a tiny, fast, seedable generator (identical sequences on every platform).
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    /// Starts the sequence at `seed`.
-    public init(seed: UInt64) { state = seed }
-    /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// A uniform double in [0, 1).
-    public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
+extension SplitMix64 {
     /// A standard normal sample (Box–Muller).
     public mutating func nextGaussian() -> Double {
         let u1 = max(nextUnit(), 1e-300), u2 = nextUnit()

@@ -3,6 +3,7 @@
 
 import Checkpoint
 import Foundation
+import TensorCore
 
 /// How a synthetic tensor is filled.
 public enum TensorFill: Sendable, Equatable {
@@ -228,27 +229,17 @@ public enum SyntheticWeights {
     /// in `__metadata__`. Values are seeded by `seed` and each key, so the same call writes the same bytes.
     public static func writeSafetensors(_ tensors: [SyntheticTensor], to url: URL, metadata: [String: String],
                                         seed: UInt64 = 0x5EED) throws(BenchError) {
-        var header: [String: Any] = ["__metadata__": metadata]
-        var offset = 0
-        for t in tensors {
-            let bytes = t.count * (t.fill == .int64Zero ? 8 : 4)
-            header[t.key] = ["dtype": t.fill == .int64Zero ? "I64" : "F32", "shape": t.shape, "data_offsets": [offset, offset + bytes]]
-            offset += bytes
-        }
-        var json: Data
-        do { json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]) } catch {
-            throw .io(path: url.path, reason: "cannot encode safetensors header: \(error)")
-        }
-        while json.count % 8 != 0 { json.append(0x20) }
+        let header = SafeTensorsWriter.header(tensors.map {
+            SafeTensorsWriter.Entry(name: $0.key, dtype: $0.fill == .int64Zero ? "I64" : "F32", shape: $0.shape,
+                                    byteCount: $0.count * ($0.fill == .int64Zero ? 8 : 4))
+        }, metadata: metadata)
         let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
         guard FileManager.default.createFile(atPath: tmp.path, contents: nil),
               let fh = FileHandle(forWritingAtPath: tmp.path) else {
             throw .io(path: tmp.path, reason: "cannot create file")
         }
         do {
-            var len = UInt64(json.count).littleEndian
-            try fh.write(contentsOf: Data(bytes: &len, count: 8))
-            try fh.write(contentsOf: json)
+            try fh.write(contentsOf: Data(header))
             for t in tensors { try fh.write(contentsOf: values(t, seed: seed)) }
             try fh.close()
             _ = try? FileManager.default.removeItem(at: url)

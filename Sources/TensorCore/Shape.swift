@@ -65,8 +65,6 @@ public struct HostTensor: Sendable, Equatable {
 public enum TensorLayout: Hashable, Sendable {
     /// Plain N, C, H, W (W fastest).
     case nchw
-    /// Plain N, H, W, C (C fastest), oneDNN `acdb`.
-    case nhwc
     /// Channel-blocked N, C/16, H, W, 16c (oneDNN `nChw16c`); channels padded with zeros to a multiple of 16.
     case nChw16c
     /// Channel-blocked N, C/8, H, W, 8c (oneDNN `nChw8c`, the AVX2 layout); channels padded to a multiple of 8.
@@ -75,7 +73,7 @@ public enum TensorLayout: Hashable, Sendable {
     /// Channels per block (1 for plain layouts).
     public var channelBlock: Int {
         switch self {
-        case .nchw, .nhwc: return 1
+        case .nchw: return 1
         case .nChw16c: return 16
         case .nChw8c: return 8
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TensorCore
 @testable import Bench
 
 @Suite struct StatsTests {

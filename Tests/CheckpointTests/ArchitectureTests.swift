@@ -105,16 +105,9 @@ import Testing
             let rdb = "RDB" + p[2].dropFirst(3)
             return layout == "model" ? "model.1.sub.\(p[1]).\(rdb).\(p[3]).0.\(param)" : "RRDB_trunk.\(p[1]).\(rdb).\(p[3]).\(param)"
         }
-        var header: [String: Any] = [:]
-        var data: [UInt8] = []
-        for k in table.keys {
-            let n = table[k]!.reduce(1, *)
-            header[old(k)] = ["dtype": "F32", "shape": table[k]!, "data_offsets": [data.count, data.count + 4 * n]]
-            for v in 0..<n { data += withUnsafeBytes(of: Float(v).bitPattern.littleEndian) { Array($0) } }
-        }
-        let json = try JSONSerialization.data(withJSONObject: header)
-        var file = withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) }
-        file += [UInt8](json) + data
+        let file = SafeTensorsWriter.bytes(table.keys.sorted().map { k in
+            (old(k), table[k]!, (0..<table[k]!.reduce(1, *)).map { Float($0) })
+        })
         let ck = try CheckpointLoader.load(bytes: file)
         #expect(ck.metadata["key_layout"] != nil)
         #expect(Set(ck.stateDict.keys) == Set(table.keys))

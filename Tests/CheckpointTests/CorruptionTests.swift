@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TensorCore
 @testable import Checkpoint
 
 /// Truncated and corrupted variants of every format give a `CheckpointError`, never a crash or another error.
@@ -20,7 +21,7 @@ import Testing
     @Test(arguments: files)
     func randomByteFlipsNeverCrash(name: String) throws {
         let bytes = try fileBytes(Paths.fixture(name))
-        var rng = SplitMix(state: 42)
+        var rng = SplitMix64(seed: 42)
         var errors = 0
         for _ in 0..<300 {
             var b = bytes

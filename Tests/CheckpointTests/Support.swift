@@ -56,14 +56,3 @@ func throwsCheckpointError(_ body: () throws -> Void) -> (threw: Bool, other: (a
     do { try body(); return (false, nil) } catch is CheckpointError { return (true, nil) } catch { return (false, error) }
 }
 
-/// Deterministic generator for corruption tests.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -74,13 +74,17 @@ struct Reply: Sendable {
 }
 
 enum HTTP {
+    /// A client that waits as long as a loaded 2-core CI machine may need (the shared client gives up sooner).
+    static let client = HTTPClient(eventLoopGroupProvider: .singleton,
+                                   configuration: .init(timeout: .init(connect: .seconds(30), read: .seconds(600))))
+
     static func send(_ url: String, method: String = "GET", body: [UInt8]? = nil, contentType: String? = nil,
-                     timeout: TimeAmount = .seconds(120)) async throws -> Reply {
+                     timeout: TimeAmount = .seconds(600)) async throws -> Reply {
         var req = HTTPClientRequest(url: url)
         req.method = .init(rawValue: method)
         if let contentType { req.headers.add(name: "Content-Type", value: contentType) }
         if let body { req.body = .bytes(ByteBuffer(bytes: body)) }
-        let r = try await HTTPClient.shared.execute(req, timeout: timeout)
+        let r = try await client.execute(req, timeout: timeout)
         let b = try await r.body.collect(upTo: 256 << 20)
         var h: [String: String] = [:]
         for f in r.headers { h[f.name.lowercased()] = f.value }

@@ -36,7 +36,7 @@ struct EngineOptions: ParsableArguments {
     @Flag(help: "Disable Winograd 3×3 convolutions (oneDNN direct convolution only; closer to PyTorch's numerics).")
     var noWinograd = false
 
-    @Option(help: "Compute precision: fp32, or bf16 where the CPU has native bf16 (otherwise an error says it is unavailable).")
+    @Option(help: "Compute precision: fp32. bf16 is reserved: not implemented yet, it is refused with an error that says so (and, on a CPU without avx512_bf16/AMX, that the CPU lacks it).")
     var precision: PrecisionKind = .fp32
 
     @Flag(help: "Report engine decisions on stderr (e.g. a layer whose preferred convolution could not be built and fell back).")

@@ -1,4 +1,5 @@
 import Checkpoint
+import TensorCore
 import Foundation
 
 /// Seeded random-weight checkpoints in the exact key layout of GPEN, RetinaFace (MobileNet-0.25 / ResNet-50) and
@@ -16,17 +17,11 @@ public enum SyntheticCheckpoint {
 
     /// SplitMix64 + Box–Muller normal samples.
     public struct Random: Sendable {
-        var state: UInt64
+        var bits: SplitMix64
         /// A generator with the given seed.
-        public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+        public init(seed: UInt64) { bits = SplitMix64(seed: seed &+ 0x9E37_79B9_7F4A_7C15) }
         /// Next 64 random bits.
-        public mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        public mutating func next() -> UInt64 { bits.next() }
         /// Uniform in [0, 1).
         public mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
         /// Normal with the given mean and standard deviation.
@@ -40,22 +35,7 @@ public enum SyntheticCheckpoint {
 
     /// Serialises entries as a safetensors file (F32, keys in the given order).
     public static func safetensors(_ entries: [Entry]) -> [UInt8] {
-        var header = "{"
-        var offset = 0
-        for (i, e) in entries.enumerated() {
-            let bytes = e.values.count * 4
-            header += "\(i == 0 ? "" : ",")\"\(e.name)\":{\"dtype\":\"F32\",\"shape\":\(e.shape),\"data_offsets\":[\(offset),\(offset + bytes)]}"
-            offset += bytes
-        }
-        header += "}"
-        while (header.utf8.count + 8) % 8 != 0 { header += " " }
-        var out: [UInt8] = []
-        out.reserveCapacity(8 + header.utf8.count + offset)
-        var n = UInt64(header.utf8.count)
-        for _ in 0..<8 { out.append(UInt8(n & 0xFF)); n >>= 8 }
-        out += Array(header.utf8)
-        for e in entries { for v in e.values { let b = v.bitPattern; out += [UInt8(b & 0xFF), UInt8((b >> 8) & 0xFF), UInt8((b >> 16) & 0xFF), UInt8(b >> 24)] } }
-        return out
+        SafeTensorsWriter.bytes(entries.map { ($0.name, $0.shape, $0.values) })
     }
 
     /// Loads entries through the real checkpoint reader (safetensors in memory).

@@ -35,36 +35,12 @@ func esrganErrors(_ a: [Float], _ b: [Float]) -> (maxAbs: Float, rel: Double) {
     return (m, (num / max(den, 1e-30)).squareRoot())
 }
 
-/// Builds safetensors bytes (float32 tensors) in memory so tests can make checkpoints of any shape.
-enum SafeTensorsWriter {
-    static func bytes(_ tensors: [(String, [Int], [Float])]) -> [UInt8] {
-        var header: [String] = []
-        var offset = 0
-        for (name, shape, data) in tensors {
-            header.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + data.count * 4)]}")
-            offset += data.count * 4
-        }
-        var json = Array(("{" + header.joined(separator: ",") + "}").utf8)
-        while json.count % 8 != 0 { json.append(0x20) }
-        var out: [UInt8] = []
-        var n = UInt64(json.count).littleEndian
-        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
-        out.append(contentsOf: json)
-        for (_, _, data) in tensors { data.withUnsafeBytes { out.append(contentsOf: $0) } }
-        return out
-    }
-}
 
 /// Deterministic pseudo-random numbers (SplitMix64) for test weights and inputs.
 struct TestRNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var bits: SplitMix64
+    init(state: UInt64) { bits = SplitMix64(seed: state) }
+    mutating func next() -> UInt64 { bits.next() }
     /// Uniform in [lo, hi).
     mutating func uniform(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24) }
     mutating func array(_ n: Int, _ scale: Float) -> [Float] { (0..<n).map { _ in uniform(-scale, scale) } }

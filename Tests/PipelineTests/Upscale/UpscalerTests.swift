@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import BackendDNNL
+import Checkpoint
 import ImageIO
 import Models
 import TensorCore
@@ -9,14 +10,8 @@ import TensorCore
 /// Tiny SRVGGNetCompact weights (PReLU) written as a safetensors file, for fast upscaler tests.
 enum TinySRVGG {
     static func file(nf: Int = 8, numConv: Int = 2, upscale: Int = 4, seed: UInt64 = 7) throws -> URL {
-        var state = seed
-        func rnd() -> Float {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Float((z ^ (z >> 31)) >> 40) / Float(1 << 24) * 2 - 1
-        }
+        var bits = SplitMix64(seed: seed)
+        func rnd() -> Float { Float(bits.next() >> 40) / Float(1 << 24) * 2 - 1 }
         var t: [(String, [Int], [Float])] = []
         for k in 0...numConv {
             let i = k == 0 ? 3 : nf
@@ -29,19 +24,7 @@ enum TinySRVGG {
         let s = 0.5 * (3 / Float(nf * 9)).squareRoot()
         t.append(("body.\(2 * numConv + 2).weight", [o, nf, 3, 3], (0..<(o * nf * 9)).map { _ in rnd() * s }))
         t.append(("body.\(2 * numConv + 2).bias", [o], (0..<o).map { _ in rnd() * 0.05 }))
-        var header: [String] = []
-        var offset = 0
-        for (name, shape, data) in t {
-            header.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + data.count * 4)]}")
-            offset += data.count * 4
-        }
-        var json = Array(("{" + header.joined(separator: ",") + "}").utf8)
-        while json.count % 8 != 0 { json.append(0x20) }
-        var bytes: [UInt8] = []
-        var n = UInt64(json.count).littleEndian
-        withUnsafeBytes(of: &n) { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: json)
-        for (_, _, d) in t { d.withUnsafeBytes { bytes.append(contentsOf: $0) } }
+        let bytes = SafeTensorsWriter.bytes(t)
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-srvgg-\(UUID().uuidString).safetensors")
         try Data(bytes).write(to: url)
         return url
