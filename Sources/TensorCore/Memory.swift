@@ -25,8 +25,8 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
 
 /// A 64-byte-aligned raw allocation owned by a `BufferPool`; it goes back to the pool when released.
 public final class DeviceBuffer: @unchecked Sendable {
-    /// Start of the memory (64-byte aligned).
-    public let pointer: UnsafeMutableRawPointer
+    /// Start of the memory (64-byte aligned); backends only.
+    package let pointer: UnsafeMutableRawPointer
     /// Usable size in bytes.
     public let byteCount: Int
     let pool: BufferPool?
@@ -41,8 +41,8 @@ public final class DeviceBuffer: @unchecked Sendable {
         if let pool { pool.recycle(pointer: pointer, byteCount: byteCount) } else { free(pointer) }
     }
 
-    /// The memory as float32 elements.
-    public var floats: UnsafeMutablePointer<Float> { pointer.assumingMemoryBound(to: Float.self) }
+    /// The memory as float32 elements; backends only.
+    package var floats: UnsafeMutablePointer<Float> { pointer.assumingMemoryBound(to: Float.self) }
 }
 
 /// A pool of aligned buffers with live/peak accounting. Freed buffers are cached and handed out again to a

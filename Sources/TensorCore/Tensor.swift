@@ -6,8 +6,8 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public let shape: TensorShape
     /// Physical layout of the storage.
     public let layout: TensorLayout
-    /// The memory (shared between a tensor and its channel views).
-    public let buffer: DeviceBuffer
+    /// The memory (shared between a tensor and its channel views); backends only.
+    package let buffer: DeviceBuffer
     /// Byte offset of element (0, 0, 0, 0) inside `buffer`.
     public let byteOffset: Int
     /// Channel count of the underlying allocation (the parent's C for a channel view; equals `shape.c` otherwise).
@@ -16,7 +16,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public let backendID: ObjectIdentifier
 
     /// Creates a tensor over a buffer (backends only).
-    public init(shape: TensorShape, layout: TensorLayout, buffer: DeviceBuffer, byteOffset: Int = 0,
+    package init(shape: TensorShape, layout: TensorLayout, buffer: DeviceBuffer, byteOffset: Int = 0,
                 storageChannels: Int? = nil, backendID: ObjectIdentifier) {
         self.shape = shape
         self.layout = layout
@@ -29,8 +29,8 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// True when this tensor is a channel range of a larger allocation.
     public var isView: Bool { storageChannels != shape.c }
 
-    /// Pointer to element (0,0,0,0).
-    public var basePointer: UnsafeMutablePointer<Float> {
+    /// Pointer to element (0,0,0,0), in the backend's memory (backends only: device memory is not host memory).
+    package var basePointer: UnsafeMutablePointer<Float> {
         (buffer.pointer + byteOffset).assumingMemoryBound(to: Float.self)
     }
 

@@ -22,7 +22,6 @@ public final class RRDBNet: SuperResolutionNetwork, @unchecked Sendable {
     private let convFirst: PreparedConv2d
     private let body: [[RDB]]
     private let convBody, convUp1, convUp2, convHR, convLast: PreparedConv2d
-    private let useViews: Bool
     private static let lrelu = Activation.leakyReLU(slope: 0.2)
 
     /// Builds the network and loads its weights strictly from `weights` (every key consumed, shapes checked).
@@ -67,8 +66,6 @@ public final class RRDBNet: SuperResolutionNetwork, @unchecked Sendable {
         convLast = try conv("conv_last", nf, c.numOutCh)
         try weights.verifyAllUsed()
         parameterCount = params
-        let align = max(1, backend.channelViewAlignment)
-        useViews = nf % align == 0 && gc % align == 0
     }
 
     /// 1 (conv_first) + 15 per RRDB + 1 (conv_body) LR convolutions, in LR pixels, plus the HR convolutions
@@ -131,22 +128,12 @@ public final class RRDBNet: SuperResolutionNetwork, @unchecked Sendable {
         let nf = configuration.numFeat, gc = configuration.numGrowCh
         let lrelu = Epilogue.activation(Self.lrelu)
         let epilogue5 = final.map { Epilogue(outputScale: 0.04, residual: $0) } ?? Epilogue(outputScale: 0.2, residual: x)
-        if useViews {
-            let s = x.shape
-            let cat = try be.zeros(TensorShape(n: s.n, c: nf + 4 * gc, h: s.h, w: s.w))
-            try be.copy(x, into: be.channelView(cat, 0..<nf))
-            for k in 0..<4 {
-                let inC = nf + k * gc
-                _ = try be.conv2d(be.channelView(cat, 0..<inC), rdb.convs[k], epilogue: lrelu,
-                                  into: be.channelView(cat, inC..<(inC + gc)))
-            }
-            return try be.conv2d(cat, rdb.convs[4], epilogue: epilogue5)
-        }
-        var parts = [x]
+        let s = x.shape
+        let dense = try ChannelConcat(be, shape: TensorShape(n: s.n, c: nf + 4 * gc, h: s.h, w: s.w),
+                                      partChannels: [nf, gc, gc, gc, gc], first: x)
         for k in 0..<4 {
-            let input = parts.count == 1 ? x : try be.concat(parts)
-            parts.append(try be.conv2d(input, rdb.convs[k], epilogue: lrelu))
+            try dense.append { into in try be.conv2d(dense.current!, rdb.convs[k], epilogue: lrelu, into: into) }
         }
-        return try be.conv2d(be.concat(parts), rdb.convs[4], epilogue: epilogue5)
+        return try be.conv2d(dense.current!, rdb.convs[4], epilogue: epilogue5)
     }
 }

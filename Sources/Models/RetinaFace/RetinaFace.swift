@@ -214,16 +214,13 @@ public final class RetinaFace: @unchecked Sendable {
     func runSSH(_ s: SSH, _ x: Tensor) throws -> Tensor {
         let be = backend
         let oc = s.out
-        let a = be.channelViewAlignment
         let c5a = try run(s.c5a, x)
-        if (oc / 2) % a == 0 && (oc / 4) % a == 0 {
-            let out = try be.zeros(TensorShape(n: x.shape.n, c: oc, h: x.shape.h, w: x.shape.w))
-            _ = try be.conv2d(x, s.c3.conv, epilogue: .activation(.relu), into: be.channelView(out, 0..<(oc / 2)))
-            _ = try be.conv2d(c5a, s.c5b.conv, epilogue: .activation(.relu), into: be.channelView(out, (oc / 2)..<(3 * oc / 4)))
-            _ = try be.conv2d(run(s.c7a, c5a), s.c7b.conv, epilogue: .activation(.relu), into: be.channelView(out, (3 * oc / 4)..<oc))
-            return out
-        }
-        return try be.concat([run(s.c3, x), run(s.c5b, c5a), run(s.c7b, run(s.c7a, c5a))])
+        let out = try ChannelConcat(be, shape: TensorShape(n: x.shape.n, c: oc, h: x.shape.h, w: x.shape.w),
+                                    partChannels: [oc / 2, oc / 4, oc / 4])
+        try out.append { into in try be.conv2d(x, s.c3.conv, epilogue: .activation(s.c3.act), into: into) }
+        try out.append { into in try be.conv2d(c5a, s.c5b.conv, epilogue: .activation(s.c5b.act), into: into) }
+        try out.append { into in try be.conv2d(run(s.c7a, c5a), s.c7b.conv, epilogue: .activation(s.c7b.act), into: into) }
+        return out.current!
     }
 
     /// Runs the network on a 1×3×H×W input (BGR minus the mean) and returns the flattened head outputs
