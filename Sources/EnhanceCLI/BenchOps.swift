@@ -1,6 +1,8 @@
 import ArgumentParser
 import BackendDNNL
+import Bench
 import Foundation
+import Models
 import TensorCore
 
 /// `enhance bench ops`: convolution GFLOP/s of the engine (direct and Winograd) next to the FMA peak and PyTorch's
@@ -54,7 +56,6 @@ struct BenchOps: ParsableCommand {
     func run() throws {
         let direct = try DNNLBackend(options: .init(threads: threads, winograd: false))
         let wino = try DNNLBackend(options: .init(threads: threads, winograd: true))
-        let avx512 = direct.blockedLayout == .nChw16c
         print("engine: \(direct.name); activations \(direct.blockedLayout); load \(loadAverage())")
         let measured = peak == nil ? measurePeak() : nil
         let peakValue = peak ?? measured ?? 385
@@ -150,11 +151,11 @@ struct BenchOps: ParsableCommand {
         return best
     }
 
-    /// Runs scripts/bench/conv_torch.py with ENHANCE_TORCH_PYTHON (or /work/venv-torch/bin/python); returns GFLOP/s
+    /// Runs scripts/bench/conv_torch.py with $ENHANCE_TORCH_PYTHON (else the first `python3` on PATH); returns GFLOP/s
     /// keyed by "spec/layout".
     func runTorch(_ shapes: [Shape]) -> [String: Double] {
         let env = ProcessInfo.processInfo.environment
-        let candidates = [env["ENHANCE_TORCH_PYTHON"], "/work/venv-torch/bin/python"].compactMap { $0 }
+        let candidates = [env["ENHANCE_TORCH_PYTHON"], BenchCommand.which("python3")].compactMap { $0 }
         guard let python = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             print("torch: no python with torch (set ENHANCE_TORCH_PYTHON)")
             return [:]
@@ -184,60 +185,25 @@ struct BenchOps: ParsableCommand {
         return result
     }
 
-    /// A 23-block RRDBNet (num_feat 64, grow 32, ×4) forward pass on random weights, built from engine ops.
+    /// The real RRDBNet (×4, num_feat 64, grow 32, --rrdb-blocks blocks) forward pass — the `Models` network,
+    /// loaded by the real loader from the bench's synthetic weights (seeded values, released shapes).
     func runRRDB(_ be: DNNLBackend) throws {
         let nf = 64, gc = 32, size = rrdbSize
-        var seed: UInt64 = 10
-        func conv(_ cin: Int, _ cout: Int) throws -> PreparedConv2d {
-            seed += 1
-            let p = Conv2dParams(inChannels: cin, outChannels: cout, kernel: 3, padding: 1)
-            return try be.prepareConv2d(weight: randomHost(p.weightShape, scale: 1 / Float(cin * 9).squareRoot(), seed: seed),
-                                        bias: randomHost([cout], scale: 0.01, seed: seed + 1000), params: p)
-        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("enhance-bench-ops-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let weights = dir.appendingPathComponent("rrdbnet-x4-synthetic.safetensors")
+        try SyntheticWeights.writeSafetensors(SyntheticWeights.rrdbNet(scale: 4, blocks: rrdbBlocks, feat: nf, grow: gc), to: weights,
+                                              metadata: ["synthetic": "true", "note": BenchReport.syntheticWords])
         let t0 = now()
-        let first = try conv(3, nf)
-        var blocks: [[[PreparedConv2d]]] = []
-        for _ in 0..<rrdbBlocks {
-            blocks.append(try (0..<3).map { _ in try (0..<5).map { i in try conv(nf + i * gc, i == 4 ? nf : gc) } })
-        }
-        let body = try conv(nf, nf), up1 = try conv(nf, nf), up2 = try conv(nf, nf), hr = try conv(nf, nf), last = try conv(nf, 3)
+        let net = try RealESRGANLoader.load(weights, backend: be).network
         let prepareTime = now() - t0
-        let lrelu = Epilogue.activation(.leakyReLU(slope: 0.2))
         let input = try be.upload(randomHost([1, 3, size, size], scale: 0.5, seed: 99))
         for run in 1...max(1, rrdbRuns) {
         be.resetPeak()
         let reordersBefore = be.activationReorders
         let t1 = now()
-        let feat = try be.conv2d(input, first)
-        // Each RDB works in one concatenation buffer [x, x1, x2, x3, x4]; convs 1-4 write straight into their
-        // channel slices, and conv5 (0.2·conv5 + x) writes straight into the next RDB's buffer.
-        let catShape = TensorShape(n: 1, c: nf + 4 * gc, h: size, w: size)
-        var cat = try be.empty(catShape)
-        try be.copy(feat, into: be.channelView(cat, 0..<nf))
-        var x = feat
-        for rrdb in blocks {
-            for (r, rdb) in rrdb.enumerated() {
-                for i in 0..<4 {
-                    _ = try be.conv2d(be.channelView(cat, 0..<(nf + i * gc)), rdb[i], epilogue: lrelu,
-                                      into: be.channelView(cat, (nf + i * gc)..<(nf + (i + 1) * gc)))
-                }
-                let next = try be.empty(catShape)
-                let rdbOut = Epilogue(outputScale: 0.2, residual: try be.channelView(cat, 0..<nf))
-                if r < 2 {
-                    _ = try be.conv2d(cat, rdb[4], epilogue: rdbOut, into: be.channelView(next, 0..<nf))
-                } else {
-                    // RRDB: 0.2·rdb3(…) + x
-                    let y = try be.conv2d(cat, rdb[4], epilogue: rdbOut)
-                    x = try be.add(y, x, alpha: 0.2, beta: 1)   // x: this RRDB's input
-                    try be.copy(x, into: be.channelView(next, 0..<nf))
-                }
-                cat = next
-            }
-        }
-        var h = try be.conv2d(x, body, epilogue: Epilogue(residual: feat))
-        h = try be.conv2d(be.upsampleNearest(h, factor: 2), up1, epilogue: lrelu)
-        h = try be.conv2d(be.upsampleNearest(h, factor: 2), up2, epilogue: lrelu)
-        h = try be.conv2d(be.conv2d(h, hr, epilogue: lrelu), last)
+        let h = try net.forward(input)
         let out = try be.download(h)
         let elapsed = now() - t1
         let stats = be.memoryStats
@@ -248,7 +214,7 @@ struct BenchOps: ParsableCommand {
         let flop = rdbFlop * Double(3 * rrdbBlocks) + 2 * 9 * Double(size * size) * Double(3 * nf + nf * nf)
             + 2 * 9 * Double(nf * nf) * Double(4 * size * size + 16 * size * size * 2) + 2 * 9 * Double(nf * 3 * 16 * size * size)
         print("")
-        print("RRDBNet-shaped forward #\(run): \(rrdbBlocks) blocks, input 3×\(size)², output \(out.shape) (\(be.name))")
+        print("RRDBNet ×4 forward #\(run) (the Models network, synthetic weights): \(rrdbBlocks) blocks, input 3×\(size)², output \(out.shape) (\(be.name))")
         print(String(format: "  prepare %.2f s, forward %.2f s, %.0f effective GFLOP/s (%.2f TFLOP)", prepareTime, elapsed, flop / elapsed / 1e9, flop / 1e12))
         print("  engine memory: peak live \(mib(stats.peakLiveBytes)), peak reserved \(mib(stats.peakReservedBytes)), weights \(mib(stats.weightBytes)), \(stats.allocationCount) allocations, \(stats.reuseCount) reuses")
         print("  process peak RSS: \(mib(Int(usage.ru_maxrss) * 1024))")
