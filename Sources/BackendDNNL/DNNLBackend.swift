@@ -39,7 +39,7 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     /// Activation buffers.
     public let pool = BufferPool()
     /// Prepared weights and biases.
-    public let weightPool = BufferPool()
+    public let weightPool = BufferPool(countsInScopes: false)
     let lock = NSRecursiveLock()
     private(set) var host: ReferenceBackend!
     var reorderCache: [MDPair: Primitive] = [:]

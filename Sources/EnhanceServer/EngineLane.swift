@@ -13,8 +13,8 @@ final class BlockingExecutor: TaskExecutor, @unchecked Sendable {
 }
 
 /// The engine: one backend shared by every request, used by one model pass at a time (oneDNN already spreads one
-/// pass over every core; two at once would only contend). Holding it also makes the backend's peak statistics
-/// belong to the request that holds it, so each request's measured peak is its own.
+/// pass over every core; two at once would only contend). Each use is measured in a `MemoryScope` of its own, so a
+/// request's peak is its own tensors' whatever else the process does.
 final class EngineLane: @unchecked Sendable {
     let backend: any Backend
     private let gate = AsyncGate()
@@ -33,10 +33,9 @@ final class EngineLane: @unchecked Sendable {
         try await gate.acquire()
         defer { Task { await gate.release() } }
         return try await withTaskExecutorPreference(executor) {
-            let before = backend.memoryStats.liveBytes
-            backend.resetPeak()
-            let v = try await body()
-            return Measured(value: v, peakBytes: max(0, backend.memoryStats.peakLiveBytes - before))
+            let scope = MemoryScope()
+            let v = try await scope.measure { try await body() }
+            return Measured(value: v, peakBytes: scope.peakLiveBytes)
         }
     }
 

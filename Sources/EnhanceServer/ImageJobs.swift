@@ -168,15 +168,13 @@ final class ImageJobs: @unchecked Sendable {
         return max(gpen, detect, parse, background) + w * h * 48 + (w * up) * (h * up) * 48
     }
 
-    /// The engine's peak while `body` runs, measured once per key (the caller holds the engine).
+    /// The tensor peak of `body`, measured once per key (the caller holds the engine).
     private func probe(_ key: String, _ body: () throws -> Void) -> Int {
         lock.lock()
         if let v = probes[key] { lock.unlock(); return v }
         lock.unlock()
-        let be = lane.backend
-        let before = be.memoryStats.liveBytes
-        be.resetPeak()
-        let v = (try? body()) != nil ? max(0, be.memoryStats.peakLiveBytes - before) : 0
+        let scope = MemoryScope()
+        let v = (try? scope.measure(body)) != nil ? scope.peakLiveBytes : 0
         lock.lock(); probes[key] = v; lock.unlock()
         return v
     }

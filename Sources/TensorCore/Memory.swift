@@ -23,6 +23,34 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// Memory statistics of one execution context — a request, a tile pass — kept apart from whatever else runs on the
+/// same backend at the same time. Allocations made while a scope is current (`MemoryScope.current`, a task-local
+/// value: it follows the task into the synchronous code it calls) count in that scope until they are freed, whichever
+/// task frees them. Prepared weights do not count (they live in the backend's weight pool).
+public final class MemoryScope: @unchecked Sendable {
+    @TaskLocal public static var current: MemoryScope?
+
+    private let lock = NSLock()
+    private var live = 0
+    private var peak = 0
+
+    public init() {}
+
+    /// Bytes allocated in this scope and not yet freed.
+    public var liveBytes: Int { lock.withLock { live } }
+    /// The highest `liveBytes` so far.
+    public var peakLiveBytes: Int { lock.withLock { peak } }
+
+    /// Runs `body` with this scope current (nested scopes: the innermost counts).
+    public func measure<T>(_ body: () throws -> T) rethrows -> T { try MemoryScope.$current.withValue(self, operation: body) }
+
+    /// The async form of `measure`.
+    public func measure<T>(_ body: () async throws -> T) async rethrows -> T { try await MemoryScope.$current.withValue(self, operation: body) }
+
+    func allocated(_ bytes: Int) { lock.withLock { live += bytes; peak = max(peak, live) } }
+    func freed(_ bytes: Int) { lock.withLock { live -= bytes } }
+}
+
 /// A 64-byte-aligned raw allocation owned by a `BufferPool`; it goes back to the pool when released.
 public final class DeviceBuffer: @unchecked Sendable {
     /// Start of the memory (64-byte aligned); backends only.
@@ -30,14 +58,19 @@ public final class DeviceBuffer: @unchecked Sendable {
     /// Usable size in bytes.
     public let byteCount: Int
     let pool: BufferPool?
+    /// The execution context that allocated it, if any.
+    let scope: MemoryScope?
 
-    init(pointer: UnsafeMutableRawPointer, byteCount: Int, pool: BufferPool?) {
+    init(pointer: UnsafeMutableRawPointer, byteCount: Int, pool: BufferPool?, scope: MemoryScope? = nil) {
         self.pointer = pointer
         self.byteCount = byteCount
         self.pool = pool
+        self.scope = scope
+        scope?.allocated(byteCount)
     }
 
     deinit {
+        scope?.freed(byteCount)
         if let pool { pool.recycle(pointer: pointer, byteCount: byteCount) } else { free(pointer) }
     }
 
@@ -59,10 +92,13 @@ public final class BufferPool: @unchecked Sendable {
     private var highWater = 0
     /// Largest single allocation accepted (bytes).
     public let maxAllocationBytes: Int
+    /// Whether allocations count in the current `MemoryScope` (activations do; prepared weights do not).
+    public let countsInScopes: Bool
 
     /// Creates an empty pool; requests above `maxAllocationBytes` throw instead of allocating.
-    public init(maxAllocationBytes: Int = 1 << 36) {
+    public init(maxAllocationBytes: Int = 1 << 36, countsInScopes: Bool = true) {
         self.maxAllocationBytes = maxAllocationBytes
+        self.countsInScopes = countsInScopes
     }
 
     deinit {
@@ -116,7 +152,7 @@ public final class BufferPool: @unchecked Sendable {
         stats.peakLiveBytes = max(stats.peakLiveBytes, stats.liveBytes)
         lock.unlock()
         if zeroed { memset(pointer, 0, capacity) }
-        return DeviceBuffer(pointer: pointer, byteCount: capacity, pool: self)
+        return DeviceBuffer(pointer: pointer, byteCount: capacity, pool: self, scope: countsInScopes ? MemoryScope.current : nil)
     }
 
     /// Index of the smallest cached buffer holding `size` bytes and at most a quarter more (the newest among
