@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "BenchTests", dependencies: ["Bench", "ImageIO", "Pipeline", "Checkpoint", "Models", "TensorCore", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["EnhanceCLI", "enhance", "TestSupport"]),
         .testTarget(name: "EnhanceKitTests", dependencies: ["EnhanceKit", "TestSupport"]),
-        .testTarget(name: "EnhanceServerTests", dependencies: ["EnhanceServer", "EnhanceKit", "ImageIO", "Models", "Checkpoint", "Bench", "enhance", "TestSupport",
+        .testTarget(name: "EnhanceServerTests", dependencies: ["EnhanceServer", "EnhanceKit", "ImageIO", "Models", "Checkpoint", "Bench", "Pipeline", "enhance", "TestSupport",
                                                                 .product(name: "AsyncHTTPClient", package: "async-http-client")]),
     ],
     swiftLanguageModes: [.v6]

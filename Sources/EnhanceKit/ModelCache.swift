@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Pipeline
 
 /// Networks loaded once and shared: a `ModelFactory` given a cache hands out the same prepared GPEN, RetinaFace,
 /// ParseNet or Real-ESRGAN network for the same file (and backend) instead of reading the weights again. A service
@@ -25,8 +26,7 @@ public final class ModelCache: @unchecked Sendable {
         lock.unlock()
         let start = ContinuousClock.now
         let v = try load()
-        let d = ContinuousClock.now - start
-        let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        let seconds = secondsSince(start)
         lock.lock()
         if let e = entries[key], let existing = e.value as? T { lock.unlock(); return existing }
         entries[key] = Entry(name: name, value: v)

@@ -61,12 +61,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     /// The JSON response.
     func response() -> Response {
         struct Body: Encodable { let error: Inner; struct Inner: Encodable { let code: String; let message: String } }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? enc.encode(Body(error: .init(code: code, message: message)))) ?? Data("{}".utf8)
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        if let r = retryAfter { headers[.retryAfter] = String(r) }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        var r = json(Body(error: .init(code: code, message: message)), status: status)
+        if let s = retryAfter { r.headers[.retryAfter] = String(s) }
+        return r
     }
 }

@@ -223,8 +223,9 @@ final class ImageJobs: @unchecked Sendable {
         try Task.checkCancellation()
 
         let id = UUID().uuidString
-        let outFormat = p.format ?? BatchImageFormat(rawValue: info.format.rawValue) ?? .png
-        let input = workDirectory.appendingPathComponent("\(id).in.\(BatchImageFormat(rawValue: info.format.rawValue)?.fileExtension ?? "img")").path
+        let inFormat = BatchImageFormat(rawValue: info.format.rawValue) ?? .png   // the same three formats
+        let outFormat = p.format ?? inFormat
+        let input = workDirectory.appendingPathComponent("\(id).in.\(inFormat.fileExtension)").path
         let output = workDirectory.appendingPathComponent("\(id).out.\(outFormat.fileExtension)").path
         defer {
             try? FileManager.default.removeItem(atPath: input)
@@ -232,7 +233,7 @@ final class ImageJobs: @unchecked Sendable {
             try? FileManager.default.removeItem(atPath: output + ".part")
         }
         try Data(upload).write(to: URL(fileURLWithPath: input))
-        let item = BatchItem(input: input, relativePath: "upload", format: BatchImageFormat(rawValue: info.format.rawValue) ?? .png,
+        let item = BatchItem(input: input, relativePath: "upload", format: inFormat,
                              output: output, outputFormat: outFormat, inputBytes: upload.count)
         let (notes, peak) = try await prepared.run(item)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: output))

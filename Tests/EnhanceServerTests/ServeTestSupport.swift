@@ -5,6 +5,7 @@ import Foundation
 import ImageIO
 import Models
 import NIOCore
+import Pipeline
 import TestSupport
 
 /// A folder with tiny synthetic GPEN / RetinaFace / ParseNet weights (real safetensors files read by the real
@@ -168,11 +169,7 @@ final class ChildServer: @unchecked Sendable {
     }
 
     /// Peak resident memory of the server so far (VmHWM), bytes.
-    var peakRSS: Int? {
-        guard let t = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8) else { return nil }
-        for l in t.split(separator: "\n") where l.hasPrefix("VmHWM:") { return Int(l.split(separator: " ")[1]).map { $0 * 1024 } }
-        return nil
-    }
+    var peakRSS: Int? { peakRSSBytes(pid: process.processIdentifier).map { Int($0) } }
 
     func stop() {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
