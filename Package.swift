@@ -81,7 +81,7 @@ let package = Package(
         // helpers shared by test targets (a loopback HTTP server)
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),
-        .testTarget(name: "EngineTests", dependencies: ["TensorCore", "BackendDNNL"]),
+        .testTarget(name: "EngineTests", dependencies: ["TensorCore", "BackendDNNL", "EnhanceKit"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "BackendDNNL", "Checkpoint", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ImageIO", "Models", "BackendDNNL", "TensorCore", "Checkpoint", "TestSupport"]),

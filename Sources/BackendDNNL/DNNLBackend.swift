@@ -2,6 +2,13 @@ import CDNNL
 import Foundation
 import TensorCore
 
+extension TensorLayout {
+    /// oneDNN's `nChw16c` (N, C/16, H, W, 16c): the activation layout on AVX-512 CPUs.
+    public static let nChw16c = TensorLayout.channelBlocked(16)
+    /// oneDNN's `nChw8c` (N, C/8, H, W, 8c): the activation layout on AVX2 CPUs.
+    public static let nChw8c = TensorLayout.channelBlocked(8)
+}
+
 /// The oneDNN (2.6.x, C API) CPU backend. Activations live in oneDNN's channel-blocked layout — `nChw16c`
 /// (N, C/16, H, W, 16c) on AVX-512 CPUs, `nChw8c` on AVX2 ones; N×C×1×1 vectors stay plain NCHW — from the first
 /// layer to the last; reorders to and from NCHW happen only in `upload`/`download` and in the few ops without a
@@ -42,9 +49,10 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     public let weightPool = BufferPool(countsInScopes: false)
     let lock = NSRecursiveLock()
     private(set) var host: ReferenceBackend!
-    var reorderCache: [MDPair: Primitive] = [:]
-    var opCache: [String: Primitive] = [:]
-    var firCache: [String: AnyObject] = [:]
+    // Primitives per descriptor, bounded: a service sees ever new image sizes. `trim()` empties them.
+    var reorderCache = LRUCache<MDPair, Primitive>(capacity: 256)
+    var opCache = LRUCache<String, Primitive>(capacity: 512)
+    var firCache = LRUCache<String, AnyObject>(capacity: 64)
     /// Number of layout-changing reorders of activations (plain copies into views do not count); tests and
     /// benchmarks read it to show that layouts are kept between layers.
     public private(set) var activationReorders = 0
@@ -134,6 +142,20 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
 
     public func resetPeak() { pool.resetPeak() }
 
+    /// Primitives held in the backend's caches (tests).
+    var cachedPrimitives: Int { sync { reorderCache.count + opCache.count + firCache.count } }
+
+    /// Releases cached free activation buffers and the backend's cached primitives (reorders, element-wise and
+    /// shape ops, upfirdn filters); prepared layers keep their weights and their own bounded plan caches.
+    public func trim() {
+        sync {
+            reorderCache.removeAll()
+            opCache.removeAll()
+            firCache.removeAll()
+        }
+        pool.trim()
+    }
+
     var id: ObjectIdentifier { ObjectIdentifier(self) }
 
     /// Reports a layer's fallback once per `key` (the layer's own set of notes).
@@ -153,11 +175,11 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     /// Layout for a new activation of this shape.
     func preferredLayout(_ s: TensorShape) -> TensorLayout { s.h * s.w == 1 ? .nchw : blockedLayout }
 
-    func alloc(_ shape: TensorShape, _ layout: TensorLayout? = nil, zeroed: Bool = false, op: String) throws -> Tensor {
+    func alloc(_ shape: TensorShape, _ layout: TensorLayout? = nil, zeroed: Bool = false, pool: BufferPool? = nil, op: String) throws -> Tensor {
         guard shape.isValid else { throw TensorError.invalidShape(op: op, message: "shape \(shape)") }
         let layout = layout ?? preferredLayout(shape)
         let bytes = shape.n * layout.paddedChannels(shape.c) * shape.h * shape.w * 4
-        let buffer = try pool.allocate(bytes: bytes, zeroed: zeroed)
+        let buffer = try (pool ?? self.pool).allocate(bytes: bytes, zeroed: zeroed)
         return Tensor(shape: shape, layout: layout, buffer: buffer, backendID: id)
     }
 
@@ -170,14 +192,12 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
         let s = t.shape, hw = s.h * s.w
         // With N = 1 the batch stride is never used; describing views like dense tensors keeps the JIT kernels.
         let cs = s.n == 1 ? s.c : t.storageChannels
-        switch t.layout {
-        case .nchw:
+        if t.layout == .nchw {
             var m = MD.make(s.dims, dnnl_nchw)
             MD.setStrides(&m, [cs * hw, hw, s.w, 1])
             return m
-        case .nChw16c, .nChw8c:
-            return blockedMD(s, storage: cs, layout: t.layout)
         }
+        return blockedMD(s, storage: cs, layout: t.layout)
     }
 
     /// A dense copy of `t` in `layout` (returns `t` itself when it already is one).
@@ -279,18 +299,21 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
 
     // MARK: memory API
 
-    public func upload(_ h: HostTensor) throws -> Tensor {
+    public func upload(_ h: HostTensor) throws -> Tensor { try upload(h, pool: pool, op: "upload") }
+
+    public func uploadConstant(_ h: HostTensor) throws -> Tensor { try upload(h, pool: weightPool, op: "uploadConstant") }
+
+    private func upload(_ h: HostTensor, pool: BufferPool, op: String) throws -> Tensor {
         try sync {
             let shape = try h.tensorShape()
             // Inputs with a channel count off the block size (RGB images) stay plain: the first convolution reads
             // NCHW directly, which oneDNN's JIT supports, and nothing gets padded to a full block.
             let layout: TensorLayout = shape.c % blockedLayout.channelBlock != 0 ? .nchw : preferredLayout(shape)
-            let out = try alloc(shape, layout, op: "upload")
-            var src = MD.make(shape.dims, dnnl_nchw)
+            let out = try alloc(shape, layout, pool: pool, op: op)
+            let src = MD.make(shape.dims, dnnl_nchw)
             try h.data.withUnsafeBufferPointer { p in
-                try reorder(src, UnsafeMutableRawPointer(mutating: p.baseAddress!), md(out), out.buffer.pointer, op: "upload")
+                try reorder(src, UnsafeMutableRawPointer(mutating: p.baseAddress!), md(out), out.buffer.pointer, op: op)
             }
-            _ = withUnsafeMutablePointer(to: &src) { $0 }
             return out
         }
     }

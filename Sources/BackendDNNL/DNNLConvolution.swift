@@ -163,20 +163,8 @@ extension DNNLBackend {
             }
             let usable = x.layout == srcLayout && (srcLayout != .nchw || !x.isView || x.shape.n == 1)
             let src = usable ? x : try dense(x, srcLayout, op: op)
-            if fused, let r = epilogue.residual { try copy(r, into: out) }
-            var args: [(Int32, Memory)] = [
-                (DNNL_ARG_SRC, try mem(src, op: op)),
-                (DNNL_ARG_WEIGHTS, try mem(plan.weightsMD, plan.weights, op: op)),
-                (DNNL_ARG_DST, try mem(out, op: op)),
-            ]
-            if let b = plan.bias { args.append((DNNL_ARG_BIAS, try mem(MD.make([p.outChannels], dnnl_x), b, op: op))) }
-            var keep: [DeviceBuffer] = []
-            if fused {
-                let (extra, k) = try postOpMemories(plan.postArgs, epilogue, rank: 4, op: op)
-                args += extra; keep = k
-            }
-            try execute(plan.primitive, args, op: op)
-            withExtendedLifetime(keep) {}
+            try run(plan, src: mem(src, op: op), out: out, dst: mem(out, op: op), bias: plan.bias, channels: p.outChannels,
+                    fused: fused, epilogue: epilogue, rank: 4, op: op)
             var result = out
             if !fused { result = try applyEpilogueUnfused(out, epilogue, op: op) }
             if let into, result !== into {

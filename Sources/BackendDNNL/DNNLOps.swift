@@ -55,22 +55,37 @@ extension DNNLBackend {
         }
     }
 
+    public func prepareVector(_ values: [Float]) throws -> PreparedVector {
+        try sync {
+            guard !values.isEmpty else { throw TensorError.invalidShape(op: "prepareVector", message: "empty vector") }
+            let shape = TensorShape(n: 1, c: values.count, h: 1, w: 1)
+            let buffer = try weightPool.allocate(bytes: blockedLayout.paddedChannels(values.count) * 4, zeroed: true)
+            values.withUnsafeBufferPointer { buffer.floats.update(from: $0.baseAddress!, count: $0.count) }
+            let state = VectorState(plain: Tensor(shape: shape, layout: .nchw, buffer: buffer, backendID: id),
+                                    blocked: Tensor(shape: shape, layout: blockedLayout, buffer: buffer, backendID: id))
+            return PreparedVector(values: values, backendID: id, payload: state)
+        }
+    }
+
+    func vectorState(_ v: PreparedVector, op: String) throws -> VectorState {
+        guard v.backendID == id, let state = v.payload as? VectorState else { throw TensorError.foreignTensor(op: op) }
+        return state
+    }
+
     /// PReLU as a plain Swift pass over the dense (plain or blocked) buffer: oneDNN 2.6 only has a reference
     /// PReLU for blocked layouts. Parallel over (n, channel block) with Dispatch.
-    func prelu(_ x: Tensor, _ slopes: [Float]) throws -> Tensor {
+    func prelu(_ x: Tensor, _ slopes: PreparedVector) throws -> Tensor {
         let op = "prelu"
         try check(x, op)
-        guard slopes.count == x.shape.c else {
-            throw TensorError.shapeMismatch(op: "activation prelu", expected: "[\(x.shape.c)]", actual: "[\(slopes.count)]")
-        }
+        try Validate.activation(.prelu(slopes: slopes), channels: x.shape.c, op: "activation")
+        let vector = try vectorState(slopes, op: op)
         let src = x.isView ? try dense(x, x.layout, op: op) : x
         let out = try alloc(x.shape, src.layout, op: op)
         let b = src.layout.channelBlock, cp = src.layout.paddedChannels(x.shape.c), hw = x.shape.h * x.shape.w
         let blocks = x.shape.n * (cp / b)
-        var padded = slopes + [Float](repeating: 0, count: cp - slopes.count)
-        nonisolated(unsafe) let s = src.basePointer, d = out.basePointer
-        padded.withUnsafeMutableBufferPointer { sp in
-            nonisolated(unsafe) let slope = sp.baseAddress!
+        // The prepared slopes are zero-padded to the backend's block, so `cp` of them can be read.
+        nonisolated(unsafe) let s = src.basePointer, d = out.basePointer, slope = vector.plain.basePointer
+        withExtendedLifetime(vector) {
             DispatchQueue.concurrentPerform(iterations: blocks) { blk in
                 let c0 = (blk % (cp / b)) * b
                 let base = blk * b * hw
@@ -120,16 +135,14 @@ extension DNNLBackend {
         return out
     }
 
-    public func biasActivation(_ x: Tensor, bias: HostTensor?, activation a: Activation) throws -> Tensor {
+    public func biasActivation(_ x: Tensor, bias: PreparedVector?, activation a: Activation) throws -> Tensor {
         try sync {
             let op = "biasActivation"
             try check(x, op)
             guard let bias else { return try activation(x, a) }
-            guard bias.count == x.shape.c else {
-                throw TensorError.shapeMismatch(op: "biasActivation bias", expected: "[\(x.shape.c)]", actual: "\(bias.shape)")
-            }
-            let b = try alloc(TensorShape(n: 1, c: x.shape.c, h: 1, w: 1), .nchw, op: op)
-            bias.data.withUnsafeBufferPointer { b.basePointer.update(from: $0.baseAddress!, count: $0.count) }
+            try Validate.vector(bias, channels: x.shape.c, op: "biasActivation bias")
+            let vector = try vectorState(bias, op: op)
+            let b = x.layout == blockedLayout ? vector.blocked : vector.plain
             switch a {
             case .relu: return try binary(dnnl_binary_add, x, b, post: (dnnl_eltwise_relu, 0, 1), op: op)
             case let .leakyReLU(s): return try binary(dnnl_binary_add, x, b, post: (dnnl_eltwise_relu, s, 1), op: op)

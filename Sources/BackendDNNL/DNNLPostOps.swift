@@ -98,11 +98,10 @@ extension DNNLBackend {
                 keep.append(plain.buffer)
             case let .preluSlopes(arg):
                 guard case let .prelu(slopes) = e.activation else { continue }
-                let buf = try pool.allocate(bytes: slopes.count * 4)
-                slopes.withUnsafeBufferPointer { buf.floats.update(from: $0.baseAddress!, count: $0.count) }
+                let plain = try vectorState(slopes, op: op).plain
                 let m = rank == 4 ? MD.make([1, slopes.count, 1, 1], dnnl_nchw) : MD.make([1, slopes.count], dnnl_ab)
-                out.append((arg, try Memory(m, buf.pointer, engine: engine, op: op)))
-                keep.append(buf)
+                out.append((arg, try Memory(m, plain.buffer.pointer, engine: engine, op: op)))
+                keep.append(plain.buffer)
             }
         }
         return (out, keep)

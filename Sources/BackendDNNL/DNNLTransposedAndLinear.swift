@@ -48,41 +48,20 @@ extension DNNLBackend {
             let ekey = EpilogueKey(epilogue)
             let key = ConvKey(n: x.shape.n, h: x.shape.h, w: x.shape.w, srcStorage: src.storageChannels,
                               dstStorage: out.storageChannels, epilogue: ekey, fused: true)
-            var plan = state.plans[key]
-            if plan == nil {
+            let opd = "\(op) \(p.inChannels)→\(p.outChannels) k\(p.kernel) s\(p.stride) on \(x.shape)"
+            let plan = try fusedPlan(state, key, channels: p.outChannels, rank: 4, op: opd, dnnl_deconvolution_desc_t()) { desc in
                 let g = p.groups
                 var smd = md(src), dmd = md(out)
                 var wmd = g == 1 ? MD.make([p.outChannels, p.inChannels, p.kernel, p.kernel], dnnl_format_tag_any)
                     : MD.make([g, p.outChannels / g, p.inChannels / g, p.kernel, p.kernel], dnnl_format_tag_any)
-                let bmd = MD.make([p.outChannels], dnnl_x)
-                var desc = dnnl_deconvolution_desc_t()
-                let opd = "\(op) \(p.inChannels)→\(p.outChannels) k\(p.kernel) s\(p.stride) on \(x.shape)"
-                try withOptionalMD(state.bias == nil ? nil : bmd) { bp in
+                try withOptionalMD(state.bias == nil ? nil : MD.make([p.outChannels], dnnl_x)) { bp in
                     try dnnlCheck(dnnl_deconvolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_deconvolution_direct,
                                                                         &smd, &wmd, bp, &dmd,
                                                                         [Int64(p.stride), Int64(p.stride)],
                                                                         [Int64(padL), Int64(padL)], [Int64(padR), Int64(padR)]), opd)
                 }
-                let (attr, postArgs) = try makeAttr(ekey, channels: p.outChannels, rank: 4, op: opd)
-                defer { dnnl_primitive_attr_destroy(attr) }
-                guard let prim = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: attr, engine: engine, op: opd) }) else {
-                    throw TensorError.unsupported(op: opd, message: "oneDNN has no implementation")
-                }
-                let chosen = prim.md(dnnl_query_weights_md)
-                plan = ConvPlan(primitive: prim, weights: try weights(state, chosen, op: opd), weightsMD: chosen, postArgs: postArgs, winograd: false)
-                state.plans[key] = plan
             }
-            let pl = plan!
-            if let r = epilogue.residual { try copy(r, into: out) }
-            var args: [(Int32, Memory)] = [
-                (DNNL_ARG_SRC, try mem(src, op: op)),
-                (DNNL_ARG_WEIGHTS, try mem(pl.weightsMD, pl.weights, op: op)),
-                (DNNL_ARG_DST, try mem(out, op: op)),
-            ]
-            if let b = state.bias { args.append((DNNL_ARG_BIAS, try mem(MD.make([p.outChannels], dnnl_x), b, op: op))) }
-            let (extra, keep) = try postOpMemories(pl.postArgs, epilogue, rank: 4, op: op)
-            try execute(pl.primitive, args + extra, op: op)
-            withExtendedLifetime(keep) {}
+            try run(plan, src: mem(src, op: op), out: out, dst: mem(out, op: op), bias: state.bias, channels: p.outChannels, fused: true, epilogue: epilogue, rank: 4, op: op)
             return out
         }
     }
@@ -115,38 +94,59 @@ extension DNNLBackend {
             try validateEpilogue(epilogue, out: oshape, op: op)
             let src = try dense(x, .nchw, op: op)   // (c, h, w) flattening order
             let out = try alloc(oshape, .nchw, op: op)
-            let ekey = EpilogueKey(epilogue)
-            let key = ConvKey(n: n, h: 1, w: 1, srcStorage: layer.inFeatures, dstStorage: o, epilogue: ekey, fused: true)
-            var plan = state.plans[key]
-            if plan == nil {
+            let key = ConvKey(n: n, h: 1, w: 1, srcStorage: layer.inFeatures, dstStorage: o, epilogue: EpilogueKey(epilogue), fused: true)
+            let plan = try fusedPlan(state, key, channels: o, rank: 2, op: op, dnnl_inner_product_desc_t()) { desc in
                 var smd = MD.make([n, layer.inFeatures], dnnl_ab), dmd = MD.make([n, o], dnnl_ab)
                 var wmd = MD.make([o, layer.inFeatures], dnnl_format_tag_any)
-                let bmd = MD.make([o], dnnl_x)
-                var desc = dnnl_inner_product_desc_t()
-                try withOptionalMD(state.bias == nil ? nil : bmd) { bp in
+                try withOptionalMD(state.bias == nil ? nil : MD.make([o], dnnl_x)) { bp in
                     try dnnlCheck(dnnl_inner_product_forward_desc_init(&desc, dnnl_forward_inference, &smd, &wmd, bp, &dmd), op)
                 }
-                let (attr, postArgs) = try makeAttr(ekey, channels: o, rank: 2, op: op)
-                defer { dnnl_primitive_attr_destroy(attr) }
-                guard let prim = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: attr, engine: engine, op: op) }) else {
-                    throw TensorError.unsupported(op: op, message: "oneDNN has no implementation")
-                }
-                let chosen = prim.md(dnnl_query_weights_md)
-                plan = ConvPlan(primitive: prim, weights: try weights(state, chosen, op: op), weightsMD: chosen, postArgs: postArgs, winograd: false)
-                state.plans[key] = plan
             }
-            let pl = plan!
-            if let r = epilogue.residual { try copy(r, into: out) }
-            var args: [(Int32, Memory)] = [
-                (DNNL_ARG_SRC, try Memory(MD.make([n, layer.inFeatures], dnnl_ab), src.buffer.pointer + src.byteOffset, engine: engine, op: op)),
-                (DNNL_ARG_WEIGHTS, try mem(pl.weightsMD, pl.weights, op: op)),
-                (DNNL_ARG_DST, try Memory(MD.make([n, o], dnnl_ab), out.buffer.pointer, engine: engine, op: op)),
-            ]
-            if let b = state.bias { args.append((DNNL_ARG_BIAS, try mem(MD.make([o], dnnl_x), b, op: op))) }
-            let (extra, keep) = try postOpMemories(pl.postArgs, epilogue, rank: 2, op: op)
-            try execute(pl.primitive, args + extra, op: op)
-            withExtendedLifetime(keep) {}
+            try run(plan, src: Memory(MD.make([n, layer.inFeatures], dnnl_ab), src.buffer.pointer + src.byteOffset, engine: engine, op: op),
+                    out: out, dst: Memory(MD.make([n, o], dnnl_ab), out.buffer.pointer, engine: engine, op: op),
+                    bias: state.bias, channels: o, fused: true, epilogue: epilogue, rank: 2, op: op)
             return out
         }
+    }
+
+    // MARK: plan, then run (convolution, transposed convolution, linear)
+
+    /// The plan cached in `state` for `key`, or a new one: `describe` fills the operation descriptor, the epilogue
+    /// becomes post-op attributes, and the weights are reordered into the layout the primitive asks for.
+    func fusedPlan<Descriptor>(_ state: ConvState, _ key: ConvKey, channels: Int, rank: Int, op: String,
+                               _ empty: Descriptor, describe: (inout Descriptor) throws -> Void) throws -> ConvPlan {
+        if let plan = state.plans[key] { return plan }
+        var desc = empty
+        try describe(&desc)
+        let (attr, postArgs) = try makeAttr(key.epilogue, channels: channels, rank: rank, op: op)
+        defer { dnnl_primitive_attr_destroy(attr) }
+        guard let prim = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: attr, engine: engine, op: op) }) else {
+            throw TensorError.unsupported(op: op, message: "oneDNN has no implementation")
+        }
+        let chosen = prim.md(dnnl_query_weights_md)
+        let plan = ConvPlan(primitive: prim, weights: try weights(state, chosen, op: op), weightsMD: chosen, postArgs: postArgs, winograd: false)
+        state.plans[key] = plan
+        return plan
+    }
+
+    /// Runs a plan from `src` into `out` (described by `dst`) with `channels` output channels: with a fused epilogue
+    /// the residual is copied into the output first (the sum post-op adds to it) and the runtime post-op arguments
+    /// are passed.
+    func run(_ plan: ConvPlan, src: Memory, out: Tensor, dst: Memory, bias: DeviceBuffer?, channels: Int, fused: Bool,
+             epilogue: Epilogue, rank: Int, op: String) throws {
+        if fused, let r = epilogue.residual { try copy(r, into: out) }
+        var args: [(Int32, Memory)] = [
+            (DNNL_ARG_SRC, src),
+            (DNNL_ARG_WEIGHTS, try mem(plan.weightsMD, plan.weights, op: op)),
+            (DNNL_ARG_DST, dst),
+        ]
+        if let bias { args.append((DNNL_ARG_BIAS, try mem(MD.make([channels], dnnl_x), bias, op: op))) }
+        var keep: [DeviceBuffer] = []
+        if fused {
+            let (extra, k) = try postOpMemories(plan.postArgs, epilogue, rank: rank, op: op)
+            args += extra; keep = k
+        }
+        try execute(plan.primitive, args, op: op)
+        withExtendedLifetime(keep) {}
     }
 }

@@ -17,7 +17,8 @@ final class ConvState: @unchecked Sendable {
     var scaledBias: [Float: DeviceBuffer] = [:]
     /// Transposed convolutions: (left/top, right/bottom) padding.
     var padding: (Int, Int) = (0, 0)
-    var plans: [ConvKey: ConvPlan] = [:]
+    /// Plans per input shape and epilogue (a tiled image needs up to four shapes per layer; a service sees more).
+    var plans = LRUCache<ConvKey, ConvPlan>(capacity: 16)
     /// Fallbacks already reported for this layer (each is said once).
     var notes: Set<String> = []
     /// Plans oneDNN has no implementation for (asked once, not on every call).
@@ -26,6 +27,14 @@ final class ConvState: @unchecked Sendable {
     init(weight: [Float], weightMD: dnnl_memory_desc_t, bias: DeviceBuffer?, biasHost: [Float]? = nil) {
         self.weight = weight; self.weightMD = weightMD; self.bias = bias; self.biasHost = biasHost
     }
+}
+
+/// A prepared vector's memory: the values zero-padded to the channel block, read as a plain 1×C×1×1 tensor or as a
+/// blocked one (the same bytes).
+final class VectorState {
+    let plain: Tensor
+    let blocked: Tensor
+    init(plain: Tensor, blocked: Tensor) { self.plain = plain; self.blocked = blocked }
 }
 
 final class ConvPlan {

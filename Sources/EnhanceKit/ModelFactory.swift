@@ -134,3 +134,20 @@ public struct ModelFactory: Sendable {
         return RealESRGANBackground(upscaler: try upscaler(c, backend: backend).0, name: nameOrPath)
     }
 }
+
+extension ModelFactory {
+    /// The engine configurations parity tests run on: every device available here except the reference oracle, in
+    /// each of its algorithm variants. A device added to `devices` and `makeBackend` is added here too, and so joins
+    /// every parity test.
+    public static var parityConfigurations: [(name: String, engine: EngineConfiguration)] {
+        devices.filter { $0.available && $0.device != .reference }.flatMap { info -> [(name: String, engine: EngineConfiguration)] in
+            var e = EngineConfiguration()
+            e.device = info.device
+            guard info.device == .cpu else { return [(info.device.rawValue, e)] }
+            return [false, true].map { winograd in
+                e.winograd = winograd
+                return ("cpu (oneDNN\(winograd ? ", winograd" : ", direct"))", e)
+            }
+        }
+    }
+}

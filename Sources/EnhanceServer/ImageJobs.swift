@@ -133,11 +133,11 @@ final class ImageJobs: @unchecked Sendable {
 
     // MARK: estimates
 
-    /// `UpscaleProcessor.memoryEstimate`, after checking that the image fits the budget at all (the tile search
-    /// throws when even the smallest tile does not).
+    /// `UpscaleProcessor.memoryEstimate` for the searched tile; the search throws when the image does not fit the
+    /// budget even with the smallest tile.
     private func upscaleEstimate(_ up: Upscaler, _ w: Int, _ h: Int) throws -> Int {
-        _ = try up.tileSize(width: w, height: h)
-        return UpscaleProcessor(upscaler: up).memoryEstimate(width: w, height: h)
+        let tile = try up.tileSize(width: w, height: h)
+        return UpscaleProcessor(upscaler: up).memoryEstimate(width: w, height: h, tile: tile)
     }
 
     /// The largest of the stages' measured peaks (GPEN on `faceBatch` crops, RetinaFace per detected pixel, ParseNet,

@@ -37,10 +37,15 @@ public protocol Backend: AnyObject, Sendable {
     var name: String { get }
     /// Channel offsets of `channelView` must be multiples of this (1 for the reference backend, 16 for oneDNN).
     var channelViewAlignment: Int { get }
+    /// Whether the backend implements `op` itself (false: a `PartialBackend` runs it through the reference fallback).
+    func supports(_ op: BackendOp) -> Bool
 
     // MARK: memory
     /// Copies a host tensor ([N,C,H,W] or [N,C]) into a new backend tensor.
     func upload(_ host: HostTensor) throws -> Tensor
+    /// Copies a model constant (GPEN's learned input) into a tensor kept like weights: it lives as long as the model
+    /// and counts in `MemoryStats.weightBytes`, not in the activation statistics or a `MemoryScope`.
+    func uploadConstant(_ host: HostTensor) throws -> Tensor
     /// Copies a backend tensor to the host as dense NCHW [N, C, H, W].
     func download(_ tensor: Tensor) throws -> HostTensor
     /// A new zero-filled tensor.
@@ -55,6 +60,9 @@ public protocol Backend: AnyObject, Sendable {
     var memoryStats: MemoryStats { get }
     /// Sets the peaks to the current values.
     func resetPeak()
+    /// Returns to the system what the backend holds beyond live tensors and prepared layers — cached free buffers,
+    /// cached primitives — for a long-running process to call when idle.
+    func trim()
 
     // MARK: prepared layers
     /// Prepares a convolution from an OIHW weight [O, I/groups, kH, kW] and optional bias [O].
@@ -66,6 +74,8 @@ public protocol Backend: AnyObject, Sendable {
     func prepareConvTranspose2d(weight: HostTensor, bias: HostTensor?, params: ConvTranspose2dParams) throws -> PreparedConvTranspose2d
     /// Runs a prepared transposed convolution with a fused epilogue.
     func convTranspose2d(_ x: Tensor, _ conv: PreparedConvTranspose2d, epilogue: Epilogue) throws -> Tensor
+    /// Prepares a per-channel vector (a bias for `biasActivation`, PReLU slopes) once, like weights.
+    func prepareVector(_ values: [Float]) throws -> PreparedVector
     /// Prepares a linear layer from a weight [out, in] and optional bias [out].
     func prepareLinear(weight: HostTensor, bias: HostTensor?) throws -> PreparedLinear
     /// Runs a linear layer on x (N×C×H×W flattened in c,h,w order) giving N×out×1×1; epilogue channelScale and
@@ -76,7 +86,7 @@ public protocol Backend: AnyObject, Sendable {
     /// activation(x).
     func activation(_ x: Tensor, _ activation: Activation) throws -> Tensor
     /// activation(x + bias[c]); bias has C elements (GPEN FusedLeakyReLU with `.scaledLeakyReLU(0.2, √2)`).
-    func biasActivation(_ x: Tensor, bias: HostTensor?, activation: Activation) throws -> Tensor
+    func biasActivation(_ x: Tensor, bias: PreparedVector?, activation: Activation) throws -> Tensor
     /// f(x) element-wise.
     func unary(_ x: Tensor, _ op: UnaryOp) throws -> Tensor
     /// a·x + b·y (same shapes).

@@ -51,17 +51,45 @@ public final class MemoryScope: @unchecked Sendable {
     func freed(_ bytes: Int) { lock.withLock { live -= bytes } }
 }
 
-/// A 64-byte-aligned raw allocation owned by a `BufferPool`; it goes back to the pool when released.
+/// Where a backend's memory comes from: host memory for a CPU backend, device memory for a GPU's. A `BufferPool`
+/// caches and accounts what its allocator hands out and touches the bytes only through `zero`.
+public protocol MemoryAllocator: Sendable {
+    /// A block of at least `bytes` bytes (contents undefined); throws when none can be had.
+    func allocate(bytes: Int) throws -> UnsafeMutableRawPointer
+    /// Returns a block that `allocate(bytes:)` handed out.
+    func deallocate(_ pointer: UnsafeMutableRawPointer, bytes: Int)
+    /// Sets `bytes` bytes from `pointer` to zero.
+    func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int)
+}
+
+/// Host memory aligned to 64 bytes (a cache line, one AVX-512 register).
+public struct HostAllocator: MemoryAllocator {
+    public init() {}
+
+    public func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else { throw TensorError.allocationFailed(bytes: bytes) }
+        return raw
+    }
+
+    public func deallocate(_ pointer: UnsafeMutableRawPointer, bytes: Int) { free(pointer) }
+
+    public func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) { memset(pointer, 0, bytes) }
+}
+
+/// A raw allocation owned by a `BufferPool` (in the memory of the pool's allocator); it goes back to the pool when
+/// released.
 public final class DeviceBuffer: @unchecked Sendable {
-    /// Start of the memory (64-byte aligned); backends only.
+    /// Start of the memory (64-byte aligned); backends only. Device memory is not host memory: only the backend that
+    /// owns the pool may dereference it.
     package let pointer: UnsafeMutableRawPointer
     /// Usable size in bytes.
     public let byteCount: Int
-    let pool: BufferPool?
+    let pool: BufferPool
     /// The execution context that allocated it, if any.
     let scope: MemoryScope?
 
-    init(pointer: UnsafeMutableRawPointer, byteCount: Int, pool: BufferPool?, scope: MemoryScope? = nil) {
+    init(pointer: UnsafeMutableRawPointer, byteCount: Int, pool: BufferPool, scope: MemoryScope? = nil) {
         self.pointer = pointer
         self.byteCount = byteCount
         self.pool = pool
@@ -71,14 +99,14 @@ public final class DeviceBuffer: @unchecked Sendable {
 
     deinit {
         scope?.freed(byteCount)
-        if let pool { pool.recycle(pointer: pointer, byteCount: byteCount) } else { free(pointer) }
+        pool.recycle(pointer: pointer, byteCount: byteCount)
     }
 
-    /// The memory as float32 elements; backends only.
+    /// The memory as float32 elements; host backends only.
     package var floats: UnsafeMutablePointer<Float> { pointer.assumingMemoryBound(to: Float.self) }
 }
 
-/// A pool of aligned buffers with live/peak accounting. Freed buffers are cached and handed out again to a
+/// A pool of buffers from one allocator (host memory unless the backend supplies another) with live/peak accounting. Freed buffers are cached and handed out again to a
 /// request of the same size or up to a quarter smaller (best fit, newest first). On a miss the pool releases the
 /// oldest cached buffers until the new allocation fits under the highest live total seen so far (live bytes
 /// including the request), so reserved memory never exceeds the live peak. With exact-size free lists kept
@@ -94,15 +122,18 @@ public final class BufferPool: @unchecked Sendable {
     public let maxAllocationBytes: Int
     /// Whether allocations count in the current `MemoryScope` (activations do; prepared weights do not).
     public let countsInScopes: Bool
+    /// Where the memory comes from.
+    public let allocator: any MemoryAllocator
 
-    /// Creates an empty pool; requests above `maxAllocationBytes` throw instead of allocating.
-    public init(maxAllocationBytes: Int = 1 << 36, countsInScopes: Bool = true) {
+    /// Creates an empty pool over `allocator`; requests above `maxAllocationBytes` throw instead of allocating.
+    public init(allocator: any MemoryAllocator = HostAllocator(), maxAllocationBytes: Int = 1 << 36, countsInScopes: Bool = true) {
+        self.allocator = allocator
         self.maxAllocationBytes = maxAllocationBytes
         self.countsInScopes = countsInScopes
     }
 
     deinit {
-        for entry in cache { Foundation.free(entry.pointer) }
+        for entry in cache { allocator.deallocate(entry.pointer, bytes: entry.size) }
     }
 
     /// Bytes in cached free buffers.
@@ -117,7 +148,7 @@ public final class BufferPool: @unchecked Sendable {
         let size = max(64, (bytes + 63) & ~63)
         lock.lock()
         var reused: (size: Int, pointer: UnsafeMutableRawPointer)?
-        var evicted: [UnsafeMutableRawPointer] = []
+        var evicted: [(size: Int, pointer: UnsafeMutableRawPointer)] = []
         if let i = bestFit(size) {
             reused = cache.remove(at: i)
             stats.reuseCount += 1
@@ -128,19 +159,17 @@ public final class BufferPool: @unchecked Sendable {
             while stats.reservedBytes - released + size > highWater, !cache.isEmpty {
                 let old = cache.removeFirst()
                 released += old.size
-                evicted.append(old.pointer)
+                evicted.append(old)
             }
             stats.reservedBytes -= released
         }
         lock.unlock()
-        for p in evicted { Foundation.free(p) }
+        for old in evicted { allocator.deallocate(old.pointer, bytes: old.size) }
         let pointer: UnsafeMutableRawPointer, capacity: Int
         if let reused {
             (pointer, capacity) = (reused.pointer, reused.size)
         } else {
-            var raw: UnsafeMutableRawPointer?
-            guard posix_memalign(&raw, 64, size) == 0, let raw else { throw TensorError.allocationFailed(bytes: size) }
-            (pointer, capacity) = (raw, size)
+            (pointer, capacity) = (try allocator.allocate(bytes: size), size)
             lock.lock()
             stats.allocationCount += 1
             stats.liveBytes += size
@@ -151,7 +180,7 @@ public final class BufferPool: @unchecked Sendable {
         lock.lock()
         stats.peakLiveBytes = max(stats.peakLiveBytes, stats.liveBytes)
         lock.unlock()
-        if zeroed { memset(pointer, 0, capacity) }
+        if zeroed { allocator.zero(pointer, bytes: capacity) }
         return DeviceBuffer(pointer: pointer, byteCount: capacity, pool: self, scope: countsInScopes ? MemoryScope.current : nil)
     }
 
@@ -197,6 +226,6 @@ public final class BufferPool: @unchecked Sendable {
         cache.removeAll()
         for entry in released { stats.reservedBytes -= entry.size }
         lock.unlock()
-        for entry in released { Foundation.free(entry.pointer) }
+        for entry in released { allocator.deallocate(entry.pointer, bytes: entry.size) }
     }
 }

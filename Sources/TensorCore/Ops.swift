@@ -97,8 +97,8 @@ public enum Activation: Hashable, Sendable {
     case leakyReLU(slope: Float)
     /// gain · leakyReLU(x, slope); GPEN's FusedLeakyReLU is slope 0.2, gain √2.
     case scaledLeakyReLU(slope: Float, gain: Float)
-    /// PReLU with one slope per channel (count must equal C).
-    case prelu(slopes: [Float])
+    /// PReLU with one slope per channel (count must equal C), prepared by the backend that runs it.
+    case prelu(slopes: PreparedVector)
     /// 1 / (1 + e^−x).
     case sigmoid
 
@@ -110,7 +110,7 @@ public enum Activation: Hashable, Sendable {
         case .relu: return x > 0 ? x : 0
         case let .leakyReLU(s): return x >= 0 ? x : x * s
         case let .scaledLeakyReLU(s, g): return (x >= 0 ? x : x * s) * g
-        case let .prelu(slopes): return x >= 0 ? x : x * slopes[c]
+        case let .prelu(slopes): return x >= 0 ? x : x * slopes.values[c]
         case .sigmoid: return 1 / (1 + _exp(-x))
         }
     }
@@ -148,6 +148,29 @@ public struct Epilogue: @unchecked Sendable {
     public static let identity = Epilogue()
     /// Conv + bias + activation.
     public static func activation(_ a: Activation) -> Epilogue { Epilogue(activation: a) }
+}
+
+/// A per-channel vector — a bias, PReLU slopes — prepared once by one backend, like weights (a backend with its own
+/// memory keeps a copy there, so running a layer copies nothing from the host). Equality is identity.
+public final class PreparedVector: Hashable, @unchecked Sendable, CustomStringConvertible {
+    /// The values (a host copy: reference semantics and validation).
+    public let values: [Float]
+    /// The backend that prepared it.
+    public let backendID: ObjectIdentifier
+    /// Backend-specific state (nil when the backend reads `values`).
+    public let payload: AnyObject?
+
+    /// Creates a prepared vector (backends only).
+    public init(values: [Float], backendID: ObjectIdentifier, payload: AnyObject? = nil) {
+        self.values = values; self.backendID = backendID; self.payload = payload
+    }
+
+    /// Number of channels.
+    public var count: Int { values.count }
+
+    public static func == (a: PreparedVector, b: PreparedVector) -> Bool { a === b }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+    public var description: String { "PreparedVector[\(count)]" }
 }
 
 /// A convolution whose weights were prepared (reordered, cached) by one backend.

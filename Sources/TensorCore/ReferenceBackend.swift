@@ -7,29 +7,39 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
     public let pool: BufferPool
     private let identity: ObjectIdentifier?
 
-    /// Creates a reference backend.
-    public init() { pool = BufferPool(); identity = nil }
+    /// Model constants (`uploadConstant`), kept apart like a backend's weights.
+    let constants: BufferPool
 
-    /// A reference backend that allocates from another backend's pool and stamps tensors with that backend's
+    /// Creates a reference backend.
+    public init() { pool = BufferPool(); constants = BufferPool(countsInScopes: false); identity = nil }
+
+    /// A reference backend that allocates from another backend's pools and stamps tensors with that backend's
     /// identity, so the other backend can run reference kernels on its own plain NCHW tensors.
-    package init(sharing pool: BufferPool, identity: ObjectIdentifier) {
+    package init(sharing pool: BufferPool, constants: BufferPool? = nil, identity: ObjectIdentifier) {
         self.pool = pool
+        self.constants = constants ?? BufferPool(allocator: pool.allocator, countsInScopes: false)
         self.identity = identity
     }
 
     public var name: String { "reference" }
     public var channelViewAlignment: Int { 1 }
-    public var memoryStats: MemoryStats { pool.memoryStats }
+    public var memoryStats: MemoryStats {
+        var s = pool.memoryStats
+        s.weightBytes = constants.memoryStats.liveBytes
+        return s
+    }
     public func resetPeak() { pool.resetPeak() }
+
+    public func trim() { pool.trim() }
 
     private var id: ObjectIdentifier { identity ?? ObjectIdentifier(self) }
 
     // MARK: plumbing
 
-    /// A new dense NCHW tensor (zeroed).
-    func make(_ shape: TensorShape, op: String) throws -> Tensor {
+    /// A new dense NCHW tensor (zeroed) from `pool` (the activation pool unless given).
+    func make(_ shape: TensorShape, op: String, pool: BufferPool? = nil) throws -> Tensor {
         guard shape.isValid else { throw TensorError.invalidShape(op: op, message: "output shape \(shape)") }
-        let buffer = try pool.allocate(bytes: shape.count * 4, zeroed: true)
+        let buffer = try (pool ?? self.pool).allocate(bytes: shape.count * 4, zeroed: true)
         return Tensor(shape: shape, layout: .nchw, buffer: buffer, backendID: id)
     }
 
@@ -58,9 +68,12 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
 
     // MARK: memory
 
-    public func upload(_ host: HostTensor) throws -> Tensor {
-        let shape = try host.tensorShape()
-        let t = try make(shape, op: "upload")
+    public func upload(_ host: HostTensor) throws -> Tensor { try upload(host, pool: pool, op: "upload") }
+
+    public func uploadConstant(_ host: HostTensor) throws -> Tensor { try upload(host, pool: constants, op: "uploadConstant") }
+
+    private func upload(_ host: HostTensor, pool: BufferPool, op: String) throws -> Tensor {
+        let t = try make(host.tensorShape(), op: op, pool: pool)
         host.data.withUnsafeBufferPointer { src in t.basePointer.update(from: src.baseAddress!, count: src.count) }
         return t
     }
@@ -271,20 +284,18 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
     // MARK: element-wise
 
     public func activation(_ x: Tensor, _ a: Activation) throws -> Tensor {
-        if case let .prelu(s) = a, s.count != x.shape.c {
-            throw TensorError.shapeMismatch(op: "activation prelu", expected: "[\(x.shape.c)]", actual: "[\(s.count)]")
-        }
+        try Validate.activation(a, channels: x.shape.c, op: "activation")
         return try map(x, "activation") { v, _, c in a.apply(v, channel: c) }
     }
 
-    public func biasActivation(_ x: Tensor, bias: HostTensor?, activation a: Activation) throws -> Tensor {
-        if let bias, bias.count != x.shape.c {
-            throw TensorError.shapeMismatch(op: "biasActivation bias", expected: "[\(x.shape.c)]", actual: "\(bias.shape)")
-        }
-        if case let .prelu(s) = a, s.count != x.shape.c {
-            throw TensorError.shapeMismatch(op: "biasActivation prelu", expected: "[\(x.shape.c)]", actual: "[\(s.count)]")
-        }
-        let b = bias?.data
+    /// The vector keeps only its values (any backend's vector can be read here: the reference backend runs other
+    /// backends' unsupported ops).
+    public func prepareVector(_ values: [Float]) throws -> PreparedVector { PreparedVector(values: values, backendID: id) }
+
+    public func biasActivation(_ x: Tensor, bias: PreparedVector?, activation a: Activation) throws -> Tensor {
+        if let bias { try Validate.vector(bias, channels: x.shape.c, op: "biasActivation bias") }
+        try Validate.activation(a, channels: x.shape.c, op: "biasActivation")
+        let b = bias?.values
         return try map(x, "biasActivation") { v, _, c in a.apply(v + (b?[c] ?? 0), channel: c) }
     }
 

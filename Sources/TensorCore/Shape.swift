@@ -61,27 +61,29 @@ public struct HostTensor: Sendable, Equatable {
     public func tensorShape() throws -> TensorShape { try TensorShape(shape) }
 }
 
-/// Physical layout of a backend tensor's memory. Logical indexing is always NCHW.
-public enum TensorLayout: Hashable, Sendable {
-    /// Plain N, C, H, W (W fastest).
-    case nchw
-    /// Channel-blocked N, C/16, H, W, 16c (oneDNN `nChw16c`); channels padded with zeros to a multiple of 16.
-    case nChw16c
-    /// Channel-blocked N, C/8, H, W, 8c (oneDNN `nChw8c`, the AVX2 layout); channels padded to a multiple of 8.
-    case nChw8c
+/// Physical layout of a backend tensor's memory, chosen by the backend (logical indexing is always NCHW). TensorCore
+/// knows only what model-independent code needs: how many channels one block holds and how many channels the storage
+/// reserves; each backend names and describes its own layouts (oneDNN's `nChw16c` is `channelBlocked(16)`).
+public struct TensorLayout: Hashable, Sendable, CustomStringConvertible {
+    /// Channels per block, innermost (1: plain N, C, H, W with W fastest).
+    public let channelBlock: Int
 
-    /// Channels per block (1 for plain layouts).
-    public var channelBlock: Int {
-        switch self {
-        case .nchw: return 1
-        case .nChw16c: return 16
-        case .nChw8c: return 8
-        }
+    /// Plain N, C, H, W (W fastest).
+    public static let nchw = TensorLayout(channelBlock: 1)
+
+    /// N, C/b, H, W, b (b channels innermost), the channel count padded with zeros to a multiple of b.
+    public static func channelBlocked(_ b: Int) -> TensorLayout {
+        precondition(b > 0, "channel block must be positive")
+        return TensorLayout(channelBlock: b)
     }
+
+    private init(channelBlock: Int) { self.channelBlock = channelBlock }
 
     /// Channel count the storage reserves for `c` channels (padding for blocked layouts).
     public func paddedChannels(_ c: Int) -> Int {
         let b = channelBlock
         return (c + b - 1) / b * b
     }
+
+    public var description: String { channelBlock == 1 ? "nchw" : "nChw\(channelBlock)c" }
 }

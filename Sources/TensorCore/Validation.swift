@@ -29,9 +29,17 @@ public enum Validate {
             try owned(r, op)
             try same(out, r.shape, op + " residual")
         }
-        if case let .prelu(slopes) = e.activation, slopes.count != out.c {
-            throw TensorError.shapeMismatch(op: op + " prelu", expected: "[\(out.c)]", actual: "[\(slopes.count)]")
-        }
+        try activation(e.activation, channels: out.c, op: op)
+    }
+
+    /// A prepared vector with one value per channel.
+    public static func vector(_ v: PreparedVector, channels: Int, op: String) throws {
+        guard v.count == channels else { throw TensorError.shapeMismatch(op: op, expected: "[\(channels)]", actual: "[\(v.count)]") }
+    }
+
+    /// An activation for `channels` channels (PReLU: one slope per channel).
+    public static func activation(_ a: Activation, channels: Int, op: String) throws {
+        if case let .prelu(slopes) = a { try vector(slopes, channels: channels, op: op + " prelu") }
     }
 
     /// Weights of the expected shape and, when given, one bias per output channel (`op` names the layer kind:

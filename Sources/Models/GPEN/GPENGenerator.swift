@@ -28,18 +28,36 @@ public final class GPENGenerator: @unchecked Sendable {
         let convT: PreparedConvTranspose2d?
         let demod: PreparedLinear?
     }
-    struct StyledConv { let conv: ModConv; let noiseWeight: Float; let bias: HostTensor }
+    struct StyledConv { let conv: ModConv; let noiseWeight: Float; let bias: PreparedVector }
     struct ToRGB { let conv: ModConv; let upsample: Bool }
 
     let encoderFirst: PreparedConv2d
     let encoder: [PreparedConv2d]
     let finalLinear: PreparedLinear
     let mapping: [PreparedLinear]
+    /// The learned constant input [1, C, 4, 4] and its copies for batches of n, uploaded once each (guarded by
+    /// `constantLock`).
     let constant: HostTensor
+    private var constantByBatch: [Int: Tensor] = [:]
+    private let constantLock = NSLock()
     let conv1: StyledConv
     let toRGB1: ToRGB
     let convs: [StyledConv]
     let toRGBs: [ToRGB]
+
+    /// The constant input repeated for a batch of `n`, uploaded on the first forward with that batch size and kept
+    /// like the weights.
+    func constantInput(batch n: Int) throws -> Tensor {
+        try constantLock.withLock {
+            if let t = constantByBatch[n] { return t }
+            var data: [Float] = []
+            data.reserveCapacity(constant.count * n)
+            for _ in 0..<n { data += constant.data }
+            let t = try backend.uploadConstant(HostTensor(shape: [n] + constant.shape.dropFirst(), data: data))
+            constantByBatch[n] = t
+            return t
+        }
+    }
 
     /// Channel count at resolution `r` (upstream's table: int(512·narrow) up to 32, int(16384/r·cm·narrow) above).
     public static func channels(_ c: GPENConfiguration, resolution r: Int) -> Int {
@@ -148,7 +166,7 @@ public final class GPENGenerator: @unchecked Sendable {
         func styled(_ p: String, inC: Int, outC: Int, upsample: Bool) throws -> StyledConv {
             let mc = try modConv(p + ".conv", inC: inC, outC: outC, k: 3, demodulate: true, upsample: upsample, bias: nil)
             let nw = try r.floats(p + ".noise.weight", [1])[0]
-            let b = try r.host(p + ".activate.bias", [2 * outC])
+            let b = try be.prepareVector(r.host(p + ".activate.bias", [2 * outC]).data)
             return StyledConv(conv: mc, noiseWeight: nw, bias: b)
         }
         func toRGB(_ p: String, inC: Int, upsample: Bool) throws -> ToRGB {
@@ -232,11 +250,7 @@ public final class GPENGenerator: @unchecked Sendable {
         var w = try be.pixelNorm(z, eps: 1e-8)
         for m in mapping { w = try be.linear(w, m, epilogue: .activation(Self.act)) }
 
-        var constData: [Float] = []
-        constData.reserveCapacity(constant.count * n)
-        for _ in 0..<n { constData += constant.data }
-        let c4 = constant.shape[1]
-        var h = try be.upload(HostTensor(shape: [n, c4, 4, 4], data: constData))
+        var h = try constantInput(batch: n)
         let k = feats.count - 1
         h = try run(conv1, h, style: w, noise: feats[k])
         var skip = try run(toRGB1, h, style: w, skip: nil)

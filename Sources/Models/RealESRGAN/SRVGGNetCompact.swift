@@ -43,7 +43,7 @@ public final class SRVGGNetCompact: SuperResolutionNetwork, @unchecked Sendable 
             case "prelu":
                 let slopes = try weights.weights("body.\(2 * k + 1).weight", shape: [nf])
                 params += nf
-                acts.append(.prelu(slopes: slopes))
+                acts.append(.prelu(slopes: try backend.prepareVector(slopes)))
             case "relu": acts.append(.relu)
             default: acts.append(.leakyReLU(slope: 0.1))
             }

@@ -59,46 +59,33 @@ public enum FaceWarp {
     /// The uint8 warp restricted to `region` of the destination (output size = region size, same values).
     static func warpAffine(_ image: FaceImage, _ transform: AffineMatrix, region: Region,
                            inverseMap: Bool = false) throws -> FaceImage {
-        let width = region.width
         var out = try FaceImage(width: region.width, height: region.height, channels: image.channels)
-        let dM = inverseMap ? transform.m : transform.inverted().m
-        let rm = RowMap(dM)
         let cn = image.channels, sw = image.width, sh = image.height
         let stride = sw * cn
         image.pixels.withUnsafeBufferPointer { src in
             out.pixels.withUnsafeMutableBufferPointer { dst in
-                for yo in 0..<region.height {
-                    let off = rm.rowOffsets(yo + region.y0)
-                    for xo in 0..<width {
-                        let x = xo + region.x0
-                        let (sx, sy) = rm.map(x, off)
-                        guard sx.isFinite, sy.isFinite, abs(sx) < 1e9, abs(sy) < 1e9 else { continue }
-                        let fx = sx.rounded(.down), fy = sy.rounded(.down)
-                        let ix = Int(fx), iy = Int(fy)
-                        let ax = sx - fx, ay = sy - fy
-                        // Entirely outside (no tap inside): border value 0, already there.
-                        if ix < -1 || ix >= sw || iy < -1 || iy >= sh { continue }
-                        let o = (yo * width + xo) * cn
-                        let base = iy * stride + ix * cn
-                        if ix >= 0 && ix + 1 < sw && iy >= 0 && iy + 1 < sh {
-                            for c in 0..<cn {
-                                let p00 = Float(src[base + c]), p01 = Float(src[base + cn + c])
-                                let p10 = Float(src[base + stride + c]), p11 = Float(src[base + stride + cn + c])
-                                let v0 = p00.addingProduct(ax, p01 - p00)
-                                let v1 = p10.addingProduct(ax, p11 - p10)
-                                dst[o + c] = saturateU8(v0.addingProduct(ay, v1 - v0))
-                            }
-                        } else {
-                            let inX0 = ix >= 0, inX1 = ix + 1 < sw, inY0 = iy >= 0, inY1 = iy + 1 < sh
-                            for c in 0..<cn {
-                                let p00: Float = inX0 && inY0 ? Float(src[base + c]) : 0
-                                let p01: Float = inX1 && inY0 ? Float(src[base + cn + c]) : 0
-                                let p10: Float = inX0 && inY1 ? Float(src[base + stride + c]) : 0
-                                let p11: Float = inX1 && inY1 ? Float(src[base + stride + cn + c]) : 0
-                                let v0 = p00.addingProduct(ax, p01 - p00)
-                                let v1 = p10.addingProduct(ax, p11 - p10)
-                                dst[o + c] = saturateU8(v0.addingProduct(ay, v1 - v0))
-                            }
+                walk(transform, inverseMap: inverseMap, region: region,
+                     sourceWidth: sw, sourceHeight: sh) { p, ix, iy, ax, ay, interior in
+                    let o = p * cn
+                    let base = iy * stride + ix * cn
+                    if interior {
+                        for c in 0..<cn {
+                            let p00 = Float(src[base + c]), p01 = Float(src[base + cn + c])
+                            let p10 = Float(src[base + stride + c]), p11 = Float(src[base + stride + cn + c])
+                            let v0 = p00.addingProduct(ax, p01 - p00)
+                            let v1 = p10.addingProduct(ax, p11 - p10)
+                            dst[o + c] = saturateU8(v0.addingProduct(ay, v1 - v0))
+                        }
+                    } else {
+                        let inX0 = ix >= 0, inX1 = ix + 1 < sw, inY0 = iy >= 0, inY1 = iy + 1 < sh
+                        for c in 0..<cn {
+                            let p00: Float = inX0 && inY0 ? Float(src[base + c]) : 0
+                            let p01: Float = inX1 && inY0 ? Float(src[base + cn + c]) : 0
+                            let p10: Float = inX0 && inY1 ? Float(src[base + stride + c]) : 0
+                            let p11: Float = inX1 && inY1 ? Float(src[base + stride + cn + c]) : 0
+                            let v0 = p00.addingProduct(ax, p01 - p00)
+                            let v1 = p10.addingProduct(ax, p11 - p10)
+                            dst[o + c] = saturateU8(v0.addingProduct(ay, v1 - v0))
                         }
                     }
                 }
@@ -118,36 +105,48 @@ public enum FaceWarp {
     /// The float warp restricted to `region` of the destination.
     static func warpAffine(_ mask: FaceMask, _ transform: AffineMatrix, region: Region,
                            inverseMap: Bool = false) throws -> FaceMask {
-        let width = region.width
         var out = try FaceMask(width: region.width, height: region.height)
-        let dM = inverseMap ? transform.m : transform.inverted().m
-        let rm = RowMap(dM)
         let sw = mask.width, sh = mask.height
         mask.values.withUnsafeBufferPointer { src in
             out.values.withUnsafeMutableBufferPointer { dst in
-                for yo in 0..<region.height {
-                    let off = rm.rowOffsets(yo + region.y0)
-                    for xo in 0..<width {
-                        let x = xo + region.x0
-                        let (sx, sy) = rm.map(x, off)
-                        guard sx.isFinite, sy.isFinite, abs(sx) < 1e9, abs(sy) < 1e9 else { continue }
-                        let fx = sx.rounded(.down), fy = sy.rounded(.down)
-                        let ix = Int(fx), iy = Int(fy)
-                        let ax = sx - fx, ay = sy - fy
-                        if ix < -1 || ix >= sw || iy < -1 || iy >= sh { continue }
-                        let inX0 = ix >= 0, inX1 = ix + 1 < sw, inY0 = iy >= 0, inY1 = iy + 1 < sh
-                        let base = iy * sw + ix
-                        let p00: Float = inX0 && inY0 ? src[base] : 0
-                        let p01: Float = inX1 && inY0 ? src[base + 1] : 0
-                        let p10: Float = inX0 && inY1 ? src[base + sw] : 0
-                        let p11: Float = inX1 && inY1 ? src[base + sw + 1] : 0
-                        let v0 = p00.addingProduct(ax, p01 - p00)
-                        let v1 = p10.addingProduct(ax, p11 - p10)
-                        dst[yo * width + xo] = v0.addingProduct(ay, v1 - v0)
-                    }
+                walk(transform, inverseMap: inverseMap, region: region,
+                     sourceWidth: sw, sourceHeight: sh) { p, ix, iy, ax, ay, _ in
+                    let inX0 = ix >= 0, inX1 = ix + 1 < sw, inY0 = iy >= 0, inY1 = iy + 1 < sh
+                    let base = iy * sw + ix
+                    let p00: Float = inX0 && inY0 ? src[base] : 0
+                    let p01: Float = inX1 && inY0 ? src[base + 1] : 0
+                    let p10: Float = inX0 && inY1 ? src[base + sw] : 0
+                    let p11: Float = inX1 && inY1 ? src[base + sw + 1] : 0
+                    let v0 = p00.addingProduct(ax, p01 - p00)
+                    let v1 = p10.addingProduct(ax, p11 - p10)
+                    dst[p] = v0.addingProduct(ay, v1 - v0)
                 }
             }
         }
         return out
+    }
+
+    /// The bilinear coordinate walk of both warps over `region`: for each output pixel with a tap inside the source,
+    /// `body(p, ix, iy, ax, ay, interior)` gets the pixel's index p in the region (row-major), the top-left tap
+    /// (ix, iy), the fractions (ax, ay) and whether all four taps are inside.
+    @inline(__always)
+    private static func walk(_ transform: AffineMatrix, inverseMap: Bool, region: Region,
+                             sourceWidth sw: Int, sourceHeight sh: Int,
+                             _ body: (Int, Int, Int, Float, Float, Bool) -> Void) {
+        let rm = RowMap(inverseMap ? transform.m : transform.inverted().m)
+        let width = region.width
+        for yo in 0..<region.height {
+            let off = rm.rowOffsets(yo + region.y0)
+            for xo in 0..<width {
+                let (sx, sy) = rm.map(xo + region.x0, off)
+                guard sx.isFinite, sy.isFinite, abs(sx) < 1e9, abs(sy) < 1e9 else { continue }
+                let fx = sx.rounded(.down), fy = sy.rounded(.down)
+                let ix = Int(fx), iy = Int(fy)
+                // Entirely outside (no tap inside): border value 0, already there.
+                if ix < -1 || ix >= sw || iy < -1 || iy >= sh { continue }
+                let interior = ix >= 0 && ix + 1 < sw && iy >= 0 && iy + 1 < sh
+                body(yo * width + xo, ix, iy, sx - fx, sy - fy, interior)
+            }
+        }
     }
 }

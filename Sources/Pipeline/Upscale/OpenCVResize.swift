@@ -93,72 +93,48 @@ struct ResizeAxis {
 public enum OpenCVResize {
     /// cv2.resize(INTER_LANCZOS4) of 8-bit interleaved samples (fixed-point arithmetic as OpenCV).
     public static func lanczos4(_ src: [UInt8], width: Int, height: Int, channels cn: Int, toWidth dw: Int, toHeight dh: Int) -> [UInt8] {
-        let hx = ResizeAxis(src: width, dst: dw, kind: .lanczos4)
-        let vy = ResizeAxis(src: height, dst: dh, kind: .lanczos4)
-        let ia = hx.weights.map { Int32(($0 * 2048).rounded(.toNearestOrEven)) }
-        let ib = vy.weights.map { Int32(($0 * 2048).rounded(.toNearestOrEven)) }
-        // horizontal pass on every source row
-        let rowLen = dw * cn
-        var tmp = [Int32](repeating: 0, count: height * rowLen)
-        for y in 0..<height {
-            let srow = y * width * cn
-            for dx in 0..<dw {
-                let f = hx.first[dx]
-                for ch in 0..<cn {
-                    var v: Int32 = 0
-                    for j in 0..<8 {
-                        let sx = min(max(f + j, 0), width - 1)
-                        v &+= Int32(src[srow + sx * cn + ch]) &* ia[dx * 8 + j]
-                    }
-                    tmp[y * rowLen + dx * cn + ch] = v
-                }
-            }
-        }
-        var out = [UInt8](repeating: 0, count: dh * rowLen)
-        for dy in 0..<dh {
-            let f = vy.first[dy]
-            var rows = [Int](repeating: 0, count: 8)
-            for k in 0..<8 { rows[k] = min(max(f + k, 0), height - 1) * rowLen }
-            for x in 0..<rowLen {
-                var s: Int32 = 0
-                for k in 0..<8 { s &+= tmp[rows[k] + x] &* ib[dy * 8 + k] }
-                let v = (s &+ (1 << 21)) >> 22
-                out[dy * rowLen + x] = UInt8(clamping: v)
-            }
-        }
-        return out
+        lanczos4(src, LanczosU8.self, width: width, height: height, channels: cn, toWidth: dw, toHeight: dh)
     }
 
     /// cv2.resize(INTER_LANCZOS4) of 16-bit interleaved samples (float arithmetic, round half to even).
     public static func lanczos4(_ src: [UInt16], width: Int, height: Int, channels cn: Int, toWidth dw: Int, toHeight dh: Int) -> [UInt16] {
+        lanczos4(src, LanczosU16.self, width: width, height: height, channels: cn, toWidth: dw, toHeight: dh)
+    }
+
+    /// The separable Lanczos-4 pass in `A`'s arithmetic: horizontal on every source row, then vertical.
+    @inline(__always)
+    private static func lanczos4<A: LanczosArithmetic>(_ src: [A.Sample], _: A.Type, width: Int, height: Int,
+                                                       channels cn: Int, toWidth dw: Int, toHeight dh: Int) -> [A.Sample] {
         let hx = ResizeAxis(src: width, dst: dw, kind: .lanczos4)
         let vy = ResizeAxis(src: height, dst: dh, kind: .lanczos4)
+        let ia = hx.weights.map(A.weight)
+        let ib = vy.weights.map(A.weight)
+        // horizontal pass on every source row
         let rowLen = dw * cn
-        var tmp = [Float](repeating: 0, count: height * rowLen)
+        var tmp = [A.Acc](repeating: A.zero, count: height * rowLen)
         for y in 0..<height {
             let srow = y * width * cn
             for dx in 0..<dw {
                 let f = hx.first[dx]
                 for ch in 0..<cn {
-                    var v: Float = 0
+                    var v = A.zero
                     for j in 0..<8 {
                         let sx = min(max(f + j, 0), width - 1)
-                        v += Float(src[srow + sx * cn + ch]) * hx.weights[dx * 8 + j]
+                        v = A.multiplyAdd(v, A.load(src[srow + sx * cn + ch]), ia[dx * 8 + j])
                     }
                     tmp[y * rowLen + dx * cn + ch] = v
                 }
             }
         }
-        var out = [UInt16](repeating: 0, count: dh * rowLen)
+        var out = [A.Sample](repeating: 0, count: dh * rowLen)
         for dy in 0..<dh {
             let f = vy.first[dy]
             var rows = [Int](repeating: 0, count: 8)
             for k in 0..<8 { rows[k] = min(max(f + k, 0), height - 1) * rowLen }
             for x in 0..<rowLen {
-                var s = tmp[rows[0] + x] * vy.weights[dy * 8]
-                for k in 1..<8 { s += tmp[rows[k] + x] * vy.weights[dy * 8 + k] }
-                let r = s.rounded(.toNearestOrEven)
-                out[dy * rowLen + x] = r <= 0 ? 0 : r >= 65535 ? 65535 : UInt16(r)
+                var s = A.multiply(tmp[rows[0] + x], ib[dy * 8])
+                for k in 1..<8 { s = A.multiplyAdd(s, tmp[rows[k] + x], ib[dy * 8 + k]) }
+                out[dy * rowLen + x] = A.store(s)
             }
         }
         return out
@@ -189,5 +165,40 @@ public enum OpenCVResize {
             }
         }
         return out
+    }
+}
+
+/// Sample arithmetic of the Lanczos-4 resize; weights are converted to the accumulator type.
+private protocol LanczosArithmetic {
+    associatedtype Sample: FixedWidthInteger
+    associatedtype Acc
+    static var zero: Acc { get }
+    static func weight(_ w: Float) -> Acc
+    static func load(_ s: Sample) -> Acc
+    static func multiply(_ a: Acc, _ w: Acc) -> Acc
+    static func multiplyAdd(_ acc: Acc, _ a: Acc, _ w: Acc) -> Acc
+    static func store(_ s: Acc) -> Sample
+}
+
+/// uint8: weights ×2048 in Int32, wrapping int accumulation, rounding shift by 22, saturation.
+private enum LanczosU8: LanczosArithmetic {
+    static var zero: Int32 { 0 }
+    @inline(__always) static func weight(_ w: Float) -> Int32 { Int32((w * 2048).rounded(.toNearestOrEven)) }
+    @inline(__always) static func load(_ s: UInt8) -> Int32 { Int32(s) }
+    @inline(__always) static func multiply(_ a: Int32, _ w: Int32) -> Int32 { a &* w }
+    @inline(__always) static func multiplyAdd(_ acc: Int32, _ a: Int32, _ w: Int32) -> Int32 { acc &+ a &* w }
+    @inline(__always) static func store(_ s: Int32) -> UInt8 { UInt8(clamping: (s &+ (1 << 21)) >> 22) }
+}
+
+/// uint16: float weights and accumulation, round half to even, saturation.
+private enum LanczosU16: LanczosArithmetic {
+    static var zero: Float { 0 }
+    @inline(__always) static func weight(_ w: Float) -> Float { w }
+    @inline(__always) static func load(_ s: UInt16) -> Float { Float(s) }
+    @inline(__always) static func multiply(_ a: Float, _ w: Float) -> Float { a * w }
+    @inline(__always) static func multiplyAdd(_ acc: Float, _ a: Float, _ w: Float) -> Float { acc + a * w }
+    @inline(__always) static func store(_ s: Float) -> UInt16 {
+        let r = s.rounded(.toNearestOrEven)
+        return r <= 0 ? 0 : r >= 65535 ? 65535 : UInt16(r)
     }
 }

@@ -66,7 +66,11 @@ public struct UpscaleProcessor: BatchProcessor {
     /// network's activations for the largest tile actually run (a tile never extends past the padded image), the
     /// image buffers, and 4 MiB for what does not grow with the pixels (scratchpads, small buffers).
     public func memoryEstimate(width: Int, height: Int) -> Int {
-        let t = (try? upscaler.tileSize(width: width, height: height)) ?? 0
+        memoryEstimate(width: width, height: height, tile: (try? upscaler.tileSize(width: width, height: height)) ?? 0)
+    }
+
+    /// `memoryEstimate` for a tile size already chosen by `upscaler.tileSize` (0 = whole image).
+    public func memoryEstimate(width: Int, height: Int, tile t: Int) -> Int {
         let o = upscaler.options
         let (iw, ih) = (width + o.prePad, height + o.prePad)
         let tilePixels = t == 0 ? iw * ih : min(t + 2 * o.tilePad, iw) * min(t + 2 * o.tilePad, ih)

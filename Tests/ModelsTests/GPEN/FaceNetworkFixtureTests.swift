@@ -59,6 +59,24 @@ struct FaceNetworkFixtureTests {
         _ = try ParseNet(stateDict: pn, backend: be)
     }
 
+    /// GPEN's constant input is uploaded once per batch size and kept like the weights: later forwards reuse it and
+    /// allocate nothing outside their own activations.
+    @Test func gpenConstantIsPreparedOncePerBatchSize() throws {
+        let be = ReferenceBackend()
+        let cfg = GPENConfiguration(size: 16, styleDim: 8, nMLP: 1, channelMultiplier: 1, narrow: 1.0 / 64)
+        let g = try GPENGenerator(stateDict: SyntheticCheckpoint.stateDict(SyntheticCheckpoint.gpen(cfg)), backend: be)
+        var rng = SplitMix64(seed: 3)
+        let x = try HostTensor(shape: [2, 3, 16, 16], data: (0..<(2 * 3 * 256)).map { _ in Float(rng.nextUnit()) * 2 - 1 })
+        let first = try be.download(g.forward(be.upload(x)))
+        let weights = be.memoryStats.weightBytes
+        #expect(weights > 0)
+        let second = try be.download(g.forward(be.upload(x)))
+        #expect(second.data == first.data)
+        #expect(be.memoryStats.weightBytes == weights, "a second forward with the same batch prepares nothing new")
+        #expect(try g.constantInput(batch: 2) === g.constantInput(batch: 2))
+        #expect(try be.download(g.constantInput(batch: 2)).data == g.constant.data + g.constant.data)
+    }
+
     /// A GPEN size that is not a power of two and a wrong kernel buffer are refused with clear errors.
     @Test func invalidConfigurationAndBuffer() throws {
         let cfg = GPENConfiguration(size: 16, styleDim: 8, nMLP: 1, channelMultiplier: 1, narrow: 1.0 / 64)
