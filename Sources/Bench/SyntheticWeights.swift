@@ -3,6 +3,7 @@
 
 import Checkpoint
 import Foundation
+import Models
 import TensorCore
 
 /// How a synthetic tensor is filled.
@@ -38,145 +39,45 @@ public struct SyntheticTensor: Sendable, Equatable {
 
 /// Layouts of the released models and a streaming safetensors writer.
 public enum SyntheticWeights {
-    /// GPEN `FullGenerator(size, 512, 8, channelMultiplier, narrow)` keys and shapes (BFR-512: 163 keys, 71,005,223 params).
+    /// GPEN `FullGenerator(size, 512, 8, channelMultiplier, narrow)` keys and shapes (BFR-512: 163 keys, 71,005,223
+    /// params), with upstream's init scales.
     public static func gpen(size: Int = 512, channelMultiplier: Int = 2, narrow: Double = 1) throws(BenchError) -> [SyntheticTensor] {
         guard [256, 512, 1024, 2048].contains(size) else { throw .invalidArgument("GPEN size \(size) must be 256, 512, 1024 or 2048") }
-        let cm = Double(channelMultiplier)
-        func ch(_ r: Int) -> Int {
-            switch r {
-            case ...32: return Int(512 * narrow)
-            case 64: return Int(256 * cm * narrow)
-            case 128: return Int(128 * cm * narrow)
-            case 256: return Int(64 * cm * narrow)
-            case 512: return Int(32 * cm * narrow)
-            case 1024: return Int(16 * cm * narrow)
-            default: return Int(8 * cm * narrow)
-            }
-        }
-        var t: [SyntheticTensor] = []
-        func p(_ k: String, _ s: [Int], _ f: TensorFill) { t.append(SyntheticTensor(key: k, shape: s, fill: f, learnable: true)) }
-        func b(_ k: String, _ s: [Int], _ f: TensorFill) { t.append(SyntheticTensor(key: k, shape: s, fill: f, learnable: false)) }
-        for i in 1...8 {
-            p("generator.style.\(i).weight", [512, 512], .noise(std: 100))  // stored as randn / lr_mul (0.01)
-            p("generator.style.\(i).bias", [512], .constant(0))
-        }
-        p("generator.input.input", [1, ch(4), 4, 4], .noise(std: 1))
-        func styled(_ name: String, cin: Int, cout: Int, upsample: Bool) {
-            p("\(name).conv.weight", [1, cout, cin, 3, 3], .noise(std: 1))
-            if upsample { b("\(name).conv.blur.kernel", [4, 4], .fir(scale: 4)) }
-            p("\(name).conv.modulation.weight", [cin, 512], .noise(std: 1))
-            p("\(name).conv.modulation.bias", [cin], .constant(1))
-            p("\(name).noise.weight", [1], .constant(0))
-            p("\(name).activate.bias", [2 * cout], .constant(0))
-        }
-        func toRGB(_ name: String, cin: Int, upsample: Bool) {
-            p("\(name).bias", [1, 3, 1, 1], .constant(0))
-            if upsample { b("\(name).upsample.kernel", [4, 4], .fir(scale: 4)) }
-            p("\(name).conv.weight", [1, 3, cin, 1, 1], .noise(std: 1))
-            p("\(name).conv.modulation.weight", [cin, 512], .noise(std: 1))
-            p("\(name).conv.modulation.bias", [cin], .constant(1))
-        }
-        styled("generator.conv1", cin: ch(4), cout: ch(4), upsample: false)
-        toRGB("generator.to_rgb1", cin: 2 * ch(4), upsample: false)
-        var r = 8, j = 0
-        while r <= size {
-            styled("generator.convs.\(2 * j)", cin: 2 * ch(r / 2), cout: ch(r), upsample: true)
-            styled("generator.convs.\(2 * j + 1)", cin: 2 * ch(r), cout: ch(r), upsample: false)
-            toRGB("generator.to_rgbs.\(j)", cin: 2 * ch(r), upsample: true)
-            r *= 2
-            j += 1
-        }
-        p("ecd0.0.0.weight", [ch(size), 3, 1, 1], .noise(std: 1))
-        p("ecd0.0.1.bias", [ch(size)], .constant(0))
-        var res = size, k = 1
-        while res > 4 {
-            b("ecd\(k).0.0.kernel", [4, 4], .fir(scale: 1))
-            p("ecd\(k).0.1.weight", [ch(res / 2), ch(res), 3, 3], .noise(std: 1))
-            p("ecd\(k).0.2.bias", [ch(res / 2)], .constant(0))
-            res /= 2
-            k += 1
-        }
-        p("final_linear.0.weight", [512, ch(4) * 16], .noise(std: 1))
-        p("final_linear.0.bias", [512], .constant(0))
-        return t
+        let c = GPENConfiguration(size: size, styleDim: 512, nMLP: 8, channelMultiplier: channelMultiplier, narrow: narrow)
+        return tensors(SyntheticCheckpoint.gpenLayout(c))
     }
 
     /// RetinaFace with a ResNet-50 backbone (GPEN's `RetinaFace-R50.pth`: 456 keys, 27,293,600 params).
     /// The class head is biased to background, so the synthetic detector finds no faces.
     public static func retinaFaceR50() -> [SyntheticTensor] {
-        var t: [SyntheticTensor] = []
-        func conv(_ k: String, _ s: [Int], bias: Bool = false) {
-            t.append(SyntheticTensor(key: "\(k).weight", shape: s, fill: .noise(std: (2.0 / Double(s[1] * s[2] * s[3])).squareRoot()), learnable: true))
-            if bias { t.append(SyntheticTensor(key: "\(k).bias", shape: [s[0]], fill: .constant(0), learnable: true)) }
-        }
-        func bn(_ k: String, _ c: Int) {
-            t.append(SyntheticTensor(key: "\(k).weight", shape: [c], fill: .constant(1), learnable: true))
-            t.append(SyntheticTensor(key: "\(k).bias", shape: [c], fill: .constant(0), learnable: true))
-            t.append(SyntheticTensor(key: "\(k).running_mean", shape: [c], fill: .constant(0), learnable: false))
-            t.append(SyntheticTensor(key: "\(k).running_var", shape: [c], fill: .constant(1), learnable: false))
-            t.append(SyntheticTensor(key: "\(k).num_batches_tracked", shape: [], fill: .int64Zero, learnable: false))
-        }
-        conv("body.conv1", [64, 3, 7, 7])
-        bn("body.bn1", 64)
-        var inplanes = 64
-        for (li, (planes, blocks)) in [(64, 3), (128, 4), (256, 6), (512, 3)].enumerated() {
-            for bi in 0..<blocks {
-                let pre = "body.layer\(li + 1).\(bi)"
-                conv("\(pre).conv1", [planes, inplanes, 1, 1]); bn("\(pre).bn1", planes)
-                conv("\(pre).conv2", [planes, planes, 3, 3]); bn("\(pre).bn2", planes)
-                conv("\(pre).conv3", [planes * 4, planes, 1, 1]); bn("\(pre).bn3", planes * 4)
-                if bi == 0 { conv("\(pre).downsample.0", [planes * 4, inplanes, 1, 1]); bn("\(pre).downsample.1", planes * 4) }
-                inplanes = planes * 4
-            }
-        }
-        for (i, cin) in [512, 1024, 2048].enumerated() {
-            conv("fpn.output\(i + 1).0", [256, cin, 1, 1]); bn("fpn.output\(i + 1).1", 256)
-        }
-        for m in ["merge1", "merge2"] { conv("fpn.\(m).0", [256, 256, 3, 3]); bn("fpn.\(m).1", 256) }
-        for s in 1...3 {
-            for (name, cout, cin) in [("conv3X3", 128, 256), ("conv5X5_1", 64, 256), ("conv5X5_2", 64, 64),
-                                      ("conv7X7_2", 64, 64), ("conv7x7_3", 64, 64)] {
-                conv("ssh\(s).\(name).0", [cout, cin, 3, 3]); bn("ssh\(s).\(name).1", cout)
-            }
-        }
-        for i in 0..<3 {
-            t.append(SyntheticTensor(key: "ClassHead.\(i).conv1x1.weight", shape: [4, 256, 1, 1], fill: .constant(0), learnable: true))
-            t.append(SyntheticTensor(key: "ClassHead.\(i).conv1x1.bias", shape: [4], fill: .pattern([4, -4]), learnable: true))
-            for (head, c) in [("BboxHead", 8), ("LandmarkHead", 20)] {
-                t.append(SyntheticTensor(key: "\(head).\(i).conv1x1.weight", shape: [c, 256, 1, 1], fill: .constant(0), learnable: true))
-                t.append(SyntheticTensor(key: "\(head).\(i).conv1x1.bias", shape: [c], fill: .constant(0), learnable: true))
-            }
-        }
-        return t
+        tensors(SyntheticCheckpoint.retinaFaceLayout(RetinaFaceConfiguration(backbone: .resnet50, outChannel: 256)))
     }
 
     /// GPEN's face parser `ParseNet(512, 512, 32, 64, 19, res_depth 10)`: 238 keys, 21,303,254 params.
     public static func parseNet() -> [SyntheticTensor] {
-        var t: [SyntheticTensor] = []
-        func conv(_ k: String, cout: Int, cin: Int, bias: Bool) {
-            t.append(SyntheticTensor(key: "\(k).conv2d.weight", shape: [cout, cin, 3, 3],
-                                     fill: .noise(std: (2.0 / Double(cin * 9)).squareRoot()), learnable: true))
-            if bias { t.append(SyntheticTensor(key: "\(k).conv2d.bias", shape: [cout], fill: .constant(0), learnable: true)) }
+        tensors(SyntheticCheckpoint.parseNetLayout(ParseNetConfiguration(baseCh: 64, parsingCh: 19, resDepth: 10, downSteps: 4, upSteps: 4,
+                                                                          normType: "bn", reluType: "LeakyReLU", chRange: [32, 256])))
+    }
+
+    /// A model's own layout (keys, shapes, roles: `SyntheticCheckpoint`) with the bench's fills: weights seeded noise at
+    /// upstream's init scale, biases 0, BatchNorm identity, FIR buffers exact, RetinaFace's class head biased to
+    /// background.
+    static func tensors(_ layout: [SyntheticCheckpoint.Parameter]) -> [SyntheticTensor] {
+        layout.map { p in
+            let fill: TensorFill
+            switch p.role {
+            case let .firKernel(scale): fill = .fir(scale: scale)
+            case .styleWeight: fill = .noise(std: 100)   // stored as randn / lr_mul (0.01)
+            case .heWeight, .maskWeight: fill = .noise(std: (2.0 / Double(p.shape[1...].reduce(1, *))).squareRoot())
+            case .modulationBias, .bnWeight, .bnVar: fill = .constant(1)
+            case .bnCount: fill = .int64Zero
+            case .classBias: fill = .pattern([4, -4])
+            case .styleBias, .noiseWeight, .activationBias, .rgbBias, .encoderBias, .finalBias, .convBias, .maskBias, .bnBias, .bnMean,
+                 .headWeight, .boxBias, .landmarkBias: fill = .constant(0)
+            case .constantInput, .modulatedWeight, .modulationWeight, .rgbWeight, .encoderWeight, .finalWeight: fill = .noise(std: 1)
+            }
+            return SyntheticTensor(key: p.key, shape: p.shape, fill: fill, learnable: p.learnable)
         }
-        func bn(_ k: String, _ c: Int) {
-            t.append(SyntheticTensor(key: "\(k).norm.norm.weight", shape: [c], fill: .constant(1), learnable: true))
-            t.append(SyntheticTensor(key: "\(k).norm.norm.bias", shape: [c], fill: .constant(0), learnable: true))
-            t.append(SyntheticTensor(key: "\(k).norm.norm.running_mean", shape: [c], fill: .constant(0), learnable: false))
-            t.append(SyntheticTensor(key: "\(k).norm.norm.running_var", shape: [c], fill: .constant(1), learnable: false))
-            t.append(SyntheticTensor(key: "\(k).norm.norm.num_batches_tracked", shape: [], fill: .int64Zero, learnable: false))
-        }
-        func block(_ k: String, _ cin: Int, _ cout: Int, shortcut: Bool) {
-            if shortcut { conv("\(k).shortcut_func", cout: cout, cin: cin, bias: true) }
-            conv("\(k).conv1", cout: cout, cin: cin, bias: false); bn("\(k).conv1", cout)
-            conv("\(k).conv2", cout: cout, cin: cout, bias: false); bn("\(k).conv2", cout)
-        }
-        conv("encoder.0", cout: 64, cin: 3, bias: true)
-        for (i, (a, c)) in [(64, 128), (128, 256), (256, 256), (256, 256)].enumerated() { block("encoder.\(i + 1)", a, c, shortcut: true) }
-        for i in 0..<10 { block("body.\(i)", 256, 256, shortcut: false) }
-        for (i, (a, c)) in [(256, 256), (256, 256), (256, 128), (128, 64)].enumerated() { block("decoder.\(i)", a, c, shortcut: true) }
-        conv("out_img_conv", cout: 3, cin: 64, bias: true)
-        conv("out_mask_conv", cout: 19, cin: 64, bias: true)
-        return t
     }
 
     /// RRDBNet as in Real-ESRGAN (`RealESRGAN_x2plus`: scale 2, 23 blocks, 702 keys, 16,703,171 params).

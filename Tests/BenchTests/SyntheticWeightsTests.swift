@@ -9,7 +9,7 @@ import Testing
     func params(_ t: [SyntheticTensor]) -> Int { t.filter(\.learnable).reduce(0) { $0 + $1.count } }
 
     @Test func layoutsMatchTheReleasedModels() throws {
-        // Parameter and key counts measured from the original code (gpen.md §1.2, §4.1, §5; realesrgan.md §1.2).
+        // Parameter and key counts measured from the original code (../shared/docs/gpen.md §1.2, §4.1, §5; realesrgan.md §1.2).
         let g512 = try SyntheticWeights.gpen(size: 512)
         #expect(g512.count == 163 && params(g512) == 71_005_223)
         #expect(g512.filter { !$0.learnable }.reduce(0) { $0 + $1.count } == 336)

@@ -4,7 +4,7 @@ import Testing
 
 /// Detection from key layouts of the released configurations (shapes only, built like the upstream constructors).
 @Suite struct ArchitectureTests {
-    /// GPEN FullGenerator keys and shapes (gpen.md §2.1).
+    /// GPEN FullGenerator keys and shapes (../shared/docs/gpen.md §2.1).
     static func gpen(size: Int, style: Int = 512, nMLP: Int = 8, cm: Int, narrow: Double) -> ShapeTable {
         func ch(_ r: Int) -> Int { r <= 32 ? Int(512 * narrow) : Int(Double(16384 / r) * Double(cm) * narrow) }
         var t: [(String, [Int])] = []
@@ -56,13 +56,13 @@ import Testing
     }
 
     @Test func releasedGPENConfigurationsAreInferred() {
-        // gpen.md §1.1: BFR-256 cm 1 narrow 0.5; 512/1024/2048 cm 2 narrow 1; all style 512, n_mlp 8.
+        // ../shared/docs/gpen.md §1.1: BFR-256 cm 1 narrow 0.5; 512/1024/2048 cm 2 narrow 1; all style 512, n_mlp 8.
         for (size, cm, narrow) in [(256, 1, 0.5), (512, 2, 1.0), (1024, 2, 1.0), (2048, 2, 1.0), (64, 1, 0.0625)] {
             let table = Self.gpen(size: size, cm: cm, narrow: narrow)
             #expect(ArchitectureDetector.detect(table) == .gpen(GPENConfiguration(
                 size: size, styleDim: 512, nMLP: 8, channelMultiplier: cm, narrow: narrow)), "GPEN \(size)")
         }
-        // key counts of gpen.md §1.2 (state_dict keys): 144 / 163 / 182 / 201
+        // key counts of ../shared/docs/gpen.md §1.2 (state_dict keys): 144 / 163 / 182 / 201
         #expect([256, 512, 1024, 2048].map { Self.gpen(size: $0, cm: $0 == 256 ? 1 : 2, narrow: $0 == 256 ? 0.5 : 1).keys.count } == [144, 163, 182, 201])
     }
 
