@@ -104,23 +104,8 @@ extension RGBImage {
         guard sigma > 0, sigma <= 100 else { throw .invalidArgument("Gaussian sigma \(sigma) must be in (0, 100]") }
         let kernel = gaussianKernel(sigma: sigma)
         let r0 = kernel.count / 2
-        var tmp = [Float](repeating: 0, count: pixels.count)
+        let tmp = filtered(taps: kernel.indices.map { (dx: $0 - r0, dy: 0, weight: kernel[$0]) })
         let width = self.width, height = self.height
-        pixels.withUnsafeBufferPointer { src in
-            tmp.withUnsafeMutableBufferPointer { dst in
-                for y in 0..<height {
-                    for x in 0..<width {
-                        var r: Float = 0, g: Float = 0, b: Float = 0
-                        for k in -r0...r0 {
-                            let wt = kernel[k + r0], p = (y * width + reflect101(x + k, width)) * 3
-                            r += wt * src[p]; g += wt * src[p + 1]; b += wt * src[p + 2]
-                        }
-                        let q = (y * width + x) * 3
-                        dst[q] = r; dst[q + 1] = g; dst[q + 2] = b
-                    }
-                }
-            }
-        }
         var out = [Float](repeating: 0, count: pixels.count)
         tmp.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
@@ -139,7 +124,11 @@ extension RGBImage {
     /// (0 = horizontal, counter-clockwise), sampled at unit steps with bilinear weights, reflect-101 borders.
     public func motionBlurred(length: Int, angle: Double) throws(BenchError) -> RGBImage {
         guard length >= 1, length <= 101 else { throw .invalidArgument("motion blur length \(length) must be in 1…101") }
-        let taps = motionKernel(length: length, angle: angle)
+        return try RGBImage(width: width, height: height, pixels: filtered(taps: motionKernel(length: length, angle: angle)))
+    }
+
+    /// Each pixel as the weighted sum of the pixels at the `taps` offsets from it (in order), reflect-101 borders.
+    func filtered(taps: [(dx: Int, dy: Int, weight: Float)]) -> [Float] {
         var out = [Float](repeating: 0, count: pixels.count)
         let width = self.width, height = self.height
         pixels.withUnsafeBufferPointer { src in
@@ -157,7 +146,7 @@ extension RGBImage {
                 }
             }
         }
-        return try RGBImage(width: width, height: height, pixels: out)
+        return out
     }
 
     /// The image after a JPEG round trip at `quality` (1…100) through the project's encoder and decoder.

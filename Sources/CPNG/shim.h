@@ -43,10 +43,12 @@ static void enh_png_write_fn(png_structp png, png_bytep in, size_t n) {
 
 static void enh_png_flush_fn(png_structp png) { (void)png; }
 
-/// Reads the header of a PNG in memory and reports the size and the layout the decoder will produce
-/// (after palette → RGB(A), tRNS → alpha and low-bit gray → 8-bit expansion). Returns 0 or -1.
-static inline int enh_png_read_header(const unsigned char *data, size_t size, unsigned *width, unsigned *height,
-                                      int *channels, int *depth, int *interlaced, enh_png_err *err) {
+/// Reads a PNG in memory: without `out`, its header, reporting the size and the layout the decoder will produce
+/// (after palette → RGB(A), tRNS → alpha and low-bit gray → 8-bit expansion); with `out`, the pixels (see
+/// `enh_png_decode`). One function for both, so the reader is set up once and libpng's longjmp always lands in
+/// a live frame. Returns 0 or -1.
+static int enh_png_read(const unsigned char *data, size_t size, unsigned *width, unsigned *height, int *channels,
+                        int *depth, int *interlaced, unsigned char *out, size_t outSize, size_t stride, enh_png_err *err) {
     enh_png_src src = { data, size, 0 };
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, err, enh_png_error_fn, enh_png_warn_fn);
     if (png == NULL) { strcpy(err->msg, "cannot create PNG reader"); return -1; }
@@ -56,38 +58,25 @@ static inline int enh_png_read_header(const unsigned char *data, size_t size, un
     png_set_read_fn(png, &src, enh_png_read_fn);
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
     png_read_info(png, info);
-    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    int bitDepth = png_get_bit_depth(png, info);
-    int colorType = png_get_color_type(png, info);
-    int hasTRNS = png_get_valid(png, info, PNG_INFO_tRNS) != 0;
-    int ch;
-    switch (colorType) {
-    case PNG_COLOR_TYPE_GRAY: ch = hasTRNS ? 2 : 1; break;
-    case PNG_COLOR_TYPE_GRAY_ALPHA: ch = 2; break;
-    case PNG_COLOR_TYPE_PALETTE: ch = hasTRNS ? 4 : 3; break;
-    case PNG_COLOR_TYPE_RGB: ch = hasTRNS ? 4 : 3; break;
-    default: ch = 4; break;
+    if (out == NULL) {
+        png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+        int bitDepth = png_get_bit_depth(png, info);
+        int colorType = png_get_color_type(png, info);
+        int hasTRNS = png_get_valid(png, info, PNG_INFO_tRNS) != 0;
+        int ch;
+        switch (colorType) {
+        case PNG_COLOR_TYPE_GRAY: ch = hasTRNS ? 2 : 1; break;
+        case PNG_COLOR_TYPE_GRAY_ALPHA: ch = 2; break;
+        case PNG_COLOR_TYPE_PALETTE: ch = hasTRNS ? 4 : 3; break;
+        case PNG_COLOR_TYPE_RGB: ch = hasTRNS ? 4 : 3; break;
+        default: ch = 4; break;
+        }
+        *width = w; *height = h; *channels = ch;
+        *depth = (bitDepth == 16) ? 16 : 8;
+        *interlaced = png_get_interlace_type(png, info) != PNG_INTERLACE_NONE;
+        png_destroy_read_struct(&png, &info, NULL);
+        return 0;
     }
-    *width = w; *height = h; *channels = ch;
-    *depth = (bitDepth == 16) ? 16 : 8;
-    *interlaced = png_get_interlace_type(png, info) != PNG_INTERLACE_NONE;
-    png_destroy_read_struct(&png, &info, NULL);
-    return 0;
-}
-
-/// Decodes a PNG in memory into `out` (interleaved rows, `stride` bytes each, 16-bit samples in host
-/// byte order). The caller sizes `out` from `enh_png_read_header`. No gamma or colour transform is applied.
-static inline int enh_png_decode(const unsigned char *data, size_t size, unsigned char *out, size_t outSize,
-                                 size_t stride, enh_png_err *err) {
-    enh_png_src src = { data, size, 0 };
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, err, enh_png_error_fn, enh_png_warn_fn);
-    if (png == NULL) { strcpy(err->msg, "cannot create PNG reader"); return -1; }
-    png_infop info = png_create_info_struct(png);
-    if (info == NULL) { png_destroy_read_struct(&png, NULL, NULL); strcpy(err->msg, "cannot create PNG info"); return -1; }
-    if (setjmp(png_jmpbuf(png))) { png_destroy_read_struct(&png, &info, NULL); return -1; }
-    png_set_read_fn(png, &src, enh_png_read_fn);
-    png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
-    png_read_info(png, info);
     png_set_expand(png);
     if (png_get_bit_depth(png, info) == 16) {
         unsigned short probe = 1;
@@ -108,6 +97,19 @@ static inline int enh_png_decode(const unsigned char *data, size_t size, unsigne
     png_read_end(png, NULL);
     png_destroy_read_struct(&png, &info, NULL);
     return 0;
+}
+
+/// Reads the header of a PNG in memory (see `enh_png_read`). Returns 0 or -1.
+static inline int enh_png_read_header(const unsigned char *data, size_t size, unsigned *width, unsigned *height,
+                                      int *channels, int *depth, int *interlaced, enh_png_err *err) {
+    return enh_png_read(data, size, width, height, channels, depth, interlaced, NULL, 0, 0, err);
+}
+
+/// Decodes a PNG in memory into `out` (interleaved rows, `stride` bytes each, 16-bit samples in host
+/// byte order). The caller sizes `out` from `enh_png_read_header`. No gamma or colour transform is applied.
+static inline int enh_png_decode(const unsigned char *data, size_t size, unsigned char *out, size_t outSize,
+                                 size_t stride, enh_png_err *err) {
+    return enh_png_read(data, size, NULL, NULL, NULL, NULL, NULL, out, outSize, stride, err);
 }
 
 /// Encodes interleaved pixels (channels 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; depth 8 or 16 with

@@ -45,14 +45,8 @@ enum ForwardRegistry {
     }
 
     static func notYetSupported(_ key: String) -> Runner {
-        { _, _, _, _ in throw ForwardError("--arch \(key): not yet supported by `enhance forward` in this build") }
+        { _, _, _, _ in throw CommandError("--arch \(key): not yet supported by `enhance forward` in this build") }
     }
-}
-
-/// A forward failure with its message.
-struct ForwardError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
 }
 
 /// `enhance forward`: the raw network on a float32 NCHW `.npy`, for parity checks against PyTorch.
@@ -95,25 +89,25 @@ struct Forward: ParsableCommand {
     func execute() throws {
         let inURL = URL(fileURLWithPath: input)
         let npy: NPYArray
-        do { npy = try NPYArray(contentsOf: inURL) } catch { throw ForwardError("\(input): \(error)") }
-        guard npy.dtype == .float32 else { throw ForwardError("\(input): expected float32, got \(npy.dtype.rawValue)") }
-        guard npy.shape.count == 4 else { throw ForwardError("\(input): expected an N×C×H×W array, got shape \(npy.shape)") }
+        do { npy = try NPYArray(contentsOf: inURL) } catch { throw CommandError("\(input): \(error)") }
+        guard npy.dtype == .float32 else { throw CommandError("\(input): expected float32, got \(npy.dtype.rawValue)") }
+        guard npy.shape.count == 4 else { throw CommandError("\(input): expected an N×C×H×W array, got shape \(npy.shape)") }
         let host = try HostTensor(shape: npy.shape, data: npy.floats())
         let ckpt = try CheckpointLoader.load(URL(fileURLWithPath: weights))
         let detected = ArchitectureDetector.detect(ckpt.stateDict)
         let key: String
         if arch == "auto" {
             guard let k = ForwardRegistry.key(of: detected) else {
-                throw ForwardError("\(weights): architecture not recognised (first keys: \(ckpt.stateDict.keys.prefix(5).joined(separator: ", "))); pass --arch")
+                throw CommandError("\(weights): architecture not recognised (first keys: \(ckpt.stateDict.keys.prefix(5).joined(separator: ", "))); pass --arch")
             }
             key = k
         } else {
             key = arch
             if let k = ForwardRegistry.key(of: detected), k != key {
-                throw ForwardError("\(weights): --arch \(arch) but the file holds a \(detected.name) network")
+                throw CommandError("\(weights): --arch \(arch) but the file holds a \(detected.name) network")
             }
         }
-        guard let runner = ForwardRegistry.runners[key] else { throw ForwardError("--arch \(key): no runner") }
+        guard let runner = ForwardRegistry.runners[key] else { throw CommandError("--arch \(key): no runner") }
         let backend = try engine.makeBackend()
         let start = ContinuousClock.now
         let outputs = try runner(ckpt, detected, host, backend)

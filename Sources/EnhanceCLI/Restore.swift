@@ -62,12 +62,6 @@ enum FaceForwardRunners {
     }
 }
 
-/// A restore setup failure with its message.
-struct RestoreCommandError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
-
 /// `enhance restore`: GPEN face restoration of photos (detect → align → GPEN → parse mask → paste back), as a batch.
 struct Restore: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -133,7 +133,7 @@ struct RestoreModelFlags: ParsableArguments {
     func makeRestorer(_ factory: ModelFactory, backend: any Backend, log: (String) -> Void) throws -> FaceRestorer {
         if !aligned && detector == nil {
             do { _ = try factory.locator.detector(nil) }
-            catch { throw RestoreCommandError("\(error); pass --detector FILE, or --aligned for aligned faces") }
+            catch { throw CommandError("\(error); pass --detector FILE, or --aligned for aligned faces") }
         }
         return try factory.restorer(configuration, backend: backend, log: log)
     }

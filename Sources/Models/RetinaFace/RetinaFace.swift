@@ -286,18 +286,10 @@ public final class RetinaFace: @unchecked Sendable {
     static func resizeBilinear(_ src: [UInt8], width: Int, height: Int, scale: Double) -> ([Float], Int, Int) {
         let ow = max(1, Int((Double(width) * scale).rounded())), oh = max(1, Int((Double(height) * scale).rounded()))
         let inv = 1 / scale
-        func taps(_ o: Int, _ n: Int) -> (Int, Int, Float) {
-            var f = (Double(o) + 0.5) * inv - 0.5
-            var i = Int(f.rounded(.down))
-            f -= Double(i)
-            if i < 0 { i = 0; f = 0 }
-            if i >= n - 1 { i = n - 1; f = 0 }
-            return (i, min(i + 1, n - 1), Float(f))
-        }
         var out = [Float](repeating: 0, count: ow * oh * 3)
-        let xs = (0..<ow).map { taps($0, width) }
+        let xs = (0..<ow).map { BilinearTaps.at($0, scale: inv, size: width) }
         for y in 0..<oh {
-            let (y0, y1, fy) = taps(y, height)
+            let (y0, y1, fy) = BilinearTaps.at(y, scale: inv, size: height)
             for x in 0..<ow {
                 let (x0, x1, fx) = xs[x]
                 for c in 0..<3 {

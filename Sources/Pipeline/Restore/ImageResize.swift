@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// Small image helpers for the restore pipeline (uint8 BGR(A) images, layout H·W·C).
 public enum ImageResize {
@@ -8,20 +9,12 @@ public enum ImageResize {
         var out = try FaceImage(width: width, height: height, channels: image.channels)
         if width == image.width && height == image.height { return image }
         let cn = image.channels, sw = image.width, sh = image.height
-        func taps(_ d: Int, _ dsize: Int, _ ssize: Int) -> (Int, Int, Float) {
-            let scale = Double(ssize) / Double(dsize)
-            var f = (Double(d) + 0.5) * scale - 0.5
-            var i = Int(f.rounded(.down))
-            f -= Double(i)
-            if i < 0 { i = 0; f = 0 }
-            if i >= ssize - 1 { i = ssize - 1; f = 0 }
-            return (i, min(i + 1, ssize - 1), Float(f))
-        }
-        let xs = (0..<width).map { taps($0, width, sw) }
+        let sx = Double(sw) / Double(width), sy = Double(sh) / Double(height)
+        let xs = (0..<width).map { BilinearTaps.at($0, scale: sx, size: sw) }
         image.pixels.withUnsafeBufferPointer { src in
             out.pixels.withUnsafeMutableBufferPointer { dst in
                 for y in 0..<height {
-                    let (y0, y1, fy) = taps(y, height, sh)
+                    let (y0, y1, fy) = BilinearTaps.at(y, scale: sy, size: sh)
                     for x in 0..<width {
                         let (x0, x1, fx) = xs[x]
                         for c in 0..<cn {
