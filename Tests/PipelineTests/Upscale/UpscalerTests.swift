@@ -25,8 +25,11 @@ enum TinySRVGG {
         t.append(("body.\(2 * numConv + 2).weight", [o, nf, 3, 3], (0..<(o * nf * 9)).map { _ in rnd() * s }))
         t.append(("body.\(2 * numConv + 2).bias", [o], (0..<o).map { _ in rnd() * 0.05 }))
         let bytes = SafeTensorsWriter.bytes(t)
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-srvgg-\(UUID().uuidString).safetensors")
-        try Data(bytes).write(to: url)
+        // One file per configuration (written atomically, so parallel tests may race harmlessly), not one per call:
+        // a UUID name left hundreds of files in the temporary folder.
+        let name = "enhance-tests-tiny-srvgg-\(nf)-\(numConv)-\(upscale)-\(seed).safetensors"
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(name)
+        try Data(bytes).write(to: url, options: .atomic)
         return url
     }
 }
