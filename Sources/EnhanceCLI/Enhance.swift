@@ -1,4 +1,5 @@
 import ArgumentParser
+import Pipeline
 
 /// The root `enhance` command. It holds only subcommands; each lives in its own file.
 public struct Enhance: AsyncParsableCommand {
@@ -33,6 +34,7 @@ public enum EnhanceCommands {
 extension Enhance {
     /// Parses `CommandLine.arguments` and runs the chosen subcommand, exiting with its status.
     public static func runFromCommandLine() async {
+        useSteadyHeapPolicy()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
