@@ -77,7 +77,7 @@ extension DNNLBackend {
     func prelu(_ x: Tensor, _ slopes: PreparedVector) throws -> Tensor {
         let op = "prelu"
         try check(x, op)
-        try Validate.activation(.prelu(slopes: slopes), channels: x.shape.c, op: "activation")
+        try Validate.vector(slopes, channels: x.shape.c, op: "activation prelu")
         let vector = try vectorState(slopes, op: op)
         let src = x.isView ? try dense(x, x.layout, op: op) : x
         let out = try alloc(x.shape, src.layout, op: op)
