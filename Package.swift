@@ -34,6 +34,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CWebP", pkgConfig: "libwebp", providers: [.apt(["libwebp-dev"])]),
+        // CUDA driver, NVRTC and cuDNN reached with dlopen at run time (a header and a loader; builds with no CUDA installed)
+        .target(name: "CCUDA", linkerSettings: [.linkedLibrary("dl")]),
 
         // image files ⇄ pixels
         .target(name: "ImageIO", dependencies: ["CPNG", "CTurboJPEG", "CWebP"]),
