@@ -193,11 +193,11 @@ static int load_nvrtc(enh_cuda_api *api, const char *lib_dirs, char *err, size_t
     if (builtins[0]) {
         api->nvrtc_builtins = dlopen(builtins, RTLD_NOW | RTLD_GLOBAL);
         if (!api->nvrtc_builtins)
-            return fail(err, err_len, ENH_CUDA_ERR_NVRTC, "%s: %s", builtins, dl_reason());
+            return fail(err, err_len, ENH_CUDA_ERR_NVRTC, "dlopen(\"%s\"): %s", builtins, dl_reason());
     }
     snprintf(path, sizeof path, "%s/libnvrtc.so.13", folder);
     api->nvrtc = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!api->nvrtc) return fail(err, err_len, ENH_CUDA_ERR_NVRTC, "%s: %s", path, dl_reason());
+    if (!api->nvrtc) return fail(err, err_len, ENH_CUDA_ERR_NVRTC, "dlopen(\"%s\"): %s", path, dl_reason());
     return resolve(api, api->nvrtc, nvrtc_entries, COUNT(nvrtc_entries), path, ENH_CUDA_ERR_NVRTC, err, err_len);
 }
 
@@ -207,14 +207,14 @@ static int load_cudnn(enh_cuda_api *api, const char *lib_dirs, char *err, size_t
         return fail(err, err_len, ENH_CUDA_ERR_CUDNN, "libcudnn.so.9: not found in %s", lib_dirs);
     snprintf(path, sizeof path, "%s/libcudnn.so.9", folder);
     api->cudnn = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!api->cudnn) return fail(err, err_len, ENH_CUDA_ERR_CUDNN, "%s: %s", path, dl_reason());
+    if (!api->cudnn) return fail(err, err_len, ENH_CUDA_ERR_CUDNN, "dlopen(\"%s\"): %s", path, dl_reason());
     return resolve(api, api->cudnn, cudnn_entries, COUNT(cudnn_entries), path, ENH_CUDA_ERR_CUDNN, err, err_len);
 }
 
 static int load_driver(enh_cuda_api *api, const char *driver_path, char *err, size_t err_len) {
     const char *file = driver_path ? driver_path : "libcuda.so.1";
     api->driver = dlopen(file, RTLD_NOW | RTLD_LOCAL);
-    if (!api->driver) return fail(err, err_len, ENH_CUDA_ERR_DRIVER_OPEN, "%s: %s", file, dl_reason());
+    if (!api->driver) return fail(err, err_len, ENH_CUDA_ERR_DRIVER_OPEN, "dlopen(\"%s\"): %s", file, dl_reason());
 
     dlerror();
     void *gpa = dlsym(api->driver, "cuGetProcAddress_v2");

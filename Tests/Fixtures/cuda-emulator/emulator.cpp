@@ -1,0 +1,1646 @@
+// emulator.cpp — a host (CPU) emulator of the CUDA driver, NVRTC and cuDNN subset in Sources/CCUDA/include/ccuda.h,
+// so that a backend written against CUDA can run its whole code path in tests on a machine without a GPU.
+//
+// One shared library, used under three names (libcuda.so.1, libnvrtc.so.13 and libcudnn.so.9 → the same file):
+//   scripts/cuda-emulator-build OUT_DIR KERNELS_FILE
+// Everything runs synchronously on host memory; "device pointers" are host addresses. See README.md.
+//
+// Layout of this file:
+//   1. the CUDA C++ prelude the kernel source is compiled against, then the kernel source itself (ENH_KERNELS_FILE)
+//   2. emulator state: device memory with guard zones, contexts, streams, events, modules
+//   3. driver API        4. NVRTC        5. cuDNN        6. counters for tests (enh_emu_*)
+
+#include "ccuda.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <math.h>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ═════════════════════════════ 1. CUDA C++ prelude + kernels ═════════════════════════════
+
+namespace enh_emu {
+
+// A registered kernel: its name, parameter count and a launcher that reads the parameters the way the driver does.
+struct kernel_entry {
+    std::string name;
+    size_t arity;
+    std::function<void(void **)> run;
+};
+
+inline std::map<std::string, kernel_entry> &kernel_registry() {
+    static std::map<std::string, kernel_entry> registry;
+    return registry;
+}
+
+// kernelParams[i] points at the value of parameter i: unpack it as *(A_i *)kernelParams[i].
+template <typename... A, size_t... I>
+void call_unpacked(void (*fn)(A...), void **params, std::index_sequence<I...>) {
+    fn(*static_cast<std::decay_t<A> *>(params[I])...);
+}
+
+struct registrar {
+    template <typename... A>
+    registrar(const char *name, void (*fn)(A...)) {
+        static_assert((std::is_trivially_copyable_v<std::decay_t<A>> && ...),
+                      "kernel parameters must be trivially copyable");
+        kernel_registry()[name] = kernel_entry{name, sizeof...(A), [fn](void **params) {
+                                                   call_unpacked(fn, params, std::index_sequence_for<A...>{});
+                                               }};
+    }
+};
+
+}  // namespace enh_emu
+
+// The kernel source is ordinary C++ once the names below exist. It is compiled inside namespace enh_kernels (its
+// helpers cannot clash with the emulator's) and with hidden visibility (a kernel name cannot interpose on, or be
+// interposed by, another library). Its kernels run one thread at a time, so it must not use __syncthreads,
+// __shared__, atomics or warp operations: they are left undefined on purpose, so that using them fails the build.
+#pragma GCC visibility push(hidden)
+namespace enh_kernels {
+
+struct uint3 { unsigned int x, y, z; };
+struct dim3 { unsigned int x, y, z; };
+
+// The built-in variables; cuLaunchKernel sets them before running each thread.
+thread_local uint3 threadIdx, blockIdx;
+thread_local dim3 blockDim, gridDim;
+static constexpr int warpSize = 32;
+
+#define ENH_EMULATOR 1
+#define __global__
+#define __device__
+#define __host__
+#define __constant__
+#define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
+#define __launch_bounds__(...)
+
+static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
+static inline int __float_as_int(float f) { int i; memcpy(&i, &f, 4); return i; }
+static inline float __uint_as_float(unsigned int i) { float f; memcpy(&f, &i, 4); return f; }
+static inline unsigned int __float_as_uint(float f) { unsigned int i; memcpy(&i, &f, 4); return i; }
+static inline float __expf(float x) { return expf(x); }
+static inline float __logf(float x) { return logf(x); }
+static inline float __fdividef(float a, float b) { return a / b; }
+static inline float __saturatef(float x) { return fminf(fmaxf(x, 0.0f), 1.0f); }
+template <typename T> static inline T __ldg(const T *p) { return *p; }
+// CUDA's integer and float min/max overloads
+static inline int min(int a, int b) { return a < b ? a : b; }
+static inline int max(int a, int b) { return a > b ? a : b; }
+static inline unsigned int min(unsigned int a, unsigned int b) { return a < b ? a : b; }
+static inline unsigned int max(unsigned int a, unsigned int b) { return a > b ? a : b; }
+static inline long long min(long long a, long long b) { return a < b ? a : b; }
+static inline long long max(long long a, long long b) { return a > b ? a : b; }
+static inline float min(float a, float b) { return fminf(a, b); }
+static inline float max(float a, float b) { return fmaxf(a, b); }
+
+// The kernel source writes ENH_REGISTER(name) after each kernel (and defines it empty itself under NVRTC).
+#define ENH_REGISTER(name) static ::enh_emu::registrar enh_emu_registrar_##name(#name, &name);
+
+#ifdef ENH_KERNELS_FILE
+#include ENH_KERNELS_FILE
+#endif
+
+}  // namespace enh_kernels
+#pragma GCC visibility pop
+
+// ═════════════════════════════ 2. emulator state ═════════════════════════════
+
+// Opaque handle types of ccuda.h, given bodies here.
+struct CUctx_st { int device; };
+struct CUstream_st { unsigned int flags; };
+struct CUevent_st {
+    unsigned int flags;
+    bool recorded;
+    std::chrono::steady_clock::time_point when;
+};
+struct CUmod_st;
+struct CUfunc_st {
+    const enh_emu::kernel_entry *kernel;
+    CUmod_st *module;
+};
+struct CUmod_st {
+    int arch;
+    std::vector<CUfunc_st *> functions;
+};
+
+namespace enh_emu {
+
+constexpr int kDriverVersion = 13000;           // what driver 580 reports (CUDA 13.0)
+constexpr int kSMMajor = 9, kSMMinor = 0, kSMCount = 4;
+constexpr size_t kTotalMemory = 8ull << 30;     // 8 GiB
+constexpr size_t kAlign = 256;                  // cuMemAlloc's alignment
+constexpr size_t kFrontGuard = 256;             // guard bytes before each block (keeps the 256 B alignment)
+constexpr size_t kBackGuard = 4096;             // guard bytes right after the last byte of each block
+constexpr unsigned char kGuardByte = 0xA5;
+constexpr unsigned char kFreshByte = 0xFF;      // new allocations read as NaN (float and half)
+constexpr uint32_t kCubinMagic = 0x4d454e45;    // "ENEM" little-endian: the emulator's fake cubin
+constexpr size_t kWorkspaceBytes = 4096;        // what every cuDNN algorithm "needs"
+
+// A device allocation: [front guard | size bytes | back guard] inside one host allocation.
+struct block {
+    void *base;
+    uintptr_t user;
+    size_t size;
+    unsigned long long serial;   // 1 for the first cuMemAlloc of the process, 2 for the next, …
+};
+
+std::recursive_mutex mu;   // one lock for all state; kernels run while it is held (one "stream" at a time)
+std::map<uintptr_t, block> blocks;   // by user address
+std::set<void *> host_blocks;        // cuMemHostAlloc
+std::set<CUstream> streams;
+std::set<CUevent> events;
+std::set<CUmodule> modules;
+std::set<CUfunction> functions;
+size_t live_bytes = 0, peak_bytes = 0;
+unsigned long long launches = 0, alloc_serial = 0;
+std::string last_kernel = "(none)";
+bool initialized = false;
+int primary_refs = 0;
+CUctx_st primary_context{0};
+thread_local CUcontext current_context = nullptr;
+
+using lock = std::lock_guard<std::recursive_mutex>;
+
+void note(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("enh-emu: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+// Driver calls that need a context fail the way the real driver does without one on the calling thread.
+CUresult need_context() {
+    if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
+    if (current_context != &primary_context || primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
+    return CUDA_SUCCESS;
+}
+
+bool valid_stream(CUstream s) {
+    // NULL, CU_STREAM_LEGACY (0x1) and CU_STREAM_PER_THREAD (0x2) are the implicit streams.
+    return s == nullptr || s == reinterpret_cast<CUstream>(1) || s == reinterpret_cast<CUstream>(2) ||
+           streams.count(s) > 0;
+}
+
+// The block holding [p, p + n), or nullptr.
+const block *find_block(uintptr_t p, size_t n) {
+    auto it = blocks.upper_bound(p);
+    if (it == blocks.begin()) return nullptr;
+    --it;
+    const block &b = it->second;
+    if (p >= b.user && n <= b.size && p - b.user <= b.size - n) return &b;
+    return nullptr;
+}
+
+// First guard byte that differs from the pattern, or -1.
+long first_bad(const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != kGuardByte) return (long)i;
+    return -1;
+}
+
+// Checks one block's guards; reports and repairs a damaged one (so each overrun is reported once).
+bool guards_intact(const block &b, const char *where) {
+    auto *front = static_cast<unsigned char *>(b.base);
+    auto *back = reinterpret_cast<unsigned char *>(b.user + b.size);
+    long f = first_bad(front, kFrontGuard), k = first_bad(back, kBackGuard);
+    if (f < 0 && k < 0) return true;
+    if (k >= 0)
+        note("%s: CUDA_ERROR_ILLEGAL_ADDRESS: write past the end of device block #%llu (%zu bytes at 0x%llx): "
+             "byte +%zu after its end overwritten; last kernel launched: %s",
+             where, b.serial, b.size, (unsigned long long)b.user, (size_t)k, last_kernel.c_str());
+    if (f >= 0)
+        note("%s: CUDA_ERROR_ILLEGAL_ADDRESS: write before the start of device block #%llu (%zu bytes at 0x%llx): "
+             "byte -%zu overwritten; last kernel launched: %s",
+             where, b.serial, b.size, (unsigned long long)b.user, kFrontGuard - (size_t)f, last_kernel.c_str());
+    memset(front, kGuardByte, kFrontGuard);
+    memset(back, kGuardByte, kBackGuard);
+    return false;
+}
+
+CUresult check_all_guards(const char *where) {
+    bool ok = true;
+    for (auto &kv : blocks) ok = guards_intact(kv.second, where) && ok;
+    return ok ? CUDA_SUCCESS : CUDA_ERROR_ILLEGAL_ADDRESS;
+}
+
+// Kernel source the library was built with, hashed once, to warn when NVRTC is handed a different one.
+uint64_t fnv1a(const std::string &s) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
+uint64_t built_source_hash() {
+#ifdef ENH_KERNELS_FILE
+    static uint64_t h = [] {
+        std::ifstream f(ENH_KERNELS_FILE, std::ios::binary);
+        std::stringstream ss;
+        ss << f.rdbuf();
+        return f ? fnv1a(ss.str()) : 0;
+    }();
+    return h;
+#else
+    return 0;
+#endif
+}
+
+// The emulator's "cubin": what nvrtcGetCUBIN returns and cuModuleLoadData accepts.
+struct fake_cubin {
+    uint32_t magic;
+    uint32_t arch;          // e.g. 90 for sm_90
+    uint64_t source_hash;   // FNV-1a of the program's source
+    char note[48];
+};
+
+}  // namespace enh_emu
+
+using namespace enh_emu;
+
+// ═════════════════════════════ 3. driver API ═════════════════════════════
+
+namespace {
+
+struct error_text { CUresult code; const char *name, *text; };
+const error_text cu_errors[] = {
+    {CUDA_SUCCESS, "CUDA_SUCCESS", "no error"},
+    {CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+    {CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+    {CUDA_ERROR_NOT_INITIALIZED, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
+    {CUDA_ERROR_DEINITIALIZED, "CUDA_ERROR_DEINITIALIZED", "driver shutting down"},
+    {CUDA_ERROR_STUB_LIBRARY, "CUDA_ERROR_STUB_LIBRARY", "CUDA driver is a stub library"},
+    {CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER, "CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER",
+     "API call is not supported in the installed CUDA driver"},
+    {CUDA_ERROR_DEVICE_UNAVAILABLE, "CUDA_ERROR_DEVICE_UNAVAILABLE", "CUDA-capable device(s) is/are busy or unavailable"},
+    {CUDA_ERROR_NO_DEVICE, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
+    {CUDA_ERROR_INVALID_DEVICE, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
+    {CUDA_ERROR_INVALID_IMAGE, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
+    {CUDA_ERROR_INVALID_CONTEXT, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
+    {CUDA_ERROR_NO_BINARY_FOR_GPU, "CUDA_ERROR_NO_BINARY_FOR_GPU", "no kernel image is available for execution on the device"},
+    {CUDA_ERROR_INVALID_PTX, "CUDA_ERROR_INVALID_PTX", "a PTX JIT compilation failed"},
+    {CUDA_ERROR_UNSUPPORTED_PTX_VERSION, "CUDA_ERROR_UNSUPPORTED_PTX_VERSION",
+     "the provided PTX was compiled with an unsupported toolchain."},
+    {CUDA_ERROR_INVALID_SOURCE, "CUDA_ERROR_INVALID_SOURCE", "device kernel image is invalid"},
+    {CUDA_ERROR_FILE_NOT_FOUND, "CUDA_ERROR_FILE_NOT_FOUND", "file not found"},
+    {CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
+    {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
+    {CUDA_ERROR_NOT_READY, "CUDA_ERROR_NOT_READY", "device not ready"},
+    {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered"},
+    {CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES, "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", "too many resources requested for launch"},
+    {CUDA_ERROR_LAUNCH_TIMEOUT, "CUDA_ERROR_LAUNCH_TIMEOUT", "the launch timed out and was terminated"},
+    {CUDA_ERROR_ILLEGAL_INSTRUCTION, "CUDA_ERROR_ILLEGAL_INSTRUCTION", "an illegal instruction was encountered"},
+    {CUDA_ERROR_MISALIGNED_ADDRESS, "CUDA_ERROR_MISALIGNED_ADDRESS", "misaligned address"},
+    {CUDA_ERROR_LAUNCH_FAILED, "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
+    {CUDA_ERROR_NOT_PERMITTED, "CUDA_ERROR_NOT_PERMITTED", "operation not permitted"},
+    {CUDA_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
+    {CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
+     "operation not permitted when stream is capturing"},
+    {CUDA_ERROR_STREAM_CAPTURE_INVALIDATED, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED",
+     "operation failed due to a previous error during capture"},
+    {CUDA_ERROR_STREAM_CAPTURE_IMPLICIT, "CUDA_ERROR_STREAM_CAPTURE_IMPLICIT",
+     "operation would make the legacy stream depend on a capturing blocking stream"},
+    {CUDA_ERROR_UNKNOWN, "CUDA_ERROR_UNKNOWN", "unknown error"},
+};
+
+const error_text *find_error(CUresult e) {
+    for (const auto &t : cu_errors)
+        if (t.code == e) return &t;
+    return nullptr;
+}
+
+}  // namespace
+
+CUresult cuGetErrorName(CUresult error, const char **pStr) {
+    if (!pStr) return CUDA_ERROR_INVALID_VALUE;
+    const error_text *t = find_error(error);
+    *pStr = t ? t->name : nullptr;
+    return t ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult cuGetErrorString(CUresult error, const char **pStr) {
+    if (!pStr) return CUDA_ERROR_INVALID_VALUE;
+    const error_text *t = find_error(error);
+    *pStr = t ? t->text : nullptr;
+    return t ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult cuInit(unsigned int Flags) {
+    lock l(mu);
+    if (Flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    if (getenv("ENH_EMU_NO_DEVICE")) return CUDA_ERROR_NO_DEVICE;   // tests of the "no GPU" path
+    initialized = true;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDriverGetVersion(int *driverVersion) {
+    if (!driverVersion) return CUDA_ERROR_INVALID_VALUE;
+    *driverVersion = kDriverVersion;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetCount(int *count) {
+    lock l(mu);
+    if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
+    if (!count) return CUDA_ERROR_INVALID_VALUE;
+    *count = 1;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGet(CUdevice *device, int ordinal) {
+    lock l(mu);
+    if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
+    if (!device) return CUDA_ERROR_INVALID_VALUE;
+    if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE;
+    *device = 0;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetName(char *name, int len, CUdevice dev) {
+    lock l(mu);
+    if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
+    if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+    if (!name || len <= 0) return CUDA_ERROR_INVALID_VALUE;
+    snprintf(name, (size_t)len, "%s", "Enhance host emulator");
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev) {
+    lock l(mu);
+    if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
+    if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+    if (!pi || (int)attrib <= 0 || (int)attrib > 200) return CUDA_ERROR_INVALID_VALUE;
+    switch (attrib) {
+    case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK: *pi = 1024; break;
+    case CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X: *pi = 1024; break;
+    case CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y: *pi = 1024; break;
+    case CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z: *pi = 64; break;
+    case CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X: *pi = 2147483647; break;
+    case CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y: *pi = 65535; break;
+    case CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z: *pi = 65535; break;
+    case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK: *pi = 49152; break;
+    case CU_DEVICE_ATTRIBUTE_WARP_SIZE: *pi = 32; break;
+    case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: *pi = kSMCount; break;
+    case CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE: *pi = 50 << 20; break;
+    case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR: *pi = 2048; break;
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *pi = kSMMajor; break;
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: *pi = kSMMinor; break;
+    default: *pi = 0; break;   // attributes the emulator does not model read as 0
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev) {
+    lock l(mu);
+    if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
+    if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+    if (!bytes) return CUDA_ERROR_INVALID_VALUE;
+    *bytes = kTotalMemory;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev) {
+    lock l(mu);
+    if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
+    if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+    if (!pctx) return CUDA_ERROR_INVALID_VALUE;
+    primary_refs++;
+    *pctx = &primary_context;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
+    lock l(mu);
+    if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
+    if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+    if (primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
+    primary_refs--;   // at 0 the context is inactive until retained again (device memory is kept, unlike a GPU)
+    return CUDA_SUCCESS;
+}
+
+CUresult cuCtxSetCurrent(CUcontext ctx) {
+    lock l(mu);
+    if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
+    if (ctx && (ctx != &primary_context || primary_refs == 0)) return CUDA_ERROR_INVALID_CONTEXT;
+    current_context = ctx;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuCtxSynchronize_v2(CUcontext ctx) {
+    lock l(mu);
+    if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
+    if (!ctx) {
+        if (CUresult r = need_context()) return r;   // NULL: the calling thread's current context
+    } else if (ctx != &primary_context || primary_refs == 0) {
+        return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    return check_all_guards("cuCtxSynchronize");
+}
+
+CUresult cuCtxSynchronize(void) { return cuCtxSynchronize_v2(nullptr); }
+
+CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!dptr || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
+    if (bytesize > kTotalMemory - live_bytes) return CUDA_ERROR_OUT_OF_MEMORY;
+    size_t total = (kFrontGuard + bytesize + kBackGuard + kAlign - 1) / kAlign * kAlign;
+    void *base = aligned_alloc(kAlign, total);
+    if (!base) return CUDA_ERROR_OUT_OF_MEMORY;
+    auto *bytes = static_cast<unsigned char *>(base);
+    memset(bytes, kGuardByte, kFrontGuard);
+    memset(bytes + kFrontGuard, kFreshByte, bytesize);
+    memset(bytes + kFrontGuard + bytesize, kGuardByte, kBackGuard);
+    block b{base, reinterpret_cast<uintptr_t>(bytes + kFrontGuard), bytesize, ++alloc_serial};
+    blocks[b.user] = b;
+    live_bytes += bytesize;
+    peak_bytes = std::max(peak_bytes, live_bytes);
+    *dptr = b.user;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemFree_v2(CUdeviceptr dptr) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    auto it = blocks.find((uintptr_t)dptr);
+    if (it == blocks.end()) {
+        note("cuMemFree: 0x%llx is not the start of a live device allocation", (unsigned long long)dptr);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    CUresult r = check_all_guards("cuMemFree");
+    live_bytes -= it->second.size;
+    free(it->second.base);
+    blocks.erase(it);
+    return r;
+}
+
+CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!free_bytes || !total) return CUDA_ERROR_INVALID_VALUE;
+    *free_bytes = kTotalMemory - live_bytes;
+    *total = kTotalMemory;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!pp || bytesize == 0 || Flags > 7) return CUDA_ERROR_INVALID_VALUE;
+    void *p = nullptr;
+    if (posix_memalign(&p, 4096, bytesize) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    host_blocks.insert(p);
+    *pp = p;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemFreeHost(void *p) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!host_blocks.erase(p)) return CUDA_ERROR_INVALID_VALUE;
+    free(p);
+    return CUDA_SUCCESS;
+}
+
+namespace {
+
+// Device ranges of copies and memsets must lie inside one allocation, as on a GPU.
+CUresult device_range(const char *call, CUdeviceptr p, size_t n) {
+    if (n == 0 || find_block((uintptr_t)p, n)) return CUDA_SUCCESS;
+    note("%s: [0x%llx, +%zu) is not inside one device allocation", call, (unsigned long long)p, n);
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult copy_prologue(const char *call, CUstream s) {
+    if (CUresult r = need_context()) return r;
+    if (!valid_stream(s)) return CUDA_ERROR_INVALID_HANDLE;
+    (void)call;
+    return CUDA_SUCCESS;
+}
+
+}  // namespace
+
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s) {
+    lock l(mu);
+    if (CUresult r = copy_prologue("cuMemcpyHtoDAsync", s)) return r;
+    if (n && !src) return CUDA_ERROR_INVALID_VALUE;
+    if (CUresult r = device_range("cuMemcpyHtoDAsync", dst, n)) return r;
+    if (n) memcpy(reinterpret_cast<void *>(dst), src, n);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s) {
+    lock l(mu);
+    if (CUresult r = copy_prologue("cuMemcpyDtoHAsync", s)) return r;
+    if (n && !dst) return CUDA_ERROR_INVALID_VALUE;
+    if (CUresult r = device_range("cuMemcpyDtoHAsync", src, n)) return r;
+    if (n) memcpy(dst, reinterpret_cast<const void *>(src), n);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
+    lock l(mu);
+    if (CUresult r = copy_prologue("cuMemcpyDtoDAsync", s)) return r;
+    if (CUresult r = device_range("cuMemcpyDtoDAsync (destination)", dst, n)) return r;
+    if (CUresult r = device_range("cuMemcpyDtoDAsync (source)", src, n)) return r;
+    if (n) memmove(reinterpret_cast<void *>(dst), reinterpret_cast<const void *>(src), n);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char uc, size_t n, CUstream s) {
+    lock l(mu);
+    if (CUresult r = copy_prologue("cuMemsetD8Async", s)) return r;
+    if (CUresult r = device_range("cuMemsetD8Async", dst, n)) return r;
+    if (n) memset(reinterpret_cast<void *>(dst), uc, n);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int ui, size_t n, CUstream s) {
+    lock l(mu);
+    if (CUresult r = copy_prologue("cuMemsetD32Async", s)) return r;
+    if (dst % 4 != 0) return CUDA_ERROR_INVALID_VALUE;   // 32-bit memsets need 4-byte aligned destinations
+    if (n > SIZE_MAX / 4) return CUDA_ERROR_INVALID_VALUE;
+    if (CUresult r = device_range("cuMemsetD32Async", dst, n * 4)) return r;
+    auto *p = reinterpret_cast<unsigned int *>(dst);
+    for (size_t i = 0; i < n; i++) p[i] = ui;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuModuleLoadData(CUmodule *module, const void *image) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!module || !image) return CUDA_ERROR_INVALID_VALUE;
+    uint32_t magic;
+    memcpy(&magic, image, sizeof magic);
+    if (magic != kCubinMagic) {
+        note("cuModuleLoadData: not a cubin from the emulator's NVRTC (a real cubin or PTX cannot run here)");
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    fake_cubin c;
+    memcpy(&c, image, sizeof c);
+    // A cubin runs on the same major architecture with an equal or newer minor one (sm_90 cubin on sm_90 only here).
+    if ((int)c.arch / 10 != kSMMajor || (int)c.arch % 10 > kSMMinor) {
+        note("cuModuleLoadData: cubin for sm_%u cannot run on this sm_%d%d device", c.arch, kSMMajor, kSMMinor);
+        return CUDA_ERROR_NO_BINARY_FOR_GPU;
+    }
+    if (c.source_hash != built_source_hash())
+        note("cuModuleLoadData: warning: this module was compiled from a different source than the kernels the "
+             "emulator was built with; kernels run from the latter");
+    auto *m = new CUmod_st{(int)c.arch, {}};
+    modules.insert(m);
+    *module = m;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuModuleUnload(CUmodule hmod) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!modules.erase(hmod)) return CUDA_ERROR_INVALID_HANDLE;
+    for (CUfunction f : hmod->functions) {
+        functions.erase(f);
+        delete f;
+    }
+    delete hmod;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuModuleGetFunction(CUfunction *hfunc, CUmodule hmod, const char *name) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!hfunc || !name) return CUDA_ERROR_INVALID_VALUE;
+    if (!modules.count(hmod)) return CUDA_ERROR_INVALID_HANDLE;
+    auto it = kernel_registry().find(name);
+    if (it == kernel_registry().end()) return CUDA_ERROR_NOT_FOUND;
+    auto *f = new CUfunc_st{&it->second, hmod};
+    hmod->functions.push_back(f);
+    functions.insert(f);
+    *hfunc = f;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                        unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream s,
+                        void **kernelParams, void **extra) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!functions.count(f)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!valid_stream(s)) return CUDA_ERROR_INVALID_HANDLE;
+    if (extra) {
+        note("cuLaunchKernel: the `extra` parameter form is not emulated");
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    const enh_emu::kernel_entry &k = *f->kernel;
+    if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0 || gy > 65535 || gz > 65535 ||
+        gx > 2147483647u || bx > 1024 || by > 1024 || bz > 64 || (unsigned long long)bx * by * bz > 1024 ||
+        sharedMemBytes > 49152 || (k.arity > 0 && !kernelParams)) {
+        note("cuLaunchKernel(%s): invalid configuration grid (%u,%u,%u) block (%u,%u,%u) shared %u", k.name.c_str(),
+             gx, gy, gz, bx, by, bz, sharedMemBytes);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    last_kernel = k.name;
+    launches++;
+    enh_kernels::gridDim = {gx, gy, gz};
+    enh_kernels::blockDim = {bx, by, bz};
+    for (unsigned int z = 0; z < gz; z++)
+        for (unsigned int y = 0; y < gy; y++)
+            for (unsigned int x = 0; x < gx; x++) {
+                enh_kernels::blockIdx = {x, y, z};
+                for (unsigned int tz = 0; tz < bz; tz++)
+                    for (unsigned int ty = 0; ty < by; ty++)
+                        for (unsigned int tx = 0; tx < bx; tx++) {
+                            enh_kernels::threadIdx = {tx, ty, tz};
+                            k.run(kernelParams);
+                        }
+            }
+    return CUDA_SUCCESS;
+}
+
+CUresult cuStreamCreate(CUstream *phStream, unsigned int Flags) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!phStream || Flags > CU_STREAM_NON_BLOCKING) return CUDA_ERROR_INVALID_VALUE;
+    auto *st = new CUstream_st{Flags};
+    streams.insert(st);
+    *phStream = st;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuStreamDestroy_v2(CUstream hStream) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!streams.erase(hStream)) return CUDA_ERROR_INVALID_HANDLE;
+    delete hStream;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuStreamSynchronize(CUstream hStream) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!valid_stream(hStream)) return CUDA_ERROR_INVALID_HANDLE;
+    return check_all_guards("cuStreamSynchronize");
+}
+
+CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!phEvent || Flags > 7) return CUDA_ERROR_INVALID_VALUE;
+    auto *e = new CUevent_st{Flags, false, {}};
+    events.insert(e);
+    *phEvent = e;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuEventRecord(CUevent hEvent, CUstream hStream) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!events.count(hEvent) || !valid_stream(hStream)) return CUDA_ERROR_INVALID_HANDLE;
+    hEvent->recorded = true;
+    hEvent->when = std::chrono::steady_clock::now();
+    return CUDA_SUCCESS;
+}
+
+CUresult cuEventSynchronize(CUevent hEvent) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!events.count(hEvent)) return CUDA_ERROR_INVALID_HANDLE;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart, CUevent hEnd) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!pMilliseconds) return CUDA_ERROR_INVALID_VALUE;
+    if (!events.count(hStart) || !events.count(hEnd)) return CUDA_ERROR_INVALID_HANDLE;
+    if ((hStart->flags | hEnd->flags) & CU_EVENT_DISABLE_TIMING) return CUDA_ERROR_INVALID_HANDLE;
+    if (!hStart->recorded || !hEnd->recorded) return CUDA_ERROR_INVALID_HANDLE;
+    *pMilliseconds = std::chrono::duration<float, std::milli>(hEnd->when - hStart->when).count();
+    return CUDA_SUCCESS;
+}
+
+// CUDA 12.8 changed cuEventElapsedTime's semantics, not its signature; both exports behave the same here.
+extern "C" CUresult cuEventElapsedTime(float *pMilliseconds, CUevent hStart, CUevent hEnd) {
+    return cuEventElapsedTime_v2(pMilliseconds, hStart, hEnd);
+}
+
+CUresult cuEventDestroy_v2(CUevent hEvent) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!events.erase(hEvent)) return CUDA_ERROR_INVALID_HANDLE;
+    delete hEvent;
+    return CUDA_SUCCESS;
+}
+
+// Graph capture is not emulated: the backend must fall back (or its tests skip the graph path).
+CUresult cuStreamBeginCapture_v2(CUstream, CUstreamCaptureMode) { return CUDA_ERROR_NOT_SUPPORTED; }
+CUresult cuStreamEndCapture(CUstream, CUgraph *) { return CUDA_ERROR_NOT_SUPPORTED; }
+CUresult cuGraphInstantiateWithFlags(CUgraphExec *, CUgraph, unsigned long long) { return CUDA_ERROR_NOT_SUPPORTED; }
+CUresult cuGraphLaunch(CUgraphExec, CUstream) { return CUDA_ERROR_NOT_SUPPORTED; }
+CUresult cuGraphExecDestroy(CUgraphExec) { return CUDA_ERROR_NOT_SUPPORTED; }
+CUresult cuGraphDestroy(CUgraph) { return CUDA_ERROR_NOT_SUPPORTED; }
+
+namespace {
+
+// cuGetProcAddress's table: base name → exported function, with the CUDA version that introduced that ABI.
+// The newest variant not newer than the requested version wins, as in the real driver.
+struct proc { const char *name; void *fn; int since; };
+#define PROC(base, fn, since) {base, reinterpret_cast<void *>(&fn), since}
+const proc procs[] = {
+    PROC("cuInit", cuInit, 2000),
+    PROC("cuDriverGetVersion", cuDriverGetVersion, 2020),
+    PROC("cuGetErrorName", cuGetErrorName, 6000),
+    PROC("cuGetErrorString", cuGetErrorString, 6000),
+    PROC("cuDeviceGetCount", cuDeviceGetCount, 2000),
+    PROC("cuDeviceGet", cuDeviceGet, 2000),
+    PROC("cuDeviceGetName", cuDeviceGetName, 2000),
+    PROC("cuDeviceGetAttribute", cuDeviceGetAttribute, 2000),
+    PROC("cuDeviceTotalMem", cuDeviceTotalMem_v2, 3020),
+    PROC("cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain, 7000),
+    PROC("cuDevicePrimaryCtxRelease", cuDevicePrimaryCtxRelease_v2, 11000),
+    PROC("cuCtxSetCurrent", cuCtxSetCurrent, 4000),
+    PROC("cuCtxSynchronize", cuCtxSynchronize, 2000),
+    PROC("cuCtxSynchronize", cuCtxSynchronize_v2, 13000),
+    PROC("cuMemAlloc", cuMemAlloc_v2, 3020),
+    PROC("cuMemFree", cuMemFree_v2, 3020),
+    PROC("cuMemGetInfo", cuMemGetInfo_v2, 3020),
+    PROC("cuMemHostAlloc", cuMemHostAlloc, 2020),
+    PROC("cuMemFreeHost", cuMemFreeHost, 2000),
+    PROC("cuMemcpyHtoDAsync", cuMemcpyHtoDAsync_v2, 3020),
+    PROC("cuMemcpyDtoHAsync", cuMemcpyDtoHAsync_v2, 3020),
+    PROC("cuMemcpyDtoDAsync", cuMemcpyDtoDAsync_v2, 3020),
+    PROC("cuMemsetD8Async", cuMemsetD8Async, 3020),
+    PROC("cuMemsetD32Async", cuMemsetD32Async, 3020),
+    PROC("cuModuleLoadData", cuModuleLoadData, 2000),
+    PROC("cuModuleUnload", cuModuleUnload, 2000),
+    PROC("cuModuleGetFunction", cuModuleGetFunction, 2000),
+    PROC("cuLaunchKernel", cuLaunchKernel, 4000),
+    PROC("cuStreamCreate", cuStreamCreate, 2000),
+    PROC("cuStreamDestroy", cuStreamDestroy_v2, 4000),
+    PROC("cuStreamSynchronize", cuStreamSynchronize, 2000),
+    PROC("cuEventCreate", cuEventCreate, 2000),
+    PROC("cuEventRecord", cuEventRecord, 2000),
+    PROC("cuEventSynchronize", cuEventSynchronize, 2000),
+    PROC("cuEventElapsedTime", cuEventElapsedTime, 2000),
+    PROC("cuEventElapsedTime", cuEventElapsedTime_v2, 12080),
+    PROC("cuEventDestroy", cuEventDestroy_v2, 4000),
+    PROC("cuStreamBeginCapture", cuStreamBeginCapture_v2, 10010),
+    PROC("cuStreamEndCapture", cuStreamEndCapture, 10000),
+    PROC("cuGraphInstantiateWithFlags", cuGraphInstantiateWithFlags, 11040),
+    PROC("cuGraphLaunch", cuGraphLaunch, 10000),
+    PROC("cuGraphExecDestroy", cuGraphExecDestroy, 10000),
+    PROC("cuGraphDestroy", cuGraphDestroy, 10000),
+    PROC("cuGetProcAddress", cuGetProcAddress_v2, 12000),
+};
+#undef PROC
+
+}  // namespace
+
+CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags,
+                             CUdriverProcAddressQueryResult *symbolStatus) {
+    if (!symbol || !pfn || flags > 3) return CUDA_ERROR_INVALID_VALUE;
+    *pfn = nullptr;
+    if (cudaVersion > kDriverVersion) return CUDA_ERROR_INVALID_VALUE;   // the driver is older than requested
+    const proc *best = nullptr;
+    bool known = false;
+    for (const auto &p : procs) {
+        if (strcmp(p.name, symbol) != 0) continue;
+        known = true;
+        if (p.since <= cudaVersion && (!best || p.since > best->since)) best = &p;
+    }
+    if (best) *pfn = best->fn;
+    if (symbolStatus)
+        *symbolStatus = best ? CU_GET_PROC_ADDRESS_SUCCESS
+                        : known ? CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT
+                                : CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+    return CUDA_SUCCESS;
+}
+
+// ═════════════════════════════ 4. NVRTC ═════════════════════════════
+
+struct _nvrtcProgram {
+    std::string source, name, log;
+    std::vector<char> cubin;
+};
+
+namespace {
+
+std::set<nvrtcProgram> programs;
+const int nvrtc_archs[] = {75, 80, 86, 87, 89, 90, 100, 120};   // what NVRTC 13.0 calls supported, trimmed
+
+// Accepted option spellings (a prefix match); anything else is NVRTC_ERROR_INVALID_OPTION, as with the real one.
+const char *const known_options[] = {
+    "-arch=", "--gpu-architecture=", "-default-device", "--device-as-default-execution-space", "-std=", "--std=",
+    "-use_fast_math", "--use_fast_math", "-lineinfo", "--generate-line-info", "-G", "--device-debug", "-dopt",
+    "--dopt", "-ftz=", "--ftz=", "-prec-div=", "--prec-div=", "-prec-sqrt=", "--prec-sqrt=", "-fmad=", "--fmad=",
+    "-I", "--include-path=", "-D", "--define-macro=", "-U", "--undefine-macro=", "-w", "--disable-warnings",
+    "-restrict", "--restrict", "-maxrregcount=", "--maxrregcount=", "-Xptxas", "--ptxas-options=", "-O",
+    "-extra-device-vectorization", "--extra-device-vectorization", "-Werror", "--Werror", "-diag-suppress",
+    "--diag-suppress=", "--diag-error=", "--diag-warn=", "-time", "--time=", "-minimal", "--minimal",
+};
+
+bool known_option(const char *o) {
+    for (const char *k : known_options)
+        if (strncmp(o, k, strlen(k)) == 0) return true;
+    return false;
+}
+
+}  // namespace
+
+const char *nvrtcGetErrorString(nvrtcResult result) {
+    switch (result) {
+    case NVRTC_SUCCESS: return "NVRTC_SUCCESS";
+    case NVRTC_ERROR_OUT_OF_MEMORY: return "NVRTC_ERROR_OUT_OF_MEMORY";
+    case NVRTC_ERROR_PROGRAM_CREATION_FAILURE: return "NVRTC_ERROR_PROGRAM_CREATION_FAILURE";
+    case NVRTC_ERROR_INVALID_INPUT: return "NVRTC_ERROR_INVALID_INPUT";
+    case NVRTC_ERROR_INVALID_PROGRAM: return "NVRTC_ERROR_INVALID_PROGRAM";
+    case NVRTC_ERROR_INVALID_OPTION: return "NVRTC_ERROR_INVALID_OPTION";
+    case NVRTC_ERROR_COMPILATION: return "NVRTC_ERROR_COMPILATION";
+    case NVRTC_ERROR_BUILTIN_OPERATION_FAILURE: return "NVRTC_ERROR_BUILTIN_OPERATION_FAILURE";
+    case NVRTC_ERROR_NO_NAME_EXPRESSIONS_AFTER_COMPILATION: return "NVRTC_ERROR_NO_NAME_EXPRESSIONS_AFTER_COMPILATION";
+    case NVRTC_ERROR_NO_LOWERED_NAMES_BEFORE_COMPILATION: return "NVRTC_ERROR_NO_LOWERED_NAMES_BEFORE_COMPILATION";
+    case NVRTC_ERROR_NAME_EXPRESSION_NOT_VALID: return "NVRTC_ERROR_NAME_EXPRESSION_NOT_VALID";
+    case NVRTC_ERROR_INTERNAL_ERROR: return "NVRTC_ERROR_INTERNAL_ERROR";
+    }
+    return "NVRTC_ERROR unknown";
+}
+
+nvrtcResult nvrtcVersion(int *major, int *minor) {
+    if (!major || !minor) return NVRTC_ERROR_INVALID_INPUT;
+    *major = 13;
+    *minor = 0;
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcGetNumSupportedArchs(int *numArchs) {
+    if (!numArchs) return NVRTC_ERROR_INVALID_INPUT;
+    *numArchs = (int)(sizeof nvrtc_archs / sizeof nvrtc_archs[0]);
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcGetSupportedArchs(int *supportedArchs) {
+    if (!supportedArchs) return NVRTC_ERROR_INVALID_INPUT;
+    memcpy(supportedArchs, nvrtc_archs, sizeof nvrtc_archs);
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcCreateProgram(nvrtcProgram *prog, const char *src, const char *name, int numHeaders,
+                               const char *const *headers, const char *const *includeNames) {
+    lock l(mu);
+    if (!prog || !src || numHeaders < 0 || (numHeaders > 0 && (!headers || !includeNames)))
+        return NVRTC_ERROR_INVALID_INPUT;
+    auto *p = new _nvrtcProgram{src, name ? name : "default_program", "", {}};
+    programs.insert(p);
+    *prog = p;
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcDestroyProgram(nvrtcProgram *prog) {
+    lock l(mu);
+    if (!prog || !programs.erase(*prog)) return NVRTC_ERROR_INVALID_PROGRAM;
+    delete *prog;
+    *prog = nullptr;
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcCompileProgram(nvrtcProgram prog, int numOptions, const char *const *options) {
+    lock l(mu);
+    if (!programs.count(prog)) return NVRTC_ERROR_INVALID_PROGRAM;
+    if (numOptions < 0 || (numOptions > 0 && !options)) return NVRTC_ERROR_INVALID_INPUT;
+    prog->log.clear();
+    prog->cubin.clear();
+    int arch = 0;
+    for (int i = 0; i < numOptions; i++) {
+        const char *o = options[i];
+        if (!o || !known_option(o)) {
+            prog->log = std::string("nvrtc: error: unrecognized option ") + (o ? o : "(null)") + "\n";
+            return NVRTC_ERROR_INVALID_OPTION;
+        }
+        const char *value = nullptr;
+        if (strncmp(o, "-arch=", 6) == 0) value = o + 6;
+        if (strncmp(o, "--gpu-architecture=", 19) == 0) value = o + 19;
+        if (!value) continue;
+        int a = 0;
+        bool listed = false;
+        if (sscanf(value, "sm_%d", &a) == 1)
+            for (int s : nvrtc_archs) listed = listed || s == a;
+        if (!listed) {
+            prog->log = std::string("nvrtc: error: invalid value for --gpu-architecture (-arch): ") + value +
+                        " (the emulator produces cubins for sm_XX only)\n";
+            return NVRTC_ERROR_INVALID_OPTION;
+        }
+        arch = a;
+    }
+    if (arch == 0) {
+        // The real NVRTC would default to a virtual architecture and produce PTX only; the backend must ask for a cubin.
+        prog->log = "nvrtc: error: no -arch=sm_XX option: the emulator (like the backend) needs a cubin target\n";
+        return NVRTC_ERROR_INVALID_OPTION;
+    }
+    uint64_t h = fnv1a(prog->source);
+    if (h != built_source_hash())
+        prog->log = "warning: emulator: this source differs from the kernel file the emulator was built with; "
+                    "its kernels are the ones that run\n";
+    fake_cubin c{};
+    c.magic = kCubinMagic;
+    c.arch = (uint32_t)arch;
+    c.source_hash = h;
+    snprintf(c.note, sizeof c.note, "enhance emulator cubin sm_%d", arch);
+    prog->cubin.assign(reinterpret_cast<const char *>(&c), reinterpret_cast<const char *>(&c) + sizeof c);
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcGetProgramLogSize(nvrtcProgram prog, size_t *logSizeRet) {
+    lock l(mu);
+    if (!programs.count(prog)) return NVRTC_ERROR_INVALID_PROGRAM;
+    if (!logSizeRet) return NVRTC_ERROR_INVALID_INPUT;
+    *logSizeRet = prog->log.size() + 1;   // with the terminating NUL, as NVRTC counts it
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcGetProgramLog(nvrtcProgram prog, char *log) {
+    lock l(mu);
+    if (!programs.count(prog)) return NVRTC_ERROR_INVALID_PROGRAM;
+    if (!log) return NVRTC_ERROR_INVALID_INPUT;
+    memcpy(log, prog->log.c_str(), prog->log.size() + 1);
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcGetCUBINSize(nvrtcProgram prog, size_t *cubinSizeRet) {
+    lock l(mu);
+    if (!programs.count(prog)) return NVRTC_ERROR_INVALID_PROGRAM;
+    if (!cubinSizeRet) return NVRTC_ERROR_INVALID_INPUT;
+    if (prog->cubin.empty()) return NVRTC_ERROR_INVALID_PROGRAM;   // not compiled (successfully)
+    *cubinSizeRet = prog->cubin.size();
+    return NVRTC_SUCCESS;
+}
+
+nvrtcResult nvrtcGetCUBIN(nvrtcProgram prog, char *cubin) {
+    lock l(mu);
+    if (!programs.count(prog)) return NVRTC_ERROR_INVALID_PROGRAM;
+    if (!cubin) return NVRTC_ERROR_INVALID_INPUT;
+    if (prog->cubin.empty()) return NVRTC_ERROR_INVALID_PROGRAM;
+    memcpy(cubin, prog->cubin.data(), prog->cubin.size());
+    return NVRTC_SUCCESS;
+}
+
+// ═════════════════════════════ 5. cuDNN ═════════════════════════════
+
+struct cudnnContext { cudaStream_t stream; };
+struct cudnnTensorStruct {
+    bool set;
+    cudnnDataType_t type;
+    int n, c, h, w;
+    int ns, cs, hs, ws;   // strides in elements
+};
+struct cudnnFilterStruct {
+    bool set;
+    cudnnDataType_t type;
+    cudnnTensorFormat_t format;
+    int k, c, h, w;
+};
+struct cudnnConvolutionStruct {
+    bool set;
+    int pad_h, pad_w, u, v, dil_h, dil_w;
+    cudnnConvolutionMode_t mode;
+    cudnnDataType_t compute;
+    int groups;
+    cudnnMathType_t math;
+};
+
+namespace {
+
+std::set<cudnnHandle_t> dnn_handles;
+std::set<cudnnTensorDescriptor_t> tensor_descs;
+std::set<cudnnFilterDescriptor_t> filter_descs;
+std::set<cudnnConvolutionDescriptor_t> conv_descs;
+thread_local std::string dnn_last_error;
+
+cudnnStatus_t dnn_fail(cudnnStatus_t s, const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    dnn_last_error = buf;
+    if (getenv("ENH_EMU_VERBOSE")) note("cudnn: %s", buf);
+    return s;
+}
+
+size_t element_size(cudnnDataType_t t) {
+    switch (t) {
+    case CUDNN_DATA_FLOAT: case CUDNN_DATA_INT32: return 4;
+    case CUDNN_DATA_DOUBLE: return 8;
+    case CUDNN_DATA_HALF: case CUDNN_DATA_BFLOAT16: return 2;
+    case CUDNN_DATA_INT8: case CUDNN_DATA_UINT8: return 1;
+    }
+    return 0;
+}
+
+// IEEE binary16 ⇄ binary32 in software, rounding to nearest even.
+uint16_t float_to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, a = x & 0x7fffffffu;
+    if (a >= 0x7f800000u)   // inf, or NaN kept quiet with its top payload bits
+        return (uint16_t)(sign | 0x7c00u | (a > 0x7f800000u ? 0x200u | ((a >> 13) & 0x3ffu) : 0));
+    if (a < 0x38800000u) {   // below 2^-14: a subnormal half, or zero
+        if (a < 0x33000000u) return (uint16_t)sign;   // below 2^-25 (half of the smallest subnormal) → ±0
+        uint32_t mant = (a & 0x7fffffu) | 0x800000u;
+        int shift = 126 - (int)(a >> 23);   // value / 2^-24 = mant · 2^(e − 126)
+        uint32_t q = mant >> shift, rem = mant & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+        if (rem > halfway || (rem == halfway && (q & 1))) q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t h = (a - 0x38000000u) >> 13;   // rebias 127 → 15; overflow carries into the exponent (up to inf)
+    uint32_t rem = a & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
+    if (h > 0x7c00u) h = 0x7c00u;
+    return (uint16_t)(sign | h);
+}
+
+float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, x;
+    if (e == 0) {
+        if (m == 0) {
+            x = sign;
+        } else {   // subnormal: normalise
+            int shift = 0;
+            while (!(m & 0x400u)) { m <<= 1; shift++; }
+            x = sign | ((uint32_t)(113 - shift) << 23) | ((m & 0x3ffu) << 13);
+        }
+    } else if (e == 31) {
+        x = sign | 0x7f800000u | (m << 13);
+    } else {
+        x = sign | ((e + 112) << 23) | (m << 13);
+    }
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+bool valid_tensor(cudnnTensorDescriptor_t t) { return tensor_descs.count(t) && t->set; }
+bool valid_filter(cudnnFilterDescriptor_t f) { return filter_descs.count(f) && f->set; }
+bool valid_conv(cudnnConvolutionDescriptor_t c) { return conv_descs.count(c) && c->set; }
+
+// Forward output dims of (x, w, conv), with cuDNN's checks: channels, groups, non-empty output.
+cudnnStatus_t forward_dims(cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
+                           int out[4]) {
+    if (!valid_conv(cd) || !valid_tensor(x) || !valid_filter(w))
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "descriptor not created or not set");
+    if (w->c * cd->groups != x->c)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "input channels %d != filter channels %d x groups %d", x->c, w->c,
+                        cd->groups);
+    if (w->k % cd->groups != 0)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "filter count %d not divisible by groups %d", w->k, cd->groups);
+    int eh = (w->h - 1) * cd->dil_h + 1, ew = (w->w - 1) * cd->dil_w + 1;
+    int ph = x->h + 2 * cd->pad_h, pw = x->w + 2 * cd->pad_w;
+    if (eh > ph || ew > pw)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "dilated filter %dx%d larger than padded input %dx%d", eh, ew, ph, pw);
+    out[0] = x->n;
+    out[1] = w->k;
+    out[2] = (ph - eh) / cd->u + 1;
+    out[3] = (pw - ew) / cd->v + 1;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+bool same_dims(cudnnTensorDescriptor_t t, const int d[4]) {
+    return t->n == d[0] && t->c == d[1] && t->h == d[2] && t->w == d[3];
+}
+
+// Every check a convolution call makes before it runs, for forward (x → y) and backward data (dy → dx):
+// `in`/`out` are the small-side and large-side tensors of the forward direction, i.e. x and y (forward) or
+// dx and dy (backward data).
+cudnnStatus_t check_geometry(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
+                             cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t y, const char *xname,
+                             const char *yname) {
+    if (!dnn_handles.count(h)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid handle");
+    int d[4];
+    if (cudnnStatus_t s = forward_dims(cd, x, w, d)) return s;
+    if (!valid_tensor(y)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "%s descriptor not set", yname);
+    if (!same_dims(y, d))
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "%s is %dx%dx%dx%d but the convolution of %s gives %dx%dx%dx%d", yname,
+                        y->n, y->c, y->h, y->w, xname, d[0], d[1], d[2], d[3]);
+    if (x->type != y->type || x->type != w->type)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "data types differ: %s %d, filter %d, %s %d", xname, x->type, w->type,
+                        yname, y->type);
+    if (x->type != CUDNN_DATA_FLOAT && x->type != CUDNN_DATA_HALF)
+        return dnn_fail(CUDNN_STATUS_NOT_SUPPORTED, "the emulator runs FLOAT and HALF convolutions only");
+    if (x->type == CUDNN_DATA_FLOAT && cd->compute != CUDNN_DATA_FLOAT)
+        return dnn_fail(CUDNN_STATUS_NOT_SUPPORTED, "FLOAT data needs computeType FLOAT");
+    if (x->type == CUDNN_DATA_HALF && cd->compute != CUDNN_DATA_FLOAT && cd->compute != CUDNN_DATA_HALF)
+        return dnn_fail(CUDNN_STATUS_NOT_SUPPORTED, "HALF data needs computeType FLOAT or HALF");
+    if (w->format != CUDNN_TENSOR_NCHW && w->format != CUDNN_TENSOR_NHWC)
+        return dnn_fail(CUDNN_STATUS_NOT_SUPPORTED, "filter format %d", w->format);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+// The device memory a strided tensor touches must lie inside one allocation (a GPU would fault, or corrupt memory).
+cudnnStatus_t check_extent(const void *p, cudnnTensorDescriptor_t t, const char *name) {
+    size_t last = (size_t)(t->n - 1) * t->ns + (size_t)(t->c - 1) * t->cs + (size_t)(t->h - 1) * t->hs +
+                  (size_t)(t->w - 1) * t->ws;
+    size_t bytes = (last + 1) * element_size(t->type);
+    if (!p) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "%s is NULL", name);
+    if (!find_block((uintptr_t)p, bytes)) {
+        note("cudnn: %s [0x%llx, +%zu bytes) (%dx%dx%dx%d, strides %d,%d,%d,%d) is not inside one device allocation",
+             name, (unsigned long long)(uintptr_t)p, bytes, t->n, t->c, t->h, t->w, t->ns, t->cs, t->hs, t->ws);
+        return dnn_fail(CUDNN_STATUS_EXECUTION_FAILED, "%s outside device memory", name);
+    }
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t check_filter_extent(const void *p, cudnnFilterDescriptor_t w) {
+    size_t bytes = (size_t)w->k * w->c * w->h * w->w * element_size(w->type);
+    if (!p) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "w is NULL");
+    if (!find_block((uintptr_t)p, bytes)) {
+        note("cudnn: filter [0x%llx, +%zu bytes) is not inside one device allocation",
+             (unsigned long long)(uintptr_t)p, bytes);
+        return dnn_fail(CUDNN_STATUS_EXECUTION_FAILED, "w outside device memory");
+    }
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t check_workspace(void *ws, size_t bytes) {
+    if (!ws || bytes < kWorkspaceBytes)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "workspace %p of %zu bytes given, %zu needed", ws, bytes,
+                        kWorkspaceBytes);
+    if (!find_block((uintptr_t)ws, kWorkspaceBytes)) {
+        note("cudnn: workspace %p is not %zu bytes of device memory", ws, kWorkspaceBytes);
+        return dnn_fail(CUDNN_STATUS_EXECUTION_FAILED, "workspace outside device memory");
+    }
+    return CUDNN_STATUS_SUCCESS;
+}
+
+// Element access through descriptors: offsets in elements, values as float.
+float load(const void *p, cudnnDataType_t t, size_t i) {
+    return t == CUDNN_DATA_HALF ? half_to_float(static_cast<const uint16_t *>(p)[i]) : static_cast<const float *>(p)[i];
+}
+void store(void *p, cudnnDataType_t t, size_t i, float v) {
+    if (t == CUDNN_DATA_HALF)
+        static_cast<uint16_t *>(p)[i] = float_to_half(v);
+    else
+        static_cast<float *>(p)[i] = v;
+}
+size_t at(cudnnTensorDescriptor_t t, int n, int c, int h, int w) {
+    return (size_t)n * t->ns + (size_t)c * t->cs + (size_t)h * t->hs + (size_t)w * t->ws;
+}
+// Filter element (k, c, r, s) of a K×C×R×S filter in NCHW (KCRS) or NHWC (KRSC) order.
+size_t filter_at(cudnnFilterDescriptor_t f, int k, int c, int r, int s) {
+    if (f->format == CUDNN_TENSOR_NHWC) return (((size_t)k * f->h + r) * f->w + s) * f->c + c;
+    return (((size_t)k * f->c + c) * f->h + r) * f->w + s;
+}
+
+// y = alpha · conv(x, w) + beta · y. CONVOLUTION flips the filter; CROSS_CORRELATION does not. Accumulates in float.
+void run_forward(float alpha, cudnnTensorDescriptor_t xd, const void *x, cudnnFilterDescriptor_t wd, const void *w,
+                 cudnnConvolutionDescriptor_t cd, float beta, cudnnTensorDescriptor_t yd, void *y) {
+    const int G = cd->groups, Cg = wd->c, Kg = wd->k / G, R = wd->h, S = wd->w;
+    const bool flip = cd->mode == CUDNN_CONVOLUTION;
+    const cudnnDataType_t t = xd->type;
+    for (int n = 0; n < yd->n; n++)
+        for (int k = 0; k < yd->c; k++) {
+            const int g = k / Kg;
+            for (int oh = 0; oh < yd->h; oh++)
+                for (int ow = 0; ow < yd->w; ow++) {
+                    float acc = 0;
+                    for (int c = 0; c < Cg; c++)
+                        for (int r = 0; r < R; r++) {
+                            int ih = oh * cd->u - cd->pad_h + r * cd->dil_h;
+                            if (ih < 0 || ih >= xd->h) continue;
+                            for (int s = 0; s < S; s++) {
+                                int iw = ow * cd->v - cd->pad_w + s * cd->dil_w;
+                                if (iw < 0 || iw >= xd->w) continue;
+                                float xv = load(x, t, at(xd, n, g * Cg + c, ih, iw));
+                                float wv = load(w, t, filter_at(wd, k, c, flip ? R - 1 - r : r, flip ? S - 1 - s : s));
+                                acc += xv * wv;
+                            }
+                        }
+                    size_t yi = at(yd, n, k, oh, ow);
+                    // beta == 0: y is not read (it may hold anything, NaN included), as cuDNN documents
+                    float out = alpha * acc + (beta != 0 ? beta * load(y, t, yi) : 0.0f);
+                    store(y, t, yi, out);
+                }
+        }
+}
+
+// dx = alpha · convᵀ(dy, w) + beta · dx: the exact adjoint of run_forward with respect to x.
+void run_backward_data(float alpha, cudnnFilterDescriptor_t wd, const void *w, cudnnTensorDescriptor_t dyd,
+                       const void *dy, cudnnConvolutionDescriptor_t cd, float beta, cudnnTensorDescriptor_t dxd,
+                       void *dx) {
+    const int G = cd->groups, Cg = wd->c, Kg = wd->k / G, R = wd->h, S = wd->w;
+    const bool flip = cd->mode == CUDNN_CONVOLUTION;
+    const cudnnDataType_t t = dxd->type;
+    const int N = dxd->n, C = dxd->c, H = dxd->h, W = dxd->w;
+    std::vector<float> acc((size_t)N * C * H * W, 0.0f);
+    for (int n = 0; n < dyd->n; n++)
+        for (int k = 0; k < dyd->c; k++) {
+            const int g = k / Kg;
+            for (int oh = 0; oh < dyd->h; oh++)
+                for (int ow = 0; ow < dyd->w; ow++) {
+                    const float d = load(dy, t, at(dyd, n, k, oh, ow));
+                    for (int c = 0; c < Cg; c++)
+                        for (int r = 0; r < R; r++) {
+                            int ih = oh * cd->u - cd->pad_h + r * cd->dil_h;
+                            if (ih < 0 || ih >= H) continue;
+                            for (int s = 0; s < S; s++) {
+                                int iw = ow * cd->v - cd->pad_w + s * cd->dil_w;
+                                if (iw < 0 || iw >= W) continue;
+                                float wv = load(w, t, filter_at(wd, k, c, flip ? R - 1 - r : r, flip ? S - 1 - s : s));
+                                acc[(((size_t)n * C + g * Cg + c) * H + ih) * W + iw] += d * wv;
+                            }
+                        }
+                }
+        }
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int h = 0; h < H; h++)
+                for (int x = 0; x < W; x++) {
+                    size_t i = at(dxd, n, c, h, x);
+                    float v = alpha * acc[(((size_t)n * C + c) * H + h) * W + x];
+                    store(dx, t, i, v + (beta != 0 ? beta * load(dx, t, i) : 0.0f));
+                }
+}
+
+template <typename Perf, typename Algo>
+void fill_perf(Perf *p, Algo algo, cudnnMathType_t math, float ms) {
+    memset(p, 0, sizeof *p);
+    p->algo = algo;
+    p->status = CUDNN_STATUS_SUCCESS;
+    p->time = ms;
+    p->memory = kWorkspaceBytes;
+    p->determinism = CUDNN_DETERMINISTIC;
+    p->mathType = math;
+}
+
+bool device_ready() { return getenv("ENH_EMU_NO_DEVICE") == nullptr; }
+
+}  // namespace
+
+size_t cudnnGetVersion(void) { return 99999; }   // 9.99.99: tells tests they run on the emulator
+size_t cudnnGetCudartVersion(void) { return 13000; }
+
+const char *cudnnGetErrorString(cudnnStatus_t status) {
+    switch (status) {
+#define NAME(s) case s: return #s;
+    NAME(CUDNN_STATUS_SUCCESS) NAME(CUDNN_STATUS_NOT_INITIALIZED) NAME(CUDNN_STATUS_SUBLIBRARY_VERSION_MISMATCH)
+    NAME(CUDNN_STATUS_DEPRECATED) NAME(CUDNN_STATUS_SUBLIBRARY_LOADING_FAILED) NAME(CUDNN_STATUS_BAD_PARAM)
+    NAME(CUDNN_STATUS_BAD_PARAM_NULL_POINTER) NAME(CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER)
+    NAME(CUDNN_STATUS_BAD_PARAM_OUT_OF_BOUND) NAME(CUDNN_STATUS_BAD_PARAM_SIZE_INSUFFICIENT)
+    NAME(CUDNN_STATUS_BAD_PARAM_SHAPE_MISMATCH) NAME(CUDNN_STATUS_NOT_SUPPORTED) NAME(CUDNN_STATUS_NOT_SUPPORTED_SHAPE)
+    NAME(CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE) NAME(CUDNN_STATUS_NOT_SUPPORTED_LAYOUT)
+    NAME(CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH) NAME(CUDNN_STATUS_INTERNAL_ERROR)
+    NAME(CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED) NAME(CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED)
+    NAME(CUDNN_STATUS_EXECUTION_FAILED) NAME(CUDNN_STATUS_EXECUTION_FAILED_CUDA_DRIVER)
+    NAME(CUDNN_STATUS_EXECUTION_FAILED_CUDART)
+#undef NAME
+    }
+    return "CUDNN_UNKNOWN_STATUS_FOUND";
+}
+
+void cudnnGetLastErrorString(char *message, size_t max_size) {
+    if (!message || max_size == 0) return;
+    snprintf(message, max_size, "%s", dnn_last_error.c_str());
+    dnn_last_error.clear();
+}
+
+cudnnStatus_t cudnnCreate(cudnnHandle_t *handle) {
+    lock l(mu);
+    if (!handle) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "handle is NULL");
+    if (!device_ready())
+        return dnn_fail(CUDNN_STATUS_NOT_INITIALIZED, "cudaGetDeviceCount(&count) != cudaSuccess (emulated)");
+    auto *h = new cudnnContext{nullptr};
+    dnn_handles.insert(h);
+    *handle = h;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnDestroy(cudnnHandle_t handle) {
+    lock l(mu);
+    if (!dnn_handles.erase(handle)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid handle");
+    delete handle;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, cudaStream_t streamId) {
+    lock l(mu);
+    if (!dnn_handles.count(handle)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid handle");
+    if (!valid_stream(streamId)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid stream");
+    handle->stream = streamId;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *tensorDesc) {
+    lock l(mu);
+    if (!tensorDesc) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "NULL");
+    auto *t = new cudnnTensorStruct{};
+    tensor_descs.insert(t);
+    *tensorDesc = t;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetTensor4dDescriptorEx(cudnnTensorDescriptor_t t, cudnnDataType_t dataType, int n, int c, int h,
+                                           int w, int nStride, int cStride, int hStride, int wStride) {
+    lock l(mu);
+    if (!tensor_descs.count(t)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid tensor descriptor");
+    if (element_size(dataType) == 0) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "data type %d", dataType);
+    if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || nStride <= 0 || cStride <= 0 || hStride <= 0 || wStride <= 0)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "dims %d,%d,%d,%d strides %d,%d,%d,%d must be positive", n, c, h, w,
+                        nStride, cStride, hStride, wStride);
+    *t = cudnnTensorStruct{true, dataType, n, c, h, w, nStride, cStride, hStride, wStride};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t t) {
+    lock l(mu);
+    if (!t) return CUDNN_STATUS_SUCCESS;   // like cuDNN, destroying NULL is a no-op
+    if (!tensor_descs.erase(t)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid tensor descriptor");
+    delete t;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t *filterDesc) {
+    lock l(mu);
+    if (!filterDesc) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "NULL");
+    auto *f = new cudnnFilterStruct{};
+    filter_descs.insert(f);
+    *filterDesc = f;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t f, cudnnDataType_t dataType,
+                                         cudnnTensorFormat_t format, int k, int c, int h, int w) {
+    lock l(mu);
+    if (!filter_descs.count(f)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid filter descriptor");
+    if (element_size(dataType) == 0) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "data type %d", dataType);
+    if (format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC && format != CUDNN_TENSOR_NCHW_VECT_C)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "format %d", format);
+    if (k <= 0 || c <= 0 || h <= 0 || w <= 0)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "filter dims %d,%d,%d,%d must be positive", k, c, h, w);
+    *f = cudnnFilterStruct{true, dataType, format, k, c, h, w};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t f) {
+    lock l(mu);
+    if (!f) return CUDNN_STATUS_SUCCESS;
+    if (!filter_descs.erase(f)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid filter descriptor");
+    delete f;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t *convDesc) {
+    lock l(mu);
+    if (!convDesc) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "NULL");
+    auto *c = new cudnnConvolutionStruct{};
+    c->groups = 1;
+    c->math = CUDNN_DEFAULT_MATH;
+    conv_descs.insert(c);
+    *convDesc = c;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t cd, int pad_h, int pad_w, int u, int v,
+                                              int dilation_h, int dilation_w, cudnnConvolutionMode_t mode,
+                                              cudnnDataType_t computeType) {
+    lock l(mu);
+    if (!conv_descs.count(cd)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid convolution descriptor");
+    if (pad_h < 0 || pad_w < 0 || u <= 0 || v <= 0 || dilation_h <= 0 || dilation_w <= 0)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "pads %d,%d strides %d,%d dilations %d,%d", pad_h, pad_w, u, v,
+                        dilation_h, dilation_w);
+    if (mode != CUDNN_CONVOLUTION && mode != CUDNN_CROSS_CORRELATION)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "mode %d", mode);
+    if (element_size(computeType) == 0) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "compute type %d", computeType);
+    cd->set = true;
+    cd->pad_h = pad_h, cd->pad_w = pad_w, cd->u = u, cd->v = v, cd->dil_h = dilation_h, cd->dil_w = dilation_w;
+    cd->mode = mode;
+    cd->compute = computeType;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t cd, int groupCount) {
+    lock l(mu);
+    if (!conv_descs.count(cd)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid convolution descriptor");
+    if (groupCount < 1) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "group count %d", groupCount);
+    cd->groups = groupCount;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t cd, cudnnMathType_t mathType) {
+    lock l(mu);
+    if (!conv_descs.count(cd)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid convolution descriptor");
+    if ((int)mathType < 0 || (int)mathType > 3) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "math type %d", mathType);
+    cd->math = mathType;   // recorded and reported; the emulator always computes in plain float
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t cd) {
+    lock l(mu);
+    if (!cd) return CUDNN_STATUS_SUCCESS;
+    if (!conv_descs.erase(cd)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid convolution descriptor");
+    delete cd;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescriptor_t convDesc,
+                                                    const cudnnTensorDescriptor_t inputTensorDesc,
+                                                    const cudnnFilterDescriptor_t filterDesc, int *n, int *c, int *h,
+                                                    int *w) {
+    lock l(mu);
+    if (!n || !c || !h || !w) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "NULL output");
+    int d[4];
+    if (cudnnStatus_t s = forward_dims(convDesc, inputTensorDesc, filterDesc, d)) return s;
+    *n = d[0], *c = d[1], *h = d[2], *w = d[3];
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t handle, const cudnnTensorDescriptor_t srcDesc,
+                                                     const cudnnFilterDescriptor_t filterDesc,
+                                                     const cudnnConvolutionDescriptor_t convDesc,
+                                                     const cudnnTensorDescriptor_t destDesc,
+                                                     const int requestedAlgoCount, int *returnedAlgoCount,
+                                                     cudnnConvolutionFwdAlgoPerf_t *perfResults) {
+    lock l(mu);
+    if (cudnnStatus_t s = check_geometry(handle, srcDesc, filterDesc, convDesc, destDesc, "x", "y")) return s;
+    if (requestedAlgoCount < 1 || !returnedAlgoCount || !perfResults)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "requestedAlgoCount %d, outputs %p %p", requestedAlgoCount,
+                        (void *)returnedAlgoCount, (void *)perfResults);
+    fill_perf(perfResults, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, convDesc->math, -1.0f);
+    *returnedAlgoCount = 1;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc,
+                                                      const cudnnFilterDescriptor_t wDesc,
+                                                      const cudnnConvolutionDescriptor_t convDesc,
+                                                      const cudnnTensorDescriptor_t yDesc,
+                                                      cudnnConvolutionFwdAlgo_t algo, size_t *sizeInBytes) {
+    lock l(mu);
+    if (cudnnStatus_t s = check_geometry(handle, xDesc, wDesc, convDesc, yDesc, "x", "y")) return s;
+    if ((int)algo < 0 || algo >= CUDNN_CONVOLUTION_FWD_ALGO_COUNT || !sizeInBytes)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "algo %d", algo);
+    *sizeInBytes = kWorkspaceBytes;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha, const cudnnTensorDescriptor_t xDesc,
+                                      const void *x, const cudnnFilterDescriptor_t wDesc, const void *w,
+                                      const cudnnConvolutionDescriptor_t convDesc, cudnnConvolutionFwdAlgo_t algo,
+                                      void *workSpace, size_t workSpaceSizeInBytes, const void *beta,
+                                      const cudnnTensorDescriptor_t yDesc, void *y) {
+    lock l(mu);
+    if (cudnnStatus_t s = check_geometry(handle, xDesc, wDesc, convDesc, yDesc, "x", "y")) return s;
+    if ((int)algo < 0 || algo >= CUDNN_CONVOLUTION_FWD_ALGO_COUNT)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "algo %d", algo);
+    if (!alpha || !beta) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "alpha or beta is NULL");
+    if (cudnnStatus_t s = check_workspace(workSpace, workSpaceSizeInBytes)) return s;
+    if (cudnnStatus_t s = check_extent(x, xDesc, "x")) return s;
+    if (cudnnStatus_t s = check_filter_extent(w, wDesc)) return s;
+    if (cudnnStatus_t s = check_extent(y, yDesc, "y")) return s;
+    // alpha and beta point at floats for FLOAT and HALF data
+    run_forward(*static_cast<const float *>(alpha), xDesc, x, wDesc, w, convDesc, *static_cast<const float *>(beta),
+                yDesc, y);
+    launches++;
+    last_kernel = "cudnnConvolutionForward";
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc,
+                                                     const void *x, const cudnnFilterDescriptor_t wDesc, const void *w,
+                                                     const cudnnConvolutionDescriptor_t convDesc,
+                                                     const cudnnTensorDescriptor_t yDesc, void *y,
+                                                     const int requestedAlgoCount, int *returnedAlgoCount,
+                                                     cudnnConvolutionFwdAlgoPerf_t *perfResults, void *workSpace,
+                                                     size_t workSpaceSizeInBytes) {
+    lock l(mu);
+    if (cudnnStatus_t s = check_geometry(handle, xDesc, wDesc, convDesc, yDesc, "x", "y")) return s;
+    if (requestedAlgoCount < 1 || !returnedAlgoCount || !perfResults)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "requestedAlgoCount %d, outputs %p %p", requestedAlgoCount,
+                        (void *)returnedAlgoCount, (void *)perfResults);
+    if (cudnnStatus_t s = check_workspace(workSpace, workSpaceSizeInBytes)) return s;
+    if (cudnnStatus_t s = check_extent(x, xDesc, "x")) return s;
+    if (cudnnStatus_t s = check_filter_extent(w, wDesc)) return s;
+    if (cudnnStatus_t s = check_extent(y, yDesc, "y")) return s;
+    // Like the real one, "finding" runs the convolution, so y is overwritten.
+    auto t0 = std::chrono::steady_clock::now();
+    run_forward(1.0f, xDesc, x, wDesc, w, convDesc, 0.0f, yDesc, y);
+    float ms = std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    fill_perf(perfResults, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, convDesc->math, ms);
+    *returnedAlgoCount = 1;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t handle,
+                                                          const cudnnFilterDescriptor_t filterDesc,
+                                                          const cudnnTensorDescriptor_t diffDesc,
+                                                          const cudnnConvolutionDescriptor_t convDesc,
+                                                          const cudnnTensorDescriptor_t gradDesc,
+                                                          const int requestedAlgoCount, int *returnedAlgoCount,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t *perfResults) {
+    lock l(mu);
+    if (cudnnStatus_t s = check_geometry(handle, gradDesc, filterDesc, convDesc, diffDesc, "dx", "dy")) return s;
+    if (requestedAlgoCount < 1 || !returnedAlgoCount || !perfResults)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "requestedAlgoCount %d, outputs %p %p", requestedAlgoCount,
+                        (void *)returnedAlgoCount, (void *)perfResults);
+    fill_perf(perfResults, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, convDesc->math, -1.0f);
+    *returnedAlgoCount = 1;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t handle, const cudnnFilterDescriptor_t wDesc,
+                                                           const cudnnTensorDescriptor_t dyDesc,
+                                                           const cudnnConvolutionDescriptor_t convDesc,
+                                                           const cudnnTensorDescriptor_t dxDesc,
+                                                           cudnnConvolutionBwdDataAlgo_t algo, size_t *sizeInBytes) {
+    lock l(mu);
+    if (cudnnStatus_t s = check_geometry(handle, dxDesc, wDesc, convDesc, dyDesc, "dx", "dy")) return s;
+    if ((int)algo < 0 || algo >= CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT || !sizeInBytes)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "algo %d", algo);
+    *sizeInBytes = kWorkspaceBytes;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alpha, const cudnnFilterDescriptor_t wDesc,
+                                           const void *w, const cudnnTensorDescriptor_t dyDesc, const void *dy,
+                                           const cudnnConvolutionDescriptor_t convDesc,
+                                           cudnnConvolutionBwdDataAlgo_t algo, void *workSpace,
+                                           size_t workSpaceSizeInBytes, const void *beta,
+                                           const cudnnTensorDescriptor_t dxDesc, void *dx) {
+    lock l(mu);
+    if (cudnnStatus_t s = check_geometry(handle, dxDesc, wDesc, convDesc, dyDesc, "dx", "dy")) return s;
+    if ((int)algo < 0 || algo >= CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "algo %d", algo);
+    if (!alpha || !beta) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "alpha or beta is NULL");
+    if (cudnnStatus_t s = check_workspace(workSpace, workSpaceSizeInBytes)) return s;
+    if (cudnnStatus_t s = check_extent(dy, dyDesc, "dy")) return s;
+    if (cudnnStatus_t s = check_filter_extent(w, wDesc)) return s;
+    if (cudnnStatus_t s = check_extent(dx, dxDesc, "dx")) return s;
+    run_backward_data(*static_cast<const float *>(alpha), wDesc, w, dyDesc, dy, convDesc,
+                      *static_cast<const float *>(beta), dxDesc, dx);
+    launches++;
+    last_kernel = "cudnnConvolutionBackwardData";
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t handle, const cudnnFilterDescriptor_t wDesc,
+                                                          const void *w, const cudnnTensorDescriptor_t dyDesc,
+                                                          const void *dy, const cudnnConvolutionDescriptor_t convDesc,
+                                                          const cudnnTensorDescriptor_t dxDesc, void *dx,
+                                                          const int requestedAlgoCount, int *returnedAlgoCount,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t *perfResults,
+                                                          void *workSpace, size_t workSpaceSizeInBytes) {
+    lock l(mu);
+    if (cudnnStatus_t s = check_geometry(handle, dxDesc, wDesc, convDesc, dyDesc, "dx", "dy")) return s;
+    if (requestedAlgoCount < 1 || !returnedAlgoCount || !perfResults)
+        return dnn_fail(CUDNN_STATUS_BAD_PARAM, "requestedAlgoCount %d, outputs %p %p", requestedAlgoCount,
+                        (void *)returnedAlgoCount, (void *)perfResults);
+    if (cudnnStatus_t s = check_workspace(workSpace, workSpaceSizeInBytes)) return s;
+    if (cudnnStatus_t s = check_extent(dy, dyDesc, "dy")) return s;
+    if (cudnnStatus_t s = check_filter_extent(w, wDesc)) return s;
+    if (cudnnStatus_t s = check_extent(dx, dxDesc, "dx")) return s;
+    auto t0 = std::chrono::steady_clock::now();
+    run_backward_data(1.0f, wDesc, w, dyDesc, dy, convDesc, 0.0f, dxDesc, dx);
+    float ms = std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    fill_perf(perfResults, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, convDesc->math, ms);
+    *returnedAlgoCount = 1;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+// ═════════════════════════════ 6. counters for tests ═════════════════════════════
+
+extern "C" {
+// Kernel launches plus cuDNN convolution runs since load (or the last enh_emu_reset).
+__attribute__((visibility("default"))) unsigned long long enh_emu_launch_count(void) {
+    lock l(mu);
+    return launches;
+}
+// Bytes of device memory allocated and not freed (requested sizes, guards not counted).
+__attribute__((visibility("default"))) unsigned long long enh_emu_live_bytes(void) {
+    lock l(mu);
+    return live_bytes;
+}
+// The highest live_bytes since load (or the last enh_emu_reset).
+__attribute__((visibility("default"))) unsigned long long enh_emu_peak_bytes(void) {
+    lock l(mu);
+    return peak_bytes;
+}
+// Zero the launch count and bring the peak down to the current live bytes. Allocations are left alone.
+__attribute__((visibility("default"))) void enh_emu_reset(void) {
+    lock l(mu);
+    launches = 0;
+    peak_bytes = live_bytes;
+}
+}
