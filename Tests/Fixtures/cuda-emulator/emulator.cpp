@@ -816,7 +816,16 @@ CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaVersion, cu
                              CUdriverProcAddressQueryResult *symbolStatus) {
     if (!symbol || !pfn || flags > 3) return CUDA_ERROR_INVALID_VALUE;
     *pfn = nullptr;
-    if (cudaVersion > kDriverVersion) return CUDA_ERROR_INVALID_VALUE;   // the driver is older than requested
+    // Test knobs for the loader's error paths: ENH_EMU_DRIVER_VERSION pretends to be an older driver,
+    // ENH_EMU_HIDE_PROC names one entry to report as missing.
+    const char *v = getenv("ENH_EMU_DRIVER_VERSION");
+    int driver_version = v ? atoi(v) : kDriverVersion;
+    if (cudaVersion > driver_version) return CUDA_ERROR_INVALID_VALUE;   // the driver is older than requested
+    const char *hide = getenv("ENH_EMU_HIDE_PROC");
+    if (hide && strcmp(hide, symbol) == 0) {
+        if (symbolStatus) *symbolStatus = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+        return CUDA_SUCCESS;
+    }
     const proc *best = nullptr;
     bool known = false;
     for (const auto &p : procs) {
