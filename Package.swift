@@ -43,6 +43,8 @@ let package = Package(
         .target(name: "TensorCore", exclude: ["API.md"]),
         // the oneDNN CPU backend
         .target(name: "BackendDNNL", dependencies: ["TensorCore", "CDNNL"]),
+        // the NVIDIA GPU backend: cuDNN convolutions + NVRTC kernels (kernels.cu, embedded)
+        .target(name: "BackendCUDA", dependencies: ["TensorCore", "CCUDA"], resources: [.embedInCode("kernels.cu")]),
         // .pth (zip + legacy), safetensors and ncnn readers; architecture detection
         .target(name: "Checkpoint"),
         // RRDBNet, SRVGGNetCompact, GPEN, RetinaFace, ParseNet on any Backend
@@ -55,7 +57,7 @@ let package = Package(
         // the composition root front ends share: typed configurations → backends, upscalers, restorers, detectors;
         // model registry, lookup and manager (fetch, resume, verify); categorised errors
         .target(name: "EnhanceKit", dependencies: [
-            "Models", "Pipeline", "BackendDNNL", "TensorCore",
+            "Models", "Pipeline", "BackendDNNL", "BackendCUDA", "TensorCore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
@@ -75,7 +77,7 @@ let package = Package(
         ], resources: [.embedInCode("Web/index.html")]),
         // commands as a library so tests can drive them
         .target(name: "EnhanceCLI", dependencies: [
-            "EnhanceKit", "EnhanceServer", "Bench", "Pipeline", "Models", "ImageIO", "Checkpoint", "TensorCore", "BackendDNNL",
+            "EnhanceKit", "EnhanceServer", "Bench", "Pipeline", "Models", "ImageIO", "Checkpoint", "TensorCore", "BackendDNNL", "BackendCUDA",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "enhance", dependencies: ["EnhanceCLI"]),
@@ -83,7 +85,7 @@ let package = Package(
         // helpers shared by test targets (a loopback HTTP server)
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),
-        .testTarget(name: "EngineTests", dependencies: ["TensorCore", "BackendDNNL", "EnhanceKit"]),
+        .testTarget(name: "EngineTests", dependencies: ["TensorCore", "BackendDNNL", "BackendCUDA", "EnhanceKit", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "BackendDNNL", "Checkpoint", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ImageIO", "Models", "BackendDNNL", "TensorCore", "Checkpoint", "TestSupport"]),

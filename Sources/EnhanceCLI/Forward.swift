@@ -1,4 +1,5 @@
 import ArgumentParser
+import BackendCUDA
 import Checkpoint
 import Foundation
 import Pipeline
@@ -7,13 +8,15 @@ import TensorCore
 
 /// Raw-network runners of `enhance forward`, one per architecture key.
 ///
-/// To add an architecture, replace its `notYetSupported` entry in `runners` with a closure that builds the
-/// network from the loaded checkpoint on `backend`, runs it on the input (float32 **N, C, H, W**) and returns the
-/// outputs by file stem (each becomes `<stem>.npy`, float32).
+/// To add an architecture, add a closure to `runners` that builds the network from the loaded checkpoint on
+/// `backend` and returns its forward: input (float32 **N, C, H, W**) uploaded, run, outputs downloaded and named by
+/// file stem (each becomes `<stem>.npy`, float32).
 enum ForwardRegistry {
-    /// Builds and runs a network: (checkpoint, detected architecture, input, backend) → named outputs.
+    /// One forward of a built network: input → named outputs.
+    typealias Forward = (_ input: HostTensor) throws -> [(name: String, tensor: HostTensor)]
+    /// Builds a network: (checkpoint, detected architecture, backend) → its forward.
     typealias Runner = @Sendable (_ checkpoint: LoadedCheckpoint, _ architecture: DetectedArchitecture,
-                                  _ input: HostTensor, _ backend: any Backend) throws -> [(name: String, tensor: HostTensor)]
+                                  _ backend: any Backend) throws -> Forward
 
     /// Architecture keys accepted by `--arch` (besides `auto`).
     static let keys = ["rrdbnet", "srvgg", "gpen", "retinaface", "parsenet"]
@@ -38,14 +41,9 @@ enum ForwardRegistry {
         }
     }
 
-    static let superResolution: Runner = { ckpt, arch, input, backend in
+    static let superResolution: Runner = { ckpt, arch, backend in
         let net = try RealESRGANLoader.network(arch, weights: ckpt.stateDict, backend: backend, file: ckpt.path)
-        let y = try net.forward(backend.upload(input))
-        return [("output", try backend.download(y))]
-    }
-
-    static func notYetSupported(_ key: String) -> Runner {
-        { _, _, _, _ in throw CommandError("--arch \(key): not yet supported by `enhance forward` in this build") }
+        return { input in [("output", try backend.download(net.forward(backend.upload(input))))] }
     }
 }
 
@@ -69,7 +67,17 @@ struct Forward: ParsableCommand {
 
     @OptionGroup var engine: EngineOptions
 
+    @Option(help: "Untimed forwards before the timed ones (warm-up: plans, algorithm choice, kernel caches).")
+    var warmup = 0
+
+    @Option(help: "Timed forwards (the outputs of the last are written).")
+    var runs = 1
+
+    @Option(help: "Write a JSON report: device, backend, precision, seconds per run (whole forward incl. upload and download), median/p95, memory (weights, live and reserved peaks, workspace, allocated peak = live peak + weights + workspace).")
+    var report: String?
+
     func validate() throws {
+        guard warmup >= 0, runs >= 1 else { throw ValidationError("--warmup must be ≥ 0 and --runs ≥ 1") }
         guard arch == "auto" || ForwardRegistry.keys.contains(arch) else {
             throw ValidationError("--arch must be auto or one of \(ForwardRegistry.keys.joined(separator: ", ")), got '\(arch)'")
         }
@@ -109,9 +117,17 @@ struct Forward: ParsableCommand {
         }
         guard let runner = ForwardRegistry.runners[key] else { throw CommandError("--arch \(key): no runner") }
         let backend = try engine.makeBackend()
-        let start = ContinuousClock.now
-        let outputs = try runner(ckpt, detected, host, backend)
-        let seconds = secondsSince(start)
+        let forward = try runner(ckpt, detected, backend)
+        var outputs: [(name: String, tensor: HostTensor)] = []
+        for _ in 0..<warmup { outputs = try forward(host) }
+        backend.resetPeak()
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let start = ContinuousClock.now
+            outputs = try forward(host)
+            times.append(secondsSince(start))
+        }
+        let seconds = times.last ?? 0
         let dir = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         for (name, t) in outputs {
@@ -119,6 +135,32 @@ struct Forward: ParsableCommand {
             try NPYArray(shape: t.shape, floats: t.data).write(to: url)
             print("\(url.path): \(t.shape.map(String.init).joined(separator: "×")) float32")
         }
-        print(String(format: "%@ on %@: %.3f s", detected.name, backend.name, seconds))
+        print(String(format: "%@ on %@: %.3f s%@", detected.name, backend.name, seconds,
+                     times.count > 1 ? String(format: " (last of %d; median %.3f s)", times.count, times.sorted()[times.count / 2]) : ""))
+        if let report { try writeReport(report, backend: backend, key: key, input: npy.shape, times: times) }
+    }
+
+    /// The `--report` JSON (the contract scripts/device reads). Each run is the input upload, the forward and the
+    /// download (the network is built once, before the warm-up).
+    func writeReport(_ path: String, backend: any Backend, key: String, input: [Int], times: [Double]) throws {
+        let sorted = times.sorted()
+        let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        let p95 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.95).rounded(.up)) - 1)]
+        let m = backend.memoryStats
+        var diagnostics: [String] = []
+        if let cuda = backend as? CUDABackend { diagnostics = cuda.planNotes }
+        let object: [String: Any] = [
+            "device": engine.configuration.device == .auto ? (backend is CUDABackend ? "cuda" : "cpu") : engine.configuration.device.rawValue,
+            "backend": backend.name, "precision": engine.precision.rawValue, "arch": key, "input_shape": input,
+            "warmup": warmup, "runs": times.count, "seconds": times, "median_s": median, "p95_s": p95,
+            "memory": ["weight_bytes": m.weightBytes, "live_peak_bytes": m.peakLiveBytes, "reserved_peak_bytes": m.peakReservedBytes,
+                       "workspace_peak_bytes": m.workspaceBytes, "allocated_peak_bytes": m.allocatedPeakBytes],
+            "diagnostics": diagnostics,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        let url = URL(fileURLWithPath: path)
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+        try data.write(to: tmp)
+        guard rename(tmp.path, url.path) == 0 else { throw CommandError("\(path): cannot write the report (rename failed)") }
     }
 }

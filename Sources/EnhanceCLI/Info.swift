@@ -1,4 +1,5 @@
 import ArgumentParser
+import BackendCUDA
 import BackendDNNL
 import EnhanceKit
 import Foundation
@@ -10,6 +11,24 @@ struct Info: ParsableCommand {
 
     @Flag(help: "Print JSON.")
     var json = false
+
+    /// The cuda device as JSON: available with device, compute capability and library versions, or why not.
+    static func cudaObject() -> [String: Any] {
+        let lib: CUDALibrary
+        switch CUDALibrary.shared {
+        case let .failure(e): return ["available": false, "reason": CUDABackend.reason(e)]
+        case let .success(l): lib = l
+        }
+        do {
+            let d = try lib.device(0)
+            return ["available": true, "device": d.name, "compute_capability": "\(d.computeCapability.major).\(d.computeCapability.minor)",
+                    "multiprocessors": d.multiprocessors, "memory_total_bytes": d.totalMemoryBytes,
+                    "driver": lib.driverVersion, "cudnn": lib.cudnnVersion, "nvrtc": "\(lib.nvrtcVersion.major).\(lib.nvrtcVersion.minor)"]
+        } catch {
+            return ["available": false, "reason": CUDABackend.reason(error), "driver": lib.driverVersion, "cudnn": lib.cudnnVersion,
+                    "nvrtc": "\(lib.nvrtcVersion.major).\(lib.nvrtcVersion.minor)"]
+        }
+    }
 
     func run() throws {
         let backend = try DNNLBackend()
@@ -30,7 +49,9 @@ struct Info: ParsableCommand {
             "devices": ModelFactory.devices.map { "\($0.device.rawValue) (\($0.available ? "" : "unavailable: ")\($0.detail))" }.joined(separator: "; "),
         ]
         if json {
-            let data = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
+            var object: [String: Any] = info
+            object["cuda"] = Self.cudaObject()
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             for k in ["version", "engine", "devices", "cpu", "isa", "activation_layout", "cpu_features", "bf16", "codecs"] {

@@ -11,54 +11,29 @@ extension RestoreMaskKind: ExpressibleByArgument {}
 
 /// Raw-network runners of `enhance forward` for the face networks (registered in `ForwardRegistry.runners`).
 enum FaceForwardRunners {
-    /// `ENHANCE_FORWARD_REPEAT=N`: run the network N more times after the first and print each time, the median and
-    /// the engine's peak live bytes plus the process peak RSS on stderr (a benchmark aid).
-    static func timed(_ backend: any Backend, _ body: () throws -> Void) rethrows {
-        let n = Int(ProcessInfo.processInfo.environment["ENHANCE_FORWARD_REPEAT"] ?? "") ?? 0
-        guard n > 0 else { try body(); return }
-        var times: [Double] = []
-        for i in 0...n {
-            if i == 1 { backend.resetPeak() }
-            let t = ContinuousClock.now
-            try body()
-            times.append(secondsSince(t))
-        }
-        let runs = times.dropFirst().sorted()
-        let m = backend.memoryStats
-        let line = String(format: "forward: first %.3f s, then %@ s, median %.3f s; engine peak live %.1f MiB (reserved %.1f MiB); peak RSS %.1f MiB\n",
-                          times[0], times.dropFirst().map { String(format: "%.3f", $0) }.joined(separator: " / "), runs[runs.count / 2],
-                          Double(m.peakLiveBytes) / 1048576, Double(m.peakReservedBytes) / 1048576, Double(peakRSSBytes() ?? 0) / 1048576)
-        FileHandle.standardError.write(Data(line.utf8))
-    }
-
     /// GPEN FullGenerator: input N×3×S×S RGB in [-1, 1] → `output` N×3×S×S.
-    static let gpen: ForwardRegistry.Runner = { ckpt, _, input, backend in
+    static let gpen: ForwardRegistry.Runner = { ckpt, _, backend in
         let g = try GPENGenerator(stateDict: ckpt.stateDict, backend: backend)
-        let x = try backend.upload(input)
-        var y: Tensor?
-        try timed(backend) { y = try g.forward(x) }
-        return [("output", try backend.download(y!))]
+        return { input in [("output", try backend.download(g.forward(backend.upload(input))))] }
     }
     /// RetinaFace: input 1×3×H×W (BGR − mean) → `loc` [1,N,4], `conf` [1,N,2] (softmaxed), `landms` [1,N,10], `priors` [N,4].
-    static let retinaFace: ForwardRegistry.Runner = { ckpt, _, input, backend in
+    static let retinaFace: ForwardRegistry.Runner = { ckpt, _, backend in
         let net = try RetinaFace(stateDict: ckpt.stateDict, backend: backend)
-        let x = try backend.upload(input)
-        var out: RetinaFaceRawOutput?
-        try timed(backend) { out = try net.forward(x) }
-        let r = out!
-        let n = r.count
-        return [("loc", try HostTensor(shape: [1, n, 4], data: r.loc)), ("conf", try HostTensor(shape: [1, n, 2], data: r.conf)),
-                ("landms", try HostTensor(shape: [1, n, 10], data: r.landms)),
-                ("priors", try HostTensor(shape: [n, 4], data: RetinaFace.priors(height: input.shape[2], width: input.shape[3])))]
+        return { input in
+            let r = try net.forward(backend.upload(input))
+            let n = r.count
+            return [("loc", try HostTensor(shape: [1, n, 4], data: r.loc)), ("conf", try HostTensor(shape: [1, n, 2], data: r.conf)),
+                    ("landms", try HostTensor(shape: [1, n, 10], data: r.landms)),
+                    ("priors", try HostTensor(shape: [n, 4], data: RetinaFace.priors(height: input.shape[2], width: input.shape[3])))]
+        }
     }
     /// ParseNet: input N×3×H×W RGB in [-1, 1] → `out_mask` (logits) and `out_img`.
-    static let parseNet: ForwardRegistry.Runner = { ckpt, _, input, backend in
+    static let parseNet: ForwardRegistry.Runner = { ckpt, _, backend in
         let net = try ParseNet(stateDict: ckpt.stateDict, backend: backend)
-        let x = try backend.upload(input)
-        var out: (Tensor, Tensor)?
-        try timed(backend) { out = try net.forward(x) }
-        let (m, i) = out!
-        return [("out_mask", try backend.download(m)), ("out_img", try backend.download(i))]
+        return { input in
+            let (m, i) = try net.forward(backend.upload(input))
+            return [("out_mask", try backend.download(m)), ("out_img", try backend.download(i))]
+        }
     }
 }
 

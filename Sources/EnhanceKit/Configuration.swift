@@ -11,16 +11,19 @@ public enum ModelReference: Sendable, Equatable {
 /// The compute engine: which backend and how it runs.
 public struct EngineConfiguration: Sendable, Equatable {
     public enum Device: String, Sendable, CaseIterable {
-        /// The best available device (today: cpu).
+        /// The best available device: cuda when a GPU can be used here, else cpu.
         case auto
         /// oneDNN on the CPU.
         case cpu
         /// The plain-Swift reference backend (slow; the test oracle).
         case reference
-        /// NVIDIA GPUs (not in this build: asking for it is an `unsupported` error).
+        /// NVIDIA GPUs through cuDNN and NVRTC (loaded at run time; where they or a GPU are missing, asking for it is an
+        /// `unsupported` error that says why).
         case cuda
     }
-    public enum Precision: String, Sendable, CaseIterable { case fp32, bf16 }
+    /// fp32 everywhere; tf32 and fp16 on cuda only (TF32 tensor cores in convolutions; half storage with float
+    /// accumulation); bf16 is reserved for CPUs with avx512_bf16/AMX (not implemented).
+    public enum Precision: String, Sendable, CaseIterable { case fp32, tf32, fp16, bf16 }
 
     public var device: Device = .auto
     /// Compute threads; nil = all cores.
@@ -28,6 +31,8 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Winograd 3×3 convolutions where oneDNN has them.
     public var winograd = true
     public var precision: Precision = .fp32
+    /// cuda: time cuDNN's algorithms once per shape and keep the fastest (PyTorch's `cudnn.benchmark = True`).
+    public var cudnnBenchmark = false
     /// Receives engine decisions (a layer's fallback to another algorithm); nil: silent.
     public var diagnostics: (@Sendable (String) -> Void)?
 
@@ -35,6 +40,7 @@ public struct EngineConfiguration: Sendable, Equatable {
 
     public static func == (a: Self, b: Self) -> Bool {
         a.device == b.device && a.threads == b.threads && a.winograd == b.winograd && a.precision == b.precision
+            && a.cudnnBenchmark == b.cudnnBenchmark
     }
 }
 

@@ -1,3 +1,4 @@
+import BackendCUDA
 import BackendDNNL
 import Foundation
 import Models
@@ -21,12 +22,16 @@ public struct ModelFactory: Sendable {
         return try cache.value(key, name: (names ?? urls.map(\.modelStem)).joined(separator: "+"), load)
     }
 
-    /// The backend `engine` asks for.
+    /// The backend `engine` asks for (`auto`: cuda when it can be used here, else cpu).
     public static func makeBackend(_ engine: EngineConfiguration) throws -> any Backend {
         switch engine.device {
         case .reference: return ReferenceBackend()
-        case .cuda: throw EnhanceError(.unsupported, "device cuda: \(Self.cudaUnavailableReason)")
+        case .cuda: return try makeCUDABackend(engine)
+        case .auto where cuda.available: return try makeCUDABackend(engine)
         case .cpu, .auto:
+            guard engine.precision == .fp32 || engine.precision == .bf16 else {
+                throw EnhanceError(.unsupported, "precision \(engine.precision.rawValue) runs on the cuda device only (the CPU computes in fp32)")
+            }
             let be = try DNNLBackend(options: DNNLBackend.Options(threads: engine.threads, winograd: engine.winograd,
                                                                   precision: engine.precision == .bf16 ? .bf16 : .fp32))
             be.diagnostics = engine.diagnostics
@@ -34,8 +39,25 @@ public struct ModelFactory: Sendable {
         }
     }
 
-    /// Why the CUDA device cannot be used here.
-    public static let cudaUnavailableReason = "this build has no CUDA backend (it runs on the CPU: device cpu or auto)"
+    private static func makeCUDABackend(_ engine: EngineConfiguration) throws -> any Backend {
+        let precision: CUDABackend.Precision
+        switch engine.precision {
+        case .fp32: precision = .fp32
+        case .tf32: precision = .tf32
+        case .fp16: precision = .fp16
+        case .bf16: throw EnhanceError(.unsupported, "precision bf16 is not implemented on cuda (use fp32, tf32 or fp16)")
+        }
+        do {
+            let be = try CUDABackend(options: .init(precision: precision, benchmark: engine.cudnnBenchmark))
+            be.diagnostics = engine.diagnostics
+            return be
+        } catch let TensorError.unsupported(_, message) {
+            throw EnhanceError(.unsupported, "device cuda: \(message)")
+        }
+    }
+
+    /// Whether the cuda device can be used here, and what it is or why not (probed once per process).
+    public static let cuda: (available: Bool, detail: String) = CUDABackend.probe()
 
     /// A compute device this build knows, whether it can be used here, and what it is.
     public struct DeviceInfo: Sendable {
@@ -44,13 +66,13 @@ public struct ModelFactory: Sendable {
         public let detail: String
     }
 
-    /// The devices `makeBackend` can create (and cuda, with why it cannot); `auto` picks the first available of
+    /// The devices `makeBackend` can create, with why one cannot be used here; `auto` picks the first available of
     /// cuda and cpu.
     public static var devices: [DeviceInfo] {
         [
             DeviceInfo(device: .cpu, available: true, detail: "oneDNN \(DNNLBackend.version), \(CPUInfo.isa)\(CPUInfo.isaCap.map { " (capped by MAX_CPU_ISA=\($0))" } ?? ""), \(CPUInfo.model)"),
             DeviceInfo(device: .reference, available: true, detail: "plain Swift, slow (the test oracle)"),
-            DeviceInfo(device: .cuda, available: false, detail: cudaUnavailableReason),
+            DeviceInfo(device: .cuda, available: cuda.available, detail: cuda.detail),
         ]
     }
 
@@ -143,6 +165,7 @@ extension ModelFactory {
         devices.filter { $0.available && $0.device != .reference }.flatMap { info -> [(name: String, engine: EngineConfiguration)] in
             var e = EngineConfiguration()
             e.device = info.device
+            // cuda joins at fp32 (the parity tolerances are fp32's; tf32/fp16 are gated by scripts/device-check)
             guard info.device == .cpu else { return [(info.device.rawValue, e)] }
             return [false, true].map { winograd in
                 e.winograd = winograd

@@ -17,9 +17,14 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
     public var reuseCount: Int = 0
     /// Bytes held by prepared weights (backends that keep weights in their own memory; not part of the peaks).
     public var weightBytes: Int = 0
+    /// Bytes of library workspace held apart from the pool (a GPU backend's convolution workspace; 0 elsewhere).
+    public var workspaceBytes: Int = 0
+
+    /// What PyTorch's `max_memory_allocated` counts after loading: the live peak, the weights and the workspace.
+    public var allocatedPeakBytes: Int { peakLiveBytes + weightBytes + workspaceBytes }
 
     public var description: String {
-        return "live \(liveBytes) B, peak live \(peakLiveBytes) B, reserved \(reservedBytes) B, peak reserved \(peakReservedBytes) B, \(allocationCount) allocations, \(reuseCount) reuses, weights \(weightBytes) B"
+        return "live \(liveBytes) B, peak live \(peakLiveBytes) B, reserved \(reservedBytes) B, peak reserved \(peakReservedBytes) B, \(allocationCount) allocations, \(reuseCount) reuses, weights \(weightBytes) B\(workspaceBytes > 0 ? ", workspace \(workspaceBytes) B" : "")"
     }
 }
 

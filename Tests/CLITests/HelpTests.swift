@@ -17,8 +17,10 @@ import TestSupport
 @Test func infoReportsEngineAndPrecision() throws {
     let r = try EnhanceBinary.run(["info", "--json"])
     #expect(r.status == 0)
-    let o = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: String])
+    let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+    let o = json.compactMapValues { $0 as? String }
     #expect(o["engine"]?.hasPrefix("oneDNN 2.") == true)
+    #expect((json["cuda"] as? [String: Any])?["available"] is Bool)
     let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
     if !cpu.contains("avx512_bf16") && !cpu.contains("amx_bf16") {
         // No native bf16: the option says so instead of emulating slowly.

@@ -1,5 +1,7 @@
+import BackendCUDA
 import EnhanceKit
 import Foundation
+import TestSupport
 import Synchronization
 import Testing
 @testable import TensorCore
@@ -26,7 +28,16 @@ struct ParityTarget: Sendable, CustomStringConvertible {
     /// Every target, created once for the whole suite.
     static let all: [ParityTarget] = ModelFactory.parityConfigurations.map { config in
         ParityTarget(config.name) { try ModelFactory.makeBackend(config.engine) }
-    } + [ParityTarget("partial (host memory, reference fallback)") { HostPartialBackend() }]
+    } + [ParityTarget("partial (host memory, reference fallback)") { HostPartialBackend() }] + cudaEmulator
+
+    /// The CUDA backend on the host emulator of the driver, NVRTC and cuDNN (fp32), when it built (CUDATests fails
+    /// when it does not).
+    static var cudaEmulator: [ParityTarget] {
+        guard case let .success(emu) = CUDAEmulator.build else { return [] }
+        return [ParityTarget("cuda (host emulator, fp32)") {
+            try CUDABackend(options: .init(precision: .fp32, driverPath: emu.driver, libraryFolders: [emu.folder]))
+        }]
+    }
 
     /// Skips the current test case, saying why, unless the target implements every op in `ops` itself.
     func require(_ ops: BackendOp...) throws {

@@ -16,7 +16,7 @@ enum BackendKind: String, ExpressibleByArgument, CaseIterable, Sendable {
 
 /// `--precision`.
 enum PrecisionKind: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case fp32, bf16
+    case fp32, tf32, fp16, bf16
 }
 
 extension EngineConfiguration.Device: ExpressibleByArgument {}
@@ -24,7 +24,7 @@ extension EngineConfiguration.Device: ExpressibleByArgument {}
 /// Engine flags shared by the model commands: `--device`, `--backend`, `--threads`, `--no-winograd`, `--precision`,
 /// `--verbose`.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "Compute device: auto (default: the best available, today the CPU), cpu (oneDNN), reference (plain Swift, slow; for parity checks) or cuda (not in this build). `enhance info` lists them.")
+    @Option(help: "Compute device: auto (default: cuda when an NVIDIA GPU with the driver, cuDNN 9 and NVRTC 13 can be used here, else cpu), cpu (oneDNN), reference (plain Swift, slow; for parity checks) or cuda. `enhance info` lists them and says why one is unavailable; cuDNN/NVRTC are looked up in ENHANCE_CUDA_LIBS (colon-separated folders, e.g. a PyTorch venv's site-packages/nvidia/{cudnn,cu13}/lib), then system folders.")
     var device: EngineConfiguration.Device?
 
     @Option(help: "Older spelling of --device: dnnl (= cpu) or reference.")
@@ -36,8 +36,11 @@ struct EngineOptions: ParsableArguments {
     @Flag(help: "Disable Winograd 3×3 convolutions (oneDNN direct convolution only; closer to PyTorch's numerics).")
     var noWinograd = false
 
-    @Option(help: "Compute precision: fp32. bf16 is reserved: not implemented yet, it is refused with an error that says so (and, on a CPU without avx512_bf16/AMX, that the CPU lacks it).")
+    @Option(help: "Compute precision: fp32 (default; on cuda with TF32 off), tf32 (cuda: TF32 tensor cores in convolutions, PyTorch's default), fp16 (cuda: half storage, float accumulation). bf16 is reserved: not implemented yet, it is refused with an error that says so (and, on a CPU without avx512_bf16/AMX, that the CPU lacks it).")
     var precision: PrecisionKind = .fp32
+
+    @Flag(help: "cuda: time cuDNN's convolution algorithms once per shape and keep the fastest (PyTorch's cudnn.benchmark=True); default: cuDNN's heuristics.")
+    var cudnnBenchmark = false
 
     @Flag(help: "Report engine decisions on stderr (e.g. a layer whose preferred convolution could not be built and fell back).")
     var verbose = false
@@ -53,7 +56,8 @@ struct EngineOptions: ParsableArguments {
         e.device = device ?? (backend == .reference ? .reference : backend == .dnnl ? .cpu : .auto)
         e.threads = threads
         e.winograd = !noWinograd
-        e.precision = precision == .bf16 ? .bf16 : .fp32
+        e.precision = EngineConfiguration.Precision(rawValue: precision.rawValue) ?? .fp32
+        e.cudnnBenchmark = cudnnBenchmark
         if verbose { e.diagnostics = { FileHandle.standardError.write(Data(("engine: " + $0 + "\n").utf8)) } }
         return e
     }

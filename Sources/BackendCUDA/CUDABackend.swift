@@ -1,0 +1,350 @@
+import CCUDA
+import Foundation
+import TensorCore
+
+/// The NVIDIA GPU backend: cuDNN 9 (legacy API) for convolutions, transposed convolutions and linear layers, and
+/// one NVRTC-compiled kernel file (kernels.cu) for every other op, including the fused conv epilogue. Activations
+/// are plain NCHW in device memory (channel views are pointer offsets with a batch stride, so any channel offset
+/// works); storage is float32 (precisions fp32 and tf32) or IEEE half (fp16), arithmetic always float.
+/// Everything runs in order on one stream of the device's primary context; a buffer freed by Swift goes back to
+/// the pool at once (stream order makes reuse safe), `download` synchronises.
+public final class CUDABackend: Backend, @unchecked Sendable {
+    /// How convolutions compute and tensors are stored.
+    public enum Precision: String, Sendable, CaseIterable {
+        /// float32 storage, FMA math (TF32 off: PyTorch's `torch.backends.cudnn.allow_tf32 = False`).
+        case fp32
+        /// float32 storage, TF32 tensor cores allowed in convolutions (PyTorch's default for convolutions).
+        case tf32
+        /// half storage, float accumulation, tensor cores (PyTorch's `model.half()`).
+        case fp16
+    }
+
+    /// Construction options.
+    public struct Options: Sendable, Equatable {
+        public var precision: Precision
+        /// CUDA device ordinal.
+        public var device: Int
+        /// Time every algorithm cuDNN offers once per shape and keep the fastest (`cudnn.benchmark = True`);
+        /// off: cuDNN's heuristics (PyTorch's default).
+        public var benchmark: Bool
+        /// Largest convolution workspace accepted (algorithms needing more are skipped).
+        public var workspaceLimitBytes: Int
+        /// Full path of the driver library (tests: the host emulator); nil: `ENHANCE_CUDA_DRIVER` or libcuda.so.1.
+        public var driverPath: String?
+        /// Folders holding libnvrtc.so.13 and libcudnn.so.9; nil: `ENHANCE_CUDA_LIBS`, then system folders.
+        public var libraryFolders: [String]?
+
+        public init(precision: Precision = .fp32, device: Int = 0, benchmark: Bool = false,
+                    workspaceLimitBytes: Int = 1 << 30, driverPath: String? = nil, libraryFolders: [String]? = nil) {
+            self.precision = precision; self.device = device; self.benchmark = benchmark
+            self.workspaceLimitBytes = workspaceLimitBytes; self.driverPath = driverPath; self.libraryFolders = libraryFolders
+        }
+    }
+
+    public let options: Options
+    let lib: CUDALibrary
+    let api: enh_cuda_api
+    let context: CUcontext
+    let stream: CUstream
+    let cudnn: cudnnHandle_t
+    let kernels: CUDAKernels
+    /// The device in use.
+    public let device: CUDADeviceInfo
+    /// Activations.
+    public let pool: BufferPool
+    /// Prepared weights, biases, vectors and model constants.
+    public let weightPool: BufferPool
+    let lock = NSRecursiveLock()
+    /// Bytes per stored element (4 or 2).
+    let elementSize: Int
+    /// Kernel name suffix of the storage type ("f32" or "f16").
+    let suffix: String
+    /// cuDNN's data type for tensors and filters.
+    let dataType: cudnnDataType_t
+    /// The convolution workspace (one per backend: one stream runs one convolution at a time).
+    var workspace: (pointer: CUdeviceptr, bytes: Int)?
+    /// Ops this backend runs on the host (upfirdn2d with more than 8 taps).
+    let fallback = ReferenceFallback()
+    /// Receives one line per convolution plan (algorithm, workspace, math) when set (`--verbose`).
+    public var diagnostics: (@Sendable (String) -> Void)? {
+        get { sync { diagnosticsHandler } }
+        set { sync { diagnosticsHandler = newValue } }
+    }
+    private var diagnosticsHandler: (@Sendable (String) -> Void)?
+    /// Every plan line so far.
+    public var planNotes: [String] { sync { notes } }
+    private var notes: [String] = []
+
+    /// Opens the libraries, retains the device's primary context, compiles (or loads from the cache) the kernels and
+    /// creates the stream and the cuDNN handle. Throws `unsupported` when CUDA cannot be used here, saying why.
+    public init(options: Options = Options()) throws {
+        self.options = options
+        if options.driverPath != nil || options.libraryFolders != nil {
+            lib = try CUDALibrary(driverPath: options.driverPath, libraryFolders: options.libraryFolders)
+        } else {
+            lib = try CUDALibrary.shared.get()
+        }
+        api = lib.api
+        device = try lib.device(options.device)
+        var dev: CUdevice = 0
+        try lib.check(api.cuDeviceGet!(&dev, Int32(options.device)), "cuDeviceGet")
+        var ctx: CUcontext?
+        try lib.check(api.cuDevicePrimaryCtxRetain!(&ctx, dev), "cuDevicePrimaryCtxRetain")
+        context = ctx!
+        try lib.check(api.cuCtxSetCurrent!(context), "cuCtxSetCurrent")
+        var s: CUstream?
+        try lib.check(api.cuStreamCreate!(&s, CU_STREAM_NON_BLOCKING.rawValue), "cuStreamCreate")
+        stream = s!
+        var h: cudnnHandle_t?
+        try lib.check(api.cudnnCreate!(&h), "cudnnCreate")
+        cudnn = h!
+        try lib.check(api.cudnnSetStream!(cudnn, stream), "cudnnSetStream")
+        kernels = try CUDAKernels(library: lib, architecture: device.architecture)
+        let allocator = CUDAAllocator(api: api, context: context, stream: stream)
+        pool = BufferPool(allocator: allocator)
+        weightPool = BufferPool(allocator: allocator, countsInScopes: false)
+        switch options.precision {
+        case .fp32, .tf32: (elementSize, suffix, dataType) = (4, "f32", CUDNN_DATA_FLOAT)
+        case .fp16: (elementSize, suffix, dataType) = (2, "f16", CUDNN_DATA_HALF)
+        }
+    }
+
+    /// Whether a CUDA device can be used here, and what it is or why not (for `enhance info` and the registry).
+    public static func probe() -> (available: Bool, detail: String) {
+        switch CUDALibrary.shared {
+        case let .failure(e): return (false, Self.reason(e))
+        case let .success(lib):
+            do {
+                let d = try lib.device(0)
+                return (true, "\(d.name), \(d.architecture), \(d.multiprocessors) SMs, \(d.totalMemoryBytes >> 20) MiB; \(lib.versions)")
+            } catch { return (false, Self.reason(error)) }
+        }
+    }
+
+    /// The message of a load error without its op prefix ("CUDA unavailable: …").
+    public static func reason(_ e: Error) -> String {
+        if case let TensorError.unsupported(_, m) = e { return m }
+        return "\(e)"
+    }
+
+    public var name: String {
+        "CUDA \(device.name) (\(device.architecture), cuDNN \(lib.cudnnVersion), \(options.precision.rawValue)\(options.benchmark ? ", benchmark" : ""))"
+    }
+    public var channelViewAlignment: Int { 1 }
+
+    // MARK: plumbing
+
+    /// Runs `body` under the backend's lock with its context current (Swift tasks hop between threads).
+    func sync<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock(); defer { lock.unlock() }
+        _ = api.cuCtxSetCurrent!(context)
+        return try body()
+    }
+
+    func check(_ r: CUresult, _ what: @autoclosure () -> String) throws { try lib.check(r, what()) }
+    func check(_ s: cudnnStatus_t, _ what: @autoclosure () -> String) throws { try lib.check(s, what()) }
+
+    var id: ObjectIdentifier { ObjectIdentifier(self) }
+
+    func note(_ line: String) {
+        notes.append(line)
+        diagnosticsHandler?(line)
+    }
+
+    func own(_ t: Tensor, _ op: String) throws {
+        guard t.backendID == id, t.layout == .nchw else { throw TensorError.foreignTensor(op: op) }
+    }
+
+    /// Device address of element (0, 0, 0, 0).
+    func address(_ t: Tensor) -> CUdeviceptr { CUdeviceptr(UInt(bitPattern: t.buffer.pointer)) + CUdeviceptr(t.byteOffset) }
+    func address(_ b: DeviceBuffer) -> CUdeviceptr { CUdeviceptr(UInt(bitPattern: b.pointer)) }
+
+    /// Elements from one image of `t` to the next.
+    func batchStride(_ t: Tensor) -> Int { t.storageChannels * t.shape.h * t.shape.w }
+
+    /// A new dense tensor (contents undefined unless `zeroed`).
+    func make(_ shape: TensorShape, op: String, zeroed: Bool = false, pool: BufferPool? = nil) throws -> Tensor {
+        guard shape.isValid else { throw TensorError.invalidShape(op: op, message: "output shape \(shape)") }
+        let buffer = try (pool ?? self.pool).allocate(bytes: shape.count * elementSize, zeroed: zeroed)
+        return Tensor(shape: shape, layout: .nchw, buffer: buffer, backendID: id)
+    }
+
+    /// Launches kernel `name` (without the storage suffix when `typed`) over `count` elements (grid-stride loops).
+    func launch(_ base: String, typed: Bool = true, count: Int, _ args: [KernelArg]) throws {
+        guard count > 0 else { return }
+        let name = typed ? "\(base)_\(suffix)" : base
+        let f = kernels.function(name)
+        let threads = 256
+        let blocks = max(1, min((count + threads - 1) / threads, 1 << 16))
+        var slots = args.map { a -> UInt64 in
+            switch a {
+            case let .pointer(p): return p ?? 0
+            case let .i32(v): return UInt64(UInt32(bitPattern: Int32(truncatingIfNeeded: v)))
+            case let .i64(v): return UInt64(bitPattern: Int64(v))
+            case let .f32(v): return UInt64(v.bitPattern)
+            }
+        }
+        try slots.withUnsafeMutableBufferPointer { buf in
+            var params: [UnsafeMutableRawPointer?] = (0..<buf.count).map { UnsafeMutableRawPointer(buf.baseAddress! + $0) }
+            try check(api.cuLaunchKernel!(f, UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0, stream, &params, nil), "cuLaunchKernel \(name)")
+        }
+    }
+
+    /// Copies float32 host values into device memory at `dst` in the storage type (`asStorage`) or as float32.
+    func store(_ values: [Float], at dst: CUdeviceptr, asStorage: Bool) throws {
+        guard !values.isEmpty else { return }
+        if !asStorage || elementSize == 4 {
+            try values.withUnsafeBytes { raw in
+                try check(api.cuMemcpyHtoDAsync!(dst, raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync")
+            }
+            return
+        }
+        let staging = try pool.allocate(bytes: values.count * 4)
+        try values.withUnsafeBytes { raw in
+            try check(api.cuMemcpyHtoDAsync!(address(staging), raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync")
+        }
+        try launch("enh_cast_f32_f16", typed: false, count: values.count, [.pointer(dst), .pointer(address(staging)), .i64(values.count)])
+        try check(api.cuStreamSynchronize!(stream), "cuStreamSynchronize")   // the staging buffer is reused at once
+    }
+
+    /// Prepared float32 device copy of host values (biases, vectors), kept in the weight pool.
+    func deviceFloats(_ values: [Float]) throws -> DeviceBuffer {
+        let b = try weightPool.allocate(bytes: max(values.count, 1) * 4)
+        try store(values, at: address(b), asStorage: false)
+        return b
+    }
+
+    // MARK: memory
+
+    public func upload(_ host: HostTensor) throws -> Tensor { try sync { try upload(host, pool: pool, op: "upload") } }
+
+    public func uploadConstant(_ host: HostTensor) throws -> Tensor { try sync { try upload(host, pool: weightPool, op: "uploadConstant") } }
+
+    private func upload(_ host: HostTensor, pool: BufferPool, op: String) throws -> Tensor {
+        let t = try make(host.tensorShape(), op: op, pool: pool)
+        try store(host.data, at: address(t), asStorage: true)
+        return t
+    }
+
+    public func download(_ t: Tensor) throws -> HostTensor {
+        try sync {
+            try own(t, "download")
+            var src = t
+            if t.isView || elementSize != 4 {
+                // a dense float32 copy first
+                let dense = try pool.allocate(bytes: t.shape.count * 4)
+                let per = t.shape.c * t.shape.h * t.shape.w
+                if elementSize == 4 {
+                    try launch("enh_copy", count: t.shape.count, [.pointer(address(dense)), .i64(per), .pointer(address(t)), .i64(batchStride(t)), .i32(t.shape.n), .i64(per)])
+                } else {
+                    let packed = t.isView ? try copyDense(t) : t
+                    try launch("enh_cast_f16_f32", typed: false, count: t.shape.count, [.pointer(address(dense)), .pointer(address(packed)), .i64(t.shape.count)])
+                }
+                src = Tensor(shape: t.shape, layout: .nchw, buffer: dense, backendID: id)
+            }
+            var data = [Float](repeating: 0, count: t.shape.count)
+            try data.withUnsafeMutableBytes { raw in
+                try check(api.cuMemcpyDtoHAsync!(raw.baseAddress, address(src), raw.count, stream), "cuMemcpyDtoHAsync")
+                try check(api.cuStreamSynchronize!(stream), "cuStreamSynchronize (download)")
+            }
+            return try HostTensor(shape: t.shape.dims, data: data)
+        }
+    }
+
+    /// A dense copy of a (view) tensor in the storage type.
+    func copyDense(_ x: Tensor) throws -> Tensor {
+        let out = try make(x.shape, op: "copy")
+        let per = x.shape.c * x.shape.h * x.shape.w
+        try launch("enh_copy", count: x.shape.count, [.pointer(address(out)), .i64(per), .pointer(address(x)), .i64(batchStride(x)), .i32(x.shape.n), .i64(per)])
+        return out
+    }
+
+    public func zeros(_ shape: TensorShape) throws -> Tensor { try sync { try make(shape, op: "zeros", zeroed: true) } }
+
+    public func empty(_ shape: TensorShape) throws -> Tensor { try sync { try make(shape, op: "empty") } }
+
+    public func channelView(_ t: Tensor, _ range: Range<Int>) throws -> Tensor {
+        try own(t, "channelView")
+        guard range.lowerBound >= 0, range.upperBound <= t.shape.c, !range.isEmpty else {
+            throw TensorError.invalidShape(op: "channelView", message: "range \(range) outside C=\(t.shape.c)")
+        }
+        var s = t.shape; s.c = range.count
+        return Tensor(shape: s, layout: .nchw, buffer: t.buffer, byteOffset: t.byteOffset + range.lowerBound * t.shape.h * t.shape.w * elementSize,
+                      storageChannels: t.storageChannels, backendID: id)
+    }
+
+    public func copy(_ source: Tensor, into destination: Tensor) throws {
+        try sync {
+            try own(source, "copy"); try own(destination, "copy")
+            try Validate.same(destination.shape, source.shape, "copy")
+            let per = source.shape.c * source.shape.h * source.shape.w
+            try launch("enh_copy", count: source.shape.count, [.pointer(address(destination)), .i64(batchStride(destination)),
+                                                              .pointer(address(source)), .i64(batchStride(source)), .i32(source.shape.n), .i64(per)])
+        }
+    }
+
+    public var memoryStats: MemoryStats {
+        sync {
+            var s = pool.memoryStats
+            s.weightBytes = weightPool.memoryStats.liveBytes
+            s.workspaceBytes = workspace?.bytes ?? 0
+            return s
+        }
+    }
+
+    public func resetPeak() { pool.resetPeak() }
+
+    public func trim() {
+        sync {
+            _ = api.cuStreamSynchronize!(stream)
+            pool.trim()
+            if let w = workspace { _ = api.cuMemFree!(w.pointer); workspace = nil }
+        }
+    }
+
+    /// Waits for everything queued on the stream (benchmarks time GPU work with it).
+    public func synchronize() throws { try sync { try check(api.cuStreamSynchronize!(stream), "cuStreamSynchronize") } }
+
+    /// A workspace of at least `bytes` (grown, never shrunk until `trim`).
+    func workspace(_ bytes: Int) throws -> CUdeviceptr? {
+        guard bytes > 0 else { return nil }
+        if let w = workspace, w.bytes >= bytes { return w.pointer }
+        if let w = workspace {
+            _ = api.cuStreamSynchronize!(stream)
+            _ = api.cuMemFree!(w.pointer)
+            workspace = nil
+        }
+        var p: CUdeviceptr = 0
+        try check(api.cuMemAlloc!(&p, bytes), "cuMemAlloc (convolution workspace, \(bytes) bytes)")
+        workspace = (p, bytes)
+        return p
+    }
+}
+
+/// Device memory from the driver, for a `BufferPool`.
+struct CUDAAllocator: MemoryAllocator, @unchecked Sendable {
+    let api: enh_cuda_api
+    let context: CUcontext
+    let stream: CUstream
+
+    func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
+        _ = api.cuCtxSetCurrent!(context)
+        var p: CUdeviceptr = 0
+        let r = api.cuMemAlloc!(&p, bytes)
+        guard r == CUDA_SUCCESS, let raw = UnsafeMutableRawPointer(bitPattern: UInt(p)) else {
+            throw TensorError.allocationFailed(bytes: bytes)
+        }
+        return raw
+    }
+
+    func deallocate(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
+        _ = api.cuCtxSetCurrent!(context)
+        // Kernels queued on the stream may still use the block: wait for them before the driver takes it back.
+        _ = api.cuStreamSynchronize!(stream)
+        _ = api.cuMemFree!(CUdeviceptr(UInt(bitPattern: pointer)))
+    }
+
+    func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
+        _ = api.cuMemsetD8Async!(CUdeviceptr(UInt(bitPattern: pointer)), 0, bytes, stream)
+    }
+}

@@ -1,0 +1,297 @@
+import CCUDA
+import Foundation
+import TensorCore
+
+/// cuDNN descriptors of one prepared layer: its filter and convolution, plus one plan per input shape.
+final class CUDAConvLayer: @unchecked Sendable {
+    enum Kind { case forward, transposed, linear }
+    let kind: Kind
+    let weight: DeviceBuffer
+    let bias: DeviceBuffer?
+    let filter: cudnnFilterDescriptor_t
+    let conv: cudnnConvolutionDescriptor_t
+    /// Output channels.
+    let outChannels: Int
+    var plans = LRUCache<PlanKey, CUDAConvPlan>(capacity: 16)
+    let api: enh_cuda_api
+
+    init(kind: Kind, weight: DeviceBuffer, bias: DeviceBuffer?, filter: cudnnFilterDescriptor_t,
+         conv: cudnnConvolutionDescriptor_t, outChannels: Int, api: enh_cuda_api) {
+        self.kind = kind; self.weight = weight; self.bias = bias; self.filter = filter; self.conv = conv
+        self.outChannels = outChannels; self.api = api
+    }
+
+    deinit {
+        plans.removeAll()
+        _ = api.cudnnDestroyFilterDescriptor!(filter)
+        _ = api.cudnnDestroyConvolutionDescriptor!(conv)
+    }
+}
+
+/// Input N, H, W and batch stride: what a plan depends on.
+struct PlanKey: Hashable { let n: Int, c: Int, h: Int, w: Int, batchStride: Int }
+
+/// The tensor descriptors and algorithm for one input shape.
+final class CUDAConvPlan: @unchecked Sendable {
+    let input: cudnnTensorDescriptor_t
+    let output: cudnnTensorDescriptor_t
+    let algorithm: Int32
+    let workspaceBytes: Int
+    let api: enh_cuda_api
+
+    init(input: cudnnTensorDescriptor_t, output: cudnnTensorDescriptor_t, algorithm: Int32, workspaceBytes: Int, api: enh_cuda_api) {
+        self.input = input; self.output = output; self.algorithm = algorithm; self.workspaceBytes = workspaceBytes; self.api = api
+    }
+
+    deinit {
+        _ = api.cudnnDestroyTensorDescriptor!(input)
+        _ = api.cudnnDestroyTensorDescriptor!(output)
+    }
+}
+
+extension CUDABackend {
+    /// cuDNN's math type for this precision: FMA (no TF32) for fp32, default (TF32 allowed) for tf32, tensor ops for fp16.
+    var mathType: cudnnMathType_t {
+        switch options.precision {
+        case .fp32: CUDNN_FMA_MATH
+        case .tf32: CUDNN_DEFAULT_MATH
+        case .fp16: CUDNN_TENSOR_OP_MATH
+        }
+    }
+
+    /// A 4-D tensor descriptor over N×C×H×W with the given batch stride (channel views of a larger buffer).
+    func tensorDescriptor(n: Int, c: Int, h: Int, w: Int, batchStride: Int) throws -> cudnnTensorDescriptor_t {
+        var d: cudnnTensorDescriptor_t?
+        try check(api.cudnnCreateTensorDescriptor!(&d), "cudnnCreateTensorDescriptor")
+        let s = api.cudnnSetTensor4dDescriptorEx!(d, dataType, Int32(n), Int32(c), Int32(h), Int32(w),
+                                                  Int32(batchStride), Int32(h * w), Int32(w), 1)
+        if s != CUDNN_STATUS_SUCCESS { _ = api.cudnnDestroyTensorDescriptor!(d) }
+        try check(s, "cudnnSetTensor4dDescriptorEx [\(n),\(c),\(h),\(w)] stride \(batchStride)")
+        return d!
+    }
+
+    /// Prepares filter and convolution descriptors and uploads the weights (in the storage type) and bias (float).
+    func prepareLayer(kind: CUDAConvLayer.Kind, weight: HostTensor, bias: HostTensor?, k: Int, c: Int, r: Int, s: Int,
+                      pad: (h: Int, w: Int), stride: (h: Int, w: Int), groups: Int, outChannels: Int, op: String) throws -> CUDAConvLayer {
+        try sync {
+            let w = try weightPool.allocate(bytes: weight.count * elementSize)
+            try store(weight.data, at: address(w), asStorage: true)
+            let b = try bias.map { try deviceFloats($0.data) }
+            var f: cudnnFilterDescriptor_t?
+            try check(api.cudnnCreateFilterDescriptor!(&f), "cudnnCreateFilterDescriptor")
+            var cd: cudnnConvolutionDescriptor_t?
+            let created = api.cudnnCreateConvolutionDescriptor!(&cd)
+            if created != CUDNN_STATUS_SUCCESS { _ = api.cudnnDestroyFilterDescriptor!(f) }
+            try check(created, "cudnnCreateConvolutionDescriptor")
+            let layer = CUDAConvLayer(kind: kind, weight: w, bias: b, filter: f!, conv: cd!, outChannels: outChannels, api: api)
+            try check(api.cudnnSetFilter4dDescriptor!(f, dataType, CUDNN_TENSOR_NCHW, Int32(k), Int32(c), Int32(r), Int32(s)),
+                      "\(op): cudnnSetFilter4dDescriptor [\(k),\(c),\(r),\(s)]")
+            try check(api.cudnnSetConvolution2dDescriptor!(cd, Int32(pad.h), Int32(pad.w), Int32(stride.h), Int32(stride.w), 1, 1,
+                                                           CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+                      "\(op): cudnnSetConvolution2dDescriptor")
+            if groups > 1 { try check(api.cudnnSetConvolutionGroupCount!(cd, Int32(groups)), "\(op): cudnnSetConvolutionGroupCount \(groups)") }
+            try check(api.cudnnSetConvolutionMathType!(cd, mathType), "\(op): cudnnSetConvolutionMathType")
+            return layer
+        }
+    }
+
+    /// The plan for input `x` (descriptors, algorithm, workspace), made once per input shape.
+    func plan(_ layer: CUDAConvLayer, x: (n: Int, c: Int, h: Int, w: Int, batchStride: Int), out: TensorShape, op: String) throws -> CUDAConvPlan {
+        let key = PlanKey(n: x.n, c: x.c, h: x.h, w: x.w, batchStride: x.batchStride)
+        if let p = layer.plans[key] { return p }
+        let input = try tensorDescriptor(n: x.n, c: x.c, h: x.h, w: x.w, batchStride: x.batchStride)
+        let output: cudnnTensorDescriptor_t
+        do { output = try tensorDescriptor(n: out.n, c: out.c, h: out.h, w: out.w, batchStride: out.c * out.h * out.w) }
+        catch { _ = api.cudnnDestroyTensorDescriptor!(input); throw error }
+        let limit = options.workspaceLimitBytes
+        var algorithm: Int32 = -1, bytes = 0, math = ""
+        switch layer.kind {
+        case .forward, .linear:
+            var results = [cudnnConvolutionFwdAlgoPerf_t](repeating: cudnnConvolutionFwdAlgoPerf_t(), count: 8)
+            var returned: Int32 = 0
+            if options.benchmark {
+                let ws = try workspace(limit)
+                let y = try pool.allocate(bytes: out.count * elementSize)
+                // cuDNN times each algorithm on scratch input and output (contents are irrelevant) and our workspace
+                let scratchIn = try pool.allocate(bytes: x.batchStride * x.n * elementSize)
+                try check(api.cudnnFindConvolutionForwardAlgorithmEx!(cudnn, input, UnsafeRawPointer(bitPattern: UInt(address(scratchIn))),
+                                                                       layer.filter, UnsafeRawPointer(bitPattern: UInt(address(layer.weight))),
+                                                                       layer.conv, output, UnsafeMutableRawPointer(bitPattern: UInt(address(y))),
+                                                                       8, &returned, &results,
+                                                                       ws.flatMap { UnsafeMutableRawPointer(bitPattern: UInt($0)) }, limit),
+                          "\(op): cudnnFindConvolutionForwardAlgorithmEx")
+            } else {
+                try check(api.cudnnGetConvolutionForwardAlgorithm_v7!(cudnn, input, layer.filter, layer.conv, output, 8, &returned, &results),
+                          "\(op): cudnnGetConvolutionForwardAlgorithm_v7")
+            }
+            for r in results.prefix(Int(returned)) where r.status == CUDNN_STATUS_SUCCESS && r.memory <= limit {
+                algorithm = Int32(bitPattern: r.algo.rawValue); bytes = r.memory; math = "\(r.mathType.rawValue)"; break
+            }
+        case .transposed:
+            var results = [cudnnConvolutionBwdDataAlgoPerf_t](repeating: cudnnConvolutionBwdDataAlgoPerf_t(), count: 8)
+            var returned: Int32 = 0
+            // backward data: dy = x (the transposed conv's input), dx = its output
+            try check(api.cudnnGetConvolutionBackwardDataAlgorithm_v7!(cudnn, layer.filter, input, layer.conv, output, 8, &returned, &results),
+                      "\(op): cudnnGetConvolutionBackwardDataAlgorithm_v7")
+            for r in results.prefix(Int(returned)) where r.status == CUDNN_STATUS_SUCCESS && r.memory <= limit {
+                algorithm = Int32(bitPattern: r.algo.rawValue); bytes = r.memory; math = "\(r.mathType.rawValue)"; break
+            }
+        }
+        guard algorithm >= 0 else {
+            _ = api.cudnnDestroyTensorDescriptor!(input); _ = api.cudnnDestroyTensorDescriptor!(output)
+            throw TensorError.unsupported(op: op, message: "cuDNN offers no algorithm for input [\(x.n),\(x.c),\(x.h),\(x.w)] within a \(limit)-byte workspace")
+        }
+        let plan = CUDAConvPlan(input: input, output: output, algorithm: algorithm, workspaceBytes: bytes, api: api)
+        layer.plans[key] = plan
+        note("\(op) [\(x.n),\(x.c),\(x.h),\(x.w)] → \(out): cuDNN \(layer.kind == .transposed ? "bwd-data" : "fwd") algo \(algorithm), workspace \(bytes) B, math type \(math), \(options.precision.rawValue)")
+        return plan
+    }
+
+    /// Runs the layer's cuDNN call into `y` (dense), then the epilogue from `y` into `dst` (y itself or a view).
+    func runLayer(_ layer: CUDAConvLayer, x: Tensor, xShape: (n: Int, c: Int, h: Int, w: Int), out: TensorShape,
+                  epilogue e: Epilogue, into dst: Tensor?, op: String) throws -> Tensor {
+        let plan = try plan(layer, x: (xShape.n, xShape.c, xShape.h, xShape.w, batchStride(x)), out: out, op: op)
+        let y = try make(out, op: op)
+        let ws = try workspace(plan.workspaceBytes)
+        var alpha: Float = 1, beta: Float = 0
+        let wsPtr = ws.flatMap { UnsafeMutableRawPointer(bitPattern: UInt($0)) }
+        let xPtr = UnsafeRawPointer(bitPattern: UInt(address(x)))
+        let wPtr = UnsafeRawPointer(bitPattern: UInt(address(layer.weight)))
+        let yPtr = UnsafeMutableRawPointer(bitPattern: UInt(address(y)))
+        switch layer.kind {
+        case .forward, .linear:
+            try check(api.cudnnConvolutionForward!(cudnn, &alpha, plan.input, xPtr, layer.filter, wPtr, layer.conv,
+                                                   cudnnConvolutionFwdAlgo_t(rawValue: UInt32(bitPattern: plan.algorithm)),
+                                                   wsPtr, plan.workspaceBytes, &beta, plan.output, yPtr), "\(op): cudnnConvolutionForward")
+        case .transposed:
+            try check(api.cudnnConvolutionBackwardData!(cudnn, &alpha, layer.filter, wPtr, plan.input, xPtr, layer.conv,
+                                                        cudnnConvolutionBwdDataAlgo_t(rawValue: UInt32(bitPattern: plan.algorithm)),
+                                                        wsPtr, plan.workspaceBytes, &beta, plan.output, yPtr), "\(op): cudnnConvolutionBackwardData")
+        }
+        let target = dst ?? y
+        if dst != nil || layer.bias != nil || !e.isIdentity {
+            try epilogue(from: y, into: target, bias: layer.bias.map(address), e, op: op)
+        }
+        return target
+    }
+
+    /// dst = epilogue(src + bias) (src and dst may be the same tensor).
+    func epilogue(from src: Tensor, into dst: Tensor, bias: CUdeviceptr?, _ e: Epilogue, op: String) throws {
+        let (act, a0, a1, slopes) = try activationArgs(e.activation, op: op)
+        let s = dst.shape
+        try launch("enh_epilogue", count: s.count, [
+            .pointer(address(dst)), .i64(batchStride(dst)), .pointer(address(src)), .i64(batchStride(src)), .pointer(bias),
+            .pointer(e.channelScale.map(address)), .i64(e.channelScale.map(batchStride) ?? 0),
+            .pointer(e.residual.map(address)), .i64(e.residual.map(batchStride) ?? 0), .pointer(slopes),
+            .i32(s.n), .i32(s.c), .i32(s.h * s.w), .i32(act), .f32(a0), .f32(a1), .f32(e.outputScale), .f32(e.residualScale),
+        ])
+    }
+
+    /// Kernel code and parameters of an activation (PReLU slopes must be this backend's prepared vector).
+    func activationArgs(_ a: Activation, op: String) throws -> (Int, Float, Float, CUdeviceptr?) {
+        switch a {
+        case .none: return (0, 0, 0, nil)
+        case .relu: return (1, 0, 0, nil)
+        case let .leakyReLU(s): return (2, s, 0, nil)
+        case let .scaledLeakyReLU(s, g): return (3, s, g, nil)
+        case let .prelu(v): return (4, 0, 0, try vectorAddress(v, op: op + " prelu"))
+        case .sigmoid: return (5, 0, 0, nil)
+        }
+    }
+
+    func vectorAddress(_ v: PreparedVector, op: String) throws -> CUdeviceptr {
+        guard v.backendID == id, let b = v.payload as? DeviceBuffer else { throw TensorError.foreignTensor(op: op) }
+        return address(b)
+    }
+
+    // MARK: Backend: prepared layers
+
+    public func prepareConv2d(weight: HostTensor, bias: HostTensor?, params p: Conv2dParams) throws -> PreparedConv2d {
+        try p.validate()
+        try Validate.weights(weight, expected: p.weightShape, bias: bias, outChannels: p.outChannels, op: "prepareConv2d")
+        guard p.padTop == p.padBottom, p.padLeft == p.padRight else {
+            throw TensorError.unsupported(op: "prepareConv2d", message: "asymmetric padding \(p) (cuDNN's 2-D descriptor takes one pad per axis)")
+        }
+        let layer = try prepareLayer(kind: .forward, weight: weight, bias: bias, k: p.outChannels, c: p.inChannels / p.groups,
+                                     r: p.kernelH, s: p.kernelW, pad: (p.padTop, p.padLeft), stride: (p.strideH, p.strideW),
+                                     groups: p.groups, outChannels: p.outChannels, op: "prepareConv2d")
+        return PreparedConv2d(params: p, hasBias: bias != nil, backendID: id, payload: layer)
+    }
+
+    public func conv2d(_ x: Tensor, _ conv: PreparedConv2d, epilogue: Epilogue, into: Tensor?) throws -> Tensor {
+        let op = "conv2d"
+        return try sync {
+            try own(x, op)
+            guard conv.backendID == id, let layer = conv.payload as? CUDAConvLayer else { throw TensorError.foreignTensor(op: op) }
+            let out = try Validate.conv2d(x.shape, conv.params, op: op)
+            try Validate.epilogue(epilogue, out: out, op: op) { t, o in try own(t, o) }
+            if let into { try own(into, op); try Validate.same(out, into.shape, op + " destination") }
+            return try runLayer(layer, x: x, xShape: (x.shape.n, x.shape.c, x.shape.h, x.shape.w), out: out, epilogue: epilogue, into: into, op: op)
+        }
+    }
+
+    public func prepareConvTranspose2d(weight: HostTensor, bias: HostTensor?, params p: ConvTranspose2dParams) throws -> PreparedConvTranspose2d {
+        try p.validate()
+        try Validate.weights(weight, expected: p.weightShape, bias: bias, outChannels: p.outChannels, op: "prepareConvTranspose2d")
+        // The IOHW weight is the filter (K = I, C = O/groups) of the forward convolution whose data gradient this is.
+        let layer = try prepareLayer(kind: .transposed, weight: weight, bias: bias, k: p.inChannels, c: p.outChannels / p.groups,
+                                     r: p.kernel, s: p.kernel, pad: (p.padding, p.padding), stride: (p.stride, p.stride),
+                                     groups: p.groups, outChannels: p.outChannels, op: "prepareConvTranspose2d")
+        return PreparedConvTranspose2d(params: p, hasBias: bias != nil, backendID: id, payload: layer)
+    }
+
+    public func convTranspose2d(_ x: Tensor, _ conv: PreparedConvTranspose2d, epilogue: Epilogue) throws -> Tensor {
+        let op = "convTranspose2d"
+        return try sync {
+            try own(x, op)
+            guard conv.backendID == id, let layer = conv.payload as? CUDAConvLayer else { throw TensorError.foreignTensor(op: op) }
+            let p = conv.params
+            let out = try Validate.convolution(x.shape, inChannels: p.inChannels, outChannels: p.outChannels,
+                                               outputSize: p.outputSize(h: x.shape.h, w: x.shape.w), describing: p, op: op)
+            try Validate.epilogue(epilogue, out: out, op: op) { t, o in try own(t, o) }
+            return try runLayer(layer, x: x, xShape: (x.shape.n, x.shape.c, x.shape.h, x.shape.w), out: out, epilogue: epilogue, into: nil, op: op)
+        }
+    }
+
+    public func prepareVector(_ values: [Float]) throws -> PreparedVector {
+        try sync { PreparedVector(values: values, backendID: id, payload: try deviceFloats(values)) }
+    }
+
+    public func prepareLinear(weight: HostTensor, bias: HostTensor?) throws -> PreparedLinear {
+        guard weight.shape.count == 2, weight.shape[0] > 0, weight.shape[1] > 0 else {
+            throw TensorError.invalidShape(op: "prepareLinear", message: "weight must be [out, in], got \(weight.shape)")
+        }
+        if let bias, bias.count != weight.shape[0] {
+            throw TensorError.shapeMismatch(op: "prepareLinear bias", expected: "[\(weight.shape[0])]", actual: "\(bias.shape)")
+        }
+        // A 1×1 convolution over N × in × 1 × 1 (no cuBLAS to load).
+        let (o, i) = (weight.shape[0], weight.shape[1])
+        let layer = try prepareLayer(kind: .linear, weight: weight, bias: bias, k: o, c: i, r: 1, s: 1, pad: (0, 0), stride: (1, 1),
+                                     groups: 1, outChannels: o, op: "prepareLinear")
+        return PreparedLinear(inFeatures: i, outFeatures: o, hasBias: bias != nil, backendID: id, payload: layer)
+    }
+
+    public func linear(_ x: Tensor, _ layer: PreparedLinear, epilogue: Epilogue) throws -> Tensor {
+        let op = "linear"
+        return try sync {
+            try own(x, op)
+            guard layer.backendID == id, let l = layer.payload as? CUDAConvLayer else { throw TensorError.foreignTensor(op: op) }
+            let features = x.shape.c * x.shape.h * x.shape.w
+            guard features == layer.inFeatures else {
+                throw TensorError.shapeMismatch(op: op, expected: "C·H·W=\(layer.inFeatures)", actual: x.shape.description)
+            }
+            let out = TensorShape(n: x.shape.n, c: layer.outFeatures, h: 1, w: 1)
+            try Validate.epilogue(epilogue, out: out, op: op) { t, o in try own(t, o) }
+            return try runLayer(l, x: x, xShape: (x.shape.n, features, 1, 1), out: out, epilogue: epilogue, into: nil, op: op)
+        }
+    }
+}
+
+extension Epilogue {
+    /// Nothing to do after the convolution.
+    var isIdentity: Bool {
+        guard channelScale == nil, residual == nil, outputScale == 1 else { return false }
+        if case .none = activation { return true }
+        return false
+    }
+}

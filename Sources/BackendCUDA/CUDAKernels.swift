@@ -1,0 +1,122 @@
+import CCUDA
+import Foundation
+import TensorCore
+
+/// The kernel source (kernels.cu, embedded at build time) compiled by NVRTC to a cubin for one architecture, loaded
+/// into the context, with every entry point looked up once. Cubins are cached on disk by a hash of source, options
+/// and NVRTC version, so only the first start on a machine compiles (~0.5 s).
+final class CUDAKernels: @unchecked Sendable {
+    /// kernels.cu as text.
+    static let source = String(decoding: PackageResources.kernels_cu, as: UTF8.self)
+
+    /// Every entry point of kernels.cu (per storage type where it has one).
+    static let names: [String] = ["enh_cast_f32_f16", "enh_cast_f16_f32"] + ["f32", "f16"].flatMap { t in
+        ["epilogue", "unary", "binary", "copy", "gather", "upfirdn", "maxpool", "softmax", "channel_reduce"].map { "enh_\($0)_\(t)" }
+    }
+
+    let module: CUmodule
+    private var functions: [String: CUfunction] = [:]
+    /// How the cubin was obtained: "compiled in 0.48 s" or "cached".
+    let origin: String
+
+    /// Compiles (or reads from the cache) and loads the kernels for `architecture` ("sm_90") in the current context.
+    init(library lib: CUDALibrary, architecture: String, cacheFolder: URL? = CUDAKernels.defaultCacheFolder) throws {
+        let options = ["-arch=\(architecture)", "-std=c++17"]
+        let cubin: [UInt8]
+        let key = Self.cacheKey(options: options, nvrtc: lib.nvrtcVersion)
+        let cached = cacheFolder.map { $0.appendingPathComponent("\(key).cubin") }
+        if let cached, let data = try? Data(contentsOf: cached), !data.isEmpty {
+            cubin = [UInt8](data)
+            origin = "cached \(cached.path)"
+        } else {
+            let start = ContinuousClock.now
+            cubin = try Self.compile(library: lib, options: options)
+            let d = ContinuousClock.now - start
+            origin = String(format: "compiled by NVRTC in %.2f s", Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+            if let cached {
+                try? FileManager.default.createDirectory(at: cached.deletingLastPathComponent(), withIntermediateDirectories: true)
+                let tmp = cached.appendingPathExtension("tmp-\(ProcessInfo.processInfo.processIdentifier)")
+                if (try? Data(cubin).write(to: tmp)) != nil { _ = rename(tmp.path, cached.path) }
+            }
+        }
+        var m: CUmodule?
+        try cubin.withUnsafeBytes { raw in
+            try lib.check(lib.api.cuModuleLoadData!(&m, raw.baseAddress), "cuModuleLoadData (\(architecture) cubin, \(cubin.count) bytes)")
+        }
+        module = m!
+        for name in Self.names {
+            var f: CUfunction?
+            try lib.check(lib.api.cuModuleGetFunction!(&f, module, name), "cuModuleGetFunction \(name)")
+            functions[name] = f!
+        }
+    }
+
+    /// The entry point `name`.
+    func function(_ name: String) -> CUfunction {
+        guard let f = functions[name] else { preconditionFailure("no kernel \(name) in kernels.cu") }
+        return f
+    }
+
+    /// `~/.cache/enhance/cubin` (or `$XDG_CACHE_HOME/enhance/cubin`); `ENHANCE_CUBIN_CACHE=off` disables it.
+    static var defaultCacheFolder: URL? {
+        let env = ProcessInfo.processInfo.environment
+        if env["ENHANCE_CUBIN_CACHE"] == "off" { return nil }
+        let base = env["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
+        return base.appendingPathComponent("enhance/cubin")
+    }
+
+    /// FNV-1a 64 of source, options and NVRTC version (a cache key, not a security boundary).
+    static func cacheKey(options: [String], nvrtc: (major: Int, minor: Int)) -> String {
+        var h: UInt64 = 0xcbf29ce484222325
+        for byte in Array((source + "\u{0}" + options.joined(separator: " ") + "\u{0}nvrtc \(nvrtc.major).\(nvrtc.minor)").utf8) {
+            h = (h ^ UInt64(byte)) &* 0x100000001b3
+        }
+        return String(h, radix: 16)
+    }
+
+    /// Compiles kernels.cu with NVRTC; throws with NVRTC's log when it does not compile.
+    static func compile(library lib: CUDALibrary, options: [String], source text: String = CUDAKernels.source) throws -> [UInt8] {
+        let api = lib.api
+        var program: nvrtcProgram?
+        try lib.check(api.nvrtcCreateProgram!(&program, text, "kernels.cu", 0, nil, nil), "nvrtcCreateProgram")
+        defer { _ = api.nvrtcDestroyProgram!(&program) }
+        var cOptions = options.map { strdup($0) }
+        defer { cOptions.forEach { free($0) } }
+        let status = cOptions.withUnsafeMutableBufferPointer { buf in
+            buf.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buf.count) {
+                api.nvrtcCompileProgram!(program, Int32(options.count), $0)
+            }
+        }
+        var logSize = 0
+        _ = api.nvrtcGetProgramLogSize!(program, &logSize)
+        var log = [CChar](repeating: 0, count: max(logSize, 1))
+        if logSize > 1 { _ = api.nvrtcGetProgramLog!(program, &log) }
+        guard status == NVRTC_SUCCESS else {
+            throw TensorError.backendFailure(op: "nvrtcCompileProgram kernels.cu (\(options.joined(separator: " ")))",
+                                             message: cText(log))
+        }
+        var size = 0
+        try lib.check(api.nvrtcGetCUBINSize!(program, &size), "nvrtcGetCUBINSize")
+        var bytes = [CChar](repeating: 0, count: size)
+        try lib.check(api.nvrtcGetCUBIN!(program, &bytes), "nvrtcGetCUBIN")
+        return bytes.map { UInt8(bitPattern: $0) }
+    }
+}
+
+/// One argument of a kernel launch (the driver reads each through a pointer, with the size the kernel declares).
+enum KernelArg {
+    case pointer(CUdeviceptr?)
+    case i32(Int)
+    case i64(Int)
+    case f32(Float)
+}
+
+extension CUDABackend {
+    /// Compiles kernels.cu (or `source`) with the library's NVRTC for `architecture` ("sm_90") and returns the cubin;
+    /// throws with NVRTC's log when it does not compile. The backend does this at start (cached); tests call it to
+    /// compile-check the kernels without a GPU.
+    public static func compileKernels(library: CUDALibrary, architecture: String, source: String? = nil) throws -> [UInt8] {
+        try CUDAKernels.compile(library: library, options: ["-arch=\(architecture)", "-std=c++17"], source: source ?? CUDAKernels.source)
+    }
+}

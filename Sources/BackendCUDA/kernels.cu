@@ -1,0 +1,343 @@
+// Enhance CUDA kernels: every op of the Backend protocol that cuDNN does not run. Compiled at run time by NVRTC to a
+// cubin for the device's sm_XY (header-free: NVRTC 13 has no cuda_fp16.h built in), and on the host by the test
+// emulator (Tests/Fixtures/cuda-emulator), which defines __global__, blockIdx … before including this file.
+//
+// Conventions. Tensors are NCHW; a tensor may be a channel view of a larger one, so each tensor argument comes with
+// its batch stride in elements (xN: elements from image n to image n+1); within one image its C·H·W elements are
+// contiguous. Storage is float (suffix _f32) or IEEE binary16 bits (suffix _f16); arithmetic is always float.
+// Every kernel walks its elements with a grid-stride loop, so any grid covers any size. No shared memory, no
+// __syncthreads: reductions give each output line to one thread (the reduced lines here are short).
+
+#if defined(__CUDACC_RTC__)
+#define ENH_REGISTER(name)
+#endif
+
+typedef unsigned short enh_half;
+
+// ---- storage <-> float -------------------------------------------------------------------------------------------
+__device__ __forceinline__ float enh_h2f(enh_half h) {
+#if defined(__CUDACC_RTC__)
+    float f;
+    asm("{ cvt.f32.f16 %0, %1; }" : "=f"(f) : "h"(h));
+    return f;
+#else
+    unsigned int sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ffu, bits;
+    if (exp == 0) {
+        if (man == 0) { bits = sign; }
+        else {                                  // subnormal: normalise
+            int e = -1;
+            do { man <<= 1; e++; } while ((man & 0x400u) == 0);
+            bits = sign | ((unsigned int)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 112u) << 23) | (man << 13);
+    }
+    return __int_as_float((int)bits);
+#endif
+}
+
+__device__ __forceinline__ enh_half enh_f2h(float f) {
+#if defined(__CUDACC_RTC__)
+    enh_half h;
+    asm("{ cvt.rn.f16.f32 %0, %1; }" : "=h"(h) : "f"(f));
+    return h;
+#else
+    unsigned int x = (unsigned int)__float_as_int(f);
+    unsigned int sign = (x >> 16) & 0x8000u;
+    unsigned int ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (enh_half)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0u));   // inf / nan
+    if (ax >= 0x477ff000u) return (enh_half)(sign | 0x7c00u);                                        // overflow
+    if (ax < 0x38800000u) {                                                                          // subnormal or 0
+        if (ax < 0x33000000u) return (enh_half)sign;
+        unsigned int e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
+        unsigned int shift = 126 - e;           // 14 + (113 - e) - 1
+        unsigned int r = m >> shift, rem = m & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+        if (rem > halfway || (rem == halfway && (r & 1u))) r++;
+        return (enh_half)(sign | r);
+    }
+    unsigned int r = ((ax >> 13) - (112u << 10));
+    unsigned int rem = ax & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) r++;
+    return (enh_half)(sign | r);
+#endif
+}
+
+__device__ __forceinline__ float enh_ld(const float *p, long long i) { return p[i]; }
+__device__ __forceinline__ float enh_ld(const enh_half *p, long long i) { return enh_h2f(p[i]); }
+__device__ __forceinline__ void enh_st(float *p, long long i, float v) { p[i] = v; }
+__device__ __forceinline__ void enh_st(enh_half *p, long long i, float v) { p[i] = enh_f2h(v); }
+
+__device__ __forceinline__ long long enh_first() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
+__device__ __forceinline__ long long enh_step() { return (long long)gridDim.x * blockDim.x; }
+
+// ---- activations, the conv epilogue ------------------------------------------------------------------------------
+// act: 0 none, 1 relu, 2 leakyReLU(a0), 3 scaledLeakyReLU(a0, gain a1), 4 PReLU(slopes[c]), 5 sigmoid
+__device__ __forceinline__ float enh_act(float v, int act, float a0, float a1, const float *slopes, int c) {
+    switch (act) {
+    case 1: return v > 0.0f ? v : 0.0f;
+    case 2: return v >= 0.0f ? v : v * a0;
+    case 3: return (v >= 0.0f ? v : v * a0) * a1;
+    case 4: return v >= 0.0f ? v : v * slopes[c];
+    case 5: return 1.0f / (1.0f + expf(-v));
+    default: return v;
+    }
+}
+
+// y = ((x + bias[c]) · cs[n, c] → act) · outScale + resScale · res. x may be y (in place). bias, cs, res, slopes may
+// be null. cs is N×C×1×1 (batch stride csN).
+template <typename T>
+__device__ void enh_epilogue(T *y, long long yN, const T *x, long long xN, const float *bias, const T *cs, long long csN,
+                             const T *res, long long resN, const float *slopes, int N, int C, int HW, int act,
+                             float a0, float a1, float outScale, float resScale) {
+    long long per = (long long)C * HW, total = per * N;
+    for (long long i = enh_first(); i < total; i += enh_step()) {
+        long long n = i / per, r = i - n * per;
+        int c = (int)(r / HW);
+        float v = enh_ld(x, n * xN + r);
+        if (bias) v += bias[c];
+        if (cs) v *= enh_ld(cs, n * csN + c);
+        v = enh_act(v, act, a0, a1, slopes, c) * outScale;
+        if (res) v += resScale * enh_ld(res, n * resN + r);
+        enh_st(y, n * yN + r, v);
+    }
+}
+
+// ---- element-wise ------------------------------------------------------------------------------------------------
+// op: 0 x², 1 √x, 2 1/√(x+a0), 3 eˣ, 4 |x|, 5 tanh x, 6 clamp(a0, a1), 7 a0·x + a1
+template <typename T>
+__device__ void enh_unary(T *y, const T *x, long long xN, int N, long long per, int op, float a0, float a1) {
+    long long total = per * N;
+    for (long long i = enh_first(); i < total; i += enh_step()) {
+        long long n = i / per, r = i - n * per;
+        float v = enh_ld(x, n * xN + r), o;
+        switch (op) {
+        case 0: o = v * v; break;
+        case 1: o = sqrtf(v); break;
+        case 2: o = 1.0f / sqrtf(v + a0); break;
+        case 3: o = expf(v); break;
+        case 4: o = fabsf(v); break;
+        case 5: o = tanhf(v); break;
+        case 6: o = fminf(fmaxf(v, a0), a1); break;
+        default: o = a0 * v + a1; break;
+        }
+        enh_st(y, i, o);
+    }
+}
+
+// op: 0 alpha·x + beta·z, 1 x·z
+template <typename T>
+__device__ void enh_binary(T *y, const T *x, long long xN, const T *z, long long zN, int N, long long per, int op,
+                           float alpha, float beta) {
+    long long total = per * N;
+    for (long long i = enh_first(); i < total; i += enh_step()) {
+        long long n = i / per, r = i - n * per;
+        float a = enh_ld(x, n * xN + r), b = enh_ld(z, n * zN + r);
+        enh_st(y, i, op == 0 ? alpha * a + beta * b : a * b);
+    }
+}
+
+// y (batch stride yN) = x (batch stride xN), per elements per image.
+template <typename T>
+__device__ void enh_copy(T *y, long long yN, const T *x, long long xN, int N, long long per) {
+    long long total = per * N;
+    for (long long i = enh_first(); i < total; i += enh_step()) {
+        long long n = i / per, r = i - n * per;
+        y[n * yN + r] = x[n * xN + r];
+    }
+}
+
+// ---- gathers: out[n, c, oy, ox] = in[n, f(c, oy, ox)] ------------------------------------------------------------
+// kind: 0 pixel shuffle (r = p0), 1 pixel unshuffle (r = p0), 2 nearest upsample (factor p0),
+//       3 nearest resize (scales fy, fx; PyTorch's floor rule), 4 reflection pad (top p0, left p1)
+template <typename T>
+__device__ void enh_gather(T *y, const T *x, long long xN, int N, int C, int OH, int OW, int IH, int IW, int kind,
+                           int p0, int p1, float fy, float fx) {
+    long long per = (long long)C * OH * OW, total = per * N;
+    for (long long i = enh_first(); i < total; i += enh_step()) {
+        long long n = i / per, r = i - n * per;
+        int c = (int)(r / ((long long)OH * OW));
+        int rem = (int)(r - (long long)c * OH * OW);
+        int oy = rem / OW, ox = rem - oy * OW;
+        int sc, sy, sx;
+        switch (kind) {
+        case 0: sc = c * p0 * p0 + (oy % p0) * p0 + ox % p0; sy = oy / p0; sx = ox / p0; break;
+        case 1: sc = c / (p0 * p0); sy = oy * p0 + (c % (p0 * p0)) / p0; sx = ox * p0 + c % p0; break;
+        case 2: sc = c; sy = oy / p0; sx = ox / p0; break;
+        case 3: {
+            sc = c;
+            sy = (int)floorf((float)oy * fy); if (sy > IH - 1) sy = IH - 1;
+            sx = (int)floorf((float)ox * fx); if (sx > IW - 1) sx = IW - 1;
+            break;
+        }
+        default: {
+            sc = c;
+            sy = oy - p0; if (sy < 0) sy = -sy; if (sy >= IH) sy = 2 * (IH - 1) - sy;
+            sx = ox - p1; if (sx < 0) sx = -sx; if (sx >= IW) sx = 2 * (IW - 1) - sx;
+            break;
+        }
+        }
+        // the input has C_in channels; index by plane
+        long long src = ((long long)sc * IH + sy) * IW + sx;
+        y[i] = x[n * xN + src];
+    }
+}
+
+// upfirdn2d (StyleGAN2): zero-insert by up, pad pad0 before, true convolution with outer(taps, taps) (K ≤ 8),
+// keep every down-th sample.
+template <typename T>
+__device__ void enh_upfirdn(T *y, const T *x, long long xN, int N, int C, int OH, int OW, int IH, int IW, int up,
+                            int down, int pad0, int K, float t0, float t1, float t2, float t3, float t4, float t5,
+                            float t6, float t7) {
+    float t[8] = {t0, t1, t2, t3, t4, t5, t6, t7};
+    long long per = (long long)C * OH * OW, total = per * N;
+    for (long long i = enh_first(); i < total; i += enh_step()) {
+        long long n = i / per, r = i - n * per;
+        int c = (int)(r / ((long long)OH * OW));
+        int rem = (int)(r - (long long)c * OH * OW);
+        int oy = rem / OW, ox = rem - oy * OW;
+        const T *plane = x + n * xN + (long long)c * IH * IW;
+        float acc = 0.0f;
+        for (int ty = 0; ty < K; ty++) {
+            int u = oy * down + ty - pad0;
+            if (u < 0 || u >= IH * up || u % up != 0) continue;
+            int iy = u / up;
+            float wy = t[K - 1 - ty];
+            for (int tx = 0; tx < K; tx++) {
+                int v = ox * down + tx - pad0;
+                if (v < 0 || v >= IW * up || v % up != 0) continue;
+                acc += wy * t[K - 1 - tx] * enh_ld(plane, (long long)iy * IW + v / up);
+            }
+        }
+        enh_st(y, i, acc);
+    }
+}
+
+// Max pooling, floor mode, padding counts as -inf.
+template <typename T>
+__device__ void enh_maxpool(T *y, const T *x, long long xN, int N, int C, int OH, int OW, int IH, int IW, int k, int s,
+                            int p) {
+    long long per = (long long)C * OH * OW, total = per * N;
+    for (long long i = enh_first(); i < total; i += enh_step()) {
+        long long n = i / per, r = i - n * per;
+        int c = (int)(r / ((long long)OH * OW));
+        int rem = (int)(r - (long long)c * OH * OW);
+        int oy = rem / OW, ox = rem - oy * OW;
+        const T *plane = x + n * xN + (long long)c * IH * IW;
+        float m = __int_as_float(0xff800000);
+        for (int ky = 0; ky < k; ky++) {
+            int iy = oy * s - p + ky;
+            if (iy < 0 || iy >= IH) continue;
+            for (int kx = 0; kx < k; kx++) {
+                int ix = ox * s - p + kx;
+                if (ix >= 0 && ix < IW) m = fmaxf(m, enh_ld(plane, (long long)iy * IW + ix));
+            }
+        }
+        enh_st(y, i, m);
+    }
+}
+
+// ---- reductions (one thread per reduced line) --------------------------------------------------------------------
+// Softmax over axis 1 (C), 2 (H) or 3 (W) of N×C×H×W; y dense.
+template <typename T>
+__device__ void enh_softmax(T *y, const T *x, long long xN, int N, int C, int H, int W, int axis) {
+    long long lines = (long long)N * (axis == 1 ? (long long)H * W : axis == 2 ? (long long)C * W : (long long)C * H);
+    int len = axis == 1 ? C : axis == 2 ? H : W;
+    long long stride = axis == 1 ? (long long)H * W : axis == 2 ? W : 1;
+    long long perN = lines / N;
+    for (long long l = enh_first(); l < lines; l += enh_step()) {
+        long long n = l / perN, q = l - n * perN, base;
+        if (axis == 1) base = q;                                   // q = y·W + x
+        else if (axis == 2) base = (q / W) * H * W + q % W;        // q = c·W + x
+        else base = q * W;                                         // q = c·H + y
+        const T *src = x + n * xN + base;
+        T *dst = y + n * ((long long)C * H * W) + base;
+        float m = __int_as_float(0xff800000);
+        for (int k = 0; k < len; k++) m = fmaxf(m, enh_ld(src, k * stride));
+        float sum = 0.0f;
+        for (int k = 0; k < len; k++) sum += expf(enh_ld(src, k * stride) - m);
+        for (int k = 0; k < len; k++) enh_st(dst, k * stride, expf(enh_ld(src, k * stride) - m) / sum);
+    }
+}
+
+// mode 0: y[n,0,p] = mean over c of x; mode 1: y[n,c,p] = x / √(mean over c of x² + eps) (PixelNorm).
+template <typename T>
+__device__ void enh_channel_reduce(T *y, const T *x, long long xN, int N, int C, long long HW, int mode, float eps) {
+    long long total = (long long)N * HW;
+    for (long long i = enh_first(); i < total; i += enh_step()) {
+        long long n = i / HW, p = i - n * HW;
+        const T *src = x + n * xN + p;
+        float s = 0.0f;
+        if (mode == 0) {
+            for (int c = 0; c < C; c++) s += enh_ld(src, c * HW);
+            enh_st(y, n * HW + p, s / (float)C);
+        } else {
+            for (int c = 0; c < C; c++) { float v = enh_ld(src, c * HW); s += v * v; }
+            float d = sqrtf(s / (float)C + eps);
+            for (int c = 0; c < C; c++) enh_st(y, (n * C + c) * HW + p, enh_ld(src, c * HW) / d);
+        }
+    }
+}
+
+// ---- precision casts (upload / download of half tensors) ---------------------------------------------------------
+extern "C" __global__ void enh_cast_f32_f16(enh_half *y, const float *x, long long count) {
+    for (long long i = enh_first(); i < count; i += enh_step()) y[i] = enh_f2h(x[i]);
+}
+ENH_REGISTER(enh_cast_f32_f16)
+
+extern "C" __global__ void enh_cast_f16_f32(float *y, const enh_half *x, long long count) {
+    for (long long i = enh_first(); i < count; i += enh_step()) y[i] = enh_h2f(x[i]);
+}
+ENH_REGISTER(enh_cast_f16_f32)
+
+// ---- entry points: one per op and storage type -------------------------------------------------------------------
+#define ENH_ENTRIES(SUF, T)                                                                                          \
+extern "C" __global__ void enh_epilogue_##SUF(T *y, long long yN, const T *x, long long xN, const float *bias,       \
+        const T *cs, long long csN, const T *res, long long resN, const float *slopes, int N, int C, int HW, int act, \
+        float a0, float a1, float outScale, float resScale) {                                                        \
+    enh_epilogue(y, yN, x, xN, bias, cs, csN, res, resN, slopes, N, C, HW, act, a0, a1, outScale, resScale);        \
+}                                                                                                                    \
+ENH_REGISTER(enh_epilogue_##SUF)                                                                                     \
+extern "C" __global__ void enh_unary_##SUF(T *y, const T *x, long long xN, int N, long long per, int op, float a0,  \
+        float a1) {                                                                                                  \
+    enh_unary(y, x, xN, N, per, op, a0, a1);                                                                         \
+}                                                                                                                    \
+ENH_REGISTER(enh_unary_##SUF)                                                                                        \
+extern "C" __global__ void enh_binary_##SUF(T *y, const T *x, long long xN, const T *z, long long zN, int N,        \
+        long long per, int op, float alpha, float beta) {                                                            \
+    enh_binary(y, x, xN, z, zN, N, per, op, alpha, beta);                                                            \
+}                                                                                                                    \
+ENH_REGISTER(enh_binary_##SUF)                                                                                       \
+extern "C" __global__ void enh_copy_##SUF(T *y, long long yN, const T *x, long long xN, int N, long long per) {     \
+    enh_copy(y, yN, x, xN, N, per);                                                                                  \
+}                                                                                                                    \
+ENH_REGISTER(enh_copy_##SUF)                                                                                         \
+extern "C" __global__ void enh_gather_##SUF(T *y, const T *x, long long xN, int N, int C, int OH, int OW, int IH,    \
+        int IW, int kind, int p0, int p1, float fy, float fx) {                                                      \
+    enh_gather(y, x, xN, N, C, OH, OW, IH, IW, kind, p0, p1, fy, fx);                                                \
+}                                                                                                                    \
+ENH_REGISTER(enh_gather_##SUF)                                                                                       \
+extern "C" __global__ void enh_upfirdn_##SUF(T *y, const T *x, long long xN, int N, int C, int OH, int OW, int IH,   \
+        int IW, int up, int down, int pad0, int K, float t0, float t1, float t2, float t3, float t4, float t5,        \
+        float t6, float t7) {                                                                                        \
+    enh_upfirdn(y, x, xN, N, C, OH, OW, IH, IW, up, down, pad0, K, t0, t1, t2, t3, t4, t5, t6, t7);                 \
+}                                                                                                                    \
+ENH_REGISTER(enh_upfirdn_##SUF)                                                                                      \
+extern "C" __global__ void enh_maxpool_##SUF(T *y, const T *x, long long xN, int N, int C, int OH, int OW, int IH,   \
+        int IW, int k, int s, int p) {                                                                               \
+    enh_maxpool(y, x, xN, N, C, OH, OW, IH, IW, k, s, p);                                                            \
+}                                                                                                                    \
+ENH_REGISTER(enh_maxpool_##SUF)                                                                                      \
+extern "C" __global__ void enh_softmax_##SUF(T *y, const T *x, long long xN, int N, int C, int H, int W, int axis) { \
+    enh_softmax(y, x, xN, N, C, H, W, axis);                                                                         \
+}                                                                                                                    \
+ENH_REGISTER(enh_softmax_##SUF)                                                                                      \
+extern "C" __global__ void enh_channel_reduce_##SUF(T *y, const T *x, long long xN, int N, int C, long long HW,     \
+        int mode, float eps) {                                                                                       \
+    enh_channel_reduce(y, x, xN, N, C, HW, mode, eps);                                                               \
+}                                                                                                                    \
+ENH_REGISTER(enh_channel_reduce_##SUF)
+
+ENH_ENTRIES(f32, float)
+ENH_ENTRIES(f16, enh_half)

@@ -1,0 +1,151 @@
+import BackendCUDA
+import EnhanceKit
+import Foundation
+import Testing
+import TestSupport
+@testable import TensorCore
+
+// The CUDA backend without a GPU: the load path and its errors, the kernels compiled by the real NVRTC (when the
+// pinned wheel is cached: scripts/cuda-wheels), and the backend itself on the host emulator of the driver, NVRTC and
+// cuDNN (Tests/Fixtures/cuda-emulator), which runs kernels.cu compiled for the host. Op-by-op parity on the emulator
+// is in BackendParityTests (target "cuda (host emulator, fp32)"); model parity through the CLI in CLITests.
+@Suite struct CUDABackendTests {
+    func emulator() throws -> CUDAEmulator.Build {
+        switch CUDAEmulator.build {
+        case let .success(b): return b
+        case let .failure(e): Issue.record("the CUDA host emulator did not build:\n\(e.log)"); throw e
+        }
+    }
+
+    func backend(_ precision: CUDABackend.Precision = .fp32) throws -> CUDABackend {
+        let emu = try emulator()
+        return try CUDABackend(options: .init(precision: precision, driverPath: emu.driver, libraryFolders: [emu.folder]))
+    }
+
+    @Test func theEmulatorBuilds() throws {
+        let emu = try emulator()
+        #expect(FileManager.default.fileExists(atPath: emu.driver))
+    }
+
+    @Test func aMissingDriverIsAnUnsupportedErrorNamingTheLibrary() {
+        do {
+            _ = try CUDALibrary(driverPath: "/nonexistent/libcuda.so.1", libraryFolders: [])
+            Issue.record("loading a missing driver succeeded")
+        } catch let TensorError.unsupported(_, message) {
+            #expect(message.contains("CUDA unavailable"))
+            #expect(message.contains("/nonexistent/libcuda.so.1"))
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    @Test func missingCuDNNIsNamed() throws {
+        let emu = try emulator()
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("enhance-empty-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        #expect { try CUDALibrary(driverPath: emu.driver, libraryFolders: [empty.path]) } throws: { e in
+            guard case let TensorError.unsupported(_, m) = e else { return false }
+            return m.contains("libnvrtc.so.13") || m.contains("libcudnn.so.9")
+        }
+    }
+
+    @Test func theEmulatedDeviceIsDescribed() throws {
+        let emu = try emulator()
+        let lib = try CUDALibrary(driverPath: emu.driver, libraryFolders: [emu.folder])
+        let d = try lib.device(0)
+        #expect(d.architecture == "sm_90")
+        #expect(d.totalMemoryBytes > 0)
+        #expect(lib.cudnnVersion > 0)
+        #expect { try lib.device(5) } throws: { e in
+            guard case let TensorError.unsupported(_, m) = e else { return false }
+            return m.contains("device 5")
+        }
+    }
+
+    /// kernels.cu through the real NVRTC 13.0 (the pinned wheel scripts/setup caches): it must compile for the A10
+    /// (sm_86) and the H100/H200 (sm_90) and give a cubin (an ELF file).
+    @Test(arguments: ["sm_86", "sm_90"]) func kernelsCompileWithTheRealNVRTC(_ arch: String) throws {
+        guard let nvrtc = Self.nvrtcFolder else {
+            let why = "skipped: no libnvrtc.so.13 cached (run scripts/cuda-wheels, or set ENHANCE_NVRTC_DIR)"
+            FileHandle.standardError.write(Data("⤼ \(why)\n".utf8))
+            try Test.cancel(Comment(rawValue: why))
+        }
+        let emu = try emulator()
+        // the real NVRTC first; the emulator supplies the driver entries and cuDNN
+        let lib = try CUDALibrary(driverPath: emu.driver, libraryFolders: [nvrtc, emu.folder])
+        #expect(lib.nvrtcVersion.major == 13)
+        let cubin = try CUDABackend.compileKernels(library: lib, architecture: arch)
+        #expect(cubin.count > 10_000)
+        #expect(Array(cubin.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46], "a cubin is an ELF file")
+    }
+
+    /// A syntax error comes back as NVRTC's log (line and message), not a bare status.
+    @Test func aCompileErrorCarriesNVRTCsLog() throws {
+        guard let nvrtc = Self.nvrtcFolder else {
+            FileHandle.standardError.write(Data("⤼ skipped: no libnvrtc.so.13 cached\n".utf8))
+            try Test.cancel("skipped: no libnvrtc.so.13 cached")
+        }
+        let emu = try emulator()
+        let lib = try CUDALibrary(driverPath: emu.driver, libraryFolders: [nvrtc, emu.folder])
+        #expect { try CUDABackend.compileKernels(library: lib, architecture: "sm_90", source: "extern \"C\" __global__ void k() { undefined_thing = 1; }") } throws: { e in
+            "\(e)".contains("undefined_thing")
+        }
+    }
+
+    static var nvrtcFolder: String? {
+        if let d = ProcessInfo.processInfo.environment["ENHANCE_NVRTC_DIR"] { return d }
+        let root = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/enhance/cuda")
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return nil }
+        for e in entries.sorted() where e.hasPrefix("nvidia_cuda_nvrtc-13") {
+            let lib = root.appendingPathComponent(e).appendingPathComponent("nvidia/cu13/lib")
+            if FileManager.default.fileExists(atPath: lib.appendingPathComponent("libnvrtc.so.13").path) { return lib.path }
+        }
+        return nil
+    }
+
+    @Test func memoryStatisticsCountWeightsAndWorkspaceAndTrimReturnsTheCache() throws {
+        let be = try backend()
+        let conv = try be.prepareConv2d(weight: HostTensor(shape: [8, 4, 3, 3], data: (0..<288).map { Float($0 % 7) * 0.1 }),
+                                        bias: HostTensor(shape: [8], data: [Float](repeating: 0.5, count: 8)),
+                                        params: Conv2dParams(inChannels: 4, outChannels: 8, kernel: 3, padding: 1))
+        let weights = be.memoryStats.weightBytes
+        #expect(weights >= 288 * 4 + 8 * 4)
+        do {
+            let x = try be.upload(HostTensor(shape: [1, 4, 6, 6], data: (0..<144).map { Float($0) / 144 }))
+            _ = try be.download(be.conv2d(x, conv, epilogue: .activation(.leakyReLU(slope: 0.2))))
+        }
+        let s = be.memoryStats
+        #expect(s.liveBytes == 0, "every activation was released")
+        #expect(s.workspaceBytes > 0, "the emulator's cuDNN asks for a workspace")
+        #expect(s.allocatedPeakBytes == s.peakLiveBytes + s.weightBytes + s.workspaceBytes)
+        #expect(be.planNotes.contains { $0.contains("cuDNN fwd algo") })
+        be.trim()
+        #expect(be.memoryStats.reservedBytes == 0)
+        #expect(be.memoryStats.workspaceBytes == 0)
+        #expect(be.memoryStats.weightBytes == weights)
+    }
+
+    /// fp16 storage: every op within half precision of the reference (1e-2 of the largest value).
+    @Test func halfStorageMatchesTheReferenceWithinHalfPrecision() throws {
+        let be = try backend(.fp16)
+        let r = Backends.reference
+        let p = Conv2dParams(inChannels: 6, outChannels: 5, kernel: 3, stride: 1, padding: 1)
+        let w = try HostTensor(shape: p.weightShape, data: (0..<(5 * 6 * 9)).map { sin(Float($0)) * 0.3 })
+        let b = try HostTensor(shape: [5], data: [0.1, -0.2, 0.3, 0, 0.05])
+        let xs = try HostTensor(shape: [2, 6, 7, 5], data: (0..<(2 * 6 * 35)).map { cos(Float($0) * 0.37) })
+        func run(_ be: any Backend) throws -> HostTensor {
+            let conv = try be.prepareConv2d(weight: w, bias: b, params: p)
+            let x = try be.upload(xs)
+            let y = try be.conv2d(x, conv, epilogue: .init(activation: .scaledLeakyReLU(slope: 0.2, gain: Float(2).squareRoot()), residual: nil))
+            let z = try be.pixelNorm(be.upfirdn2d(y, taps: [0.25, 0.75, 0.75, 0.25], up: 2, down: 1, pad0: 2, pad1: 1), eps: 1e-8)
+            return try be.download(be.softmax(z, axis: 1))
+        }
+        let a = try run(r), h = try run(be)
+        #expect(a.shape == h.shape)
+        let maxRef = a.data.map(abs).max() ?? 1
+        let maxDiff = zip(a.data, h.data).map { abs($0 - $1) }.max() ?? 0
+        #expect(maxDiff <= 1e-2 * max(1, maxRef), "fp16 max |diff| \(maxDiff)")
+        #expect(be.memoryStats.weightBytes < 5 * 6 * 9 * 4, "half weights take half the bytes (plus a float bias)")
+    }
+}
