@@ -28,6 +28,33 @@ final class CUDAConvLayer: @unchecked Sendable {
     }
 }
 
+/// A layer as cuDNN sees it: filter K×C×R×S, symmetric pads, strides, groups.
+package struct ConvGeometry: Sendable {
+    package var k, c, r, s: Int
+    package var pad: (h: Int, w: Int)
+    package var stride: (h: Int, w: Int)
+    package var groups: Int
+
+    /// A convolution: K = out channels, C = in channels per group.
+    package init(_ p: Conv2dParams) {
+        (k, c, r, s) = (p.outChannels, p.inChannels / p.groups, p.kernelH, p.kernelW)
+        (pad, stride, groups) = ((p.padTop, p.padLeft), (p.strideH, p.strideW), p.groups)
+    }
+
+    /// A transposed convolution is the data gradient of the forward convolution whose filter is its IOHW weight:
+    /// K = its in channels, C = its out channels per group.
+    package init(transposed p: ConvTranspose2dParams) {
+        (k, c, r, s) = (p.inChannels, p.outChannels / p.groups, p.kernel, p.kernel)
+        (pad, stride, groups) = ((p.padding, p.padding), (p.stride, p.stride), p.groups)
+    }
+
+    /// A linear layer as a 1×1 convolution over N × in × 1 × 1.
+    package init(linearOut o: Int, in i: Int) {
+        (k, c, r, s) = (o, i, 1, 1)
+        (pad, stride, groups) = ((0, 0), (1, 1), 1)
+    }
+}
+
 /// Input N, H, W and batch stride: what a plan depends on.
 struct PlanKey: Hashable { let n: Int, c: Int, h: Int, w: Int, batchStride: Int }
 
@@ -61,36 +88,72 @@ extension CUDABackend {
 
     /// A 4-D tensor descriptor over N×C×H×W with the given batch stride (channel views of a larger buffer).
     func tensorDescriptor(n: Int, c: Int, h: Int, w: Int, batchStride: Int) throws -> cudnnTensorDescriptor_t {
+        try Self.tensorDescriptor(lib, dataType, n: n, c: c, h: h, w: w, batchStride: batchStride)
+    }
+
+    static func tensorDescriptor(_ lib: CUDALibrary, _ dataType: cudnnDataType_t, n: Int, c: Int, h: Int, w: Int,
+                                 batchStride: Int) throws -> cudnnTensorDescriptor_t {
+        let api = lib.api
         var d: cudnnTensorDescriptor_t?
-        try check(api.cudnnCreateTensorDescriptor!(&d), "cudnnCreateTensorDescriptor")
+        try lib.check(api.cudnnCreateTensorDescriptor!(&d), "cudnnCreateTensorDescriptor")
         let s = api.cudnnSetTensor4dDescriptorEx!(d, dataType, Int32(n), Int32(c), Int32(h), Int32(w),
                                                   Int32(batchStride), Int32(h * w), Int32(w), 1)
         if s != CUDNN_STATUS_SUCCESS { _ = api.cudnnDestroyTensorDescriptor!(d) }
-        try check(s, "cudnnSetTensor4dDescriptorEx [\(n),\(c),\(h),\(w)] stride \(batchStride)")
+        try lib.check(s, "cudnnSetTensor4dDescriptorEx [\(n),\(c),\(h),\(w)] stride \(batchStride)")
         return d!
     }
 
+    /// Filter (K×C×R×S, NCHW) and convolution (symmetric pads, strides, cross-correlation, float compute, groups,
+    /// math type) descriptors: host-side cuDNN calls only.
+    static func layerDescriptors(_ lib: CUDALibrary, _ dataType: cudnnDataType_t, _ math: cudnnMathType_t, _ g: ConvGeometry,
+                                 op: String) throws -> (cudnnFilterDescriptor_t, cudnnConvolutionDescriptor_t) {
+        let api = lib.api
+        let (k, c, r, s, pad, stride, groups) = (g.k, g.c, g.r, g.s, g.pad, g.stride, g.groups)
+        var f: cudnnFilterDescriptor_t?
+        try lib.check(api.cudnnCreateFilterDescriptor!(&f), "cudnnCreateFilterDescriptor")
+        var cd: cudnnConvolutionDescriptor_t?
+        let created = api.cudnnCreateConvolutionDescriptor!(&cd)
+        if created != CUDNN_STATUS_SUCCESS { _ = api.cudnnDestroyFilterDescriptor!(f) }
+        try lib.check(created, "cudnnCreateConvolutionDescriptor")
+        do {
+            try lib.check(api.cudnnSetFilter4dDescriptor!(f, dataType, CUDNN_TENSOR_NCHW, Int32(k), Int32(c), Int32(r), Int32(s)),
+                          "\(op): cudnnSetFilter4dDescriptor [\(k),\(c),\(r),\(s)]")
+            try lib.check(api.cudnnSetConvolution2dDescriptor!(cd, Int32(pad.h), Int32(pad.w), Int32(stride.h), Int32(stride.w), 1, 1,
+                                                               CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+                          "\(op): cudnnSetConvolution2dDescriptor")
+            if groups > 1 { try lib.check(api.cudnnSetConvolutionGroupCount!(cd, Int32(groups)), "\(op): cudnnSetConvolutionGroupCount \(groups)") }
+            try lib.check(api.cudnnSetConvolutionMathType!(cd, math), "\(op): cudnnSetConvolutionMathType")
+        } catch {
+            _ = api.cudnnDestroyFilterDescriptor!(f); _ = api.cudnnDestroyConvolutionDescriptor!(cd)
+            throw error
+        }
+        return (f!, cd!)
+    }
+
+    /// The forward output size cuDNN computes for `p` on an N×C×H×W input, from the descriptors the backend would
+    /// build (host-side calls only: tests run it against the real cuDNN without a GPU). For a transposed
+    /// convolution pass its data-gradient view: `transposed` gives the output size whose forward convolution must
+    /// give back the input.
+    package static func cudnnForwardOutput(library lib: CUDALibrary, _ g: ConvGeometry, input: (n: Int, c: Int, h: Int, w: Int)) throws -> [Int] {
+        let (f, cd) = try layerDescriptors(lib, CUDNN_DATA_FLOAT, CUDNN_FMA_MATH, g, op: "check")
+        defer { _ = lib.api.cudnnDestroyFilterDescriptor!(f); _ = lib.api.cudnnDestroyConvolutionDescriptor!(cd) }
+        let x = try tensorDescriptor(lib, CUDNN_DATA_FLOAT, n: input.n, c: input.c, h: input.h, w: input.w,
+                                     batchStride: input.c * input.h * input.w)
+        defer { _ = lib.api.cudnnDestroyTensorDescriptor!(x) }
+        var n: Int32 = 0, c: Int32 = 0, h: Int32 = 0, w: Int32 = 0
+        try lib.check(lib.api.cudnnGetConvolution2dForwardOutputDim!(cd, x, f, &n, &c, &h, &w), "cudnnGetConvolution2dForwardOutputDim")
+        return [Int(n), Int(c), Int(h), Int(w)]
+    }
+
     /// Prepares filter and convolution descriptors and uploads the weights (in the storage type) and bias (float).
-    func prepareLayer(kind: CUDAConvLayer.Kind, weight: HostTensor, bias: HostTensor?, k: Int, c: Int, r: Int, s: Int,
-                      pad: (h: Int, w: Int), stride: (h: Int, w: Int), groups: Int, outChannels: Int, op: String) throws -> CUDAConvLayer {
+    func prepareLayer(kind: CUDAConvLayer.Kind, weight: HostTensor, bias: HostTensor?, _ g: ConvGeometry, outChannels: Int,
+                      op: String) throws -> CUDAConvLayer {
         try sync {
             let w = try weightPool.allocate(bytes: weight.count * elementSize)
             try store(weight.data, at: address(w), asStorage: true)
             let b = try bias.map { try deviceFloats($0.data) }
-            var f: cudnnFilterDescriptor_t?
-            try check(api.cudnnCreateFilterDescriptor!(&f), "cudnnCreateFilterDescriptor")
-            var cd: cudnnConvolutionDescriptor_t?
-            let created = api.cudnnCreateConvolutionDescriptor!(&cd)
-            if created != CUDNN_STATUS_SUCCESS { _ = api.cudnnDestroyFilterDescriptor!(f) }
-            try check(created, "cudnnCreateConvolutionDescriptor")
-            let layer = CUDAConvLayer(kind: kind, weight: w, bias: b, filter: f!, conv: cd!, outChannels: outChannels, api: api)
-            try check(api.cudnnSetFilter4dDescriptor!(f, dataType, CUDNN_TENSOR_NCHW, Int32(k), Int32(c), Int32(r), Int32(s)),
-                      "\(op): cudnnSetFilter4dDescriptor [\(k),\(c),\(r),\(s)]")
-            try check(api.cudnnSetConvolution2dDescriptor!(cd, Int32(pad.h), Int32(pad.w), Int32(stride.h), Int32(stride.w), 1, 1,
-                                                           CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
-                      "\(op): cudnnSetConvolution2dDescriptor")
-            if groups > 1 { try check(api.cudnnSetConvolutionGroupCount!(cd, Int32(groups)), "\(op): cudnnSetConvolutionGroupCount \(groups)") }
-            try check(api.cudnnSetConvolutionMathType!(cd, mathType), "\(op): cudnnSetConvolutionMathType")
+            let (f, cd) = try Self.layerDescriptors(lib, dataType, mathType, g, op: op)
+            let layer = CUDAConvLayer(kind: kind, weight: w, bias: b, filter: f, conv: cd, outChannels: outChannels, api: api)
             return layer
         }
     }
@@ -212,9 +275,7 @@ extension CUDABackend {
         guard p.padTop == p.padBottom, p.padLeft == p.padRight else {
             throw TensorError.unsupported(op: "prepareConv2d", message: "asymmetric padding \(p) (cuDNN's 2-D descriptor takes one pad per axis)")
         }
-        let layer = try prepareLayer(kind: .forward, weight: weight, bias: bias, k: p.outChannels, c: p.inChannels / p.groups,
-                                     r: p.kernelH, s: p.kernelW, pad: (p.padTop, p.padLeft), stride: (p.strideH, p.strideW),
-                                     groups: p.groups, outChannels: p.outChannels, op: "prepareConv2d")
+        let layer = try prepareLayer(kind: .forward, weight: weight, bias: bias, ConvGeometry(p), outChannels: p.outChannels, op: "prepareConv2d")
         return PreparedConv2d(params: p, hasBias: bias != nil, backendID: id, payload: layer)
     }
 
@@ -233,10 +294,8 @@ extension CUDABackend {
     public func prepareConvTranspose2d(weight: HostTensor, bias: HostTensor?, params p: ConvTranspose2dParams) throws -> PreparedConvTranspose2d {
         try p.validate()
         try Validate.weights(weight, expected: p.weightShape, bias: bias, outChannels: p.outChannels, op: "prepareConvTranspose2d")
-        // The IOHW weight is the filter (K = I, C = O/groups) of the forward convolution whose data gradient this is.
-        let layer = try prepareLayer(kind: .transposed, weight: weight, bias: bias, k: p.inChannels, c: p.outChannels / p.groups,
-                                     r: p.kernel, s: p.kernel, pad: (p.padding, p.padding), stride: (p.stride, p.stride),
-                                     groups: p.groups, outChannels: p.outChannels, op: "prepareConvTranspose2d")
+        let layer = try prepareLayer(kind: .transposed, weight: weight, bias: bias, ConvGeometry(transposed: p), outChannels: p.outChannels,
+                                     op: "prepareConvTranspose2d")
         return PreparedConvTranspose2d(params: p, hasBias: bias != nil, backendID: id, payload: layer)
     }
 
@@ -266,8 +325,7 @@ extension CUDABackend {
         }
         // A 1×1 convolution over N × in × 1 × 1 (no cuBLAS to load).
         let (o, i) = (weight.shape[0], weight.shape[1])
-        let layer = try prepareLayer(kind: .linear, weight: weight, bias: bias, k: o, c: i, r: 1, s: 1, pad: (0, 0), stride: (1, 1),
-                                     groups: 1, outChannels: o, op: "prepareLinear")
+        let layer = try prepareLayer(kind: .linear, weight: weight, bias: bias, ConvGeometry(linearOut: o, in: i), outChannels: o, op: "prepareLinear")
         return PreparedLinear(inFeatures: i, outFeatures: o, hasBias: bias != nil, backendID: id, payload: layer)
     }
 

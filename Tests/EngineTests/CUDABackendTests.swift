@@ -93,16 +93,47 @@ import TestSupport
         }
     }
 
-    static var nvrtcFolder: String? {
-        if let d = ProcessInfo.processInfo.environment["ENHANCE_NVRTC_DIR"] { return d }
+    /// The descriptors the backend builds, given to the real cuDNN 9 (host-side calls work without a GPU; its 517 MB
+    /// wheel is fetched only by `scripts/cuda-wheels --headers`, so CI usually skips this): cuDNN's forward output
+    /// size must be ours for every parity convolution, and for a transposed convolution the forward convolution of
+    /// its output must give back its input — the data-gradient mapping of the IOHW weight is the one cuDNN expects.
+    @Test func theRealCuDNNAgreesWithTheLayerGeometry() throws {
+        guard let cudnn = Self.wheelFolder("nvidia_cudnn_cu13-9", "nvidia/cudnn/lib", "libcudnn.so.9", env: "ENHANCE_CUDNN_DIR") else {
+            let why = "skipped: no real libcudnn.so.9 cached (scripts/cuda-wheels --headers, or ENHANCE_CUDNN_DIR)"
+            FileHandle.standardError.write(Data("⤼ \(why)\n".utf8))
+            try Test.cancel(Comment(rawValue: why))
+        }
+        let emu = try emulator()
+        let lib = try CUDALibrary(driverPath: emu.driver, libraryFolders: [cudnn, emu.folder])
+        #expect(lib.cudnnVersion >= 90000 && lib.cudnnVersion != 99999, "the real cuDNN, not the emulator's")
+        for c in convCases {
+            let got = try CUDABackend.cudnnForwardOutput(library: lib, ConvGeometry(c.params), input: (c.n, c.cin, c.h, c.w))
+            let want = c.params.outputSize(h: c.h, w: c.w)
+            #expect(got == [c.n, c.cout, want.h, want.w], "\(c): cuDNN \(got)")
+        }
+        for (cin, cout, k, s, pad, g, h, w) in [(3, 16, 3, 2, 0, 1, 5, 6), (16, 8, 3, 2, 0, 1, 4, 4), (16, 16, 4, 2, 1, 1, 5, 7),
+                                                (16, 16, 3, 2, 1, 16, 6, 5), (512, 256, 3, 2, 0, 1, 8, 8)] {
+            let p = ConvTranspose2dParams(inChannels: cin, outChannels: cout, kernel: k, stride: s, padding: pad, groups: g)
+            let out = p.outputSize(h: h, w: w)
+            let back = try CUDABackend.cudnnForwardOutput(library: lib, ConvGeometry(transposed: p), input: (2, cout, out.h, out.w))
+            #expect(back == [2, cin, h, w], "transposed \(p): cuDNN's forward of [2,\(cout),\(out.h),\(out.w)] is \(back)")
+        }
+        let linear = try CUDABackend.cudnnForwardOutput(library: lib, ConvGeometry(linearOut: 24, in: 144), input: (2, 144, 1, 1))
+        #expect(linear == [2, 24, 1, 1])
+    }
+
+    static func wheelFolder(_ prefix: String, _ sub: String, _ file: String, env: String) -> String? {
+        if let d = ProcessInfo.processInfo.environment[env] { return d }
         let root = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/enhance/cuda")
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return nil }
-        for e in entries.sorted() where e.hasPrefix("nvidia_cuda_nvrtc-13") {
-            let lib = root.appendingPathComponent(e).appendingPathComponent("nvidia/cu13/lib")
-            if FileManager.default.fileExists(atPath: lib.appendingPathComponent("libnvrtc.so.13").path) { return lib.path }
+        for e in entries.sorted() where e.hasPrefix(prefix) {
+            let lib = root.appendingPathComponent(e).appendingPathComponent(sub)
+            if FileManager.default.fileExists(atPath: lib.appendingPathComponent(file).path) { return lib.path }
         }
         return nil
     }
+
+    static var nvrtcFolder: String? { wheelFolder("nvidia_cuda_nvrtc-13", "nvidia/cu13/lib", "libnvrtc.so.13", env: "ENHANCE_NVRTC_DIR") }
 
     @Test func memoryStatisticsCountWeightsAndWorkspaceAndTrimReturnsTheCache() throws {
         let be = try backend()
