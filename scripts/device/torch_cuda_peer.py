@@ -106,7 +106,11 @@ def main():
     dtype = torch.float16 if half else torch.float32
     model = model.to(device=dev, dtype=dtype)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to(memory_format=) refuses models with non-4-D parameters (GPEN's linear layers): convert the 4-D ones.
+        with torch.no_grad():
+            for t in list(model.parameters()) + list(model.buffers()):
+                if t.dim() == 4:
+                    t.data = t.data.contiguous(memory_format=torch.channels_last)
     weight_bytes = sum(t.numel() * t.element_size() for t in model.parameters()) + \
         sum(t.numel() * t.element_size() for t in model.buffers())
     run_model = model
