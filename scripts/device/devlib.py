@@ -170,7 +170,8 @@ class Sampler:
     """Peak of a memory figure while a child runs, minus an idle baseline taken right before it starts.
 
     kinds: nvml (device-level `used` from nvidia-ml-py, 10 ms; also the child's per-process figure when NVML lists
-    it), smi (`nvidia-smi --query-gpu=memory.used -lms 10`), rss (the child's VmHWM, for CPU rehearsals), none.
+    it), smi (`nvidia-smi --query-gpu=memory.used -lms 10`), rss (the largest VmHWM in the child's process group,
+    for CPU rehearsals), none.
     """
 
     def __init__(self, kind="auto", device_index=0, period_s=0.01):
@@ -274,19 +275,25 @@ class Sampler:
                 res["samples"] += 1
 
         def poll_rss():
+            # The largest VmHWM of any process in the child's process group (wrappers exec or spawn the real work).
             while not stop.is_set():
-                pid = pid_holder.get("pid")
-                if pid is not None:
-                    try:
-                        with open(f"/proc/{pid}/status") as fh:
-                            for line in fh:
-                                if line.startswith("VmHWM:"):
-                                    v = int(line.split()[1]) * 1024
-                                    peak["rss"] = max(peak["rss"] or 0, v)
-                                    res["samples"] += 1
-                    except OSError:
-                        pass
-                stop.wait(0.005)
+                pgid = pid_holder.get("pid")
+                if pgid is not None:
+                    for entry in os.listdir("/proc"):
+                        if not entry.isdigit():
+                            continue
+                        try:
+                            with open(f"/proc/{entry}/stat") as fh:
+                                if int(fh.read().rsplit(")", 1)[1].split()[2]) != pgid:
+                                    continue
+                            with open(f"/proc/{entry}/status") as fh:
+                                for line in fh:
+                                    if line.startswith("VmHWM:"):
+                                        peak["rss"] = max(peak["rss"] or 0, int(line.split()[1]) * 1024)
+                                        res["samples"] += 1
+                        except (OSError, ValueError, IndexError):
+                            pass
+                stop.wait(0.02)
 
         thread = None
         if self.kind == "nvml":
