@@ -7,10 +7,10 @@
 
 Sequential child processes, one at a time, each under a memory sampler (devlib.Sampler: NVML device `used` every
 10 ms minus an idle baseline taken right before the child; nvidia-smi -lms 10 when NVML cannot be imported; the
-child's VmHWM in CPU rehearsals). Per workload, in this order so that a deadline cut keeps pairs together:
-  enhance fp32, torch fp32 (TF32 off), enhance tf32, torch tf32 (PyTorch's default), enhance fp16, torch fp16,
-  torch fp16 channels_last; after every workload's eager rows, torch.compile (default mode) at tf32, then at fp16,
-  each only while the deadline leaves room for it.
+largest VmHWM of the child's process group in CPU rehearsals). In this order, so that a deadline cut keeps pairs
+together: for fp32, tf32, fp16 in turn, for each workload, enhance at that precision then torch (fp32 = TF32 off,
+tf32 = PyTorch's default cudnn.allow_tf32, fp16 = model.half()); then torch fp16 channels_last per workload; then
+torch.compile (default mode) at tf32, then at fp16, each only while the deadline leaves room for it.
 enhance rows run `enhance forward --device D --precision P --warmup K --runs N --report R.json`; a build without
 --report is timed from outside instead (one process per run, whole-process wall time; the row says so).
 torch rows run scripts/device/torch_cuda_peer.py with the same weights file and input .npy.
@@ -199,10 +199,11 @@ class Harness:
         append_jsonl(a.out, meta)
         log(f"harness: sampler {self.sampler.kind} {self.sampler.note}; card {card}; {len(a.workloads)} workloads; "
             f"{self.left():.0f} s to the deadline")
-        for wl in a.workloads:
-            for p in ("fp32", "tf32", "fp16"):
+        for p in ("fp32", "tf32", "fp16"):
+            for wl in a.workloads:
                 self.enhance_row(wl, p)
                 self.torch_row(wl, p)
+        for wl in a.workloads:
             self.torch_row(wl, "fp16-cl")
         if a.compile:
             for variant in ("tf32", "fp16"):
