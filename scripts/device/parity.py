@@ -196,8 +196,10 @@ class Parity:
             name, rest = spec.split("=", 1)
             arch, weights, inp = rest.split(":", 2)
             full.append((name, arch, weights, inp))
-        with cf.ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
-            refs = {name: pool.submit(self.reference, name, arch, w, inp) for name, arch, w, inp in full}
+        # The CPU references run one at a time beside the device children (their own executor, so they neither wait
+        # for the fixtures nor hold a device slot).
+        with cf.ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool, cf.ThreadPoolExecutor(max_workers=1) as cpu:
+            refs = {name: cpu.submit(self.reference, name, arch, w, inp) for name, arch, w, inp in full}
             futs = [pool.submit(self.run_case, "fixture", c["case"], c["arch"], c["weights"], c["input"], c["expected"], p)
                     for c in cases for p in precisions]
             for name, arch, w, inp in full:

@@ -211,6 +211,8 @@ def main():
             md.append(f"enhance: CUDA unavailable: {cuda.get('reason')}")
     elif info is None:
         md.append("enhance info: missing (see log.txt).")
+    elif isinstance(info, dict) and info.get("error"):
+        md.append(f"**enhance: {info['error']}** (see log.txt and versions.txt)")
     else:
         md.append("enhance info: no \"cuda\" key (a build without the CUDA backend).")
     if "contract shim" in str((cuda or {}).get("reason", "")) or any("contract-shim" in str(r.get("backend")) for r in rows):
