@@ -124,7 +124,7 @@ class Harness:
         engine = "pytorch-compile" if compile_mode else "pytorch-eager"
         rid = f"{wl['name']}/{engine}/{variant}"
         base = {"type": "row", "id": rid, "workload": wl["name"], "arch": wl["arch"], "engine": engine,
-                "variant": variant, "precision": precision, "device": a.device}
+                "variant": variant, "precision": precision, "device": a.torch_device}
         if not a.python:
             return self.skip(base, "no Python with torch")
         need = COMPILE_MIN_S if compile_mode else EAGER_MIN_S
@@ -133,7 +133,7 @@ class Harness:
         d = self.row_dir(rid)
         report = os.path.join(d, "report.json")
         cmd = [a.python, os.path.join(HERE, "torch_cuda_peer.py"), "--arch", wl["arch"], "--weights", wl["weights"],
-               "--input", wl["input"], "--variant", variant, "--device", a.device, "--warmup", str(a.warmup),
+               "--input", wl["input"], "--variant", variant, "--device", a.torch_device, "--warmup", str(a.warmup),
                "--runs", str(a.runs), "--report", report, "--save-output", d]
         if compile_mode:
             cmd += ["--compile", compile_mode]
@@ -189,8 +189,9 @@ class Harness:
         a = self.a
         env = {k: os.environ.get(k) for k in ("PYTORCH_CUDA_ALLOC_CONF", "CUDA_MODULE_LOADING", "CUDA_VISIBLE_DEVICES",
                                                "ENHANCE_CUDA_LIBS", "LD_LIBRARY_PATH")}
-        card = self.sampler.total_bytes or (host_memory_total() if a.device == "cpu" else None)
-        meta = {"type": "meta", "rehearsal": a.rehearsal, "device": a.device, "sampler": self.sampler.kind,
+        card = self.sampler.total_bytes or (host_memory_total() if a.rehearsal else None)
+        meta = {"type": "meta", "rehearsal": a.rehearsal, "device": a.device, "torch_device": a.torch_device,
+                "sampler": self.sampler.kind,
                 "sampler_note": self.sampler.note, "card_total_bytes": card,
                 "card_total_source": "nvml/nvidia-smi" if self.sampler.total_bytes else ("host MemTotal (rehearsal)" if card else None),
                 "warmup": a.warmup, "runs": a.runs, "env": env, "enhance_capabilities": self.caps,
@@ -225,7 +226,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--workload", action="append", default=[], help="NAME=ARCH:WEIGHTS:INPUT (repeatable)")
-    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--device", default="cuda", help="enhance's --device")
+    ap.add_argument("--torch-device", help="the PyTorch peer's device (default: --device)")
     ap.add_argument("--python", default=sys.executable, help="Python with torch for the peer ('' = no peer)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--runs", type=int, default=10)
@@ -243,6 +245,7 @@ def main():
         name, rest = spec.split("=", 1)
         arch, weights, inp = rest.split(":", 2)
         a.workloads.append({"name": name, "arch": arch, "weights": weights, "input": inp})
+    a.torch_device = a.torch_device or a.device
     a.enhance_ok = not a.enhance_unavailable
     a.enhance_reason = a.enhance_unavailable
     os.makedirs(a.work, exist_ok=True)

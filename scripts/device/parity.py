@@ -30,6 +30,9 @@ GATES = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 1e-2}
 ARCH_KEYS = {"FullGenerator": "gpen", "RRDBNet": "rrdbnet", "SRVGGNetCompact": "srvgg", "RetinaFace": "retinaface",
              "ParseNet": "parsenet"}
 MIN_CHILD_S = 8  # a case needs at least this much time before the deadline to start
+# Cases known to exceed their gate for a reason outside the backend: recorded as they are, with this note.
+KNOWN = {("retinaface_mnet", "fp16"): "known: PyTorch's own model.half() differs from this fp32 fixture by rel-L2 "
+                                      "3.6e-2 (loc) / 4.1e-2 (landms) as well (main b2fed64's measurement)"}
 
 
 def forward_capabilities(enhance):
@@ -152,11 +155,17 @@ class Parity:
         bad = [n for n, o in rec["outputs"].items() if "error" in o or not o.get("finite", False)]
         rels = [o["rel_l2"] for o in rec["outputs"].values() if "rel_l2" in o]
         rec["rel_l2"] = max(rels) if rels else None
+        if rels:
+            rec["worst_output"] = max((o["rel_l2"], n) for n, o in rec["outputs"].items() if "rel_l2" in o)[1]
         rec["max_abs"] = max((o["max_abs"] for o in rec["outputs"].values() if "max_abs" in o), default=None)
         ok = not bad and rec["rel_l2"] is not None and rec["rel_l2"] <= GATES[precision]
         rec["status"] = "pass" if ok else "fail"
         if bad:
             rec["reason"] = f"outputs with errors or non-finite values: {bad}"
+        elif not ok:
+            rec["reason"] = f"{rec['worst_output']}: rel-L2 {rec['rel_l2']:.3g} > {GATES[precision]:g}"
+            if (case, precision) in KNOWN:
+                rec["reason"] += "; " + KNOWN[(case, precision)]
         self.add(rec)
         log(f"parity {kind} {case} {precision}: {rec['status']} rel-L2 {rec['rel_l2']:.3g} max-abs {rec['max_abs']:.3g} "
             f"({rec['seconds']} s)")

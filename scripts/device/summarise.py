@@ -175,7 +175,7 @@ def main():
         bad = [c for c in ran if c["status"] != "pass"]
         gates["parity"] = {"status": "FAIL" if bad else "PASS",
                            "detail": f"{len(ran) - len(bad)} of {len(ran)} cases pass" + (f", {len(notrun)} not run" if notrun else "")
-                           + (f"; failing: {', '.join(c['case'] + ' ' + c.get('precision', '') for c in bad[:12])}" if bad else "")}
+                           + (f"; failing: {'; '.join(c['case'] + ' ' + c.get('precision', '') + ' (' + str(c.get('reason') or c.get('status')) + ')' for c in bad[:8])}" if bad else "")}
     # A build without --report is timed per process (start-up included): shown, but not gated.
     comparable = [p for p in pairs if p["comparable"]]
     gates["speed_2x"] = gate_from([p["speed_x"] for p in comparable], lambda v: v >= SPEED_GATE, "ours-vs-PyTorch pair")
