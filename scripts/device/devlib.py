@@ -66,6 +66,44 @@ def tail(text, n=1500):
     return text[-n:]
 
 
+_ACTIVE = set()          # Popen objects of running children (own process groups), for kill_all
+_ACTIVE_LOCK = threading.Lock()
+
+
+def _register(proc):
+    with _ACTIVE_LOCK:
+        _ACTIVE.add(proc)
+
+
+def _unregister(proc):
+    with _ACTIVE_LOCK:
+        _ACTIVE.discard(proc)
+
+
+def kill_all():
+    """SIGKILL every registered child's process group (they run in sessions of their own, which the run tool would
+    leave running after the command returns)."""
+    with _ACTIVE_LOCK:
+        procs = list(_ACTIVE)
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def install_signal_handlers():
+    """On SIGTERM/SIGINT/SIGHUP (e.g. the script's outer `timeout`): kill the children's groups, then exit."""
+    def handler(signum, _frame):
+        kill_all()
+        log(f"signal {signum}: children killed, exiting")
+        raise SystemExit(128 + signum)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, handler)
+    import atexit
+    atexit.register(kill_all)
+
+
 class Child:
     """One child process in its own process group, killed as a group (TERM, then KILL) at its timeout."""
 
@@ -85,6 +123,7 @@ class Child:
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
                                      cwd=self.cwd, start_new_session=True)
+        _register(self.proc)
         return self.proc.pid
 
     def wait(self):
@@ -98,6 +137,7 @@ class Child:
             except subprocess.TimeoutExpired:
                 out, err = b"", b"(no output: the child did not die after SIGKILL within 10 s)"
         self.wall_s = time.monotonic() - self.t0
+        _unregister(self.proc)
         self.rc = self.proc.returncode
         self.stdout = (out or b"").decode("utf-8", "replace")
         self.stderr = (err or b"").decode("utf-8", "replace")
@@ -337,6 +377,7 @@ class Sampler:
             smi = subprocess.Popen(["nvidia-smi", f"--id={self.index}", "--query-gpu=memory.used",
                                     "--format=csv,noheader,nounits", "-lms", "10"],
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+            _register(smi)
             thread = threading.Thread(target=poll_smi, daemon=True)
         elif self.kind == "rss":
             thread = threading.Thread(target=poll_rss, daemon=True)
@@ -356,6 +397,7 @@ class Sampler:
                     smi.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     os.killpg(smi.pid, signal.SIGKILL)
+                _unregister(smi)
             if thread:
                 thread.join(timeout=5)
         if peak["dev"] is not None:

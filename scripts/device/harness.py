@@ -26,7 +26,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from devlib import Child, Sampler, append_jsonl, compare, host_memory_total, log, quantile, read_json  # noqa: E402
+from devlib import (Child, Sampler, append_jsonl, compare, host_memory_total, install_signal_handlers, log,  # noqa: E402
+                    quantile, read_json)
 from parity import forward_capabilities  # noqa: E402
 
 EAGER_MIN_S = 15      # a row is started only with at least this much time left before the deadline
@@ -249,6 +250,7 @@ def main():
     a.enhance_ok = not a.enhance_unavailable
     a.enhance_reason = a.enhance_unavailable
     os.makedirs(a.work, exist_ok=True)
+    install_signal_handlers()
     return Harness(a).main()
 
 

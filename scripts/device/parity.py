@@ -24,7 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from devlib import Child, compare, log, write_json  # noqa: E402
+from devlib import Child, compare, install_signal_handlers, log, write_json  # noqa: E402
 
 GATES = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 1e-2}
 ARCH_KEYS = {"FullGenerator": "gpen", "RRDBNet": "rrdbnet", "SRVGGNetCompact": "srvgg", "RetinaFace": "retinaface",
@@ -247,6 +247,7 @@ def main():
     ap.add_argument("--rehearsal", action="store_true")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
+    install_signal_handlers()
     return Parity(a).main()
 
 
