@@ -238,7 +238,8 @@ def main():
         md.append("|---|---|---|---|---|---|")
         for p in pairs:
             md.append(f"| {p['workload']} | {p['precision']} | {p['ours'].split('/', 1)[1]} | {p['peer'].split('/', 1)[1]} | "
-                      f"{fmt(p['speed_x'], '.2f')} | {fmt(p['vram_ratio'], '.3f')} |")
+                      f"{fmt(p['speed_x'], '.2f')}{'' if p['comparable'] else ' (ours per process: not gated)'} | "
+                      f"{fmt(p['vram_ratio'], '.3f')} |")
     md.append("")
     md.append("## Speed and VRAM")
     md.append("")
