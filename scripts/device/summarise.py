@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Step 3 of the device check: one device-check.json and a human summary.md from what steps 0-2 left in $OUT.
+
+  summarise.py OUT_DIR [--steps STEPS.jsonl] [--rehearsal] [--wall-s S]
+
+Reads OUT_DIR/{info.json, versions.txt, parity.json, timing.jsonl} (any may be missing) and writes
+OUT_DIR/device-check.json and OUT_DIR/summary.md. The table has, per workload and engine/setting: median and p95
+seconds, allocated / reserved / process VRAM in MiB, instances per 24 GiB card and per the card in use
+(floor(card total / process peak)), the speed ratio against PyTorch eager at the same precision (the faster eager
+variant of that precision: PyTorch median / ours) and the VRAM ratio ours-allocated / PyTorch max_memory_reserved.
+Gates (the issue's): parity, ≥ 2× speed, ≤ ½ VRAM, each PASS / FAIL / NOT RUN.
+"""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from devlib import GIB, MIB, read_json, read_jsonl, write_json  # noqa: E402
+
+CARD_24 = 24 * GIB
+SPEED_GATE = 2.0
+VRAM_GATE = 0.5
+
+
+def fmt(v, spec=".4f", none="n/a"):
+    if v is None:
+        return none
+    try:
+        return format(v, spec)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def mib(b):
+    return None if b is None else b / MIB
+
+
+def allocated_of(row):
+    """Ours: allocated_peak_bytes, else live + weights + workspace (gpu.md §5); torch: max_memory_allocated."""
+    m = row.get("memory") or {}
+    if m.get("allocated_peak_bytes") is not None:
+        return m["allocated_peak_bytes"]
+    parts = [m.get(k) for k in ("live_peak_bytes", "weight_bytes", "workspace_peak_bytes")]
+    if row.get("engine") == "enhance" and m.get("live_peak_bytes") is not None:
+        return sum(p or 0 for p in parts)
+    return None
+
+
+def build_table(rows, compares, card_total):
+    ok = [r for r in rows if r.get("status") == "ok"]
+    rel = {c["row"]: c for c in compares if "rel_l2" in c}
+    table, pairs = [], []
+    for r in rows:
+        vram = r.get("vram") or {}
+        proc = vram.get("process_peak_bytes")
+        m = r.get("memory") or {}
+        t = {"id": r["id"], "workload": r["workload"], "engine": r["engine"], "variant": r["variant"],
+             "precision": r["precision"], "status": r["status"], "reason": r.get("reason"),
+             "median_s": r.get("median_s"), "p95_s": r.get("p95_s"), "runs": r.get("runs"),
+             "timing_source": r.get("timing_source"), "compile_s": r.get("compile_s"),
+             "allocated_bytes": allocated_of(r), "reserved_bytes": m.get("reserved_peak_bytes"),
+             "weight_bytes": m.get("weight_bytes"), "process_bytes": proc, "sampler": vram.get("sampler"),
+             "nvml_process_bytes": vram.get("nvml_process_peak_bytes"),
+             "per_24gb": (CARD_24 // proc) if proc else None,
+             "per_card": (card_total // proc) if proc and card_total else None,
+             "rel_l2_vs": rel.get(r["id"], {}).get("rel_l2"), "rel_l2_ref": rel.get(r["id"], {}).get("ref")}
+        if r["engine"] == "enhance" and r["status"] == "ok":
+            peers = [p for p in ok if p["workload"] == r["workload"] and p["engine"] == "pytorch-eager"
+                     and p["precision"] == r["precision"] and p.get("median_s")]
+            if peers:
+                best = min(peers, key=lambda p: p["median_s"])
+                t["peer"] = best["id"]
+                t["speed_x"] = best["median_s"] / r["median_s"] if r.get("median_s") else None
+                peer_res = (best.get("memory") or {}).get("reserved_peak_bytes")
+                t["vram_ratio"] = (t["allocated_bytes"] / peer_res) if t["allocated_bytes"] is not None and peer_res else None
+                pairs.append({"workload": r["workload"], "precision": r["precision"], "ours": r["id"], "peer": best["id"],
+                              "speed_x": t["speed_x"], "vram_ratio": t["vram_ratio"],
+                              "comparable": r.get("timing_source") == "report"
+                              and "contract-shim" not in str(r.get("backend") or ""),
+                              "ours_allocated_bytes": t["allocated_bytes"], "peer_reserved_bytes": peer_res})
+        table.append(t)
+    return table, pairs
+
+
+def gate_from(values, test, what):
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return {"status": "NOT RUN", "detail": f"no {what} measured"}
+    bad = [v for v in vals if not test(v)]
+    return {"status": "FAIL" if bad else "PASS", "detail": f"{len(vals) - len(bad)} of {len(vals)} pass"}
+
+
+def selftest():
+    """Gates and ratios on made-up GPU-like figures (no GPU needed): `summarise.py --selftest`."""
+    import tempfile
+    from devlib import append_jsonl
+    d = tempfile.mkdtemp(prefix="summarise-selftest-")
+    write_json(os.path.join(d, "parity.json"), {"counts": {}, "cases": [
+        {"kind": "fixture", "case": "a", "precision": "fp32", "status": "pass", "rel_l2": 1e-6},
+        {"kind": "full", "case": "b", "precision": "fp16", "status": "pass", "rel_l2": 1e-3}]})
+    t = os.path.join(d, "timing.jsonl")
+    append_jsonl(t, {"type": "meta", "card_total_bytes": 140 * GIB, "sampler": "nvml"})
+
+    def row(rid, eng, var, prec, med, alloc, res, proc, src="report"):
+        append_jsonl(t, {"type": "row", "id": rid, "workload": "w", "arch": "gpen", "engine": eng, "variant": var,
+                         "precision": prec, "status": "ok", "median_s": med, "p95_s": med * 1.1, "timing_source": src,
+                         "memory": {"allocated_peak_bytes": alloc, "reserved_peak_bytes": res},
+                         "vram": {"process_peak_bytes": proc}})
+    row("w/enhance/fp32", "enhance", "fp32", "fp32", 0.020, 500 * MIB, 600 * MIB, 1000 * MIB)
+    row("w/pytorch-eager/fp32", "pytorch-eager", "fp32", "fp32", 0.050, 900 * MIB, 1200 * MIB, 2000 * MIB)
+    row("w/enhance/fp16", "enhance", "fp16", "fp16", 0.015, 300 * MIB, 400 * MIB, 700 * MIB)
+    row("w/pytorch-eager/fp16", "pytorch-eager", "fp16", "fp16", 0.020, 500 * MIB, 800 * MIB, 1500 * MIB)
+    row("w/pytorch-eager/fp16-cl", "pytorch-eager", "fp16-cl", "fp16", 0.018, 500 * MIB, 700 * MIB, 1500 * MIB)
+    old = sys.argv
+    sys.argv = ["summarise.py", d]
+    try:
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            main()
+    finally:
+        sys.argv = old
+    doc = read_json(os.path.join(d, "device-check.json"))
+    g = doc["gates"]
+    by = {x["id"]: x for x in doc["table"]}
+    checks = [
+        (g["parity"]["status"] == "PASS", "parity PASS"),
+        (g["speed_2x"]["status"] == "FAIL", "speed FAIL (fp16 pair 0.018/0.015 = 1.2)"),
+        (g["vram_half"]["status"] == "PASS", "vram PASS (500/1200, 300/700)"),
+        (abs(by["w/enhance/fp32"]["speed_x"] - 2.5) < 1e-9, "fp32 speed 2.5"),
+        (by["w/enhance/fp16"]["peer"] == "w/pytorch-eager/fp16-cl", "fp16 peer = the faster eager variant"),
+        (abs(by["w/enhance/fp16"]["vram_ratio"] - 300 / 700) < 1e-9, "fp16 vram ratio vs that peer's reserved"),
+        (by["w/enhance/fp32"]["per_24gb"] == 24 and by["w/enhance/fp32"]["per_card"] == 143, "instances 24 / 143"),
+    ]
+    bad = [m for ok, m in checks if not ok]
+    print("summarise selftest:", "ok" if not bad else f"FAILED: {bad}", f"({d})")
+    return 1 if bad else 0
+
+
+def main():
+    if sys.argv[1:] == ["--selftest"]:
+        return selftest()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out")
+    ap.add_argument("--steps")
+    ap.add_argument("--rehearsal", action="store_true")
+    ap.add_argument("--wall-s", type=float)
+    a = ap.parse_args()
+    out = a.out
+    info = read_json(os.path.join(out, "info.json"))
+    parity = read_json(os.path.join(out, "parity.json"))
+    lines = read_jsonl(os.path.join(out, "timing.jsonl"))
+    steps = read_jsonl(a.steps) if a.steps else []
+    try:
+        with open(os.path.join(out, "versions.txt")) as fh:
+            versions = fh.read()
+    except OSError:
+        versions = ""
+    meta = next((x for x in lines if x.get("type") == "meta"), {})
+    rows = [x for x in lines if x.get("type") == "row"]
+    compares = [x for x in lines if x.get("type") == "compare"]
+    cuda = (info or {}).get("cuda") if isinstance(info, dict) else None
+    card_total = meta.get("card_total_bytes") or (cuda or {}).get("memory_total_bytes")
+    table, pairs = build_table(rows, compares, card_total)
+
+    # Gates.
+    gates = {}
+    pcases = [c for c in (parity or {}).get("cases", []) if c.get("kind") in ("fixture", "full")]
+    ran = [c for c in pcases if c.get("status") in ("pass", "fail", "error")]
+    notrun = [c for c in pcases if c.get("status") == "not-run"]
+    if not ran:
+        gates["parity"] = {"status": "NOT RUN", "detail": "no parity case ran" if parity else "parity.json missing"}
+    else:
+        bad = [c for c in ran if c["status"] != "pass"]
+        gates["parity"] = {"status": "FAIL" if bad else "PASS",
+                           "detail": f"{len(ran) - len(bad)} of {len(ran)} cases pass" + (f", {len(notrun)} not run" if notrun else "")
+                           + (f"; failing: {'; '.join(c['case'] + ' ' + c.get('precision', '') + ' (' + str(c.get('reason') or c.get('status')) + ')' for c in bad[:8])}" if bad else "")}
+    # A build without --report is timed per process (start-up included): shown, but not gated.
+    comparable = [p for p in pairs if p["comparable"]]
+    gates["speed_2x"] = gate_from([p["speed_x"] for p in comparable], lambda v: v >= SPEED_GATE, "ours-vs-PyTorch pair")
+    if len(comparable) < len(pairs):
+        gates["speed_2x"]["detail"] += (f" ({len(pairs) - len(comparable)} pair(s) left out: ours timed per process "
+                                        "(a build without --report, or the rehearsal's contract shim))")
+    gates["vram_half"] = gate_from([p["vram_ratio"] for p in pairs], lambda v: v <= VRAM_GATE,
+                                   "ours-allocated / PyTorch-reserved pair")
+    for g in ("speed_2x", "vram_half"):
+        gates[g]["pairs"] = [{k: p[k] for k in ("workload", "precision", "ours", "peer",
+                                                 "speed_x" if g == "speed_2x" else "vram_ratio")} for p in pairs]
+
+    doc = {"rehearsal": a.rehearsal or bool(meta.get("rehearsal")) or bool((parity or {}).get("rehearsal")),
+           "generated": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": a.wall_s, "steps": steps,
+           "gates": gates, "table": table, "pairs": pairs, "card_total_bytes": card_total,
+           "card_24gb_bytes": CARD_24, "info": info, "versions": versions[-20000:],
+           "parity": parity, "timing": {"meta": meta, "compare": compares,
+                                        "rows": [{k: v for k, v in r.items() if k not in ("report",)} for r in rows]}}
+    write_json(os.path.join(out, "device-check.json"), doc)
+
+    # summary.md
+    md = []
+    title = "# Device check" + (" — REHEARSAL (CPU, no GPU: numbers are not GPU results)" if doc["rehearsal"] else "")
+    md.append(title)
+    md.append("")
+    md.append(f"Generated {doc['generated']}" + (f", wall {a.wall_s:.0f} s" if a.wall_s else "") + ".")
+    if cuda:
+        if cuda.get("available"):
+            md.append(f"GPU: {cuda.get('device')} (sm {cuda.get('compute_capability')}), driver {cuda.get('driver')}, "
+                      f"cuDNN {cuda.get('cudnn')}, NVRTC {cuda.get('nvrtc')}, "
+                      f"{fmt(mib(cuda.get('memory_total_bytes')), '.0f')} MiB.")
+        else:
+            md.append(f"enhance: CUDA unavailable: {cuda.get('reason')}")
+    elif info is None:
+        md.append("enhance info: missing (see log.txt).")
+    elif isinstance(info, dict) and info.get("error"):
+        md.append(f"**enhance: {info['error']}** (see log.txt and versions.txt)")
+    else:
+        md.append("enhance info: no \"cuda\" key (a build without the CUDA backend).")
+    if "contract shim" in str((cuda or {}).get("reason", "")) or any("contract-shim" in str(r.get("backend")) for r in rows):
+        md.append("**enhance ran through the rehearsal's contract shim**: its tf32/fp16 rows and parity cases are fp32 "
+                  "results, its seconds are per process.")
+    if meta:
+        md.append(f"Memory sampler: {meta.get('sampler')} {meta.get('sampler_note') or ''}; card total "
+                  f"{fmt(mib(card_total), '.0f')} MiB ({meta.get('card_total_source')}); "
+                  f"PYTORCH_CUDA_ALLOC_CONF={(meta.get('env') or {}).get('PYTORCH_CUDA_ALLOC_CONF')}, "
+                  f"CUDA_MODULE_LOADING={(meta.get('env') or {}).get('CUDA_MODULE_LOADING')}.")
+    md.append("")
+    md.append("## Gates")
+    md.append("")
+    md.append("| gate | result | detail |")
+    md.append("|---|---|---|")
+    names = {"parity": "parity (fp32 ≤ 1e-4, tf32/fp16 ≤ 1e-2 rel-L2)", "speed_2x": "speed ≥ 2× PyTorch eager, same precision",
+             "vram_half": "VRAM: ours allocated ≤ ½ PyTorch reserved"}
+    for k, g in gates.items():
+        md.append(f"| {names[k]} | **{g['status']}** | {g['detail']} |")
+    if pairs:
+        md.append("")
+        md.append("| workload | precision | ours | PyTorch peer | speed × | VRAM ratio |")
+        md.append("|---|---|---|---|---|---|")
+        for p in pairs:
+            md.append(f"| {p['workload']} | {p['precision']} | {p['ours'].split('/', 1)[1]} | {p['peer'].split('/', 1)[1]} | "
+                      f"{fmt(p['speed_x'], '.2f')}{'' if p['comparable'] else ' (ours per process: not gated)'} | "
+                      f"{fmt(p['vram_ratio'], '.3f')} |")
+    md.append("")
+    md.append("## Speed and VRAM")
+    md.append("")
+    md.append("Seconds: whole forward incl. upload and download (median / p95 of the timed runs). VRAM in MiB: allocated "
+              "(ours: live + weights + workspace; PyTorch: max_memory_allocated), reserved (pool / max_memory_reserved), "
+              "process (sampler peak minus idle baseline, context included). ×24G / ×card = floor(card / process peak). "
+              "speed × = PyTorch eager median (faster variant of the same precision) / ours. rel-L2 vs the workload's "
+              "PyTorch fp32 output.")
+    md.append("")
+    md.append("| workload | engine | setting | status | median s | p95 s | alloc MiB | reserved MiB | process MiB | ×24G | ×card | speed × | VRAM ratio | rel-L2 |")
+    md.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for t in table:
+        status = t["status"] if t["status"] == "ok" else f"{t['status']}: {t.get('reason') or ''}"
+        if t.get("timing_source") == "process-wall":
+            status += " (process wall)"
+        if t.get("compile_s") is not None:
+            status += f" (compile {t['compile_s']:.0f} s)"
+        md.append(f"| {t['workload']} | {t['engine']} | {t['variant']} | {status} | {fmt(t['median_s'])} | {fmt(t['p95_s'])} | "
+                  f"{fmt(mib(t['allocated_bytes']), '.0f')} | {fmt(mib(t['reserved_bytes']), '.0f')} | "
+                  f"{fmt(mib(t['process_bytes']), '.0f')} | {fmt(t['per_24gb'], 'd')} | {fmt(t['per_card'], 'd')} | "
+                  f"{fmt(t.get('speed_x'), '.2f', '')} | {fmt(t.get('vram_ratio'), '.3f', '')} | {fmt(t.get('rel_l2_vs'), '.2e', '')} |")
+    if not table:
+        md.append("| (no timing rows: timing.jsonl missing or empty) | | | | | | | | | | | | | |")
+    md.append("")
+    md.append("## Parity")
+    md.append("")
+    if parity:
+        md.append(f"{(parity.get('counts') or {})} — gates rel-L2: {parity.get('gates_rel_l2')}")
+        md.append("")
+        md.append("| case | kind | precision | status | rel-L2 | max-abs | s | note |")
+        md.append("|---|---|---|---|---|---|---|---|")
+        for c in parity.get("cases", []):
+            note = c.get("reason") or ""
+            md.append(f"| {c.get('case')} | {c.get('kind')} | {c.get('precision', '')} | {c.get('status')} | "
+                      f"{fmt(c.get('rel_l2'), '.2e', '')} | {fmt(c.get('max_abs'), '.2e', '')} | {fmt(c.get('seconds'), '.1f', '')} | {note[:120]} |")
+    else:
+        md.append("parity.json missing.")
+    if steps:
+        md.append("")
+        md.append("## Steps")
+        md.append("")
+        md.append("| step | status | seconds | note |")
+        md.append("|---|---|---|---|")
+        for s in steps:
+            md.append(f"| {s.get('step')} | {s.get('status')} | {fmt(s.get('seconds'), '.0f', '')} | {s.get('note', '')} |")
+    with open(os.path.join(out, "summary.md"), "w") as fh:
+        fh.write("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
