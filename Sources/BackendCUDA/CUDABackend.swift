@@ -173,6 +173,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     func launch(_ base: String, typed: Bool = true, count: Int, _ args: [KernelArg]) throws {
         guard count > 0 else { return }
         let name = typed ? "\(base)_\(suffix)" : base
+        guard count < 1 << 31 else {
+            throw TensorError.unsupported(op: name, message: "\(count) elements in one launch (the kernels index with 32 bits: at most 2^31 − 1)")
+        }
         let f = kernels.function(name)
         let threads = 256
         let blocks = max(1, min((count + threads - 1) / threads, 1 << 16))

@@ -69,8 +69,10 @@ __device__ __forceinline__ float enh_ld(const enh_half *p, long long i) { return
 __device__ __forceinline__ void enh_st(float *p, long long i, float v) { p[i] = v; }
 __device__ __forceinline__ void enh_st(enh_half *p, long long i, float v) { p[i] = enh_f2h(v); }
 
-__device__ __forceinline__ long long enh_first() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
-__device__ __forceinline__ long long enh_step() { return (long long)gridDim.x * blockDim.x; }
+// Element indices are 32-bit (the backend refuses launches over 2^31 elements): 64-bit division costs a GPU several
+// times more than 32-bit, and these kernels divide once or twice per element. Offsets into tensors stay 64-bit.
+__device__ __forceinline__ unsigned enh_first() { return blockIdx.x * blockDim.x + threadIdx.x; }
+__device__ __forceinline__ unsigned enh_step() { return gridDim.x * blockDim.x; }
 
 // ---- activations, the conv epilogue ------------------------------------------------------------------------------
 // act: 0 none, 1 relu, 2 leakyReLU(a0), 3 scaledLeakyReLU(a0, gain a1), 4 PReLU(slopes[c]), 5 sigmoid
@@ -91,10 +93,10 @@ template <typename T>
 __device__ void enh_epilogue(T *y, long long yN, const T *x, long long xN, const float *bias, const T *cs, long long csN,
                              const T *res, long long resN, const float *slopes, int N, int C, int HW, int act,
                              float a0, float a1, float outScale, float resScale) {
-    long long per = (long long)C * HW, total = per * N;
-    for (long long i = enh_first(); i < total; i += enh_step()) {
-        long long n = i / per, r = i - n * per;
-        int c = (int)(r / HW);
+    unsigned per = (unsigned)C * (unsigned)HW, total = per * (unsigned)N;
+    for (unsigned i = enh_first(); i < total; i += enh_step()) {
+        unsigned n = i / per, r = i - n * per;
+        int c = (int)(r / (unsigned)HW);
         float v = enh_ld(x, n * xN + r);
         if (bias) v += bias[c];
         if (cs) v *= enh_ld(cs, n * csN + c);
@@ -108,9 +110,9 @@ __device__ void enh_epilogue(T *y, long long yN, const T *x, long long xN, const
 // op: 0 x², 1 √x, 2 1/√(x+a0), 3 eˣ, 4 |x|, 5 tanh x, 6 clamp(a0, a1), 7 a0·x + a1
 template <typename T>
 __device__ void enh_unary(T *y, const T *x, long long xN, int N, long long per, int op, float a0, float a1) {
-    long long total = per * N;
-    for (long long i = enh_first(); i < total; i += enh_step()) {
-        long long n = i / per, r = i - n * per;
+    unsigned p = (unsigned)per, total = p * (unsigned)N;
+    for (unsigned i = enh_first(); i < total; i += enh_step()) {
+        unsigned n = i / p, r = i - n * p;
         float v = enh_ld(x, n * xN + r), o;
         switch (op) {
         case 0: o = v * v; break;
@@ -130,9 +132,9 @@ __device__ void enh_unary(T *y, const T *x, long long xN, int N, long long per, 
 template <typename T>
 __device__ void enh_binary(T *y, const T *x, long long xN, const T *z, long long zN, int N, long long per, int op,
                            float alpha, float beta) {
-    long long total = per * N;
-    for (long long i = enh_first(); i < total; i += enh_step()) {
-        long long n = i / per, r = i - n * per;
+    unsigned p = (unsigned)per, total = p * (unsigned)N;
+    for (unsigned i = enh_first(); i < total; i += enh_step()) {
+        unsigned n = i / p, r = i - n * p;
         float a = enh_ld(x, n * xN + r), b = enh_ld(z, n * zN + r);
         enh_st(y, i, op == 0 ? alpha * a + beta * b : a * b);
     }
@@ -141,9 +143,9 @@ __device__ void enh_binary(T *y, const T *x, long long xN, const T *z, long long
 // y (batch stride yN) = x (batch stride xN), per elements per image.
 template <typename T>
 __device__ void enh_copy(T *y, long long yN, const T *x, long long xN, int N, long long per) {
-    long long total = per * N;
-    for (long long i = enh_first(); i < total; i += enh_step()) {
-        long long n = i / per, r = i - n * per;
+    unsigned p = (unsigned)per, total = p * (unsigned)N;
+    for (unsigned i = enh_first(); i < total; i += enh_step()) {
+        unsigned n = i / p, r = i - n * p;
         y[n * yN + r] = x[n * xN + r];
     }
 }
@@ -154,11 +156,11 @@ __device__ void enh_copy(T *y, long long yN, const T *x, long long xN, int N, lo
 template <typename T>
 __device__ void enh_gather(T *y, const T *x, long long xN, int N, int C, int OH, int OW, int IH, int IW, int kind,
                            int p0, int p1, float fy, float fx) {
-    long long per = (long long)C * OH * OW, total = per * N;
-    for (long long i = enh_first(); i < total; i += enh_step()) {
-        long long n = i / per, r = i - n * per;
-        int c = (int)(r / ((long long)OH * OW));
-        int rem = (int)(r - (long long)c * OH * OW);
+    unsigned plane = (unsigned)OH * (unsigned)OW, per = (unsigned)C * plane, total = per * (unsigned)N;
+    for (unsigned i = enh_first(); i < total; i += enh_step()) {
+        unsigned n = i / per, r = i - n * per;
+        int c = (int)(r / plane);
+        int rem = (int)(r - (unsigned)c * plane);
         int oy = rem / OW, ox = rem - oy * OW;
         int sc, sy, sx;
         switch (kind) {
@@ -191,13 +193,13 @@ __device__ void enh_upfirdn(T *y, const T *x, long long xN, int N, int C, int OH
                             int down, int pad0, int K, float t0, float t1, float t2, float t3, float t4, float t5,
                             float t6, float t7) {
     float t[8] = {t0, t1, t2, t3, t4, t5, t6, t7};
-    long long per = (long long)C * OH * OW, total = per * N;
-    for (long long i = enh_first(); i < total; i += enh_step()) {
-        long long n = i / per, r = i - n * per;
-        int c = (int)(r / ((long long)OH * OW));
-        int rem = (int)(r - (long long)c * OH * OW);
+    unsigned plane = (unsigned)OH * (unsigned)OW, per = (unsigned)C * plane, total = per * (unsigned)N;
+    for (unsigned i = enh_first(); i < total; i += enh_step()) {
+        unsigned n = i / per, r = i - n * per;
+        int c = (int)(r / plane);
+        int rem = (int)(r - (unsigned)c * plane);
         int oy = rem / OW, ox = rem - oy * OW;
-        const T *plane = x + n * xN + (long long)c * IH * IW;
+        const T *src = x + n * xN + (long long)c * IH * IW;
         float acc = 0.0f;
         for (int ty = 0; ty < K; ty++) {
             int u = oy * down + ty - pad0;
@@ -207,7 +209,7 @@ __device__ void enh_upfirdn(T *y, const T *x, long long xN, int N, int C, int OH
             for (int tx = 0; tx < K; tx++) {
                 int v = ox * down + tx - pad0;
                 if (v < 0 || v >= IW * up || v % up != 0) continue;
-                acc += wy * t[K - 1 - tx] * enh_ld(plane, (long long)iy * IW + v / up);
+                acc += wy * t[K - 1 - tx] * enh_ld(src, (long long)iy * IW + v / up);
             }
         }
         enh_st(y, i, acc);
@@ -218,20 +220,20 @@ __device__ void enh_upfirdn(T *y, const T *x, long long xN, int N, int C, int OH
 template <typename T>
 __device__ void enh_maxpool(T *y, const T *x, long long xN, int N, int C, int OH, int OW, int IH, int IW, int k, int s,
                             int p) {
-    long long per = (long long)C * OH * OW, total = per * N;
-    for (long long i = enh_first(); i < total; i += enh_step()) {
-        long long n = i / per, r = i - n * per;
-        int c = (int)(r / ((long long)OH * OW));
-        int rem = (int)(r - (long long)c * OH * OW);
+    unsigned plane = (unsigned)OH * (unsigned)OW, per = (unsigned)C * plane, total = per * (unsigned)N;
+    for (unsigned i = enh_first(); i < total; i += enh_step()) {
+        unsigned n = i / per, r = i - n * per;
+        int c = (int)(r / plane);
+        int rem = (int)(r - (unsigned)c * plane);
         int oy = rem / OW, ox = rem - oy * OW;
-        const T *plane = x + n * xN + (long long)c * IH * IW;
+        const T *src = x + n * xN + (long long)c * IH * IW;
         float m = __int_as_float(0xff800000);
         for (int ky = 0; ky < k; ky++) {
             int iy = oy * s - p + ky;
             if (iy < 0 || iy >= IH) continue;
             for (int kx = 0; kx < k; kx++) {
                 int ix = ox * s - p + kx;
-                if (ix >= 0 && ix < IW) m = fmaxf(m, enh_ld(plane, (long long)iy * IW + ix));
+                if (ix >= 0 && ix < IW) m = fmaxf(m, enh_ld(src, (long long)iy * IW + ix));
             }
         }
         enh_st(y, i, m);
@@ -245,9 +247,10 @@ __device__ void enh_softmax(T *y, const T *x, long long xN, int N, int C, int H,
     long long lines = (long long)N * (axis == 1 ? (long long)H * W : axis == 2 ? (long long)C * W : (long long)C * H);
     int len = axis == 1 ? C : axis == 2 ? H : W;
     long long stride = axis == 1 ? (long long)H * W : axis == 2 ? W : 1;
-    long long perN = lines / N;
-    for (long long l = enh_first(); l < lines; l += enh_step()) {
-        long long n = l / perN, q = l - n * perN, base;
+    unsigned perN = (unsigned)(lines / N);
+    for (unsigned l = enh_first(); l < (unsigned)lines; l += enh_step()) {
+        unsigned n = l / perN, q = l - n * perN;
+        long long base;
         if (axis == 1) base = q;                                   // q = y·W + x
         else if (axis == 2) base = (q / W) * H * W + q % W;        // q = c·W + x
         else base = q * W;                                         // q = c·H + y
@@ -264,9 +267,9 @@ __device__ void enh_softmax(T *y, const T *x, long long xN, int N, int C, int H,
 // mode 0: y[n,0,p] = mean over c of x; mode 1: y[n,c,p] = x / √(mean over c of x² + eps) (PixelNorm).
 template <typename T>
 __device__ void enh_channel_reduce(T *y, const T *x, long long xN, int N, int C, long long HW, int mode, float eps) {
-    long long total = (long long)N * HW;
-    for (long long i = enh_first(); i < total; i += enh_step()) {
-        long long n = i / HW, p = i - n * HW;
+    unsigned hw = (unsigned)HW, total = (unsigned)N * hw;
+    for (unsigned i = enh_first(); i < total; i += enh_step()) {
+        unsigned n = i / hw, p = i - n * hw;
         const T *src = x + n * xN + p;
         float s = 0.0f;
         if (mode == 0) {
@@ -282,12 +285,12 @@ __device__ void enh_channel_reduce(T *y, const T *x, long long xN, int N, int C,
 
 // ---- precision casts (upload / download of half tensors) ---------------------------------------------------------
 extern "C" __global__ void enh_cast_f32_f16(enh_half *y, const float *x, long long count) {
-    for (long long i = enh_first(); i < count; i += enh_step()) y[i] = enh_f2h(x[i]);
+    for (unsigned i = enh_first(); i < (unsigned)count; i += enh_step()) y[i] = enh_f2h(x[i]);
 }
 ENH_REGISTER(enh_cast_f32_f16)
 
 extern "C" __global__ void enh_cast_f16_f32(float *y, const enh_half *x, long long count) {
-    for (long long i = enh_first(); i < count; i += enh_step()) y[i] = enh_h2f(x[i]);
+    for (unsigned i = enh_first(); i < (unsigned)count; i += enh_step()) y[i] = enh_h2f(x[i]);
 }
 ENH_REGISTER(enh_cast_f16_f32)
 

@@ -73,7 +73,7 @@ struct Forward: ParsableCommand {
     @Option(help: "Timed forwards (the outputs of the last are written).")
     var runs = 1
 
-    @Option(help: "Write a JSON report: device, backend, precision, seconds per run (whole forward incl. upload and download), median/p95, memory (weights, live and reserved peaks, workspace, allocated peak = live peak + weights + workspace).")
+    @Option(help: "Write a JSON report: device, backend, precision, seconds per run (whole forward incl. upload and download), median/p95, memory after the warm-up (weights, live peak, workspace, allocated peak = live peak + weights + workspace, reserved peak = the activation pool's high-water mark + weights + workspace).")
     var report: String?
 
     func validate() throws {
@@ -153,7 +153,11 @@ struct Forward: ParsableCommand {
             "device": engine.configuration.device == .auto ? (backend is CUDABackend ? "cuda" : "cpu") : engine.configuration.device.rawValue,
             "backend": backend.name, "precision": engine.precision.rawValue, "arch": key, "input_shape": input,
             "warmup": warmup, "runs": times.count, "seconds": times, "median_s": median, "p95_s": p95,
-            "memory": ["weight_bytes": m.weightBytes, "live_peak_bytes": m.peakLiveBytes, "reserved_peak_bytes": m.peakReservedBytes,
+            // reserved, like PyTorch's max_memory_reserved: everything the engine holds — the activation pool's
+            // high-water mark (cached free buffers included), the weights and the workspace
+            "memory": ["weight_bytes": m.weightBytes, "live_peak_bytes": m.peakLiveBytes,
+                       "reserved_peak_bytes": m.peakReservedBytes + m.weightBytes + m.workspaceBytes,
+                       "activation_reserved_peak_bytes": m.peakReservedBytes,
                        "workspace_peak_bytes": m.workspaceBytes, "allocated_peak_bytes": m.allocatedPeakBytes],
             "diagnostics": diagnostics,
         ]
