@@ -10,6 +10,10 @@ public struct BenchConfiguration: Sendable {
     public var families: [String] = ["restore", "upscale", "chain"]
     /// Threads per workload process.
     public var threads: Int = 2
+    /// `--device` for the enhance workloads and the PyTorch peer (nil: each one's default, the CPU for the peer).
+    public var device: String?
+    /// `--precision` for the enhance workloads and the PyTorch peer (nil: fp32).
+    public var precision: String?
     /// Reduced variant set for `--quick`.
     public var quick = false
     /// Whether to measure the optimisation variants.
@@ -50,6 +54,16 @@ public struct BenchConfiguration: Sendable {
         self.enhanceBinary = enhanceBinary
         self.assets = assets
         self.weightsDir = weightsDir
+    }
+}
+
+extension BenchConfiguration {
+    /// `--device D --precision P` for the enhance commands (only what was given).
+    var engineArguments: [String] { (device.map { ["--device", $0] } ?? []) + (precision.map { ["--precision", $0] } ?? []) }
+    /// The same for the PyTorch peer, which knows cpu and cuda (auto: cuda when enhance would pick it is not known
+    /// here, so the peer stays on the CPU unless cuda is named).
+    var peerEngineArguments: [String] {
+        device == "cuda" ? ["--device", "cuda", "--precision", precision ?? "fp32"] : []
     }
 }
 
@@ -98,7 +112,7 @@ public enum WorkloadCatalog {
         var out: [WorkloadSpec] = []
         var notes: [String] = []
         let bin = c.enhanceBinary
-        let common = ["-o", "{output}", "--overwrite", "--threads", "{threads}", "--quiet"]
+        let common = ["-o", "{output}", "--overwrite", "--threads", "{threads}", "--quiet"] + c.engineArguments
         func spec(_ name: String, _ family: String, _ variant: String, _ args: [String], threads: Int? = nil,
                   input: WorkloadInput = .file, synthetic syn: Bool, only: [String]? = nil) -> WorkloadSpec {
             // Variants other than folder runs measure one scene, so the full run fits its time budget.
@@ -194,6 +208,7 @@ public enum WorkloadCatalog {
     }
 
     /// PyTorch eager and ncnn peers, each a script in `scripts/bench/peers` that follows the record contract.
+    /// On `--device cuda` the PyTorch peer runs its network on the GPU at the same precision; ncnn stays on the CPU.
     static func peers(_ c: BenchConfiguration, esr: (name: String, modelName: String, file: String, synthetic: Bool),
                       gpenFile: String?, probe: (String, [String]) -> Bool, into out: inout [WorkloadSpec], notes: inout [String]) {
         guard let dir = c.peersDir else {
@@ -203,24 +218,24 @@ public enum WorkloadCatalog {
         let torchScript = dir.appendingPathComponent("torch_peer.py").path
         if let py = c.torchPython, FileManager.default.isExecutableFile(atPath: py) {
             if c.families.contains("upscale") {
-                if !probe(py, [torchScript, "--check", "realesrgan"]) {
-                    notes.append("PyTorch peer for \(esr.name) skipped: \(py) cannot import torch or scripts/reference (torch_peer.py --check realesrgan failed)")
+                if !probe(py, [torchScript, "--check", "realesrgan"] + (c.device == "cuda" ? ["cuda"] : [])) {
+                    notes.append("PyTorch peer for \(esr.name) skipped: \(py) cannot import torch or scripts/reference\(c.device == "cuda" ? ", or has no CUDA device" : "") (torch_peer.py --check realesrgan failed)")
                 } else if esr.file.hasSuffix(".param") {
                     notes.append("PyTorch peer for \(esr.name) skipped: its weights exist only in ncnn format")
                 } else {
                     out.append(WorkloadSpec(name: "torch-\(esr.name)", family: "peer", executable: py,
                                             arguments: [torchScript, "realesrgan", "--weights", esr.file, "--input", "{input}",
-                                                        "--output", "{output}", "--threads", "{threads}"],
+                                                        "--output", "{output}", "--threads", "{threads}"] + c.peerEngineArguments,
                                             threads: c.threads, synthetic: esr.synthetic, peerOf: esr.name, timeout: c.timeout))
                 }
             }
-            if c.families.contains("restore"), gpenFile != nil, !probe(py, [torchScript, "--check", "gpen"]) {
+            if c.families.contains("restore"), gpenFile != nil, !probe(py, [torchScript, "--check", "gpen"] + (c.device == "cuda" ? ["cuda"] : [])) {
                 notes.append("PyTorch peer for gpen-512 skipped: no PyTorch GPEN reference importable (torch_peer.py --check gpen failed)")
             } else if c.families.contains("restore"), let g = gpenFile, let aligned = c.alignedInput, c.variants {
                 // Upstream's aligned mode (GPEN on a 512 face crop), mirrored by `restore --aligned`.
                 out.append(WorkloadSpec(name: "torch-gpen-512", family: "peer", variant: "aligned", executable: py,
                                         arguments: [torchScript, "gpen", "--weights", g, "--input", "{input}",
-                                                    "--output", "{output}", "--threads", "{threads}"],
+                                                    "--output", "{output}", "--threads", "{threads}"] + c.peerEngineArguments,
                                         threads: c.threads, synthetic: c.gpen == nil, peerOf: "gpen-512 [aligned]",
                                         timeout: c.timeout, onlyInputs: [aligned]))
             }

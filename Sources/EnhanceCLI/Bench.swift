@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bench
+import EnhanceKit
 import Foundation
 
 /// `enhance bench`: the GPEN-versus-Real-ESRGAN study as one command. Every workload runs in its own process.
@@ -49,6 +50,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Threads per workload process.")
     var threads: Int = 2
 
+    @Option(help: "Compute device of the enhance workloads: auto, cpu or cuda (default: each command's own, auto); with cuda the PyTorch peer runs on the GPU too, at the same precision.")
+    var device: EngineConfiguration.Device?
+
+    @Option(help: "Precision of the enhance workloads (and of the PyTorch peer on cuda): fp32, tf32 or fp16 (the last two on cuda only).")
+    var precision: PrecisionKind?
+
     @Option(help: "The enhance executable to drive (default: this one).")
     var enhanceBin: String?
 
@@ -95,6 +102,8 @@ struct BenchCommand: ParsableCommand {
         if let r = runs, !(1...100).contains(r) { throw ValidationError("--runs must be 1-100, got \(r)") }
         if !(0...10).contains(warmups) { throw ValidationError("--warmups must be 0-10, got \(warmups)") }
         if !(1...1024).contains(threads) { throw ValidationError("--threads must be 1-1024, got \(threads)") }
+        if device == .reference { throw ValidationError("--device reference is the test oracle, too slow to benchmark") }
+        if let p = precision, p != .fp32, device != .cuda { throw ValidationError("--precision \(p.rawValue) needs --device cuda") }
         let known: Set<String> = ["restore", "upscale", "chain"]
         for f in families where !known.contains(f) { throw ValidationError("--models: unknown family \(f) (restore, upscale, chain)") }
         _ = try timeBudgetSeconds()
@@ -151,6 +160,8 @@ struct BenchCommand: ParsableCommand {
         var config = BenchConfiguration(enhanceBinary: binary, assets: assetsURL, weightsDir: weightsURL)
         config.families = families
         config.threads = threads
+        config.device = device?.rawValue
+        config.precision = precision?.rawValue
         config.quick = quick
         config.variants = !noVariants
         config.peers = !noPeers

@@ -41,6 +41,26 @@ import Testing
         #expect(notes.contains { $0.contains("ncnn peer skipped") })
     }
 
+    /// `bench --device cuda --precision fp16`: every enhance workload and the PyTorch peer carry the device and precision;
+    /// without them nothing is added (each command's own default).
+    @Test func deviceAndPrecisionReachEveryEngine() throws {
+        var c = config()
+        c.device = "cuda"
+        c.precision = "fp16"
+        let (w, _) = try WorkloadCatalog.build(c, synthetic: synthetic, available: { _ in true }, probe: { _, args in args.last != "--check" })
+        let ours = w.filter { $0.family != "peer" }
+        #expect(!ours.isEmpty)
+        for x in ours {
+            let a = x.arguments
+            #expect(a.firstIndex(of: "--device").map { a[$0 + 1] } == "cuda" && a.firstIndex(of: "--precision").map { a[$0 + 1] } == "fp16", "\(x.label): \(a)")
+        }
+        for peer in w where peer.name.hasPrefix("torch-") {
+            #expect(Array(peer.arguments.suffix(4)) == ["--device", "cuda", "--precision", "fp16"], "\(peer.name): \(peer.arguments)")
+        }
+        let (plain, _) = try WorkloadCatalog.build(config(), synthetic: synthetic, available: { _ in true }, probe: { _, args in args.last != "--check" })
+        #expect(!plain.contains { $0.arguments.contains("--device") || $0.arguments.contains("--precision") })
+    }
+
     @Test func missingCommandsBecomeNotes() throws {
         let (w, notes) = try WorkloadCatalog.build(config(quick: true), synthetic: synthetic, available: { $0 == "upscale" },
                                                    probe: { _, _ in false })

@@ -10,9 +10,11 @@ bench compares it with `enhance restore --aligned`.
 Record contract: writes <output>/<stem>_out.png and appends one JSON line per image to
 <output>/results.jsonl with `input`, `output`, `status`, `timings` and `peak_rss_bytes`.
 
-  torch_peer.py --check realesrgan|gpen
+  torch_peer.py --check realesrgan|gpen [cuda]
   torch_peer.py realesrgan --weights FILE(.pth|.safetensors) --input IMG_OR_DIR --output DIR --threads N
   torch_peer.py gpen --weights FILE --input IMG_OR_DIR --output DIR --threads N
+  (both: --device cpu|cuda, --precision fp32|tf32|fp16 — on cuda: fp32 with TF32 off, tf32 = PyTorch's default
+  cudnn.allow_tf32, fp16 = model.half(); the network runs on the device, pre/post-processing on the host as upstream)
 """
 import argparse
 import json
@@ -56,18 +58,48 @@ def load_state(path):
     return sd
 
 
-def check(kind):
+def check(kind, device="cpu"):
     try:
         import torch  # noqa: F401
         import cv2  # noqa: F401
     except Exception as e:  # noqa: BLE001
         print(f"torch peer unavailable: {e}", file=sys.stderr)
         return 3
+    if device == "cuda" and not torch.cuda.is_available():
+        print(f"torch peer: this torch ({torch.__version__}) has no usable CUDA device", file=sys.stderr)
+        return 5
     needed = ("rrdbnet.py", "realesrganer.py") if kind == "realesrgan" else ("gpen.py",)
     ok = all(os.path.exists(os.path.join(REFERENCE, f)) for f in needed)
     if not ok:
         print(f"torch peer: the PyTorch reference for {kind} is not in {REFERENCE}", file=sys.stderr)
     return 0 if ok else 4
+
+
+def on_device(model, a):
+    """`model` moved to a.device in a.precision, behind a module that takes and returns host float32 tensors (the
+    copy back synchronises, so timings include the GPU work)."""
+    import torch
+    if a.device == "cpu":
+        if a.precision != "fp32":
+            raise SystemExit(f"--precision {a.precision} needs --device cuda")
+        return model
+    torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
+    dtype = torch.float16 if a.precision == "fp16" else torch.float32
+    inner = model.to(a.device, dtype)
+
+    class OnDevice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            y = self.inner(x.to(a.device, dtype))
+            if isinstance(y, (tuple, list)):
+                return type(y)(t.float().cpu() if torch.is_tensor(t) else t for t in y)
+            return y.float().cpu()
+
+    return OnDevice().eval()
 
 
 def run_realesrgan(a):
@@ -84,7 +116,7 @@ def run_realesrgan(a):
     model = RRDBNet(num_in_ch=3, num_out_ch=3, scale=scale, num_feat=64, num_block=blocks, num_grow_ch=32)
     model.load_state_dict(sd, strict=True)
     model.eval()
-    upsampler = RealESRGANer(scale, model, tile=0, tile_pad=10, pre_pad=0)
+    upsampler = RealESRGANer(scale, on_device(model, a), tile=0, tile_pad=10, pre_pad=0)
 
     def upscale(img):
         with torch.no_grad():
@@ -108,7 +140,7 @@ def run_gpen_aligned(a):
     cm, narrow = (1, 0.5) if size == 256 else (2, 1.0)
     model = FullGenerator(size, 512, 8, cm, narrow=narrow)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True)
-    model.eval()
+    model = on_device(model.eval(), a)
 
     def restore(img):
         x = cv2.resize(img, (size, size))
@@ -158,15 +190,17 @@ def run_files(a, load_s, stage, compute):
 
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "--check":
-        return check(sys.argv[2])
+        return check(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "cpu")
     ap = argparse.ArgumentParser()
     ap.add_argument("kind", choices=["realesrgan", "gpen"])
     ap.add_argument("--weights", required=True)
     ap.add_argument("--input", required=True)
     ap.add_argument("--output", required=True)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--precision", choices=["fp32", "tf32", "fp16"], default="fp32")
     a = ap.parse_args()
-    if check(a.kind) != 0:
+    if check(a.kind, a.device) != 0:
         return 3
     return run_gpen_aligned(a) if a.kind == "gpen" else run_realesrgan(a)
 
