@@ -151,17 +151,26 @@ __device__ void enh_copy(T *y, long long yN, const T *x, long long xN, int N, lo
 }
 
 // ---- gathers: out[n, c, oy, ox] = in[n, f(c, oy, ox)] ------------------------------------------------------------
+// Output element i of a dense N×C×OH×OW tensor as (n, c, oy, ox).
+__device__ __forceinline__ void enh_position(unsigned i, int C, int OH, int OW, unsigned &n, int &c, int &oy, int &ox) {
+    unsigned plane = (unsigned)OH * (unsigned)OW, per = (unsigned)C * plane;
+    n = i / per;
+    unsigned r = i - n * per;
+    c = (int)(r / plane);
+    int rem = (int)(r - (unsigned)c * plane);
+    oy = rem / OW;
+    ox = rem - oy * OW;
+}
+
 // kind: 0 pixel shuffle (r = p0), 1 pixel unshuffle (r = p0), 2 nearest upsample (factor p0),
 //       3 nearest resize (scales fy, fx; PyTorch's floor rule), 4 reflection pad (top p0, left p1)
 template <typename T>
 __device__ void enh_gather(T *y, const T *x, long long xN, int N, int C, int OH, int OW, int IH, int IW, int kind,
                            int p0, int p1, float fy, float fx) {
-    unsigned plane = (unsigned)OH * (unsigned)OW, per = (unsigned)C * plane, total = per * (unsigned)N;
+    unsigned total = (unsigned)N * (unsigned)C * (unsigned)OH * (unsigned)OW;
     for (unsigned i = enh_first(); i < total; i += enh_step()) {
-        unsigned n = i / per, r = i - n * per;
-        int c = (int)(r / plane);
-        int rem = (int)(r - (unsigned)c * plane);
-        int oy = rem / OW, ox = rem - oy * OW;
+        unsigned n; int c, oy, ox;
+        enh_position(i, C, OH, OW, n, c, oy, ox);
         int sc, sy, sx;
         switch (kind) {
         case 0: sc = c * p0 * p0 + (oy % p0) * p0 + ox % p0; sy = oy / p0; sx = ox / p0; break;
@@ -193,12 +202,10 @@ __device__ void enh_upfirdn(T *y, const T *x, long long xN, int N, int C, int OH
                             int down, int pad0, int K, float t0, float t1, float t2, float t3, float t4, float t5,
                             float t6, float t7) {
     float t[8] = {t0, t1, t2, t3, t4, t5, t6, t7};
-    unsigned plane = (unsigned)OH * (unsigned)OW, per = (unsigned)C * plane, total = per * (unsigned)N;
+    unsigned total = (unsigned)N * (unsigned)C * (unsigned)OH * (unsigned)OW;
     for (unsigned i = enh_first(); i < total; i += enh_step()) {
-        unsigned n = i / per, r = i - n * per;
-        int c = (int)(r / plane);
-        int rem = (int)(r - (unsigned)c * plane);
-        int oy = rem / OW, ox = rem - oy * OW;
+        unsigned n; int c, oy, ox;
+        enh_position(i, C, OH, OW, n, c, oy, ox);
         const T *src = x + n * xN + (long long)c * IH * IW;
         float acc = 0.0f;
         for (int ty = 0; ty < K; ty++) {
@@ -220,12 +227,10 @@ __device__ void enh_upfirdn(T *y, const T *x, long long xN, int N, int C, int OH
 template <typename T>
 __device__ void enh_maxpool(T *y, const T *x, long long xN, int N, int C, int OH, int OW, int IH, int IW, int k, int s,
                             int p) {
-    unsigned plane = (unsigned)OH * (unsigned)OW, per = (unsigned)C * plane, total = per * (unsigned)N;
+    unsigned total = (unsigned)N * (unsigned)C * (unsigned)OH * (unsigned)OW;
     for (unsigned i = enh_first(); i < total; i += enh_step()) {
-        unsigned n = i / per, r = i - n * per;
-        int c = (int)(r / plane);
-        int rem = (int)(r - (unsigned)c * plane);
-        int oy = rem / OW, ox = rem - oy * OW;
+        unsigned n; int c, oy, ox;
+        enh_position(i, C, OH, OW, n, c, oy, ox);
         const T *src = x + n * xN + (long long)c * IH * IW;
         float m = __int_as_float(0xff800000);
         for (int ky = 0; ky < k; ky++) {

@@ -212,17 +212,7 @@ extension DNNLBackend {
     public func concat(_ xs: [Tensor]) throws -> Tensor {
         try sync {
             let op = "concat"
-            guard let first = xs.first else { throw TensorError.invalidShape(op: op, message: "no inputs") }
-            var total = 0
-            for x in xs {
-                try check(x, op)
-                guard x.shape.n == first.shape.n, x.shape.h == first.shape.h, x.shape.w == first.shape.w else {
-                    throw TensorError.shapeMismatch(op: op, expected: "N,H,W of \(first.shape)", actual: x.shape.description)
-                }
-                total += x.shape.c
-            }
-            var s = first.shape; s.c = total
-            let out = try alloc(s, op: op)
+            let out = try alloc(Validate.concat(xs) { t, o in try check(t, o) }, op: op)
             let b = out.layout.channelBlock
             var offsets: [Int] = []
             var c0 = 0

@@ -334,17 +334,7 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
     // MARK: shape ops
 
     public func concat(_ xs: [Tensor]) throws -> Tensor {
-        guard let first = xs.first else { throw TensorError.invalidShape(op: "concat", message: "no inputs") }
-        var total = 0
-        for x in xs {
-            try check(x, "concat")
-            guard x.shape.n == first.shape.n, x.shape.h == first.shape.h, x.shape.w == first.shape.w else {
-                throw TensorError.shapeMismatch(op: "concat", expected: "N,H,W of \(first.shape)", actual: x.shape.description)
-            }
-            total += x.shape.c
-        }
-        var s = first.shape; s.c = total
-        let out = try make(s, op: "concat")
+        let out = try make(Validate.concat(xs) { t, op in try check(t, op) }, op: "concat")
         var c0 = 0
         for x in xs {
             try copy(x, into: channelView(out, c0..<(c0 + x.shape.c)))

@@ -53,6 +53,22 @@ public enum Validate {
         }
     }
 
+    /// The shape of the channel concatenation of `xs` (same N, H, W; at least one input), each checked by `owned`.
+    public static func concat(_ xs: [Tensor], owned: (Tensor, String) throws -> Void) throws -> TensorShape {
+        guard let first = xs.first else { throw TensorError.invalidShape(op: "concat", message: "no inputs") }
+        var total = 0
+        for x in xs {
+            try owned(x, "concat")
+            guard x.shape.n == first.shape.n, x.shape.h == first.shape.h, x.shape.w == first.shape.w else {
+                throw TensorError.shapeMismatch(op: "concat", expected: "N,H,W of \(first.shape)", actual: x.shape.description)
+            }
+            total += x.shape.c
+        }
+        var s = first.shape
+        s.c = total
+        return s
+    }
+
     /// `actual` must be `expected`.
     public static func same(_ expected: TensorShape, _ actual: TensorShape, _ op: String) throws {
         guard expected == actual else { throw TensorError.shapeMismatch(op: op, expected: expected.description, actual: actual.description) }
