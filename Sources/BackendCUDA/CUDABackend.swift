@@ -33,11 +33,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         public var driverPath: String?
         /// Folders holding libnvrtc.so.13 and libcudnn.so.9; nil: `ENHANCE_CUDA_LIBS`, then system folders.
         public var libraryFolders: [String]?
+        /// Where compiled kernels are cached; nil: `~/.cache/enhance/cubin` (`ENHANCE_CUBIN_CACHE=off`: nowhere).
+        public var kernelCacheFolder: String?
 
         public init(precision: Precision = .fp32, device: Int = 0, benchmark: Bool = false,
-                    workspaceLimitBytes: Int = 1 << 30, driverPath: String? = nil, libraryFolders: [String]? = nil) {
+                    workspaceLimitBytes: Int = 1 << 30, driverPath: String? = nil, libraryFolders: [String]? = nil,
+                    kernelCacheFolder: String? = nil) {
             self.precision = precision; self.device = device; self.benchmark = benchmark
             self.workspaceLimitBytes = workspaceLimitBytes; self.driverPath = driverPath; self.libraryFolders = libraryFolders
+            self.kernelCacheFolder = kernelCacheFolder
         }
     }
 
@@ -99,7 +103,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         try lib.check(api.cudnnCreate!(&h), "cudnnCreate")
         cudnn = h!
         try lib.check(api.cudnnSetStream!(cudnn, stream), "cudnnSetStream")
-        kernels = try CUDAKernels(library: lib, architecture: device.architecture)
+        kernels = try CUDAKernels(library: lib, device: device,
+                                  cacheFolder: options.kernelCacheFolder.map { URL(fileURLWithPath: $0) } ?? CUDAKernels.defaultCacheFolder)
         let allocator = CUDAAllocator(api: api, context: context, stream: stream)
         pool = BufferPool(allocator: allocator)
         weightPool = BufferPool(allocator: allocator, countsInScopes: false)
@@ -107,6 +112,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         case .fp32, .tf32: (elementSize, suffix, dataType) = (4, "f32", CUDNN_DATA_FLOAT)
         case .fp16: (elementSize, suffix, dataType) = (2, "f16", CUDNN_DATA_HALF)
         }
+        notes.append("kernels.cu for \(device.architecture): \(kernels.origin); \(lib.versions)")
     }
 
     /// Whether a CUDA device can be used here, and what it is or why not (for `enhance info` and the registry).

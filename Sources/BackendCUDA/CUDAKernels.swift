@@ -19,30 +19,40 @@ final class CUDAKernels: @unchecked Sendable {
     /// How the cubin was obtained: "compiled in 0.48 s" or "cached".
     let origin: String
 
-    /// Compiles (or reads from the cache) and loads the kernels for `architecture` ("sm_90") in the current context.
-    init(library lib: CUDALibrary, architecture: String, cacheFolder: URL? = CUDAKernels.defaultCacheFolder) throws {
-        let options = ["-arch=\(architecture)", "-std=c++17"]
-        let cubin: [UInt8]
-        let key = Self.cacheKey(options: options, nvrtc: lib.nvrtcVersion)
+    /// Compiles (or reads from the cache) and loads the kernels for `device` in the current context. The cache key
+    /// covers the source, the options, the NVRTC version and the device (name, architecture, driver), and a cached
+    /// cubin the driver refuses is compiled again and replaced.
+    init(library lib: CUDALibrary, device: CUDADeviceInfo, cacheFolder: URL? = CUDAKernels.defaultCacheFolder) throws {
+        let options = ["-arch=\(device.architecture)", "-std=c++17"]
+        let key = Self.cacheKey(options: options, nvrtc: lib.nvrtcVersion, target: "\(device.name) \(device.architecture) driver \(lib.driverVersion)")
         let cached = cacheFolder.map { $0.appendingPathComponent("\(key).cubin") }
+        func load(_ cubin: [UInt8]) -> (CUmodule?, CUresult) {
+            var m: CUmodule?
+            let r = cubin.withUnsafeBytes { lib.api.cuModuleLoadData!(&m, $0.baseAddress) }
+            return (m, r)
+        }
+        var loaded: CUmodule?
+        var from = ""
         if let cached, let data = try? Data(contentsOf: cached), !data.isEmpty {
-            cubin = [UInt8](data)
-            origin = "cached \(cached.path)"
-        } else {
+            let (m, r) = load([UInt8](data))
+            if r == CUDA_SUCCESS { loaded = m; from = "cached \(cached.path)" }
+        }
+        if loaded == nil {
             let start = ContinuousClock.now
-            cubin = try Self.compile(library: lib, options: options)
+            let cubin = try Self.compile(library: lib, options: options)
             let d = ContinuousClock.now - start
-            origin = String(format: "compiled by NVRTC in %.2f s", Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+            from = String(format: "compiled by NVRTC in %.2f s", Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+            let (m, r) = load(cubin)
+            try lib.check(r, "cuModuleLoadData (\(device.architecture) cubin, \(cubin.count) bytes)")
+            loaded = m
             if let cached {
                 try? FileManager.default.createDirectory(at: cached.deletingLastPathComponent(), withIntermediateDirectories: true)
                 let tmp = cached.appendingPathExtension("tmp-\(ProcessInfo.processInfo.processIdentifier)")
                 if (try? Data(cubin).write(to: tmp)) != nil { _ = rename(tmp.path, cached.path) }
             }
         }
-        var m: CUmodule?
-        try cubin.withUnsafeBytes { raw in
-            try lib.check(lib.api.cuModuleLoadData!(&m, raw.baseAddress), "cuModuleLoadData (\(architecture) cubin, \(cubin.count) bytes)")
-        }
+        origin = from
+        let m = loaded
         module = m!
         for name in Self.names {
             var f: CUfunction?
@@ -66,10 +76,10 @@ final class CUDAKernels: @unchecked Sendable {
         return base.appendingPathComponent("enhance/cubin")
     }
 
-    /// FNV-1a 64 of source, options and NVRTC version (a cache key, not a security boundary).
-    static func cacheKey(options: [String], nvrtc: (major: Int, minor: Int)) -> String {
+    /// FNV-1a 64 of source, options, NVRTC version and target device (a cache key, not a security boundary).
+    static func cacheKey(options: [String], nvrtc: (major: Int, minor: Int), target: String) -> String {
         var h: UInt64 = 0xcbf29ce484222325
-        for byte in Array((source + "\u{0}" + options.joined(separator: " ") + "\u{0}nvrtc \(nvrtc.major).\(nvrtc.minor)").utf8) {
+        for byte in Array((source + "\u{0}" + options.joined(separator: " ") + "\u{0}nvrtc \(nvrtc.major).\(nvrtc.minor)\u{0}" + target).utf8) {
             h = (h ^ UInt64(byte)) &* 0x100000001b3
         }
         return String(h, radix: 16)

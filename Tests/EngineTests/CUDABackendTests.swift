@@ -135,6 +135,28 @@ import TestSupport
 
     static var nvrtcFolder: String? { wheelFolder("nvidia_cuda_nvrtc-13", "nvidia/cu13/lib", "libnvrtc.so.13", env: "ENHANCE_NVRTC_DIR") }
 
+    /// The compiled kernels are cached per source, options, NVRTC and device; a cached file the driver refuses is
+    /// compiled again and replaced.
+    @Test func kernelsAreCachedAndABadCacheEntryIsReplaced() throws {
+        let emu = try emulator()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("enhance-cubin-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func make() throws -> CUDABackend {
+            try CUDABackend(options: .init(driverPath: emu.driver, libraryFolders: [emu.folder], kernelCacheFolder: folder.path))
+        }
+        #expect(try make().planNotes.first?.contains("compiled by NVRTC") == true)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".cubin") }
+        #expect(files.count == 1)
+        #expect(try make().planNotes.first?.contains("cached") == true)
+        let file = folder.appendingPathComponent(files[0])
+        try Data("not a cubin".utf8).write(to: file)
+        let again = try make()
+        #expect(again.planNotes.first?.contains("compiled by NVRTC") == true)
+        #expect(try Data(contentsOf: file) != Data("not a cubin".utf8), "the refused entry was replaced")
+        let x = try again.upload(HostTensor(shape: [1, 2, 2, 2], data: [1, -2, 3, -4, 5, -6, 7, -8]))
+        #expect(try again.download(again.activation(x, .relu)).data == [1, 0, 3, 0, 5, 0, 7, 0])
+    }
+
     @Test func memoryStatisticsCountWeightsAndWorkspaceAndTrimReturnsTheCache() throws {
         let be = try backend()
         let conv = try be.prepareConv2d(weight: HostTensor(shape: [8, 4, 3, 3], data: (0..<288).map { Float($0 % 7) * 0.1 }),
