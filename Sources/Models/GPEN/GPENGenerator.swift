@@ -198,7 +198,8 @@ public final class GPENGenerator: @unchecked Sendable {
         try self.init(stateDict: ck.stateDict, configuration: configuration, backend: backend)
     }
 
-    func run(_ m: ModConv, _ h: Tensor, style w: Tensor, epilogue base: Epilogue = .identity) throws -> Tensor {
+    /// A modulated convolution; with `into`, the result is written there (a channel view) and returned.
+    func run(_ m: ModConv, _ h: Tensor, style w: Tensor, epilogue base: Epilogue = .identity, into: Tensor? = nil) throws -> Tensor {
         let be = backend
         let s = try be.linear(w, m.modulation)
         let xs = try be.scaleChannels(h, by: s)
@@ -208,18 +209,29 @@ public final class GPENGenerator: @unchecked Sendable {
             e.channelScale = try be.unary(d, .rsqrt(eps: 1e-8))
         }
         if let ct = m.convT {
-            let y = try be.convTranspose2d(xs, ct, epilogue: e)
-            return try be.upfirdn2d(y, taps: Self.firTapsUp, up: 1, down: 1, pad0: 1, pad1: 1)
+            let y = try be.upfirdn2d(be.convTranspose2d(xs, ct, epilogue: e), taps: Self.firTapsUp, up: 1, down: 1, pad0: 1, pad1: 1)
+            guard let into else { return y }
+            try be.copy(y, into: into)
+            return into
         }
-        return try be.conv2d(xs, m.conv!, epilogue: e)
+        return try be.conv2d(xs, m.conv!, epilogue: e, into: into)
     }
 
+    /// Modulated conv, noise injection as extra channels (GPEN's isconcat), bias and FusedLeakyReLU. The conv output
+    /// and the scaled noise are written straight into their halves of one buffer where the backend's channel views
+    /// allow (`ChannelConcat`), instead of being made apart and concatenated: at 512² that is 128 MiB less at the peak.
     func run(_ sc: StyledConv, _ h: Tensor, style w: Tensor, noise: Tensor) throws -> Tensor {
         let be = backend
-        let o = try run(sc.conv, h, style: w)
-        let n = try be.affine(noise, scale: sc.noiseWeight, shift: 0)
-        let cat = try be.concat([o, n])
-        return try be.biasActivation(cat, bias: sc.bias, activation: Self.act)
+        var shape = noise.shape
+        shape.c = sc.conv.outChannels + noise.shape.c
+        let cat = try ChannelConcat(be, shape: shape, partChannels: [sc.conv.outChannels, noise.shape.c])
+        try cat.append { into in try run(sc.conv, h, style: w, into: into) }
+        try cat.append { into in
+            let n = try be.affine(noise, scale: sc.noiseWeight, shift: 0)
+            if let into { try be.copy(n, into: into) }
+            return n
+        }
+        return try be.biasActivation(cat.current!, bias: sc.bias, activation: Self.act)
     }
 
     func run(_ t: ToRGB, _ h: Tensor, style w: Tensor, skip: Tensor?) throws -> Tensor {
