@@ -27,7 +27,8 @@ public final class ChannelConcat {
         parts = []
         remaining = partChannels
         if inPlace {
-            buffer = try backend.zeros(shape)
+            // Every channel is written by its part; only a channel count the layout pads needs the padding zeroed.
+            buffer = try shape.c % a == 0 ? backend.empty(shape) : backend.zeros(shape)
         } else {
             buffer = nil
         }
