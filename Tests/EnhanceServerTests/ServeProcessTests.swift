@@ -79,12 +79,17 @@ import TestSupport
         let png = try Self.photo(256)
         let url = server.base + "/v1/upscale?model=\(Self.anime)"
         _ = try await HTTP.send(url, method: "POST", body: png, contentType: "image/png")  // prepared and warm
-        let first = Task { try await HTTP.send(url, method: "POST", body: png, contentType: "image/png") }
+        // the first holds the only worker long enough (512²: ~4× the 256² pass) for the second to be seen queued
+        let big = try Self.photo(512)
+        let first = Task { try await HTTP.send(url, method: "POST", body: big, contentType: "image/png") }
         try await waitFor { (try? HTTP.metric(await Self.metrics(server.base), "enhance_admitted_requests")) == 1 }
-        // the second waits for the only worker; its client gives up after 300 ms
-        await #expect(throws: (any Error).self) {
-            try await HTTP.send(url, method: "POST", body: png, contentType: "image/png", timeout: .milliseconds(300))
-        }
+        // the second waits for the only worker; once it is in the queue its client gives up (the task is cancelled,
+        // which closes the connection) — waiting for the queue, not a fixed 300 ms, so a busy machine cannot make
+        // the client leave before the server has even queued it
+        let second = Task { try await HTTP.send(url, method: "POST", body: png, contentType: "image/png", timeout: .seconds(60)) }
+        try await waitFor { (try? HTTP.metric(await Self.metrics(server.base), "enhance_queue_depth")) == 1 }
+        second.cancel()
+        await #expect(throws: (any Error).self) { try await second.value }
         try await waitFor { (try? HTTP.metric(await Self.metrics(server.base), "enhance_queue_depth")) == 0 }
         let r = try await first.value
         #expect(r.status == 200)
