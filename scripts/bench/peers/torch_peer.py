@@ -83,8 +83,9 @@ def on_device(model, a):
         if a.precision != "fp32":
             raise SystemExit(f"--precision {a.precision} needs --device cuda")
         return model
+    # tf32 = PyTorch's defaults: TF32 in cuDNN convolutions, not in matmul (as scripts/device/torch_cuda_peer.py)
     torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = False
     dtype = torch.float16 if a.precision == "fp16" else torch.float32
     inner = model.to(a.device, dtype)
 
