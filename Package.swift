@@ -41,8 +41,12 @@ let package = Package(
         .target(name: "ImageIO", dependencies: ["CPNG", "CTurboJPEG", "CWebP"]),
         // tensors, the backend protocol and the plain-Swift reference backend (the test oracle)
         .target(name: "TensorCore", exclude: ["API.md"]),
+        // Winograd F(4×4,3×3) on channel-blocked activations (AVX2 / AVX-512 transforms, oneDNN's sgemm); optimised
+        // in debug builds too, so the test suite's networks do not crawl through -O0 vector code
+        .target(name: "CWinograd", exclude: ["kernels.inc"], cSettings: [.unsafeFlags(["-O2"])],
+                linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
         // the oneDNN CPU backend
-        .target(name: "BackendDNNL", dependencies: ["TensorCore", "CDNNL"]),
+        .target(name: "BackendDNNL", dependencies: ["TensorCore", "CDNNL", "CWinograd"]),
         // the NVIDIA GPU backend: cuDNN convolutions + NVRTC kernels (kernels.cu, embedded)
         .target(name: "BackendCUDA", dependencies: ["TensorCore", "CCUDA"], resources: [.embedInCode("kernels.cu")]),
         // .pth (zip + legacy), safetensors and ncnn readers; architecture detection

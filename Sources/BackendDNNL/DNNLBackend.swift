@@ -32,10 +32,14 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
         public var winograd: Bool
         /// Compute precision.
         public var precision: Precision
+        /// Smallest map (pixels) the own Winograd kernel takes; nil: `ENHANCE_WINO_MIN_PIXELS`, else 48² (AVX2) or 64²
+        /// (AVX-512). 0 also lifts the wide-layer rule (tests).
+        public var winogradMinPixels: Int?
 
         /// Creates options.
-        public init(threads: Int? = nil, winograd: Bool = true, precision: Precision = .fp32) {
+        public init(threads: Int? = nil, winograd: Bool = true, precision: Precision = .fp32, winogradMinPixels: Int? = nil) {
             self.threads = threads; self.winograd = winograd; self.precision = precision
+            self.winogradMinPixels = winogradMinPixels
         }
     }
 
@@ -56,6 +60,8 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     /// Number of layout-changing reorders of activations (plain copies into views do not count); tests and
     /// benchmarks read it to show that layouts are kept between layers.
     public private(set) var activationReorders = 0
+    /// Convolutions run by the own Winograd kernel (tests and benchmarks).
+    public internal(set) var ownWinogradRuns = 0
     /// The blocked activation layout for this CPU (`nChw16c` with AVX-512, else `nChw8c`).
     public let blockedLayout: TensorLayout
     /// Receives a line when a layer's preferred convolution could not be built and the layer fell back to the next

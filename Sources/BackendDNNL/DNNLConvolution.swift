@@ -27,7 +27,7 @@ extension DNNLBackend {
             let nominal = max(p.kernelH, p.kernelW, 32)
             let host = state.weight   // the throw-away plan below releases it
             guard try convPlan(state, p, n: 1, h: nominal, w: nominal, srcStorage: p.inChannels, dstStorage: p.outChannels,
-                               epilogue: EpilogueKey(.identity), fused: true) != nil else {
+                               epilogue: EpilogueKey(.identity), fused: true, validating: true) != nil else {
                 throw TensorError.unsupported(op: "prepareConv2d", message: "oneDNN has no implementation for \(p)")
             }
             state.plans.removeAll()
@@ -51,7 +51,7 @@ extension DNNLBackend {
     }
 
     func convPlan(_ state: ConvState, _ p: Conv2dParams, n: Int, h: Int, w: Int, srcStorage: Int, dstStorage: Int,
-                  epilogue: EpilogueKey, fused: Bool, srcLayout: TensorLayout? = nil) throws -> ConvPlan? {
+                  epilogue: EpilogueKey, fused: Bool, srcLayout: TensorLayout? = nil, validating: Bool = false) throws -> ConvPlan? {
         let srcLayout = srcLayout ?? blockedLayout
         let key = ConvKey(srcLayout: srcLayout, n: n, h: h, w: w, srcStorage: srcStorage, dstStorage: dstStorage, epilogue: epilogue, fused: fused)
         if let plan = state.plans[key] { return plan }
@@ -98,6 +98,10 @@ extension DNNLBackend {
                 // A reference Winograd is far slower than the direct JIT kernel: never use it.
                 if alg == dnnl_convolution_winograd && prim.implementation.hasPrefix("ref") { continue }
                 let chosen = prim.md(dnnl_query_weights_md)
+                // Validation (prepareConv2d) stops at the primitive: reordering the weights for a nominal size that is
+                // then thrown away cost GPEN-512 a Winograd-format copy of every layer at load (AVX-512); the first
+                // real run reorders them, falling back like any other failure here.
+                if validating { return ConvPlan(primitive: prim, weights: nil, weightsMD: chosen, postArgs: postArgs, winograd: false) }
                 let scale: Float = fold ? epilogue.outputScale : 1
                 let plan = ConvPlan(primitive: prim, weights: try weights(state, chosen, scale: scale, op: op), weightsMD: chosen,
                                     postArgs: postArgs, winograd: alg == dnnl_convolution_winograd, bias: try bias(state, scale: scale))
@@ -131,6 +135,14 @@ extension DNNLBackend {
             let directOut = into.map { $0.layout == blockedLayout } ?? true
             let out: Tensor
             if directOut, let into { out = into } else { out = try alloc(oshape, blockedLayout, op: op) }
+            if usesOwnWinograd(p, x, epilogue) {
+                try ownWinogradConv(x, p, state, epilogue: epilogue, out: out, op: op)
+                if let into, out !== into {
+                    try copy(out, into: into)
+                    return into
+                }
+                return out
+            }
             let ekey = EpilogueKey(epilogue)
             // Candidates in order of preference; the first with a JIT (non-reference) implementation wins.
             // PReLU is never fused (oneDNN 2.6 JIT convs reject the prelu post-op): it runs as a separate pass.

@@ -134,10 +134,13 @@ extension DNNLBackend {
     /// are passed.
     func run(_ plan: ConvPlan, src: Memory, out: Tensor, dst: Memory, bias: DeviceBuffer?, channels: Int, fused: Bool,
              epilogue: Epilogue, rank: Int, op: String) throws {
+        guard let weights = plan.weights else {
+            throw TensorError.backendFailure(op: op, message: "internal: a validation plan was run")
+        }
         if fused, let r = epilogue.residual { try copy(r, into: out) }
         var args: [(Int32, Memory)] = [
             (DNNL_ARG_SRC, src),
-            (DNNL_ARG_WEIGHTS, try mem(plan.weightsMD, plan.weights, op: op)),
+            (DNNL_ARG_WEIGHTS, try mem(plan.weightsMD, weights, op: op)),
             (DNNL_ARG_DST, dst),
         ]
         if let bias { args.append((DNNL_ARG_BIAS, try mem(MD.make([channels], dnnl_x), bias, op: op))) }

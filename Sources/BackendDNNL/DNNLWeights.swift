@@ -23,6 +23,9 @@ final class ConvState: @unchecked Sendable {
     var notes: Set<String> = []
     /// Plans oneDNN has no implementation for (asked once, not on every call).
     var unavailable: Set<ConvKey> = []
+    /// OIHW weights in the weight pool for the own Winograd kernel (it transforms them on every call, which keeps the
+    /// 36/9 = 4× larger transformed copy out of memory between calls); made on its first run.
+    var oihw: DeviceBuffer?
 
     init(weight: [Float], weightMD: dnnl_memory_desc_t, bias: DeviceBuffer?, biasHost: [Float]? = nil) {
         self.weight = weight; self.weightMD = weightMD; self.bias = bias; self.biasHost = biasHost
@@ -39,13 +42,14 @@ final class VectorState {
 
 final class ConvPlan {
     let primitive: Primitive
-    let weights: DeviceBuffer
+    /// nil only in a validation plan, which never runs.
+    let weights: DeviceBuffer?
     let weightsMD: dnnl_memory_desc_t
     let postArgs: [PostOpArg]
     let winograd: Bool
     /// Bias to pass (a pre-scaled copy when the output scale is folded into the weights).
     var bias: DeviceBuffer?
-    init(primitive: Primitive, weights: DeviceBuffer, weightsMD: dnnl_memory_desc_t, postArgs: [PostOpArg], winograd: Bool,
+    init(primitive: Primitive, weights: DeviceBuffer?, weightsMD: dnnl_memory_desc_t, postArgs: [PostOpArg], winograd: Bool,
          bias: DeviceBuffer? = nil) {
         self.primitive = primitive; self.weights = weights; self.weightsMD = weightsMD; self.postArgs = postArgs
         self.winograd = winograd; self.bias = bias
@@ -78,7 +82,7 @@ extension DNNLBackend {
             buf = try uploadWeights(scale == 1 ? host : host.map { $0 * scale }, state.weightMD, into: md, op: op)
         } else {
             // The host copy goes only once a copy exists that oneDNN can reorder from (see below).
-            guard let first = state.prepared.first(where: { $0.scale != 0 && MD.isBlocked($0.md) }) else {
+            guard let first = try reorderableCopy(state, op: op) else {
                 throw TensorError.backendFailure(op: op + " weights", message: "no reorderable copy of the weights is left")
             }
             buf = try weightPool.allocate(bytes: MD.size(md), zeroed: true)
@@ -94,6 +98,12 @@ extension DNNLBackend {
         // image size that picks direct convolution after a Winograd one needed it: "weights reorder … unimplemented").
         if scale != 0 && MD.isBlocked(md) { state.weight = nil }
         return buf
+    }
+
+    /// A prepared copy oneDNN can reorder from: the own Winograd kernel's OIHW copy, else the first blocked one.
+    func reorderableCopy(_ state: ConvState, op: String) throws -> (md: dnnl_memory_desc_t, scale: Float, buffer: DeviceBuffer)? {
+        if let o = state.oihw { return (state.weightMD, 1, o) }
+        return state.prepared.first(where: { $0.scale != 0 && MD.isBlocked($0.md) })
     }
 
     /// The bias times `scale` (cached).

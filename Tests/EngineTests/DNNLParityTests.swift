@@ -246,3 +246,81 @@ func winogradLayersRunAtEveryLaterShape(_ c: ConvCase) throws {
     #expect(conv2 == nil)
     #expect(throws: TensorError.self) { _ = try be.conv2d(be.upload(rng.host([1, 16, 7, 7])), conv) }
 }
+
+/// The own Winograd F(4×4,3×3) kernel (CWinograd) on this CPU's blocked layout (nChw16c with AVX-512, nChw8c with
+/// AVX2 or under ONEDNN_MAX_CPU_ISA=AVX2): every epilogue it fuses, edge tiles, a batch of two, a channel-view source
+/// and destination, against the reference backend. `winogradMinPixels: 0` lets it take these small maps.
+@Suite struct OwnWinogradTests {
+    @Test(arguments: [(1, 13, 11), (2, 8, 9), (1, 4, 4), (1, 1, 7)])
+    func everyFusedEpilogueMatchesTheReference(n: Int, h: Int, w: Int) throws {
+        let be = try DNNLBackend(options: .init(winograd: true, winogradMinPixels: 0))   // own counter: cases run in parallel
+        var rng = SeededRandom(seed: UInt64(31 + h))
+        let p = Conv2dParams(inChannels: 32, outChannels: 16, kernel: 3, padding: 1)
+        let wt = rng.host(p.weightShape, scale: 0.15), b = rng.host([16])
+        let x = rng.host([n, 32, h, w]), r = rng.host([n, 16, h, w])
+        let scale = try HostTensor(shape: [n, 16, 1, 1], data: (0..<(n * 16)).map { 0.5 + Float($0 % 7) * 0.1 })
+        let slopes = (0..<16).map { Float($0) * 0.05 - 0.3 }
+        let epilogues: [(String, (any Backend) throws -> Epilogue)] = [
+            ("bias", { _ in .identity }),
+            ("relu", { _ in .activation(.relu) }),
+            ("leaky", { _ in .activation(.leakyReLU(slope: 0.2)) }),
+            ("scaled leaky", { _ in .activation(.scaledLeakyReLU(slope: 0.2, gain: Float(2).squareRoot())) }),
+            ("prelu", { be in .activation(.prelu(slopes: try be.prepareVector(slopes))) }),
+            ("channel scale + leaky", { be in Epilogue(channelScale: try be.upload(scale), activation: .leakyReLU(slope: 0.2)) }),
+            ("0.2·y + residual", { be in Epilogue(outputScale: 0.2, residual: try be.upload(r)) }),
+        ]
+        for (label, epilogue) in epilogues {
+            let before = be.ownWinogradRuns
+            try expectParity("own winograd \(label) \(n)×\(h)×\(w)", tol: 1e-5, on: be) { be in
+                try be.conv2d(be.upload(x), be.prepareConv2d(weight: wt, bias: b, params: p), epilogue: epilogue(be))
+            }
+            #expect(be.ownWinogradRuns == before + 1, "\(label): the own kernel did not run")
+        }
+        // no bias
+        try expectParity("own winograd without bias", tol: 1e-5, on: be) { be in
+            try be.conv2d(be.upload(x), be.prepareConv2d(weight: wt, bias: nil, params: p))
+        }
+    }
+
+    /// RRDB's dense block: the source is a channel view of the concat buffer, the result goes into the next view.
+    @Test func channelViewsInAndOut() throws {
+        let be = try DNNLBackend(options: .init(winograd: true, winogradMinPixels: 0))
+        let blk = be.blockedLayout.channelBlock
+        var rng = SeededRandom(seed: 5)
+        let cin = 2 * blk, cout = blk, total = 4 * blk
+        let p = Conv2dParams(inChannels: cin, outChannels: cout, kernel: 3, padding: 1)
+        let wt = rng.host(p.weightShape, scale: 0.2), b = rng.host([cout])
+        let buffer = rng.host([1, total, 10, 14])
+        let before = be.ownWinogradRuns
+        try expectParity("own winograd channel views", tol: 1e-5, on: be) { be in
+            let all = try be.upload(buffer)
+            let src = try be.channelView(all, 0..<cin)
+            let dst = try be.channelView(all, cin..<(cin + cout))
+            _ = try be.conv2d(src, be.prepareConv2d(weight: wt, bias: b, params: p), epilogue: .activation(.leakyReLU(slope: 0.2)), into: dst)
+            return all   // the untouched channels must stay as they were
+        }
+        #expect(be.ownWinogradRuns == before + 1)
+    }
+
+    /// A layer that ran on the own kernel keeps working when a later call (a smaller map, the direct path) needs
+    /// oneDNN's layout: its weights come from the own kernel's OIHW copy, held once.
+    @Test func smallMapsAfterTheOwnKernelUseItsWeights() throws {
+        let be = try DNNLBackend(options: .init(winograd: true, winogradMinPixels: 100))
+        var rng = SeededRandom(seed: 9)
+        let p = Conv2dParams(inChannels: 16, outChannels: 16, kernel: 3, padding: 1)
+        let wt = rng.host(p.weightShape, scale: 0.2)
+        let conv = try be.prepareConv2d(weight: wt, bias: nil, params: p)
+        let refConv = try Backends.reference.prepareConv2d(weight: wt, bias: nil, params: p)
+        for (h, w, own) in [(12, 12, true), (6, 5, false), (11, 10, true)] {
+            let x = rng.host([1, 16, h, w])
+            let before = be.ownWinogradRuns
+            let got = try be.download(be.conv2d(be.upload(x), conv))
+            let want = try Backends.reference.download(Backends.reference.conv2d(Backends.reference.upload(x), refConv))
+            let diff = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .nan
+            #expect(diff <= 1e-5, "\(h)×\(w): max |diff| \(diff)")
+            #expect((be.ownWinogradRuns == before + 1) == own, "\(h)×\(w)")
+        }
+        // OIHW copy plus, for the direct path, oneDNN's copy: the transformed weights (36/9 = 4× larger) are not kept.
+        #expect(be.memoryStats.weightBytes < 36 * 16 * 16 * 4, "\(be.memoryStats)")
+    }
+}

@@ -1,0 +1,131 @@
+import CDNNL
+import CWinograd
+import Foundation
+import TensorCore
+
+// MARK: the project's own Winograd F(4×4, 3×3) (Sources/CWinograd) for 3×3 stride-1 convolutions on blocked layouts
+
+extension DNNLBackend {
+    /// Which Winograd implementation 3×3 stride-1 convolutions use when `Options.winograd` is on.
+    public enum WinogradKernel: String, Sendable {
+        /// Ours (CWinograd) wherever it applies, oneDNN's (AVX-512 only) or direct convolution elsewhere.
+        case own
+        /// oneDNN's only (the behaviour before the own kernel; for comparisons).
+        case onednn
+    }
+
+    /// `ENHANCE_WINOGRAD=onednn` keeps oneDNN's Winograd only (A/B measurements); the default is `own`.
+    static let winogradKernel = WinogradKernel(rawValue: ProcessInfo.processInfo.environment["ENHANCE_WINOGRAD"] ?? "own") ?? .own
+    /// `ENHANCE_WINO_TILES`: tiles per task (tuning); 0 or unset lets the kernel choose.
+    static let winogradTiles = Int32(ProcessInfo.processInfo.environment["ENHANCE_WINO_TILES"] ?? "") ?? 0
+    /// Maps smaller than this many pixels stay with oneDNN: the weight transform is a fixed cost per call (36·in·out
+    /// floats written; 512→512: 12 ms, while the convolution itself takes 28 ms at 64×64 and 8 ms at 32×32).
+    static let winogradMinPixels = Int(ProcessInfo.processInfo.environment["ENHANCE_WINO_MIN_PIXELS"] ?? "")
+    /// With AVX-512, oneDNN's own Winograd (which keeps 4× transformed weights) beats ours on wide layers at small
+    /// maps: 512→512 at 64² 33 vs 28 + 12 ms, 1024→256 at 128² 88 vs 114 + 15 ms; ours wins at 512→256 and below.
+    static let winogradWideLayer = Int(ProcessInfo.processInfo.environment["ENHANCE_WINO_WIDE"] ?? "") ?? 512 * 512
+
+    /// The activation code, slope and gain of the own kernel's epilogue, or nil when it has no such activation.
+    private func winogradActivation(_ a: Activation) -> (Int32, Float, Float)? {
+        switch a {
+        case .none: return (Int32(ENH_WINO_ACT_NONE), 0, 1)
+        case .relu: return (Int32(ENH_WINO_ACT_RELU), 0, 1)
+        case let .leakyReLU(s): return (Int32(ENH_WINO_ACT_LEAKY), s, 1)
+        case let .scaledLeakyReLU(s, g): return (Int32(ENH_WINO_ACT_LEAKY), s, g)
+        case .prelu: return (Int32(ENH_WINO_ACT_PRELU), 0, 1)
+        case .sigmoid: return nil
+        }
+    }
+
+    /// The smallest map the own kernel takes: 48² with AVX2 (oneDNN's direct AVX2 kernel runs at ≈ 200 GFLOP/s on two
+    /// cores), 64² with AVX-512 (≈ 310).
+    private func minPixels(_ block: Int) -> Int {
+        options.winogradMinPixels ?? Self.winogradMinPixels ?? (block == 8 ? 48 * 48 : 64 * 64)
+    }
+
+    /// Whether the own Winograd kernel runs this convolution.
+    func usesOwnWinograd(_ p: Conv2dParams, _ x: Tensor, _ epilogue: Epilogue) -> Bool {
+        let b = blockedLayout.channelBlock
+        guard options.winograd, Self.winogradKernel == .own,
+              p.kernelH == 3, p.kernelW == 3, p.strideH == 1, p.strideW == 1, p.groups == 1,
+              p.padTop == 1, p.padBottom == 1, p.padLeft == 1, p.padRight == 1,
+              p.inChannels % b == 0, p.outChannels % b == 0,
+              x.layout == blockedLayout, x.shape.h * x.shape.w >= minPixels(b),
+              b == 8 || p.inChannels * p.outChannels < Self.winogradWideLayer || x.shape.h * x.shape.w >= 256 * 256 || options.winogradMinPixels == 0,
+              winogradActivation(epilogue.activation) != nil,
+              enh_wino_supported(Int32(b)) != 0 else { return false }
+        return true
+    }
+
+    /// The layer's OIHW weights in the weight pool, made once from the host copy (which is then released) or, when
+    /// oneDNN already released that, reordered back from its blocked copy.
+    func ownWinogradWeights(_ state: ConvState, op: String) throws -> DeviceBuffer {
+        if let o = state.oihw { return o }
+        let bytes = MD.size(state.weightMD)
+        let buf = try weightPool.allocate(bytes: bytes)
+        if let host = state.weight {
+            host.withUnsafeBufferPointer { buf.floats.update(from: $0.baseAddress!, count: $0.count) }
+        } else {
+            guard let first = try reorderableCopy(state, op: op) else {
+                throw TensorError.backendFailure(op: op + " weights", message: "no reorderable copy of the weights is left")
+            }
+            try reorder(first.md, first.buffer.pointer, state.weightMD, buf.pointer, op: op + " weights")
+            if first.scale != 1 { for i in 0..<(bytes / 4) { buf.floats[i] /= first.scale } }
+        }
+        state.oihw = buf
+        state.weight = nil
+        return buf
+    }
+
+    /// Runs the convolution with the own Winograd kernel into `out` (blocked, the output shape).
+    func ownWinogradConv(_ x: Tensor, _ p: Conv2dParams, _ state: ConvState, epilogue e: Epilogue, out: Tensor, op: String) throws {
+        let b = blockedLayout.channelBlock
+        let s = x.shape
+        let weights = try ownWinogradWeights(state, op: op)
+        let (act, alpha, gain) = winogradActivation(e.activation)!
+        if Self.debugPlans, !state.notes.contains("own winograd") {
+            state.notes.insert("own winograd")
+            FileHandle.standardError.write(Data("[dnnl] \(op) \(p.inChannels)→\(p.outChannels) on [\(s.n),\(s.c),\(s.h),\(s.w)] → enhance wino_4x3 (block \(b))\n".utf8))
+        }
+        // Epilogue operands in the kernel's forms: residual blocked like the output, channel scale plain N×C.
+        let residual = try e.residual.map { $0.layout == blockedLayout ? $0 : try dense($0, blockedLayout, op: op) }
+        let scale = try e.channelScale.map { try dense($0, .nchw, op: op) }
+        let slopes: VectorState?
+        if case let .prelu(v) = e.activation { slopes = try vectorState(v, op: op) } else { slopes = nil }
+        let u = try pool.allocate(bytes: enh_wino_weights_bytes(Int32(p.inChannels), Int32(p.outChannels)))
+        enh_wino_transform_weights(weights.floats, Int32(p.inChannels), Int32(p.outChannels), u.floats, ompThreads)
+        func batchStride(_ t: Tensor) -> Int { blockedLayout.paddedChannels(t.storageChannels) * t.shape.h * t.shape.w }
+        var a = enh_wino_args()
+        a.batch = Int32(s.n); a.in_channels = Int32(p.inChannels); a.out_channels = Int32(p.outChannels)
+        a.height = Int32(s.h); a.width = Int32(s.w); a.block = Int32(b)
+        a.src = UnsafePointer(x.basePointer); a.src_batch_stride = batchStride(x)
+        a.dst = out.basePointer; a.dst_batch_stride = batchStride(out)
+        a.weights = UnsafePointer(u.floats)
+        a.bias = state.bias.map { UnsafePointer($0.floats) }
+        if let scale {
+            a.channel_scale = UnsafePointer(scale.basePointer)
+            a.channel_scale_batch_stride = scale.shape.n == 1 ? 0 : scale.shape.c
+        }
+        a.activation = act; a.alpha = alpha; a.gain = gain
+        a.slopes = slopes.map { UnsafePointer($0.plain.basePointer) }
+        a.output_scale = e.outputScale
+        if let residual {
+            a.residual = UnsafePointer(residual.basePointer); a.residual_batch_stride = batchStride(residual)
+            a.residual_scale = e.residualScale
+        }
+        a.threads = ompThreads
+        a.tiles_per_task = Self.winogradTiles
+        let scratch = try pool.allocate(bytes: enh_wino_scratch_bytes(&a))
+        a.scratch = scratch.floats
+        let callerMode = enhance_get_mxcsr()
+        flushDenormalsOnThisThread()
+        enhance_set_mxcsr(callerMode | 0x8040)
+        let status = enh_wino_conv3x3(&a)
+        enhance_set_mxcsr(callerMode)
+        ownWinogradRuns += 1
+        withExtendedLifetime((u, scratch, residual, scale, slopes, x, out)) {}
+        guard status == 0 else {
+            throw TensorError.backendFailure(op: op, message: "Winograd convolution failed (status \(status))")
+        }
+    }
+}

@@ -1,0 +1,57 @@
+// Winograd F(4×4, 3×3) convolution (stride 1, padding 1, no groups) on channel-blocked activations (nChw8c with
+// AVX2 + FMA, nChw16c with AVX-512), for the oneDNN backend: oneDNN 2.6 has no Winograd with AVX2 and, with AVX-512,
+// none for channel views. The 36 per-point matrix products go through oneDNN's sgemm; the transforms and the
+// epilogue (bias → channel scale → activation → output scale → residual) are ours.
+//
+// Interpolation points {0, ±1/√2, ±√2, ∞}: about half the rounding error of {0, ±1, ±2, ∞} (measured in
+// ../shared/docs/cpu-speed.md §3).
+#ifndef ENHANCE_WINOGRAD_H
+#define ENHANCE_WINOGRAD_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    ENH_WINO_ACT_NONE = 0,
+    ENH_WINO_ACT_RELU = 1,
+    ENH_WINO_ACT_LEAKY = 2,     // x > 0 ? x : alpha·x, times gain
+    ENH_WINO_ACT_PRELU = 3,     // x > 0 ? x : slopes[c]·x
+};
+
+typedef struct {
+    int batch, in_channels, out_channels, height, width;   // output size = input size
+    int block;                                          // 8 (AVX2) or 16 (AVX-512); channel counts are multiples of it
+    const float *src; long src_batch_stride;            // floats between images (channel blocks are height·width·block apart)
+    float *dst; long dst_batch_stride;
+    const float *weights;                               // transformed: enh_wino_transform_weights' output
+    const float *bias;                                  // [out_channels] or NULL
+    const float *channel_scale; long channel_scale_batch_stride;  // [batch][out_channels] or NULL
+    int activation; float alpha, gain; const float *slopes;       // gain multiplies the activation's result
+    float output_scale;
+    const float *residual; long residual_batch_stride; float residual_scale;   // residual: same layout as dst, or NULL
+    int threads;                                        // OpenMP team size
+    int tiles_per_task;                                 // 0: chosen from the channel counts
+    float *scratch;                                     // enh_wino_scratch_bytes(args) bytes, 64-byte aligned
+} enh_wino_args;
+
+/// Non-zero when this CPU can run the kernels for `block` (8: AVX2 + FMA, 16: AVX-512F).
+int enh_wino_supported(int block);
+/// Bytes of the transformed weights of an in→out 3×3 layer: 36 × in × out floats.
+size_t enh_wino_weights_bytes(int in_channels, int out_channels);
+/// U[p][i][o] = (G g Gᵀ)[p] of each OIHW 3×3 kernel g = weights[o][i]; runs on `threads` OpenMP threads.
+void enh_wino_transform_weights(const float *oihw, int in_channels, int out_channels, float *out, int threads);
+/// Scratch bytes `enh_wino_conv3x3` needs for these arguments (per-thread transformed tiles and products).
+size_t enh_wino_scratch_bytes(const enh_wino_args *args);
+/// The tiles per task used when `tiles_per_task` is 0.
+int enh_wino_default_tiles(int in_channels, int out_channels);
+/// Runs the convolution. Returns 0, or -1 for arguments it does not handle (block, channel counts, CPU), or the
+/// oneDNN status of a failed sgemm.
+int enh_wino_conv3x3(const enh_wino_args *args);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
