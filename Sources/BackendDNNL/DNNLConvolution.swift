@@ -101,7 +101,7 @@ extension DNNLBackend {
                 // Validation (prepareConv2d) stops at the primitive: reordering the weights for a nominal size that is
                 // then thrown away cost GPEN-512 a Winograd-format copy of every layer at load (AVX-512); the first
                 // real run reorders them, falling back like any other failure here.
-                if validating { return ConvPlan(primitive: prim, weights: nil, weightsMD: chosen, postArgs: postArgs, winograd: false) }
+                if validating { return ConvPlan(primitive: prim, weights: nil, weightsMD: chosen, postArgs: postArgs, winograd: alg == dnnl_convolution_winograd) }
                 let scale: Float = fold ? epilogue.outputScale : 1
                 let plan = ConvPlan(primitive: prim, weights: try weights(state, chosen, scale: scale, op: op), weightsMD: chosen,
                                     postArgs: postArgs, winograd: alg == dnnl_convolution_winograd, bias: try bias(state, scale: scale))
@@ -135,7 +135,7 @@ extension DNNLBackend {
             let directOut = into.map { $0.layout == blockedLayout } ?? true
             let out: Tensor
             if directOut, let into { out = into } else { out = try alloc(oshape, blockedLayout, op: op) }
-            if usesOwnWinograd(p, x, epilogue) {
+            if try usesOwnWinograd(p, x, epilogue, state: state, out: out) {
                 try ownWinogradConv(x, p, state, epilogue: epilogue, out: out, op: op)
                 if let into, out !== into {
                     try copy(out, into: into)

@@ -18,6 +18,10 @@ extension DNNLBackend {
                 : MD.make([g, p.outChannels / g, p.inChannels / g, p.kernel, p.kernel], dnnl_giohw)
             let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: "prepareConvTranspose2d"))
             state.padding = (p.padding, p.padding - p.outputPadding)
+            if let phases = try makeTransposedPhases(weight.data, bias: bias, p, padL: state.padding.0, padR: state.padding.1) {
+                state.phases = phases
+                state.weight = nil   // the phases hold the taps
+            }
             return PreparedConvTranspose2d(params: p, hasBias: bias != nil, backendID: id, payload: state)
         }
     }
@@ -43,6 +47,9 @@ extension DNNLBackend {
                                                                (x.shape.w - 1) * p.stride + p.kernel - padL - padR),
                                                   describing: p, op: op)
             try validateEpilogue(epilogue, out: oshape, op: op)
+            if let phases = state.phases {
+                return try runTransposedPhases(x, phases, stride: p.stride, epilogue: epilogue, oshape: oshape, op: op)
+            }
             let src = try dense(x, blockedLayout, op: op)
             let out = try alloc(oshape, blockedLayout, op: op)
             let ekey = EpilogueKey(epilogue)

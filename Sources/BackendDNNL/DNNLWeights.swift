@@ -26,6 +26,10 @@ final class ConvState: @unchecked Sendable {
     /// OIHW weights in the weight pool for the own Winograd kernel (it transforms them on every call, which keeps the
     /// 36/9 = 4× larger transformed copy out of memory between calls); made on its first run.
     var oihw: DeviceBuffer?
+    /// A transposed convolution run as ordinary convolutions (DNNLTransposedPhases.swift), which own the weights.
+    var phases: [TransposedPhase]?
+    /// Whether oneDNN builds a Winograd convolution for a plan key (asked once for wide layers on AVX-512).
+    var oneDNNWinograd: [ConvKey: Bool] = [:]
 
     init(weight: [Float], weightMD: dnnl_memory_desc_t, bias: DeviceBuffer?, biasHost: [Float]? = nil) {
         self.weight = weight; self.weightMD = weightMD; self.bias = bias; self.biasHost = biasHost

@@ -44,17 +44,26 @@ extension DNNLBackend {
     }
 
     /// Whether the own Winograd kernel runs this convolution.
-    func usesOwnWinograd(_ p: Conv2dParams, _ x: Tensor, _ epilogue: Epilogue) -> Bool {
-        let b = blockedLayout.channelBlock
+    func usesOwnWinograd(_ p: Conv2dParams, _ x: Tensor, _ epilogue: Epilogue, state: ConvState, out: Tensor) throws -> Bool {
+        let b = blockedLayout.channelBlock, pixels = x.shape.h * x.shape.w
         guard options.winograd, Self.winogradKernel == .own,
               p.kernelH == 3, p.kernelW == 3, p.strideH == 1, p.strideW == 1, p.groups == 1,
               p.padTop == 1, p.padBottom == 1, p.padLeft == 1, p.padRight == 1,
               p.inChannels % b == 0, p.outChannels % b == 0,
-              x.layout == blockedLayout, x.shape.h * x.shape.w >= minPixels(b),
-              b == 8 || p.inChannels * p.outChannels < Self.winogradWideLayer || x.shape.h * x.shape.w >= 256 * 256 || options.winogradMinPixels == 0,
+              x.layout == blockedLayout, pixels >= minPixels(b),
               winogradActivation(epilogue.activation) != nil,
               enh_wino_supported(Int32(b)) != 0 else { return false }
-        return true
+        let wide = b == 16 && p.inChannels * p.outChannels >= Self.winogradWideLayer && pixels < 256 * 256
+        guard wide, options.winogradMinPixels != 0 else { return true }
+        // A wide layer on a small map: oneDNN's Winograd if oneDNN builds one for it, else ours (not oneDNN's direct).
+        let key = ConvKey(srcLayout: blockedLayout, n: x.shape.n, h: x.shape.h, w: x.shape.w, srcStorage: x.storageChannels,
+                          dstStorage: out.storageChannels, epilogue: EpilogueKey(epilogue), fused: true)
+        if let known = state.oneDNNWinograd[key] { return !known }
+        let plan = try? convPlan(state, p, n: key.n, h: key.h, w: key.w, srcStorage: key.srcStorage, dstStorage: key.dstStorage,
+                                 epilogue: key.epilogue, fused: true, validating: true)
+        let theirs = plan?.winograd ?? false
+        state.oneDNNWinograd[key] = theirs
+        return !theirs
     }
 
     /// The layer's OIHW weights in the weight pool, made once from the host copy (which is then released) or, when

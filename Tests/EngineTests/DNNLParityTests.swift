@@ -324,3 +324,30 @@ func winogradLayersRunAtEveryLaterShape(_ c: ConvCase) throws {
         #expect(be.memoryStats.weightBytes < 36 * 16 * 16 * 4, "\(be.memoryStats)")
     }
 }
+
+/// Transposed convolutions run as stride² ordinary convolutions interleaved into the output (DNNLTransposedPhases):
+/// kernel/stride/padding/output-padding combinations, a batch of two, the whole epilogue (channel scale, activation,
+/// output scale, residual), against the reference backend; and a kernel smaller than the stride, which keeps
+/// oneDNN's deconvolution.
+@Suite struct TransposedPhaseTests {
+    @Test(arguments: [(3, 2, 0, 0), (3, 2, 1, 1), (4, 2, 1, 0), (2, 2, 0, 0), (5, 3, 2, 1), (3, 3, 0, 0), (1, 2, 0, 0)])
+    func phasesMatchTheReference(k: Int, s: Int, pad: Int, outPad: Int) throws {
+        let be = Backends.winograd
+        var rng = SeededRandom(seed: UInt64(100 + 10 * k + s))
+        let p = ConvTranspose2dParams(inChannels: 24, outChannels: 16, kernel: k, stride: s, padding: pad, outputPadding: outPad)
+        let wt = rng.host(p.weightShape, scale: 0.2), b = rng.host([16]), x = rng.host([2, 24, 7, 5])
+        let (oh, ow) = p.outputSize(h: 7, w: 5)
+        let r = rng.host([2, 16, oh, ow])
+        let scale = try HostTensor(shape: [2, 16, 1, 1], data: (0..<32).map { 0.6 + Float($0 % 5) * 0.1 })
+        let layer = try be.prepareConvTranspose2d(weight: wt, bias: b, params: p)
+        let phased = (layer.payload as? ConvState)?.phases != nil
+        #expect(phased == (k >= s), "k\(k) s\(s): phases \(phased)")
+        for withResidual in [false, true] {
+            try expectParity("transposed k\(k) s\(s) p\(pad) op\(outPad) residual \(withResidual)", tol: 1e-5, on: be) { be in
+                let e = Epilogue(channelScale: try be.upload(scale), activation: .scaledLeakyReLU(slope: 0.2, gain: 1.4),
+                                 outputScale: 0.5, residual: withResidual ? try be.upload(r) : nil, residualScale: 0.3)
+                return try be.convTranspose2d(be.upload(x), be.prepareConvTranspose2d(weight: wt, bias: b, params: p), epilogue: e)
+            }
+        }
+    }
+}
