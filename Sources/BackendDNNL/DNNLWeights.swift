@@ -28,6 +28,8 @@ final class ConvState: @unchecked Sendable {
     var oihw: DeviceBuffer?
     /// A transposed convolution run as ordinary convolutions (DNNLTransposedPhases.swift), which own the weights.
     var phases: [TransposedPhase]?
+    /// "Nearest ×2 then this 3×3 convolution" as four 2×2 convolutions (phase a, b of the output), made on first use.
+    var upsamplePhases: [(conv: PreparedConv2d, a: Int, b: Int)]?
     /// Whether oneDNN builds a Winograd convolution for a plan key (asked once for wide layers on AVX-512).
     var oneDNNWinograd: [ConvKey: Bool] = [:]
 

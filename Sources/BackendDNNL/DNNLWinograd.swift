@@ -66,6 +66,20 @@ extension DNNLBackend {
         return !theirs
     }
 
+    /// The oneDNN matmul of one task's 36 per-point products (cached per shape; nil: oneDNN has none, sgemm is used).
+    func winogradMatmul(tiles: Int, in ci: Int, out co: Int, op: String) throws -> Primitive? {
+        let key = "wino-matmul \(tiles) \(ci) \(co)"
+        if let p = opCache[key] { return p }
+        var src = MD.make([36, tiles, ci], dnnl_abc), wei = MD.make([36, ci, co], dnnl_abc), dst = MD.make([36, tiles, co], dnnl_abc)
+        var desc = dnnl_matmul_desc_t()
+        try dnnlCheck(dnnl_matmul_desc_init(&desc, &src, &wei, nil, &dst), op + " winograd matmul")
+        guard let p = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: nil, engine: engine, op: op) }) else {
+            return nil
+        }
+        opCache[key] = p
+        return p
+    }
+
     /// The layer's OIHW weights in the weight pool, made once from the host copy (which is then released) or, when
     /// oneDNN already released that, reordered back from its blocked copy.
     func ownWinogradWeights(_ state: ConvState, op: String) throws -> DeviceBuffer {
@@ -123,7 +137,11 @@ extension DNNLBackend {
             a.residual_scale = e.residualScale
         }
         a.threads = ompThreads
-        a.tiles_per_task = Self.winogradTiles
+        a.tiles_per_task = Self.winogradTiles > 0 ? Self.winogradTiles : enh_wino_default_tiles(a.in_channels, a.out_channels)
+        let matmul = try winogradMatmul(tiles: Int(a.tiles_per_task), in: p.inChannels, out: p.outChannels, op: op)
+        a.engine = UnsafeMutableRawPointer(engine)
+        a.matmul = matmul.map { UnsafeMutableRawPointer($0.primitive) }
+        a.matmul_scratchpad_bytes = matmul?.scratchpadBytes ?? 0
         let scratch = try pool.allocate(bytes: enh_wino_scratch_bytes(&a))
         a.scratch = scratch.floats
         let callerMode = enhance_get_mxcsr()
@@ -132,7 +150,7 @@ extension DNNLBackend {
         let status = enh_wino_conv3x3(&a)
         enhance_set_mxcsr(callerMode)
         ownWinogradRuns += 1
-        withExtendedLifetime((u, scratch, residual, scale, slopes, x, out)) {}
+        withExtendedLifetime((u, scratch, residual, scale, slopes, x, out, matmul)) {}
         guard status == 0 else {
             throw TensorError.backendFailure(op: op, message: "Winograd convolution failed (status \(status))")
         }

@@ -96,10 +96,12 @@ void enh_wino_transform_weights(const float *oihw, int in_channels, int out_chan
 // MARK: the convolution
 
 int enh_wino_default_tiles(int in_channels, int out_channels) {
-    // A task's transformed tiles and products (36 × tiles × (in + out) floats) within 1 MiB per thread, 16 to 64 tiles.
-    // Measured on a 2-core Xeon (AVX2 and AVX-512 paths) over RRDB and GPEN shapes: 24–96 tiles per task are within
-    // a few per cent of each other, 192 is 10–40 % slower (the task's tiles no longer stay in L2).
-    int t = (1 << 20) / (36 * 4 * (in_channels + out_channels));
+    // Measured with the matmul on a 2-core Xeon (AVX-512): more tiles per task are faster (192→64 at 256²: 28 tiles
+    // 21.7 ms, 56 tiles 20.6 ms; 1024→512 at 64²: 16 tiles 87 ms, 64 tiles 50 ms), but a task's transformed tiles and
+    // products (36 × tiles × (in + out) floats per thread) also count against memory. Layers of ≥ 1024 channels in all
+    // (GPEN's, on maps of 64² and below, where activations are small) take 64 tiles; others at most 2 MiB per thread.
+    if (in_channels + out_channels >= 1024) return 64;
+    int t = (2 << 20) / (36 * 4 * (in_channels + out_channels));
     if (t > 64) t = 64;
     if (t < 16) t = 16;
     return t & ~3;
@@ -110,7 +112,7 @@ static int tiles_per_task(const enh_wino_args *a) {
 }
 
 static long thread_floats(const enh_wino_args *a) {
-    const long f = 36L * tiles_per_task(a) * (a->in_channels + a->out_channels);
+    const long f = 36L * tiles_per_task(a) * (a->in_channels + a->out_channels) + (long)((a->matmul_scratchpad_bytes + 3) / 4);
     return (f + 15) & ~15L;
 }
 
@@ -125,13 +127,52 @@ typedef struct {
     int status;              // first sgemm failure (atomic)
 } conv_job;
 
+static void fail(conv_job *job, int status) {
+    int expected = 0;
+    __atomic_compare_exchange_n(&job->status, &expected, status, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+// This thread's stream and memory objects for the matmul (operands at fixed places in its scratch).
+typedef struct { dnnl_stream_t stream; dnnl_memory_t src, wei, dst, pad; int ready; } matmul_exec;
+
+static int matmul_setup(const enh_wino_args *a, float *v, float *m, float *pad, matmul_exec *x) {
+    const_dnnl_primitive_desc_t pd;
+    dnnl_status_t st;
+    if ((st = dnnl_primitive_get_primitive_desc((dnnl_primitive_t)a->matmul, &pd))) return st;
+    dnnl_engine_t engine = (dnnl_engine_t)a->engine;
+    if ((st = dnnl_stream_create(&x->stream, engine, dnnl_stream_default_flags))) return st;
+    x->ready = 1;
+    if ((st = dnnl_memory_create(&x->src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), engine, v)) ||
+        (st = dnnl_memory_create(&x->wei, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), engine, (void *)a->weights)) ||
+        (st = dnnl_memory_create(&x->dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), engine, m)))
+        return st;
+    if (a->matmul_scratchpad_bytes &&
+        (st = dnnl_memory_create(&x->pad, dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0), engine, pad)))
+        return st;
+    return 0;
+}
+
+static void matmul_teardown(matmul_exec *x) {
+    if (x->src) dnnl_memory_destroy(x->src);
+    if (x->wei) dnnl_memory_destroy(x->wei);
+    if (x->dst) dnnl_memory_destroy(x->dst);
+    if (x->pad) dnnl_memory_destroy(x->pad);
+    if (x->ready) dnnl_stream_destroy(x->stream);
+}
+
 static void conv_worker(void *p) {
     conv_job *job = p;
     const enh_wino_args *a = job->a;
     const int ic = a->in_channels, oc = a->out_channels, tn = job->tn;
     float *v = a->scratch + thread_floats(a) * omp_get_thread_num();
     float *m = v + 36L * tn * ic;
+    float *pad = m + 36L * tn * oc;
     const long vstride = (long)tn * ic, mstride = (long)tn * oc;
+    matmul_exec x = {0};
+    if (a->matmul) {
+        const int st = matmul_setup(a, v, m, pad, &x);
+        if (st) { fail(job, st); matmul_teardown(&x); return; }
+    }
     for (;;) {
         const int task = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
         if (task >= job->total || __atomic_load_n(&job->status, __ATOMIC_RELAXED) != 0) break;
@@ -140,19 +181,26 @@ static void conv_worker(void *p) {
         const float *src = a->src + n * a->src_batch_stride;
         if (a->block == 16) input_transform_b16(src, a->height, a->width, ic, t0, count, v, vstride);
         else input_transform_b8(src, a->height, a->width, ic, t0, count, v, vstride);
-        for (int q = 0; q < 36; q++) {
-            // Inside this parallel region oneDNN's sgemm runs on the calling thread only.
-            const dnnl_status_t st = dnnl_sgemm('N', 'N', count, oc, ic, 1.0f, v + q * vstride, ic,
-                                                a->weights + (long)q * ic * oc, oc, 0.0f, m + q * mstride, oc);
-            if (st != dnnl_success) {
-                int expected = 0;
-                __atomic_compare_exchange_n(&job->status, &expected, (int)st, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-                return;
+        // Inside this parallel region oneDNN runs the matmul (or sgemm) on the calling thread only. The matmul always
+        // multiplies tiles_per_task rows: those past `count` hold an earlier task's values and are never read.
+        if (a->matmul) {
+            dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, x.src}, {DNNL_ARG_WEIGHTS, x.wei}, {DNNL_ARG_DST, x.dst},
+                                       {DNNL_ARG_SCRATCHPAD, x.pad}};
+            dnnl_status_t st = dnnl_primitive_execute((dnnl_primitive_t)a->matmul, x.stream, x.pad ? 4 : 3, args);
+            if (!st) st = dnnl_stream_wait(x.stream);
+            if (st) { fail(job, st); break; }
+        } else {
+            for (int q = 0; q < 36; q++) {
+                const dnnl_status_t st = dnnl_sgemm('N', 'N', count, oc, ic, 1.0f, v + q * vstride, ic,
+                                                    a->weights + (long)q * ic * oc, oc, 0.0f, m + q * mstride, oc);
+                if (st != dnnl_success) { fail(job, st); goto done; }
             }
         }
         if (a->block == 16) output_transform_b16(a, n, t0, count, m, mstride);
         else output_transform_b8(a, n, t0, count, m, mstride);
     }
+done:
+    matmul_teardown(&x);
 }
 
 int enh_wino_conv3x3(const enh_wino_args *a) {

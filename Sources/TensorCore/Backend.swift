@@ -109,6 +109,9 @@ public protocol Backend: AnyObject, Sendable {
     func pixelUnshuffle(_ x: Tensor, factor: Int) throws -> Tensor
     /// Nearest upsampling by an integer factor: out[y, x] = in[y/s, x/s].
     func upsampleNearest(_ x: Tensor, factor: Int) throws -> Tensor
+    /// `conv2d(upsampleNearest(x, factor), conv, epilogue)`, which a backend may compute without the upsampled tensor
+    /// (the default does exactly that composition).
+    func upsampleNearestConv2d(_ x: Tensor, factor: Int, _ conv: PreparedConv2d, epilogue: Epilogue) throws -> Tensor
     /// Nearest resize to h×w with PyTorch's rule src = min(floor(dst·(in/out)), in−1).
     func resizeNearest(_ x: Tensor, height: Int, width: Int) throws -> Tensor
     /// upfirdn2d (StyleGAN2): per axis, zero-insert upsample by `up`, pad `pad0` before and `pad1` after
@@ -130,6 +133,10 @@ public protocol Backend: AnyObject, Sendable {
 }
 
 extension Backend {
+    public func upsampleNearestConv2d(_ x: Tensor, factor: Int, _ conv: PreparedConv2d, epilogue: Epilogue) throws -> Tensor {
+        try conv2d(upsampleNearest(x, factor: factor), conv, epilogue: epilogue, into: nil)
+    }
+
     /// Runs a prepared convolution with the given epilogue into a new tensor.
     public func conv2d(_ x: Tensor, _ conv: PreparedConv2d, epilogue: Epilogue = .identity) throws -> Tensor {
         try conv2d(x, conv, epilogue: epilogue, into: nil)

@@ -106,8 +106,8 @@ public final class RRDBNet: SuperResolutionNetwork, @unchecked Sendable {
         for rrdb in body { trunk = try runRRDB(trunk, rrdb) }
         feat = try be.conv2d(trunk, convBody, epilogue: Epilogue(residual: feat))
         trunk = feat
-        feat = try be.conv2d(be.upsampleNearest(feat, factor: 2), convUp1, epilogue: .activation(Self.lrelu))
-        feat = try be.conv2d(be.upsampleNearest(feat, factor: 2), convUp2, epilogue: .activation(Self.lrelu))
+        feat = try be.upsampleNearestConv2d(feat, factor: 2, convUp1, epilogue: .activation(Self.lrelu))
+        feat = try be.upsampleNearestConv2d(feat, factor: 2, convUp2, epilogue: .activation(Self.lrelu))
         feat = try be.conv2d(feat, convHR, epilogue: .activation(Self.lrelu))
         return try be.conv2d(feat, convLast)
     }

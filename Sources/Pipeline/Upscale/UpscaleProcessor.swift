@@ -64,8 +64,8 @@ public struct UpscaleProcessor: BatchProcessor {
 
     /// Estimated peak bytes for one image in flight (the batch runner's memory gate, the service's admission): the
     /// network's activations for the largest tile actually run (a tile never extends past the padded image), the
-    /// image buffers, and 4 MiB plus 1 MiB per core for what does not grow with the pixels (scratchpads, small buffers,
-    /// the oneDNN backend's Winograd weights and per-thread tiles: ≤ 1.8 MiB + 1 MiB per thread for RRDBNet).
+    /// image buffers, and 4 MiB plus 2 MiB per core for what does not grow with the pixels (scratchpads, small buffers,
+    /// the oneDNN backend's Winograd weights and per-thread tiles: ≤ 1.8 MiB + 2 MiB per thread for RRDBNet).
     public func memoryEstimate(width: Int, height: Int) -> Int {
         memoryEstimate(width: width, height: height, tile: (try? upscaler.tileSize(width: width, height: height)) ?? 0)
     }
@@ -77,6 +77,6 @@ public struct UpscaleProcessor: BatchProcessor {
         let tilePixels = t == 0 ? iw * ih : min(t + 2 * o.tilePad, iw) * min(t + 2 * o.tilePad, ih)
         let (ow, oh) = upscaler.outputSize(width: width, height: height)
         return tilePixels * upscaler.bytesPerTilePixel() + width * height * 64 + ow * oh * 8 + (4 << 20)
-            + ProcessInfo.processInfo.activeProcessorCount << 20
+            + ProcessInfo.processInfo.activeProcessorCount << 21
     }
 }
