@@ -62,15 +62,19 @@ extension DNNLBackend {
         for ay in axes {
             for ax in axes {
                 let jh = ay.taps.count, jw = ax.taps.count
-                var wt = [Float](repeating: 0, count: co * ci * jh * jw)
-                for o in 0..<co {
-                    for i in 0..<ci {
-                        for (qy, ty) in ay.taps.enumerated() {
-                            for (qx, tx) in ax.taps.enumerated() {
-                                wt[((o * ci + i) * jh + qy) * jw + qx] = iohw[((i * co + o) * k + ty) * k + tx]
+                // taps of the phase as offsets into one k×k kernel, in the phase kernel's row-major order
+                let offsets = ay.taps.flatMap { ty in ax.taps.map { tx in ty * k + tx } }
+                let wt = [Float](unsafeUninitializedCapacity: co * ci * jh * jw) { out, count in
+                    iohw.withUnsafeBufferPointer { w in
+                        var d = 0
+                        for o in 0..<co {
+                            for i in 0..<ci {
+                                let base = (i * co + o) * k * k
+                                for t in offsets { out[d] = w[base + t]; d += 1 }
                             }
                         }
                     }
+                    count = co * ci * jh * jw
                 }
                 let params = Conv2dParams(inChannels: ci, outChannels: co, kernelH: jh, kernelW: jw, strideH: 1, strideW: 1,
                                           padTop: ay.padBegin, padBottom: ay.padEnd, padLeft: ax.padBegin, padRight: ax.padEnd, groups: 1)

@@ -351,3 +351,29 @@ func winogradLayersRunAtEveryLaterShape(_ c: ConvCase) throws {
         }
     }
 }
+
+/// RRDBNet's "nearest ×2, then a 3×3 convolution" as four 2×2 convolutions on the small input (oneDNN backend) against
+/// the reference backend's composition; a residual epilogue (not taken by the phases) still matches.
+@Suite struct UpsampleConvPhaseTests {
+    @Test(arguments: [(1, 7, 5), (2, 4, 6)])
+    func phasesMatchTheComposition(n: Int, h: Int, w: Int) throws {
+        let be = try DNNLBackend(options: .init(winograd: true))
+        var rng = SeededRandom(seed: UInt64(500 + h))
+        let p = Conv2dParams(inChannels: 16, outChannels: 24, kernel: 3, padding: 1)
+        let wt = rng.host(p.weightShape, scale: 0.2), b = rng.host([24]), x = rng.host([n, 16, h, w])
+        let r = rng.host([n, 24, 2 * h, 2 * w])
+        let conv = try be.prepareConv2d(weight: wt, bias: b, params: p)
+        let refConv = try Backends.reference.prepareConv2d(weight: wt, bias: b, params: p)
+        for withResidual in [false, true] {
+            func run(_ be: any Backend, _ c: PreparedConv2d) throws -> HostTensor {
+                let e = Epilogue(activation: .leakyReLU(slope: 0.2), residual: withResidual ? try be.upload(r) : nil)
+                return try be.download(be.upsampleNearestConv2d(be.upload(x), factor: 2, c, epilogue: e))
+            }
+            let got = try run(be, conv), want = try run(Backends.reference, refConv)
+            #expect(got.shape == [n, 24, 2 * h, 2 * w])
+            let diff = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .nan
+            #expect(diff <= 1e-5, "residual \(withResidual): max |diff| \(diff)")
+        }
+        #expect((conv.payload as? ConvState)?.upsamplePhases?.count == 4, "the phases were not used")
+    }
+}
