@@ -58,6 +58,20 @@ extension DNNLBackend {
             guard let axis = PhaseAxis(phase: a, stride: s, kernel: k, padL: padL, padR: padR) else { return nil }
             axes.append(axis)
         }
+        // OIHW once, so that every phase reads its taps sequentially (IOHW put consecutive outputs k² floats apart and
+        // consecutive inputs co·k² apart)
+        let kk = k * k
+        let oihw = [Float](unsafeUninitializedCapacity: co * ci * kk) { out, count in
+            iohw.withUnsafeBufferPointer { w in
+                for i in 0..<ci {
+                    for o in 0..<co {
+                        let src = (i * co + o) * kk, dst = (o * ci + i) * kk
+                        for t in 0..<kk { out[dst + t] = w[src + t] }
+                    }
+                }
+            }
+            count = co * ci * kk
+        }
         var phases: [TransposedPhase] = []
         for ay in axes {
             for ax in axes {
@@ -65,13 +79,10 @@ extension DNNLBackend {
                 // taps of the phase as offsets into one k×k kernel, in the phase kernel's row-major order
                 let offsets = ay.taps.flatMap { ty in ax.taps.map { tx in ty * k + tx } }
                 let wt = [Float](unsafeUninitializedCapacity: co * ci * jh * jw) { out, count in
-                    iohw.withUnsafeBufferPointer { w in
+                    oihw.withUnsafeBufferPointer { w in
                         var d = 0
-                        for o in 0..<co {
-                            for i in 0..<ci {
-                                let base = (i * co + o) * k * k
-                                for t in offsets { out[d] = w[base + t]; d += 1 }
-                            }
+                        for base in stride(from: 0, to: co * ci * kk, by: kk) {
+                            for t in offsets { out[d] = w[base + t]; d += 1 }
                         }
                     }
                     count = co * ci * jh * jw

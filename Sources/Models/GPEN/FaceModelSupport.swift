@@ -65,7 +65,7 @@ extension HostTensor {
     /// Multiplies every element by `s`.
     func scaled(_ s: Float) -> HostTensor {
         var c = self
-        for i in c.data.indices { c.data[i] *= s }
+        c.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] *= s } }
         return c
     }
 }
