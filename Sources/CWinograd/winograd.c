@@ -96,15 +96,12 @@ void enh_wino_transform_weights(const float *oihw, int in_channels, int out_chan
 // MARK: the convolution
 
 int enh_wino_default_tiles(int in_channels, int out_channels) {
-    // Measured with the matmul on a 2-core Xeon (AVX-512): more tiles per task are faster (192→64 at 256²: 28 tiles
-    // 21.7 ms, 56 tiles 20.6 ms; 1024→512 at 64²: 16 tiles 87 ms, 64 tiles 50 ms), but a task's transformed tiles and
-    // products (36 × tiles × (in + out) floats per thread) also count against memory. Layers of ≥ 1024 channels in all
-    // (GPEN's, on maps of 64² and below, where activations are small) take 64 tiles; others at most 2 MiB per thread.
-    if (in_channels + out_channels >= 1024) return 64;
-    int t = (2 << 20) / (36 * 4 * (in_channels + out_channels));
-    if (t > 64) t = 64;
-    if (t < 16) t = 16;
-    return t & ~3;
+    // Layers of ≥ 1024 channels in all (GPEN's, on maps of 64² and below) take 64 tiles per task: with fewer the
+    // 36·in·out weights are streamed once per few tiles (1024→512 at 64², alone: 16 tiles 87 ms, 64 tiles 50 ms).
+    // Others take 24: in the whole network a task's transformed tiles and products then stay in L2 beside the
+    // weights (RealESRGAN_x2plus 512², AVX-512 path: 24 tiles 4.8-5.0 s, 56 tiles 5.5 s; AVX2 path 6.9 vs 7.0 s),
+    // although a single layer timed alone prefers more (192→64: 56 tiles 20.6 ms, 28 tiles 21.7 ms).
+    return in_channels + out_channels >= 1024 ? 64 : 24;
 }
 
 static int tiles_per_task(const enh_wino_args *a) {
