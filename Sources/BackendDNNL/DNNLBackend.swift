@@ -12,8 +12,8 @@ extension TensorLayout {
 /// The oneDNN (2.6.x, C API) CPU backend. Activations live in oneDNN's channel-blocked layout — `nChw16c`
 /// (N, C/16, H, W, 16c) on AVX-512 CPUs, `nChw8c` on AVX2 ones; N×C×1×1 vectors stay plain NCHW — from the first
 /// layer to the last; reorders to and from NCHW happen only in `upload`/`download` and in the few ops without a
-/// oneDNN primitive. Convolutions force the blocked src/dst (oneDNN `jit:avx512_core` / `jit:avx2`, or Winograd
-/// `jit_fp32_wino_2x3` for 3×3 stride-1 convs when `Options.winograd` is on and the CPU has AVX-512), weights are
+/// oneDNN primitive. Convolutions force the blocked src/dst (oneDNN `jit:avx512_core` / `jit:avx2`; for 3×3 stride-1
+/// convs with `Options.winograd` on, the project's Winograd (DNNLWinograd.swift) or, on AVX-512, oneDNN's), weights are
 /// reordered once into the layout the primitive asks for, and primitives are cached per input shape and epilogue.
 public final class DNNLBackend: Backend, @unchecked Sendable {
     /// Numeric precision of the compute.
@@ -28,7 +28,7 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     public struct Options: Sendable, Equatable {
         /// OpenMP thread count; nil keeps oneDNN's default (all cores).
         public var threads: Int?
-        /// Use Winograd for 3×3 stride-1 ungrouped convolutions where oneDNN implements it.
+        /// Use Winograd for 3×3 stride-1 ungrouped convolutions: the project's kernel where it applies, else oneDNN's.
         public var winograd: Bool
         /// Compute precision.
         public var precision: Precision

@@ -100,8 +100,6 @@ extension DNNLBackend {
     /// the rest of the epilogue, which is element-wise).
     func runTransposedPhases(_ x: Tensor, _ phases: [TransposedPhase], stride s: Int, epilogue: Epilogue, oshape: TensorShape, op: String) throws -> Tensor {
         let out = try alloc(oshape, blockedLayout, op: op)
-        let b = blockedLayout.channelBlock
-        let oh = oshape.h, ow = oshape.w
         var e = epilogue
         e.residual = nil
         for phase in phases {

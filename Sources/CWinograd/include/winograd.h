@@ -1,7 +1,7 @@
 // Winograd F(4×4, 3×3) convolution (stride 1, padding 1, no groups) on channel-blocked activations (nChw8c with
 // AVX2 + FMA, nChw16c with AVX-512), for the oneDNN backend: oneDNN 2.6 has no Winograd with AVX2 and, with AVX-512,
-// none for channel views. The 36 per-point matrix products go through oneDNN's sgemm; the transforms and the
-// epilogue (bias → channel scale → activation → output scale → residual) are ours.
+// none for channel views. The 36 per-point matrix products go through a oneDNN matmul (sgemm when none is given);
+// the transforms and the epilogue (bias → channel scale → activation → output scale → residual) are ours.
 //
 // Interpolation points {0, ±1/√2, ±√2, ∞}: about half the rounding error of {0, ±1, ±2, ∞} (measured in
 // ../shared/docs/cpu-speed.md §3).
@@ -56,7 +56,7 @@ size_t enh_wino_scratch_bytes(const enh_wino_args *args);
 /// The tiles per task used when `tiles_per_task` is 0.
 int enh_wino_default_tiles(int in_channels, int out_channels);
 /// Runs the convolution. Returns 0, or -1 for arguments it does not handle (block, channel counts, CPU), or the
-/// oneDNN status of a failed sgemm.
+/// oneDNN status of a failed matmul, sgemm or stream/memory creation.
 int enh_wino_conv3x3(const enh_wino_args *args);
 
 #ifdef __cplusplus
