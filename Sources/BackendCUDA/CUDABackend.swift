@@ -292,6 +292,22 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
     }
 
+    public func copyRows(_ source: Tensor, _ rows: Range<Int>, into destination: Tensor, atRow: Int) throws {
+        try sync {
+            try own(source, "copyRows"); try own(destination, "copyRows")
+            try Validate.rowCopy(source.shape, rows, destination.shape, atRow)
+            guard !rows.isEmpty else { return }
+            // One enh_copy per image, a channel plane per "batch": NCHW planes are H·W apart in both tensors (views too).
+            let w = source.shape.w, c = source.shape.c
+            let (sh, dh) = (source.shape.h * w, destination.shape.h * w)
+            for n in 0..<source.shape.n {
+                let dst = address(destination) + CUdeviceptr((n * batchStride(destination) + atRow * w) * elementSize)
+                let src = address(source) + CUdeviceptr((n * batchStride(source) + rows.lowerBound * w) * elementSize)
+                try launch("enh_copy", count: c * rows.count * w, [.pointer(dst), .i64(dh), .pointer(src), .i64(sh), .i32(c), .i64(rows.count * w)])
+            }
+        }
+    }
+
     public var memoryStats: MemoryStats {
         sync {
             var s = pool.memoryStats

@@ -371,4 +371,25 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
             try reorder(source, into: destination, op: "copy")
         }
     }
+
+    public func copyRows(_ source: Tensor, _ rows: Range<Int>, into destination: Tensor, atRow: Int) throws {
+        try sync {
+            try check(source, "copyRows"); try check(destination, "copyRows")
+            try Validate.rowCopy(source.shape, rows, destination.shape, atRow)
+            guard !rows.isEmpty else { return }
+            let (src, srcOffset) = rowsMD(source, rows.lowerBound, rows.count)
+            let (dst, dstOffset) = rowsMD(destination, atRow, rows.count)
+            if source.layout != destination.layout { activationReorders += 1 }
+            try reorder(src, source.buffer.pointer + source.byteOffset + srcOffset,
+                        dst, destination.buffer.pointer + destination.byteOffset + dstOffset, op: "copyRows")
+        }
+    }
+
+    /// `count` rows of `t` from row `first` as a strided descriptor over `t`'s storage, and the byte offset of its first row.
+    func rowsMD(_ t: Tensor, _ first: Int, _ count: Int) -> (dnnl_memory_desc_t, Int) {
+        let s = t.shape, b = t.layout.channelBlock
+        var m = MD.make([s.n, s.c, count, s.w], b == 1 ? dnnl_nchw : b == 16 ? dnnl_nChw16c : dnnl_nChw8c)
+        MD.setStrides(&m, [t.layout.paddedChannels(t.storageChannels) * s.h * s.w, b * s.h * s.w, b * s.w, b])
+        return (m, first * s.w * b * 4)
+    }
 }

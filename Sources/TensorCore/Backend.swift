@@ -56,6 +56,9 @@ public protocol Backend: AnyObject, Sendable {
     func channelView(_ tensor: Tensor, _ range: Range<Int>) throws -> Tensor
     /// Copies `source` into `destination` (same shape; destination may be a view).
     func copy(_ source: Tensor, into destination: Tensor) throws
+    /// Copies rows `rows` of `source` into `destination`'s rows from `atRow` on (N, C and W must match; either may be a
+    /// channel view). Lets a model compute a tall tensor in row bands (RRDBNet's upsampling tail).
+    func copyRows(_ source: Tensor, _ rows: Range<Int>, into destination: Tensor, atRow: Int) throws
     /// Allocation statistics.
     var memoryStats: MemoryStats { get }
     /// Sets the peaks to the current values.
@@ -133,6 +136,24 @@ public protocol Backend: AnyObject, Sendable {
 }
 
 extension Backend {
+    /// The default goes through the host (download both, copy, upload, copy back); backends override it.
+    public func copyRows(_ source: Tensor, _ rows: Range<Int>, into destination: Tensor, atRow: Int) throws {
+        try Validate.rowCopy(source.shape, rows, destination.shape, atRow)
+        let src = try download(source)
+        var dst = try download(destination)
+        RowCopy.copy(src.data, source.shape, rows, into: &dst.data, destination.shape, atRow: atRow)
+        try copy(upload(dst), into: destination)
+    }
+
+    /// A new tensor holding rows `rows` of `x`.
+    public func sliceRows(_ x: Tensor, _ rows: Range<Int>) throws -> Tensor {
+        var s = x.shape
+        s.h = rows.count
+        let out = try empty(s)
+        try copyRows(x, rows, into: out, atRow: 0)
+        return out
+    }
+
     public func upsampleNearestConv2d(_ x: Tensor, factor: Int, _ conv: PreparedConv2d, epilogue: Epilogue) throws -> Tensor {
         try conv2d(upsampleNearest(x, factor: factor), conv, epilogue: epilogue, into: nil)
     }

@@ -114,6 +114,15 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
         } }
     }
 
+    public func copyRows(_ source: Tensor, _ rows: Range<Int>, into destination: Tensor, atRow: Int) throws {
+        try check(source, "copyRows"); try check(destination, "copyRows")
+        try Validate.rowCopy(source.shape, rows, destination.shape, atRow)
+        let w = source.shape.w
+        for n in 0..<source.shape.n { for c in 0..<source.shape.c {
+            (plane(destination, n, c) + atRow * w).update(from: plane(source, n, c) + rows.lowerBound * w, count: rows.count * w)
+        } }
+    }
+
     // MARK: convolution
 
     final class ConvPayload {

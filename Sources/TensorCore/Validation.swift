@@ -70,7 +70,36 @@ public enum Validate {
     }
 
     /// `actual` must be `expected`.
+    /// `copyRows`: N, C and W equal, `rows` inside the source, the destination rows from `atRow` inside the destination.
+    public static func rowCopy(_ source: TensorShape, _ rows: Range<Int>, _ destination: TensorShape, _ atRow: Int) throws {
+        guard source.n == destination.n, source.c == destination.c, source.w == destination.w else {
+            throw TensorError.shapeMismatch(op: "copyRows", expected: "N, C, W of \(destination)", actual: source.description)
+        }
+        guard rows.lowerBound >= 0, rows.upperBound <= source.h, atRow >= 0, atRow + rows.count <= destination.h else {
+            throw TensorError.invalidShape(op: "copyRows", message: "rows \(rows) of \(source) to row \(atRow) of \(destination)")
+        }
+    }
+
     public static func same(_ expected: TensorShape, _ actual: TensorShape, _ op: String) throws {
         guard expected == actual else { throw TensorError.shapeMismatch(op: op, expected: expected.description, actual: actual.description) }
+    }
+}
+
+/// Row copies between dense NCHW arrays (the reference backend and the host default of `copyRows`).
+enum RowCopy {
+    static func copy(_ src: [Float], _ ss: TensorShape, _ rows: Range<Int>, into dst: inout [Float], _ ds: TensorShape, atRow: Int) {
+        let w = ss.w, count = rows.count * w
+        guard count > 0 else { return }
+        src.withUnsafeBufferPointer { s in
+            dst.withUnsafeMutableBufferPointer { d in
+                for n in 0..<ss.n {
+                    for c in 0..<ss.c {
+                        let from = ((n * ss.c + c) * ss.h + rows.lowerBound) * w
+                        let to = ((n * ds.c + c) * ds.h + atRow) * w
+                        (d.baseAddress! + to).update(from: s.baseAddress! + from, count: count)
+                    }
+                }
+            }
+        }
     }
 }

@@ -294,6 +294,32 @@ let convCases: [ConvCase] = [
         try expectParity("meanOverChannels \(shape)", tol: 1e-5, on: t.backend) { be in try be.meanOverChannels(be.input(x, blocked: blocked)) }
     }
 
+    /// Row copies between tensors of different heights, in blocked and plain layouts, from a channel view, batch 2;
+    /// rows outside the copied range keep their values; bad ranges are refused.
+    @Test(arguments: ParityTarget.all, inputs)
+    func copyRowsMatchesReference(_ t: ParityTarget, _ input: (shape: [Int], blocked: Bool)) throws {
+        let (shape, blocked) = input
+        var rng = SeededRandom(seed: 31)
+        let x = rng.host(shape), base = rng.host([shape[0], shape[1], shape[2] + 3, shape[3]])
+        let h = shape[2]
+        for (rows, at) in [(0..<h, 3), (1..<h, 0), ((h - 1)..<h, 2), (0..<0, 0)] {
+            try expectParity("copyRows \(rows) → \(at) of \(shape)", tol: 0, on: t.backend) { be in
+                let dst = try be.input(base, blocked: !blocked)
+                try be.copyRows(be.input(x, blocked: blocked), rows, into: dst, atRow: at)
+                return dst
+            }
+        }
+        let a = max(t.backend.channelViewAlignment, 1)
+        let wideHost = rng.host([shape[0], shape[1] + a, h, shape[3]])
+        try expectParity("sliceRows of a channel view \(shape)", tol: 0, on: t.backend) { be in
+            let wide = try be.input(wideHost, blocked: blocked)
+            return try be.sliceRows(be.channelView(wide, a..<(a + shape[1])), (h / 2)..<h)
+        }
+        let dst = try t.backend.input(base, blocked: false)
+        #expect(throws: TensorError.self) { try t.backend.copyRows(t.backend.upload(x), 0..<h, into: dst, atRow: 4) }
+        #expect(throws: TensorError.self) { try t.backend.copyRows(t.backend.upload(x), 0..<(h + 1), into: dst, atRow: 0) }
+    }
+
     /// Constants are kept like weights: outside the activation statistics and any memory scope.
     @Test(arguments: ParityTarget.all)
     func constantsAreKeptLikeWeights(_ t: ParityTarget) throws {

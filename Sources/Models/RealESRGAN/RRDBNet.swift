@@ -1,3 +1,4 @@
+import Foundation
 import Checkpoint
 import TensorCore
 
@@ -106,10 +107,54 @@ public final class RRDBNet: SuperResolutionNetwork, @unchecked Sendable {
         for rrdb in body { trunk = try runRRDB(trunk, rrdb) }
         feat = try be.conv2d(trunk, convBody, epilogue: Epilogue(residual: feat))
         trunk = feat
-        feat = try be.upsampleNearestConv2d(feat, factor: 2, convUp1, epilogue: .activation(Self.lrelu))
+        let band = tailBandRows(feat.shape)
+        guard band < feat.shape.h else { return try tail(feat) }
+        // The tail in row bands: each band of LR rows with `tailHalo` rows either side (clipped at the image), whose
+        // own rows are exact because every border effect of the slab stays inside its halo (below).
+        let h = feat.shape.h
+        let out = try be.empty(TensorShape(n: feat.shape.n, c: configuration.numOutCh, h: 4 * h, w: 4 * feat.shape.w))
+        for first in stride(from: 0, to: h, by: band) {
+            let end = min(h, first + band)
+            let lo = max(0, first - Self.tailHalo), hi = min(h, end + Self.tailHalo)
+            let y = try tail(be.sliceRows(feat, lo..<hi))
+            try be.copyRows(y, (4 * (first - lo))..<(4 * (end - lo)), into: out, atRow: 4 * first)
+        }
+        return out
+    }
+
+    /// up1 → up2 → hr → last: the ×4 stage, on the whole LR tensor or a slab of its rows.
+    private func tail(_ x: Tensor) throws -> Tensor {
+        let be = backend
+        var feat = try be.upsampleNearestConv2d(x, factor: 2, convUp1, epilogue: .activation(Self.lrelu))
         feat = try be.upsampleNearestConv2d(feat, factor: 2, convUp2, epilogue: .activation(Self.lrelu))
         feat = try be.conv2d(feat, convHR, epilogue: .activation(Self.lrelu))
         return try be.conv2d(feat, convLast)
+    }
+
+    /// LR rows a slab needs beyond its band. A slab edge that is not the image's is zero-padded like the image's, so
+    /// rows near it go wrong: one ×2 row after up1's conv (½ LR row), then after the ×2 upsampling two ×4 rows plus
+    /// one for each of up2, hr and last — five ×4 rows, 1¼ LR rows. Two rows keep every band row exact.
+    static let tailHalo = 2
+
+    /// Largest ×4-stage tensor of one band, in bytes: bands keep the tail's peak near this instead of three
+    /// nf-channel tensors at 16× the LR area (RealESRGAN_x2plus at 512²: 256 MiB each). 0 = no bands.
+    /// Default 24 MiB; `ENHANCE_TAIL_BAND_MIB` overrides it (0 runs the tail on the whole tensor, for A/B runs).
+    public var tailBandBytes = RRDBNet.defaultTailBandBytes
+
+    static let defaultTailBandBytes: Int = {
+        guard let v = ProcessInfo.processInfo.environment["ENHANCE_TAIL_BAND_MIB"], let mib = Int(v), mib >= 0 else { return 24 << 20 }
+        return mib << 20
+    }()
+
+    /// Below 8 rows the halos (4 rows) would cost more than half a band's work again (tests lower it).
+    var tailMinimumBandRows = 8
+
+    /// LR rows per band for an LR tensor of shape `s` (≥ s.h: one pass).
+    func tailBandRows(_ s: TensorShape) -> Int {
+        guard tailBandBytes > 0 else { return s.h }
+        let bytesPerLRRow = s.n * configuration.numFeat * 16 * s.w * 4
+        let rows = tailBandBytes / max(bytesPerLRRow, 1) - 2 * Self.tailHalo
+        return max(rows, tailMinimumBandRows)
     }
 
     private func runRRDB(_ x: Tensor, _ rdbs: [RDB]) throws -> Tensor {

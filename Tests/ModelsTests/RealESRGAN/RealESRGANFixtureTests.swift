@@ -58,3 +58,41 @@ struct RealESRGANFixtureTests {
     @Test("oneDNN", arguments: folders)
     func dnnl(_ folder: String) throws { try check(folder, backend: DNNLBackend(options: .init(threads: 2))) }
 }
+
+/// RRDBNet's ×4 stage in row bands (each with a two-row halo) against the upstream fixtures and the unbanded forward:
+/// bands of 1–3 LR rows put a band edge next to every row, so a halo one row too small would show.
+@Suite("RRDBNet tail in row bands")
+struct RRDBNetTailBandTests {
+    func check(_ folder: String, backend: any Backend) throws {
+        let dir = ESRGANPaths.fixtures.appendingPathComponent(folder)
+        let net = try #require(try RealESRGANFixtureTests().network(dir, backend: backend) as? RRDBNet)
+        var i = 0
+        while ESRGANPaths.exists(dir.appendingPathComponent("input_\(i).npy")) {
+            let x = try NPYArray(contentsOf: dir.appendingPathComponent("input_\(i).npy"))
+            let want = try NPYArray(contentsOf: dir.appendingPathComponent("output_\(i).npy")).floats()
+            let input = try backend.upload(HostTensor(shape: x.shape, data: x.floats()))
+            net.tailBandBytes = 0
+            let whole = try backend.download(net.forward(input)).data
+            for rows in 1...3 {
+                net.tailBandBytes = 1
+                net.tailMinimumBandRows = rows
+                let lr = input.shape.h / net.inputMultiple
+                #expect(net.tailBandRows(TensorShape(n: 1, c: 1, h: lr, w: 1)) == rows)
+                let banded = try backend.download(net.forward(input)).data
+                let (m, rel) = esrganErrors(banded, want)
+                let (mw, relw) = esrganErrors(banded, whole)
+                print("tail bands of \(rows) rows, \(folder)/\(i) on \(backend.name): vs fixture max abs \(m), rel \(rel); vs whole \(mw), \(relw)")
+                #expect(m <= 1e-4 && rel <= 1e-5)
+                #expect(mw <= 1e-5)
+            }
+            i += 1
+        }
+        #expect(i >= 1)
+    }
+
+    @Test("reference backend", arguments: ["rrdbnet_x4", "rrdbnet_x2", "rrdbnet_x1"])
+    func reference(_ folder: String) throws { try check(folder, backend: ReferenceBackend()) }
+
+    @Test("oneDNN", arguments: ["rrdbnet_x4", "rrdbnet_x2", "rrdbnet_x1"])
+    func dnnl(_ folder: String) throws { try check(folder, backend: DNNLBackend(options: .init(threads: 2))) }
+}
