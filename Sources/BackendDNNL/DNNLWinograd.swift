@@ -43,16 +43,23 @@ extension DNNLBackend {
         options.winogradMinPixels ?? Self.winogradMinPixels ?? (block == 8 ? 48 * 48 : 64 * 64)
     }
 
+    /// Whether the own kernel can run this convolution at all: 3×3, stride 1, padding `pad` on every side, no groups,
+    /// channel counts in whole blocks, a blocked input of at least `minPixels`, an activation it has.
+    private func ownWinogradApplies(_ p: Conv2dParams, pad: Int, _ x: Tensor, _ epilogue: Epilogue) -> Bool {
+        let b = blockedLayout.channelBlock
+        return options.winograd && Self.winogradKernel == .own
+            && p.kernelH == 3 && p.kernelW == 3 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
+            && p.padTop == pad && p.padBottom == pad && p.padLeft == pad && p.padRight == pad
+            && p.inChannels % b == 0 && p.outChannels % b == 0
+            && x.layout == blockedLayout && x.shape.h * x.shape.w >= minPixels(b)
+            && winogradActivation(epilogue.activation) != nil
+            && enh_wino_supported(Int32(b)) != 0
+    }
+
     /// Whether the own Winograd kernel runs this convolution.
     func usesOwnWinograd(_ p: Conv2dParams, _ x: Tensor, _ epilogue: Epilogue, state: ConvState, out: Tensor) throws -> Bool {
         let b = blockedLayout.channelBlock, pixels = x.shape.h * x.shape.w
-        guard options.winograd, Self.winogradKernel == .own,
-              p.kernelH == 3, p.kernelW == 3, p.strideH == 1, p.strideW == 1, p.groups == 1,
-              p.padTop == 1, p.padBottom == 1, p.padLeft == 1, p.padRight == 1,
-              p.inChannels % b == 0, p.outChannels % b == 0,
-              x.layout == blockedLayout, pixels >= minPixels(b),
-              winogradActivation(epilogue.activation) != nil,
-              enh_wino_supported(Int32(b)) != 0 else { return false }
+        guard ownWinogradApplies(p, pad: 1, x, epilogue) else { return false }
         let wide = b == 16 && p.inChannels * p.outChannels >= Self.winogradWideLayer && pixels < 256 * 256
         guard wide, options.winogradMinPixels != 0 else { return true }
         // A wide layer on a small map: oneDNN's Winograd if oneDNN builds one for it, else ours (not oneDNN's direct).
@@ -100,8 +107,28 @@ extension DNNLBackend {
         return buf
     }
 
-    /// Runs the convolution with the own Winograd kernel into `out` (blocked, the output shape).
-    func ownWinogradConv(_ x: Tensor, _ p: Conv2dParams, _ state: ConvState, epilogue e: Epilogue, out: Tensor, op: String) throws {
+    /// ReflectionPad2d(1) + an unpadded 3×3 convolution as one own-Winograd convolution whose input transform reads the
+    /// reflected border (ParseNet: every 3×3 stride-1 layer; the padded copy of the input is never made). Elsewhere the
+    /// composition. Wide layers take ours here too (the alternative would be the padded copy and oneDNN's Winograd).
+    public func reflectPadConv2d(_ x: Tensor, padding: Int, _ conv: PreparedConv2d, epilogue: Epilogue) throws -> Tensor {
+        let fused: Tensor? = try sync {
+            let op = "reflectPadConv2d"
+            try check(x, op)
+            guard padding == 1, conv.backendID == id, let state = conv.payload as? ConvState,
+                  ownWinogradApplies(conv.params, pad: 0, x, epilogue), x.shape.h >= 2, x.shape.w >= 2 else { return nil }
+            let oshape = TensorShape(n: x.shape.n, c: conv.params.outChannels, h: x.shape.h, w: x.shape.w)
+            try validateEpilogue(epilogue, out: oshape, op: op)
+            let out = try alloc(oshape, blockedLayout, op: op)
+            try ownWinogradConv(x, conv.params, state, epilogue: epilogue, out: out, reflect: true, op: op)
+            return out
+        }
+        if let fused { return fused }
+        return try conv2d(reflectPad(x, top: padding, bottom: padding, left: padding, right: padding), conv, epilogue: epilogue, into: nil)
+    }
+
+    /// Runs the convolution with the own Winograd kernel into `out` (blocked, the output shape); `reflect`: the input's
+    /// border is reflected instead of zero (padding 1 either way).
+    func ownWinogradConv(_ x: Tensor, _ p: Conv2dParams, _ state: ConvState, epilogue e: Epilogue, out: Tensor, reflect: Bool = false, op: String) throws {
         let b = blockedLayout.channelBlock
         let s = x.shape
         let weights = try ownWinogradWeights(state, op: op)
@@ -120,7 +147,7 @@ extension DNNLBackend {
         func batchStride(_ t: Tensor) -> Int { blockedLayout.paddedChannels(t.storageChannels) * t.shape.h * t.shape.w }
         var a = enh_wino_args()
         a.batch = Int32(s.n); a.in_channels = Int32(p.inChannels); a.out_channels = Int32(p.outChannels)
-        a.height = Int32(s.h); a.width = Int32(s.w); a.block = Int32(b)
+        a.height = Int32(s.h); a.width = Int32(s.w); a.block = Int32(b); a.reflect = reflect ? 1 : 0
         a.src = UnsafePointer(x.basePointer); a.src_batch_stride = batchStride(x)
         a.dst = out.basePointer; a.dst_batch_stride = batchStride(out)
         a.weights = UnsafePointer(u.floats)

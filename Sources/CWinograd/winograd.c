@@ -176,8 +176,8 @@ static void conv_worker(void *p) {
         const int n = task / job->chunks, t0 = (task % job->chunks) * tn;
         const int count = job->tiles - t0 < tn ? job->tiles - t0 : tn;
         const float *src = a->src + n * a->src_batch_stride;
-        if (a->block == 16) input_transform_b16(src, a->height, a->width, ic, t0, count, v, vstride);
-        else input_transform_b8(src, a->height, a->width, ic, t0, count, v, vstride);
+        if (a->block == 16) input_transform_b16(src, a->height, a->width, ic, t0, count, v, vstride, a->reflect);
+        else input_transform_b8(src, a->height, a->width, ic, t0, count, v, vstride, a->reflect);
         // Inside this parallel region oneDNN runs the matmul (or sgemm) on the calling thread only. The matmul always
         // multiplies tiles_per_task rows: those past `count` hold an earlier task's values and are never read.
         if (a->matmul) {
@@ -206,6 +206,7 @@ int enh_wino_conv3x3(const enh_wino_args *a) {
     if (a->in_channels <= 0 || a->out_channels <= 0 || a->in_channels % b || a->out_channels % b) return -1;
     if (a->batch <= 0 || a->height <= 0 || a->width <= 0 || !a->src || !a->dst || !a->weights || !a->scratch) return -1;
     if (a->activation == ENH_WINO_ACT_PRELU && !a->slopes) return -1;
+    if (a->reflect && (a->height < 2 || a->width < 2)) return -1;
     if ((uintptr_t)a->scratch % 64) return -1;
     conv_job job = {0};
     job.a = a;

@@ -115,6 +115,9 @@ public protocol Backend: AnyObject, Sendable {
     /// `conv2d(upsampleNearest(x, factor), conv, epilogue)`, which a backend may compute without the upsampled tensor
     /// (the default does exactly that composition).
     func upsampleNearestConv2d(_ x: Tensor, factor: Int, _ conv: PreparedConv2d, epilogue: Epilogue) throws -> Tensor
+    /// `conv2d(reflectPad(x, padding on every side), conv, epilogue)` (ParseNet's ReflectionPad2d + unpadded conv), which a
+    /// backend may compute without the padded tensor (the default does exactly that composition).
+    func reflectPadConv2d(_ x: Tensor, padding: Int, _ conv: PreparedConv2d, epilogue: Epilogue) throws -> Tensor
     /// Nearest resize to h×w with PyTorch's rule src = min(floor(dst·(in/out)), in−1).
     func resizeNearest(_ x: Tensor, height: Int, width: Int) throws -> Tensor
     /// upfirdn2d (StyleGAN2): per axis, zero-insert upsample by `up`, pad `pad0` before and `pad1` after
@@ -156,6 +159,11 @@ extension Backend {
 
     public func upsampleNearestConv2d(_ x: Tensor, factor: Int, _ conv: PreparedConv2d, epilogue: Epilogue) throws -> Tensor {
         try conv2d(upsampleNearest(x, factor: factor), conv, epilogue: epilogue, into: nil)
+    }
+
+    public func reflectPadConv2d(_ x: Tensor, padding: Int, _ conv: PreparedConv2d, epilogue: Epilogue) throws -> Tensor {
+        let p = padding
+        return try conv2d(reflectPad(x, top: p, bottom: p, left: p, right: p), conv, epilogue: epilogue, into: nil)
     }
 
     /// Runs a prepared convolution with the given epilogue into a new tensor.

@@ -282,6 +282,34 @@ func winogradLayersRunAtEveryLaterShape(_ c: ConvCase) throws {
         }
     }
 
+    /// ParseNet's ReflectionPad2d(1) + unpadded 3×3 conv as one own-kernel convolution reading the reflected border,
+    /// against the reference's composition; maps down to 2 rows (the smallest reflection padding 1 allows).
+    @Test(arguments: [(1, 13, 11), (2, 8, 9), (1, 2, 5), (1, 6, 2)])
+    func reflectionPaddingMatchesTheComposition(n: Int, h: Int, w: Int) throws {
+        let be = try DNNLBackend(options: .init(winograd: true, winogradMinPixels: 0))
+        var rng = SeededRandom(seed: UInt64(77 + h * w))
+        let blk = be.blockedLayout.channelBlock
+        let p = Conv2dParams(inChannels: 2 * blk, outChannels: blk, kernel: 3, padding: 0)
+        let wt = rng.host(p.weightShape, scale: 0.15), b = rng.host([blk])
+        let x = rng.host([n, 2 * blk, h, w]), r = rng.host([n, blk, h, w])
+        for (label, withResidual) in [("leaky", false), ("leaky + residual", true)] {
+            let before = be.ownWinogradRuns
+            try expectParity("reflect-padded own winograd \(label) \(n)×\(h)×\(w)", tol: 1e-5, on: be) { be in
+                let e = Epilogue(activation: .leakyReLU(slope: 0.2), residual: withResidual ? try be.upload(r) : nil)
+                return try be.reflectPadConv2d(be.upload(x), padding: 1, be.prepareConv2d(weight: wt, bias: b, params: p), epilogue: e)
+            }
+            #expect(be.ownWinogradRuns == before + 1, "\(label): the own kernel did not run")
+        }
+        // Channel counts outside whole blocks take the composition (reflectPad, then oneDNN).
+        let odd = Conv2dParams(inChannels: 3, outChannels: 5, kernel: 3, padding: 0)
+        let wo = rng.host(odd.weightShape), xo = rng.host([n, 3, h, w])
+        let before = be.ownWinogradRuns
+        try expectParity("reflect-padded conv 3→5 \(n)×\(h)×\(w)", tol: 1e-5, on: be) { be in
+            try be.reflectPadConv2d(be.upload(xo), padding: 1, be.prepareConv2d(weight: wo, bias: nil, params: odd), epilogue: .identity)
+        }
+        #expect(be.ownWinogradRuns == before)
+    }
+
     /// RRDB's dense block: the source is a channel view of the concat buffer, the result goes into the next view.
     @Test func channelViewsInAndOut() throws {
         let be = try DNNLBackend(options: .init(winograd: true, winogradMinPixels: 0))

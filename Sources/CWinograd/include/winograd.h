@@ -1,4 +1,4 @@
-// Winograd F(4×4, 3×3) convolution (stride 1, padding 1, no groups) on channel-blocked activations (nChw8c with
+// Winograd F(4×4, 3×3) convolution (stride 1, zero or reflection padding 1, no groups) on channel-blocked activations (nChw8c with
 // AVX2 + FMA, nChw16c with AVX-512), for the oneDNN backend: oneDNN 2.6 has no Winograd with AVX2 and, with AVX-512,
 // none for channel views. The 36 per-point matrix products go through a oneDNN matmul (sgemm when none is given);
 // the transforms and the epilogue (bias → channel scale → activation → output scale → residual) are ours.
@@ -23,6 +23,7 @@ enum {
 
 typedef struct {
     int batch, in_channels, out_channels, height, width;   // output size = input size
+    int reflect;                                        // 0: zero padding 1; 1: reflection padding 1 (ReflectionPad2d(1)), height and width ≥ 2
     int block;                                          // 8 (AVX2) or 16 (AVX-512); channel counts are multiples of it
     const float *src; long src_batch_stride;            // floats between images (channel blocks are height·width·block apart)
     float *dst; long dst_batch_stride;

@@ -97,8 +97,7 @@ public final class ParseNet: @unchecked Sendable {
         let be = backend
         var h = x
         if c.up { h = try be.upsampleNearest(h, factor: 2) }
-        h = try be.reflectPad(h, top: 1, bottom: 1, left: 1, right: 1)
-        return try be.conv2d(h, c.conv, epilogue: Epilogue(activation: c.act, residual: residual))
+        return try be.reflectPadConv2d(h, padding: 1, c.conv, epilogue: Epilogue(activation: c.act, residual: residual))
     }
 
     func run(_ b: Block, _ x: Tensor) throws -> Tensor {
