@@ -39,7 +39,7 @@ size_t enh_wino_weights_bytes(int in_channels, int out_channels) {
 
 // MARK: weights: U = G g Gᵀ
 
-typedef struct { const float *oihw; int ic, oc; float *out; } weights_job;
+typedef struct { const float *oihw; const float *in_scale; int ic, oc; float *out; } weights_job;
 
 // G for the points 0, 1/√2, −1/√2, √2, −√2, ∞ (Toom-Cook: row j = (1, a, a²) / Π_{l≠j}(a − a_l)).
 static inline void g_apply(float g0, float g1, float g2, float u[6]) {
@@ -68,8 +68,9 @@ static void weights_worker(void *p) {
         for (long o0 = 0; o0 < job->oc; o0 += L) {
             const int lanes = job->oc - o0 < L ? (int)(job->oc - o0) : L;
             float g[9][L] = {{0}}, cols[3][6][L], u[6][6][L];
+            const float f = job->in_scale ? job->in_scale[i] : 1.0f;
             for (int l = 0; l < lanes; l++)
-                for (int k = 0; k < 9; k++) g[k][l] = job->oihw[((o0 + l) * job->ic + i) * 9 + k];
+                for (int k = 0; k < 9; k++) g[k][l] = f * job->oihw[((o0 + l) * job->ic + i) * 9 + k];
             for (int l = 0; l < L; l++) {
                 for (int c = 0; c < 3; c++) {          // G on each column: 6×3
                     float t[6];
@@ -88,8 +89,9 @@ static void weights_worker(void *p) {
     }
 }
 
-void enh_wino_transform_weights(const float *oihw, int in_channels, int out_channels, float *out, int threads) {
-    weights_job job = {oihw, in_channels, out_channels, out};
+void enh_wino_transform_weights(const float *oihw, const float *in_scale, int in_channels, int out_channels, float *out,
+                                int threads) {
+    weights_job job = {oihw, in_scale, in_channels, out_channels, out};
     GOMP_parallel(weights_worker, &job, threads > 0 ? (unsigned)threads : 0, 0);
 }
 

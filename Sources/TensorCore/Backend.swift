@@ -73,6 +73,10 @@ public protocol Backend: AnyObject, Sendable {
     /// Runs a prepared convolution with a fused epilogue. With `into`, writes into that tensor (may be a channel
     /// view of a larger buffer) and returns it.
     func conv2d(_ x: Tensor, _ conv: PreparedConv2d, epilogue: Epilogue, into: Tensor?) throws -> Tensor
+    /// `conv2d(scaleChannels(x, by: inputScale), conv, epilogue, into)` — a convolution of x scaled per input channel
+    /// (GPEN's modulation; `inputScale` N×C×1×1), which a backend may fold into the weights instead of making the scaled
+    /// copy of x (the default does exactly that composition).
+    func conv2d(_ x: Tensor, _ conv: PreparedConv2d, inputScale: Tensor, epilogue: Epilogue, into: Tensor?) throws -> Tensor
     /// Prepares a transposed convolution from an IOHW weight [I, O/groups, k, k] and optional bias [O].
     func prepareConvTranspose2d(weight: HostTensor, bias: HostTensor?, params: ConvTranspose2dParams) throws -> PreparedConvTranspose2d
     /// Runs a prepared transposed convolution with a fused epilogue.
@@ -164,6 +168,10 @@ extension Backend {
     public func reflectPadConv2d(_ x: Tensor, padding: Int, _ conv: PreparedConv2d, epilogue: Epilogue) throws -> Tensor {
         let p = padding
         return try conv2d(reflectPad(x, top: p, bottom: p, left: p, right: p), conv, epilogue: epilogue, into: nil)
+    }
+
+    public func conv2d(_ x: Tensor, _ conv: PreparedConv2d, inputScale: Tensor, epilogue: Epilogue, into: Tensor?) throws -> Tensor {
+        try conv2d(scaleChannels(x, by: inputScale), conv, epilogue: epilogue, into: into)
     }
 
     /// Runs a prepared convolution with the given epilogue into a new tensor.

@@ -310,6 +310,30 @@ func winogradLayersRunAtEveryLaterShape(_ c: ConvCase) throws {
         #expect(be.ownWinogradRuns == before)
     }
 
+    /// GPEN's modulation folded into the own kernel's weights (conv of x·s) against the reference's composition, with
+    /// demodulation as a channel scale and into a channel view; two images take the composition (per-image weights).
+    @Test func inputScaleFoldsIntoTheWeights() throws {
+        let be = try DNNLBackend(options: .init(winograd: true, winogradMinPixels: 0))
+        let blk = be.blockedLayout.channelBlock
+        var rng = SeededRandom(seed: 123)
+        let p = Conv2dParams(inChannels: 2 * blk, outChannels: blk, kernel: 3, padding: 1)
+        let wt = rng.host(p.weightShape, scale: 0.2)
+        let x = rng.host([1, 2 * blk, 9, 7]), s = rng.host([1, 2 * blk, 1, 1]), d = rng.host([1, blk, 1, 1])
+        let before = be.ownWinogradRuns
+        try expectParity("conv of x·s, demodulated, into a view", tol: 1e-5, on: be) { be in
+            let cat = try be.zeros(TensorShape(n: 1, c: 2 * blk, h: 9, w: 7))
+            let e = Epilogue(channelScale: try be.upload(d), activation: .scaledLeakyReLU(slope: 0.2, gain: 1.5))
+            _ = try be.conv2d(be.upload(x), be.prepareConv2d(weight: wt, bias: nil, params: p), inputScale: be.upload(s), epilogue: e,
+                              into: be.channelView(cat, blk..<(2 * blk)))
+            return cat
+        }
+        #expect(be.ownWinogradRuns == before + 1)
+        let x2 = rng.host([2, 2 * blk, 6, 5]), s2 = rng.host([2, 2 * blk, 1, 1])
+        try expectParity("conv of x·s, two images", tol: 1e-5, on: be) { be in
+            try be.conv2d(be.upload(x2), be.prepareConv2d(weight: wt, bias: nil, params: p), inputScale: be.upload(s2), epilogue: .identity, into: nil)
+        }
+    }
+
     /// RRDB's dense block: the source is a channel view of the concat buffer, the result goes into the next view.
     @Test func channelViewsInAndOut() throws {
         let be = try DNNLBackend(options: .init(winograd: true, winogradMinPixels: 0))

@@ -50,8 +50,10 @@ typedef struct {
 int enh_wino_supported(int block);
 /// Bytes of the transformed weights of an in→out 3×3 layer: 36 × in × out floats.
 size_t enh_wino_weights_bytes(int in_channels, int out_channels);
-/// U[p][i][o] = (G g Gᵀ)[p] of each OIHW 3×3 kernel g = weights[o][i]; runs on `threads` OpenMP threads.
-void enh_wino_transform_weights(const float *oihw, int in_channels, int out_channels, float *out, int threads);
+/// U[p][i][o] = (G g Gᵀ)[p] of each OIHW 3×3 kernel g = weights[o][i] · in_scale[i] (in_scale NULL: 1), which folds a
+/// per-input-channel scaling of the activations (GPEN's modulation) into the weights; runs on `threads` OpenMP threads.
+void enh_wino_transform_weights(const float *oihw, const float *in_scale, int in_channels, int out_channels, float *out,
+                                int threads);
 /// Scratch bytes `enh_wino_conv3x3` needs for these arguments (per-thread transformed tiles and products).
 size_t enh_wino_scratch_bytes(const enh_wino_args *args);
 /// The tiles per task used when `tiles_per_task` is 0.

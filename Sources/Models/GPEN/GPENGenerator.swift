@@ -202,19 +202,20 @@ public final class GPENGenerator: @unchecked Sendable {
     func run(_ m: ModConv, _ h: Tensor, style w: Tensor, epilogue base: Epilogue = .identity, into: Tensor? = nil) throws -> Tensor {
         let be = backend
         let s = try be.linear(w, m.modulation)
-        let xs = try be.scaleChannels(h, by: s)
         var e = base
         if let dm = m.demod {
             let d = try be.linear(be.unary(s, .square), dm)
             e.channelScale = try be.unary(d, .rsqrt(eps: 1e-8))
         }
         if let ct = m.convT {
+            let xs = try be.scaleChannels(h, by: s)
             let y = try be.upfirdn2d(be.convTranspose2d(xs, ct, epilogue: e), taps: Self.firTapsUp, up: 1, down: 1, pad0: 1, pad1: 1)
             guard let into else { return y }
             try be.copy(y, into: into)
             return into
         }
-        return try be.conv2d(xs, m.conv!, epilogue: e, into: into)
+        // x·s then the conv, which the backend may fold into the conv's weights
+        return try be.conv2d(h, m.conv!, inputScale: s, epilogue: e, into: into)
     }
 
     /// Modulated conv, noise injection as extra channels (GPEN's isconcat), bias and FusedLeakyReLU. The conv output
