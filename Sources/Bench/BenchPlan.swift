@@ -203,14 +203,14 @@ public enum WorkloadCatalog {
             }
         }
 
-        if c.peers { peers(c, esr: esr, gpenFile: gpenFile, probe: probe, into: &out, notes: &notes) }
+        if c.peers { peers(c, esr: esr, gpenFile: gpenFile, synthetic: synthetic, probe: probe, into: &out, notes: &notes) }
         return (out, notes)
     }
 
     /// PyTorch eager and ncnn peers, each a script in `scripts/bench/peers` that follows the record contract.
     /// On `--device cuda` the PyTorch peer runs its network on the GPU at the same precision; ncnn stays on the CPU.
     static func peers(_ c: BenchConfiguration, esr: (name: String, modelName: String, file: String, synthetic: Bool),
-                      gpenFile: String?, probe: (String, [String]) -> Bool, into out: inout [WorkloadSpec], notes: inout [String]) {
+                      gpenFile: String?, synthetic: [String: String], probe: (String, [String]) -> Bool, into out: inout [WorkloadSpec], notes: inout [String]) {
         guard let dir = c.peersDir else {
             notes.append("peers skipped: scripts/bench/peers not found (run from the repository)")
             return
@@ -238,6 +238,17 @@ public enum WorkloadCatalog {
                                                     "--output", "{output}", "--threads", "{threads}"] + c.peerEngineArguments,
                                         threads: c.threads, synthetic: c.gpen == nil, peerOf: "gpen-512 [aligned]",
                                         timeout: c.timeout, onlyInputs: [aligned]))
+            }
+            if c.families.contains("restore"), let g = gpenFile, !c.detectorSynthetic, let d = c.detector,
+               let p = c.parser ?? synthetic["ParseNet-latest"], probe(py, [torchScript, "--check", "restore"] + (c.device == "cuda" ? ["cuda"] : [])) {
+                // Upstream's whole-photo FaceEnhancement.process (detect, align, GPEN, parse, paste), mirrored by `restore`.
+                out.append(WorkloadSpec(name: "torch-gpen-512", family: "peer", executable: py,
+                                        arguments: [torchScript, "restore", "--weights", g, "--parser", p, "--detector", d,
+                                                    "--input", "{input}", "--output", "{output}", "--threads", "{threads}"] + c.peerEngineArguments,
+                                        threads: c.threads, synthetic: c.gpen == nil || c.parser == nil, peerOf: "gpen-512",
+                                        timeout: c.timeout))
+            } else if c.families.contains("restore"), gpenFile != nil {
+                notes.append("PyTorch peer of the whole-photo restore skipped: it needs the real RetinaFace weights (--detector FILE) and torch_peer.py --check restore")
             }
         } else {
             notes.append("PyTorch peer skipped: set ENHANCE_TORCH_PYTHON (or --torch-python) to a Python with torch")

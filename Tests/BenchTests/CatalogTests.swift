@@ -41,6 +41,23 @@ import Testing
         #expect(notes.contains { $0.contains("ncnn peer skipped") })
     }
 
+    /// With the real RetinaFace the PyTorch peer also runs upstream's whole-photo pipeline beside `restore`; with the
+    /// synthetic detector (no faces) it does not, and a note says why.
+    @Test func wholePhotoRestorePeerNeedsTheRealDetector() throws {
+        var c = config()
+        c.detector = "/a/RetinaFace-mnet025.safetensors"
+        c.detectorSynthetic = false
+        let (w, _) = try WorkloadCatalog.build(c, synthetic: synthetic, available: { _ in true }, probe: { _, args in args.last != "--check" })
+        let peer = try #require(w.first { $0.name == "torch-gpen-512" && $0.variant == "default" })
+        #expect(peer.peerOf == "gpen-512" && peer.onlyInputs == nil && peer.synthetic)
+        #expect(Array(peer.arguments.dropFirst().prefix(8)) == ["restore", "--weights", "/w/g512", "--parser", "/w/p", "--detector",
+                                                                  "/a/RetinaFace-mnet025.safetensors", "--input"])
+        #expect(w.contains { $0.name == "torch-gpen-512" && $0.variant == "aligned" })
+        let (none, notes) = try WorkloadCatalog.build(config(), synthetic: synthetic, available: { _ in true }, probe: { _, args in args.last != "--check" })
+        #expect(!none.contains { $0.name == "torch-gpen-512" && $0.variant == "default" })
+        #expect(notes.contains { $0.contains("whole-photo restore skipped") })
+    }
+
     /// `bench --device cuda --precision fp16`: every enhance workload and the PyTorch peer carry the device and precision;
     /// without them nothing is added (each command's own default).
     @Test func deviceAndPrecisionReachEveryEngine() throws {

@@ -5,7 +5,10 @@ Real-ESRGAN uses the project's PyTorch reference (scripts/reference/rrdbnet.py a
 from upstream): RRDBNet in eval mode under no_grad, RealESRGANer.enhance with tile 0 and pre_pad 0.
 GPEN runs upstream's aligned mode (FaceGAN.process on a 512 face crop: bilinear resize to the model size,
 BGR uint8 -> RGB [-1,1], FullGenerator from scripts/reference/gpen.py, back to BGR uint8 by truncation); the
-bench compares it with `enhance restore --aligned`.
+bench compares it with `enhance restore --aligned`. `restore` runs upstream's whole-photo FaceEnhancement.process
+(no SR): RetinaFace detection (scripts/reference/retinaface.py), per face warp_and_crop_face, FaceGAN.process,
+FaceParse.process (bilinear resize to 512, ParseNet, argmax, colour map), mask_postprocess, warpAffine paste-back,
+max compositing and the final blend (scripts/reference/align.py); the bench compares it with `enhance restore`.
 
 Record contract: writes <output>/<stem>_out.png and appends one JSON line per image to
 <output>/results.jsonl with `input`, `output`, `status`, `timings` and `peak_rss_bytes`.
@@ -13,6 +16,7 @@ Record contract: writes <output>/<stem>_out.png and appends one JSON line per im
   torch_peer.py --check realesrgan|gpen [cuda]
   torch_peer.py realesrgan --weights FILE(.pth|.safetensors) --input IMG_OR_DIR --output DIR --threads N
   torch_peer.py gpen --weights FILE --input IMG_OR_DIR --output DIR --threads N
+  torch_peer.py restore --weights GPEN --parser PARSENET --detector RETINAFACE --input IMG_OR_DIR --output DIR --threads N
   (both: --device cpu|cuda, --precision fp32|tf32|fp16 — on cuda: fp32 with TF32 off, tf32 = PyTorch's default
   cudnn.allow_tf32, fp16 = model.half(); the network runs on the device, pre/post-processing on the host as upstream)
 """
@@ -68,7 +72,8 @@ def check(kind, device="cpu"):
     if device == "cuda" and not torch.cuda.is_available():
         print(f"torch peer: this torch ({torch.__version__}) has no usable CUDA device", file=sys.stderr)
         return 5
-    needed = ("rrdbnet.py", "realesrganer.py") if kind == "realesrgan" else ("gpen.py",)
+    needed = {"realesrgan": ("rrdbnet.py", "realesrganer.py"), "gpen": ("gpen.py",),
+              "restore": ("gpen.py", "parsenet.py", "retinaface.py", "align.py")}[kind]
     ok = all(os.path.exists(os.path.join(REFERENCE, f)) for f in needed)
     if not ok:
         print(f"torch peer: the PyTorch reference for {kind} is not in {REFERENCE}", file=sys.stderr)
@@ -132,16 +137,9 @@ def run_gpen_aligned(a):
     import numpy as np
     import torch
     sys.path.insert(0, REFERENCE)
-    from gpen import FullGenerator
     t0 = time.perf_counter()
     torch.set_num_threads(a.threads)
-    sd = load_state(a.weights)
-    n_ecd = sum(1 for k in sd if k.startswith("ecd") and k.endswith(".weight"))
-    size = 2 ** (n_ecd + 1)  # ecd0 … ecd{L-2}: L - 1 convs, L = log2(size)
-    cm, narrow = (1, 0.5) if size == 256 else (2, 1.0)
-    model = FullGenerator(size, 512, 8, cm, narrow=narrow)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True)
-    model = on_device(model.eval(), a)
+    model, size = load_gpen(a.weights, a)
 
     def restore(img):
         x = cv2.resize(img, (size, size))
@@ -157,7 +155,74 @@ def run_gpen_aligned(a):
     return run_files(a, time.perf_counter() - t0, "restore", restore)
 
 
-def run_files(a, load_s, stage, compute):
+def load_gpen(path, device_args=None):
+    """FullGenerator for a GPEN-BFR-512/256 state dict (size from the encoder depth); returns (model, size)."""
+    import torch
+    from gpen import FullGenerator
+    sd = load_state(path)
+    n_ecd = sum(1 for k in sd if k.startswith("ecd") and k.endswith(".weight"))
+    size = 2 ** (n_ecd + 1)  # ecd0 … ecd{L-2}: L - 1 convs, L = log2(size)
+    cm, narrow = (1, 0.5) if size == 256 else (2, 1.0)
+    model = FullGenerator(size, 512, 8, cm, narrow=narrow)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True)
+    model = model.eval()
+    return (on_device(model, device_args) if device_args else model), size
+
+
+def run_restore(a):
+    """Upstream's FaceEnhancement.process without SR on whole photos (stages: detect, restore, parse, paste)."""
+    import cv2
+    import numpy as np
+    import torch
+    sys.path.insert(0, REFERENCE)
+    from align import enhance_faces
+    from gpen import facegan_img2tensor, facegan_tensor2img
+    from parsenet import ParseNet, faceparse_img2tensor, mask_from_logits
+    from retinaface import CFG_MNET, CFG_RE50, RetinaFace, detect, strip_module
+    t0 = time.perf_counter()
+    torch.set_num_threads(a.threads)
+    gpen, size = load_gpen(a.weights, a)
+    parser = ParseNet(512, 512, 32, 64, 19, 10, "LeakyReLU", "bn", (32, 256))
+    parser.load_state_dict(load_state(a.parser), strict=True)
+    parser = on_device(parser.eval(), a)
+    dsd = strip_module(load_state(a.detector))
+    cfg = CFG_MNET if any(k.startswith("body.stage1") for k in dsd) else CFG_RE50
+    detector = RetinaFace(cfg)
+    detector.load_state_dict(dsd, strict=True)
+    detector = on_device(detector.eval(), a)
+    stages = {}
+
+    def timed(name, f):
+        def g(*args):
+            t = time.perf_counter()
+            r = f(*args)
+            stages[name] = stages.get(name, 0.0) + time.perf_counter() - t
+            return r
+        return g
+
+    def restore_face(of):
+        with torch.no_grad():
+            y = gpen(facegan_img2tensor(of))
+        return facegan_tensor2img(y[0] if isinstance(y, tuple) else y)
+
+    def parse(ef):
+        with torch.no_grad():
+            logits, _ = parser(faceparse_img2tensor(cv2.resize(ef, (512, 512))))
+        return mask_from_logits(logits)
+
+    def whole(img):
+        stages.clear()
+        t = time.perf_counter()
+        dets, landms = timed("detect", lambda im: detect(detector, im, cfg))(img)
+        out, _ = enhance_faces(img, dets, landms, timed("restore", restore_face), timed("parse", parse), in_size=size)
+        stages["paste"] = time.perf_counter() - t - sum(stages.values())
+        stages["faces"] = float(len([d for d in dets if d[4] >= 0.9]))
+        return out
+
+    return run_files(a, time.perf_counter() - t0, "total", whole, extra=stages)
+
+
+def run_files(a, load_s, stage, compute, extra=None):
     """Runs `compute` (BGR uint8 image -> BGR uint8 image) on every input file and appends one record per file to
     <output>/results.jsonl: decode, `stage` and encode seconds, the model load time on the first record, the
     process's peak RSS."""
@@ -175,6 +240,11 @@ def run_files(a, load_s, stage, compute):
             t = time.perf_counter()
             out = compute(img)
             rec["timings"][stage] = time.perf_counter() - t
+            for k, v in (extra or {}).items():
+                if k == "faces":
+                    rec["faces"] = int(v)
+                else:
+                    rec["timings"][k] = v
             t = time.perf_counter()
             dst = os.path.join(a.output, os.path.splitext(os.path.basename(f))[0] + "_out.png")
             cv2.imwrite(dst, out)
@@ -193,7 +263,9 @@ def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "--check":
         return check(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "cpu")
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["realesrgan", "gpen"])
+    ap.add_argument("kind", choices=["realesrgan", "gpen", "restore"])
+    ap.add_argument("--parser", help="ParseNet weights (restore)")
+    ap.add_argument("--detector", help="RetinaFace weights in the PyTorch key layout (restore)")
     ap.add_argument("--weights", required=True)
     ap.add_argument("--input", required=True)
     ap.add_argument("--output", required=True)
@@ -203,6 +275,10 @@ def main():
     a = ap.parse_args()
     if check(a.kind, a.device) != 0:
         return 3
+    if a.kind == "restore":
+        if not (a.parser and a.detector):
+            ap.error("restore needs --parser and --detector")
+        return run_restore(a)
     return run_gpen_aligned(a) if a.kind == "gpen" else run_realesrgan(a)
 
 
