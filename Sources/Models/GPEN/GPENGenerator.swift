@@ -140,21 +140,36 @@ public final class GPENGenerator: @unchecked Sendable {
             let w = try r.host(p + ".weight", [1, outC, inC, k, k], reshapedTo: [outC, inC, k, k])
                 .scaled(1 / Float(inC * k * k).squareRoot())
             var demod: PreparedLinear?
+            let kk = k * k
             if demodulate {
-                var sq = HostTensor(zeros: [outC, inC])
-                for o in 0..<outC { for i in 0..<inC {
-                    var s: Float = 0
-                    for t in 0..<(k * k) { let v = w.data[(o * inC + i) * k * k + t]; s += v * v }
-                    sq.data[o * inC + i] = s
-                } }
-                demod = try be.prepareLinear(weight: sq, bias: nil)
+                // Σ over the taps of w², per (out, in): the demodulation's linear layer
+                let sq = [Float](unsafeUninitializedCapacity: outC * inC) { out, count in
+                    w.data.withUnsafeBufferPointer { src in
+                        for j in 0..<(outC * inC) {
+                            var acc: Float = 0
+                            for t in 0..<kk { let v = src[j * kk + t]; acc += v * v }
+                            out[j] = acc
+                        }
+                    }
+                    count = outC * inC
+                }
+                demod = try be.prepareLinear(weight: HostTensor(shape: [outC, inC], data: sq), bias: nil)
             }
             if upsample {
                 try checkKernel(p + ".blur.kernel", scale: 4)
-                var wt = HostTensor(zeros: [inC, outC, k, k])
-                for o in 0..<outC { for i in 0..<inC { for t in 0..<(k * k) {
-                    wt.data[(i * outC + o) * k * k + t] = w.data[(o * inC + i) * k * k + t]
-                } } }
+                // OIHW → IOHW (conv_transpose2d's layout)
+                let iohw = [Float](unsafeUninitializedCapacity: outC * inC * kk) { out, count in
+                    w.data.withUnsafeBufferPointer { src in
+                        for o in 0..<outC {
+                            for i in 0..<inC {
+                                let from = (o * inC + i) * kk, to = (i * outC + o) * kk
+                                for t in 0..<kk { out[to + t] = src[from + t] }
+                            }
+                        }
+                    }
+                    count = outC * inC * kk
+                }
+                let wt = try HostTensor(shape: [inC, outC, k, k], data: iohw)
                 let ct = try be.prepareConvTranspose2d(weight: wt, bias: bias,
                                                        params: ConvTranspose2dParams(inChannels: inC, outChannels: outC, kernel: k, stride: 2))
                 return ModConv(inChannels: inC, outChannels: outC, modulation: modulation, conv: nil, convT: ct, demod: demod)
