@@ -104,7 +104,7 @@ extension DNNLBackend {
     }
 
     /// Binary op x ∘ y (y may broadcast over H, W) with optional eltwise post-op (alg, alpha, scale).
-    func binary(_ alg: dnnl_alg_kind_t, _ x: Tensor, _ yIn: Tensor, post: (dnnl_alg_kind_t, Float, Float)?, op: String) throws -> Tensor {
+    func binary(_ alg: dnnl_alg_kind_t, _ x: Tensor, _ yIn: Tensor, post: (dnnl_alg_kind_t, Float, Float)?, inPlace: Bool = false, op: String) throws -> Tensor {
         try check(x, op); try check(yIn, op)
         var y = yIn
         if y.shape.h * y.shape.w == 1 && x.layout.channelBlock > 1 && y.layout != x.layout {
@@ -113,7 +113,7 @@ extension DNNLBackend {
             try reorder(y, into: padded, op: op)
             y = padded
         }
-        let out = try alloc(x.shape, x.layout, op: op)
+        let out = inPlace ? x : try alloc(x.shape, x.layout, op: op)
         let key = "binary \(alg.rawValue) \(mdKey(x)) \(mdKey(y)) \(String(describing: post))"
         var attr: dnnl_primitive_attr_t?
         let prim = try cached(key) {
@@ -136,6 +136,15 @@ extension DNNLBackend {
     }
 
     public func biasActivation(_ x: Tensor, bias: PreparedVector?, activation a: Activation) throws -> Tensor {
+        try biasActivation(x, bias: bias, activation: a, inPlace: false)
+    }
+
+    /// In place on a dense tensor (one oneDNN binary with dst = src0); a view gets a new tensor.
+    public func biasActivationReusing(_ x: Tensor, bias: PreparedVector?, activation a: Activation) throws -> Tensor {
+        try biasActivation(x, bias: bias, activation: a, inPlace: !x.isView)
+    }
+
+    private func biasActivation(_ x: Tensor, bias: PreparedVector?, activation a: Activation, inPlace: Bool) throws -> Tensor {
         try sync {
             let op = "biasActivation"
             try check(x, op)
@@ -144,12 +153,12 @@ extension DNNLBackend {
             let vector = try vectorState(bias, op: op)
             let b = x.layout == blockedLayout ? vector.blocked : vector.plain
             switch a {
-            case .relu: return try binary(dnnl_binary_add, x, b, post: (dnnl_eltwise_relu, 0, 1), op: op)
-            case let .leakyReLU(s): return try binary(dnnl_binary_add, x, b, post: (dnnl_eltwise_relu, s, 1), op: op)
-            case let .scaledLeakyReLU(s, g): return try binary(dnnl_binary_add, x, b, post: (dnnl_eltwise_relu, s, g), op: op)
-            case .sigmoid: return try binary(dnnl_binary_add, x, b, post: (dnnl_eltwise_logistic, 0, 1), op: op)
-            case .none: return try binary(dnnl_binary_add, x, b, post: nil, op: op)
-            case .prelu: return try activation(binary(dnnl_binary_add, x, b, post: nil, op: op), a)
+            case .relu: return try binary(dnnl_binary_add, x, b, post: (dnnl_eltwise_relu, 0, 1), inPlace: inPlace, op: op)
+            case let .leakyReLU(s): return try binary(dnnl_binary_add, x, b, post: (dnnl_eltwise_relu, s, 1), inPlace: inPlace, op: op)
+            case let .scaledLeakyReLU(s, g): return try binary(dnnl_binary_add, x, b, post: (dnnl_eltwise_relu, s, g), inPlace: inPlace, op: op)
+            case .sigmoid: return try binary(dnnl_binary_add, x, b, post: (dnnl_eltwise_logistic, 0, 1), inPlace: inPlace, op: op)
+            case .none: return try binary(dnnl_binary_add, x, b, post: nil, inPlace: inPlace, op: op)
+            case .prelu: return try activation(binary(dnnl_binary_add, x, b, post: nil, inPlace: inPlace, op: op), a)
             }
         }
     }
@@ -298,6 +307,16 @@ extension DNNLBackend {
     /// stride = down) or a depthwise transposed convolution (down = 1; stride = up, padding k−1−pad0 / k−up−pad1).
     /// Other combinations (negative pads, up and down together) run the reference kernel on a plain copy.
     public func upfirdn2d(_ x: Tensor, taps: [Float], up: Int, down: Int, pad0: Int, pad1: Int) throws -> Tensor {
+        try upfirdn2d(x, taps: taps, up: up, down: down, pad0: pad0, pad1: pad1, destination: nil)
+    }
+
+    /// A FIR without upsampling is a depthwise convolution, which writes straight into `destination` (no copy).
+    public func upfirdn2d(_ x: Tensor, taps: [Float], up: Int, down: Int, pad0: Int, pad1: Int, into destination: Tensor) throws {
+        let y = try upfirdn2d(x, taps: taps, up: up, down: down, pad0: pad0, pad1: pad1, destination: destination)
+        if y !== destination { try copy(y, into: destination) }
+    }
+
+    private func upfirdn2d(_ x: Tensor, taps: [Float], up: Int, down: Int, pad0: Int, pad1: Int, destination: Tensor?) throws -> Tensor {
         try sync {
             let op = "upfirdn2d"
             try check(x, op)
@@ -319,7 +338,7 @@ extension DNNLBackend {
                                                                   padTop: pad0, padBottom: pad1, padLeft: pad0, padRight: pad1, groups: c))
                     firCache[key] = conv
                 }
-                return try conv2d(x, conv, epilogue: .identity, into: nil)
+                return try conv2d(x, conv, epilogue: .identity, into: destination)
             }
             let deconv: PreparedConvTranspose2d
             if let hit = firCache[key] as? PreparedConvTranspose2d { deconv = hit } else {

@@ -94,6 +94,9 @@ public protocol Backend: AnyObject, Sendable {
     func activation(_ x: Tensor, _ activation: Activation) throws -> Tensor
     /// activation(x + bias[c]); bias has C elements (GPEN FusedLeakyReLU with `.scaledLeakyReLU(0.2, √2)`).
     func biasActivation(_ x: Tensor, bias: PreparedVector?, activation: Activation) throws -> Tensor
+    /// `biasActivation` that may overwrite x (the caller's last use of it) and return it: GPEN's styled conv output
+    /// (128 MiB at 512²) then has no second copy. The default returns a new tensor.
+    func biasActivationReusing(_ x: Tensor, bias: PreparedVector?, activation: Activation) throws -> Tensor
     /// f(x) element-wise.
     func unary(_ x: Tensor, _ op: UnaryOp) throws -> Tensor
     /// a·x + b·y (same shapes).
@@ -128,6 +131,8 @@ public protocol Backend: AnyObject, Sendable {
     /// (negative crops), convolve (true convolution) with the separable kernel outer(taps, taps), keep every
     /// `down`-th sample. Output length: (L·up + pad0 + pad1 − K) / down + 1.
     func upfirdn2d(_ x: Tensor, taps: [Float], up: Int, down: Int, pad0: Int, pad1: Int) throws -> Tensor
+    /// `upfirdn2d` written into `destination` (which may be a channel view); the default copies a new result there.
+    func upfirdn2d(_ x: Tensor, taps: [Float], up: Int, down: Int, pad0: Int, pad1: Int, into destination: Tensor) throws
     /// Max pooling (PyTorch `MaxPool2d`, floor mode; padding counts as −∞). Output (H + 2p − k)/s + 1.
     func maxPool2d(_ x: Tensor, kernel: Int, stride: Int, padding: Int) throws -> Tensor
     /// Reflection padding (PyTorch `ReflectionPad2d`); each pad must be smaller than the padded dimension.
@@ -172,6 +177,14 @@ extension Backend {
 
     public func conv2d(_ x: Tensor, _ conv: PreparedConv2d, inputScale: Tensor, epilogue: Epilogue, into: Tensor?) throws -> Tensor {
         try conv2d(scaleChannels(x, by: inputScale), conv, epilogue: epilogue, into: into)
+    }
+
+    public func upfirdn2d(_ x: Tensor, taps: [Float], up: Int, down: Int, pad0: Int, pad1: Int, into destination: Tensor) throws {
+        try copy(upfirdn2d(x, taps: taps, up: up, down: down, pad0: pad0, pad1: pad1), into: destination)
+    }
+
+    public func biasActivationReusing(_ x: Tensor, bias: PreparedVector?, activation: Activation) throws -> Tensor {
+        try biasActivation(x, bias: bias, activation: activation)
     }
 
     /// Runs a prepared convolution with the given epilogue into a new tensor.

@@ -320,6 +320,27 @@ let convCases: [ConvCase] = [
         #expect(throws: TensorError.self) { try t.backend.copyRows(t.backend.upload(x), 0..<(h + 1), into: dst, atRow: 0) }
     }
 
+    /// `biasActivationReusing` (may overwrite its input) and `upfirdn2d(…, into:)` into a channel view give what the
+    /// plain ops give; the view's other channels keep their values.
+    @Test(arguments: ParityTarget.all)
+    func reusingAndIntoVariantsMatchReference(_ t: ParityTarget) throws {
+        try t.require(.biasActivation, .upfirdn2d, .vector)
+        var rng = SeededRandom(seed: 57)
+        let c = max(t.backend.channelViewAlignment, 4)
+        let x = rng.host([1, 2 * c, 6, 7], scale: 2), bias = rng.host([2 * c]).data, half = rng.host([1, c, 6, 7])
+        let base = rng.host([1, 2 * c, 5, 6])
+        try expectParity("biasActivationReusing", tol: 1e-6, on: t.backend) { be in
+            try be.biasActivationReusing(be.input(x, blocked: true), bias: be.prepareVector(bias),
+                                         activation: .scaledLeakyReLU(slope: 0.2, gain: Float(2).squareRoot()))
+        }
+        try expectParity("upfirdn2d into a channel view", tol: 1e-5, on: t.backend) { be in
+            let dst = try be.input(base, blocked: true)
+            try be.upfirdn2d(be.input(half, blocked: true), taps: [0.125, 0.375, 0.375, 0.125], up: 1, down: 1, pad0: 1, pad1: 1,
+                             into: be.channelView(dst, c..<(2 * c)))
+            return dst
+        }
+    }
+
     /// Constants are kept like weights: outside the activation statistics and any memory scope.
     @Test(arguments: ParityTarget.all)
     func constantsAreKeptLikeWeights(_ t: ParityTarget) throws {

@@ -334,6 +334,27 @@ func winogradLayersRunAtEveryLaterShape(_ c: ConvCase) throws {
         }
     }
 
+    /// GPEN's bias + FusedLeakyReLU over its own concat buffer runs in place (no second 128 MiB tensor at 512²); a view
+    /// gets a new tensor and keeps its parent intact.
+    @Test func biasActivationReusingWorksInPlace() throws {
+        let be = try DNNLBackend(options: .init(threads: 2))
+        var rng = SeededRandom(seed: 8)
+        let blk = be.blockedLayout.channelBlock
+        let x = try be.input(rng.host([1, 2 * blk, 5, 4], scale: 2), blocked: true)
+        let bias = try be.prepareVector(rng.host([2 * blk]).data)
+        let want = try be.download(be.biasActivation(x, bias: bias, activation: .leakyReLU(slope: 0.2)))
+        let before = try be.download(x)
+        let view = try be.channelView(x, blk..<(2 * blk))
+        let fromView = try be.biasActivationReusing(view, bias: be.prepareVector(Array(rng.host([blk]).data)), activation: .relu)
+        let parentAfter = try be.download(x)
+        #expect(fromView !== view)
+        #expect(parentAfter == before)
+        let y = try be.biasActivationReusing(x, bias: bias, activation: .leakyReLU(slope: 0.2))
+        #expect(y === x)
+        let got = try be.download(y)
+        #expect(got == want)
+    }
+
     /// RRDB's dense block: the source is a channel view of the concat buffer, the result goes into the next view.
     @Test func channelViewsInAndOut() throws {
         let be = try DNNLBackend(options: .init(winograd: true, winogradMinPixels: 0))

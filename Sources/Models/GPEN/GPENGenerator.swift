@@ -223,10 +223,10 @@ public final class GPENGenerator: @unchecked Sendable {
             e.channelScale = try be.unary(d, .rsqrt(eps: 1e-8))
         }
         if let ct = m.convT {
-            let xs = try be.scaleChannels(h, by: s)
-            let y = try be.upfirdn2d(be.convTranspose2d(xs, ct, epilogue: e), taps: Self.firTapsUp, up: 1, down: 1, pad0: 1, pad1: 1)
-            guard let into else { return y }
-            try be.copy(y, into: into)
+            // x·s lives only until the transposed conv has read it; the blur writes straight into `into`
+            let t = try { let xs = try be.scaleChannels(h, by: s); return try be.convTranspose2d(xs, ct, epilogue: e) }()
+            guard let into else { return try be.upfirdn2d(t, taps: Self.firTapsUp, up: 1, down: 1, pad0: 1, pad1: 1) }
+            try be.upfirdn2d(t, taps: Self.firTapsUp, up: 1, down: 1, pad0: 1, pad1: 1, into: into)
             return into
         }
         // x·s then the conv, which the backend may fold into the conv's weights
@@ -247,7 +247,7 @@ public final class GPENGenerator: @unchecked Sendable {
             if let into { try be.copy(n, into: into) }
             return n
         }
-        return try be.biasActivation(cat.current!, bias: sc.bias, activation: Self.act)
+        return try be.biasActivationReusing(cat.current!, bias: sc.bias, activation: Self.act)   // the buffer is ours alone
     }
 
     func run(_ t: ToRGB, _ h: Tensor, style w: Tensor, skip: Tensor?) throws -> Tensor {
