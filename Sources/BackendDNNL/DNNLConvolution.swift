@@ -121,9 +121,26 @@ extension DNNLBackend {
     }
 
     public func conv2d(_ x: Tensor, _ conv: PreparedConv2d, epilogue: Epilogue, into: Tensor?) throws -> Tensor {
+        try convolve(x, conv, inputScale: nil, epilogue: epilogue, into: into)
+    }
+
+    /// A convolution of x scaled per input channel: on the own Winograd kernel with one image the scale goes into the
+    /// weights it transforms on every call anyway (GPEN's modulated convs: no scaled copy of x); elsewhere x·s first.
+    public func conv2d(_ x: Tensor, _ conv: PreparedConv2d, inputScale: Tensor, epilogue: Epilogue, into: Tensor?) throws -> Tensor {
+        try convolve(x, conv, inputScale: inputScale, epilogue: epilogue, into: into)
+    }
+
+    private func convolve(_ input: Tensor, _ conv: PreparedConv2d, inputScale: Tensor?, epilogue: Epilogue, into: Tensor?) throws -> Tensor {
         try sync {
             let op = "conv2d"
+            var x = input
             try check(x, op)
+            // The scale the own kernel may fold into its weights: one image's N×C×1×1 vector; anything else is applied first.
+            var fold = inputScale
+            if let s = inputScale, !(x.shape.n == 1 && s.shape == TensorShape(n: 1, c: x.shape.c, h: 1, w: 1)) {
+                x = try scaleChannels(x, by: s)
+                fold = nil
+            }
             guard conv.backendID == id, let state = conv.payload as? ConvState else { throw TensorError.foreignTensor(op: op) }
             let p = conv.params
             let oshape = try Validate.conv2d(x.shape, p, op: op)
@@ -136,13 +153,14 @@ extension DNNLBackend {
             let out: Tensor
             if directOut, let into { out = into } else { out = try alloc(oshape, blockedLayout, op: op) }
             if try usesOwnWinograd(p, x, epilogue, state: state, out: out) {
-                try ownWinogradConv(x, p, state, epilogue: epilogue, out: out, op: op)
+                try ownWinogradConv(x, p, state, epilogue: epilogue, out: out, inputScale: fold.map { try dense($0, .nchw, op: op) }, op: op)
                 if let into, out !== into {
                     try copy(out, into: into)
                     return into
                 }
                 return out
             }
+            if let s = fold { x = try scaleChannels(x, by: s) }
             let ekey = EpilogueKey(epilogue)
             // Candidates in order of preference; the first with a JIT (non-reference) implementation wins.
             // PReLU is never fused (oneDNN 2.6 JIT convs reject the prelu post-op): it runs as a separate pass.

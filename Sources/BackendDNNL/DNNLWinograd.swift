@@ -130,30 +130,6 @@ extension DNNLBackend {
         return try conv2d(reflectPad(x, top: padding, bottom: padding, left: padding, right: padding), conv, epilogue: epilogue, into: nil)
     }
 
-    /// A convolution of x scaled per input channel: on the own kernel with one image, the scale goes into the weights it
-    /// transforms on every call anyway (GPEN's modulated convs: no scaled copy of x, one pass over it less); elsewhere the
-    /// composition.
-    public func conv2d(_ x: Tensor, _ conv: PreparedConv2d, inputScale: Tensor, epilogue: Epilogue, into: Tensor?) throws -> Tensor {
-        let fused: Tensor? = try sync {
-            let op = "conv2d (input scale)"
-            try check(x, op); try check(inputScale, op)
-            guard x.shape.n == 1, inputScale.shape == TensorShape(n: 1, c: x.shape.c, h: 1, w: 1),
-                  conv.backendID == id, let state = conv.payload as? ConvState else { return nil }
-            let p = conv.params
-            let oshape = try Validate.conv2d(x.shape, p, op: op)
-            try validateEpilogue(epilogue, out: oshape, op: op)
-            if let into { try check(into, op); guard into.shape == oshape else { return nil } }
-            let out = try into.flatMap { $0.layout == blockedLayout ? $0 : nil } ?? alloc(oshape, blockedLayout, op: op)
-            guard try usesOwnWinograd(p, x, epilogue, state: state, out: out) else { return nil }
-            let scale = try dense(inputScale, .nchw, op: op)
-            try ownWinogradConv(x, p, state, epilogue: epilogue, out: out, inputScale: scale, op: op)
-            if let into, out !== into { try copy(out, into: into); return into }
-            return out
-        }
-        if let fused { return fused }
-        return try conv2d(scaleChannels(x, by: inputScale), conv, epilogue: epilogue, into: into)
-    }
-
     /// Runs the convolution with the own Winograd kernel into `out` (blocked, the output shape); `reflect`: the input's
     /// border is reflected instead of zero (padding 1 either way); `inputScale` (plain, 1×C×1×1) multiplies the weights
     /// of each input channel.

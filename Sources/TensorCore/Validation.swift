@@ -69,7 +69,6 @@ public enum Validate {
         return s
     }
 
-    /// `actual` must be `expected`.
     /// `copyRows`: N, C and W equal, `rows` inside the source, the destination rows from `atRow` inside the destination.
     public static func rowCopy(_ source: TensorShape, _ rows: Range<Int>, _ destination: TensorShape, _ atRow: Int) throws {
         guard source.n == destination.n, source.c == destination.c, source.w == destination.w else {
@@ -80,12 +79,13 @@ public enum Validate {
         }
     }
 
+    /// `actual` must be `expected`.
     public static func same(_ expected: TensorShape, _ actual: TensorShape, _ op: String) throws {
         guard expected == actual else { throw TensorError.shapeMismatch(op: op, expected: expected.description, actual: actual.description) }
     }
 }
 
-/// Row copies between dense NCHW arrays (the reference backend and the host default of `copyRows`).
+/// Row copies between dense NCHW arrays (the host default of `copyRows`).
 enum RowCopy {
     static func copy(_ src: [Float], _ ss: TensorShape, _ rows: Range<Int>, into dst: inout [Float], _ ds: TensorShape, atRow: Int) {
         let w = ss.w, count = rows.count * w

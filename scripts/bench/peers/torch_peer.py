@@ -155,8 +155,8 @@ def run_gpen_aligned(a):
     return run_files(a, time.perf_counter() - t0, "restore", restore)
 
 
-def load_gpen(path, device_args=None):
-    """FullGenerator for a GPEN-BFR-512/256 state dict (size from the encoder depth); returns (model, size)."""
+def load_gpen(path, a):
+    """FullGenerator for a GPEN-BFR-512/256 state dict (size from the encoder depth) on a.device; returns (model, size)."""
     import torch
     from gpen import FullGenerator
     sd = load_state(path)
@@ -165,8 +165,7 @@ def load_gpen(path, device_args=None):
     cm, narrow = (1, 0.5) if size == 256 else (2, 1.0)
     model = FullGenerator(size, 512, 8, cm, narrow=narrow)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True)
-    model = model.eval()
-    return (on_device(model, device_args) if device_args else model), size
+    return on_device(model.eval(), a), size
 
 
 def run_restore(a):
