@@ -219,8 +219,9 @@ public final class GPENGenerator: @unchecked Sendable {
         return try run(m, taking: &slot, style: w, epilogue: base, into: into)
     }
 
-    /// The same, taking its input out of `slot`: an upsampling conv lets go of it once x·s exists (GPEN-512 at 512²:
-    /// 64 MiB less at the generator's peak), when the caller holds no other reference.
+    /// The same, taking its input out of `slot` and letting go of it as early as it can, when the caller holds no other
+    /// reference: an upsampling conv once x·s exists, any other conv once it has run (GPEN-512 at 512²: 64 MiB less at
+    /// the generator's peak each).
     func run(_ m: ModConv, taking slot: inout Tensor?, style w: Tensor, epilogue base: Epilogue = .identity, into: Tensor? = nil) throws -> Tensor {
         let be = backend
         let s = try be.linear(w, m.modulation)
@@ -240,8 +241,10 @@ public final class GPENGenerator: @unchecked Sendable {
             try be.upfirdn2d(t, taps: Self.firTapsUp, up: 1, down: 1, pad0: 1, pad1: 1, into: into)
             return into
         }
-        // x·s then the conv, which the backend may fold into the conv's weights
-        return try be.conv2d(slot!, m.conv!, inputScale: s, epilogue: e, into: into)
+        // x·s then the conv, which the backend may fold into the conv's weights; the input goes once it has been read
+        let y = try be.conv2d(slot!, m.conv!, inputScale: s, epilogue: e, into: into)
+        slot = nil
+        return y
     }
 
     /// Modulated conv, noise injection as extra channels (GPEN's isconcat), bias and FusedLeakyReLU. The conv output
@@ -300,8 +303,9 @@ public final class GPENGenerator: @unchecked Sendable {
         var skip = try run(toRGB1, h!, style: w, skip: nil)
         for j in 0..<toRGBs.count {
             let noise = feats[k - 1 - j]
-            // the upsampled tensor is a temporary: gone before ToRGB runs
-            h = try run(convs[2 * j + 1], run(convs[2 * j], taking: &h, style: w, noise: noise), style: w, noise: noise)
+            // the upsampled tensor goes as soon as the next conv has read it, before that conv's noise half is made
+            var up: Tensor? = try run(convs[2 * j], taking: &h, style: w, noise: noise)
+            h = try run(convs[2 * j + 1], taking: &up, style: w, noise: noise)
             skip = try run(toRGBs[j], h!, style: w, skip: skip)
         }
         return skip

@@ -100,9 +100,14 @@ public final class ParseNet: @unchecked Sendable {
         return try be.reflectPadConv2d(h, padding: 1, c.conv, epilogue: Epilogue(activation: c.act, residual: residual))
     }
 
-    func run(_ b: Block, _ x: Tensor) throws -> Tensor {
-        let idn = try b.shortcut.map { try run($0, x) } ?? x
-        return try run(b.conv2, run(b.conv1, x), residual: idn)
+    /// A residual block taking its input out of `slot`: the input goes once conv1 has read it, unless it is the
+    /// identity shortcut or the caller holds it too (512²: 64 MiB less while the first down block's stride-2 conv2
+    /// pads conv1's output, the network's peak).
+    func run(_ b: Block, taking slot: inout Tensor?) throws -> Tensor {
+        let idn = try b.shortcut.map { try run($0, slot!) } ?? slot!
+        let c1 = try run(b.conv1, slot!)
+        slot = nil
+        return try run(b.conv2, c1, residual: idn)
     }
 
     /// Runs the network: (parsing logits N×parsingCh×H'×W', image N×3×H'×W'), H' = H·2^(up−down).
@@ -111,13 +116,13 @@ public final class ParseNet: @unchecked Sendable {
         guard x.shape.c == 3, x.shape.h % f == 0, x.shape.w % f == 0, x.shape.h >= 2 * f, x.shape.w >= 2 * f else {
             throw FaceModelError.invalidInput(model: "ParseNet", reason: "expected N×3×H×W with H, W multiples of \(f) (≥ \(2 * f)), got \(x.shape)")
         }
-        var h = try run(first, x)
-        for b in encoder { h = try run(b, h) }
+        var h: Tensor? = try run(first, x)
+        for b in encoder { h = try run(b, taking: &h) }
         var t = h
-        for b in body { t = try run(b, t) }
-        h = try backend.add(h, t)
-        for b in decoder { h = try run(b, h) }
-        return (try run(outMask, h), try run(outImg, h))
+        for b in body { t = try run(b, taking: &t) }
+        h = try backend.add(h!, t!)
+        for b in decoder { h = try run(b, taking: &h) }
+        return (try run(outMask, h!), try run(outImg, h!))
     }
 
     /// FaceParse `img2tensor`: uint8 BGR (layout H·W·C) → 1×3×H×W RGB, x/255·2 − 1 computed in double like NumPy, then float32.
