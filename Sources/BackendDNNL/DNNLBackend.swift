@@ -20,7 +20,8 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     public enum Precision: String, Sendable, CaseIterable {
         /// 32-bit float everywhere.
         case fp32
-        /// bfloat16 compute; needs native avx512_bf16 or AMX.
+        /// bfloat16 convolutions (bf16 inputs and weights, f32 accumulation and output; every other op in f32); needs
+        /// avx512_bf16 or AMX as oneDNN sees the CPU, or `Options.bf16Emulation` on any AVX-512 CPU.
         case bf16
     }
 
@@ -36,10 +37,15 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
         /// (AVX-512). 0 also lifts the wide-layer rule (tests).
         public var winogradMinPixels: Int?
 
+        /// bf16 on an AVX-512 CPU without avx512_bf16/AMX through oneDNN's emulation: the same rounding, several times
+        /// slower than fp32 (accuracy checks and tests). Default: `ENHANCE_BF16_EMULATION=1`.
+        public var bf16Emulation: Bool
+
         /// Creates options.
-        public init(threads: Int? = nil, winograd: Bool = true, precision: Precision = .fp32, winogradMinPixels: Int? = nil) {
+        public init(threads: Int? = nil, winograd: Bool = true, precision: Precision = .fp32, winogradMinPixels: Int? = nil,
+                    bf16Emulation: Bool = ProcessInfo.processInfo.environment["ENHANCE_BF16_EMULATION"] == "1") {
             self.threads = threads; self.winograd = winograd; self.precision = precision
-            self.winogradMinPixels = winogradMinPixels
+            self.winogradMinPixels = winogradMinPixels; self.bf16Emulation = bf16Emulation
         }
     }
 
@@ -85,12 +91,8 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
 
     /// Creates the backend; throws when oneDNN cannot start or when bf16 is requested on a CPU without it.
     public init(options: Options = Options()) throws {
-        if options.precision == .bf16 {
-            let flags = CPUInfo.flags
-            if !(flags.contains("avx512_bf16") || flags.contains("amx_bf16")) {
-                throw TensorError.unsupported(op: "DNNLBackend", message: "bf16 unavailable: this CPU lacks avx512_bf16/AMX")
-            }
-            throw TensorError.unsupported(op: "DNNLBackend", message: "bf16 compute is not implemented yet; use fp32")
+        if options.precision == .bf16, let why = Self.bf16Unavailable(emulation: options.bf16Emulation) {
+            throw TensorError.unsupported(op: "DNNLBackend", message: why)
         }
         if let t = options.threads {
             guard t > 0, t <= 1024 else { throw TensorError.invalidShape(op: "DNNLBackend", message: "threads \(t)") }
@@ -108,6 +110,18 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
         try dnnlCheck(st, "dnnl_stream_create")
         stream = s!
         host = ReferenceBackend(sharing: pool, identity: ObjectIdentifier(self))
+    }
+
+    /// Why bf16 cannot run here (nil: it can): oneDNN's effective ISA (which `ONEDNN_MAX_CPU_ISA` caps) must have
+    /// avx512_bf16 (or AMX), or AVX-512 with `emulation`.
+    public static func bf16Unavailable(emulation: Bool) -> String? {
+        let isa = dnnl_get_effective_cpu_isa().rawValue
+        func has(_ i: dnnl_cpu_isa_t) -> Bool { isa & i.rawValue == i.rawValue }
+        if has(dnnl_cpu_isa_avx512_core_bf16) || (emulation && has(dnnl_cpu_isa_avx512_core)) { return nil }
+        if has(dnnl_cpu_isa_avx512_core) {
+            return "bf16 unavailable: this CPU (oneDNN ISA \(CPUInfo.isa)) lacks avx512_bf16/AMX; ENHANCE_BF16_EMULATION=1 runs oneDNN's bf16 emulation (same rounding, slower than fp32) for accuracy checks"
+        }
+        return "bf16 unavailable: this CPU (oneDNN ISA \(CPUInfo.isa)) lacks avx512_bf16/AMX, and oneDNN has no bf16 convolution without AVX-512"
     }
 
     deinit {
@@ -135,7 +149,8 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     }
 
     public var name: String {
-        "oneDNN \(Self.version) (\(threads) threads\(options.winograd ? ", winograd" : ""))"
+        let precision = options.precision == .bf16 ? ", bf16 convolutions" + (Self.bf16Unavailable(emulation: false) == nil ? "" : " (emulated)") : ""
+        return "oneDNN \(Self.version) (\(threads) threads\(options.winograd && options.precision == .fp32 ? ", winograd" : "")\(precision))"
     }
 
     public var channelViewAlignment: Int { blockedLayout.channelBlock }

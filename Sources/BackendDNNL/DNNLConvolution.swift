@@ -37,15 +37,15 @@ extension DNNLBackend {
         }
     }
 
-    func convWeightsAnyMD(_ p: Conv2dParams) -> dnnl_memory_desc_t {
-        p.groups == 1 ? MD.make(p.weightShape, dnnl_format_tag_any)
-            : MD.make([p.groups, p.outChannels / p.groups, p.inChannels / p.groups, p.kernelH, p.kernelW], dnnl_format_tag_any)
+    func convWeightsAnyMD(_ p: Conv2dParams, _ type: dnnl_data_type_t = dnnl_f32) -> dnnl_memory_desc_t {
+        p.groups == 1 ? MD.make(p.weightShape, dnnl_format_tag_any, type)
+            : MD.make([p.groups, p.outChannels / p.groups, p.inChannels / p.groups, p.kernelH, p.kernelW], dnnl_format_tag_any, type)
     }
 
-    func blockedMD(_ s: TensorShape, storage: Int, layout: TensorLayout? = nil) -> dnnl_memory_desc_t {
+    func blockedMD(_ s: TensorShape, storage: Int, layout: TensorLayout? = nil, type: dnnl_data_type_t = dnnl_f32) -> dnnl_memory_desc_t {
         let layout = layout ?? blockedLayout
         let b = layout.channelBlock
-        var m = MD.make(s.dims, b == 16 ? dnnl_nChw16c : dnnl_nChw8c)
+        var m = MD.make(s.dims, b == 16 ? dnnl_nChw16c : dnnl_nChw8c, type)
         MD.setStrides(&m, [layout.paddedChannels(storage) * s.h * s.w, b * s.h * s.w, b * s.w, b])
         return m
     }
@@ -59,15 +59,18 @@ extension DNNLBackend {
         let op = "conv2d \(p.inChannels)→\(p.outChannels) k\(p.kernelH)×\(p.kernelW) s\(p.strideH) g\(p.groups) on [\(n),\(p.inChannels),\(h),\(w)]"
         let (oh, ow) = p.outputSize(h: h, w: w)
         let srcShape = TensorShape(n: n, c: p.inChannels, h: h, w: w)
+        // bf16: the convolution reads a dense bf16 copy of its input (made per call by `convolve`) and bf16 weights,
+        // accumulates in f32 and writes f32 with the epilogue fused, so every other op keeps its f32 activations.
+        let bf16 = options.precision == .bf16
         var src: dnnl_memory_desc_t
         if srcLayout == .nchw {
-            src = MD.make(srcShape.dims, dnnl_nchw)
+            src = MD.make(srcShape.dims, dnnl_nchw, bf16 ? dnnl_bf16 : dnnl_f32)
         } else {
-            src = blockedMD(srcShape, storage: n == 1 ? p.inChannels : srcStorage)
+            src = blockedMD(srcShape, storage: n == 1 || bf16 ? p.inChannels : srcStorage, type: bf16 ? dnnl_bf16 : dnnl_f32)
         }
         var dst = blockedMD(TensorShape(n: n, c: p.outChannels, h: oh, w: ow), storage: n == 1 ? p.outChannels : dstStorage)
         let bmd = MD.make([p.outChannels], dnnl_x)
-        let eligible = options.winograd && p.kernelH == 3 && p.kernelW == 3 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
+        let eligible = options.winograd && !bf16 && p.kernelH == 3 && p.kernelW == 3 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
         var algs = [dnnl_convolution_direct]
         if eligible { algs.insert(dnnl_convolution_winograd, at: 0) }
         var failure: (any Error)?
@@ -77,7 +80,7 @@ extension DNNLBackend {
                 if let fault = injectedFault, fault(name) {
                     throw TensorError.backendFailure(op: op, message: "injected failure of \(name) (test)")
                 }
-                var wmd = convWeightsAnyMD(p)
+                var wmd = convWeightsAnyMD(p, bf16 ? dnnl_bf16 : dnnl_f32)
                 var desc = dnnl_convolution_desc_t()
                 try withOptionalMD(state.bias == nil ? nil : bmd) { bp in
                     try dnnlCheck(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, alg, &src, &wmd, bp, &dst,
@@ -87,7 +90,7 @@ extension DNNLBackend {
                 }
                 // Without activation or channel scale, s·(W∗x + b) + r·R is computed as (sW)∗x + sb + r·R: the scale
                 // goes into a scaled copy of the weights, leaving a single sum post-op that the JIT kernels accept.
-                let fold = fused && epilogue.act == .none && epilogue.scaleBatch == nil && epilogue.outputScale != 1
+                let fold = fused && !bf16 && epilogue.act == .none && epilogue.scaleBatch == nil && epilogue.outputScale != 1
                 let (attr, postArgs) = fused ? try makeAttr(epilogue, channels: p.outChannels, rank: 4, op: op, outputScaleFolded: fold) : (nil, [])
                 defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
                 guard let prim = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: attr, engine: engine, op: op) }) else { continue }
@@ -191,10 +194,23 @@ extension DNNLBackend {
                 if let failure { throw failure }
                 throw TensorError.unsupported(op: op, message: "oneDNN has no implementation for \(p) on \(x.shape)")
             }
-            let usable = x.layout == srcLayout && (srcLayout != .nchw || !x.isView || x.shape.n == 1)
-            let src = usable ? x : try dense(x, srcLayout, op: op)
-            try run(plan, src: mem(src, op: op), out: out, dst: mem(out, op: op), bias: plan.bias, channels: p.outChannels,
+            let srcMemory: Memory
+            var converted: DeviceBuffer?, source: Tensor?
+            if options.precision == .bf16 {
+                // f32 activation (any layout, views included) → the dense bf16 input the primitive was built for
+                let want = plan.primitive.md(dnnl_query_src_md)
+                let buffer = try pool.allocate(bytes: MD.size(want))
+                try reorder(md(x), x.buffer.pointer + x.byteOffset, want, buffer.pointer, op: op + " bf16 input")
+                srcMemory = try mem(want, buffer, op: op)
+                converted = buffer
+            } else {
+                let usable = x.layout == srcLayout && (srcLayout != .nchw || !x.isView || x.shape.n == 1)
+                source = usable ? x : try dense(x, srcLayout, op: op)
+                srcMemory = try mem(source!, op: op)
+            }
+            try run(plan, src: srcMemory, out: out, dst: mem(out, op: op), bias: plan.bias, channels: p.outChannels,
                     fused: fused, epilogue: epilogue, rank: 4, op: op)
+            withExtendedLifetime((converted, source)) {}
             var result = out
             if !fused { result = try applyEpilogueUnfused(out, epilogue, op: op) }
             if let into, result !== into {

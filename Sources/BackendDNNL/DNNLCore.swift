@@ -85,10 +85,10 @@ func withOptionalMD<R>(_ md: dnnl_memory_desc_t?, _ body: (UnsafePointer<dnnl_me
 
 /// Memory descriptor helpers.
 enum MD {
-    static func make(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+    static func make(_ dims: [Int], _ tag: dnnl_format_tag_t, _ type: dnnl_data_type_t = dnnl_f32) -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()
         let d = dims.map(Int64.init)
-        _ = dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, dnnl_f32, tag)
+        _ = dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, type, tag)
         return md
     }
 

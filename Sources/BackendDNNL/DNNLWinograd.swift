@@ -47,7 +47,7 @@ extension DNNLBackend {
     /// channel counts in whole blocks, a blocked input of at least `minPixels`, an activation it has.
     private func ownWinogradApplies(_ p: Conv2dParams, pad: Int, _ x: Tensor, _ epilogue: Epilogue, minPixels least: Int? = nil) -> Bool {
         let b = blockedLayout.channelBlock
-        return options.winograd && Self.winogradKernel == .own
+        return options.winograd && options.precision == .fp32 && Self.winogradKernel == .own
             && p.kernelH == 3 && p.kernelW == 3 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
             && p.padTop == pad && p.padBottom == pad && p.padLeft == pad && p.padRight == pad
             && p.inChannels % b == 0 && p.outChannels % b == 0

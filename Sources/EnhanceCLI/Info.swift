@@ -35,8 +35,12 @@ struct Info: ParsableCommand {
         let flags = CPUInfo.flags
         let features = ["avx2", "fma", "f16c", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16"].filter { flags.contains($0) }
         let bf16: String
-        do { _ = try DNNLBackend(options: .init(precision: .bf16)); bf16 = "available" }
-        catch { bf16 = "\(error)" }
+        if let why = DNNLBackend.bf16Unavailable(emulation: false) {
+            bf16 = DNNLBackend.bf16Unavailable(emulation: true) == nil && DNNLBackend.Options().bf16Emulation
+                ? "emulated (ENHANCE_BF16_EMULATION=1; slower than fp32)" : why
+        } else {
+            bf16 = "available (--precision bf16)"
+        }
         let info: [String: String] = [
             "version": Enhance.version,
             "engine": backend.name,

@@ -22,7 +22,7 @@ public struct EngineConfiguration: Sendable, Equatable {
         case cuda
     }
     /// fp32 everywhere; tf32 and fp16 on cuda only (TF32 tensor cores in convolutions; half storage with float
-    /// accumulation); bf16 is reserved for CPUs with avx512_bf16/AMX (not implemented).
+    /// accumulation); bf16 is the CPU's bf16 convolutions (avx512_bf16/AMX, or emulated with ENHANCE_BF16_EMULATION=1).
     public enum Precision: String, Sendable, CaseIterable { case fp32, tf32, fp16, bf16 }
 
     public var device: Device = .auto

@@ -32,8 +32,12 @@ public struct ModelFactory: Sendable {
             guard engine.precision == .fp32 || engine.precision == .bf16 else {
                 throw EnhanceError(.unsupported, "precision \(engine.precision.rawValue) runs on the cuda device only (the CPU computes in fp32)")
             }
-            let be = try DNNLBackend(options: DNNLBackend.Options(threads: engine.threads, winograd: engine.winograd,
-                                                                  precision: engine.precision == .bf16 ? .bf16 : .fp32))
+            let options = DNNLBackend.Options(threads: engine.threads, winograd: engine.winograd,
+                                              precision: engine.precision == .bf16 ? .bf16 : .fp32)
+            if options.precision == .bf16, let why = DNNLBackend.bf16Unavailable(emulation: options.bf16Emulation) {
+                throw EnhanceError(.unsupported, "precision bf16 on cpu: \(why)")
+            }
+            let be = try DNNLBackend(options: options)
             be.diagnostics = engine.diagnostics
             return be
         }

@@ -36,7 +36,7 @@ struct EngineOptions: ParsableArguments {
     @Flag(help: "Disable Winograd 3×3 convolutions (oneDNN direct convolution only; closer to PyTorch's numerics).")
     var noWinograd = false
 
-    @Option(help: "Compute precision: fp32 (default; on cuda with TF32 off), tf32 (cuda: TF32 tensor cores in convolutions, PyTorch's default), fp16 (cuda: half storage, float accumulation). bf16 is reserved: not implemented yet, it is refused with an error that says so (and, on a CPU without avx512_bf16/AMX, that the CPU lacks it).")
+    @Option(help: "Compute precision: fp32 (default; on cuda with TF32 off), tf32 (cuda: TF32 tensor cores in convolutions, PyTorch's default), fp16 (cuda: half storage, float accumulation), bf16 (cpu: bf16 convolution inputs and weights, f32 accumulation, every other op in f32; needs avx512_bf16 or AMX, e.g. AMD Zen 4 or Intel Sapphire Rapids; on other AVX-512 CPUs ENHANCE_BF16_EMULATION=1 runs oneDNN's slower emulation for accuracy checks).")
     var precision: PrecisionKind = .fp32
 
     @Flag(help: "cuda: time cuDNN's convolution algorithms once per shape and keep the fastest (PyTorch's cudnn.benchmark=True); default: cuDNN's heuristics.")
