@@ -30,7 +30,7 @@ public struct ModelFactory: Sendable {
         case .auto where cuda.available: return try makeCUDABackend(engine)
         case .cpu, .auto:
             guard engine.precision == .fp32 || engine.precision == .bf16 else {
-                throw EnhanceError(.unsupported, "precision \(engine.precision.rawValue) runs on the cuda device only (the CPU computes in fp32)")
+                throw EnhanceError(.unsupported, "precision \(engine.precision.rawValue) runs on the cuda device only (the CPU computes in fp32, or bf16 with --precision bf16)")
             }
             let options = DNNLBackend.Options(threads: engine.threads, winograd: engine.winograd,
                                               precision: engine.precision == .bf16 ? .bf16 : .fp32)
