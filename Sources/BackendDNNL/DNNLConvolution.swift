@@ -163,7 +163,11 @@ extension DNNLBackend {
                 }
                 return out
             }
-            if let s = fold { x = try scaleChannels(x, by: s) }
+            // A 1×1 layer takes the scale into a per-call copy of its (small) weights instead of a scaled copy of x
+            // (GPEN's ToRGB at 512²: x·s was a 128 MiB copy beside its input, the generator's tensor peak).
+            let scaleWeights = fold != nil && p.kernelH == 1 && p.kernelW == 1 && p.groups == 1 && options.precision == .fp32
+                && epilogue.outputScale == 1
+            if let s = fold, !scaleWeights { x = try scaleChannels(x, by: s) }
             let ekey = EpilogueKey(epilogue)
             // Candidates in order of preference; the first with a JIT (non-reference) implementation wins.
             // PReLU is never fused (oneDNN 2.6 JIT convs reject the prelu post-op): it runs as a separate pass.
@@ -194,6 +198,8 @@ extension DNNLBackend {
                 if let failure { throw failure }
                 throw TensorError.unsupported(op: op, message: "oneDNN has no implementation for \(p) on \(x.shape)")
             }
+            var callWeights: DeviceBuffer?
+            if scaleWeights, let s = fold { callWeights = try scaledWeights(state, p, by: dense(s, .nchw, op: op), into: plan.weightsMD, op: op) }
             let srcMemory: Memory
             var converted: DeviceBuffer?, source: Tensor?
             if options.precision == .bf16 {
@@ -209,8 +215,8 @@ extension DNNLBackend {
                 srcMemory = try mem(source!, op: op)
             }
             try run(plan, src: srcMemory, out: out, dst: mem(out, op: op), bias: plan.bias, channels: p.outChannels,
-                    fused: fused, epilogue: epilogue, rank: 4, op: op)
-            withExtendedLifetime((converted, source)) {}
+                    fused: fused, epilogue: epilogue, rank: 4, weights: callWeights, op: op)
+            withExtendedLifetime((converted, source, callWeights)) {}
             var result = out
             if !fused { result = try applyEpilogueUnfused(out, epilogue, op: op) }
             if let into, result !== into {
@@ -219,6 +225,24 @@ extension DNNLBackend {
             }
             return result
         }
+    }
+
+    /// The layer's weights with input channel i times s[i] (s: plain 1×C×1×1), in `md`, in a buffer of the activation
+    /// pool that lives for one call.
+    private func scaledWeights(_ state: ConvState, _ p: Conv2dParams, by s: Tensor, into md: dnnl_memory_desc_t, op: String) throws -> DeviceBuffer {
+        let oihw = try ownWinogradWeights(state, op: op)
+        let kk = p.kernelH * p.kernelW, ci = p.inChannels, count = p.outChannels * ci * kk
+        let scaled = try pool.allocate(bytes: count * 4)
+        let w = oihw.floats, f = s.basePointer, out = scaled.floats
+        for o in 0..<p.outChannels {
+            for i in 0..<ci {
+                let base = (o * ci + i) * kk
+                for t in 0..<kk { out[base + t] = w[base + t] * f[i] }
+            }
+        }
+        let target = try pool.allocate(bytes: MD.size(md), zeroed: true)
+        try reorder(state.weightMD, scaled.pointer, md, target.pointer, op: op + " scaled weights")
+        return target
     }
 
     /// Which implementation oneDNN picked for this conv on an input of the given size (diagnostics, benchmarks).

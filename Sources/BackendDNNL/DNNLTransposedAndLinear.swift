@@ -140,8 +140,8 @@ extension DNNLBackend {
     /// the residual is copied into the output first (the sum post-op adds to it) and the runtime post-op arguments
     /// are passed.
     func run(_ plan: ConvPlan, src: Memory, out: Tensor, dst: Memory, bias: DeviceBuffer?, channels: Int, fused: Bool,
-             epilogue: Epilogue, rank: Int, op: String) throws {
-        guard let weights = plan.weights else {
+             epilogue: Epilogue, rank: Int, weights override: DeviceBuffer? = nil, op: String) throws {
+        guard let weights = override ?? plan.weights else {
             throw TensorError.backendFailure(op: op, message: "internal: a validation plan was run")
         }
         if fused, let r = epilogue.residual { try copy(r, into: out) }

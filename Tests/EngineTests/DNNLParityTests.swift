@@ -343,6 +343,29 @@ func winogradLayersRunAtEveryLaterShape(_ c: ConvCase) throws {
         }
     }
 
+    /// A 1×1 conv of x·s (GPEN's ToRGB: 3 outputs, bias, the upsampled skip as residual) scales a per-call copy of its
+    /// weights instead of x: same result as the composition, and no x-sized tensor is allocated on the way.
+    @Test func inputScaleOfA1x1ConvGoesIntoItsWeights() throws {
+        let be = try DNNLBackend(options: .init(threads: 2))
+        var rng = SeededRandom(seed: 124)
+        let p = Conv2dParams(inChannels: 64, outChannels: 3, kernel: 1)
+        let wt = rng.host(p.weightShape, scale: 0.2), b = rng.host([3])
+        let x = rng.host([1, 64, 40, 36]), s = rng.host([1, 64, 1, 1]), r = rng.host([1, 3, 40, 36])
+        try expectParity("1×1 conv of x·s with bias and residual", tol: 1e-5, on: be) { be in
+            let conv = try be.prepareConv2d(weight: wt, bias: b, params: p)
+            var e = Epilogue.identity
+            e.residual = try be.upload(r)
+            return try be.conv2d(be.upload(x), conv, inputScale: be.upload(s), epilogue: e, into: nil)
+        }
+        let conv = try be.prepareConv2d(weight: wt, bias: b, params: p)
+        let xs = try be.upload(x), ss = try be.upload(s)
+        _ = try be.conv2d(xs, conv, inputScale: ss, epilogue: .identity, into: nil)   // first run: plans and weights
+        let scope = MemoryScope()
+        _ = try scope.measure { try be.conv2d(xs, conv, inputScale: ss, epilogue: .identity, into: nil) }
+        let xBytes = 64 * 40 * 36 * 4
+        #expect(scope.peakLiveBytes < xBytes / 2, "peak \(scope.peakLiveBytes) B: an x-sized copy (\(xBytes) B) was made")
+    }
+
     /// GPEN's bias + FusedLeakyReLU over its own concat buffer runs in place (no second 128 MiB tensor at 512²); a view
     /// gets a new tensor and keeps its parent intact.
     @Test func biasActivationReusingWorksInPlace() throws {
