@@ -112,13 +112,10 @@ public final class DeviceBuffer: @unchecked Sendable {
 }
 
 /// A pool of buffers from one allocator (host memory unless the backend supplies another) with live/peak accounting. Freed buffers are cached and handed out again to a
-/// request of the same size or up to half smaller (best fit, newest first). On a miss the pool releases the
+/// request of the same size or somewhat smaller (best fit, newest first; see `bestFit`). On a miss the pool releases the
 /// oldest cached buffers until the new allocation fits under the highest live total seen so far (live bytes
 /// including the request), so reserved memory never exceeds the live peak. With exact-size free lists kept
-/// forever, every distinct activation size stayed cached (GPEN-512: 1015 MiB reserved for 648 MiB live). Reuse up to
-/// half smaller rather than a quarter: every miss is fresh pages from the kernel (the large buffers are mappings of
-/// their own), and the own Winograd kernel's per-call transformed weights come in many sizes; a GPEN-512 forward took
-/// 247 K page faults with a quarter, 141 K with half (whole-photo restore: sys 2.0 → 1.6 s, max RSS +17 MB).
+/// forever, every distinct activation size stayed cached (GPEN-512: 1015 MiB reserved for 648 MiB live).
 public final class BufferPool: @unchecked Sendable {
     private let lock = NSLock()
     /// Cached free buffers, oldest first.
@@ -192,10 +189,14 @@ public final class BufferPool: @unchecked Sendable {
         return DeviceBuffer(pointer: pointer, byteCount: capacity, pool: self, scope: countsInScopes ? MemoryScope.current : nil)
     }
 
-    /// Index of the smallest cached buffer holding `size` bytes and at most twice that (the newest among
-    /// equals); nil when none fits. Caller holds the lock.
+    /// Index of the smallest cached buffer holding `size` bytes and at most twice that for requests under 64 MiB, a
+    /// quarter more for larger ones (the newest among equals); nil when none fits. Caller holds the lock.
+    /// Every miss maps fresh pages (large buffers are mappings of their own) and the own Winograd kernel's per-call
+    /// transformed weights come in many sizes: whole-photo restore (AVX2 path) 944 K page faults with a quarter
+    /// everywhere, 833 K with this rule, 753 K with twice everywhere, which also let 64 MiB temporaries take 128 MiB
+    /// buffers (max RSS +20 MB, at the peak).
     private func bestFit(_ size: Int) -> Int? {
-        let limit = size * 2
+        let limit = size < 64 << 20 ? size * 2 : size + size / 4
         var best: Int?
         for i in cache.indices.reversed() where cache[i].size >= size && cache[i].size <= limit {
             if best == nil || cache[i].size < cache[best!].size { best = i }
