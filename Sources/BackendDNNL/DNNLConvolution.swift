@@ -138,6 +138,7 @@ extension DNNLBackend {
             let op = "conv2d"
             var x = input
             try check(x, op)
+            if let s = inputScale { try check(s, op) }
             // The scale the own kernel may fold into its weights: one image's N×C×1×1 vector; anything else is applied first.
             var fold = inputScale
             if let s = inputScale, !(x.shape.n == 1 && s.shape == TensorShape(n: 1, c: x.shape.c, h: 1, w: 1)) {

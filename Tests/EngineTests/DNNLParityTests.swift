@@ -364,6 +364,9 @@ func winogradLayersRunAtEveryLaterShape(_ c: ConvCase) throws {
         _ = try scope.measure { try be.conv2d(xs, conv, inputScale: ss, epilogue: .identity, into: nil) }
         let xBytes = 64 * 40 * 36 * 4
         #expect(scope.peakLiveBytes < xBytes / 2, "peak \(scope.peakLiveBytes) B: an x-sized copy (\(xBytes) B) was made")
+        // a scale from another backend is refused, not read
+        let other = try DNNLBackend(options: .init(threads: 2))
+        #expect(throws: TensorError.self) { try be.conv2d(xs, conv, inputScale: other.upload(s), epilogue: .identity, into: nil) }
     }
 
     /// GPEN's bias + FusedLeakyReLU over its own concat buffer runs in place (no second 128 MiB tensor at 512²); a view

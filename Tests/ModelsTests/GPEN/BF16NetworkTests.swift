@@ -14,11 +14,7 @@ import TensorCore
     static let fixtures = S.repoRoot.appendingPathComponent("Tests/Fixtures/models")
     static let backend: DNNLBackend? = try? DNNLBackend(options: .init(threads: 2, precision: .bf16, bf16Emulation: true))
 
-    static func relative(_ a: [Float], _ b: [Float]) -> Double {
-        var num = 0.0, den = 0.0
-        for i in b.indices { num += Double(a[i] - b[i]) * Double(a[i] - b[i]); den += Double(b[i]) * Double(b[i]) }
-        return (num / max(den, 1e-30)).squareRoot()
-    }
+    static func relative(_ a: [Float], _ b: [Float]) -> Double { esrganErrors(a, b).rel }
 
     /// (network, relative L2 error of each output) on the bf16 backend.
     static func errors(_ be: DNNLBackend) throws -> [(String, Double)] {
