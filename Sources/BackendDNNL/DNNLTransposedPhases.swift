@@ -58,42 +58,54 @@ extension DNNLBackend {
             guard let axis = PhaseAxis(phase: a, stride: s, kernel: k, padL: padL, padR: padR) else { return nil }
             axes.append(axis)
         }
-        // OIHW once, so that every phase reads its taps sequentially (IOHW put consecutive outputs k² floats apart and
-        // consecutive inputs co·k² apart)
+        // Every phase's OIHW taps in one pass over the IOHW weights (each (i, o) kernel read once, each phase written
+        // sequentially): loading GPEN-512 spent 150 ms and 170 MB of fresh pages on an OIHW copy and a pass per phase.
         let kk = k * k
-        let oihw = [Float](unsafeUninitializedCapacity: co * ci * kk) { out, count in
+        let pairs = axes.flatMap { ay in axes.map { ax in (y: ay, x: ax) } }
+        // taps of each phase as offsets into one k×k kernel, in the phase kernel's row-major order
+        let offsets = pairs.map { pair in pair.y.taps.flatMap { ty in pair.x.taps.map { tx in ty * k + tx } } }
+        let flat = offsets.flatMap { $0 }, counts = offsets.map(\.count)
+        let kernels = Self.filledArrays(counts: counts.map { co * ci * $0 }) { dst in
             iohw.withUnsafeBufferPointer { w in
-                for i in 0..<ci {
+                flat.withUnsafeBufferPointer { t in
                     for o in 0..<co {
-                        let src = (i * co + o) * kk, dst = (o * ci + i) * kk
-                        for t in 0..<kk { out[dst + t] = w[src + t] }
-                    }
-                }
-            }
-            count = co * ci * kk
-        }
-        var phases: [TransposedPhase] = []
-        for ay in axes {
-            for ax in axes {
-                let jh = ay.taps.count, jw = ax.taps.count
-                // taps of the phase as offsets into one k×k kernel, in the phase kernel's row-major order
-                let offsets = ay.taps.flatMap { ty in ax.taps.map { tx in ty * k + tx } }
-                let wt = [Float](unsafeUninitializedCapacity: co * ci * jh * jw) { out, count in
-                    oihw.withUnsafeBufferPointer { w in
-                        var d = 0
-                        for base in stride(from: 0, to: co * ci * kk, by: kk) {
-                            for t in offsets { out[d] = w[base + t]; d += 1 }
+                        for i in 0..<ci {
+                            let src = (i * co + o) * kk
+                            var f = 0
+                            for (q, nt) in counts.enumerated() {
+                                let d = dst[q] + (o * ci + i) * nt
+                                for j in 0..<nt { d[j] = w[src + t[f + j]] }
+                                f += nt
+                            }
                         }
                     }
-                    count = co * ci * jh * jw
                 }
-                let params = Conv2dParams(inChannels: ci, outChannels: co, kernelH: jh, kernelW: jw, strideH: 1, strideW: 1,
-                                          padTop: ay.padBegin, padBottom: ay.padEnd, padLeft: ax.padBegin, padRight: ax.padEnd, groups: 1)
-                let conv = try prepareConv2d(weight: try HostTensor(shape: [co, ci, jh, jw], data: wt), bias: bias, params: params)
-                phases.append(TransposedPhase(conv: conv, y: ay, x: ax))
             }
         }
+        var phases: [TransposedPhase] = []
+        for (q, pair) in pairs.enumerated() {
+            let (ay, ax) = pair
+            let jh = ay.taps.count, jw = ax.taps.count
+            let params = Conv2dParams(inChannels: ci, outChannels: co, kernelH: jh, kernelW: jw, strideH: 1, strideW: 1,
+                                      padTop: ay.padBegin, padBottom: ay.padEnd, padLeft: ax.padBegin, padRight: ax.padEnd, groups: 1)
+            let conv = try prepareConv2d(weight: try HostTensor(shape: [co, ci, jh, jw], data: kernels[q]), bias: bias, params: params)
+            phases.append(TransposedPhase(conv: conv, y: ay, x: ax))
+        }
         return phases
+    }
+
+    /// Arrays of `counts[q]` floats each, written by `fill` through their base pointers (no zero-fill first).
+    static func filledArrays(counts: [Int], _ fill: ([UnsafeMutablePointer<Float>]) -> Void) -> [[Float]] {
+        func nest(_ q: Int, _ pointers: [UnsafeMutablePointer<Float>]) -> [[Float]] {
+            guard q < counts.count else { fill(pointers); return [] }
+            var rest: [[Float]] = []
+            let a = [Float](unsafeUninitializedCapacity: max(counts[q], 1)) { buf, n in
+                rest = nest(q + 1, pointers + [buf.baseAddress!])
+                n = counts[q]
+            }
+            return [a] + rest
+        }
+        return nest(0, [])
     }
 
     /// Runs the phases into a new blocked output of `oshape`; a residual is added after the interleave (the phases take

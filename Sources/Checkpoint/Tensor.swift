@@ -117,14 +117,24 @@ public struct CheckpointTensor: Sendable {
         }
     }
 
-    /// Values as contiguous row-major Float (fp16/bf16 upcast exactly; float64 and integers converted).
-    public func floats() -> [Float] {
+    /// Values as contiguous row-major Float (fp16/bf16 upcast exactly; float64 and integers converted), each
+    /// multiplied by `scale` (as Float, in the same pass: the same bits as scaling the result afterwards).
+    public func floats(scale: Float = 1) -> [Float] {
         let p = storage.pointer
-        var out = [Float](repeating: 0, count: count)
-        if dtype == .float32, isContiguous, count > 0 {
-            out.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: p + storageOffset * 4, byteCount: count * 4) }
-            return out
+        let n = count
+        if dtype == .float32, isContiguous, n > 0 {
+            // one pass over the file's bytes, no zero-fill first: each destination page is touched once
+            return [Float](unsafeUninitializedCapacity: n) { o, done in
+                let src = UnsafeRawPointer(p + storageOffset * 4)
+                if scale == 1 {
+                    UnsafeMutableRawPointer(o.baseAddress!).copyMemory(from: src, byteCount: n * 4)
+                } else {
+                    for i in 0..<n { o[i] = Float(bitPattern: src.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self).littleEndian) * scale }
+                }
+                done = n
+            }
         }
+        var out = [Float](repeating: 0, count: n)
         out.withUnsafeMutableBufferPointer { o in
             switch dtype {
             case .float32: forEachIndex { i, s in o[i] = Float(bitPattern: p.loadUnaligned(fromByteOffset: s * 4, as: UInt32.self).littleEndian) }
@@ -137,6 +147,7 @@ public struct CheckpointTensor: Sendable {
             case .int8: forEachIndex { i, s in o[i] = Float(p.load(fromByteOffset: s, as: Int8.self)) }
             case .uint8, .bool: forEachIndex { i, s in o[i] = Float(p.load(fromByteOffset: s, as: UInt8.self)) }
             }
+            if scale != 1 { for i in o.indices { o[i] *= scale } }
         }
         return out
     }
@@ -228,9 +239,9 @@ public struct StateDict: Sendable {
         return t
     }
 
-    /// Float values of `key` after checking its shape; marks the key used.
-    public func floats(_ key: String, shape: [Int]) throws -> [Float] {
-        try tensor(key, shape: shape).floats()
+    /// Float values of `key` (times `scale`) after checking its shape; marks the key used.
+    public func floats(_ key: String, shape: [Int], scale: Float = 1) throws -> [Float] {
+        try tensor(key, shape: shape).floats(scale: scale)
     }
 
     /// Marks keys as consumed without reading them (e.g. BatchNorm `num_batches_tracked`).

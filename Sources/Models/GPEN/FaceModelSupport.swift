@@ -32,12 +32,13 @@ struct WeightReader {
 
     func key(_ k: String) -> String { prefix + k }
 
-    func host(_ k: String, _ shape: [Int]) throws -> HostTensor {
-        try HostTensor(shape: shape, data: dict.floats(key(k), shape: shape))
+    /// The tensor under `k`, checked against `shape`, times `scale` (applied while reading: one pass, one copy).
+    func host(_ k: String, _ shape: [Int], scale: Float = 1) throws -> HostTensor {
+        try HostTensor(shape: shape, data: dict.floats(key(k), shape: shape, scale: scale))
     }
 
-    func host(_ k: String, _ shape: [Int], reshapedTo newShape: [Int]) throws -> HostTensor {
-        try HostTensor(shape: newShape, data: dict.floats(key(k), shape: shape))
+    func host(_ k: String, _ shape: [Int], reshapedTo newShape: [Int], scale: Float = 1) throws -> HostTensor {
+        try HostTensor(shape: newShape, data: dict.floats(key(k), shape: shape, scale: scale))
     }
 
     func floats(_ k: String, _ shape: [Int]) throws -> [Float] { try dict.floats(key(k), shape: shape) }
@@ -58,14 +59,5 @@ struct WeightReader {
         let m = try host(bn + ".running_mean", [o]), v = try host(bn + ".running_var", [o])
         markUsed([bn + ".num_batches_tracked"])
         return try foldBatchNorm(weight: w, bias: b, gamma: g, beta: be, mean: m, variance: v, eps: eps)
-    }
-}
-
-extension HostTensor {
-    /// Multiplies every element by `s`.
-    func scaled(_ s: Float) -> HostTensor {
-        var c = self
-        c.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] *= s } }
-        return c
     }
 }

@@ -105,7 +105,7 @@ public final class GPENGenerator: @unchecked Sendable {
 
         // Encoder.
         let c0 = ch(size)
-        let w0 = try r.host("ecd0.0.0.weight", [c0, 3, 1, 1]).scaled(1 / Float(3).squareRoot())
+        let w0 = try r.host("ecd0.0.0.weight", [c0, 3, 1, 1], scale: 1 / Float(3).squareRoot())
         encoderFirst = try be.prepareConv2d(weight: w0, bias: r.host("ecd0.0.1.bias", [c0]),
                                             params: Conv2dParams(inChannels: 3, outChannels: c0, kernel: 1))
         var enc: [PreparedConv2d] = []
@@ -113,32 +113,32 @@ public final class GPENGenerator: @unchecked Sendable {
         for k in 1...(L - 2) {
             let ci = ch(res), co = ch(res / 2)
             try checkKernel("ecd\(k).0.0.kernel", scale: 1)
-            let w = try r.host("ecd\(k).0.1.weight", [co, ci, 3, 3]).scaled(1 / Float(ci * 9).squareRoot())
+            let w = try r.host("ecd\(k).0.1.weight", [co, ci, 3, 3], scale: 1 / Float(ci * 9).squareRoot())
             enc.append(try be.prepareConv2d(weight: w, bias: r.host("ecd\(k).0.2.bias", [co]),
                                             params: Conv2dParams(inChannels: ci, outChannels: co, kernel: 3, stride: 2)))
             res /= 2
         }
         encoder = enc
         let c4 = ch(4)
-        let fw = try r.host("final_linear.0.weight", [sd, c4 * 16]).scaled(1 / Float(c4 * 16).squareRoot())
+        let fw = try r.host("final_linear.0.weight", [sd, c4 * 16], scale: 1 / Float(c4 * 16).squareRoot())
         finalLinear = try be.prepareLinear(weight: fw, bias: r.host("final_linear.0.bias", [sd]))
 
         // Mapping network (style.0 is PixelNorm).
         var maps: [PreparedLinear] = []
         for i in 0..<cfg.nMLP {
-            let w = try r.host("generator.style.\(i + 1).weight", [sd, sd]).scaled(0.01 / Float(sd).squareRoot())
-            let b = try r.host("generator.style.\(i + 1).bias", [sd]).scaled(0.01)
+            let w = try r.host("generator.style.\(i + 1).weight", [sd, sd], scale: 0.01 / Float(sd).squareRoot())
+            let b = try r.host("generator.style.\(i + 1).bias", [sd], scale: 0.01)
             maps.append(try be.prepareLinear(weight: w, bias: b))
         }
         mapping = maps
         constant = try r.host("generator.input.input", [1, c4, 4, 4])
 
         func modConv(_ p: String, inC: Int, outC: Int, k: Int, demodulate: Bool, upsample: Bool, bias: HostTensor?) throws -> ModConv {
-            let mw = try r.host(p + ".modulation.weight", [inC, sd]).scaled(1 / Float(sd).squareRoot())
+            let mw = try r.host(p + ".modulation.weight", [inC, sd], scale: 1 / Float(sd).squareRoot())
             let mb = try r.host(p + ".modulation.bias", [inC])
             let modulation = try be.prepareLinear(weight: mw, bias: mb)
-            let w = try r.host(p + ".weight", [1, outC, inC, k, k], reshapedTo: [outC, inC, k, k])
-                .scaled(1 / Float(inC * k * k).squareRoot())
+            let w = try r.host(p + ".weight", [1, outC, inC, k, k], reshapedTo: [outC, inC, k, k],
+                              scale: 1 / Float(inC * k * k).squareRoot())
             var demod: PreparedLinear?
             let kk = k * k
             if demodulate {
