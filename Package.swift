@@ -40,7 +40,8 @@ let package = Package(
         // image files ⇄ pixels
         .target(name: "ImageIO", dependencies: ["CPNG", "CTurboJPEG", "CWebP"]),
         // tensors, the backend protocol and the plain-Swift reference backend (the test oracle)
-        .target(name: "TensorCore", exclude: ["API.md"]),
+        .systemLibrary(name: "CMemory"),
+        .target(name: "TensorCore", dependencies: ["CMemory"], exclude: ["API.md"]),
         // Winograd F(4×4,3×3) on channel-blocked activations (AVX2 / AVX-512 transforms, oneDNN's matmul); optimised
         // in debug builds too, so the test suite's networks do not crawl through -O0 vector code
         .target(name: "CWinograd", exclude: ["kernels.inc"], cSettings: [.unsafeFlags(["-O2"])],

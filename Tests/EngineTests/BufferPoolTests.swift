@@ -64,4 +64,51 @@ import TensorCore
         #expect(m.reuseCount == 9)
         #expect(m.peakReservedBytes == 5 << 20)
     }
+
+    /// On a miss that has to release cached memory, one cached mapping is resized into the request (mremap: its pages
+    /// move along) instead of unmapping it and mapping fresh pages that fault in zeroed.
+    @Test func aMissResizesACachedMappingInsteadOfMappingFreshPages() throws {
+        let recorder = RecordingAllocator()
+        let pool = BufferPool(allocator: recorder)
+        do { _ = try pool.allocate(bytes: 8 << 20) }     // 8 MiB cached; the live peak is 8 MiB
+        do { _ = try pool.allocate(bytes: 2 << 20) }     // a quarter: no reuse; 8 + 2 > 8, so the 8 MiB becomes 2 MiB
+        #expect(recorder.calls == ["allocate \(8 << 20)", "reallocate \(8 << 20) → \(2 << 20)"])
+        #expect(pool.memoryStats.reservedBytes == 2 << 20)
+        let big = try pool.allocate(bytes: 6 << 20)      // 2 + 6 ≤ 8: room under the peak, a fresh mapping
+        #expect(recorder.calls.last == "allocate \(6 << 20)")
+        _ = big
+    }
+
+    @Test func hostMappingsKeepTheirContentsWhenResized() throws {
+        let a = HostAllocator()
+        let n = 2 << 20
+        let p = try a.allocate(bytes: n)
+        #expect(Int(bitPattern: p) % 4096 == 0)
+        p.storeBytes(of: 0x1234_5678, toByteOffset: 0, as: UInt32.self)
+        p.storeBytes(of: 0x9abc_def0, toByteOffset: n - 4, as: UInt32.self)
+        let q = try #require(a.reallocate(p, from: n, to: 3 * n))
+        #expect(q.load(fromByteOffset: 0, as: UInt32.self) == 0x1234_5678)
+        #expect(q.load(fromByteOffset: n - 4, as: UInt32.self) == 0x9abc_def0)
+        #expect(q.load(fromByteOffset: 3 * n - 4, as: UInt32.self) == 0)    // grown pages are fresh (zero)
+        let r = try #require(a.reallocate(q, from: 3 * n, to: HostAllocator.mappingThreshold))
+        #expect(r.load(fromByteOffset: 0, as: UInt32.self) == 0x1234_5678)
+        a.deallocate(r, bytes: HostAllocator.mappingThreshold)
+        // blocks under the threshold come from malloc and are not resized
+        let small = try a.allocate(bytes: 4096)
+        #expect(a.reallocate(small, from: 4096, to: 8192) == nil)
+        a.deallocate(small, bytes: 4096)
+    }
+}
+
+/// Host memory that records what the pool asks of it.
+final class RecordingAllocator: MemoryAllocator, @unchecked Sendable {
+    let host = HostAllocator()
+    private(set) var calls: [String] = []
+    func allocate(bytes: Int) throws -> UnsafeMutableRawPointer { calls.append("allocate \(bytes)"); return try host.allocate(bytes: bytes) }
+    func deallocate(_ pointer: UnsafeMutableRawPointer, bytes: Int) { calls.append("deallocate \(bytes)"); host.deallocate(pointer, bytes: bytes) }
+    func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) { host.zero(pointer, bytes: bytes) }
+    func reallocate(_ pointer: UnsafeMutableRawPointer, from old: Int, to new: Int) -> UnsafeMutableRawPointer? {
+        calls.append("reallocate \(old) → \(new)")
+        return host.reallocate(pointer, from: old, to: new)
+    }
 }
