@@ -66,21 +66,31 @@ public protocol MemoryAllocator: Sendable {
     func deallocate(_ pointer: UnsafeMutableRawPointer, bytes: Int)
     /// Sets `bytes` bytes from `pointer` to zero.
     func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int)
-    /// Resizes a block from `allocate(bytes: old)` to `new` bytes keeping the memory it already has (contents
-    /// undefined), or nil when this allocator cannot (the block is then unchanged). The default cannot.
-    func reallocate(_ pointer: UnsafeMutableRawPointer, from old: Int, to new: Int) -> UnsafeMutableRawPointer?
+    /// A block of at least `bytes` bytes made with the memory of `pieces` (blocks from `allocate`, all consumed): what
+    /// the pool asks for when it must release cached memory anyway. The default frees the pieces and allocates.
+    func allocate(bytes: Int, reusing pieces: [(pointer: UnsafeMutableRawPointer, bytes: Int)]) throws -> UnsafeMutableRawPointer
+    /// The smallest block whose memory `allocate(bytes:reusing:)` can reuse, and the smallest request it makes that
+    /// way; nil (the default): none.
+    var reusableBlockBytes: Int? { get }
 }
 
 extension MemoryAllocator {
-    public func reallocate(_ pointer: UnsafeMutableRawPointer, from old: Int, to new: Int) -> UnsafeMutableRawPointer? { nil }
+    public var reusableBlockBytes: Int? { nil }
+
+    public func allocate(bytes: Int, reusing pieces: [(pointer: UnsafeMutableRawPointer, bytes: Int)]) throws -> UnsafeMutableRawPointer {
+        for p in pieces { deallocate(p.pointer, bytes: p.bytes) }
+        return try allocate(bytes: bytes)
+    }
 }
 
 /// Host memory aligned to 64 bytes (a cache line, one AVX-512 register). Blocks of `mappingThreshold` bytes and more
-/// are anonymous mappings of their own (page-aligned, as glibc's large blocks are), so that `reallocate` can move one
-/// with `mremap`: its pages come along instead of being unmapped and faulted in again, zeroed, at the new size.
+/// are anonymous mappings of their own (page-aligned, as glibc's large blocks are), so that a new block can be made of
+/// old ones' pages: `allocate(bytes:reusing:)` moves them into place with mremap instead of unmapping them and letting
+/// the new block fault in fresh pages, which the kernel zeroes one by one.
 public struct HostAllocator: MemoryAllocator {
     /// Smallest block that is a mapping of its own.
     public static let mappingThreshold = 1 << 20
+    public var reusableBlockBytes: Int? { Self.mappingThreshold }
 
     public init() {}
 
@@ -99,10 +109,26 @@ public struct HostAllocator: MemoryAllocator {
         if bytes >= Self.mappingThreshold { munmap(pointer, Self.pageRounded(bytes)) } else { free(pointer) }
     }
 
-    public func reallocate(_ pointer: UnsafeMutableRawPointer, from old: Int, to new: Int) -> UnsafeMutableRawPointer? {
-        guard old >= Self.mappingThreshold, new >= Self.mappingThreshold else { return nil }
-        guard let m = enh_mremap_maymove(pointer, Self.pageRounded(old), Self.pageRounded(new)), m != MAP_FAILED else { return nil }
-        return m
+    public func allocate(bytes: Int, reusing pieces: [(pointer: UnsafeMutableRawPointer, bytes: Int)]) throws -> UnsafeMutableRawPointer {
+        let target = try allocate(bytes: bytes)
+        guard bytes >= Self.mappingThreshold else {
+            for p in pieces { deallocate(p.pointer, bytes: p.bytes) }
+            return target
+        }
+        // Each piece's pages replace the target's (untouched) ones, piece after piece; what does not fit is freed.
+        let length = Self.pageRounded(bytes)
+        var offset = 0
+        for p in pieces {
+            let have = Self.pageRounded(p.bytes), take = min(have, length - offset)
+            guard p.bytes >= Self.mappingThreshold, take > 0,
+                  let m = enh_mremap_fixed(p.pointer, take, take, target + offset), m != MAP_FAILED else {
+                deallocate(p.pointer, bytes: p.bytes)
+                continue
+            }
+            if have > take { munmap(p.pointer + take, have - take) }
+            offset += take
+        }
+        return target
     }
 
     static func pageRounded(_ bytes: Int) -> Int { (bytes + 4095) & ~4095 }
@@ -140,10 +166,13 @@ public final class DeviceBuffer: @unchecked Sendable {
 }
 
 /// A pool of buffers from one allocator (host memory unless the backend supplies another) with live/peak accounting. Freed buffers are cached and handed out again to a
-/// request of the same size or somewhat smaller (best fit, newest first; see `bestFit`). On a miss the pool releases the
-/// oldest cached buffers until the new allocation fits under the highest live total seen so far (live bytes
-/// including the request), so reserved memory never exceeds the live peak. With exact-size free lists kept
-/// forever, every distinct activation size stayed cached (GPEN-512: 1015 MiB reserved for 648 MiB live).
+/// request of the same size or somewhat smaller (best fit, newest first; see `bestFit`). A miss that would take reserved
+/// memory above the highest live total seen so far (live bytes including the request) is made of cached buffers'
+/// memory where the allocator can (`allocate(bytes:reusing:)`; host mappings move their pages with mremap), and more
+/// cached buffers are released until it fits, so reserved memory never exceeds the live peak. With exact-size free
+/// lists kept forever, every distinct activation size stayed cached (GPEN-512: 1015 MiB reserved for 648 MiB live).
+/// With misses that unmapped cached buffers and mapped fresh pages, ParseNet 512² (AVX2 path) faulted in ≈ 0.9 GB per
+/// steady-state forward (239 K faults; each fresh page is zeroed by the kernel): 95 K faults now.
 public final class BufferPool: @unchecked Sendable {
     private let lock = NSLock()
     /// Cached free buffers, oldest first.
@@ -182,25 +211,29 @@ public final class BufferPool: @unchecked Sendable {
         lock.lock()
         var reused: (size: Int, pointer: UnsafeMutableRawPointer)?
         var evicted: [(size: Int, pointer: UnsafeMutableRawPointer)] = []
-        var resized: (size: Int, pointer: UnsafeMutableRawPointer)?
+        var pieces: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
         if let i = bestFit(size) {
             reused = cache.remove(at: i)
             stats.reuseCount += 1
             stats.liveBytes += reused!.size
         } else {
             highWater = max(highWater, stats.liveBytes + size)
-            if stats.reservedBytes + size > highWater, let i = resizeCandidate(size) {
-                // cached memory must go anyway: one buffer becomes this one, with the pages it has
-                resized = cache.remove(at: i)
-                stats.reservedBytes -= resized!.size
+            if stats.reservedBytes + size > highWater {
+                // Cached memory must go anyway: the request is made of cached buffers' pages (the largest first, the
+                // last one the smallest that covers the rest), then more are released while still over the peak.
+                var need = allocator.reusableBlockBytes.map { size >= $0 ? size : 0 } ?? 0
+                while need > 0, let i = coveringCandidate(need, atLeast: allocator.reusableBlockBytes!) {
+                    let piece = cache.remove(at: i)
+                    stats.reservedBytes -= piece.size
+                    pieces.append((piece.pointer, piece.size))
+                    need -= piece.size
+                }
+                while stats.reservedBytes + size > highWater, let i = coveringCandidate(stats.reservedBytes + size - highWater) {
+                    let old = cache.remove(at: i)
+                    stats.reservedBytes -= old.size
+                    evicted.append(old)
+                }
             }
-            var released = 0
-            while stats.reservedBytes - released + size > highWater, !cache.isEmpty {
-                let old = cache.removeFirst()
-                released += old.size
-                evicted.append(old)
-            }
-            stats.reservedBytes -= released
         }
         lock.unlock()
         for old in evicted { allocator.deallocate(old.pointer, bytes: old.size) }
@@ -208,12 +241,7 @@ public final class BufferPool: @unchecked Sendable {
         if let reused {
             (pointer, capacity) = (reused.pointer, reused.size)
         } else {
-            if let r = resized, let p = allocator.reallocate(r.pointer, from: r.size, to: size) {
-                pointer = p
-            } else {
-                if let r = resized { allocator.deallocate(r.pointer, bytes: r.size) }
-                pointer = try allocator.allocate(bytes: size)
-            }
+            pointer = try pieces.isEmpty ? allocator.allocate(bytes: size) : allocator.allocate(bytes: size, reusing: pieces)
             capacity = size
             lock.lock()
             stats.allocationCount += 1
@@ -231,7 +259,7 @@ public final class BufferPool: @unchecked Sendable {
 
     /// Index of the smallest cached buffer holding `size` bytes and at most twice that for requests under 64 MiB, a
     /// quarter more for larger ones (the newest among equals); nil when none fits. Caller holds the lock.
-    /// Every miss maps fresh pages (large buffers are mappings of their own) and the own Winograd kernel's per-call
+    /// Before misses reused cached pages, every miss mapped fresh pages and the own Winograd kernel's per-call
     /// transformed weights come in many sizes: whole-photo restore (AVX2 path) 944 K page faults with a quarter
     /// everywhere, 833 K with this rule, 753 K with twice everywhere, which also let 64 MiB temporaries take 128 MiB
     /// buffers (max RSS +20 MB, at the peak).
@@ -245,18 +273,16 @@ public final class BufferPool: @unchecked Sendable {
         return best
     }
 
-    /// On a miss that must release cached memory: the cached buffer to resize into the request (the smallest at least
-    /// as large, else the largest), so that its pages serve the request instead of fresh zeroed ones; nil when
-    /// nothing is cached. Caller holds the lock. ParseNet 512² (AVX2 path): every forward unmapped and faulted in
-    /// ≈ 0.9 GB (239 K faults), mostly reflect-padded copies and conv outputs a little larger than the cached buffers.
-    private func resizeCandidate(_ size: Int) -> Int? {
-        var above: Int?, below: Int?
-        for i in cache.indices {
-            if cache[i].size >= size {
-                if above == nil || cache[i].size < cache[above!].size { above = i }
-            } else if below == nil || cache[i].size > cache[below!].size { below = i }
+    /// The smallest cached buffer of at least `bytes`, else the largest, among those of `least` bytes or more; nil
+    /// when there is none. Caller holds the lock.
+    private func coveringCandidate(_ bytes: Int, atLeast least: Int = 0) -> Int? {
+        var fit: Int?, largest: Int?
+        for i in cache.indices where cache[i].size >= least {
+            let c = cache[i].size
+            if c >= bytes, fit == nil || c < cache[fit!].size { fit = i }
+            if largest == nil || c > cache[largest!].size { largest = i }
         }
-        return above ?? below
+        return fit ?? largest
     }
 
     func recycle(pointer: UnsafeMutableRawPointer, byteCount: Int) {

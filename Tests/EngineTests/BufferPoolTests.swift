@@ -65,37 +65,47 @@ import TensorCore
         #expect(m.peakReservedBytes == 5 << 20)
     }
 
-    /// On a miss that has to release cached memory, one cached mapping is resized into the request (mremap: its pages
-    /// move along) instead of unmapping it and mapping fresh pages that fault in zeroed.
-    @Test func aMissResizesACachedMappingInsteadOfMappingFreshPages() throws {
+    /// On a miss that has to release cached memory, the request is made of cached mappings' pages (mremap moves them
+    /// into place) instead of unmapping them and mapping fresh pages that fault in zeroed.
+    @Test func aMissThatMustReleaseIsMadeOfCachedPages() throws {
         let recorder = RecordingAllocator()
         let pool = BufferPool(allocator: recorder)
-        do { _ = try pool.allocate(bytes: 8 << 20) }     // 8 MiB cached; the live peak is 8 MiB
-        do { _ = try pool.allocate(bytes: 2 << 20) }     // a quarter: no reuse; 8 + 2 > 8, so the 8 MiB becomes 2 MiB
-        #expect(recorder.calls == ["allocate \(8 << 20)", "reallocate \(8 << 20) → \(2 << 20)"])
-        #expect(pool.memoryStats.reservedBytes == 2 << 20)
-        let big = try pool.allocate(bytes: 6 << 20)      // 2 + 6 ≤ 8: room under the peak, a fresh mapping
-        #expect(recorder.calls.last == "allocate \(6 << 20)")
-        _ = big
+        do {
+            let a = try pool.allocate(bytes: 4 << 20), b = try pool.allocate(bytes: 2 << 20)   // live peak 6 MiB
+            _ = (a, b)
+        }
+        // 5 MiB: no cached buffer fits; 6 + 5 > 6, so the 4 MiB and 2 MiB buffers become it (1 MiB of the 2 freed)
+        do { _ = try pool.allocate(bytes: 5 << 20) }
+        #expect(recorder.calls == ["allocate \(4 << 20)", "allocate \(2 << 20)", "allocate \(5 << 20) from \(4 << 20)+\(2 << 20)"])
+        #expect(pool.memoryStats.reservedBytes == 5 << 20)
+        // under the peak (5 cached + 1 ≤ 6) a small request is a fresh block and the cache stays
+        let small = try pool.allocate(bytes: 1 << 20)
+        #expect(recorder.calls.last == "allocate \(1 << 20)")
+        #expect(pool.cachedBytes == 5 << 20)
+        _ = small
     }
 
-    @Test func hostMappingsKeepTheirContentsWhenResized() throws {
+    @Test func hostBlocksAreMadeOfOtherBlocksPages() throws {
         let a = HostAllocator()
-        let n = 2 << 20
-        let p = try a.allocate(bytes: n)
+        let m = 1 << 20
+        let p = try a.allocate(bytes: 2 * m), q = try a.allocate(bytes: 3 * m)
         #expect(Int(bitPattern: p) % 4096 == 0)
         p.storeBytes(of: 0x1234_5678, toByteOffset: 0, as: UInt32.self)
-        p.storeBytes(of: 0x9abc_def0, toByteOffset: n - 4, as: UInt32.self)
-        let q = try #require(a.reallocate(p, from: n, to: 3 * n))
-        #expect(q.load(fromByteOffset: 0, as: UInt32.self) == 0x1234_5678)
-        #expect(q.load(fromByteOffset: n - 4, as: UInt32.self) == 0x9abc_def0)
-        #expect(q.load(fromByteOffset: 3 * n - 4, as: UInt32.self) == 0)    // grown pages are fresh (zero)
-        let r = try #require(a.reallocate(q, from: 3 * n, to: HostAllocator.mappingThreshold))
+        q.storeBytes(of: 0x9abc_def0, toByteOffset: 0, as: UInt32.self)
+        q.storeBytes(of: 0x0bad_cafe, toByteOffset: 3 * m - 4, as: UInt32.self)   // beyond what the new block takes
+        // 4 MiB from 2 + 3 MiB: p's pages first, then two of q's three MiB (the third is freed)
+        let r = try a.allocate(bytes: 4 * m, reusing: [(p, 2 * m), (q, 3 * m)])
         #expect(r.load(fromByteOffset: 0, as: UInt32.self) == 0x1234_5678)
-        a.deallocate(r, bytes: HostAllocator.mappingThreshold)
-        // blocks under the threshold come from malloc and are not resized
-        let small = try a.allocate(bytes: 4096)
-        #expect(a.reallocate(small, from: 4096, to: 8192) == nil)
+        #expect(r.load(fromByteOffset: 2 * m, as: UInt32.self) == 0x9abc_def0)
+        #expect(r.load(fromByteOffset: 4 * m - 4, as: UInt32.self) == 0)
+        // 6 MiB from one 4 MiB block: the last 2 MiB are fresh (zero) pages
+        let s = try a.allocate(bytes: 6 * m, reusing: [(r, 4 * m)])
+        #expect(s.load(fromByteOffset: 2 * m, as: UInt32.self) == 0x9abc_def0)
+        #expect(s.load(fromByteOffset: 5 * m, as: UInt32.self) == 0)
+        a.deallocate(s, bytes: 6 * m)
+        // under the threshold the pieces are freed and the block comes from malloc
+        let small = try a.allocate(bytes: 4096, reusing: [(try a.allocate(bytes: 2 * m), 2 * m)])
+        #expect(Int(bitPattern: small) % 64 == 0)
         a.deallocate(small, bytes: 4096)
     }
 }
@@ -104,11 +114,12 @@ import TensorCore
 final class RecordingAllocator: MemoryAllocator, @unchecked Sendable {
     let host = HostAllocator()
     private(set) var calls: [String] = []
+    var reusableBlockBytes: Int? { host.reusableBlockBytes }
     func allocate(bytes: Int) throws -> UnsafeMutableRawPointer { calls.append("allocate \(bytes)"); return try host.allocate(bytes: bytes) }
     func deallocate(_ pointer: UnsafeMutableRawPointer, bytes: Int) { calls.append("deallocate \(bytes)"); host.deallocate(pointer, bytes: bytes) }
     func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) { host.zero(pointer, bytes: bytes) }
-    func reallocate(_ pointer: UnsafeMutableRawPointer, from old: Int, to new: Int) -> UnsafeMutableRawPointer? {
-        calls.append("reallocate \(old) → \(new)")
-        return host.reallocate(pointer, from: old, to: new)
+    func allocate(bytes: Int, reusing pieces: [(pointer: UnsafeMutableRawPointer, bytes: Int)]) throws -> UnsafeMutableRawPointer {
+        calls.append("allocate \(bytes) from " + pieces.map { "\($0.bytes)" }.joined(separator: "+"))
+        return try host.allocate(bytes: bytes, reusing: pieces)
     }
 }
