@@ -182,6 +182,29 @@ extension DNNLBackend {
         try sync { try eltwise(x, [(dnnl_eltwise_linear, scale, shift)], op: "affine") }
     }
 
+    /// One reorder with an output scale: no temporary the size of x.
+    public func affine(_ x: Tensor, scale: Float, into destination: Tensor) throws {
+        try sync {
+            let op = "affine"
+            try check(x, op); try check(destination, op)
+            guard x.shape == destination.shape else {
+                throw TensorError.shapeMismatch(op: op, expected: x.shape.description, actual: destination.shape.description)
+            }
+            let prim = try cached("scaled reorder \(scale) \(mdKey(x)) → \(mdKey(destination))") {
+                var attr: dnnl_primitive_attr_t?
+                try dnnlCheck(dnnl_primitive_attr_create(&attr), op)
+                defer { dnnl_primitive_attr_destroy(attr) }
+                var s = scale
+                try dnnlCheck(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &s), op)
+                var src = md(x), dst = md(destination)
+                var pd: dnnl_primitive_desc_t?
+                try dnnlCheck(dnnl_reorder_primitive_desc_create(&pd, &src, engine, &dst, engine, attr), op + " reorder")
+                return try Primitive(pd: pd!, op: op)
+            }
+            try execute(prim, [(DNNL_ARG_FROM, mem(x, op: op)), (DNNL_ARG_TO, mem(destination, op: op))], op: op)
+        }
+    }
+
     public func add(_ x: Tensor, _ y: Tensor, alpha: Float, beta: Float) throws -> Tensor {
         try sync {
             let op = "add"

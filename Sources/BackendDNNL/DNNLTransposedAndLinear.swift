@@ -18,9 +18,33 @@ extension DNNLBackend {
                 : MD.make([g, p.outChannels / g, p.inChannels / g, p.kernel, p.kernel], dnnl_giohw)
             let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: "prepareConvTranspose2d"))
             state.padding = (p.padding, p.padding - p.outputPadding)
-            if let phases = try makeTransposedPhases(weight.data, bias: bias, p, padL: state.padding.0, padR: state.padding.1) {
+            if let phases = try makeTransposedPhases(weight.data, oihw: false, bias: bias, p, padL: state.padding.0, padR: state.padding.1) {
                 state.phases = phases
                 state.weight = nil   // the phases hold the taps
+            }
+            return PreparedConvTranspose2d(params: p, hasBias: bias != nil, backendID: id, payload: state)
+        }
+    }
+
+    /// From OIHW weights: the phases are cut straight from them (no IOHW copy; each phase reads them in order).
+    public func prepareConvTranspose2d(oihwWeight weight: HostTensor, bias: HostTensor?, params p: ConvTranspose2dParams) throws -> PreparedConvTranspose2d {
+        try sync {
+            try p.validate()
+            guard p.groups == 1 else {
+                throw TensorError.unsupported(op: "prepareConvTranspose2d", message: "OIHW weights with groups \(p.groups)")
+            }
+            try Validate.weights(weight, expected: [p.outChannels, p.inChannels, p.kernel, p.kernel], bias: bias, outChannels: p.outChannels,
+                                 op: "prepareConvTranspose2d")
+            guard p.outputPadding <= p.padding else {
+                throw TensorError.unsupported(op: "prepareConvTranspose2d", message: "outputPadding \(p.outputPadding) > padding \(p.padding)")
+            }
+            // oneDNN's deconvolution weights are [O, I, k, k] dims: the OIHW host layout is its plain oihw tag
+            let wmd = MD.make([p.outChannels, p.inChannels, p.kernel, p.kernel], dnnl_oihw)
+            let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: "prepareConvTranspose2d"))
+            state.padding = (p.padding, p.padding - p.outputPadding)
+            if let phases = try makeTransposedPhases(weight.data, oihw: true, bias: bias, p, padL: state.padding.0, padR: state.padding.1) {
+                state.phases = phases
+                state.weight = nil
             }
             return PreparedConvTranspose2d(params: p, hasBias: bias != nil, backendID: id, payload: state)
         }

@@ -48,9 +48,9 @@ extension DNNLBackend {
     /// `ENHANCE_DECONV=onednn` keeps oneDNN's deconvolution (A/B measurements).
     static let transposedPhases = ProcessInfo.processInfo.environment["ENHANCE_DECONV"] != "onednn"
 
-    /// The phase convolutions of an ungrouped transposed convolution with stride ≥ 2, cut from its IOHW weights; nil
-    /// when it has other parameters or a phase would need negative padding.
-    func makeTransposedPhases(_ iohw: [Float], bias: HostTensor?, _ p: ConvTranspose2dParams, padL: Int, padR: Int) throws -> [TransposedPhase]? {
+    /// The phase convolutions of an ungrouped transposed convolution with stride ≥ 2, cut from its IOHW weights (OIHW
+    /// with `oihw`); nil when it has other parameters or a phase would need negative padding.
+    func makeTransposedPhases(_ weights: [Float], oihw: Bool, bias: HostTensor?, _ p: ConvTranspose2dParams, padL: Int, padR: Int) throws -> [TransposedPhase]? {
         guard Self.transposedPhases, p.groups == 1, p.stride >= 2, p.kernel >= p.stride else { return nil }
         let s = p.stride, k = p.kernel, ci = p.inChannels, co = p.outChannels
         var axes: [PhaseAxis] = []
@@ -58,19 +58,20 @@ extension DNNLBackend {
             guard let axis = PhaseAxis(phase: a, stride: s, kernel: k, padL: padL, padR: padR) else { return nil }
             axes.append(axis)
         }
-        // Every phase's OIHW taps in one pass over the IOHW weights (each (i, o) kernel read once, each phase written
+        // Every phase's OIHW taps in one pass over the weights (each (i, o) kernel read once, each phase written
         // sequentially): loading GPEN-512 spent 150 ms and 170 MB of fresh pages on an OIHW copy and a pass per phase.
         let kk = k * k
+        let (strideO, strideI) = oihw ? (ci * kk, kk) : (kk, co * kk)
         let pairs = axes.flatMap { ay in axes.map { ax in (y: ay, x: ax) } }
         // taps of each phase as offsets into one k×k kernel, in the phase kernel's row-major order
         let offsets = pairs.map { pair in pair.y.taps.flatMap { ty in pair.x.taps.map { tx in ty * k + tx } } }
         let flat = offsets.flatMap { $0 }, counts = offsets.map(\.count)
         let kernels = Self.filledArrays(counts: counts.map { co * ci * $0 }) { dst in
-            iohw.withUnsafeBufferPointer { w in
+            weights.withUnsafeBufferPointer { w in
                 flat.withUnsafeBufferPointer { t in
                     for o in 0..<co {
                         for i in 0..<ci {
-                            let src = (i * co + o) * kk
+                            let src = o * strideO + i * strideI
                             var f = 0
                             for (q, nt) in counts.enumerated() {
                                 let d = dst[q] + (o * ci + i) * nt

@@ -79,6 +79,9 @@ public protocol Backend: AnyObject, Sendable {
     func conv2d(_ x: Tensor, _ conv: PreparedConv2d, inputScale: Tensor, epilogue: Epilogue, into: Tensor?) throws -> Tensor
     /// Prepares a transposed convolution from an IOHW weight [I, O/groups, k, k] and optional bias [O].
     func prepareConvTranspose2d(weight: HostTensor, bias: HostTensor?, params: ConvTranspose2dParams) throws -> PreparedConvTranspose2d
+    /// The same from the weight laid out as an ordinary convolution's, OIHW [O, I, k, k] (groups 1): GPEN's modulated
+    /// conv keeps it so and hands `weight.transpose(0, 1)` to conv_transpose2d. The default makes the IOHW copy.
+    func prepareConvTranspose2d(oihwWeight: HostTensor, bias: HostTensor?, params: ConvTranspose2dParams) throws -> PreparedConvTranspose2d
     /// Runs a prepared transposed convolution with a fused epilogue.
     func convTranspose2d(_ x: Tensor, _ conv: PreparedConvTranspose2d, epilogue: Epilogue) throws -> Tensor
     /// Prepares a per-channel vector (a bias for `biasActivation`, PReLU slopes) once, like weights.
@@ -105,6 +108,9 @@ public protocol Backend: AnyObject, Sendable {
     func multiply(_ x: Tensor, _ y: Tensor) throws -> Tensor
     /// scale·x + shift.
     func affine(_ x: Tensor, scale: Float, shift: Float) throws -> Tensor
+    /// scale·x written into `destination` (x's shape; may be a channel view): GPEN's scaled noise straight into its half
+    /// of a concatenation. The default is `affine` and `copy`.
+    func affine(_ x: Tensor, scale: Float, into destination: Tensor) throws
     /// x[n,c,h,w] · s[n,c]; s has shape N×C×1×1 (runtime per-channel scaling, e.g. GPEN style modulation).
     func scaleChannels(_ x: Tensor, by s: Tensor) throws -> Tensor
 
@@ -148,6 +154,31 @@ public protocol Backend: AnyObject, Sendable {
 }
 
 extension Backend {
+    public func affine(_ x: Tensor, scale: Float, into destination: Tensor) throws {
+        try copy(affine(x, scale: scale, shift: 0), into: destination)
+    }
+
+    public func prepareConvTranspose2d(oihwWeight w: HostTensor, bias: HostTensor?, params p: ConvTranspose2dParams) throws -> PreparedConvTranspose2d {
+        let (ci, co, k) = (p.inChannels, p.outChannels, p.kernel)
+        guard p.groups == 1, w.shape == [co, ci, k, k] else {
+            throw TensorError.shapeMismatch(op: "prepareConvTranspose2d", expected: "OIHW \([co, ci, k, k]) (groups 1)",
+                                            actual: "\(w.shape) (groups \(p.groups))")
+        }
+        let kk = k * k
+        let iohw = [Float](unsafeUninitializedCapacity: w.data.count) { out, count in
+            w.data.withUnsafeBufferPointer { src in
+                for o in 0..<co {
+                    for i in 0..<ci {
+                        let from = (o * ci + i) * kk, to = (i * co + o) * kk
+                        for t in 0..<kk { out[to + t] = src[from + t] }
+                    }
+                }
+            }
+            count = w.data.count
+        }
+        return try prepareConvTranspose2d(weight: HostTensor(shape: p.weightShape, data: iohw), bias: bias, params: p)
+    }
+
     /// The default goes through the host (download both, copy, upload, copy back); backends override it.
     public func copyRows(_ source: Tensor, _ rows: Range<Int>, into destination: Tensor, atRow: Int) throws {
         try Validate.rowCopy(source.shape, rows, destination.shape, atRow)

@@ -80,6 +80,21 @@ enum Backends {
 }
 
 @Suite struct DNNLBackendTests {
+    /// GPEN writes its scaled noise straight into its half of the concatenation: one scaled reorder into a channel view
+    /// of the blocked buffer gives scale·x there and leaves the other channels untouched (as the reference does).
+    @Test func affineIntoAChannelView() throws {
+        var rng = SeededRandom(seed: 77)
+        let be = Backends.winograd
+        let a = be.channelViewAlignment, x = rng.host([1, a, 9, 6]), other = rng.host([1, a, 9, 6])
+        let cat = try be.concat([be.upload(other), be.upload(other)])
+        try be.affine(be.upload(x), scale: 0.37, into: be.channelView(cat, a..<(2 * a)))
+        let out = try be.download(cat)
+        let half = x.data.count
+        #expect(Array(out.data[..<half]) == other.data)
+        #expect(zip(out.data[half...], x.data).allSatisfy { abs($0 - 0.37 * $1) <= 1e-7 * max(1, abs($1)) })
+        #expect(throws: TensorError.self) { try be.affine(be.upload(x), scale: 2, into: be.channelView(cat, 0..<(2 * a))) }
+    }
+
     /// bf16 runs where oneDNN's effective ISA has avx512_bf16/AMX, or emulated on other AVX-512 CPUs when asked; it
     /// is refused with a reason everywhere else (the AVX2 path, and AVX-512 without emulation and without bf16).
     @Test func bf16AvailabilityFollowsTheISA() throws {
@@ -457,6 +472,25 @@ func winogradLayersRunAtEveryLaterShape(_ c: ConvCase) throws {
                 return try be.convTranspose2d(be.upload(x), be.prepareConvTranspose2d(weight: wt, bias: b, params: p), epilogue: e)
             }
         }
+    }
+
+    /// GPEN hands its OIHW weights over as they are: the phases cut from them are the same taps as from the IOHW copy
+    /// (bit-identical output on the oneDNN backend), and the protocol's default (reference backend) transposes.
+    @Test(arguments: [(3, 2, 0, 0), (4, 2, 1, 0), (5, 3, 2, 1), (1, 2, 0, 0)])
+    func oihwWeightsGiveTheSameLayer(k: Int, s: Int, pad: Int, outPad: Int) throws {
+        var rng = SeededRandom(seed: UInt64(300 + 10 * k + s))
+        let p = ConvTranspose2dParams(inChannels: 24, outChannels: 16, kernel: k, stride: s, padding: pad, outputPadding: outPad)
+        let oihw = rng.host([16, 24, k, k], scale: 0.2), b = rng.host([16]), x = rng.host([1, 24, 7, 5])
+        var iohw = HostTensor(zeros: p.weightShape)
+        for o in 0..<16 { for i in 0..<24 { for t in 0..<(k * k) { iohw.data[(i * 16 + o) * k * k + t] = oihw.data[(o * 24 + i) * k * k + t] } } }
+        for be in [Backends.winograd as any Backend, ReferenceBackend()] {
+            let e = Epilogue(activation: .leakyReLU(slope: 0.2))
+            let viaIOHW = try be.download(be.convTranspose2d(be.upload(x), be.prepareConvTranspose2d(weight: iohw, bias: b, params: p), epilogue: e))
+            let viaOIHW = try be.download(be.convTranspose2d(be.upload(x), be.prepareConvTranspose2d(oihwWeight: oihw, bias: b, params: p), epilogue: e))
+            #expect(viaOIHW == viaIOHW, "\(type(of: be)) k\(k) s\(s)")
+        }
+        // wrong layouts are refused with both shapes named
+        #expect(throws: TensorError.self) { try Backends.winograd.prepareConvTranspose2d(oihwWeight: iohw, bias: b, params: p) }
     }
 }
 

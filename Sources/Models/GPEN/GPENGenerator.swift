@@ -157,20 +157,8 @@ public final class GPENGenerator: @unchecked Sendable {
             }
             if upsample {
                 try checkKernel(p + ".blur.kernel", scale: 4)
-                // OIHW → IOHW (conv_transpose2d's layout)
-                let iohw = [Float](unsafeUninitializedCapacity: outC * inC * kk) { out, count in
-                    w.data.withUnsafeBufferPointer { src in
-                        for o in 0..<outC {
-                            for i in 0..<inC {
-                                let from = (o * inC + i) * kk, to = (i * outC + o) * kk
-                                for t in 0..<kk { out[to + t] = src[from + t] }
-                            }
-                        }
-                    }
-                    count = outC * inC * kk
-                }
-                let wt = try HostTensor(shape: [inC, outC, k, k], data: iohw)
-                let ct = try be.prepareConvTranspose2d(weight: wt, bias: bias,
+                // conv_transpose2d reads this OIHW weight transposed (IOHW); the backend takes it as it is
+                let ct = try be.prepareConvTranspose2d(oihwWeight: w, bias: bias,
                                                        params: ConvTranspose2dParams(inChannels: inC, outChannels: outC, kernel: k, stride: 2))
                 return ModConv(inChannels: inC, outChannels: outC, modulation: modulation, conv: nil, convT: ct, demod: demod)
             }
@@ -255,6 +243,22 @@ public final class GPENGenerator: @unchecked Sendable {
         return try run(sc, taking: &slot, style: w, noise: noise)
     }
 
+    /// The same, taking the noise out of `noiseSlot` too, for its last use: where channel views allow, the scaled noise
+    /// goes into its half first and the noise is let go before the conv runs (GPEN-512: the 512² encoder feature,
+    /// 64 MiB, was alive beside both 128-channel concatenations of the last styled conv, the generator's peak).
+    func run(_ sc: StyledConv, taking slot: inout Tensor?, style w: Tensor, takingNoise noiseSlot: inout Tensor?) throws -> Tensor {
+        let be = backend
+        let co = sc.conv.outChannels, nc = noiseSlot!.shape.c, a = max(1, be.channelViewAlignment)
+        guard co % a == 0, nc % a == 0 else { return try run(sc, taking: &slot, style: w, noise: noiseSlot!) }
+        var shape = noiseSlot!.shape
+        shape.c = co + nc
+        let cat = try be.empty(shape)
+        try be.affine(noiseSlot!, scale: sc.noiseWeight, into: be.channelView(cat, co..<(co + nc)))
+        noiseSlot = nil
+        _ = try run(sc.conv, taking: &slot, style: w, into: be.channelView(cat, 0..<co))
+        return try be.biasActivationReusing(cat, bias: sc.bias, activation: Self.act)   // the buffer is ours alone
+    }
+
     func run(_ sc: StyledConv, taking slot: inout Tensor?, style w: Tensor, noise: Tensor) throws -> Tensor {
         let be = backend
         var shape = noise.shape
@@ -298,14 +302,17 @@ public final class GPENGenerator: @unchecked Sendable {
         for m in mapping { w = try be.linear(w, m, epilogue: .activation(Self.act)) }
 
         let k = feats.count - 1
-        // `h` is held only here, so that each upsampling conv can let go of its input early (run(_:taking:…))
-        var h: Tensor? = try run(conv1, constantInput(batch: n), style: w, noise: feats[k])
+        // `h` and the encoder features are held only here, so that each conv can let go of its input early and each
+        // feature's last use can let go of it before its conv runs (run(_:taking:…))
+        var noises: [Tensor?] = feats
+        feats.removeAll()
+        var constant: Tensor? = try constantInput(batch: n)
+        var h: Tensor? = try run(conv1, taking: &constant, style: w, takingNoise: &noises[k])
         var skip = try run(toRGB1, h!, style: w, skip: nil)
         for j in 0..<toRGBs.count {
-            let noise = feats[k - 1 - j]
-            // the upsampled tensor goes as soon as the next conv has read it, before that conv's noise half is made
-            var up: Tensor? = try run(convs[2 * j], taking: &h, style: w, noise: noise)
-            h = try run(convs[2 * j + 1], taking: &up, style: w, noise: noise)
+            // the upsampled tensor goes as soon as the next conv has read it
+            var up: Tensor? = try run(convs[2 * j], taking: &h, style: w, noise: noises[k - 1 - j]!)
+            h = try run(convs[2 * j + 1], taking: &up, style: w, takingNoise: &noises[k - 1 - j])
             skip = try run(toRGBs[j], h!, style: w, skip: skip)
         }
         return skip
