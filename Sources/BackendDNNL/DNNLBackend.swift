@@ -20,8 +20,10 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     public enum Precision: String, Sendable, CaseIterable {
         /// 32-bit float everywhere.
         case fp32
-        /// bfloat16 convolutions (bf16 inputs and weights, f32 accumulation and output; every other op in f32); needs
-        /// avx512_bf16 or AMX as oneDNN sees the CPU, or `Options.bf16Emulation` on any AVX-512 CPU.
+        /// bfloat16 convolutions (bf16 inputs and weights, f32 accumulation and output; every other op in f32): 3×3
+        /// stride-1 layers on the own Winograd kernel with bf16 transformed tiles and weights (`winograd` on), the
+        /// rest on oneDNN's bf16 convolutions. Needs avx512_bf16 or AMX as oneDNN sees the CPU, or
+        /// `Options.bf16Emulation` on any AVX-512 CPU.
         case bf16
     }
 
@@ -68,6 +70,8 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     public private(set) var activationReorders = 0
     /// Convolutions run by the own Winograd kernel (tests and benchmarks).
     public internal(set) var ownWinogradRuns = 0
+    /// Whether oneDNN builds the own Winograd kernel's bf16 matmul on this CPU (nil until asked).
+    var bf16WinogradMatmulKnown: Bool?
     /// The blocked activation layout for this CPU (`nChw16c` with AVX-512, else `nChw8c`).
     public let blockedLayout: TensorLayout
     /// Receives a line when a layer's preferred convolution could not be built and the layer fell back to the next

@@ -47,7 +47,8 @@ extension DNNLBackend {
     /// channel counts in whole blocks, a blocked input of at least `minPixels`, an activation it has.
     private func ownWinogradApplies(_ p: Conv2dParams, pad: Int, _ x: Tensor, _ epilogue: Epilogue, minPixels least: Int? = nil) -> Bool {
         let b = blockedLayout.channelBlock
-        return options.winograd && options.precision == .fp32 && Self.winogradKernel == .own
+        return options.winograd && Self.winogradKernel == .own
+            && (options.precision == .fp32 || (options.precision == .bf16 && b == 16 && bf16WinogradMatmul))
             && p.kernelH == 3 && p.kernelW == 3 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
             && p.padTop == pad && p.padBottom == pad && p.padLeft == pad && p.padRight == pad
             && p.inChannels % b == 0 && p.outChannels % b == 0
@@ -73,11 +74,21 @@ extension DNNLBackend {
         return !theirs
     }
 
+    /// Whether oneDNN multiplies bf16 × bf16 → f32 here (with `--precision bf16` the own kernel needs it: no sgemm).
+    var bf16WinogradMatmul: Bool {
+        if let known = bf16WinogradMatmulKnown { return known }
+        let known = (try? winogradMatmul(tiles: 24, in: 64, out: 64, bf16: true, op: "bf16 winograd probe")) != nil
+        bf16WinogradMatmulKnown = known
+        return known
+    }
+
     /// The oneDNN matmul of one task's 36 per-point products (cached per shape; nil: oneDNN has none, sgemm is used).
-    func winogradMatmul(tiles: Int, in ci: Int, out co: Int, op: String) throws -> Primitive? {
-        let key = "wino-matmul \(tiles) \(ci) \(co)"
+    /// `bf16`: bf16 operands, f32 products (`--precision bf16`).
+    func winogradMatmul(tiles: Int, in ci: Int, out co: Int, bf16: Bool = false, op: String) throws -> Primitive? {
+        let key = "wino-matmul \(tiles) \(ci) \(co)" + (bf16 ? " bf16" : "")
         if let p = opCache[key] { return p }
-        var src = MD.make([36, tiles, ci], dnnl_abc), wei = MD.make([36, ci, co], dnnl_abc), dst = MD.make([36, tiles, co], dnnl_abc)
+        let t = bf16 ? dnnl_bf16 : dnnl_f32
+        var src = MD.make([36, tiles, ci], dnnl_abc, t), wei = MD.make([36, ci, co], dnnl_abc, t), dst = MD.make([36, tiles, co], dnnl_abc)
         var desc = dnnl_matmul_desc_t()
         try dnnlCheck(dnnl_matmul_desc_init(&desc, &src, &wei, nil, &dst), op + " winograd matmul")
         guard let p = try withUnsafePointer(to: &desc, { try Primitive.make(UnsafeRawPointer($0), attr: nil, engine: engine, op: op) }) else {
@@ -138,19 +149,27 @@ extension DNNLBackend {
         let b = blockedLayout.channelBlock
         let s = x.shape
         let weights = try ownWinogradWeights(state, op: op)
+        // bf16: the transformed weights and tiles are rounded to bf16, the products accumulate in f32 (oneDNN's matmul).
+        let bf16 = options.precision == .bf16
         let (act, alpha, gain) = winogradActivation(e.activation)!
         if Self.debugPlans, !state.notes.contains("own winograd") {
             state.notes.insert("own winograd")
-            FileHandle.standardError.write(Data("[dnnl] \(op) \(p.inChannels)→\(p.outChannels) on [\(s.n),\(s.c),\(s.h),\(s.w)] → enhance wino_4x3 (block \(b))\n".utf8))
+            FileHandle.standardError.write(Data("[dnnl] \(op) \(p.inChannels)→\(p.outChannels) on [\(s.n),\(s.c),\(s.h),\(s.w)] → enhance wino_4x3 (block \(b)\(bf16 ? ", bf16" : ""))\n".utf8))
         }
         // Epilogue operands in the kernel's forms: residual blocked like the output, channel scale plain N×C.
         let residual = try e.residual.map { $0.layout == blockedLayout ? $0 : try dense($0, blockedLayout, op: op) }
         let scale = try e.channelScale.map { try dense($0, .nchw, op: op) }
         let slopes: VectorState?
         if case let .prelu(v) = e.activation { slopes = try vectorState(v, op: op) } else { slopes = nil }
-        let u = try pool.allocate(bytes: enh_wino_weights_bytes(Int32(p.inChannels), Int32(p.outChannels)))
-        enh_wino_transform_weights(weights.floats, inputScale.map { UnsafePointer($0.basePointer) }, Int32(p.inChannels), Int32(p.outChannels),
-                                   u.floats, ompThreads)
+        let wbytes = enh_wino_weights_bytes(Int32(p.inChannels), Int32(p.outChannels))
+        let u = try pool.allocate(bytes: bf16 ? wbytes / 2 : wbytes)
+        let inScale = inputScale.map { UnsafePointer($0.basePointer) }
+        if bf16 {
+            enh_wino_transform_weights_bf16(weights.floats, inScale, Int32(p.inChannels), Int32(p.outChannels),
+                                            u.pointer.assumingMemoryBound(to: UInt16.self), ompThreads)
+        } else {
+            enh_wino_transform_weights(weights.floats, inScale, Int32(p.inChannels), Int32(p.outChannels), u.floats, ompThreads)
+        }
         func batchStride(_ t: Tensor) -> Int { blockedLayout.paddedChannels(t.storageChannels) * t.shape.h * t.shape.w }
         var a = enh_wino_args()
         a.batch = Int32(s.n); a.in_channels = Int32(p.inChannels); a.out_channels = Int32(p.outChannels)
@@ -172,7 +191,8 @@ extension DNNLBackend {
         }
         a.threads = ompThreads
         a.tiles_per_task = Self.winogradTiles > 0 ? Self.winogradTiles : enh_wino_default_tiles(a.in_channels, a.out_channels)
-        let matmul = try winogradMatmul(tiles: Int(a.tiles_per_task), in: p.inChannels, out: p.outChannels, op: op)
+        a.bf16 = bf16 ? 1 : 0
+        let matmul = try winogradMatmul(tiles: Int(a.tiles_per_task), in: p.inChannels, out: p.outChannels, bf16: bf16, op: op)
         a.engine = UnsafeMutableRawPointer(engine)
         a.matmul = matmul.map { UnsafeMutableRawPointer($0.primitive) }
         a.matmul_scratchpad_bytes = matmul?.scratchpadBytes ?? 0

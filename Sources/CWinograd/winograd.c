@@ -39,7 +39,14 @@ size_t enh_wino_weights_bytes(int in_channels, int out_channels) {
 
 // MARK: weights: U = G g Gᵀ
 
-typedef struct { const float *oihw; const float *in_scale; int ic, oc; float *out; } weights_job;
+typedef struct { const float *oihw; const float *in_scale; int ic, oc; float *out; unsigned short *out_bf16; } weights_job;
+
+// float → bfloat16, round to nearest even (what oneDNN's reorders and the avx512_bf16 conversions do; no NaNs here).
+static inline unsigned short to_bf16(float f) {
+    unsigned int b;
+    __builtin_memcpy(&b, &f, 4);
+    return (unsigned short)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
 
 // G for the points 0, 1/√2, −1/√2, √2, −√2, ∞ (Toom-Cook: row j = (1, a, a²) / Π_{l≠j}(a − a_l)).
 static inline void g_apply(float g0, float g1, float g2, float u[6]) {
@@ -64,7 +71,8 @@ static void weights_worker(void *p) {
     const long pstride = (long)job->ic * job->oc;
     enum { L = 8 };
     for (long i = i0; i < i1; i++) {
-        float *out = job->out + i * job->oc;
+        float *out = job->out ? job->out + i * job->oc : 0;
+        unsigned short *out16 = job->out_bf16 ? job->out_bf16 + i * job->oc : 0;
         for (long o0 = 0; o0 < job->oc; o0 += L) {
             const int lanes = job->oc - o0 < L ? (int)(job->oc - o0) : L;
             float g[9][L] = {{0}}, cols[3][6][L], u[6][6][L];
@@ -83,15 +91,26 @@ static void weights_worker(void *p) {
                     for (int c = 0; c < 6; c++) u[r][c][l] = t[c];
                 }
             }
-            for (int q = 0; q < 36; q++)
-                for (int l = 0; l < lanes; l++) out[q * pstride + o0 + l] = u[q / 6][q % 6][l];
+            if (out16) {
+                for (int q = 0; q < 36; q++)
+                    for (int l = 0; l < lanes; l++) out16[q * pstride + o0 + l] = to_bf16(u[q / 6][q % 6][l]);
+            } else {
+                for (int q = 0; q < 36; q++)
+                    for (int l = 0; l < lanes; l++) out[q * pstride + o0 + l] = u[q / 6][q % 6][l];
+            }
         }
     }
 }
 
 void enh_wino_transform_weights(const float *oihw, const float *in_scale, int in_channels, int out_channels, float *out,
                                 int threads) {
-    weights_job job = {oihw, in_scale, in_channels, out_channels, out};
+    weights_job job = {oihw, in_scale, in_channels, out_channels, out, 0};
+    GOMP_parallel(weights_worker, &job, threads > 0 ? (unsigned)threads : 0, 0);
+}
+
+void enh_wino_transform_weights_bf16(const float *oihw, const float *in_scale, int in_channels, int out_channels,
+                                     unsigned short *out, int threads) {
+    weights_job job = {oihw, in_scale, in_channels, out_channels, 0, out};
     GOMP_parallel(weights_worker, &job, threads > 0 ? (unsigned)threads : 0, 0);
 }
 
@@ -178,8 +197,8 @@ static void conv_worker(void *p) {
         const int n = task / job->chunks, t0 = (task % job->chunks) * tn;
         const int count = job->tiles - t0 < tn ? job->tiles - t0 : tn;
         const float *src = a->src + n * a->src_batch_stride;
-        if (a->block == 16) input_transform_b16(src, a->height, a->width, ic, t0, count, v, vstride, a->reflect);
-        else input_transform_b8(src, a->height, a->width, ic, t0, count, v, vstride, a->reflect);
+        if (a->block == 16) input_transform_b16(src, a->height, a->width, ic, t0, count, v, vstride, a->reflect, a->bf16);
+        else input_transform_b8(src, a->height, a->width, ic, t0, count, v, vstride, a->reflect, 0);
         // Inside this parallel region oneDNN runs the matmul (or sgemm) on the calling thread only. The matmul always
         // multiplies tiles_per_task rows: those past `count` hold an earlier task's values and are never read.
         if (a->matmul) {
@@ -210,6 +229,7 @@ int enh_wino_conv3x3(const enh_wino_args *a) {
     if (a->activation == ENH_WINO_ACT_PRELU && !a->slopes) return -1;
     if (a->reflect && (a->height < 2 || a->width < 2)) return -1;
     if ((uintptr_t)a->scratch % 64) return -1;
+    if (a->bf16 && (b != 16 || !a->matmul)) return -1;
     conv_job job = {0};
     job.a = a;
     job.tn = tiles_per_task(a);

@@ -39,6 +39,9 @@ typedef struct {
     void *engine;                                       // the dnnl_engine_t of `matmul`
     void *matmul;                                       // a dnnl_primitive_t, or NULL for sgemm: see below
     size_t matmul_scratchpad_bytes;                     // its user scratchpad (each thread gets its own)
+    int bf16;                                           // 1: block 16 only; `weights` are bf16 (enh_wino_transform_weights_bf16),
+                                                        // the transformed tiles are rounded to bf16 and `matmul` (required)
+                                                        // multiplies bf16 × bf16 → f32
 } enh_wino_args;
 
 // `matmul`: a oneDNN matmul of [36, tiles_per_task, in] × [36, in, out] → [36, tiles_per_task, out], f32, plain row-major
@@ -54,6 +57,9 @@ size_t enh_wino_weights_bytes(int in_channels, int out_channels);
 /// per-input-channel scaling of the activations (GPEN's modulation) into the weights; runs on `threads` OpenMP threads.
 void enh_wino_transform_weights(const float *oihw, const float *in_scale, int in_channels, int out_channels, float *out,
                                 int threads);
+/// The same rounded to bfloat16 (round to nearest even), the weights of a `bf16` convolution: 36 × in × out values.
+void enh_wino_transform_weights_bf16(const float *oihw, const float *in_scale, int in_channels, int out_channels,
+                                     unsigned short *out, int threads);
 /// Scratch bytes `enh_wino_conv3x3` needs for these arguments (per-thread transformed tiles and products).
 size_t enh_wino_scratch_bytes(const enh_wino_args *args);
 /// The tiles per task used when `tiles_per_task` is 0.

@@ -214,7 +214,9 @@ import Testing
         #expect(await probe.maxComputing == 1)
         #expect(await probe.maxInFlight <= 3)
         #expect(await probe.loadsDuringCompute >= 3)  // next image decoded while the current one computes
-        #expect(await probe.computeOrder == Array(0..<6))  // FIFO compute order
+        // Every image computes once. Images compute in the order their loads finish (the compute gate is FIFO in
+        // arrival): two loads in flight may finish out of order on a busy machine, so the order is not asserted.
+        #expect(await probe.computeOrder.sorted() == Array(0..<6))
     }
 
     @Test func unpipelinedSingleJobIsSequential() async throws {
