@@ -108,7 +108,9 @@ import TestSupport
             lines = ((try? String(contentsOf: out.appendingPathComponent("results.jsonl"), encoding: .utf8)) ?? "")
                 .split(separator: "\n").count
             if lines >= 2 { break }
-            try await Task.sleep(for: .milliseconds(20))
+            // A blocking sleep: this test keeps its thread. `Task.sleep` gave the thread back to a pool the tests
+            // beside this one kept busy, resumed seconds late, and the child had finished all ten images by then.
+            usleep(20_000)
         }
         kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
