@@ -1,7 +1,9 @@
 // Winograd F(4×4, 3×3) convolution (stride 1, zero or reflection padding 1, no groups) on channel-blocked activations (nChw8c with
 // AVX2 + FMA, nChw16c with AVX-512), for the oneDNN backend: oneDNN 2.6 has no Winograd with AVX2 and, with AVX-512,
 // none for channel views. The 36 per-point matrix products go through a oneDNN matmul (sgemm when none is given);
-// the transforms and the epilogue (bias → channel scale → activation → output scale → residual) are ours.
+// the transforms and the epilogue (bias → channel scale → activation → output scale → residual) are ours. With `bf16`
+// (AVX-512, `--precision bf16`) the transformed tiles and weights are rounded to bfloat16 and the products accumulate
+// in f32 in a bf16 matmul: ≈ ×1.2 faster than f32 on a Zen 4, about five times direct bf16's error per layer.
 //
 // Interpolation points {0, ±1/√2, ±√2, ∞}: about half the rounding error of {0, ±1, ±2, ∞} (measured in
 // ../shared/docs/cpu-speed.md §3).
