@@ -230,7 +230,8 @@ public final class PreparedLinear: @unchecked Sendable {
 
 /// Folds an inference BatchNorm (y = (x − mean)/√(var + eps)·gamma + beta) that follows a convolution into the
 /// convolution's weight (OIHW) and bias. Returns the new weight and bias.
-public func foldBatchNorm(weight: HostTensor, bias: HostTensor?, gamma: HostTensor, beta: HostTensor,
+/// `weight` is consumed: handed over as its last use (`consume w`), it is scaled in place instead of copied.
+public func foldBatchNorm(weight: consuming HostTensor, bias: HostTensor?, gamma: HostTensor, beta: HostTensor,
                           mean: HostTensor, variance: HostTensor, eps: Float = 1e-5) throws -> (weight: HostTensor, bias: HostTensor) {
     guard let o = weight.shape.first, weight.shape.count == 4 else {
         throw TensorError.invalidShape(op: "foldBatchNorm", message: "weight must be OIHW, got \(weight.shape)")
@@ -238,12 +239,12 @@ public func foldBatchNorm(weight: HostTensor, bias: HostTensor?, gamma: HostTens
     for (name, t) in [("gamma", gamma), ("beta", beta), ("running_mean", mean), ("running_var", variance)] + (bias.map { [("bias", $0)] } ?? []) {
         guard t.count == o else { throw TensorError.shapeMismatch(op: "foldBatchNorm \(name)", expected: "[\(o)]", actual: "\(t.shape)") }
     }
-    var w = weight
-    var b = HostTensor(zeros: [o])
     let per = weight.count / o
+    var w = consume weight
+    var b = HostTensor(zeros: [o])
     for c in 0..<o {
         let s = gamma.data[c] / (variance.data[c] + eps).squareRoot()
-        for i in 0..<per { w.data[c * per + i] *= s }
+        w.data.withUnsafeMutableBufferPointer { d in for i in (c * per)..<((c + 1) * per) { d[i] *= s } }
         b.data[c] = ((bias?.data[c] ?? 0) - mean.data[c]) * s + beta.data[c]
     }
     return (w, b)

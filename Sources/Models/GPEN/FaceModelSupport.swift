@@ -58,6 +58,6 @@ struct WeightReader {
         let g = try host(bn + ".weight", [o]), be = try host(bn + ".bias", [o])
         let m = try host(bn + ".running_mean", [o]), v = try host(bn + ".running_var", [o])
         markUsed([bn + ".num_batches_tracked"])
-        return try foldBatchNorm(weight: w, bias: b, gamma: g, beta: be, mean: m, variance: v, eps: eps)
+        return try foldBatchNorm(weight: consume w, bias: b, gamma: g, beta: be, mean: m, variance: v, eps: eps)
     }
 }
