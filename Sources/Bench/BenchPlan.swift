@@ -203,7 +203,12 @@ public enum WorkloadCatalog {
             }
         }
 
-        if c.peers { peers(c, esr: esr, gpenFile: gpenFile, synthetic: synthetic, probe: probe, into: &out, notes: &notes) }
+        if c.peers {
+            peers(c, esr: esr, gpenFile: gpenFile, synthetic: synthetic, probe: probe, into: &out, notes: &notes)
+            if let p = c.precision, p != "fp32", c.device != "cuda" {
+                notes.append("enhance rows compute in \(p) on the CPU; the PyTorch peer runs its usual fp32 (peer ratios compare \(p) with fp32)")
+            }
+        }
         return (out, notes)
     }
 

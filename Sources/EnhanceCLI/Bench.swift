@@ -53,7 +53,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Compute device of the enhance workloads: auto, cpu or cuda (default: each command's own, auto); with cuda the PyTorch peer runs on the GPU too, at the same precision.")
     var device: EngineConfiguration.Device?
 
-    @Option(help: "Precision of the enhance workloads (and of the PyTorch peer on cuda): fp32, tf32 or fp16 (the last two on cuda only).")
+    @Option(help: "Precision of the enhance workloads (and of the PyTorch peer on cuda): fp32, tf32 or fp16 (the last two on cuda only), or bf16 (CPU with avx512_bf16/AMX; the PyTorch peer stays fp32).")
     var precision: PrecisionKind?
 
     @Option(help: "The enhance executable to drive (default: this one).")
@@ -103,7 +103,13 @@ struct BenchCommand: ParsableCommand {
         if !(0...10).contains(warmups) { throw ValidationError("--warmups must be 0-10, got \(warmups)") }
         if !(1...1024).contains(threads) { throw ValidationError("--threads must be 1-1024, got \(threads)") }
         if device == .reference { throw ValidationError("--device reference is the test oracle, too slow to benchmark") }
-        if let p = precision, p != .fp32, device != .cuda { throw ValidationError("--precision \(p.rawValue) needs --device cuda") }
+        switch precision {
+        case .tf32?, .fp16?:
+            if device != .cuda { throw ValidationError("--precision \(precision!.rawValue) needs --device cuda") }
+        case .bf16?:
+            if device == .cuda { throw ValidationError("--precision bf16 runs on the CPU only (avx512_bf16/AMX): drop --device cuda") }
+        default: break
+        }
         let known: Set<String> = ["restore", "upscale", "chain"]
         for f in families where !known.contains(f) { throw ValidationError("--models: unknown family \(f) (restore, upscale, chain)") }
         _ = try timeBudgetSeconds()

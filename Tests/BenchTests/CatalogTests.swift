@@ -78,6 +78,20 @@ import Testing
         #expect(!plain.contains { $0.arguments.contains("--device") || $0.arguments.contains("--precision") })
     }
 
+    /// `bench --precision bf16` (CPU): the enhance workloads compute in bf16, the PyTorch peer keeps its fp32 and no
+    /// device arguments, and a note says the ratios compare bf16 with fp32.
+    @Test func cpuBF16ReachesOurWorkloadsOnly() throws {
+        var c = config()
+        c.precision = "bf16"
+        let (w, notes) = try WorkloadCatalog.build(c, synthetic: synthetic, available: { _ in true }, probe: { _, args in args.last != "--check" })
+        let ours = w.filter { $0.family != "peer" }
+        #expect(!ours.isEmpty)
+        for x in ours { #expect(x.arguments.firstIndex(of: "--precision").map { x.arguments[$0 + 1] } == "bf16", "\(x.label)") }
+        let torch = w.filter { $0.name.hasPrefix("torch-") }
+        #expect(!torch.isEmpty && torch.allSatisfy { !$0.arguments.contains("--precision") && !$0.arguments.contains("--device") })
+        #expect(notes.contains { $0.contains("bf16") && $0.contains("fp32") })
+    }
+
     @Test func missingCommandsBecomeNotes() throws {
         let (w, notes) = try WorkloadCatalog.build(config(quick: true), synthetic: synthetic, available: { $0 == "upscale" },
                                                    probe: { _, _ in false })
