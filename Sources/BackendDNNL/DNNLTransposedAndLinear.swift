@@ -6,45 +6,36 @@ extension DNNLBackend {
     // MARK: transposed convolution
 
     public func prepareConvTranspose2d(weight: HostTensor, bias: HostTensor?, params p: ConvTranspose2dParams) throws -> PreparedConvTranspose2d {
-        try sync {
-            try p.validate()
-            try Validate.weights(weight, expected: p.weightShape, bias: bias, outChannels: p.outChannels, op: "prepareConvTranspose2d")
-            guard p.outputPadding <= p.padding else {
-                throw TensorError.unsupported(op: "prepareConvTranspose2d", message: "outputPadding \(p.outputPadding) > padding \(p.padding)")
-            }
-            let g = p.groups
-            // PyTorch IOHW [I, O/g, k, k] read as oneDNN (g)oihw dims via the iohw / giohw tags.
-            let wmd = g == 1 ? MD.make([p.outChannels, p.inChannels, p.kernel, p.kernel], dnnl_iohw)
-                : MD.make([g, p.outChannels / g, p.inChannels / g, p.kernel, p.kernel], dnnl_giohw)
-            let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: "prepareConvTranspose2d"))
-            state.padding = (p.padding, p.padding - p.outputPadding)
-            if let phases = try makeTransposedPhases(weight.data, oihw: false, bias: bias, p, padL: state.padding.0, padR: state.padding.1) {
-                state.phases = phases
-                state.weight = nil   // the phases hold the taps
-            }
-            return PreparedConvTranspose2d(params: p, hasBias: bias != nil, backendID: id, payload: state)
-        }
+        try prepareTransposed(weight, oihw: false, bias: bias, p)
     }
 
     /// From OIHW weights: the phases are cut straight from them (no IOHW copy; each phase reads them in order).
     public func prepareConvTranspose2d(oihwWeight weight: HostTensor, bias: HostTensor?, params p: ConvTranspose2dParams) throws -> PreparedConvTranspose2d {
+        try prepareTransposed(weight, oihw: true, bias: bias, p)
+    }
+
+    /// A transposed convolution from PyTorch's IOHW weight [I, O/groups, k, k] or, with `oihw`, from OIHW [O, I, k, k]
+    /// (groups 1).
+    private func prepareTransposed(_ weight: HostTensor, oihw: Bool, bias: HostTensor?, _ p: ConvTranspose2dParams) throws -> PreparedConvTranspose2d {
         try sync {
+            let op = "prepareConvTranspose2d"
             try p.validate()
-            guard p.groups == 1 else {
-                throw TensorError.unsupported(op: "prepareConvTranspose2d", message: "OIHW weights with groups \(p.groups)")
-            }
-            try Validate.weights(weight, expected: [p.outChannels, p.inChannels, p.kernel, p.kernel], bias: bias, outChannels: p.outChannels,
-                                 op: "prepareConvTranspose2d")
+            if oihw, p.groups != 1 { throw TensorError.unsupported(op: op, message: "OIHW weights with groups \(p.groups)") }
+            let expected = oihw ? [p.outChannels, p.inChannels, p.kernel, p.kernel] : p.weightShape
+            try Validate.weights(weight, expected: expected, bias: bias, outChannels: p.outChannels, op: op)
             guard p.outputPadding <= p.padding else {
-                throw TensorError.unsupported(op: "prepareConvTranspose2d", message: "outputPadding \(p.outputPadding) > padding \(p.padding)")
+                throw TensorError.unsupported(op: op, message: "outputPadding \(p.outputPadding) > padding \(p.padding)")
             }
-            // oneDNN's deconvolution weights are [O, I, k, k] dims: the OIHW host layout is its plain oihw tag
-            let wmd = MD.make([p.outChannels, p.inChannels, p.kernel, p.kernel], dnnl_oihw)
-            let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: "prepareConvTranspose2d"))
+            let g = p.groups
+            // oneDNN's deconvolution weights have (g)oihw dims: PyTorch's IOHW is read through the iohw / giohw tags,
+            // OIHW is the plain oihw tag.
+            let wmd = g == 1 ? MD.make([p.outChannels, p.inChannels, p.kernel, p.kernel], oihw ? dnnl_oihw : dnnl_iohw)
+                : MD.make([g, p.outChannels / g, p.inChannels / g, p.kernel, p.kernel], dnnl_giohw)
+            let state = ConvState(weight: weight.data, weightMD: wmd, bias: try uploadBias(bias, op: op))
             state.padding = (p.padding, p.padding - p.outputPadding)
-            if let phases = try makeTransposedPhases(weight.data, oihw: true, bias: bias, p, padL: state.padding.0, padR: state.padding.1) {
+            if let phases = try makeTransposedPhases(weight.data, oihw: oihw, bias: bias, p, padL: state.padding.0, padR: state.padding.1) {
                 state.phases = phases
-                state.weight = nil
+                state.weight = nil   // the phases hold the taps
             }
             return PreparedConvTranspose2d(params: p, hasBias: bias != nil, backendID: id, payload: state)
         }

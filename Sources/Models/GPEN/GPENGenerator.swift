@@ -266,9 +266,9 @@ public final class GPENGenerator: @unchecked Sendable {
         let cat = try ChannelConcat(be, shape: shape, partChannels: [sc.conv.outChannels, noise.shape.c])
         try cat.append { into in try run(sc.conv, taking: &slot, style: w, into: into) }
         try cat.append { into in
-            let n = try be.affine(noise, scale: sc.noiseWeight, shift: 0)
-            if let into { try be.copy(n, into: into) }
-            return n
+            guard let into else { return try be.affine(noise, scale: sc.noiseWeight, shift: 0) }
+            try be.affine(noise, scale: sc.noiseWeight, into: into)   // straight into its half, no temporary
+            return into
         }
         return try be.biasActivationReusing(cat.current!, bias: sc.bias, activation: Self.act)   // the buffer is ours alone
     }
