@@ -57,7 +57,7 @@ let package = Package(
         // RealESRGANer semantics, face pipeline, batch processing
         .target(name: "Pipeline", dependencies: ["Models", "ImageIO", "TensorCore", "Checkpoint"]),
         // `enhance bench`: scenes, subprocess measurement, quality metrics, reports; the service load test
-        .target(name: "Bench", dependencies: ["ImageIO", "Pipeline", "Models", "Checkpoint", "TensorCore",
+        .target(name: "Bench", dependencies: ["ImageIO", "Pipeline", "Models", "Checkpoint", "TensorCore", "CCUDA",
                                               .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         // the composition root front ends share: typed configurations → backends, upscalers, restorers, detectors;
         // model registry, lookup and manager (fetch, resume, verify); categorised errors

@@ -313,6 +313,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             var s = pool.memoryStats
             s.weightBytes = weightPool.memoryStats.liveBytes
             s.workspaceBytes = workspace?.bytes ?? 0
+            s.onDevice = true
             return s
         }
     }

@@ -54,10 +54,14 @@ public struct BenchRow: Sendable, Codable, Equatable {
     public var faces: Int?
     /// Why the row has no (or fewer) measurements.
     public var error: String?
+    /// GPU memory, field-wise largest over the runs (nil off the GPU).
+    public var vram: VRAMPeaks? = nil
+    /// How many instances fit on a card (nil off the GPU).
+    public var gpuCapacity: GPUCapacity? = nil
 
     enum CodingKeys: String, CodingKey {
         case workload, family, variant, image, threads, synthetic, runs, measurements, capacity, utilisation, quality
-        case input, output, error, faces
+        case input, output, error, faces, vram, gpuCapacity = "gpu_capacity"
         case imagesPerRun = "images_per_run", peerOf = "peer_of", medianS = "median_s", p95S = "p95_s"
         case peakRSSBytes = "peak_rss_bytes", tensorPeakBytes = "tensor_peak_bytes", cpuS = "cpu_s"
         case stagesS = "stages_s", imagesPerHourPerCore = "images_per_hour_per_core", peerRatios = "peer_ratios"
@@ -116,9 +120,14 @@ public struct BenchSummary: Sendable, Codable, Equatable {
     public var faces: Int?
     /// For variants: seconds per image of the same workload's default variant on the same inputs.
     public var baselinePerImageS: Double?
+    /// GPU memory, field-wise largest over the rows (nil off the GPU).
+    public var vram: VRAMPeaks? = nil
+    /// How many instances fit on a card (nil off the GPU).
+    public var gpuCapacity: GPUCapacity? = nil
 
     enum CodingKeys: String, CodingKey {
         case workload, family, variant, threads, synthetic, images, runs, utilisation, capacity, psnr, ssim, errors, faces
+        case vram, gpuCapacity = "gpu_capacity"
         case baselinePerImageS = "baseline_per_image_s"
         case peerOf = "peer_of", medianS = "median_s", p95S = "p95_s", perImageS = "per_image_s"
         case peakRSSBytes = "peak_rss_bytes", tensorPeakBytes = "tensor_peak_bytes"
@@ -165,9 +174,11 @@ public struct BenchReport: Sendable, Codable, Equatable {
     public var notes: [String]
     /// `enhance bench serve` run into the same folder (the "Service load" section).
     public var serve: ServeLoadReport? = nil
+    /// The GPU whose memory was sampled (nil: no device probe).
+    public var gpu: BenchGPU? = nil
 
     enum CodingKeys: String, CodingKey {
-        case host, quick, warmups, inputs, rows, summaries, recommendation, notes, serve
+        case host, quick, warmups, inputs, rows, summaries, recommendation, notes, serve, gpu
         case formatVersion = "format_version", startedAt = "started_at", durationS = "duration_s"
         case hostCores = "host_cores", runsPerInput = "runs_per_input", timeBudgetS = "time_budget_s", memoryBudgetBytes = "memory_budget_bytes"
         case syntheticNote = "synthetic_note"
@@ -189,5 +200,51 @@ public struct BenchReport: Sendable, Codable, Equatable {
         let d = JSONDecoder()
         d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return d
+    }
+}
+
+/// Instances of one workload that fit on a card, each needing `perInstanceBytes`.
+public struct GPUCapacity: Sendable, Codable, Equatable {
+    /// The study's card, an NVIDIA A10 sold as "24 GB", counted as 24 GiB as scripts/device/summarise.py does (NVML
+    /// reports 23,028 MiB usable on an A10, so real headroom is ≈ 6 % lower).
+    public static let studyCardBytes: Int64 = 24 << 30
+
+    /// Which layer of `VRAMPeaks` one instance is taken to need: `process`, `reserved` or `allocated`.
+    public var basis: String
+    /// Bytes per instance.
+    public var perInstanceBytes: Int64
+    /// floor(24 GB / per instance): the study's "how many fit on an A10".
+    public var studyCard: Int
+    /// floor(this card's memory / per instance), when the card's size is known.
+    public var thisCard: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case basis, perInstanceBytes = "per_instance_bytes", studyCard = "study_card", thisCard = "this_card"
+    }
+
+    /// Nil when the peaks hold no usable figure.
+    public init?(_ vram: VRAMPeaks?, cardBytes: Int64?) {
+        guard let (bytes, basis) = vram?.perInstance else { return nil }
+        self.basis = basis
+        perInstanceBytes = bytes
+        studyCard = Int(Self.studyCardBytes / bytes)
+        thisCard = cardBytes.flatMap { $0 > 0 ? Int($0 / bytes) : nil }
+    }
+}
+
+/// The GPU the bench sampled.
+public struct BenchGPU: Sendable, Codable, Equatable {
+    /// Device name (NVML).
+    public var name: String
+    /// Device memory, bytes.
+    public var totalBytes: Int64
+    /// How the process layer was measured.
+    public var sampler: String
+
+    enum CodingKeys: String, CodingKey { case name, totalBytes = "total_bytes", sampler }
+
+    /// Creates a description.
+    public init(name: String, totalBytes: Int64, sampler: String) {
+        self.name = name; self.totalBytes = totalBytes; self.sampler = sampler
     }
 }

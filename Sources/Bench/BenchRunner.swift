@@ -20,6 +20,10 @@ public struct BenchProtocol: Sendable {
     public var timeBudgetS: Double?
     /// When the budget started (the command's start, so scene and weight preparation count); nil: when `run` starts.
     public var budgetStart: Date?
+    /// Samples the GPU's memory around every run (the VRAM "process" layer); nil: not sampled.
+    public var deviceMemory: DeviceMemoryProbe? = nil
+    /// The GPU's memory in bytes, for "instances per this card" (nil: unknown).
+    var cardBytes: Int64? { deviceMemory.map(\.totalBytes).flatMap { $0 > 0 ? $0 : nil } }
 
     /// Creates a protocol; `runs` must be at least 1.
     public init(warmups: Int = 1, runs: Int = 5, memoryBudgetBytes: Int64 = 12 << 30, quick: Bool = false,
@@ -157,7 +161,7 @@ public struct BenchRunner: Sendable {
             .appendingPathComponent(slug(t.imageName)).path
         for i in 0...warmups {
             do {
-                let r = try t.w.runOnce(input: t.inputPath, outputDir: dir)
+                let r = try t.w.runOnce(input: t.inputPath, outputDir: dir, deviceMemory: settings.deviceMemory)
                 if let f = r.failure { state.failure = f; return }
                 if i == warmups { state.measurements.append(r.measurement(threads: t.w.threads)) }
                 state.lastOutput = r.outputs.first
@@ -182,7 +186,7 @@ public struct BenchRunner: Sendable {
         }
         var row = BenchRunner.makeRow(t.w, image: t.imageName, images: t.images, input: t.inputPath, output: st.lastOutput,
                                       measurements: st.measurements, quality: quality, error: failure,
-                                      budget: settings.memoryBudgetBytes)
+                                      budget: settings.memoryBudgetBytes, cardBytes: settings.cardBytes)
         row.faces = st.faces
         return row
     }
@@ -192,7 +196,7 @@ public struct BenchRunner: Sendable {
     /// Builds a row's statistics from its measurements.
     public static func makeRow(_ w: WorkloadSpec, image: String, images: Int, input: String, output: String?,
                                measurements: [RunMeasurement], quality: QualityScore?, error: String?,
-                               budget: Int64) -> BenchRow {
+                               budget: Int64, cardBytes: Int64? = nil) -> BenchRow {
         let walls = measurements.map(\.wallSeconds)
         let peak = measurements.map(\.peakRSSBytes).max() ?? 0
         let cpu = Stats.median(measurements.map(\.cpuSeconds)) ?? 0
@@ -201,6 +205,7 @@ public struct BenchRunner: Sendable {
         var stages: [String: Double] = [:]
         for s in stageNames { stages[s] = Stats.median(measurements.map { $0.stages[s] ?? 0 }) }
         let tensorPeak = measurements.compactMap { RunMeasurement.tensorPeak($0.memory) }.max()
+        let vram = VRAMPeaks.largest(measurements.compactMap(\.vram))
         return BenchRow(workload: w.name, family: w.family, variant: w.variant, image: image, threads: w.threads,
                         imagesPerRun: images, synthetic: w.synthetic, peerOf: w.peerOf, runs: walls,
                         medianS: Stats.median(walls), p95S: Stats.percentile(walls, 95), measurements: measurements,
@@ -208,7 +213,8 @@ public struct BenchRunner: Sendable {
                         utilisation: Stats.median(measurements.map(\.utilisation)) ?? 0, cpuS: cpu, stagesS: stages,
                         capacity: Stats.capacity(budgetBytes: budget, peakBytes: peak),
                         imagesPerHourPerCore: Stats.imagesPerHourPerCore(images: images, cpuSeconds: cpu),
-                        quality: quality, peerRatios: [:], input: input, output: output, faces: nil, error: error)
+                        quality: quality, peerRatios: [:], input: input, output: output, faces: nil, error: error,
+                        vram: vram, gpuCapacity: GPUCapacity(vram, cardBytes: cardBytes))
     }
 
     /// Adds peer ratios, per-workload summaries and the recommendation to measured rows.
@@ -229,7 +235,7 @@ public struct BenchRunner: Sendable {
             if groups[key] == nil { order.append(key) }
             groups[key, default: []].append(r)
         }
-        var summaries = order.map { summarize(groups[$0]!, budget: settings.memoryBudgetBytes) }
+        var summaries = order.map { summarize(groups[$0]!, budget: settings.memoryBudgetBytes, cardBytes: settings.cardBytes) }
         for (pi, peer) in summaries.enumerated() {
             guard let target = peer.peerOf, let pm = peer.medianS else { continue }
             for i in summaries.indices where summaries[i].label == target && summaries[i].peerOf == nil {
@@ -261,11 +267,13 @@ public struct BenchRunner: Sendable {
                            summaries: summaries,
                            recommendation: Recommendation.make(summaries: summaries, budget: settings.memoryBudgetBytes,
                                                                inputs: inputsByLabel),
-                           notes: notes)
+                           notes: notes,
+                           gpu: settings.deviceMemory.map { BenchGPU(name: $0.deviceName, totalBytes: $0.totalBytes,
+                                                                     sampler: "NVML used − idle level, every 5 ms") })
     }
 
     /// Pools the rows of one workload × variant.
-    static func summarize(_ rows: [BenchRow], budget: Int64) -> BenchSummary {
+    static func summarize(_ rows: [BenchRow], budget: Int64, cardBytes: Int64? = nil) -> BenchSummary {
         let first = rows[0]
         let measured = rows.filter { !$0.runs.isEmpty }
         let pooled = measured.flatMap(\.runs)
@@ -280,6 +288,7 @@ public struct BenchRunner: Sendable {
         let scored = measured.compactMap(\.quality)
         let finitePSNR = scored.map(\.psnr).filter(\.isFinite)
         let median = Stats.median(pooled)
+        let vram = VRAMPeaks.largest(measured.compactMap(\.vram))
         return BenchSummary(workload: first.workload, family: first.family, variant: first.variant,
                             threads: first.threads, synthetic: first.synthetic, peerOf: first.peerOf,
                             images: images, runs: pooled, medianS: median, p95S: Stats.percentile(pooled, 95),
@@ -292,7 +301,8 @@ public struct BenchRunner: Sendable {
                                 : finitePSNR.reduce(0, +) / Double(finitePSNR.count),
                             ssim: scored.isEmpty ? nil : scored.map(\.ssim).reduce(0, +) / Double(scored.count),
                             stagesS: stages, peerRatios: [:], errors: rows.compactMap { r in r.error.map { "\(r.image): \($0)" } },
-                            faces: measured.contains { $0.faces != nil } ? measured.compactMap(\.faces).reduce(0, +) : nil)
+                            faces: measured.contains { $0.faces != nil } ? measured.compactMap(\.faces).reduce(0, +) : nil,
+                            vram: vram, gpuCapacity: GPUCapacity(vram, cardBytes: cardBytes))
     }
 }
 

@@ -26,6 +26,16 @@ public struct ProcessMeasurement: Sendable, Codable, Equatable {
     public var exitCode: Int32
     /// True when the bench killed the child for running past its time limit.
     public var timedOut: Bool
+    /// Device memory in use just before the spawn (the idle level), bytes; nil without a device probe.
+    public var deviceIdleBytes: Int64? = nil
+    /// The highest device memory in use while the child ran (sampled with the RSS), bytes; nil without a probe.
+    public var deviceUsedPeakBytes: Int64? = nil
+
+    /// What the child added to the device at its peak: peak used − idle level (nil without both).
+    public var deviceProcessPeakBytes: Int64? {
+        guard let idle = deviceIdleBytes, let peak = deviceUsedPeakBytes else { return nil }
+        return max(0, peak - idle)
+    }
 
     /// User + system CPU seconds.
     public var cpuSeconds: Double { userSeconds + systemSeconds }
@@ -35,10 +45,11 @@ public struct ProcessMeasurement: Sendable, Codable, Equatable {
 public enum ChildProcess {
     /// Runs `executable` with `arguments` (argv[0] is the executable path), extra `environment` entries on top
     /// of this process's environment, stdout and stderr written to the given files (created or truncated),
-    /// and kills it with SIGKILL after `timeout` seconds.
+    /// and kills it with SIGKILL after `timeout` seconds. With `deviceMemory`, the device's idle level is read
+    /// before the spawn and its memory in use sampled with the RSS until the child exits.
     public static func run(executable: String, arguments: [String], environment: [String: String] = [:],
-                           stdoutPath: String, stderrPath: String,
-                           timeout: Double = 3600) throws(BenchError) -> ProcessMeasurement {
+                           stdoutPath: String, stderrPath: String, timeout: Double = 3600,
+                           deviceMemory: DeviceMemoryProbe? = nil) throws(BenchError) -> ProcessMeasurement {
         guard access(executable, X_OK) == 0 else {
             throw .spawn(program: executable, reason: "not an executable file (\(String(cString: strerror(errno))))")
         }
@@ -54,6 +65,8 @@ public enum ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
 
+        let deviceIdle = deviceMemory.flatMap { idleDeviceBytes($0) }
+        var deviceUsed: Int64? = nil
         var pid: pid_t = 0
         let start = monotonicSeconds()
         let rc = withCStrings(argv) { cargv in
@@ -80,6 +93,7 @@ public enum ChildProcess {
             #endif
             if r == 0 && exitedPid == pid { break }
             if let v = vmHWM(pid) { hwm = max(hwm, v) }
+            if let v = deviceMemory?.usedBytes() { deviceUsed = max(deviceUsed ?? v, v) }
             usleep(5_000)
         }
         let timedOut = guardState.markExited()
@@ -98,7 +112,8 @@ public enum ChildProcess {
         #endif
         return ProcessMeasurement(wallSeconds: wall, userSeconds: seconds(usage.ru_utime),
                                   systemSeconds: seconds(usage.ru_stime), peakRSSBytes: hwm > 0 ? hwm : rssBytes,
-                                  ruMaxRSSBytes: rssBytes, exitCode: code, timedOut: timedOut)
+                                  ruMaxRSSBytes: rssBytes, exitCode: code, timedOut: timedOut,
+                                  deviceIdleBytes: deviceIdle, deviceUsedPeakBytes: deviceUsed)
     }
 
     /// `VmHWM` of a live process in bytes, or nil (no /proc, process gone, or not yet exec'd into).

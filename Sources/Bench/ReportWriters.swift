@@ -78,6 +78,18 @@ public enum ReportWriter {
             + (report.timeBudgetS.map { String(format: " (at most; time budget %.0f min)", $0 / 60) } ?? "")
             + "; runs = measured runs pooled over the inputs; util = (user+sys)/(wall×threads)"
         if let note = report.syntheticNote { out += "\n* \(note)" }
+        if let gpu = gpuTable(report) {
+            let widths = gpu.header.indices.map { c in ([gpu.header] + gpu.rows).map { $0[c].count }.max() ?? 0 }
+            out += "\n\nGPU" + (report.gpu.map { ": \($0.name), \(ByteSize.format($0.totalBytes))" } ?? "") + "\n"
+            out += ([gpu.header] + gpu.rows).enumerated().map { i, row in
+                let line = row.enumerated().map { c, cell in
+                    c < 2 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                        : String(repeating: " ", count: widths[c] - cell.count) + cell
+                }.joined(separator: "  ")
+                return i == 0 ? line + "\n" + String(repeating: "-", count: line.count) : line
+            }.joined(separator: "\n")
+            out += "\n" + gpuLegend(report)
+        }
         for s in report.summaries where !s.errors.isEmpty {
             out += "\n! \(s.label): " + s.errors.prefix(2).joined(separator: "; ")
         }
@@ -86,6 +98,36 @@ public enum ReportWriter {
         return out
     }
 
+    // MARK: GPU memory (the study's table)
+
+    /// The GPU table — seconds per image, the three VRAM layers and instances per card, beside the peers — or nil when
+    /// no summary has GPU memory.
+    public static func gpuTable(_ report: BenchReport) -> (header: [String], rows: [[String]])? {
+        let summaries = report.summaries.filter { $0.vram != nil }
+        guard !summaries.isEmpty else { return nil }
+        let card = report.gpu.map { "fit \(ByteSize.format($0.totalBytes))" } ?? "fit card"
+        let header = ["model", "variant", "median s", "p95 s", "s/image", "VRAM alloc", "VRAM resv", "VRAM proc", "basis",
+                      "fit 24 GiB", card, "PSNR", "peer ratio"]
+        let rows = summaries.map { s -> [String] in
+            [s.workload + (s.synthetic ? " *" : ""), s.variant, seconds(s.medianS), seconds(s.p95S), seconds(s.perImageS),
+             bytes(s.vram?.allocatedBytes), bytes(s.vram?.reservedBytes), bytes(s.vram?.processBytes),
+             s.gpuCapacity?.basis ?? "n/a", s.gpuCapacity.map { String($0.studyCard) } ?? "n/a",
+             s.gpuCapacity?.thisCard.map(String.init) ?? "n/a", psnr(s.psnr), ratios(s.peerRatios)]
+        }
+        return (header, rows)
+    }
+
+    /// What the GPU table's columns mean.
+    public static func gpuLegend(_ report: BenchReport) -> String {
+        "VRAM alloc = live peak + weights + workspace (PyTorch: max_memory_allocated after loading); VRAM resv = the "
+            + "allocator's high-water mark, weights included (max_memory_reserved); VRAM proc = device memory in use at "
+            + "the run's peak minus the idle level before it (\(report.gpu?.sampler ?? "not sampled"); context and "
+            + "libraries included); fit = floor(card / per-instance bytes of the basis column); 24 GiB = the study's 24 GB A10"
+    }
+
+    /// Bytes in the tables' unit, or `n/a`.
+    public static func bytes(_ v: Int64?) -> String { v.map { ByteSize.format($0) } ?? "n/a" }
+
     // MARK: CSV
 
     /// One line per workload × input.
@@ -93,7 +135,9 @@ public enum ReportWriter {
         let stageNames = Array(Set(report.rows.flatMap { $0.stagesS.keys })).sorted()
         var header: [String] = ["workload", "family", "variant", "image", "threads", "images_per_run", "synthetic",
                                 "runs_s", "median_s", "p95_s", "peak_rss_bytes", "tensor_peak_bytes", "utilisation",
-                                "cpu_s", "capacity", "images_per_hour_per_core", "psnr", "ssim", "peer_ratios"]
+                                "cpu_s", "capacity", "images_per_hour_per_core", "psnr", "ssim", "peer_ratios",
+                                "vram_allocated_bytes", "vram_reserved_bytes", "vram_process_bytes", "gpu_capacity_basis",
+                                "instances_24gb", "instances_this_card"]
         header += stageNames.map { "stage_\($0)_s" }
         header.append("error")
         var lines: [String] = [header.joined(separator: ",")]
@@ -112,6 +156,12 @@ public enum ReportWriter {
             cells.append(psnr(r.quality?.psnr))
             cells.append(ssim(r.quality?.ssim))
             cells.append(ratios(r.peerRatios))
+            cells.append(r.vram?.allocatedBytes.map { String($0) } ?? "")
+            cells.append(r.vram?.reservedBytes.map { String($0) } ?? "")
+            cells.append(r.vram?.processBytes.map { String($0) } ?? "")
+            cells.append(r.gpuCapacity?.basis ?? "")
+            cells.append(r.gpuCapacity.map { String($0.studyCard) } ?? "")
+            cells.append(r.gpuCapacity?.thisCard.map(String.init) ?? "")
             for st in stageNames { cells.append(r.stagesS[st].map { String(format: "%.6f", $0) } ?? "") }
             cells.append(r.error ?? "")
             lines.append(cells.map(csvEscape).joined(separator: ","))
@@ -271,6 +321,18 @@ public enum ReportWriter {
         }
         h += "</table>\n<p>capacity = floor(budget / peak RSS); images/h/core = 3600 · images / CPU seconds; "
         h += "utilisation = (user + sys) / (wall × threads). PSNR over RGB, SSIM on Rec. 601 luma with an 11×11 Gaussian window (σ 1.5).</p>\n"
+        if let gpu = gpuTable(report) {
+            h += "<h2>GPU memory" + (report.gpu.map { ": \(escape($0.name)), \(ByteSize.format($0.totalBytes))" } ?? "") + "</h2>\n"
+            h += "<table id=\"gpu\"><tr>" + gpu.header.enumerated().map { c, t in "<th\(c < 2 || c == gpu.header.count - 1 ? " class=\"l\"" : "")>\(escape(t))</th>" }.joined() + "</tr>\n"
+            for (row, s) in zip(gpu.rows, report.summaries.filter { $0.vram != nil }) {
+                h += "<tr data-workload=\"\(escape(s.workload))\" data-variant=\"\(escape(s.variant))\" "
+                h += "data-vram-allocated-bytes=\"\(s.vram?.allocatedBytes.map(String.init) ?? "")\" "
+                h += "data-vram-reserved-bytes=\"\(s.vram?.reservedBytes.map(String.init) ?? "")\" "
+                h += "data-vram-process-bytes=\"\(s.vram?.processBytes.map(String.init) ?? "")\">"
+                h += row.enumerated().map { c, t in "<td\(c < 2 || c == row.count - 1 ? " class=\"l\"" : "")>\(escape(t))</td>" }.joined() + "</tr>\n"
+            }
+            h += "</table>\n<p>\(escape(gpuLegend(report))).</p>\n"
+        }
         h += "<h2>Recommendation</h2>\n<ul id=\"recommendation\">" + report.recommendation.map { "<li>\(escape($0))</li>" }.joined() + "</ul>\n"
         if !report.notes.isEmpty {
             h += "<h2>Notes</h2>\n<ul id=\"notes\">" + report.notes.map { "<li>\(escape($0))</li>" }.joined() + "</ul>\n"

@@ -140,9 +140,10 @@ public struct WorkloadRecord: Sendable, Equatable {
 
 /// One measured run of a workload on one input.
 public struct RunMeasurement: Sendable, Codable, Equatable {
-    /// The engine tensor peak among reported memory figures: the largest whose name contains `peak` but not `rss`.
+    /// The engine tensor peak among reported memory figures: the largest whose name contains `peak` but not `rss`
+    /// or `vram` (whole-process and device figures have their own fields).
     public static func tensorPeak(_ memory: [String: Double]) -> Double? {
-        memory.filter { $0.key.contains("peak") && !$0.key.contains("rss") }.values.max()
+        memory.filter { $0.key.contains("peak") && !$0.key.contains("rss") && !$0.key.hasPrefix("vram") }.values.max()
     }
 
     /// Wall seconds of the whole process.
@@ -157,10 +158,57 @@ public struct RunMeasurement: Sendable, Codable, Equatable {
     public var stages: [String: Double]
     /// Memory figures from the records (largest per key).
     public var memory: [String: Double]
+    /// GPU memory of the run (nil when neither the records nor a device probe gave any).
+    public var vram: VRAMPeaks? = nil
 
     enum CodingKeys: String, CodingKey {
         case wallSeconds = "wall_s", cpuSeconds = "cpu_s", peakRSSBytes = "peak_rss_bytes", utilisation
-        case stages = "stages_s", memory = "memory_bytes"
+        case stages = "stages_s", memory = "memory_bytes", vram
+    }
+}
+
+/// GPU memory of a run or a workload, the three layers of ../shared/docs/gpu.md §5, bytes.
+public struct VRAMPeaks: Sendable, Codable, Equatable {
+    /// The engine's own count: live peak + weights + workspace (`vram_allocated_peak_bytes` of the records; PyTorch's
+    /// `max_memory_allocated` after loading the model).
+    public var allocatedBytes: Int64?
+    /// The engine's pool high-water mark + weights + workspace (`vram_reserved_peak_bytes`; PyTorch's
+    /// `max_memory_reserved`).
+    public var reservedBytes: Int64?
+    /// Device memory in use at the child's peak minus the idle level before it started, sampled by the bench
+    /// (NVML: the CUDA context and libraries included).
+    public var processBytes: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case allocatedBytes = "allocated_bytes", reservedBytes = "reserved_bytes", processBytes = "process_bytes"
+    }
+
+    /// Creates peaks.
+    public init(allocatedBytes: Int64? = nil, reservedBytes: Int64? = nil, processBytes: Int64? = nil) {
+        self.allocatedBytes = allocatedBytes; self.reservedBytes = reservedBytes; self.processBytes = processBytes
+    }
+
+    /// From the records' memory figures and the sampled process peak; nil when there is nothing.
+    public init?(memory: [String: Double], processBytes: Int64?) {
+        let a = memory["vram_allocated_peak_bytes"].map { Int64($0) }, r = memory["vram_reserved_peak_bytes"].map { Int64($0) }
+        guard a != nil || r != nil || processBytes != nil else { return nil }
+        self.init(allocatedBytes: a, reservedBytes: r, processBytes: processBytes)
+    }
+
+    /// Field-wise largest of several peaks (nil when none has any).
+    public static func largest(_ all: [VRAMPeaks]) -> VRAMPeaks? {
+        guard !all.isEmpty else { return nil }
+        return VRAMPeaks(allocatedBytes: all.compactMap(\.allocatedBytes).max(), reservedBytes: all.compactMap(\.reservedBytes).max(),
+                         processBytes: all.compactMap(\.processBytes).max())
+    }
+
+    /// The figure one instance needs on a card, and which layer it is: the process peak (each instance is a process
+    /// with its own context), else reserved, else allocated.
+    public var perInstance: (bytes: Int64, basis: String)? {
+        if let p = processBytes, p > 0 { return (p, "process") }
+        if let r = reservedBytes, r > 0 { return (r, "reserved") }
+        if let a = allocatedBytes, a > 0 { return (a, "allocated") }
+        return nil
     }
 }
 
@@ -186,14 +234,16 @@ public struct WorkloadRun: Sendable {
                               peakRSSBytes: process.peakRSSBytes,
                               utilisation: Stats.utilisation(cpuSeconds: process.cpuSeconds,
                                                              wallSeconds: process.wallSeconds, threads: threads),
-                              stages: stages, memory: memory)
+                              stages: stages, memory: memory,
+                              vram: VRAMPeaks(memory: memory, processBytes: process.deviceProcessPeakBytes))
     }
 }
 
 extension WorkloadSpec {
     /// Runs the workload once on `input`, writing into `outputDir` (its `results.jsonl` is removed first so only
     /// this run's records are read), and collects the measurement, records and output images.
-    public func runOnce(input: String, outputDir: String) throws(BenchError) -> WorkloadRun {
+    public func runOnce(input: String, outputDir: String,
+                        deviceMemory: DeviceMemoryProbe? = nil) throws(BenchError) -> WorkloadRun {
         let fm = FileManager.default
         do { try fm.createDirectory(atPath: outputDir, withIntermediateDirectories: true) } catch {
             throw .io(path: outputDir, reason: "cannot create output folder: \(error.localizedDescription)")
@@ -204,7 +254,7 @@ extension WorkloadSpec {
         let stderrPath = (outputDir as NSString).appendingPathComponent("stderr.txt")
         let proc = try ChildProcess.run(executable: executable, arguments: expandedArguments(input: input, output: outputDir),
                                         environment: environment, stdoutPath: stdoutPath, stderrPath: stderrPath,
-                                        timeout: timeout)
+                                        timeout: timeout, deviceMemory: deviceMemory)
         var failure: String? = nil
         if proc.timedOut {
             failure = "killed after \(Int(timeout)) s"

@@ -2,6 +2,7 @@ import ArgumentParser
 import Bench
 import EnhanceKit
 import Foundation
+import Pipeline
 
 /// `enhance bench`: the GPEN-versus-Real-ESRGAN study as one command. Every workload runs in its own process.
 struct BenchCommand: ParsableCommand {
@@ -227,6 +228,16 @@ struct BenchCommand: ParsableCommand {
                                      warmupEveryInput: warmupEveryInput,
                                      timeBudgetS: try timeBudgetSeconds())
         settings.budgetStart = commandStart
+        if device == .cuda {
+            // The "process" VRAM layer: NVML's device memory in use, sampled around every run.
+            do {
+                let probe = try NVMLProbe()
+                settings.deviceMemory = probe
+                log("sampling device memory of \(probe.deviceName) (\(ByteSize.format(probe.totalBytes))) through \(probe.library)")
+            } catch {
+                notes.append("GPU process memory not sampled (\(error.description)): the VRAM columns show the engines' own counts only")
+            }
+        }
         log("\(workloads.count) workloads, \(inputs.count) inputs, \(settings.warmups) warm-up + \(settings.runs) runs")
         let report = BenchRunner(settings: settings, outDir: outURL)
             .run(workloads: workloads, inputs: inputs, extraInputs: extra, folder: folder.path, notes: notes, log: log)

@@ -156,7 +156,7 @@ struct Forward: ParsableCommand {
             // reserved, like PyTorch's max_memory_reserved: everything the engine holds — the activation pool's
             // high-water mark (cached free buffers included), the weights and the workspace
             "memory": ["weight_bytes": m.weightBytes, "live_peak_bytes": m.peakLiveBytes,
-                       "reserved_peak_bytes": m.peakReservedBytes + m.weightBytes + m.workspaceBytes,
+                       "reserved_peak_bytes": m.reservedPeakBytes,
                        "activation_reserved_peak_bytes": m.peakReservedBytes,
                        "workspace_peak_bytes": m.workspaceBytes, "allocated_peak_bytes": m.allocatedPeakBytes],
             "diagnostics": diagnostics,

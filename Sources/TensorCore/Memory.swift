@@ -20,9 +20,14 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
     public var weightBytes: Int = 0
     /// Bytes of library workspace held apart from the pool (a GPU backend's convolution workspace; 0 elsewhere).
     public var workspaceBytes: Int = 0
+    /// True when the counted memory is a device's (a GPU backend), not the process's own.
+    public var onDevice: Bool = false
 
     /// What PyTorch's `max_memory_allocated` counts after loading: the live peak, the weights and the workspace.
     public var allocatedPeakBytes: Int { peakLiveBytes + weightBytes + workspaceBytes }
+    /// What PyTorch's `max_memory_reserved` counts: the pool's high-water mark (cached free buffers included), the
+    /// weights and the workspace.
+    public var reservedPeakBytes: Int { peakReservedBytes + weightBytes + workspaceBytes }
 
     public var description: String {
         return "live \(liveBytes) B, peak live \(peakLiveBytes) B, reserved \(reservedBytes) B, peak reserved \(peakReservedBytes) B, \(allocationCount) allocations, \(reuseCount) reuses, weights \(weightBytes) B\(workspaceBytes > 0 ? ", workspace \(workspaceBytes) B" : "")"

@@ -264,6 +264,31 @@ def main():
     if not table:
         md.append("| (no timing rows: timing.jsonl missing or empty) | | | | | | | | | | | | | |")
     md.append("")
+    md.append("## enhance bench --device cuda --quick (step 2b)")
+    md.append("")
+    bench = read_json(os.path.join(out, "bench.json"))
+    if bench:
+        gpu = bench.get("gpu") or {}
+        md.append(f"GPU sampled: {gpu.get('name', 'none')} ({fmt(mib(gpu.get('total_bytes')), '.0f')} MiB), "
+                  f"{gpu.get('sampler', 'process VRAM not sampled')}. Whole process per run (start-up, loading, "
+                  "decode and encode included).")
+        md.append("")
+        md.append("| workload | variant | runs | median s | p95 s | alloc MiB | reserved MiB | process MiB | ×24G | ×card | PSNR | peer ratio | errors |")
+        md.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for sm in bench.get("summaries", []):
+            v = sm.get("vram") or {}
+            c = sm.get("gpu_capacity") or {}
+            ratios = ", ".join(f"{k} {x:.2f}" for k, x in (sm.get("peer_ratios") or {}).items())
+            md.append(f"| {sm.get('workload')} | {sm.get('variant')} | {len(sm.get('runs') or [])} | {fmt(sm.get('median_s'))} | "
+                      f"{fmt(sm.get('p95_s'))} | {fmt(mib(v.get('allocated_bytes')), '.0f')} | "
+                      f"{fmt(mib(v.get('reserved_bytes')), '.0f')} | {fmt(mib(v.get('process_bytes')), '.0f')} | "
+                      f"{fmt(c.get('study_card'), 'd')} | {fmt(c.get('this_card'), 'd')} | {fmt(sm.get('psnr'), '.2f')} | "
+                      f"{ratios} | {'; '.join(sm.get('errors') or [])[:160]} |")
+        for n in bench.get("notes") or []:
+            md.append(f"- note: {n}")
+    else:
+        md.append("bench.json missing (see log.txt).")
+    md.append("")
     md.append("## Parity")
     md.append("")
     if parity:

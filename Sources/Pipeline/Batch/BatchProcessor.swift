@@ -16,10 +16,16 @@ public struct BatchNotes: Sendable, Equatable {
     public var memory: [String: Int] = [:]
 
     /// Records the compute engine's figures: its tensor peak (the largest of the values reported for this image)
-    /// and the bytes its prepared weights hold.
+    /// and the bytes its prepared weights hold; on a GPU also the device memory as PyTorch counts it
+    /// (`vram_allocated_peak_bytes` = live peak + weights + workspace, like `max_memory_allocated`;
+    /// `vram_reserved_peak_bytes` = the pool's high-water mark + weights + workspace, like `max_memory_reserved`).
     public mutating func recordEngine(_ stats: MemoryStats, tensorPeak: Int? = nil) {
         memory["tensor_peak_bytes"] = max(memory["tensor_peak_bytes"] ?? 0, tensorPeak ?? stats.peakLiveBytes)
         memory["weights_bytes"] = stats.weightBytes
+        if stats.onDevice {
+            memory["vram_allocated_peak_bytes"] = max(memory["vram_allocated_peak_bytes"] ?? 0, stats.allocatedPeakBytes)
+            memory["vram_reserved_peak_bytes"] = max(memory["vram_reserved_peak_bytes"] ?? 0, stats.reservedPeakBytes)
+        }
     }
 
     /// Creates empty notes.

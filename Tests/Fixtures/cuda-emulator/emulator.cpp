@@ -11,6 +11,7 @@
 //   3. driver API        4. NVRTC        5. cuDNN        6. counters for tests (enh_emu_*)
 
 #include "ccuda.h"
+#include "cnvml.h"
 
 #include <algorithm>
 #include <chrono>
@@ -20,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -272,6 +274,34 @@ struct fake_cubin {
     char note[48];
 };
 
+
+// The NVML view (section 7): with ENH_EMU_NVML_FILE set, every change of device memory writes "used" bytes (a
+// context's kContextBytes while the primary context is retained, plus live allocations) to that file, atomically,
+// and the process writes 0 when it exits; the emulator's nvmlDeviceGetMemoryInfo, loaded by another process (the
+// bench), reads it. That is how a sampler outside the process sees a child's device memory, as NVML does on a GPU.
+constexpr size_t kContextBytes = 48ull << 20;
+bool published_used = false;
+
+void write_used(unsigned long long used) {
+    const char *path = getenv("ENH_EMU_NVML_FILE");
+    if (!path || !*path) return;
+    std::string tmp = std::string(path) + ".tmp." + std::to_string((long long)getpid());
+    FILE *f = fopen(tmp.c_str(), "w");
+    if (!f) return;
+    fprintf(f, "%llu\n", used);
+    fclose(f);
+    rename(tmp.c_str(), path);
+    published_used = true;
+}
+
+void publish_used() {
+    if (!getenv("ENH_EMU_NVML_FILE")) return;
+    write_used((primary_refs > 0 ? kContextBytes : 0) + live_bytes);
+}
+
+__attribute__((destructor)) void unpublish_used() {
+    if (published_used) write_used(0);
+}
 }  // namespace enh_emu
 
 using namespace enh_emu;
@@ -424,6 +454,7 @@ CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev) {
     if (!pctx) return CUDA_ERROR_INVALID_VALUE;
     primary_refs++;
     *pctx = &primary_context;
+    publish_used();
     return CUDA_SUCCESS;
 }
 
@@ -433,6 +464,7 @@ CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
     if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
     if (primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
     primary_refs--;   // at 0 the context is inactive until retained again (device memory is kept, unlike a GPU)
+    publish_used();
     return CUDA_SUCCESS;
 }
 
@@ -474,6 +506,7 @@ CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize) {
     live_bytes += bytesize;
     peak_bytes = std::max(peak_bytes, live_bytes);
     *dptr = b.user;
+    publish_used();
     return CUDA_SUCCESS;
 }
 
@@ -489,6 +522,7 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) {
     live_bytes -= it->second.size;
     free(it->second.base);
     blocks.erase(it);
+    publish_used();
     return r;
 }
 
@@ -1651,5 +1685,64 @@ __attribute__((visibility("default"))) void enh_emu_reset(void) {
     lock l(mu);
     launches = 0;
     peak_bytes = live_bytes;
+}
+}
+
+// ═════════════════════════════ 7. NVML (device memory as another process sees it) ═════════════════════════════
+// nvmlDeviceGetMemoryInfo reports what the process using the emulator last wrote to ENH_EMU_NVML_FILE (0 when the
+// file is absent). ENH_EMU_NO_NVML makes nvmlInit_v2 fail as on a machine without the NVIDIA driver.
+
+struct nvmlDevice_st { int index; };
+namespace {
+nvmlDevice_st emu_nvml_device{0};
+bool nvml_initialized = false;
+}
+
+extern "C" {
+__attribute__((visibility("default"))) nvmlReturn_t nvmlInit_v2(void) {
+    if (getenv("ENH_EMU_NO_NVML")) return 9;   // NVML_ERROR_DRIVER_NOT_LOADED
+    nvml_initialized = true;
+    return 0;
+}
+__attribute__((visibility("default"))) nvmlReturn_t nvmlShutdown(void) {
+    if (!nvml_initialized) return 1;   // NVML_ERROR_UNINITIALIZED
+    nvml_initialized = false;
+    return 0;
+}
+__attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device) {
+    if (!nvml_initialized) return 1;
+    if (!device || index != 0) return 2;   // NVML_ERROR_INVALID_ARGUMENT
+    *device = &emu_nvml_device;
+    return 0;
+}
+__attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
+    if (!nvml_initialized) return 1;
+    if (device != &emu_nvml_device || !memory) return 2;
+    unsigned long long used = 0;
+    if (const char *path = getenv("ENH_EMU_NVML_FILE")) {
+        if (FILE *f = fopen(path, "r")) {
+            if (fscanf(f, "%llu", &used) != 1) used = 0;
+            fclose(f);
+        }
+    }
+    memory->total = kTotalMemory;
+    memory->used = std::min<unsigned long long>(used, kTotalMemory);
+    memory->free = kTotalMemory - memory->used;
+    return 0;
+}
+__attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length) {
+    if (!nvml_initialized) return 1;
+    if (device != &emu_nvml_device || !name || length == 0) return 2;
+    snprintf(name, length, "%s", "Enhance host emulator");
+    return 0;
+}
+__attribute__((visibility("default"))) const char *nvmlErrorString(nvmlReturn_t result) {
+    switch (result) {
+    case 0: return "Success";
+    case 1: return "Uninitialized";
+    case 2: return "Invalid Argument";
+    case 9: return "Driver Not Loaded";
+    default: return "Unknown Error";
+    }
 }
 }

@@ -11,7 +11,8 @@ FaceParse.process (bilinear resize to 512, ParseNet, argmax, colour map), mask_p
 max compositing and the final blend (scripts/reference/align.py); the bench compares it with `enhance restore`.
 
 Record contract: writes <output>/<stem>_out.png and appends one JSON line per image to
-<output>/results.jsonl with `input`, `output`, `status`, `timings` and `peak_rss_bytes`.
+<output>/results.jsonl with `input`, `output`, `status`, `timings` and `peak_rss_bytes` (on cuda also
+`vram_allocated_peak_bytes` and `vram_reserved_peak_bytes`: PyTorch's counters since the models were loaded).
 
   torch_peer.py --check realesrgan|gpen [cuda]
   torch_peer.py realesrgan --weights FILE(.pth|.safetensors) --input IMG_OR_DIR --output DIR --threads N
@@ -224,10 +225,17 @@ def run_restore(a):
 def run_files(a, load_s, stage, compute, extra=None):
     """Runs `compute` (BGR uint8 image -> BGR uint8 image) on every input file and appends one record per file to
     <output>/results.jsonl: decode, `stage` and encode seconds, the model load time on the first record, the
-    process's peak RSS."""
+    process's peak RSS; on cuda also PyTorch's own device counters since the models were loaded
+    (`vram_allocated_peak_bytes` = max_memory_allocated, `vram_reserved_peak_bytes` = max_memory_reserved)."""
     import cv2
     files = sorted(os.path.join(a.input, f) for f in os.listdir(a.input)) if os.path.isdir(a.input) else [a.input]
     os.makedirs(a.output, exist_ok=True)
+    cuda = None
+    if getattr(a, "device", "cpu") == "cuda":
+        import torch
+        cuda = torch.cuda
+        cuda.synchronize()
+        cuda.reset_peak_memory_stats()
     for f in files:
         rec = {"input": f, "status": "ok", "timings": {"load": load_s}}
         try:
@@ -252,6 +260,9 @@ def run_files(a, load_s, stage, compute, extra=None):
         except Exception as e:  # noqa: BLE001
             rec["status"], rec["error"] = "failed", str(e)
         rec["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        if cuda is not None:
+            rec["vram_allocated_peak_bytes"] = cuda.max_memory_allocated()
+            rec["vram_reserved_peak_bytes"] = cuda.max_memory_reserved()
         with open(os.path.join(a.output, "results.jsonl"), "a") as fh:
             fh.write(json.dumps(rec) + "\n")
         load_s = 0.0

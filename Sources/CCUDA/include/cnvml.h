@@ -1,0 +1,59 @@
+/*
+ * cnvml.h — the few NVML entries the bench samples (device memory in use), opened at run time with dlopen so that
+ * nothing links libnvidia-ml. Names, signatures and the nvmlMemory_t layout are NVML's (nvml.h, stable since
+ * NVML 3.x); only what is declared here is used.
+ */
+#ifndef ENH_CNVML_H
+#define ENH_CNVML_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int nvmlReturn_t;                 /* NVML_SUCCESS = 0 */
+typedef struct nvmlDevice_st *nvmlDevice_t;
+typedef struct {
+    unsigned long long total;             /* bytes of device memory */
+    unsigned long long free;              /* bytes not allocated by any process */
+    unsigned long long used;              /* bytes allocated (contexts included) */
+} nvmlMemory_t;
+
+nvmlReturn_t nvmlInit_v2(void);
+nvmlReturn_t nvmlShutdown(void);
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device);
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory);
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length);
+const char *nvmlErrorString(nvmlReturn_t result);
+
+/* ───────────── loader (nvml.c) ───────────── */
+
+/* An open NVML: the library handle, its entries and the device asked for. */
+typedef struct {
+    void *library;
+    nvmlDevice_t device;
+    __typeof__(&nvmlShutdown) shutdown;
+    __typeof__(&nvmlDeviceGetMemoryInfo) memory_info;
+    __typeof__(&nvmlDeviceGetName) name;
+    __typeof__(&nvmlErrorString) error_string;
+} enh_nvml;
+
+/* Opens `path` (NULL: "libnvidia-ml.so.1" through the default search), initialises NVML and takes device `index`.
+ * 0 on success; otherwise -1 with a one-line reason in err (library, symbol or NVML error named) and *out zeroed. */
+int enh_nvml_open(enh_nvml *out, const char *path, unsigned int index, char *err, size_t err_len);
+
+/* Device memory of the open device: 0 and *used / *total in bytes, or NVML's error code. */
+int enh_nvml_memory(const enh_nvml *nvml, unsigned long long *used, unsigned long long *total);
+
+/* The device's name into buf (NUL-terminated); 0 or NVML's error code. */
+int enh_nvml_name(const enh_nvml *nvml, char *buf, unsigned int len);
+
+/* nvmlShutdown, dlclose, zero. */
+void enh_nvml_close(enh_nvml *nvml);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

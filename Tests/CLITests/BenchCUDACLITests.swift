@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `enhance bench --device cuda` on the CUDA host emulator: the study's GPU table — the three VRAM layers of
+/// ../shared/docs/gpu.md §5 and instances per card — from the engine's own counters (records) and from NVML sampled
+/// outside the child (the emulator's NVML sees the child's device memory through ENH_EMU_NVML_FILE).
+@Suite struct BenchCUDACLITests {
+    static let contextBytes: Int64 = 48 << 20   // what the emulator's NVML counts for a retained context
+    static let emulatorTotal: Int64 = 8 << 30
+
+    /// Runs a one-workload bench (a tiny SRVGG fixture on two 24 px photos) on the emulator; returns bench.json and stdout.
+    static func bench(_ extra: [String: String]) throws -> (json: [String: Any], stdout: String, dir: URL) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-cuda-\(UUID().uuidString)")
+        let images = dir.appendingPathComponent("images")
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        try ChainAndBatchCLITests.writePhoto(images.appendingPathComponent("a.png"), size: 24, seed: 5)
+        try ChainAndBatchCLITests.writePhoto(images.appendingPathComponent("b.png"), size: 20, seed: 6)
+        var env = try DeviceCLITests.emulatorEnvironment(extra)
+        env["ENHANCE_NVML"] = env["ENHANCE_CUDA_DRIVER"]
+        env["ENH_EMU_NVML_FILE"] = dir.appendingPathComponent("nvml-used").path
+        let model = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x4/weights.pth").path
+        let r = try EnhanceBinary.run(["bench", "--device", "cuda", "--models", "upscale", "--realesrgan", model,
+                                       "--images", images.path, "--no-peers", "--no-variants", "--warmups", "0", "--runs", "2",
+                                       "--out", dir.appendingPathComponent("out").path], environment: env)
+        #expect(r.status == 0, "\(r.stderr)")
+        let data = try Data(contentsOf: dir.appendingPathComponent("out/bench.json"))
+        return (try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any]), r.stdout, dir)
+    }
+
+    @Test func reportsAllocatedReservedAndProcessVRAMWithInstancesPerCard() throws {
+        let (json, stdout, dir) = try Self.bench([:])
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let gpu = try #require(json["gpu"] as? [String: Any])
+        #expect(gpu["name"] as? String == "Enhance host emulator")
+        #expect((gpu["total_bytes"] as? NSNumber)?.int64Value == Self.emulatorTotal)
+        let summaries = try #require(json["summaries"] as? [[String: Any]])
+        #expect(summaries.count == 1)
+        for s in summaries {
+            let vram = try #require(s["vram"] as? [String: Any], "\(s)")
+            let allocated = try #require((vram["allocated_bytes"] as? NSNumber)?.int64Value)
+            let reserved = try #require((vram["reserved_bytes"] as? NSNumber)?.int64Value)
+            let process = try #require((vram["process_bytes"] as? NSNumber)?.int64Value)
+            // Weights and the activations of a 24 px upscale: more than the weights alone, far below a MiB of slack.
+            #expect(allocated > 0 && reserved >= allocated, "allocated \(allocated) reserved \(reserved)")
+            // NVML's view holds the context and everything the engine allocated (pool, weights, workspace): at least the
+            // engine's reserved peak on top of the context, and nothing the engine did not allocate.
+            #expect(process >= Self.contextBytes + reserved, "process \(process) reserved \(reserved)")
+            #expect(process <= Self.contextBytes + 4 * reserved + (1 << 20), "process \(process) reserved \(reserved)")
+            let cap = try #require(s["gpu_capacity"] as? [String: Any])
+            #expect(cap["basis"] as? String == "process")
+            #expect((cap["per_instance_bytes"] as? NSNumber)?.int64Value == process)
+            #expect((cap["study_card"] as? NSNumber)?.int64Value == (Int64(24) << 30) / process)
+            #expect((cap["this_card"] as? NSNumber)?.int64Value == Self.emulatorTotal / process)
+        }
+        let rows = try #require(json["rows"] as? [[String: Any]])
+        #expect(rows.count == 2 && rows.allSatisfy { ($0["vram"] as? [String: Any])?["process_bytes"] != nil }, "\(rows)")
+        #expect(stdout.contains("GPU: Enhance host emulator, 8.00 GiB"), "\(stdout)")
+        #expect(stdout.contains("VRAM alloc") && stdout.contains("VRAM proc") && stdout.contains("fit 24 GiB"), "\(stdout)")
+        let html = try String(contentsOf: dir.appendingPathComponent("out/report.html"), encoding: .utf8)
+        #expect(html.contains("<table id=\"gpu\">") && html.contains("data-vram-process-bytes=\""))
+        let csv = try String(contentsOf: dir.appendingPathComponent("out/bench.csv"), encoding: .utf8)
+        #expect(csv.split(separator: "\n").first?.contains("vram_process_bytes") == true)
+    }
+
+    /// Without NVML the bench still runs; the note says why, and instances per card come from the engine's reserved peak.
+    @Test func withoutNVMLTheEnginesOwnCountsRemain() throws {
+        let (json, _, dir) = try Self.bench(["ENH_EMU_NO_NVML": "1"])
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(json["gpu"] == nil)
+        let notes = try #require(json["notes"] as? [String])
+        #expect(notes.contains { $0.contains("GPU process memory not sampled") && $0.contains("nvmlInit_v2 failed") }, "\(notes)")
+        let s = try #require((json["summaries"] as? [[String: Any]])?.first)
+        let vram = try #require(s["vram"] as? [String: Any])
+        #expect(vram["process_bytes"] == nil && vram["reserved_bytes"] != nil)
+        let cap = try #require(s["gpu_capacity"] as? [String: Any])
+        #expect(cap["basis"] as? String == "reserved" && cap["this_card"] == nil)
+    }
+}
