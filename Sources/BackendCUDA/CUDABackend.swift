@@ -67,6 +67,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let dataType: cudnnDataType_t
     /// The convolution workspace (one per backend: one stream runs one convolution at a time).
     var workspace: (pointer: CUdeviceptr, bytes: Int)?
+    /// Workspaces outgrown while a captured graph may still use them (freed when the last graph goes).
+    var retiredWorkspaces: [CUdeviceptr] = []
+    /// True while a forward is being captured into a CUDA graph (CUDAGraph.swift).
+    var capturing = false
+    /// Captured graphs alive: while any is, no device memory they may use goes back to the driver.
+    var liveGraphs = 0
     /// Ops this backend runs on the host (upfirdn2d with more than 8 taps).
     let fallback = ReferenceFallback()
     /// Receives one line per convolution plan (algorithm, workspace, math) when set (`--verbose`).
@@ -202,6 +208,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Copies float32 host values into device memory at `dst` in the storage type (`asStorage`) or as float32.
     func store(_ values: [Float], at dst: CUdeviceptr, asStorage: Bool) throws {
         guard !values.isEmpty else { return }
+        if capturing { throw Self.captureError("a host upload (\(values.count) values) inside the captured forward") }
         if !asStorage || elementSize == 4 {
             try values.withUnsafeBytes { raw in
                 try check(api.cuMemcpyHtoDAsync!(dst, raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync")
@@ -238,6 +245,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public func download(_ t: Tensor) throws -> HostTensor {
         try sync {
             try own(t, "download")
+            if capturing { throw Self.captureError("a download inside the captured forward") }
             var src = t
             if t.isView || elementSize != 4 {
                 // a dense float32 copy first
@@ -314,6 +322,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             s.weightBytes = weightPool.memoryStats.liveBytes
             s.workspaceBytes = workspace?.bytes ?? 0
             s.onDevice = true
+            if liveGraphs > 0 {
+                // A captured graph replays into the pool's cached buffers as well as its live ones: all of it is in use.
+                s.liveBytes = max(s.liveBytes, s.reservedBytes)
+                s.peakLiveBytes = max(s.peakLiveBytes, s.reservedBytes)
+            }
             return s
         }
     }
@@ -322,9 +335,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     public func trim() {
         sync {
+            guard !capturing else { return }
             _ = api.cuStreamSynchronize!(stream)
-            pool.trim()
-            if let w = workspace { _ = api.cuMemFree!(w.pointer); workspace = nil }
+            pool.trim()   // keeps everything while a captured graph lives (keepsMemory)
+            if let w = workspace, liveGraphs == 0 { _ = api.cuMemFree!(w.pointer); workspace = nil }
         }
     }
 
@@ -335,9 +349,16 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     func workspace(_ bytes: Int) throws -> CUdeviceptr? {
         guard bytes > 0 else { return nil }
         if let w = workspace, w.bytes >= bytes { return w.pointer }
+        if capturing {
+            throw Self.captureError("the convolution workspace growing from \(workspace?.bytes ?? 0) to \(bytes) bytes (a shape not seen before the capture)")
+        }
         if let w = workspace {
-            _ = api.cuStreamSynchronize!(stream)
-            _ = api.cuMemFree!(w.pointer)
+            if liveGraphs > 0 {
+                retiredWorkspaces.append(w.pointer)   // a captured graph may still use it
+            } else {
+                _ = api.cuStreamSynchronize!(stream)
+                _ = api.cuMemFree!(w.pointer)
+            }
             workspace = nil
         }
         var p: CUdeviceptr = 0

@@ -9,14 +9,15 @@ import TensorCore
 /// Raw-network runners of `enhance forward`, one per architecture key.
 ///
 /// To add an architecture, add a closure to `runners` that builds the network from the loaded checkpoint on
-/// `backend` and returns its forward: input (float32 **N, C, H, W**) uploaded, run, outputs downloaded and named by
-/// file stem (each becomes `<stem>.npy`, float32).
+/// `backend` and returns its forward: on device tensors when the network stays on the device (`ForwardNetwork(device:)`:
+/// uploaded input → named device outputs), else input (float32 **N, C, H, W**) uploaded, run, outputs downloaded,
+/// named by file stem (each becomes `<stem>.npy`, float32).
 enum ForwardRegistry {
     /// One forward of a built network: input → named outputs.
     typealias Forward = (_ input: HostTensor) throws -> [(name: String, tensor: HostTensor)]
     /// Builds a network: (checkpoint, detected architecture, backend) → its forward.
     typealias Runner = @Sendable (_ checkpoint: LoadedCheckpoint, _ architecture: DetectedArchitecture,
-                                  _ backend: any Backend) throws -> Forward
+                                  _ backend: any Backend) throws -> ForwardNetwork
 
     /// Architecture keys accepted by `--arch` (besides `auto`).
     static let keys = ["rrdbnet", "srvgg", "gpen", "retinaface", "parsenet"]
@@ -43,7 +44,28 @@ enum ForwardRegistry {
 
     static let superResolution: Runner = { ckpt, arch, backend in
         let net = try RealESRGANLoader.network(arch, weights: ckpt.stateDict, backend: backend, file: ckpt.path)
-        return { input in [("output", try backend.download(net.forward(backend.upload(input))))] }
+        return ForwardNetwork(backend: backend) { x in [("output", try net.forward(x))] }
+    }
+}
+
+/// A built network as `enhance forward` runs it.
+struct ForwardNetwork {
+    /// Uploaded input → named device outputs; nil when the forward ends on the host (RetinaFace decodes there), which
+    /// rules out `--cuda-graph`.
+    let device: ((Tensor) throws -> [(name: String, tensor: Tensor)])?
+    /// Host input → named host outputs (upload, forward, download).
+    let host: ForwardRegistry.Forward
+
+    /// A network that stays on the device: its host forward uploads, runs and downloads.
+    init(backend: any Backend, device: @escaping (Tensor) throws -> [(name: String, tensor: Tensor)]) {
+        self.device = device
+        host = { input in try device(backend.upload(input)).map { ($0.name, try backend.download($0.tensor)) } }
+    }
+
+    /// A network whose forward ends on the host.
+    init(host: @escaping ForwardRegistry.Forward) {
+        device = nil
+        self.host = host
     }
 }
 
@@ -72,6 +94,9 @@ struct Forward: ParsableCommand {
 
     @Option(help: "Timed forwards (the outputs of the last are written).")
     var runs = 1
+
+    @Flag(help: "Capture the forward once into a CUDA graph after one eager forward (and the warm-up), then replay it for every timed run (cuda only; not retinaface, whose forward decodes on the host).")
+    var cudaGraph = false
 
     @Option(help: "Write a JSON report: device, backend, precision, seconds per run (whole forward incl. upload and download), median/p95, memory after the warm-up (weights, live peak, workspace, allocated peak = live peak + weights + workspace, reserved peak = the activation pool's high-water mark + weights + workspace).")
     var report: String?
@@ -117,9 +142,30 @@ struct Forward: ParsableCommand {
         }
         guard let runner = ForwardRegistry.runners[key] else { throw CommandError("--arch \(key): no runner") }
         let backend = try engine.makeBackend()
-        let forward = try runner(ckpt, detected, backend)
+        let network = try runner(ckpt, detected, backend)
+        var forward = network.host
         var outputs: [(name: String, tensor: HostTensor)] = []
         for _ in 0..<warmup { outputs = try forward(host) }
+        var graph: CUDAGraph?
+        if cudaGraph {
+            guard let cuda = backend as? CUDABackend else {
+                throw CommandError("--cuda-graph needs the cuda device (this run is on \(backend.name))")
+            }
+            guard let device = network.device else {
+                throw CommandError("--cuda-graph: the \(key) forward ends on the host (decoding), so it cannot be captured; give rrdbnet, srvgg, gpen or parsenet")
+            }
+            // The capture records work, it does not plan it: plans, workspace, constants and buffers come from an
+            // eager forward on the same shape first.
+            if warmup == 0 { outputs = try forward(host) }
+            var names: [String] = []
+            let g = try cuda.captureGraph(input: host) { x in
+                let named = try device(x)
+                names = named.map(\.name)
+                return named.map(\.tensor)
+            }
+            graph = g
+            forward = { input in Array(zip(names, try g.run(input))) }
+        }
         backend.resetPeak()
         var times: [Double] = []
         for _ in 0..<runs {
@@ -137,12 +183,13 @@ struct Forward: ParsableCommand {
         }
         print(String(format: "%@ on %@: %.3f s%@", detected.name, backend.name, seconds,
                      times.count > 1 ? String(format: " (last of %d; median %.3f s)", times.count, times.sorted()[times.count / 2]) : ""))
-        if let report { try writeReport(report, backend: backend, key: key, input: npy.shape, times: times) }
+        if let report { try writeReport(report, backend: backend, key: key, input: npy.shape, times: times, graph: graph != nil) }
+        withExtendedLifetime(graph) {}
     }
 
     /// The `--report` JSON (the contract scripts/device reads). Each run is the input upload, the forward and the
     /// download (the network is built once, before the warm-up).
-    func writeReport(_ path: String, backend: any Backend, key: String, input: [Int], times: [Double]) throws {
+    func writeReport(_ path: String, backend: any Backend, key: String, input: [Int], times: [Double], graph: Bool) throws {
         let sorted = times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         let p95 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.95).rounded(.up)) - 1)]
@@ -152,7 +199,7 @@ struct Forward: ParsableCommand {
         let object: [String: Any] = [
             "device": engine.configuration.device == .auto ? (backend is CUDABackend ? "cuda" : "cpu") : engine.configuration.device.rawValue,
             "backend": backend.name, "precision": engine.precision.rawValue, "arch": key, "input_shape": input,
-            "warmup": warmup, "runs": times.count, "seconds": times, "median_s": median, "p95_s": p95,
+            "warmup": warmup, "runs": times.count, "seconds": times, "median_s": median, "p95_s": p95, "cuda_graph": graph,
             // reserved, like PyTorch's max_memory_reserved: everything the engine holds — the activation pool's
             // high-water mark (cached free buffers included), the weights and the workspace
             "memory": ["weight_bytes": m.weightBytes, "live_peak_bytes": m.peakLiveBytes,

@@ -14,12 +14,12 @@ enum FaceForwardRunners {
     /// GPEN FullGenerator: input N×3×S×S RGB in [-1, 1] → `output` N×3×S×S.
     static let gpen: ForwardRegistry.Runner = { ckpt, _, backend in
         let g = try GPENGenerator(stateDict: ckpt.stateDict, backend: backend)
-        return { input in [("output", try backend.download(g.forward(backend.upload(input))))] }
+        return ForwardNetwork(backend: backend) { x in [("output", try g.forward(x))] }
     }
     /// RetinaFace: input 1×3×H×W (BGR − mean) → `loc` [1,N,4], `conf` [1,N,2] (softmaxed), `landms` [1,N,10], `priors` [N,4].
     static let retinaFace: ForwardRegistry.Runner = { ckpt, _, backend in
         let net = try RetinaFace(stateDict: ckpt.stateDict, backend: backend)
-        return { input in
+        return ForwardNetwork { input in
             let r = try net.forward(backend.upload(input))
             let n = r.count
             return [("loc", try HostTensor(shape: [1, n, 4], data: r.loc)), ("conf", try HostTensor(shape: [1, n, 2], data: r.conf)),
@@ -30,9 +30,9 @@ enum FaceForwardRunners {
     /// ParseNet: input N×3×H×W RGB in [-1, 1] → `out_mask` (logits) and `out_img`.
     static let parseNet: ForwardRegistry.Runner = { ckpt, _, backend in
         let net = try ParseNet(stateDict: ckpt.stateDict, backend: backend)
-        return { input in
-            let (m, i) = try net.forward(backend.upload(input))
-            return [("out_mask", try backend.download(m)), ("out_img", try backend.download(i))]
+        return ForwardNetwork(backend: backend) { x in
+            let (m, i) = try net.forward(x)
+            return [("out_mask", m), ("out_img", i)]
         }
     }
 }

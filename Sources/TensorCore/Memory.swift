@@ -191,6 +191,14 @@ public final class BufferPool: @unchecked Sendable {
     public let countsInScopes: Bool
     /// Where the memory comes from.
     public let allocator: any MemoryAllocator
+    private var keeping = false
+    /// While true the pool gives no memory back to its allocator — a miss evicts nothing, `trim` releases nothing — so
+    /// every address it ever handed out stays valid (a captured CUDA graph replays into them). Reserved memory may then
+    /// exceed the live peak.
+    public var keepsMemory: Bool {
+        get { lock.withLock { keeping } }
+        set { lock.withLock { keeping = newValue } }
+    }
 
     /// Creates an empty pool over `allocator`; requests above `maxAllocationBytes` throw instead of allocating.
     public init(allocator: any MemoryAllocator = HostAllocator(), maxAllocationBytes: Int = 1 << 36, countsInScopes: Bool = true) {
@@ -223,7 +231,7 @@ public final class BufferPool: @unchecked Sendable {
             stats.liveBytes += reused!.size
         } else {
             highWater = max(highWater, stats.liveBytes + size)
-            if stats.reservedBytes + size > highWater {
+            if stats.reservedBytes + size > highWater && !keeping {
                 // Cached memory must go anyway: the request is made of cached buffers' pages (the largest first, the
                 // last one the smallest that covers the rest), then more are released while still over the peak.
                 var need = allocator.reusableBlockBytes.map { size >= $0 ? size : 0 } ?? 0
@@ -313,9 +321,10 @@ public final class BufferPool: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// Releases every cached free buffer to the system.
+    /// Releases every cached free buffer to the system (nothing while `keepsMemory`).
     public func trim() {
         lock.lock()
+        if keeping { lock.unlock(); return }
         let released = cache
         cache.removeAll()
         for entry in released { stats.reservedBytes -= entry.size }

@@ -126,6 +126,46 @@ import TestSupport
         }
     }
 
+    /// `forward --cuda-graph`: one eager forward, the capture, then every timed run a graph replay — the outputs still
+    /// match the upstream fixtures (fp32 within 1e-4) and the report says the graph ran; RetinaFace (host decoding) and
+    /// the CPU are refused with a message.
+    @Test func forwardWithACUDAGraphMatchesTheFixtures() throws {
+        let env = try Self.emulatorEnvironment()
+        for (name, input, outputs) in Self.fixtures where name != "retinaface_mnet" {
+            let c = Repository.root.appendingPathComponent("Tests/Fixtures/models/\(name)")
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("cuda-graph-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: out) }
+            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            let report = out.appendingPathComponent("report.json")
+            let r = try EnhanceBinary.run(["forward", "--device", "cuda", "--cuda-graph", "--weights", c.appendingPathComponent("weights.pth").path,
+                                           "--input", c.appendingPathComponent(input).path, "--output", out.path, "--runs", "2",
+                                           "--report", report.path], environment: env)
+            #expect(r.status == 0, "\(name): \(r.stderr)")
+            guard r.status == 0 else { continue }
+            for (got, want) in outputs {
+                let a = try NPYArray(contentsOf: out.appendingPathComponent(got)).floats()
+                let b = try NPYArray(contentsOf: c.appendingPathComponent(want)).floats()
+                #expect(a.count == b.count, "\(name) \(got)")
+                guard a.count == b.count else { continue }
+                var d2 = 0.0, r2 = 0.0
+                for i in 0..<a.count { d2 += Double(a[i] - b[i]) * Double(a[i] - b[i]); r2 += Double(b[i]) * Double(b[i]) }
+                #expect((d2 / max(r2, 1e-30)).squareRoot() <= 1e-4, "\(name) \(got) through the graph: relative L2 \((d2 / max(r2, 1e-30)).squareRoot())")
+            }
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
+            #expect(json["cuda_graph"] as? Bool == true)
+            #expect((json["diagnostics"] as? [String])?.contains { $0.hasPrefix("CUDA graph: forward captured") } == true, "\(name)")
+        }
+        let rf = Repository.root.appendingPathComponent("Tests/Fixtures/models/retinaface_mnet")
+        let refused = try EnhanceBinary.run(["forward", "--device", "cuda", "--cuda-graph", "--weights", rf.appendingPathComponent("weights.pth").path,
+                                             "--input", rf.appendingPathComponent("input.npy").path, "--output", "/tmp/unused-\(UUID().uuidString)"],
+                                            environment: env)
+        #expect(refused.status == 1 && refused.stderr.contains("--cuda-graph: the retinaface forward ends on the host"), "\(refused.stderr)")
+        let sr = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x2")
+        let cpu = try EnhanceBinary.run(["forward", "--device", "cpu", "--cuda-graph", "--weights", sr.appendingPathComponent("weights.pth").path,
+                                         "--input", sr.appendingPathComponent("input_0.npy").path, "--output", "/tmp/unused-\(UUID().uuidString)"])
+        #expect(cpu.status == 1 && cpu.stderr.contains("--cuda-graph needs the cuda device"), "\(cpu.stderr)")
+    }
+
     /// The image commands on cuda: `upscale` (tiled, 8-bit PNG) gives the CPU's pixels within one step, `detect` the
     /// CPU's faces (a real photo through the real MobileNet RetinaFace, when scripts/setup fetched them).
     @Test func upscaleAndDetectOnCUDAMatchTheCPU() throws {

@@ -43,6 +43,7 @@ struct kernel_entry {
     std::string name;
     size_t arity;
     std::function<void(void **)> run;
+    std::vector<size_t> sizes;   // bytes of each parameter (graph capture copies the values, as the driver does)
 };
 
 inline std::map<std::string, kernel_entry> &kernel_registry() {
@@ -63,7 +64,7 @@ struct registrar {
                       "kernel parameters must be trivially copyable");
         kernel_registry()[name] = kernel_entry{name, sizeof...(A), [fn](void **params) {
                                                    call_unpacked(fn, params, std::index_sequence_for<A...>{});
-                                               }};
+                                               }, {sizeof(std::decay_t<A>)...}};
     }
 };
 
@@ -138,6 +139,9 @@ struct CUfunc_st {
     const enh_emu::kernel_entry *kernel;
     CUmod_st *module;
 };
+namespace enh_emu { struct graph_body; }
+struct CUgraph_st { enh_emu::graph_body *body; };
+struct CUgraphExec_st { enh_emu::graph_body *body; std::string poisoned; };
 struct CUmod_st {
     int arch;
     std::vector<CUfunc_st *> functions;
@@ -302,6 +306,37 @@ void publish_used() {
 __attribute__((destructor)) void unpublish_used() {
     if (published_used) write_used(0);
 }
+
+// Graph capture (section 3b). One capture at a time, on one created stream. Captured work is recorded as closures
+// (kernel parameters, descriptors and scalars copied by value, as the driver and cuDNN do) and runs at cuGraphLaunch.
+// Stricter than the driver on purpose: host<->device copies, stream/context synchronisation and cuMemFree during a
+// capture are refused and invalidate it (the backend must do none of them inside a captured forward), and freeing a
+// block that a live executable graph writes or reads poisons that graph (its next launch fails and says which block).
+struct captured_op {
+    std::string what;
+    std::vector<uintptr_t> pointers;   // device addresses the op uses (launches: every 8-byte parameter value)
+    std::function<CUresult()> run;
+};
+struct graph_body { std::vector<captured_op> ops; };
+CUstream capture_stream = nullptr;
+bool capture_invalid = false;
+std::string capture_why;
+graph_body *capture_graph = nullptr;
+std::set<CUgraph> graphs;
+std::set<CUgraphExec> graph_execs;
+
+bool capturing(CUstream s) { return capture_stream != nullptr && s == capture_stream; }
+
+CUresult refuse_in_capture(const char *call) {
+    note("%s during stream capture: not allowed (capture invalidated)", call);
+    capture_invalid = true;
+    if (capture_why.empty()) capture_why = call;
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+}
+
+void record(std::string what, std::vector<uintptr_t> pointers, std::function<CUresult()> run) {
+    capture_graph->ops.push_back(captured_op{std::move(what), std::move(pointers), std::move(run)});
+}
 }  // namespace enh_emu
 
 using namespace enh_emu;
@@ -332,6 +367,7 @@ const error_text cu_errors[] = {
     {CUDA_ERROR_INVALID_SOURCE, "CUDA_ERROR_INVALID_SOURCE", "device kernel image is invalid"},
     {CUDA_ERROR_FILE_NOT_FOUND, "CUDA_ERROR_FILE_NOT_FOUND", "file not found"},
     {CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
+    {CUDA_ERROR_ILLEGAL_STATE, "CUDA_ERROR_ILLEGAL_STATE", "the operation cannot be performed in the present state"},
     {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {CUDA_ERROR_NOT_READY, "CUDA_ERROR_NOT_READY", "device not ready"},
     {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered"},
@@ -484,6 +520,7 @@ CUresult cuCtxSynchronize_v2(CUcontext ctx) {
     } else if (ctx != &primary_context || primary_refs == 0) {
         return CUDA_ERROR_INVALID_CONTEXT;
     }
+    if (capture_stream) return refuse_in_capture("cuCtxSynchronize");
     return check_all_guards("cuCtxSynchronize");
 }
 
@@ -517,6 +554,18 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) {
     if (it == blocks.end()) {
         note("cuMemFree: 0x%llx is not the start of a live device allocation", (unsigned long long)dptr);
         return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (capture_stream) return refuse_in_capture("cuMemFree");
+    for (CUgraphExec e : graph_execs) {
+        if (!e->poisoned.empty()) continue;
+        for (const captured_op &op : e->body->ops)
+            for (uintptr_t p : op.pointers)
+                if (p >= it->second.user && p < it->second.user + it->second.size) {
+                    char buf[160];
+                    snprintf(buf, sizeof buf, "block 0x%llx (%zu bytes, used by its %s) was freed",
+                             (unsigned long long)it->second.user, it->second.size, op.what.c_str());
+                    if (e->poisoned.empty()) e->poisoned = buf;
+                }
     }
     CUresult r = check_all_guards("cuMemFree");
     live_bytes -= it->second.size;
@@ -575,6 +624,7 @@ CUresult copy_prologue(const char *call, CUstream s) {
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s) {
     lock l(mu);
     if (CUresult r = copy_prologue("cuMemcpyHtoDAsync", s)) return r;
+    if (capturing(s)) return refuse_in_capture("cuMemcpyHtoDAsync");
     if (n && !src) return CUDA_ERROR_INVALID_VALUE;
     if (CUresult r = device_range("cuMemcpyHtoDAsync", dst, n)) return r;
     if (n) memcpy(reinterpret_cast<void *>(dst), src, n);
@@ -584,6 +634,7 @@ CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstre
 CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s) {
     lock l(mu);
     if (CUresult r = copy_prologue("cuMemcpyDtoHAsync", s)) return r;
+    if (capturing(s)) return refuse_in_capture("cuMemcpyDtoHAsync");
     if (n && !dst) return CUDA_ERROR_INVALID_VALUE;
     if (CUresult r = device_range("cuMemcpyDtoHAsync", src, n)) return r;
     if (n) memcpy(dst, reinterpret_cast<const void *>(src), n);
@@ -595,16 +646,27 @@ CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstre
     if (CUresult r = copy_prologue("cuMemcpyDtoDAsync", s)) return r;
     if (CUresult r = device_range("cuMemcpyDtoDAsync (destination)", dst, n)) return r;
     if (CUresult r = device_range("cuMemcpyDtoDAsync (source)", src, n)) return r;
-    if (n) memmove(reinterpret_cast<void *>(dst), reinterpret_cast<const void *>(src), n);
-    return CUDA_SUCCESS;
+    auto run = [dst, src, n]() -> CUresult {
+        if (CUresult r = device_range("cuMemcpyDtoDAsync (destination)", dst, n)) return r;
+        if (CUresult r = device_range("cuMemcpyDtoDAsync (source)", src, n)) return r;
+        if (n) memmove(reinterpret_cast<void *>(dst), reinterpret_cast<const void *>(src), n);
+        return CUDA_SUCCESS;
+    };
+    if (capturing(s)) { record("cuMemcpyDtoDAsync", {(uintptr_t)dst, (uintptr_t)src}, run); return CUDA_SUCCESS; }
+    return run();
 }
 
 CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char uc, size_t n, CUstream s) {
     lock l(mu);
     if (CUresult r = copy_prologue("cuMemsetD8Async", s)) return r;
     if (CUresult r = device_range("cuMemsetD8Async", dst, n)) return r;
-    if (n) memset(reinterpret_cast<void *>(dst), uc, n);
-    return CUDA_SUCCESS;
+    auto run = [dst, uc, n]() -> CUresult {
+        if (CUresult r = device_range("cuMemsetD8Async", dst, n)) return r;
+        if (n) memset(reinterpret_cast<void *>(dst), uc, n);
+        return CUDA_SUCCESS;
+    };
+    if (capturing(s)) { record("cuMemsetD8Async", {(uintptr_t)dst}, run); return CUDA_SUCCESS; }
+    return run();
 }
 
 CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int ui, size_t n, CUstream s) {
@@ -613,9 +675,14 @@ CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int ui, size_t n, CUstream s
     if (dst % 4 != 0) return CUDA_ERROR_INVALID_VALUE;   // 32-bit memsets need 4-byte aligned destinations
     if (n > SIZE_MAX / 4) return CUDA_ERROR_INVALID_VALUE;
     if (CUresult r = device_range("cuMemsetD32Async", dst, n * 4)) return r;
-    auto *p = reinterpret_cast<unsigned int *>(dst);
-    for (size_t i = 0; i < n; i++) p[i] = ui;
-    return CUDA_SUCCESS;
+    auto run = [dst, ui, n]() -> CUresult {
+        if (CUresult r = device_range("cuMemsetD32Async", dst, n * 4)) return r;
+        auto *p = reinterpret_cast<unsigned int *>(dst);
+        for (size_t i = 0; i < n; i++) p[i] = ui;
+        return CUDA_SUCCESS;
+    };
+    if (capturing(s)) { record("cuMemsetD32Async", {(uintptr_t)dst}, run); return CUDA_SUCCESS; }
+    return run();
 }
 
 CUresult cuModuleLoadData(CUmodule *module, const void *image) {
@@ -689,21 +756,45 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
              gx, gy, gz, bx, by, bz, sharedMemBytes);
         return CUDA_ERROR_INVALID_VALUE;
     }
-    last_kernel = k.name;
-    launches++;
-    enh_kernels::gridDim = {gx, gy, gz};
-    enh_kernels::blockDim = {bx, by, bz};
-    for (unsigned int z = 0; z < gz; z++)
-        for (unsigned int y = 0; y < gy; y++)
-            for (unsigned int x = 0; x < gx; x++) {
-                enh_kernels::blockIdx = {x, y, z};
-                for (unsigned int tz = 0; tz < bz; tz++)
-                    for (unsigned int ty = 0; ty < by; ty++)
-                        for (unsigned int tx = 0; tx < bx; tx++) {
-                            enh_kernels::threadIdx = {tx, ty, tz};
-                            k.run(kernelParams);
-                        }
+    auto grid = [&k, gx, gy, gz, bx, by, bz](void **params) {
+        last_kernel = k.name;
+        launches++;
+        enh_kernels::gridDim = {gx, gy, gz};
+        enh_kernels::blockDim = {bx, by, bz};
+        for (unsigned int z = 0; z < gz; z++)
+            for (unsigned int y = 0; y < gy; y++)
+                for (unsigned int x = 0; x < gx; x++) {
+                    enh_kernels::blockIdx = {x, y, z};
+                    for (unsigned int tz = 0; tz < bz; tz++)
+                        for (unsigned int ty = 0; ty < by; ty++)
+                            for (unsigned int tx = 0; tx < bx; tx++) {
+                                enh_kernels::threadIdx = {tx, ty, tz};
+                                k.run(params);
+                            }
+                }
+    };
+    if (capturing(s)) {
+        // The driver copies the parameter values at the launch call; so does the capture.
+        std::vector<std::vector<unsigned char>> values;
+        std::vector<uintptr_t> pointers;
+        for (size_t i = 0; i < k.arity; i++) {
+            const auto *b = static_cast<const unsigned char *>(kernelParams[i]);
+            values.emplace_back(b, b + k.sizes[i]);
+            if (k.sizes[i] == sizeof(uintptr_t)) {
+                uintptr_t v;
+                memcpy(&v, b, sizeof v);
+                pointers.push_back(v);
             }
+        }
+        record("kernel " + k.name, pointers, [grid, values]() mutable -> CUresult {
+            std::vector<void *> params;
+            for (auto &v : values) params.push_back(v.data());
+            grid(params.data());
+            return CUDA_SUCCESS;
+        });
+        return CUDA_SUCCESS;
+    }
+    grid(kernelParams);
     return CUDA_SUCCESS;
 }
 
@@ -729,6 +820,7 @@ CUresult cuStreamSynchronize(CUstream hStream) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
     if (!valid_stream(hStream)) return CUDA_ERROR_INVALID_HANDLE;
+    if (capturing(hStream)) return refuse_in_capture("cuStreamSynchronize");
     return check_all_guards("cuStreamSynchronize");
 }
 
@@ -746,9 +838,13 @@ CUresult cuEventRecord(CUevent hEvent, CUstream hStream) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
     if (!events.count(hEvent) || !valid_stream(hStream)) return CUDA_ERROR_INVALID_HANDLE;
-    hEvent->recorded = true;
-    hEvent->when = std::chrono::steady_clock::now();
-    return CUDA_SUCCESS;
+    auto run = [hEvent]() -> CUresult {
+        hEvent->recorded = true;
+        hEvent->when = std::chrono::steady_clock::now();
+        return CUDA_SUCCESS;
+    };
+    if (capturing(hStream)) { record("cuEventRecord", {}, run); return CUDA_SUCCESS; }
+    return run();
 }
 
 CUresult cuEventSynchronize(CUevent hEvent) {
@@ -782,13 +878,85 @@ CUresult cuEventDestroy_v2(CUevent hEvent) {
     return CUDA_SUCCESS;
 }
 
-// Graph capture is not emulated: the backend must fall back (or its tests skip the graph path).
-CUresult cuStreamBeginCapture_v2(CUstream, CUstreamCaptureMode) { return CUDA_ERROR_NOT_SUPPORTED; }
-CUresult cuStreamEndCapture(CUstream, CUgraph *) { return CUDA_ERROR_NOT_SUPPORTED; }
-CUresult cuGraphInstantiateWithFlags(CUgraphExec *, CUgraph, unsigned long long) { return CUDA_ERROR_NOT_SUPPORTED; }
-CUresult cuGraphLaunch(CUgraphExec, CUstream) { return CUDA_ERROR_NOT_SUPPORTED; }
-CUresult cuGraphExecDestroy(CUgraphExec) { return CUDA_ERROR_NOT_SUPPORTED; }
-CUresult cuGraphDestroy(CUgraph) { return CUDA_ERROR_NOT_SUPPORTED; }
+// ───── 3b. graph capture (state and rules next to publish_used above) ─────
+
+CUresult cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (getenv("ENH_EMU_NO_GRAPHS")) return CUDA_ERROR_NOT_SUPPORTED;   // tests of the fallback message
+    // The legacy NULL stream cannot be captured; a created stream can, one capture at a time here.
+    if (!hStream || !streams.count(hStream)) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    if ((int)mode < 0 || (int)mode > 2) return CUDA_ERROR_INVALID_VALUE;
+    if (capture_stream) return CUDA_ERROR_ILLEGAL_STATE;
+    capture_stream = hStream;
+    capture_invalid = false;
+    capture_why.clear();
+    capture_graph = new graph_body();
+    return CUDA_SUCCESS;
+}
+
+CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!phGraph) return CUDA_ERROR_INVALID_VALUE;
+    if (!capture_stream || hStream != capture_stream) return CUDA_ERROR_ILLEGAL_STATE;
+    graph_body *body = capture_graph;
+    capture_stream = nullptr;
+    capture_graph = nullptr;
+    if (capture_invalid) {
+        delete body;
+        *phGraph = nullptr;
+        return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    }
+    auto *g = new CUgraph_st{body};
+    graphs.insert(g);
+    *phGraph = g;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph hGraph, unsigned long long flags) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!phGraphExec || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    if (!graphs.count(hGraph)) return CUDA_ERROR_INVALID_HANDLE;
+    auto *e = new CUgraphExec_st{new graph_body(*hGraph->body), {}};
+    graph_execs.insert(e);
+    *phGraphExec = e;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream) {
+    lock l(mu);
+    if (CUresult r = need_context()) return r;
+    if (!graph_execs.count(hGraphExec) || !valid_stream(hStream)) return CUDA_ERROR_INVALID_HANDLE;
+    if (capturing(hStream)) return refuse_in_capture("cuGraphLaunch");
+    if (!hGraphExec->poisoned.empty()) {
+        note("cuGraphLaunch: %s after the capture: the graph would touch freed memory", hGraphExec->poisoned.c_str());
+        return CUDA_ERROR_ILLEGAL_ADDRESS;
+    }
+    for (captured_op &op : hGraphExec->body->ops)
+        if (CUresult r = op.run()) {
+            note("cuGraphLaunch: %s failed (%d)", op.what.c_str(), (int)r);
+            return r;
+        }
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGraphExecDestroy(CUgraphExec hGraphExec) {
+    lock l(mu);
+    if (!graph_execs.erase(hGraphExec)) return CUDA_ERROR_INVALID_HANDLE;
+    delete hGraphExec->body;
+    delete hGraphExec;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuGraphDestroy(CUgraph hGraph) {
+    lock l(mu);
+    if (!graphs.erase(hGraph)) return CUDA_ERROR_INVALID_HANDLE;
+    delete hGraph->body;
+    delete hGraph;
+    return CUDA_SUCCESS;
+}
 
 namespace {
 
@@ -1554,8 +1722,23 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha, c
     if (cudnnStatus_t s = check_filter_extent(w, wDesc)) return s;
     if (cudnnStatus_t s = check_extent(y, yDesc, "y")) return s;
     // alpha and beta point at floats for FLOAT and HALF data
-    run_forward(*static_cast<const float *>(alpha), xDesc, x, wDesc, w, convDesc, *static_cast<const float *>(beta),
-                yDesc, y);
+    const float a = *static_cast<const float *>(alpha), b = *static_cast<const float *>(beta);
+    if (capturing(handle->stream)) {
+        cudnnTensorStruct xd = *xDesc, yd = *yDesc;
+        cudnnFilterStruct wd = *wDesc;
+        cudnnConvolutionStruct cd = *convDesc;
+        record("cudnnConvolutionForward", {(uintptr_t)x, (uintptr_t)w, (uintptr_t)y, (uintptr_t)workSpace},
+               [=]() mutable -> CUresult {
+                   if (check_extent(x, &xd, "x") || check_filter_extent(w, &wd) || check_extent(y, &yd, "y"))
+                       return CUDA_ERROR_ILLEGAL_ADDRESS;
+                   run_forward(a, &xd, x, &wd, w, &cd, b, &yd, y);
+                   launches++;
+                   last_kernel = "cudnnConvolutionForward";
+                   return CUDA_SUCCESS;
+               });
+        return CUDNN_STATUS_SUCCESS;
+    }
+    run_forward(a, xDesc, x, wDesc, w, convDesc, b, yDesc, y);
     launches++;
     last_kernel = "cudnnConvolutionForward";
     return CUDNN_STATUS_SUCCESS;
@@ -1631,8 +1814,23 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alp
     if (cudnnStatus_t s = check_extent(dy, dyDesc, "dy")) return s;
     if (cudnnStatus_t s = check_filter_extent(w, wDesc)) return s;
     if (cudnnStatus_t s = check_extent(dx, dxDesc, "dx")) return s;
-    run_backward_data(*static_cast<const float *>(alpha), wDesc, w, dyDesc, dy, convDesc,
-                      *static_cast<const float *>(beta), dxDesc, dx);
+    const float a = *static_cast<const float *>(alpha), b = *static_cast<const float *>(beta);
+    if (capturing(handle->stream)) {
+        cudnnTensorStruct dyd = *dyDesc, dxd = *dxDesc;
+        cudnnFilterStruct wd = *wDesc;
+        cudnnConvolutionStruct cd = *convDesc;
+        record("cudnnConvolutionBackwardData", {(uintptr_t)dy, (uintptr_t)w, (uintptr_t)dx, (uintptr_t)workSpace},
+               [=]() mutable -> CUresult {
+                   if (check_extent(dy, &dyd, "dy") || check_filter_extent(w, &wd) || check_extent(dx, &dxd, "dx"))
+                       return CUDA_ERROR_ILLEGAL_ADDRESS;
+                   run_backward_data(a, &wd, w, &dyd, dy, &cd, b, &dxd, dx);
+                   launches++;
+                   last_kernel = "cudnnConvolutionBackwardData";
+                   return CUDA_SUCCESS;
+               });
+        return CUDNN_STATUS_SUCCESS;
+    }
+    run_backward_data(a, wDesc, w, dyDesc, dy, convDesc, b, dxDesc, dx);
     launches++;
     last_kernel = "cudnnConvolutionBackwardData";
     return CUDNN_STATUS_SUCCESS;

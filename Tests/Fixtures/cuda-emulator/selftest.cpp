@@ -343,8 +343,51 @@ static void test_kernels(const char *kernels_path) {
     CHECK(api.cuEventElapsedTime(&ms, e0, e1) == CUDA_SUCCESS && ms >= 1.5f && ms < 1000, "elapsed %g ms", ms);
     CHECK(api.cuEventElapsedTime(&ms, e0, en) == CUDA_ERROR_INVALID_HANDLE, "elapsed with a no-timing event");
     api.cuEventDestroy(e0), api.cuEventDestroy(e1), api.cuEventDestroy(en);
-    CHECK(api.cuStreamBeginCapture && api.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_GLOBAL) ==
-                                          CUDA_ERROR_NOT_SUPPORTED, "capture");
+    // Graph capture: captured work does not run until the graph is launched; parameters are copied at capture;
+    // every launch replays it; copies to or from the host, synchronisation and frees during a capture invalidate it;
+    // freeing a block a live graph uses makes its next launch fail.
+    {
+        CHECK(api.cuStreamBeginCapture && api.cuStreamEndCapture && api.cuGraphInstantiateWithFlags && api.cuGraphLaunch,
+              "graph entries loaded");
+        std::vector<float> gy(n, 1.0f), gx(n, 2.0f), got(n);
+        CUdeviceptr gdx = dalloc(n * 4), gdy = dalloc(n * 4);
+        upload(gdx, gx.data(), n * 4);
+        upload(gdy, gy.data(), n * 4);
+        float ga = 3.0f;
+        void *gp[] = {&gdy, &gdx, &ga, (void *)&n};
+        CHECK(api.cuStreamBeginCapture(nullptr, CU_STREAM_CAPTURE_MODE_RELAXED) == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+              "the NULL stream cannot be captured");
+        CHECK(api.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_RELAXED) == CUDA_SUCCESS, "begin capture");
+        CHECK(api.cuLaunchKernel(saxpy, (unsigned)(n + 127) / 128, 1, 1, 128, 1, 1, 0, stream, gp, nullptr) == CUDA_SUCCESS,
+              "captured launch");
+        ga = 100.0f;   // changed after the launch call: the graph keeps 3
+        CUdeviceptr scratch = dalloc(64);   // allocation during a relaxed capture is allowed
+        CHECK(api.cuMemsetD8Async(scratch, 0, 64, stream) == CUDA_SUCCESS, "captured memset");
+        CUgraph graph = nullptr;
+        CHECK(api.cuStreamEndCapture(stream, &graph) == CUDA_SUCCESS && graph, "end capture");
+        download(got.data(), gdy, n * 4);
+        CHECK(got[0] == 1.0f && got[n - 1] == 1.0f, "captured work ran at capture time (%g)", got[0]);
+        CUgraphExec exec = nullptr;
+        CHECK(api.cuGraphInstantiateWithFlags(&exec, graph, 0) == CUDA_SUCCESS && exec, "instantiate");
+        CHECK(api.cuGraphLaunch(exec, stream) == CUDA_SUCCESS, "graph launch 1");
+        download(got.data(), gdy, n * 4);
+        CHECK(got[0] == 7.0f && got[n - 1] == 7.0f, "graph launch 1 gives 3·2 + 1, got %g", got[0]);
+        CHECK(api.cuGraphLaunch(exec, stream) == CUDA_SUCCESS, "graph launch 2");
+        download(got.data(), gdy, n * 4);
+        CHECK(got[0] == 13.0f, "graph launch 2 gives 3·2 + 7, got %g", got[0]);
+
+        CHECK(api.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_RELAXED) == CUDA_SUCCESS, "begin capture 2");
+        CHECK(api.cuMemcpyHtoDAsync(gdx, gx.data(), 4, stream) == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "upload in capture");
+        CHECK(api.cuStreamSynchronize(stream) == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "sync in capture");
+        CUgraph bad = nullptr;
+        CHECK(api.cuStreamEndCapture(stream, &bad) == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED && !bad, "invalidated capture");
+
+        api.cuMemFree(scratch);
+        CHECK(api.cuGraphLaunch(exec, stream) == CUDA_ERROR_ILLEGAL_ADDRESS, "launch after a used block was freed");
+        CHECK(api.cuGraphExecDestroy(exec) == CUDA_SUCCESS && api.cuGraphDestroy(graph) == CUDA_SUCCESS, "destroy");
+        CHECK(api.cuGraphExecDestroy(exec) == CUDA_ERROR_INVALID_HANDLE, "destroy twice");
+        api.cuMemFree(gdx), api.cuMemFree(gdy);
+    }
 
     for (CUdeviceptr d : {dx, dy, din, dsc, dout, dmi, dmo, dhf, dhb, dhr}) api.cuMemFree(d);
     CHECK(api.cuModuleUnload(mod) == CUDA_SUCCESS, "unload");

@@ -1,0 +1,109 @@
+import CCUDA
+import Foundation
+import TensorCore
+
+/// A forward captured once into a CUDA graph and replayed (`enhance forward --cuda-graph`, the study's "compile" knob):
+/// one `cuGraphLaunch` instead of a launch and a cuDNN call per op. The graph replays into the device addresses it
+/// was captured with, so it owns its input and output tensors and, while it lives, the backend gives no device memory
+/// back to the driver (`BufferPool.keepsMemory`; outgrown workspaces are kept too).
+public final class CUDAGraph: @unchecked Sendable {
+    // SAFETY: every use of the handles goes through `backend.sync` (its lock, its context current).
+    let backend: CUDABackend
+    let graph: CUgraph
+    let exec: CUgraphExec
+    /// The device tensor each replay reads its input from.
+    public let input: Tensor
+    /// The device tensors each replay writes.
+    public let outputs: [Tensor]
+
+    init(backend: CUDABackend, graph: CUgraph, exec: CUgraphExec, input: Tensor, outputs: [Tensor]) {
+        self.backend = backend; self.graph = graph; self.exec = exec; self.input = input; self.outputs = outputs
+    }
+
+    /// Uploads `host` into the captured input, replays the graph and downloads every output.
+    public func run(_ host: HostTensor) throws -> [HostTensor] {
+        try backend.sync {
+            guard try host.tensorShape() == input.shape else {
+                throw TensorError.invalidShape(op: "cuda graph", message: "input \(host.shape) but the graph was captured for \(input.shape.dims)")
+            }
+            try backend.store(host.data, at: backend.address(input), asStorage: true)
+            try backend.check(backend.api.cuGraphLaunch!(exec, backend.stream), "cuGraphLaunch")
+        }
+        return try outputs.map { try backend.download($0) }
+    }
+
+    deinit {
+        backend.sync {
+            _ = backend.api.cuStreamSynchronize!(backend.stream)
+            _ = backend.api.cuGraphExecDestroy!(exec)
+            _ = backend.api.cuGraphDestroy!(graph)
+            backend.graphReleased()
+        }
+    }
+}
+
+extension CUDABackend {
+    /// The error of an operation a captured forward cannot contain.
+    static func captureError(_ what: String) -> TensorError {
+        .unsupported(op: "cuda graph", message: "cannot capture \(what): run the forward once eagerly first (same input shape) so plans, workspace, constants and buffers exist")
+    }
+
+    /// Captures `body` run on a device copy of `host` into a CUDA graph (stream capture in relaxed mode). Run `body`
+    /// eagerly once before, on the same input shape: the capture must not upload, download, synchronise, grow the
+    /// convolution workspace or free device memory, and it refuses those with a message naming the step.
+    public func captureGraph(input host: HostTensor, _ body: (Tensor) throws -> [Tensor]) throws -> CUDAGraph {
+        try sync {
+            guard let begin = api.cuStreamBeginCapture, let end = api.cuStreamEndCapture,
+                  let instantiate = api.cuGraphInstantiateWithFlags, api.cuGraphLaunch != nil,
+                  api.cuGraphExecDestroy != nil, api.cuGraphDestroy != nil else {
+                throw TensorError.unsupported(op: "cuda graph", message: "this driver lacks the graph entries (cuStreamBeginCapture … cuGraphLaunch)")
+            }
+            let input = try make(host.tensorShape(), op: "cuda graph input")
+            try store(host.data, at: address(input), asStorage: true)
+            liveGraphs += 1
+            pool.keepsMemory = true
+            weightPool.keepsMemory = true
+            var ok = false
+            defer { if !ok { graphReleased() } }
+            try check(begin(stream, CU_STREAM_CAPTURE_MODE_RELAXED), "cuStreamBeginCapture")
+            capturing = true
+            var outputs: [Tensor] = []
+            var failure: Error?
+            do { outputs = try body(input) } catch { failure = error }
+            capturing = false
+            var g: CUgraph?
+            let r = end(stream, &g)
+            if let failure {
+                if let g { _ = api.cuGraphDestroy!(g) }
+                throw failure
+            }
+            try check(r, "cuStreamEndCapture (the capture was invalidated by a step a graph cannot hold)")
+            guard let graph = g else { throw TensorError.unsupported(op: "cuda graph", message: "cuStreamEndCapture returned no graph") }
+            var e: CUgraphExec?
+            let ri = instantiate(&e, graph, 0)
+            guard ri == CUDA_SUCCESS, let exec = e else {
+                _ = api.cuGraphDestroy!(graph)
+                try check(ri, "cuGraphInstantiateWithFlags")
+                throw TensorError.unsupported(op: "cuda graph", message: "cuGraphInstantiateWithFlags returned no executable graph")
+            }
+            ok = true
+            note("CUDA graph: forward captured for input \(input.shape.dims) (\(outputs.count) output\(outputs.count == 1 ? "" : "s"))")
+            return CUDAGraph(backend: self, graph: graph, exec: exec, input: input, outputs: outputs)
+        }
+    }
+
+    /// One graph fewer; with none left, memory may go back to the driver again.
+    func graphReleased() {
+        sync {
+            liveGraphs -= 1
+            guard liveGraphs == 0 else { return }
+            pool.keepsMemory = false
+            weightPool.keepsMemory = false
+            if !retiredWorkspaces.isEmpty {
+                _ = api.cuStreamSynchronize!(stream)
+                for w in retiredWorkspaces { _ = api.cuMemFree!(w) }
+                retiredWorkspaces.removeAll()
+            }
+        }
+    }
+}
