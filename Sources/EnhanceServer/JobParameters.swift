@@ -26,7 +26,7 @@ struct JobParameters: Sendable {
         return n
     }
 
-    static let upscaleKeys: Set<String> = ["model", "outscale", "tile", "tile_pad", "pre_pad", "denoise_strength", "alpha_upsampler"]
+    static let upscaleKeys: Set<String> = ["model", "outscale", "tile", "tile_pad", "tile_batch", "pre_pad", "denoise_strength", "alpha_upsampler"]
     static let restoreKeys: Set<String> = ["gpen", "detector", "parser", "aligned", "only_center_face", "color_match", "alpha",
                                            "mask", "bg_upsampler", "upscale", "face_batch"]
     static let chainRestoreKeys: Set<String> = ["gpen", "detector", "parser", "only_center_face", "color_match", "alpha", "mask"]
@@ -69,6 +69,7 @@ struct JobParameters: Sendable {
         }
         o.tile = try q.int("tile", 0...4096) ?? 0
         o.tilePad = try q.int("tile_pad", 0...512) ?? 10
+        o.tileBatch = try q.int("tile_batch", 1...16) ?? 1
         o.prePad = try q.int("pre_pad", 0...512) ?? 0
         if let a = try q.choice("alpha_upsampler", ["network", "realesrgan", "bicubic", "bilinear"]) {
             o.alphaUpsampler = a == "bicubic" ? .bicubic : a == "bilinear" ? .bilinear : .network

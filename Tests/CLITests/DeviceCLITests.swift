@@ -174,20 +174,25 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let photo = dir.appendingPathComponent("a.png")
-        try ChainAndBatchCLITests.writePhoto(photo, size: 24, seed: 3)
+        try ChainAndBatchCLITests.writePhoto(photo, size: 64, seed: 3)
         let model = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x4/weights.pth").path
         var images: [[UInt8]] = []
-        for device in ["cpu", "cuda"] {
-            let r = try EnhanceBinary.run(["upscale", photo.path, "-m", model, "-t", "16", "--device", device, "-o", dir.appendingPathComponent(device).path, "--quiet"],
-                                          environment: env)
+        // cpu, cuda, and cuda with the 16 tiles (16 px, pad 10, 64 px image: padded sizes 26 and 36 → 4 groups of 4)
+        // in batches of 3: an N=3 and an N=1 pass per group
+        for (device, batch) in [("cpu", 1), ("cuda", 1), ("cuda", 3)] {
+            let out = dir.appendingPathComponent("\(device)-\(batch)")
+            let r = try EnhanceBinary.run(["upscale", photo.path, "-m", model, "-t", "16", "--tile-batch", String(batch), "--device", device,
+                                           "-o", out.path, "--quiet"], environment: env)
             #expect(r.status == 0, "\(device): \(r.stderr)")
-            let png = try ImageDecoder.decode(fileAt: dir.appendingPathComponent("\(device)/a_out.png"))
+            let png = try ImageDecoder.decode(fileAt: out.appendingPathComponent("a_out.png"))
             guard case let .u8(bytes) = png.storage else { Issue.record("not an 8-bit PNG"); return }
             images.append(bytes)
         }
-        #expect(images[0].count == images[1].count && images[0].count == 96 * 96 * 3)
-        let worst = zip(images[0], images[1]).map { abs(Int($0) - Int($1)) }.max() ?? 255
-        #expect(worst <= 1, "upscale cuda vs cpu: largest difference \(worst) steps")
+        #expect(images[0].count == images[1].count && images[0].count == 256 * 256 * 3)
+        for (i, what) in [(1, "cuda"), (2, "cuda --tile-batch 3")] {
+            let worst = zip(images[0], images[i]).map { abs(Int($0) - Int($1)) }.max() ?? 255
+            #expect(worst <= 1, "upscale \(what) vs cpu: largest difference \(worst) steps")
+        }
 
         let detector = Repository.assets.appendingPathComponent("RetinaFace-mnet025.safetensors")
         let face = Repository.assets.appendingPathComponent("astronaut.png")

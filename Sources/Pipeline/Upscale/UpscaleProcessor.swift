@@ -63,7 +63,7 @@ public struct UpscaleProcessor: BatchProcessor {
     }
 
     /// Estimated peak bytes for one image in flight (the batch runner's memory gate, the service's admission): the
-    /// network's activations for the largest tile actually run (a tile never extends past the padded image), the
+    /// network's activations for the largest tile actually run (times `tileBatch` tiles per pass) (a tile never extends past the padded image), the
     /// image buffers, and 4 MiB plus 2 MiB per core for what does not grow with the pixels (scratchpads, small buffers,
     /// the oneDNN backend's Winograd weights and per-thread tiles: ≤ 1.8 MiB + 2 MiB per thread for RRDBNet).
     public func memoryEstimate(width: Int, height: Int) -> Int {
@@ -74,7 +74,9 @@ public struct UpscaleProcessor: BatchProcessor {
     public func memoryEstimate(width: Int, height: Int, tile t: Int) -> Int {
         let o = upscaler.options
         let (iw, ih) = (width + o.prePad, height + o.prePad)
-        let tilePixels = t == 0 ? iw * ih : min(t + 2 * o.tilePad, iw) * min(t + 2 * o.tilePad, ih)
+        let tilesX = t == 0 ? 1 : (iw + t - 1) / t, tilesY = t == 0 ? 1 : (ih + t - 1) / t
+        let batch = t == 0 ? 1 : min(o.tileBatch, tilesX * tilesY)
+        let tilePixels = batch * (t == 0 ? iw * ih : min(t + 2 * o.tilePad, iw) * min(t + 2 * o.tilePad, ih))
         let (ow, oh) = upscaler.outputSize(width: width, height: height)
         return tilePixels * upscaler.bytesPerTilePixel() + width * height * 64 + ow * oh * 8 + (4 << 20)
             + ProcessInfo.processInfo.activeProcessorCount << 21

@@ -21,6 +21,9 @@ public struct UpscaleOptions: Sendable, Equatable {
     public var tile: Int = 0
     /// Context added around each tile on every side (clipped at the border), discarded after the pass.
     public var tilePad: Int = 10
+    /// Tiles of equal padded size run together in one N-tile forward (1 = one at a time, upstream's way). The results
+    /// equal one-by-one passes up to float rounding; the activations of a pass grow N-fold.
+    public var tileBatch: Int = 1
     /// Reflect padding added on the right and bottom before the pass and cropped after (upstream CLI default 0).
     public var prePad: Int = 0
     /// Final size factor relative to the input (int(w·s) × int(h·s), Lanczos-4); nil = the network scale.
@@ -59,6 +62,8 @@ public struct UpscaleReport: Sendable, Equatable {
     public var tile: Int = 0
     /// Number of network passes (tiles, summed over colour and alpha).
     public var passes: Int = 0
+    /// Network forwards run (fewer than `passes` when tiles ran batched).
+    public var forwards: Int = 0
     /// Retries after an allocation failure (each halves the tile).
     public var retries: Int = 0
     /// Peak live bytes of backend tensors seen during the passes.
@@ -80,6 +85,7 @@ public final class Upscaler: @unchecked Sendable {
     public init(network: any SuperResolutionNetwork, options: UpscaleOptions) throws {
         guard options.tile >= 0, options.tile <= 1 << 20 else { throw UpscaleError.invalidOption("--tile must be ≥ 0, got \(options.tile)") }
         guard options.tilePad >= 0, options.tilePad <= 1 << 16 else { throw UpscaleError.invalidOption("--tile-pad must be ≥ 0, got \(options.tilePad)") }
+        guard (1...64).contains(options.tileBatch) else { throw UpscaleError.invalidOption("--tile-batch must be 1...64, got \(options.tileBatch)") }
         guard options.prePad >= 0, options.prePad <= 1 << 16 else { throw UpscaleError.invalidOption("--pre-pad must be ≥ 0, got \(options.prePad)") }
         if let s = options.outscale {
             guard s.isFinite, s > 0, s <= 64 else { throw UpscaleError.invalidOption("--outscale must be in (0, 64], got \(s)") }
@@ -175,7 +181,7 @@ public final class Upscaler: @unchecked Sendable {
     }
 
     /// The tile size for a w×h input: `options.tile`, or with `maxMemory` and no tile the largest tile whose
-    /// estimated peak (activations of one padded tile + weights + image buffers) fits; 0 = whole image.
+    /// estimated peak (activations of `tileBatch` padded tiles + weights + image buffers) fits; 0 = whole image.
     public func tileSize(width w: Int, height h: Int) throws -> Int {
         let m = network.inputMultiple
         if options.tile > 0 { return roundUp(options.tile, m) }
@@ -189,7 +195,7 @@ public final class Upscaler: @unchecked Sendable {
         let whole = (h + options.prePad + m) * (w + options.prePad + m)
         if budget > 0, whole * perPixel <= budget { return 0 }
         let pad = roundUp(options.tilePad, m)
-        var t = Int((Double(max(budget, 0)) / Double(perPixel)).squareRoot()) - 2 * pad
+        var t = Int((Double(max(budget, 0)) / Double(perPixel * options.tileBatch)).squareRoot()) - 2 * pad
         t = t / m * m
         if t >= max(m, 8) {
             // balance: the fewest tiles of size ≤ t, then the smallest tile giving that count (equal tiles reuse
@@ -199,7 +205,7 @@ public final class Upscaler: @unchecked Sendable {
             t = min(t, roundUp((side + n - 1) / n, m))
         }
         guard t >= max(m, 8) else {
-            throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) (needs about \(fixed + perPixel * (8 + 2 * pad) * (8 + 2 * pad)) bytes with the smallest tile)")
+            throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) (needs about \(fixed + perPixel * options.tileBatch * (8 + 2 * pad) * (8 + 2 * pad)) bytes with the smallest tile\(options.tileBatch > 1 ? " and --tile-batch \(options.tileBatch)" : ""))")
         }
         return t
     }
@@ -290,38 +296,59 @@ public final class Upscaler: @unchecked Sendable {
         let pad = tile == 0 ? 0 : roundUp(options.tilePad, m)
         let tilesX = (cw + t - 1) / t, tilesY = (ch + t - 1) / t
         be.resetPeak()
+        // Tile geometry in the usual row-major order; tiles of equal padded size run `tileBatch` at a time (each
+        // pastes only its own core, so the order of the passes does not change the image).
+        struct TileGeometry { let x0, x1, y0, y1, gx0, gy0, tw, th: Int }
+        var groups: [(key: [Int], tiles: [TileGeometry])] = []
         for ty in 0..<tilesY {
             for tx in 0..<tilesX {
                 let x0 = tx * t, x1 = min(x0 + t, cw)
                 let y0 = ty * t, y1 = min(y0 + t, ch)
                 let gx0 = max(x0 - pad, 0), gx1 = min(x1 + pad, cw)
                 let gy0 = max(y0 - pad, 0), gy1 = min(y1 + pad, ch)
-                let tw = gx1 - gx0, th = gy1 - gy0
-                var data = [Float](repeating: 0, count: 3 * tw * th)
-                for c in 0..<3 {
-                    cur[c].withUnsafeBufferPointer { src in
-                        for y in 0..<th {
-                            let so = (gy0 + y) * cw + gx0, dOff = c * tw * th + y * tw
-                            for x in 0..<tw { data[dOff + x] = src[so + x] }
+                let g = TileGeometry(x0: x0, x1: x1, y0: y0, y1: y1, gx0: gx0, gy0: gy0, tw: gx1 - gx0, th: gy1 - gy0)
+                if options.tileBatch > 1, let i = groups.firstIndex(where: { $0.key == [g.tw, g.th] }) {
+                    groups[i].tiles.append(g)
+                } else {
+                    groups.append(([g.tw, g.th], [g]))
+                }
+            }
+        }
+        for group in groups {
+            for start in stride(from: 0, to: group.tiles.count, by: options.tileBatch) {
+                let chunk = group.tiles[start..<min(group.tiles.count, start + options.tileBatch)]
+                let tw = group.key[0], th = group.key[1], n = chunk.count
+                var data = [Float](repeating: 0, count: n * 3 * tw * th)
+                for (b, g) in chunk.enumerated() {
+                    for c in 0..<3 {
+                        cur[c].withUnsafeBufferPointer { src in
+                            for y in 0..<th {
+                                let so = (g.gy0 + y) * cw + g.gx0, dOff = (b * 3 + c) * tw * th + y * tw
+                                for x in 0..<tw { data[dOff + x] = src[so + x] }
+                            }
                         }
                     }
                 }
                 let out: HostTensor
                 do {
-                    let xin = try be.upload(HostTensor(shape: [1, 3, th, tw], data: data))
+                    let xin = try be.upload(HostTensor(shape: [n, 3, th, tw], data: data))
                     let y = try network.forward(xin)
                     out = try be.download(y)
                 }
-                report.passes += 1
+                report.passes += n
+                report.forwards += 1
                 report.peakTensorBytes = max(report.peakTensorBytes, be.memoryStats.peakLiveBytes)
-                guard out.shape == [1, 3, th * s, tw * s] else {
-                    throw UpscaleError.invalidImage("network returned \(out.shape) for a \(th)×\(tw) tile (scale \(s))")
+                guard out.shape == [n, 3, th * s, tw * s] else {
+                    throw UpscaleError.invalidImage("network returned \(out.shape) for \(n) tile\(n == 1 ? "" : "s") of \(th)×\(tw) (scale \(s))")
                 }
-                // core of the tile in output coordinates, cropped to the un-padded output
-                let oy0 = y0 * s, oy1 = min(y1 * s, outH)
-                let ox0 = x0 * s, ox1 = min(x1 * s, outW)
-                if oy0 < oy1, ox0 < ox1 {
-                    sink(out.data, oy0..<oy1, ox0..<ox1, tw * s, (gy0 * s, gx0 * s))
+                let per = 3 * th * s * tw * s
+                for (b, g) in chunk.enumerated() {
+                    // core of the tile in output coordinates, cropped to the un-padded output
+                    let oy0 = g.y0 * s, oy1 = min(g.y1 * s, outH)
+                    let ox0 = g.x0 * s, ox1 = min(g.x1 * s, outW)
+                    if oy0 < oy1, ox0 < ox1 {
+                        sink(n == 1 ? out.data : Array(out.data[(b * per)..<((b + 1) * per)]), oy0..<oy1, ox0..<ox1, tw * s, (g.gy0 * s, g.gx0 * s))
+                    }
                 }
             }
         }

@@ -112,6 +112,43 @@ struct UpscalerTests {
         #expect(sampleDiff(outputs[0], outputs[1]).max <= 1)
     }
 
+    /// `tileBatch`: tiles of equal padded size run N at a time (border tiles form their own groups); the image equals
+    /// the one-tile-at-a-time run within one 8-bit step (on oneDNN, RRDBNet ×2 with the Winograd path: bit for bit
+    /// here), the pass count is the tile count, and the tile chosen under a memory cap shrinks to fit N tiles.
+    @Test(arguments: [true, false]) func batchedTilesGiveTheSameImage(_ winograd: Bool) throws {
+        let be = try DNNLBackend(options: .init(threads: 2, winograd: winograd))
+        let net = try RealESRGANLoader.load(UpscalePaths.realesrganerWeights, backend: be).network
+        // 64×48, tile 16, pad 6: padded widths 22, 28, 28, 22 and heights 22, 28, 22 → 12 tiles in 4 sizes (4, 4, 2, 2)
+        let img = try testImage(width: 64, height: 48)
+        var o = UpscaleOptions()
+        o.prePad = 0; o.tile = 16; o.tilePad = 6
+        var one = UpscaleReport(), many = UpscaleReport()
+        let single = try Upscaler(network: net, options: o).enhance(img, report: &one)
+        o.tileBatch = 4
+        let batched = try Upscaler(network: net, options: o).enhance(img, report: &many)
+        #expect(one.passes == 12 && many.passes == 12)
+        #expect(one.forwards == 12 && many.forwards == 4, "\(many.forwards) forwards for 12 batched tiles")
+        #expect(sampleDiff(batched, single).max <= 1, "\(sampleDiff(batched, single))")
+        o.tileBatch = 0
+        #expect(throws: UpscaleError.self) { _ = try Upscaler(network: net, options: o) }
+    }
+
+    @Test func aTileBatchShrinksTheTileUnderAMemoryCap() throws {
+        let be = ReferenceBackend()
+        let net = try RealESRGANLoader.load(TinySRVGG.file(), backend: be).network
+        var o = UpscaleOptions()
+        o.tilePad = 4
+        o.maxMemory = Upscaler.baseOverhead + 4 << 20
+        let t1 = try Upscaler(network: net, options: o).tileSize(width: 96, height: 80)
+        o.tileBatch = 4
+        let up = try Upscaler(network: net, options: o)
+        let t4 = try up.tileSize(width: 96, height: 80)
+        #expect(t4 > 0 && t4 < t1, "tile \(t4) with 4 per pass vs \(t1)")
+        var report = UpscaleReport()
+        _ = try up.enhance(try testImage(width: 96, height: 80), report: &report)
+        #expect(report.peakTensorBytes <= o.maxMemory! - Upscaler.baseOverhead)
+    }
+
     @Test func maxMemoryPicksATileAndStaysUnderTheCap() throws {
         let be = ReferenceBackend()
         let net = try RealESRGANLoader.load(TinySRVGG.file(), backend: be).network
