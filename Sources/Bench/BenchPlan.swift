@@ -65,6 +65,22 @@ extension BenchConfiguration {
     var peerEngineArguments: [String] {
         device == "cuda" ? ["--device", "cuda", "--precision", precision ?? "fp32"] : []
     }
+    /// On cuda without `--quick`, the PyTorch settings shown beside the same-precision peer (the study's knobs):
+    /// (variant suffix, peer arguments). fp32 → TF32 on (PyTorch's default for convolutions); fp16 → channels_last;
+    /// tf32 → TF32 off; each precision → torch.compile (default mode, its compile time inside every process run).
+    var peerExtras: [(suffix: String, arguments: [String])] {
+        guard device == "cuda", !quick else { return [] }
+        let p = precision ?? "fp32"
+        var out: [(String, [String])] = []
+        switch p {
+        case "fp32": out.append(("tf32", ["--device", "cuda", "--precision", "tf32"]))
+        case "tf32": out.append(("fp32", ["--device", "cuda", "--precision", "fp32"]))
+        case "fp16": out.append(("fp16 channels_last", ["--device", "cuda", "--precision", "fp16", "--channels-last"]))
+        default: break
+        }
+        out.append(("\(p) compile", ["--device", "cuda", "--precision", p, "--compile", "default"]))
+        return out
+    }
 }
 
 /// Builds the workload list from a configuration.
@@ -228,30 +244,39 @@ public enum WorkloadCatalog {
                 } else if esr.file.hasSuffix(".param") {
                     notes.append("PyTorch peer for \(esr.name) skipped: its weights exist only in ncnn format")
                 } else {
-                    out.append(WorkloadSpec(name: "torch-\(esr.name)", family: "peer", executable: py,
-                                            arguments: [torchScript, "realesrgan", "--weights", esr.file, "--input", "{input}",
-                                                        "--output", "{output}", "--threads", "{threads}"] + c.peerEngineArguments,
-                                            threads: c.threads, synthetic: esr.synthetic, peerOf: esr.name, timeout: c.timeout))
+                    for (suffix, engine) in [("", c.peerEngineArguments)] + c.peerExtras {
+                        out.append(WorkloadSpec(name: "torch-\(esr.name)", family: "peer", variant: suffix.isEmpty ? "default" : suffix,
+                                                executable: py,
+                                                arguments: [torchScript, "realesrgan", "--weights", esr.file, "--input", "{input}",
+                                                            "--output", "{output}", "--threads", "{threads}"] + engine,
+                                                threads: c.threads, synthetic: esr.synthetic, peerOf: esr.name, timeout: c.timeout))
+                    }
                 }
             }
             if c.families.contains("restore"), gpenFile != nil, !probe(py, [torchScript, "--check", "gpen"] + (c.device == "cuda" ? ["cuda"] : [])) {
                 notes.append("PyTorch peer for gpen-512 skipped: no PyTorch GPEN reference importable (torch_peer.py --check gpen failed)")
             } else if c.families.contains("restore"), let g = gpenFile, let aligned = c.alignedInput, c.variants {
                 // Upstream's aligned mode (GPEN on a 512 face crop), mirrored by `restore --aligned`.
-                out.append(WorkloadSpec(name: "torch-gpen-512", family: "peer", variant: "aligned", executable: py,
-                                        arguments: [torchScript, "gpen", "--weights", g, "--input", "{input}",
-                                                    "--output", "{output}", "--threads", "{threads}"] + c.peerEngineArguments,
-                                        threads: c.threads, synthetic: c.gpen == nil, peerOf: "gpen-512 [aligned]",
-                                        timeout: c.timeout, onlyInputs: [aligned]))
+                for (suffix, engine) in [("", c.peerEngineArguments)] + c.peerExtras {
+                    out.append(WorkloadSpec(name: "torch-gpen-512", family: "peer", variant: suffix.isEmpty ? "aligned" : "aligned \(suffix)",
+                                            executable: py,
+                                            arguments: [torchScript, "gpen", "--weights", g, "--input", "{input}",
+                                                        "--output", "{output}", "--threads", "{threads}"] + engine,
+                                            threads: c.threads, synthetic: c.gpen == nil, peerOf: "gpen-512 [aligned]",
+                                            timeout: c.timeout, onlyInputs: [aligned]))
+                }
             }
             if c.families.contains("restore"), let g = gpenFile, !c.detectorSynthetic, let d = c.detector,
                let p = c.parser ?? synthetic["ParseNet-latest"], probe(py, [torchScript, "--check", "restore"] + (c.device == "cuda" ? ["cuda"] : [])) {
                 // Upstream's whole-photo FaceEnhancement.process (detect, align, GPEN, parse, paste), mirrored by `restore`.
-                out.append(WorkloadSpec(name: "torch-gpen-512", family: "peer", executable: py,
-                                        arguments: [torchScript, "restore", "--weights", g, "--parser", p, "--detector", d,
-                                                    "--input", "{input}", "--output", "{output}", "--threads", "{threads}"] + c.peerEngineArguments,
-                                        threads: c.threads, synthetic: c.gpen == nil || c.parser == nil, peerOf: "gpen-512",
-                                        timeout: c.timeout))
+                for (suffix, engine) in [("", c.peerEngineArguments)] + c.peerExtras {
+                    out.append(WorkloadSpec(name: "torch-gpen-512", family: "peer", variant: suffix.isEmpty ? "default" : suffix,
+                                            executable: py,
+                                            arguments: [torchScript, "restore", "--weights", g, "--parser", p, "--detector", d,
+                                                        "--input", "{input}", "--output", "{output}", "--threads", "{threads}"] + engine,
+                                            threads: c.threads, synthetic: c.gpen == nil || c.parser == nil, peerOf: "gpen-512",
+                                            timeout: c.timeout))
+                }
             } else if c.families.contains("restore"), gpenFile != nil {
                 notes.append("PyTorch peer of the whole-photo restore skipped: it needs the real RetinaFace weights (--detector FILE) and torch_peer.py --check restore")
             }

@@ -44,7 +44,7 @@ public struct BenchRow: Sendable, Codable, Equatable {
     public var imagesPerHourPerCore: Double
     /// PSNR/SSIM of the last run's output against the clean source (nil without a reference).
     public var quality: QualityScore?
-    /// Peer name → peer median / this row's median (above 1: this implementation is faster).
+    /// Peer label (`name [variant]`) → peer median / this row's median (above 1: this implementation is faster).
     public var peerRatios: [String: Double]
     /// Input path.
     public var input: String
@@ -112,7 +112,7 @@ public struct BenchSummary: Sendable, Codable, Equatable {
     public var ssim: Double?
     /// Median per-stage seconds over the pooled runs.
     public var stagesS: [String: Double]
-    /// Peer name → peer median / this median.
+    /// Peer label → peer median / this median.
     public var peerRatios: [String: Double]
     /// Errors of any row.
     public var errors: [String]

@@ -225,7 +225,7 @@ public struct BenchRunner: Sendable {
         for (pi, peer) in rows.enumerated() {
             guard let target = peer.peerOf, let pm = peer.medianS else { continue }
             for i in rows.indices where rows[i].label == target && rows[i].peerOf == nil && rows[i].image == rows[pi].image {
-                if let m = rows[i].medianS, m > 0 { rows[i].peerRatios[peer.workload] = pm / m }
+                if let m = rows[i].medianS, m > 0 { rows[i].peerRatios[peer.label] = pm / m }
             }
         }
         var order: [String] = []
@@ -239,7 +239,7 @@ public struct BenchRunner: Sendable {
         for (pi, peer) in summaries.enumerated() {
             guard let target = peer.peerOf, let pm = peer.medianS else { continue }
             for i in summaries.indices where summaries[i].label == target && summaries[i].peerOf == nil {
-                if let m = summaries[i].medianS, m > 0 { summaries[i].peerRatios[summaries[pi].workload] = pm / m }
+                if let m = summaries[i].medianS, m > 0 { summaries[i].peerRatios[summaries[pi].label] = pm / m }
             }
         }
         // Variants are compared with their default on the same inputs (a folder run with all of them).

@@ -71,11 +71,44 @@ import Testing
             let a = x.arguments
             #expect(a.firstIndex(of: "--device").map { a[$0 + 1] } == "cuda" && a.firstIndex(of: "--precision").map { a[$0 + 1] } == "fp16", "\(x.label): \(a)")
         }
-        for peer in w where peer.name.hasPrefix("torch-") {
+        for peer in w where peer.name.hasPrefix("torch-") && ["default", "aligned"].contains(peer.variant) {
             #expect(Array(peer.arguments.suffix(4)) == ["--device", "cuda", "--precision", "fp16"], "\(peer.name): \(peer.arguments)")
         }
         let (plain, _) = try WorkloadCatalog.build(config(), synthetic: synthetic, available: { _ in true }, probe: { _, args in args.last != "--check" })
         #expect(!plain.contains { $0.arguments.contains("--device") || $0.arguments.contains("--precision") })
+    }
+
+    /// On cuda (not `--quick`) each PyTorch peer also runs the study's other settings beside the same-precision one:
+    /// fp32 → TF32 on, fp16 → channels_last, and torch.compile at the bench's precision; each mirrors the same row, so
+    /// the ratios are keyed by peer label.
+    @Test func cudaPeersShowTheStudysSettings() throws {
+        for (precision, extra) in [("fp32", ["--precision", "tf32"]), ("fp16", ["--precision", "fp16", "--channels-last"])] {
+            var c = config()
+            c.device = "cuda"
+            c.precision = precision
+            let (w, _) = try WorkloadCatalog.build(c, synthetic: synthetic, available: { _ in true }, probe: { _, args in args.last != "--check" })
+            let esr = w.filter { $0.name == "torch-realesrgan-x2plus" }
+            #expect(esr.map(\.variant) == ["default", extra == ["--precision", "tf32"] ? "tf32" : "fp16 channels_last", "\(precision) compile"], "\(esr.map(\.variant))")
+            #expect(esr.allSatisfy { $0.peerOf == "realesrgan-x2plus" })
+            #expect(Array(esr[1].arguments.suffix(extra.count)) == extra)
+            #expect(Array(esr[2].arguments.suffix(4)) == ["--precision", precision, "--compile", "default"])
+            #expect(w.filter { $0.name == "torch-gpen-512" }.map(\.variant).contains("aligned \(precision) compile"))
+            c.quick = true
+            let (quick, _) = try WorkloadCatalog.build(c, synthetic: synthetic, available: { _ in true }, probe: { _, args in args.last != "--check" })
+            #expect(quick.filter { $0.name == "torch-realesrgan-x2plus" }.map(\.variant) == ["default"])
+        }
+        // Ratios of several peers of one row stay apart (keyed by label).
+        let w = WorkloadSpec(name: "x", family: "upscale", executable: "/bin/true", arguments: [])
+        let p1 = WorkloadSpec(name: "torch-x", family: "peer", executable: "/bin/true", arguments: [], peerOf: "x")
+        let p2 = WorkloadSpec(name: "torch-x", family: "peer", variant: "tf32", executable: "/bin/true", arguments: [], peerOf: "x")
+        func m(_ s: Double) -> RunMeasurement {
+            RunMeasurement(wallSeconds: s, cpuSeconds: s, peakRSSBytes: 1, utilisation: 0.5, stages: [:], memory: [:])
+        }
+        let rows = [(w, 1.0), (p1, 3.0), (p2, 2.0)].map { spec, s in
+            BenchRunner.makeRow(spec, image: "a", images: 1, input: "/a", output: nil, measurements: [m(s)], quality: nil, error: nil, budget: 1 << 30)
+        }
+        let report = BenchRunner.assemble(rows: rows, inputs: [], settings: BenchProtocol(), notes: [], started: Date(), duration: 1)
+        #expect(report.summaries.first { $0.workload == "x" }?.peerRatios == ["torch-x": 3.0, "torch-x [tf32]": 2.0])
     }
 
     /// `bench --precision bf16` (CPU): the enhance workloads compute in bf16, the PyTorch peer keeps its fp32 and no

@@ -19,7 +19,8 @@ Record contract: writes <output>/<stem>_out.png and appends one JSON line per im
   torch_peer.py gpen --weights FILE --input IMG_OR_DIR --output DIR --threads N
   torch_peer.py restore --weights GPEN --parser PARSENET --detector RETINAFACE --input IMG_OR_DIR --output DIR --threads N
   (both: --device cpu|cuda, --precision fp32|tf32|fp16 — on cuda: fp32 with TF32 off, tf32 = PyTorch's default
-  cudnn.allow_tf32, fp16 = model.half(); the network runs on the device, pre/post-processing on the host as upstream)
+  cudnn.allow_tf32, fp16 = model.half(); the network runs on the device, pre/post-processing on the host as upstream;
+  cuda only: --channels-last, --compile MODE)
 """
 import argparse
 import json
@@ -86,14 +87,19 @@ def on_device(model, a):
     copy back synchronises, so timings include the GPU work)."""
     import torch
     if a.device == "cpu":
-        if a.precision != "fp32":
-            raise SystemExit(f"--precision {a.precision} needs --device cuda")
+        if a.precision != "fp32" or a.channels_last or a.compile:
+            raise SystemExit(f"--precision {a.precision}, --channels-last and --compile need --device cuda")
         return model
     # tf32 = PyTorch's defaults: TF32 in cuDNN convolutions, not in matmul (as scripts/device/torch_cuda_peer.py)
     torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = False
     dtype = torch.float16 if a.precision == "fp16" else torch.float32
-    inner = model.to(a.device, dtype)
+    fmt = torch.channels_last if a.channels_last else torch.contiguous_format
+    inner = model.to(a.device, dtype).to(memory_format=fmt)
+    if a.compile:
+        # compiled at the first forward of every process (inductor's on-disk cache, filled by the bench's warm-up,
+        # shortens later ones): its time is inside the run, as for a user's one-shot command
+        inner = torch.compile(inner, mode=a.compile)
 
     class OnDevice(torch.nn.Module):
         def __init__(self):
@@ -101,7 +107,7 @@ def on_device(model, a):
             self.inner = inner
 
         def forward(self, x):
-            y = self.inner(x.to(a.device, dtype))
+            y = self.inner(x.to(a.device, dtype).contiguous(memory_format=fmt))
             if isinstance(y, (tuple, list)):
                 return type(y)(t.float().cpu() if torch.is_tensor(t) else t for t in y)
             return y.float().cpu()
@@ -282,6 +288,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--precision", choices=["fp32", "tf32", "fp16"], default="fp32")
+    ap.add_argument("--channels-last", action="store_true", help="cuda: model and input in channels_last (NHWC)")
+    ap.add_argument("--compile", metavar="MODE", help="cuda: torch.compile(model, mode=MODE), e.g. default")
     a = ap.parse_args()
     if check(a.kind, a.device) != 0:
         return 3
