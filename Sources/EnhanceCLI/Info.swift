@@ -50,6 +50,7 @@ struct Info: ParsableCommand {
             "cpu_features": features.joined(separator: " "),
             "bf16": bf16,
             "codecs": "PNG (libpng), JPEG (TurboJPEG), WebP (libwebp)",
+            "huge_pages": HugePages.summary,
             "devices": ModelFactory.devices.map { "\($0.device.rawValue) (\($0.available ? "" : "unavailable: ")\($0.detail))" }.joined(separator: "; "),
         ]
         if json {
@@ -58,7 +59,7 @@ struct Info: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            for k in ["version", "engine", "devices", "cpu", "isa", "activation_layout", "cpu_features", "bf16", "codecs"] {
+            for k in ["version", "engine", "devices", "cpu", "isa", "activation_layout", "cpu_features", "bf16", "codecs", "huge_pages"] {
                 print("\(k):".padding(toLength: 19, withPad: " ", startingAt: 0) + (info[k] ?? ""))
             }
         }

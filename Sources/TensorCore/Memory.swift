@@ -103,6 +103,7 @@ public struct HostAllocator: MemoryAllocator {
         if bytes >= Self.mappingThreshold {
             guard let m = mmap(nil, Self.pageRounded(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
                   m != MAP_FAILED else { throw TensorError.allocationFailed(bytes: bytes) }
+            if Self.hugePages && bytes >= 2 << 20 { _ = madvise(m, Self.pageRounded(bytes), 14 /* MADV_HUGEPAGE */) }
             return m
         }
         var raw: UnsafeMutableRawPointer?
@@ -137,6 +138,9 @@ public struct HostAllocator: MemoryAllocator {
     }
 
     static func pageRounded(_ bytes: Int) -> Int { (bytes + 4095) & ~4095 }
+
+    /// Whether mappings of 2 MiB and more ask for transparent huge pages (ENHANCE_THP=1; docs/bench.md).
+    static let hugePages = ProcessInfo.processInfo.environment["ENHANCE_THP"] == "1"
 
     public func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) { memset(pointer, 0, bytes) }
 }

@@ -4,6 +4,7 @@ import EnhanceCLI
 @main
 enum EnhanceMain {
     static func main() async {
+        HugePages.prepareProcess()
         await Enhance.runFromCommandLine()
     }
 }
