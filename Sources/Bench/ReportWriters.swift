@@ -53,6 +53,18 @@ public enum ReportWriter {
 
     // MARK: terminal
 
+    /// Rows as text columns: the first two left-aligned, the rest right-aligned, a rule under the header (row 0).
+    static func aligned(_ lines: [[String]]) -> String {
+        let widths = lines[0].indices.map { c in lines.map { $0[c].count }.max() ?? 0 }
+        return lines.enumerated().map { i, row in
+            let line = row.enumerated().map { c, cell in
+                c < 2 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[c] - cell.count) + cell
+            }.joined(separator: "  ")
+            return i == 0 ? line + "\n" + String(repeating: "-", count: line.count) : line
+        }.joined(separator: "\n")
+    }
+
     /// The study-shaped table, one line per workload × variant, plus notes and the recommendation.
     public static func terminalTable(_ report: BenchReport) -> String {
         let header = ["model", "variant", "thr", "runs", "median s", "p95 s", "s/image", "peak RSS", "tensor peak", "util",
@@ -65,30 +77,15 @@ public enum ReportWriter {
                           String(s.capacity), String(format: "%.0f", s.imagesPerHourPerCore), psnr(s.psnr), ssim(s.ssim),
                           ratios(s.peerRatios)])
         }
-        let widths = header.indices.map { c in lines.map { $0[c].count }.max() ?? 0 }
-        var out = lines.enumerated().map { i, row in
-            let line = row.enumerated().map { c, cell in
-                c < 2 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
-                    : String(repeating: " ", count: widths[c] - cell.count) + cell
-            }.joined(separator: "  ")
-            return i == 0 ? line + "\n" + String(repeating: "-", count: line.count) : line
-        }.joined(separator: "\n")
+        var out = aligned(lines)
         out += "\n\nmemory budget \(ByteSize.format(report.memoryBudgetBytes)); capacity = floor(budget / peak RSS); "
             + "\(report.warmups) warm-up + \(report.runsPerInput) runs per input"
             + (report.timeBudgetS.map { String(format: " (at most; time budget %.0f min)", $0 / 60) } ?? "")
             + "; runs = measured runs pooled over the inputs; util = (user+sys)/(wall×threads)"
         if let note = report.syntheticNote { out += "\n* \(note)" }
         if let gpu = gpuTable(report) {
-            let widths = gpu.header.indices.map { c in ([gpu.header] + gpu.rows).map { $0[c].count }.max() ?? 0 }
             out += "\n\nGPU" + (report.gpu.map { ": \($0.name), \(ByteSize.format($0.totalBytes))" } ?? "") + "\n"
-            out += ([gpu.header] + gpu.rows).enumerated().map { i, row in
-                let line = row.enumerated().map { c, cell in
-                    c < 2 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
-                        : String(repeating: " ", count: widths[c] - cell.count) + cell
-                }.joined(separator: "  ")
-                return i == 0 ? line + "\n" + String(repeating: "-", count: line.count) : line
-            }.joined(separator: "\n")
-            out += "\n" + gpuLegend(report)
+            out += aligned([gpu.header] + gpu.rows) + "\n" + gpuLegend(report)
         }
         for s in report.summaries where !s.errors.isEmpty {
             out += "\n! \(s.label): " + s.errors.prefix(2).joined(separator: "; ")

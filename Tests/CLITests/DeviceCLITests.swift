@@ -84,6 +84,15 @@ import TestSupport
         ("retinaface_mnet", "input.npy", [("loc.npy", "loc.npy"), ("conf.npy", "conf.npy"), ("landms.npy", "landms.npy")]),
     ]
 
+    /// ‖a − b‖ / ‖b‖ of two .npy files (infinity when their sizes differ).
+    static func relativeL2(_ got: URL, _ want: URL) throws -> Double {
+        let a = try NPYArray(contentsOf: got).floats(), b = try NPYArray(contentsOf: want).floats()
+        guard a.count == b.count else { return .infinity }
+        var d2 = 0.0, r2 = 0.0
+        for i in 0..<a.count { d2 += Double(a[i] - b[i]) * Double(a[i] - b[i]); r2 += Double(b[i]) * Double(b[i]) }
+        return (d2 / max(r2, 1e-30)).squareRoot()
+    }
+
     /// fp16 tolerance (relative L2) per output: 1e-2, except RetinaFace's box and landmark regressions, where
     /// PyTorch's own `model.half()` is 3.6e-2 / 4.1e-2 off its fp32 output on this fixture (torch 2.13 CPU, measured
     /// with the reference model; ours: 3.6e-2 / 4.0e-2): half storage, not the backend.
@@ -107,13 +116,7 @@ import TestSupport
             #expect(r.status == 0, "\(name) \(precision): \(r.stderr)")
             guard r.status == 0 else { continue }
             for (got, want) in outputs {
-                let a = try NPYArray(contentsOf: out.appendingPathComponent(got)).floats()
-                let b = try NPYArray(contentsOf: c.appendingPathComponent(want)).floats()
-                #expect(a.count == b.count, "\(name) \(got): \(a.count) vs \(b.count) values")
-                guard a.count == b.count else { continue }
-                var d2 = 0.0, r2 = 0.0
-                for i in 0..<a.count { d2 += Double(a[i] - b[i]) * Double(a[i] - b[i]); r2 += Double(b[i]) * Double(b[i]) }
-                let rel = (d2 / max(r2, 1e-30)).squareRoot()
+                let rel = try Self.relativeL2(out.appendingPathComponent(got), c.appendingPathComponent(want))
                 #expect(rel <= (precision == "fp32" ? 1e-4 : Self.fp16Tolerance(name, got)), "\(name) \(got) \(precision): relative L2 error \(rel)")
             }
             let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
@@ -143,13 +146,8 @@ import TestSupport
             #expect(r.status == 0, "\(name): \(r.stderr)")
             guard r.status == 0 else { continue }
             for (got, want) in outputs {
-                let a = try NPYArray(contentsOf: out.appendingPathComponent(got)).floats()
-                let b = try NPYArray(contentsOf: c.appendingPathComponent(want)).floats()
-                #expect(a.count == b.count, "\(name) \(got)")
-                guard a.count == b.count else { continue }
-                var d2 = 0.0, r2 = 0.0
-                for i in 0..<a.count { d2 += Double(a[i] - b[i]) * Double(a[i] - b[i]); r2 += Double(b[i]) * Double(b[i]) }
-                #expect((d2 / max(r2, 1e-30)).squareRoot() <= 1e-4, "\(name) \(got) through the graph: relative L2 \((d2 / max(r2, 1e-30)).squareRoot())")
+                let rel = try Self.relativeL2(out.appendingPathComponent(got), c.appendingPathComponent(want))
+                #expect(rel <= 1e-4, "\(name) \(got) through the graph: relative L2 \(rel)")
             }
             let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
             #expect(json["cuda_graph"] as? Bool == true)
