@@ -87,6 +87,26 @@ public final class RRDBNet: SuperResolutionNetwork, @unchecked Sendable {
         return Int((max(lr, hr, x2) * 4).rounded(.up))
     }
 
+    /// The LR part (the dense buffer plus ~4 nf-channel tensors) or the ×4 stage, whichever is larger; with the tail in
+    /// row bands the ×4 stage holds one band's three nf-channel tensors (its rows plus halos) plus the whole output and
+    /// the LR feature it reads, so its bytes stop growing with the image height.
+    public func activationBytes(height: Int, width: Int, batch: Int) -> Int {
+        let nf = configuration.numFeat, gc = configuration.numGrowCh, out = configuration.numOutCh
+        let down = configuration.scale == 4 ? 1 : 4 / configuration.scale
+        let lrH = max(1, height / down), lrW = max(1, width / down)
+        let lrArea = Double(lrH * lrW * batch)
+        let lr = Double(nf + 4 * gc + 4 * nf) * lrArea
+        let band = tailBandRows(TensorShape(n: batch, c: nf, h: lrH, w: lrW))
+        let tail: Double
+        if band < lrH {
+            let rows = Double(min(lrH, band + 2 * Self.tailHalo) * lrW * batch)
+            tail = Double(3 * nf + out) * 16 * rows + Double(out * 16 + nf) * lrArea
+        } else {
+            tail = Double(3 * nf + out) * 16 * lrArea
+        }
+        return Int((max(lr, tail) * 4).rounded(.up))
+    }
+
     public func forward(_ x: Tensor) throws -> Tensor {
         let s = x.shape
         guard s.c == configuration.numInCh else {

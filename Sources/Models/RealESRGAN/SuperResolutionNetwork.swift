@@ -21,8 +21,18 @@ public protocol SuperResolutionNetwork: AnyObject, Sendable {
     var parameterCount: Int { get }
     /// Estimated peak bytes of live activations per input pixel during `forward` (float32, whole pass).
     var activationBytesPerInputPixel: Int { get }
+    /// Estimated peak bytes of live activations of a forward on an N×C×H×W input (float32). Networks whose peak does
+    /// not grow with the area (RRDBNet runs its ×4 stage in row bands) say so here; the default is the per-pixel
+    /// figure times the pixels.
+    func activationBytes(height: Int, width: Int, batch: Int) -> Int
     /// Runs the network on x (1×C×H×W, **N, C, H, W**); H and W must be multiples of `inputMultiple`.
     func forward(_ x: Tensor) throws -> Tensor
+}
+
+extension SuperResolutionNetwork {
+    public func activationBytes(height: Int, width: Int, batch: Int) -> Int {
+        activationBytesPerInputPixel * height * width * batch
+    }
 }
 
 /// Errors raised while building or running a Real-ESRGAN network.

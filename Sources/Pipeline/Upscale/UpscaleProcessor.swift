@@ -76,9 +76,9 @@ public struct UpscaleProcessor: BatchProcessor {
         let (iw, ih) = (width + o.prePad, height + o.prePad)
         let tilesX = t == 0 ? 1 : (iw + t - 1) / t, tilesY = t == 0 ? 1 : (ih + t - 1) / t
         let batch = t == 0 ? 1 : min(o.tileBatch, tilesX * tilesY)
-        let tilePixels = batch * (t == 0 ? iw * ih : min(t + 2 * o.tilePad, iw) * min(t + 2 * o.tilePad, ih))
+        let (th, tw) = t == 0 ? (ih, iw) : (min(t + 2 * o.tilePad, ih), min(t + 2 * o.tilePad, iw))
         let (ow, oh) = upscaler.outputSize(width: width, height: height)
-        return tilePixels * upscaler.bytesPerTilePixel() + width * height * 64 + ow * oh * 8 + (4 << 20)
+        return upscaler.passBytes(height: th, width: tw, batch: batch) + width * height * 64 + ow * oh * 8 + (4 << 20)
             + ProcessInfo.processInfo.activeProcessorCount << 21
     }
 }

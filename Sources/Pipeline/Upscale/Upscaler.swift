@@ -191,12 +191,16 @@ public final class Upscaler: @unchecked Sendable {
         // image buffers: input planes (3 + pads), output samples, outscale result, float alpha
         let fixed = 16 * w * h * 4 + (w * s) * (h * s) * 4 * 2 + ow * oh * 4 * 2 + network.parameterCount * 4 + Self.baseOverhead
         let budget = cap - fixed
-        let perPixel = bytesPerTilePixel()
-        let whole = (h + options.prePad + m) * (w + options.prePad + m)
-        if budget > 0, whole * perPixel <= budget { return 0 }
+        if budget > 0, passBytes(height: h + options.prePad + m, width: w + options.prePad + m, batch: 1) <= budget { return 0 }
         let pad = roundUp(options.tilePad, m)
-        var t = Int((Double(max(budget, 0)) / Double(perPixel * options.tileBatch)).squareRoot()) - 2 * pad
-        t = t / m * m
+        // the largest multiple of m whose padded tiles (tileBatch of them) fit: the estimate grows with the tile
+        func fits(_ t: Int) -> Bool { budget > 0 && passBytes(height: t + 2 * pad, width: t + 2 * pad, batch: options.tileBatch) <= budget }
+        var lo = 0, hi = roundUp(max(w, h) + options.prePad, m) / m
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if fits(mid * m) { lo = mid } else { hi = mid - 1 }
+        }
+        var t = lo * m
         if t >= max(m, 8) {
             // balance: the fewest tiles of size ≤ t, then the smallest tile giving that count (equal tiles reuse
             // the backend's per-shape primitives and waste less border)
@@ -205,37 +209,44 @@ public final class Upscaler: @unchecked Sendable {
             t = min(t, roundUp((side + n - 1) / n, m))
         }
         guard t >= max(m, 8) else {
-            throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) (needs about \(fixed + perPixel * options.tileBatch * (8 + 2 * pad) * (8 + 2 * pad)) bytes with the smallest tile\(options.tileBatch > 1 ? " and --tile-batch \(options.tileBatch)" : ""))")
+            let smallest = fixed + passBytes(height: 8 + 2 * pad, width: 8 + 2 * pad, batch: options.tileBatch)
+            throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) (needs about \(smallest) bytes with the smallest tile\(options.tileBatch > 1 ? " and --tile-batch \(options.tileBatch)" : ""))")
         }
         return t
     }
 
-    /// Engine bytes per input pixel of a tile: activations (the larger of the analytical estimate and a measured
-    /// probe pass) plus the tile's input and output copies.
-    public func bytesPerTilePixel() -> Int {
+    /// Engine bytes of one network pass on `batch` tiles of height×width input pixels: the network's activation
+    /// estimate for that size, scaled by what the probe pass measured on this backend against the same estimate
+    /// (layout padding: oneDNN keeps 3-channel tensors as 8 or 16 channels), plus the tiles' input and output copies.
+    public func passBytes(height: Int, width: Int, batch: Int) -> Int {
         let s = network.scale
-        return max(network.activationBytesPerInputPixel, probeBytesPerInputPixel()) + 12 * s * s + 24
+        let activations = Double(network.activationBytes(height: height, width: width, batch: batch)) * backendFactor()
+        return Int(activations.rounded(.up)) + (12 * s * s + 24) * height * width * batch
     }
 
     private let probeLock = NSLock()
-    private var probeCache: Int?
+    private var probeCache: Double?
 
-    /// Peak backend bytes per input pixel measured on a small probe pass (24×24 zeros), cached; this captures the
-    /// backend's layout padding (e.g. 3-channel tensors stored as 16 channels by oneDNN). 0 if the probe fails.
-    public func probeBytesPerInputPixel() -> Int {
+    /// Peak backend bytes of a small probe pass over the network's estimate for it, at least 1; cached; 1 if the probe
+    /// fails. The probe is 64 px at the network's working resolution (128 px input for ×2 RRDBNet, which works at half
+    /// resolution): large enough to take the convolution algorithms real tiles take (oneDNN: the own Winograd from 64²
+    /// maps), so it adds no second set of prepared weights — a 24 px probe ran every layer on direct convolutions and
+    /// cost x2plus ≈ 100 MB of extra resident memory.
+    public func backendFactor() -> Double {
         probeLock.lock(); defer { probeLock.unlock() }
         if let c = probeCache { return c }
         let be = network.backend
-        let p = 24
-        var result = 0
+        let p = 64 * network.inputMultiple
+        var result = 1.0
         do {
             let before = be.memoryStats.liveBytes
             be.resetPeak()
             let x = try be.upload(HostTensor(zeros: [1, network.channels, p, p]))
             _ = try network.forward(x)
-            result = Int((Double(be.memoryStats.peakLiveBytes - before) / Double(p * p)).rounded(.up))
+            let measured = Double(be.memoryStats.peakLiveBytes - before)
+            result = max(1, measured / Double(max(1, network.activationBytes(height: p, width: p, batch: 1))))
         } catch {
-            result = 0
+            result = 1
         }
         probeCache = result
         return result
