@@ -58,10 +58,12 @@ public struct BenchRow: Sendable, Codable, Equatable {
     public var vram: VRAMPeaks? = nil
     /// How many instances fit on a card (nil off the GPU).
     public var gpuCapacity: GPUCapacity? = nil
+    /// Median GPU busy fraction over the runs (nil without NVML).
+    public var gpuUtilisation: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case workload, family, variant, image, threads, synthetic, runs, measurements, capacity, utilisation, quality
-        case input, output, error, faces, vram, gpuCapacity = "gpu_capacity"
+        case input, output, error, faces, vram, gpuCapacity = "gpu_capacity", gpuUtilisation = "gpu_utilisation"
         case imagesPerRun = "images_per_run", peerOf = "peer_of", medianS = "median_s", p95S = "p95_s"
         case peakRSSBytes = "peak_rss_bytes", tensorPeakBytes = "tensor_peak_bytes", cpuS = "cpu_s"
         case stagesS = "stages_s", imagesPerHourPerCore = "images_per_hour_per_core", peerRatios = "peer_ratios"
@@ -124,10 +126,12 @@ public struct BenchSummary: Sendable, Codable, Equatable {
     public var vram: VRAMPeaks? = nil
     /// How many instances fit on a card (nil off the GPU).
     public var gpuCapacity: GPUCapacity? = nil
+    /// Mean of the rows' median GPU busy fraction (nil without NVML).
+    public var gpuUtilisation: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case workload, family, variant, threads, synthetic, images, runs, utilisation, capacity, psnr, ssim, errors, faces
-        case vram, gpuCapacity = "gpu_capacity"
+        case vram, gpuCapacity = "gpu_capacity", gpuUtilisation = "gpu_utilisation"
         case baselinePerImageS = "baseline_per_image_s"
         case peerOf = "peer_of", medianS = "median_s", p95S = "p95_s", perImageS = "per_image_s"
         case peakRSSBytes = "peak_rss_bytes", tensorPeakBytes = "tensor_peak_bytes"

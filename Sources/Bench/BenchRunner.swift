@@ -214,7 +214,8 @@ public struct BenchRunner: Sendable {
                         capacity: Stats.capacity(budgetBytes: budget, peakBytes: peak),
                         imagesPerHourPerCore: Stats.imagesPerHourPerCore(images: images, cpuSeconds: cpu),
                         quality: quality, peerRatios: [:], input: input, output: output, faces: nil, error: error,
-                        vram: vram, gpuCapacity: GPUCapacity(vram, cardBytes: cardBytes))
+                        vram: vram, gpuCapacity: GPUCapacity(vram, cardBytes: cardBytes),
+                        gpuUtilisation: Stats.median(measurements.compactMap(\.gpuUtilisation)))
     }
 
     /// Adds peer ratios, per-workload summaries and the recommendation to measured rows.
@@ -302,7 +303,8 @@ public struct BenchRunner: Sendable {
                             ssim: scored.isEmpty ? nil : scored.map(\.ssim).reduce(0, +) / Double(scored.count),
                             stagesS: stages, peerRatios: [:], errors: rows.compactMap { r in r.error.map { "\(r.image): \($0)" } },
                             faces: measured.contains { $0.faces != nil } ? measured.compactMap(\.faces).reduce(0, +) : nil,
-                            vram: vram, gpuCapacity: GPUCapacity(vram, cardBytes: cardBytes))
+                            vram: vram, gpuCapacity: GPUCapacity(vram, cardBytes: cardBytes),
+                            gpuUtilisation: { let u = measured.compactMap(\.gpuUtilisation); return u.isEmpty ? nil : u.reduce(0, +) / Double(u.count) }())
     }
 }
 

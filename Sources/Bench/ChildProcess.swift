@@ -30,6 +30,9 @@ public struct ProcessMeasurement: Sendable, Codable, Equatable {
     public var deviceIdleBytes: Int64? = nil
     /// The highest device memory in use while the child ran (sampled with the RSS), bytes; nil without a probe.
     public var deviceUsedPeakBytes: Int64? = nil
+    /// Mean of the device's busy fraction over the samples taken while the child ran (NVML's GPU utilisation:
+    /// the share of time a kernel was running, any process); nil without a probe that reports it.
+    public var deviceBusy: Double? = nil
 
     /// What the child added to the device at its peak: peak used − idle level (nil without both).
     public var deviceProcessPeakBytes: Int64? {
@@ -67,6 +70,7 @@ public enum ChildProcess {
 
         let deviceIdle = deviceMemory.flatMap { idleDeviceBytes($0) }
         var deviceUsed: Int64? = nil
+        var busySum = 0.0, busySamples = 0
         var pid: pid_t = 0
         let start = monotonicSeconds()
         let rc = withCStrings(argv) { cargv in
@@ -94,6 +98,7 @@ public enum ChildProcess {
             if r == 0 && exitedPid == pid { break }
             if let v = vmHWM(pid) { hwm = max(hwm, v) }
             if let v = deviceMemory?.usedBytes() { deviceUsed = max(deviceUsed ?? v, v) }
+            if let b = deviceMemory?.busyFraction() { busySum += b; busySamples += 1 }
             usleep(5_000)
         }
         let timedOut = guardState.markExited()
@@ -113,7 +118,8 @@ public enum ChildProcess {
         return ProcessMeasurement(wallSeconds: wall, userSeconds: seconds(usage.ru_utime),
                                   systemSeconds: seconds(usage.ru_stime), peakRSSBytes: hwm > 0 ? hwm : rssBytes,
                                   ruMaxRSSBytes: rssBytes, exitCode: code, timedOut: timedOut,
-                                  deviceIdleBytes: deviceIdle, deviceUsedPeakBytes: deviceUsed)
+                                  deviceIdleBytes: deviceIdle, deviceUsedPeakBytes: deviceUsed,
+                                  deviceBusy: busySamples > 0 ? busySum / Double(busySamples) : nil)
     }
 
     /// `VmHWM` of a live process in bytes, or nil (no /proc, process gone, or not yet exec'd into).

@@ -12,6 +12,12 @@ public protocol DeviceMemoryProbe: AnyObject, Sendable {
     var totalBytes: Int64 { get }
     /// Bytes in use now, or nil when the read failed.
     func usedBytes() -> Int64?
+    /// Fraction of the driver's last sample period in which a kernel ran (0…1), or nil when not available.
+    func busyFraction() -> Double?
+}
+
+extension DeviceMemoryProbe {
+    public func busyFraction() -> Double? { nil }
 }
 
 /// NVML (`libnvidia-ml.so.1`), opened at run time: the bench starts on machines without it.
@@ -49,6 +55,11 @@ public final class NVMLProbe: DeviceMemoryProbe, @unchecked Sendable {
     public func usedBytes() -> Int64? {
         var used: UInt64 = 0, total: UInt64 = 0
         return withUnsafePointer(to: handle) { enh_nvml_memory($0, &used, &total) } == 0 ? Int64(used) : nil
+    }
+
+    public func busyFraction() -> Double? {
+        var percent: UInt32 = 0
+        return withUnsafePointer(to: handle) { enh_nvml_utilization($0, &percent) } == 0 ? Double(percent) / 100 : nil
     }
 }
 

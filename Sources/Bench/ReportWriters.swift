@@ -103,11 +103,11 @@ public enum ReportWriter {
         let summaries = report.summaries.filter { $0.vram != nil }
         guard !summaries.isEmpty else { return nil }
         let card = report.gpu.map { "fit \(ByteSize.format($0.totalBytes))" } ?? "fit card"
-        let header = ["model", "variant", "median s", "p95 s", "s/image", "VRAM alloc", "VRAM resv", "VRAM proc", "basis",
+        let header = ["model", "variant", "median s", "p95 s", "s/image", "GPU util", "VRAM alloc", "VRAM resv", "VRAM proc", "basis",
                       "fit 24 GiB", card, "PSNR", "peer ratio"]
         let rows = summaries.map { s -> [String] in
             [s.workload + (s.synthetic ? " *" : ""), s.variant, seconds(s.medianS), seconds(s.p95S), seconds(s.perImageS),
-             bytes(s.vram?.allocatedBytes), bytes(s.vram?.reservedBytes), bytes(s.vram?.processBytes),
+             s.gpuUtilisation.map(percent) ?? "n/a", bytes(s.vram?.allocatedBytes), bytes(s.vram?.reservedBytes), bytes(s.vram?.processBytes),
              s.gpuCapacity?.basis ?? "n/a", s.gpuCapacity.map { String($0.studyCard) } ?? "n/a",
              s.gpuCapacity?.thisCard.map(String.init) ?? "n/a", psnr(s.psnr), ratios(s.peerRatios)]
         }
@@ -116,7 +116,8 @@ public enum ReportWriter {
 
     /// What the GPU table's columns mean.
     public static func gpuLegend(_ report: BenchReport) -> String {
-        "VRAM alloc = live peak + weights + workspace (PyTorch: max_memory_allocated after loading); VRAM resv = the "
+        "GPU util = mean share of time a kernel ran while the process ran (NVML, start-up and host work included); "
+            + "VRAM alloc = live peak + weights + workspace (PyTorch: max_memory_allocated after loading); VRAM resv = the "
             + "allocator's high-water mark, weights included (max_memory_reserved); VRAM proc = device memory in use at "
             + "the run's peak minus the idle level before it (\(report.gpu?.sampler ?? "not sampled"); context and "
             + "libraries included); fit = floor(card / per-instance bytes of the basis column); 24 GiB = the study's 24 GB A10"
@@ -134,7 +135,7 @@ public enum ReportWriter {
                                 "runs_s", "median_s", "p95_s", "peak_rss_bytes", "tensor_peak_bytes", "utilisation",
                                 "cpu_s", "capacity", "images_per_hour_per_core", "psnr", "ssim", "peer_ratios",
                                 "vram_allocated_bytes", "vram_reserved_bytes", "vram_process_bytes", "gpu_capacity_basis",
-                                "instances_24gb", "instances_this_card"]
+                                "instances_24gb", "instances_this_card", "gpu_utilisation"]
         header += stageNames.map { "stage_\($0)_s" }
         header.append("error")
         var lines: [String] = [header.joined(separator: ",")]
@@ -159,6 +160,7 @@ public enum ReportWriter {
             cells.append(r.gpuCapacity?.basis ?? "")
             cells.append(r.gpuCapacity.map { String($0.studyCard) } ?? "")
             cells.append(r.gpuCapacity?.thisCard.map(String.init) ?? "")
+            cells.append(r.gpuUtilisation.map { String(format: "%.4f", $0) } ?? "")
             for st in stageNames { cells.append(r.stagesS[st].map { String(format: "%.6f", $0) } ?? "") }
             cells.append(r.error ?? "")
             lines.append(cells.map(csvEscape).joined(separator: ","))

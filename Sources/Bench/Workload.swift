@@ -160,10 +160,12 @@ public struct RunMeasurement: Sendable, Codable, Equatable {
     public var memory: [String: Double]
     /// GPU memory of the run (nil when neither the records nor a device probe gave any).
     public var vram: VRAMPeaks? = nil
+    /// Mean GPU busy fraction while the run went (NVML; nil without a probe).
+    public var gpuUtilisation: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case wallSeconds = "wall_s", cpuSeconds = "cpu_s", peakRSSBytes = "peak_rss_bytes", utilisation
-        case stages = "stages_s", memory = "memory_bytes", vram
+        case stages = "stages_s", memory = "memory_bytes", vram, gpuUtilisation = "gpu_utilisation"
     }
 }
 
@@ -235,7 +237,8 @@ public struct WorkloadRun: Sendable {
                               utilisation: Stats.utilisation(cpuSeconds: process.cpuSeconds,
                                                              wallSeconds: process.wallSeconds, threads: threads),
                               stages: stages, memory: memory,
-                              vram: VRAMPeaks(memory: memory, processBytes: process.deviceProcessPeakBytes))
+                              vram: VRAMPeaks(memory: memory, processBytes: process.deviceProcessPeakBytes),
+                              gpuUtilisation: process.deviceBusy)
     }
 }
 

@@ -28,6 +28,7 @@ int enh_nvml_open(enh_nvml *out, const char *path, unsigned int index, char *err
     out->memory_info = (__typeof__(&nvmlDeviceGetMemoryInfo))dlsym(out->library, "nvmlDeviceGetMemoryInfo");
     out->name = (__typeof__(&nvmlDeviceGetName))dlsym(out->library, "nvmlDeviceGetName");
     out->error_string = (__typeof__(&nvmlErrorString))dlsym(out->library, "nvmlErrorString");
+    out->utilization = (__typeof__(&nvmlDeviceGetUtilizationRates))dlsym(out->library, "nvmlDeviceGetUtilizationRates");
     if (!init || !by_index || !out->shutdown || !out->memory_info || !out->name || !out->error_string)
         return nvml_fail(out, err, err_len, file, "lacks nvmlInit_v2, nvmlDeviceGetHandleByIndex_v2, nvmlDeviceGetMemoryInfo, nvmlDeviceGetName, nvmlShutdown or nvmlErrorString");
     nvmlReturn_t r = init();
@@ -53,6 +54,15 @@ int enh_nvml_memory(const enh_nvml *nvml, unsigned long long *used, unsigned lon
     if (r != 0) return r;
     if (used) *used = m.used;
     if (total) *total = m.total;
+    return 0;
+}
+
+int enh_nvml_utilization(const enh_nvml *nvml, unsigned int *gpu_percent) {
+    if (!nvml->library || !nvml->utilization) return -1;
+    nvmlUtilization_t u;
+    nvmlReturn_t r = nvml->utilization(nvml->device, &u);
+    if (r != 0) return r;
+    if (gpu_percent) *gpu_percent = u.gpu;
     return 0;
 }
 

@@ -47,6 +47,9 @@ import TestSupport
             // engine's reserved peak on top of the context, and nothing the engine did not allocate.
             #expect(process >= Self.contextBytes + reserved, "process \(process) reserved \(reserved)")
             #expect(process <= Self.contextBytes + 4 * reserved + (1 << 20), "process \(process) reserved \(reserved)")
+            // NVML's utilisation while the child ran: the emulator reports 100 % for a sample after kernels ran
+            let util = try #require((s["gpu_utilisation"] as? NSNumber)?.doubleValue, "\(s)")
+            #expect(util > 0 && util <= 1, "gpu utilisation \(util)")
             let cap = try #require(s["gpu_capacity"] as? [String: Any])
             #expect(cap["basis"] as? String == "process")
             #expect((cap["per_instance_bytes"] as? NSNumber)?.int64Value == process)
@@ -56,7 +59,7 @@ import TestSupport
         let rows = try #require(json["rows"] as? [[String: Any]])
         #expect(rows.count == 2 && rows.allSatisfy { ($0["vram"] as? [String: Any])?["process_bytes"] != nil }, "\(rows)")
         #expect(stdout.contains("GPU: Enhance host emulator, 8.00 GiB"), "\(stdout)")
-        #expect(stdout.contains("VRAM alloc") && stdout.contains("VRAM proc") && stdout.contains("fit 24 GiB"), "\(stdout)")
+        #expect(stdout.contains("GPU util") && stdout.contains("VRAM alloc") && stdout.contains("VRAM proc") && stdout.contains("fit 24 GiB"), "\(stdout)")
         let html = try String(contentsOf: dir.appendingPathComponent("out/report.html"), encoding: .utf8)
         #expect(html.contains("<table id=\"gpu\">") && html.contains("data-vram-process-bytes=\""))
         let csv = try String(contentsOf: dir.appendingPathComponent("out/bench.csv"), encoding: .utf8)
@@ -73,6 +76,7 @@ import TestSupport
         let s = try #require((json["summaries"] as? [[String: Any]])?.first)
         let vram = try #require(s["vram"] as? [String: Any])
         #expect(vram["process_bytes"] == nil && vram["reserved_bytes"] != nil)
+        #expect(s["gpu_utilisation"] == nil)
         let cap = try #require(s["gpu_capacity"] as? [String: Any])
         #expect(cap["basis"] as? String == "reserved" && cap["this_card"] == nil)
     }

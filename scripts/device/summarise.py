@@ -273,14 +273,14 @@ def main():
                   f"{gpu.get('sampler', 'process VRAM not sampled')}. Whole process per run (start-up, loading, "
                   "decode and encode included).")
         md.append("")
-        md.append("| workload | variant | runs | median s | p95 s | alloc MiB | reserved MiB | process MiB | ×24G | ×card | PSNR | peer ratio | errors |")
-        md.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        md.append("| workload | variant | runs | median s | p95 s | GPU util | alloc MiB | reserved MiB | process MiB | ×24G | ×card | PSNR | peer ratio | errors |")
+        md.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for sm in bench.get("summaries", []):
             v = sm.get("vram") or {}
             c = sm.get("gpu_capacity") or {}
             ratios = ", ".join(f"{k} {x:.2f}" for k, x in (sm.get("peer_ratios") or {}).items())
             md.append(f"| {sm.get('workload')} | {sm.get('variant')} | {len(sm.get('runs') or [])} | {fmt(sm.get('median_s'))} | "
-                      f"{fmt(sm.get('p95_s'))} | {fmt(mib(v.get('allocated_bytes')), '.0f')} | "
+                      f"{fmt(sm.get('p95_s'))} | {fmt(sm.get('gpu_utilisation'), '.0%')} | {fmt(mib(v.get('allocated_bytes')), '.0f')} | "
                       f"{fmt(mib(v.get('reserved_bytes')), '.0f')} | {fmt(mib(v.get('process_bytes')), '.0f')} | "
                       f"{fmt(c.get('study_card'), 'd')} | {fmt(c.get('this_card'), 'd')} | {fmt(sm.get('psnr'), '.2f')} | "
                       f"{ratios} | {'; '.join(sm.get('errors') or [])[:160]} |")

@@ -19,12 +19,17 @@ typedef struct {
     unsigned long long free;              /* bytes not allocated by any process */
     unsigned long long used;              /* bytes allocated (contexts included) */
 } nvmlMemory_t;
+typedef struct {
+    unsigned int gpu;                     /* % of the last sample period in which a kernel ran */
+    unsigned int memory;                  /* % of it in which device memory was read or written */
+} nvmlUtilization_t;
 
 nvmlReturn_t nvmlInit_v2(void);
 nvmlReturn_t nvmlShutdown(void);
 nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device);
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory);
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length);
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization);
 const char *nvmlErrorString(nvmlReturn_t result);
 
 /* ───────────── loader (nvml.c) ───────────── */
@@ -37,6 +42,7 @@ typedef struct {
     __typeof__(&nvmlDeviceGetMemoryInfo) memory_info;
     __typeof__(&nvmlDeviceGetName) name;
     __typeof__(&nvmlErrorString) error_string;
+    __typeof__(&nvmlDeviceGetUtilizationRates) utilization;   /* NULL when the library lacks it */
 } enh_nvml;
 
 /* Opens `path` (NULL: "libnvidia-ml.so.1" through the default search), initialises NVML and takes device `index`.
@@ -45,6 +51,9 @@ int enh_nvml_open(enh_nvml *out, const char *path, unsigned int index, char *err
 
 /* Device memory of the open device: 0 and *used / *total in bytes, or NVML's error code. */
 int enh_nvml_memory(const enh_nvml *nvml, unsigned long long *used, unsigned long long *total);
+
+/* The device's kernel-busy percentage over NVML's last sample period; 0, or NVML's error code (-1: not available). */
+int enh_nvml_utilization(const enh_nvml *nvml, unsigned int *gpu_percent);
 
 /* The device's name into buf (NUL-terminated); 0 or NVML's error code. */
 int enh_nvml_name(const enh_nvml *nvml, char *buf, unsigned int len);

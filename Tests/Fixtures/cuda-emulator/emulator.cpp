@@ -292,7 +292,7 @@ void write_used(unsigned long long used) {
     std::string tmp = std::string(path) + ".tmp." + std::to_string((long long)getpid());
     FILE *f = fopen(tmp.c_str(), "w");
     if (!f) return;
-    fprintf(f, "%llu\n", used);
+    fprintf(f, "%llu %llu\n", used, launches);   // launches: NVML's utilisation reads "did a kernel run since"
     fclose(f);
     rename(tmp.c_str(), path);
     published_used = true;
@@ -301,6 +301,16 @@ void write_used(unsigned long long used) {
 void publish_used() {
     if (!getenv("ENH_EMU_NVML_FILE")) return;
     write_used((primary_refs > 0 ? kContextBytes : 0) + live_bytes);
+}
+
+// After launches, at most every 2 ms (the file is rewritten, so not per launch).
+void publish_launches() {
+    static auto last = std::chrono::steady_clock::time_point{};
+    if (!getenv("ENH_EMU_NVML_FILE")) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::milliseconds(2)) return;
+    last = now;
+    publish_used();
 }
 
 __attribute__((destructor)) void unpublish_used() {
@@ -795,6 +805,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
         return CUDA_SUCCESS;
     }
     grid(kernelParams);
+    publish_launches();
     return CUDA_SUCCESS;
 }
 
@@ -1928,6 +1939,25 @@ __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetMemoryInfo(nvml
     memory->free = kTotalMemory - memory->used;
     return 0;
 }
+// 100 % when the process using the emulator launched kernels since the previous call (its published launch count
+// moved), else 0 %: NVML's "a kernel ran during the last sample period", coarsely.
+__attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *u) {
+    static unsigned long long seen = 0;
+    if (!nvml_initialized) return 1;
+    if (device != &emu_nvml_device || !u) return 2;
+    unsigned long long used = 0, count = 0;
+    if (const char *path = getenv("ENH_EMU_NVML_FILE")) {
+        if (FILE *f = fopen(path, "r")) {
+            if (fscanf(f, "%llu %llu", &used, &count) != 2) count = seen;
+            fclose(f);
+        }
+    }
+    u->gpu = count != seen ? 100 : 0;
+    u->memory = u->gpu;
+    seen = count;
+    return 0;
+}
+
 __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length) {
     if (!nvml_initialized) return 1;
     if (device != &emu_nvml_device || !name || length == 0) return 2;
