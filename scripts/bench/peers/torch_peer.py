@@ -53,6 +53,95 @@ def read_safetensors(path):
     return out
 
 
+def png_read(path):
+    """8-bit gray/RGB/RGBA non-interlaced PNG -> BGR uint8 (H, W, 3), with numpy and zlib only (cv2.imread's result for
+    such files); for machines whose Python has torch but not OpenCV (the GPU device's venv may lack it)."""
+    import numpy as np
+    import zlib
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path}: not a PNG (OpenCV is not installed, so only PNG inputs are read)")
+    pos, idat, hdr = 8, b"", None
+    while pos < len(data):
+        n = struct.unpack(">I", data[pos:pos + 4])[0]
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            hdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    w, h, depth, ctype, _, _, interlace = hdr
+    channels = {0: 1, 2: 3, 6: 4}.get(ctype)
+    if depth != 8 or channels is None or interlace:
+        raise ValueError(f"{path}: only 8-bit gray, RGB or RGBA non-interlaced PNGs without OpenCV")
+    raw = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(h, 1 + w * channels)
+    out = np.zeros((h, w * channels), dtype=np.int32)
+    prev = np.zeros(w * channels, dtype=np.int32)
+    for y in range(h):
+        f, line = raw[y, 0], raw[y, 1:].astype(np.int32)
+        if f == 0:
+            cur = line
+        elif f == 1:  # Sub: a running sum along the row per channel (what enhance and OpenCV write at level 1)
+            cur = np.cumsum(line.reshape(w, channels), axis=0).reshape(-1) & 255
+        elif f == 2:
+            cur = (line + prev) & 255
+        else:  # Average and Paeth depend on the reconstructed left neighbour: pixel by pixel (slow, rare here)
+            cur = np.zeros_like(line)
+            for x in range(w * channels):
+                a = cur[x - channels] if x >= channels else 0
+                b, c = prev[x], (prev[x - channels] if x >= channels else 0)
+                if f == 3:
+                    pred = (a + b) >> 1
+                else:
+                    p = a + b - c
+                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                    pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                cur[x] = (line[x] + pred) & 255
+        out[y], prev = cur, cur
+    img = out.astype(np.uint8).reshape(h, w, channels)
+    if channels == 1:
+        img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img[:, :, 2::-1] if channels >= 3 else img)
+
+
+def png_write(path, bgr):
+    """BGR uint8 (H, W, 3) -> 8-bit RGB PNG (filter 0), numpy and zlib only."""
+    import numpy as np
+    import zlib
+    h, w, _ = bgr.shape
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    with open(path, "wb") as fh:
+        fh.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                 + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def imread(path):
+    """cv2.imread(path, IMREAD_COLOR); without OpenCV, Pillow; without either, png_read."""
+    try:
+        import cv2
+    except ImportError:
+        try:
+            import numpy as np
+            from PIL import Image
+            return np.ascontiguousarray(np.asarray(Image.open(path).convert("RGB"))[:, :, ::-1])
+        except ImportError:
+            return png_read(path)
+    return cv2.imread(path, cv2.IMREAD_COLOR)
+
+
+def imwrite(path, img):
+    try:
+        import cv2
+    except ImportError:
+        return png_write(path, img)
+    return cv2.imwrite(path, img)
+
+
 def load_state(path):
     import torch
     if path.endswith(".safetensors"):
@@ -67,7 +156,8 @@ def load_state(path):
 def check(kind, device="cpu"):
     try:
         import torch  # noqa: F401
-        import cv2  # noqa: F401
+        if kind == "restore":
+            import cv2  # noqa: F401  (warpAffine and friends; realesrgan and gpen fall back to a numpy PNG codec)
     except Exception as e:  # noqa: BLE001
         print(f"torch peer unavailable: {e}", file=sys.stderr)
         return 3
@@ -140,7 +230,6 @@ def run_realesrgan(a):
 
 
 def run_gpen_aligned(a):
-    import cv2
     import numpy as np
     import torch
     sys.path.insert(0, REFERENCE)
@@ -149,7 +238,10 @@ def run_gpen_aligned(a):
     model, size = load_gpen(a.weights, a)
 
     def restore(img):
-        x = cv2.resize(img, (size, size))
+        if img.shape[:2] != (size, size):
+            import cv2  # the bench's aligned input is already size×size; other sizes need OpenCV's bilinear resize
+            img = cv2.resize(img, (size, size))
+        x = img
         x = torch.from_numpy(x.astype(np.float32) / 255.0)
         x = ((x - 0.5) / 0.5).permute(2, 0, 1).unsqueeze(0).flip(1)
         with torch.no_grad():
@@ -233,7 +325,6 @@ def run_files(a, load_s, stage, compute, extra=None):
     <output>/results.jsonl: decode, `stage` and encode seconds, the model load time on the first record, the
     process's peak RSS; on cuda also PyTorch's own device counters since the models were loaded
     (`vram_allocated_peak_bytes` = max_memory_allocated, `vram_reserved_peak_bytes` = max_memory_reserved)."""
-    import cv2
     files = sorted(os.path.join(a.input, f) for f in os.listdir(a.input)) if os.path.isdir(a.input) else [a.input]
     os.makedirs(a.output, exist_ok=True)
     cuda = None
@@ -246,7 +337,7 @@ def run_files(a, load_s, stage, compute, extra=None):
         rec = {"input": f, "status": "ok", "timings": {"load": load_s}}
         try:
             t = time.perf_counter()
-            img = cv2.imread(f, cv2.IMREAD_COLOR)
+            img = imread(f)
             if img is None:
                 raise ValueError("cannot decode")
             rec["timings"]["decode"] = time.perf_counter() - t
@@ -260,7 +351,7 @@ def run_files(a, load_s, stage, compute, extra=None):
                     rec["timings"][k] = v
             t = time.perf_counter()
             dst = os.path.join(a.output, os.path.splitext(os.path.basename(f))[0] + "_out.png")
-            cv2.imwrite(dst, out)
+            imwrite(dst, out)
             rec["timings"]["encode"] = time.perf_counter() - t
             rec["output"] = dst
         except Exception as e:  # noqa: BLE001
