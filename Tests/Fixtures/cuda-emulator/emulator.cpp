@@ -317,35 +317,42 @@ __attribute__((destructor)) void unpublish_used() {
     if (published_used) write_used(0);
 }
 
-// Graph capture (section 3b). One capture at a time, on one created stream. Captured work is recorded as closures
-// (kernel parameters, descriptors and scalars copied by value, as the driver and cuDNN do) and runs at cuGraphLaunch.
-// Stricter than the driver on purpose: host<->device copies, stream/context synchronisation and cuMemFree during a
-// capture are refused and invalidate it (the backend must do none of them inside a captured forward), and freeing a
-// block that a live executable graph writes or reads poisons that graph (its next launch fails and says which block).
+// Graph capture (section 3b). Any number of created streams may capture at once (each backend has its own stream;
+// tests run in parallel). Captured work is recorded as closures (kernel parameters, descriptors and scalars copied by
+// value, as the driver and cuDNN do) and runs at cuGraphLaunch. Stricter than the driver on purpose: host<->device
+// copies and synchronisation on a capturing stream, a context synchronisation while any stream captures, and freeing
+// a block that an ongoing capture has used are refused and invalidate that capture (the backend must do none of them
+// inside a captured forward); freeing a block that a live executable graph uses poisons that graph (its next launch
+// fails and says which block). Frees of other memory (another backend's, say) go through, as in relaxed mode.
 struct captured_op {
     std::string what;
     std::vector<uintptr_t> pointers;   // device addresses the op uses (launches: every 8-byte parameter value)
     std::function<CUresult()> run;
 };
 struct graph_body { std::vector<captured_op> ops; };
-CUstream capture_stream = nullptr;
-bool capture_invalid = false;
-std::string capture_why;
-graph_body *capture_graph = nullptr;
+struct capture_state { graph_body *graph; bool invalid; };
+std::map<CUstream, capture_state> captures;
 std::set<CUgraph> graphs;
 std::set<CUgraphExec> graph_execs;
 
-bool capturing(CUstream s) { return capture_stream != nullptr && s == capture_stream; }
+bool capturing(CUstream s) { return s != nullptr && captures.count(s) > 0; }
 
-CUresult refuse_in_capture(const char *call) {
+CUresult refuse_in_capture(const char *call, CUstream s) {
     note("%s during stream capture: not allowed (capture invalidated)", call);
-    capture_invalid = true;
-    if (capture_why.empty()) capture_why = call;
+    captures[s].invalid = true;
     return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 }
 
-void record(std::string what, std::vector<uintptr_t> pointers, std::function<CUresult()> run) {
-    capture_graph->ops.push_back(captured_op{std::move(what), std::move(pointers), std::move(run)});
+void record(CUstream s, std::string what, std::vector<uintptr_t> pointers, std::function<CUresult()> run) {
+    captures[s].graph->ops.push_back(captured_op{std::move(what), std::move(pointers), std::move(run)});
+}
+
+// Whether any recorded op of `body` uses an address in [lo, hi).
+const captured_op *uses(const graph_body *body, uintptr_t lo, uintptr_t hi) {
+    for (const captured_op &op : body->ops)
+        for (uintptr_t p : op.pointers)
+            if (p >= lo && p < hi) return &op;
+    return nullptr;
 }
 }  // namespace enh_emu
 
@@ -530,7 +537,11 @@ CUresult cuCtxSynchronize_v2(CUcontext ctx) {
     } else if (ctx != &primary_context || primary_refs == 0) {
         return CUDA_ERROR_INVALID_CONTEXT;
     }
-    if (capture_stream) return refuse_in_capture("cuCtxSynchronize");
+    if (!captures.empty()) {
+        note("cuCtxSynchronize while %zu stream(s) capture: not allowed (captures invalidated)", captures.size());
+        for (auto &c : captures) c.second.invalid = true;
+        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    }
     return check_all_guards("cuCtxSynchronize");
 }
 
@@ -565,17 +576,21 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) {
         note("cuMemFree: 0x%llx is not the start of a live device allocation", (unsigned long long)dptr);
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (capture_stream) return refuse_in_capture("cuMemFree");
+    const uintptr_t lo = it->second.user, hi = it->second.user + it->second.size;
+    for (auto &c : captures)
+        if (const captured_op *op = uses(c.second.graph, lo, hi)) {
+            note("cuMemFree of a block the ongoing capture's %s uses: not allowed (capture invalidated)", op->what.c_str());
+            c.second.invalid = true;
+            return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+        }
     for (CUgraphExec e : graph_execs) {
         if (!e->poisoned.empty()) continue;
-        for (const captured_op &op : e->body->ops)
-            for (uintptr_t p : op.pointers)
-                if (p >= it->second.user && p < it->second.user + it->second.size) {
-                    char buf[160];
-                    snprintf(buf, sizeof buf, "block 0x%llx (%zu bytes, used by its %s) was freed",
-                             (unsigned long long)it->second.user, it->second.size, op.what.c_str());
-                    if (e->poisoned.empty()) e->poisoned = buf;
-                }
+        if (const captured_op *op = uses(e->body, lo, hi)) {
+            char buf[160];
+            snprintf(buf, sizeof buf, "block 0x%llx (%zu bytes, used by its %s) was freed", (unsigned long long)lo,
+                     it->second.size, op->what.c_str());
+            e->poisoned = buf;
+        }
     }
     CUresult r = check_all_guards("cuMemFree");
     live_bytes -= it->second.size;
@@ -634,7 +649,7 @@ CUresult copy_prologue(const char *call, CUstream s) {
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s) {
     lock l(mu);
     if (CUresult r = copy_prologue("cuMemcpyHtoDAsync", s)) return r;
-    if (capturing(s)) return refuse_in_capture("cuMemcpyHtoDAsync");
+    if (capturing(s)) return refuse_in_capture("cuMemcpyHtoDAsync", s);
     if (n && !src) return CUDA_ERROR_INVALID_VALUE;
     if (CUresult r = device_range("cuMemcpyHtoDAsync", dst, n)) return r;
     if (n) memcpy(reinterpret_cast<void *>(dst), src, n);
@@ -644,7 +659,7 @@ CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstre
 CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s) {
     lock l(mu);
     if (CUresult r = copy_prologue("cuMemcpyDtoHAsync", s)) return r;
-    if (capturing(s)) return refuse_in_capture("cuMemcpyDtoHAsync");
+    if (capturing(s)) return refuse_in_capture("cuMemcpyDtoHAsync", s);
     if (n && !dst) return CUDA_ERROR_INVALID_VALUE;
     if (CUresult r = device_range("cuMemcpyDtoHAsync", src, n)) return r;
     if (n) memcpy(dst, reinterpret_cast<const void *>(src), n);
@@ -662,7 +677,7 @@ CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstre
         if (n) memmove(reinterpret_cast<void *>(dst), reinterpret_cast<const void *>(src), n);
         return CUDA_SUCCESS;
     };
-    if (capturing(s)) { record("cuMemcpyDtoDAsync", {(uintptr_t)dst, (uintptr_t)src}, run); return CUDA_SUCCESS; }
+    if (capturing(s)) { record(s, "cuMemcpyDtoDAsync", {(uintptr_t)dst, (uintptr_t)src}, run); return CUDA_SUCCESS; }
     return run();
 }
 
@@ -675,7 +690,7 @@ CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char uc, size_t n, CUstream s
         if (n) memset(reinterpret_cast<void *>(dst), uc, n);
         return CUDA_SUCCESS;
     };
-    if (capturing(s)) { record("cuMemsetD8Async", {(uintptr_t)dst}, run); return CUDA_SUCCESS; }
+    if (capturing(s)) { record(s, "cuMemsetD8Async", {(uintptr_t)dst}, run); return CUDA_SUCCESS; }
     return run();
 }
 
@@ -691,7 +706,7 @@ CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int ui, size_t n, CUstream s
         for (size_t i = 0; i < n; i++) p[i] = ui;
         return CUDA_SUCCESS;
     };
-    if (capturing(s)) { record("cuMemsetD32Async", {(uintptr_t)dst}, run); return CUDA_SUCCESS; }
+    if (capturing(s)) { record(s, "cuMemsetD32Async", {(uintptr_t)dst}, run); return CUDA_SUCCESS; }
     return run();
 }
 
@@ -796,7 +811,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
                 pointers.push_back(v);
             }
         }
-        record("kernel " + k.name, pointers, [grid, values]() mutable -> CUresult {
+        record(s, "kernel " + k.name, pointers, [grid, values]() mutable -> CUresult {
             std::vector<void *> params;
             for (auto &v : values) params.push_back(v.data());
             grid(params.data());
@@ -831,7 +846,7 @@ CUresult cuStreamSynchronize(CUstream hStream) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
     if (!valid_stream(hStream)) return CUDA_ERROR_INVALID_HANDLE;
-    if (capturing(hStream)) return refuse_in_capture("cuStreamSynchronize");
+    if (capturing(hStream)) return refuse_in_capture("cuStreamSynchronize", hStream);
     return check_all_guards("cuStreamSynchronize");
 }
 
@@ -854,7 +869,7 @@ CUresult cuEventRecord(CUevent hEvent, CUstream hStream) {
         hEvent->when = std::chrono::steady_clock::now();
         return CUDA_SUCCESS;
     };
-    if (capturing(hStream)) { record("cuEventRecord", {}, run); return CUDA_SUCCESS; }
+    if (capturing(hStream)) { record(hStream, "cuEventRecord", {}, run); return CUDA_SUCCESS; }
     return run();
 }
 
@@ -898,11 +913,8 @@ CUresult cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode) {
     // The legacy NULL stream cannot be captured; a created stream can, one capture at a time here.
     if (!hStream || !streams.count(hStream)) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     if ((int)mode < 0 || (int)mode > 2) return CUDA_ERROR_INVALID_VALUE;
-    if (capture_stream) return CUDA_ERROR_ILLEGAL_STATE;
-    capture_stream = hStream;
-    capture_invalid = false;
-    capture_why.clear();
-    capture_graph = new graph_body();
+    if (captures.count(hStream)) return CUDA_ERROR_ILLEGAL_STATE;
+    captures[hStream] = capture_state{new graph_body(), false};
     return CUDA_SUCCESS;
 }
 
@@ -910,11 +922,12 @@ CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
     if (!phGraph) return CUDA_ERROR_INVALID_VALUE;
-    if (!capture_stream || hStream != capture_stream) return CUDA_ERROR_ILLEGAL_STATE;
-    graph_body *body = capture_graph;
-    capture_stream = nullptr;
-    capture_graph = nullptr;
-    if (capture_invalid) {
+    auto c = captures.find(hStream);
+    if (c == captures.end()) return CUDA_ERROR_ILLEGAL_STATE;
+    graph_body *body = c->second.graph;
+    const bool invalid = c->second.invalid;
+    captures.erase(c);
+    if (invalid) {
         delete body;
         *phGraph = nullptr;
         return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
@@ -940,7 +953,7 @@ CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
     if (!graph_execs.count(hGraphExec) || !valid_stream(hStream)) return CUDA_ERROR_INVALID_HANDLE;
-    if (capturing(hStream)) return refuse_in_capture("cuGraphLaunch");
+    if (capturing(hStream)) return refuse_in_capture("cuGraphLaunch", hStream);
     if (!hGraphExec->poisoned.empty()) {
         note("cuGraphLaunch: %s after the capture: the graph would touch freed memory", hGraphExec->poisoned.c_str());
         return CUDA_ERROR_ILLEGAL_ADDRESS;
@@ -1738,7 +1751,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha, c
         cudnnTensorStruct xd = *xDesc, yd = *yDesc;
         cudnnFilterStruct wd = *wDesc;
         cudnnConvolutionStruct cd = *convDesc;
-        record("cudnnConvolutionForward", {(uintptr_t)x, (uintptr_t)w, (uintptr_t)y, (uintptr_t)workSpace},
+        record(handle->stream, "cudnnConvolutionForward", {(uintptr_t)x, (uintptr_t)w, (uintptr_t)y, (uintptr_t)workSpace},
                [=]() mutable -> CUresult {
                    if (check_extent(x, &xd, "x") || check_filter_extent(w, &wd) || check_extent(y, &yd, "y"))
                        return CUDA_ERROR_ILLEGAL_ADDRESS;
@@ -1830,7 +1843,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alp
         cudnnTensorStruct dyd = *dyDesc, dxd = *dxDesc;
         cudnnFilterStruct wd = *wDesc;
         cudnnConvolutionStruct cd = *convDesc;
-        record("cudnnConvolutionBackwardData", {(uintptr_t)dy, (uintptr_t)w, (uintptr_t)dx, (uintptr_t)workSpace},
+        record(handle->stream, "cudnnConvolutionBackwardData", {(uintptr_t)dy, (uintptr_t)w, (uintptr_t)dx, (uintptr_t)workSpace},
                [=]() mutable -> CUresult {
                    if (check_extent(dy, &dyd, "dy") || check_filter_extent(w, &wd) || check_extent(dx, &dxd, "dx"))
                        return CUDA_ERROR_ILLEGAL_ADDRESS;

@@ -382,6 +382,25 @@ static void test_kernels(const char *kernels_path) {
         CUgraph bad = nullptr;
         CHECK(api.cuStreamEndCapture(stream, &bad) == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED && !bad, "invalidated capture");
 
+        // Two streams capture at once (backends run in parallel); a free of memory neither capture used goes through,
+        // a free of memory an ongoing capture used is refused and invalidates that capture only.
+        CUstream other = nullptr;
+        CHECK(api.cuStreamCreate(&other, CU_STREAM_NON_BLOCKING) == CUDA_SUCCESS, "second stream");
+        CUdeviceptr unrelated = dalloc(128), used = dalloc(128);
+        CHECK(api.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_RELAXED) == CUDA_SUCCESS, "capture A");
+        CHECK(api.cuStreamBeginCapture(other, CU_STREAM_CAPTURE_MODE_RELAXED) == CUDA_SUCCESS, "capture B at the same time");
+        CHECK(api.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_RELAXED) == CUDA_ERROR_ILLEGAL_STATE, "capture A twice");
+        CHECK(api.cuMemsetD8Async(used, 1, 128, other) == CUDA_SUCCESS, "B uses a block");
+        CHECK(api.cuMemsetD8Async(gdy, 0, 4, stream) == CUDA_SUCCESS, "A uses another");
+        CHECK(api.cuMemFree(unrelated) == CUDA_SUCCESS, "free of an unrelated block during captures");
+        CHECK(api.cuMemFree(used) == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "free of a block capture B used");
+        CUgraph g1 = nullptr, g2 = nullptr;
+        CHECK(api.cuStreamEndCapture(stream, &g1) == CUDA_SUCCESS && g1, "capture A still valid");
+        CHECK(api.cuStreamEndCapture(other, &g2) == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED && !g2, "capture B invalidated");
+        api.cuGraphDestroy(g1);
+        api.cuMemFree(used);
+        api.cuStreamDestroy(other);
+
         api.cuMemFree(scratch);
         CHECK(api.cuGraphLaunch(exec, stream) == CUDA_ERROR_ILLEGAL_ADDRESS, "launch after a used block was freed");
         CHECK(api.cuGraphExecDestroy(exec) == CUDA_SUCCESS && api.cuGraphDestroy(graph) == CUDA_SUCCESS, "destroy");
