@@ -43,9 +43,10 @@ import TestSupport
             let process = try #require((vram["process_bytes"] as? NSNumber)?.int64Value)
             // Weights and the activations of a 24 px upscale: more than the weights alone, far below a MiB of slack.
             #expect(allocated > 0 && reserved >= allocated, "allocated \(allocated) reserved \(reserved)")
-            // NVML's view holds the context and everything the engine allocated (pool, weights, workspace): at least the
-            // engine's reserved peak on top of the context, and nothing the engine did not allocate.
-            #expect(process >= Self.contextBytes + reserved, "process \(process) reserved \(reserved)")
+            // NVML's view holds the context (retained for the whole run, so the 5 ms samples always see it) and what the
+            // engine allocated (pool, weights, workspace) — sampled, so a peak in the last milliseconds before exit can be
+            // missed (CI saw 253 of 365 KiB) — and nothing the engine did not allocate.
+            #expect(process >= Self.contextBytes, "process \(process) reserved \(reserved)")
             #expect(process <= Self.contextBytes + 4 * reserved + (1 << 20), "process \(process) reserved \(reserved)")
             // NVML's utilisation while the child ran: the emulator reports 100 % for a sample after kernels ran
             let util = try #require((s["gpu_utilisation"] as? NSNumber)?.doubleValue, "\(s)")
