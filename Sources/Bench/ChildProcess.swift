@@ -87,6 +87,10 @@ public enum ChildProcess {
         var info = siginfo_t()
         var hwm: Int64 = 0
         while true {
+            // The device is sampled before the exit check, so even a child that is gone by the first check has one
+            // sample (its process figure is then what it held then, possibly 0, never missing).
+            if let v = deviceMemory?.usedBytes() { deviceUsed = max(deviceUsed ?? v, v) }
+            if let b = deviceMemory?.busyFraction() { busySum += b; busySamples += 1 }
             info = siginfo_t()
             let r = waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT | WNOHANG)
             if r != 0 && errno != EINTR { break }
@@ -97,8 +101,6 @@ public enum ChildProcess {
             #endif
             if r == 0 && exitedPid == pid { break }
             if let v = vmHWM(pid) { hwm = max(hwm, v) }
-            if let v = deviceMemory?.usedBytes() { deviceUsed = max(deviceUsed ?? v, v) }
-            if let b = deviceMemory?.busyFraction() { busySum += b; busySamples += 1 }
             usleep(5_000)
         }
         let timedOut = guardState.markExited()
