@@ -81,6 +81,8 @@ extension BenchConfiguration {
         out.append(("\(p) compile", ["--device", "cuda", "--precision", p, "--compile", "default"]))
         return out
     }
+    /// Every PyTorch setting to run: the same-precision peer (suffix "") first, then `peerExtras`.
+    var peerSettings: [(suffix: String, arguments: [String])] { [("", peerEngineArguments)] + peerExtras }
 }
 
 /// Builds the workload list from a configuration.
@@ -244,7 +246,7 @@ public enum WorkloadCatalog {
                 } else if esr.file.hasSuffix(".param") {
                     notes.append("PyTorch peer for \(esr.name) skipped: its weights exist only in ncnn format")
                 } else {
-                    for (suffix, engine) in [("", c.peerEngineArguments)] + c.peerExtras {
+                    for (suffix, engine) in c.peerSettings {
                         out.append(WorkloadSpec(name: "torch-\(esr.name)", family: "peer", variant: suffix.isEmpty ? "default" : suffix,
                                                 executable: py,
                                                 arguments: [torchScript, "realesrgan", "--weights", esr.file, "--input", "{input}",
@@ -257,7 +259,7 @@ public enum WorkloadCatalog {
                 notes.append("PyTorch peer for gpen-512 skipped: no PyTorch GPEN reference importable (torch_peer.py --check gpen failed)")
             } else if c.families.contains("restore"), let g = gpenFile, let aligned = c.alignedInput, c.variants {
                 // Upstream's aligned mode (GPEN on a 512 face crop), mirrored by `restore --aligned`.
-                for (suffix, engine) in [("", c.peerEngineArguments)] + c.peerExtras {
+                for (suffix, engine) in c.peerSettings {
                     out.append(WorkloadSpec(name: "torch-gpen-512", family: "peer", variant: suffix.isEmpty ? "aligned" : "aligned \(suffix)",
                                             executable: py,
                                             arguments: [torchScript, "gpen", "--weights", g, "--input", "{input}",
@@ -269,7 +271,7 @@ public enum WorkloadCatalog {
             if c.families.contains("restore"), let g = gpenFile, !c.detectorSynthetic, let d = c.detector,
                let p = c.parser ?? synthetic["ParseNet-latest"], probe(py, [torchScript, "--check", "restore"] + (c.device == "cuda" ? ["cuda"] : [])) {
                 // Upstream's whole-photo FaceEnhancement.process (detect, align, GPEN, parse, paste), mirrored by `restore`.
-                for (suffix, engine) in [("", c.peerEngineArguments)] + c.peerExtras {
+                for (suffix, engine) in c.peerSettings {
                     out.append(WorkloadSpec(name: "torch-gpen-512", family: "peer", variant: suffix.isEmpty ? "default" : suffix,
                                             executable: py,
                                             arguments: [torchScript, "restore", "--weights", g, "--parser", p, "--detector", d,

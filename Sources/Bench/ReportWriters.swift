@@ -99,7 +99,7 @@ public enum ReportWriter {
 
     /// The GPU table — seconds per image, the three VRAM layers and instances per card, beside the peers — or nil when
     /// no summary has GPU memory.
-    public static func gpuTable(_ report: BenchReport) -> (header: [String], rows: [[String]])? {
+    public static func gpuTable(_ report: BenchReport) -> (header: [String], rows: [[String]], summaries: [BenchSummary])? {
         let summaries = report.summaries.filter { $0.vram != nil }
         guard !summaries.isEmpty else { return nil }
         let card = report.gpu.map { "fit \(ByteSize.format($0.totalBytes))" } ?? "fit card"
@@ -111,7 +111,7 @@ public enum ReportWriter {
              s.gpuCapacity?.basis ?? "n/a", s.gpuCapacity.map { String($0.studyCard) } ?? "n/a",
              s.gpuCapacity?.thisCard.map(String.init) ?? "n/a", psnr(s.psnr), ratios(s.peerRatios)]
         }
-        return (header, rows)
+        return (header, rows, summaries)
     }
 
     /// What the GPU table's columns mean.
@@ -323,7 +323,7 @@ public enum ReportWriter {
         if let gpu = gpuTable(report) {
             h += "<h2>GPU memory" + (report.gpu.map { ": \(escape($0.name)), \(ByteSize.format($0.totalBytes))" } ?? "") + "</h2>\n"
             h += "<table id=\"gpu\"><tr>" + gpu.header.enumerated().map { c, t in "<th\(c < 2 || c == gpu.header.count - 1 ? " class=\"l\"" : "")>\(escape(t))</th>" }.joined() + "</tr>\n"
-            for (row, s) in zip(gpu.rows, report.summaries.filter { $0.vram != nil }) {
+            for (row, s) in zip(gpu.rows, gpu.summaries) {
                 h += "<tr data-workload=\"\(escape(s.workload))\" data-variant=\"\(escape(s.variant))\" "
                 h += "data-vram-allocated-bytes=\"\(s.vram?.allocatedBytes.map(String.init) ?? "")\" "
                 h += "data-vram-reserved-bytes=\"\(s.vram?.reservedBytes.map(String.init) ?? "")\" "

@@ -84,6 +84,20 @@ import TestSupport
         ("retinaface_mnet", "input.npy", [("loc.npy", "loc.npy"), ("conf.npy", "conf.npy"), ("landms.npy", "landms.npy")]),
     ]
 
+    /// `enhance forward --device cuda` on fixture `name`'s `input` with `extra` flags, 2 timed runs, outputs and
+    /// `report.json` in a new temporary folder (the caller removes it): (result, fixture folder, output folder, report).
+    static func forwardOnFixture(_ name: String, _ input: String, _ extra: [String], environment: [String: String]) throws
+        -> (EnhanceBinary.Result, URL, URL, URL) {
+        let c = Repository.root.appendingPathComponent("Tests/Fixtures/models/\(name)")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("cuda-fw-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let report = out.appendingPathComponent("report.json")
+        let r = try EnhanceBinary.run(["forward", "--device", "cuda"] + extra + ["--weights", c.appendingPathComponent("weights.pth").path,
+                                       "--input", c.appendingPathComponent(input).path, "--output", out.path, "--runs", "2",
+                                       "--report", report.path], environment: environment)
+        return (r, c, out, report)
+    }
+
     /// ‖a − b‖ / ‖b‖ of two .npy files (infinity when their sizes differ).
     static func relativeL2(_ got: URL, _ want: URL) throws -> Double {
         let a = try NPYArray(contentsOf: got).floats(), b = try NPYArray(contentsOf: want).floats()
@@ -105,14 +119,8 @@ import TestSupport
     @Test(arguments: ["fp32", "fp16"]) func forwardOnCUDAMatchesTheFixtures(_ precision: String) throws {
         let env = try Self.emulatorEnvironment()
         for (name, input, outputs) in Self.fixtures {
-            let c = Repository.root.appendingPathComponent("Tests/Fixtures/models/\(name)")
-            let out = FileManager.default.temporaryDirectory.appendingPathComponent("cuda-fw-\(UUID().uuidString)")
+            let (r, c, out, report) = try Self.forwardOnFixture(name, input, ["--precision", precision], environment: env)
             defer { try? FileManager.default.removeItem(at: out) }
-            let report = out.appendingPathComponent("report.json")
-            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-            let r = try EnhanceBinary.run(["forward", "--device", "cuda", "--precision", precision, "--weights", c.appendingPathComponent("weights.pth").path,
-                                           "--input", c.appendingPathComponent(input).path, "--output", out.path, "--runs", "2",
-                                           "--report", report.path], environment: env)
             #expect(r.status == 0, "\(name) \(precision): \(r.stderr)")
             guard r.status == 0 else { continue }
             for (got, want) in outputs {
@@ -135,14 +143,8 @@ import TestSupport
     @Test func forwardWithACUDAGraphMatchesTheFixtures() throws {
         let env = try Self.emulatorEnvironment()
         for (name, input, outputs) in Self.fixtures where name != "retinaface_mnet" {
-            let c = Repository.root.appendingPathComponent("Tests/Fixtures/models/\(name)")
-            let out = FileManager.default.temporaryDirectory.appendingPathComponent("cuda-graph-\(UUID().uuidString)")
+            let (r, c, out, report) = try Self.forwardOnFixture(name, input, ["--cuda-graph"], environment: env)
             defer { try? FileManager.default.removeItem(at: out) }
-            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-            let report = out.appendingPathComponent("report.json")
-            let r = try EnhanceBinary.run(["forward", "--device", "cuda", "--cuda-graph", "--weights", c.appendingPathComponent("weights.pth").path,
-                                           "--input", c.appendingPathComponent(input).path, "--output", out.path, "--runs", "2",
-                                           "--report", report.path], environment: env)
             #expect(r.status == 0, "\(name): \(r.stderr)")
             guard r.status == 0 else { continue }
             for (got, want) in outputs {

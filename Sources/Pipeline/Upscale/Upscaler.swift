@@ -186,10 +186,8 @@ public final class Upscaler: @unchecked Sendable {
         let m = network.inputMultiple
         if options.tile > 0 { return roundUp(options.tile, m) }
         guard let cap = options.maxMemory else { return 0 }
-        let (ow, oh) = outputSize(width: w, height: h)
         let s = network.scale
-        // image buffers: input planes (3 + pads), output samples, outscale result, float alpha
-        let fixed = 16 * w * h * 4 + (w * s) * (h * s) * 4 * 2 + ow * oh * 4 * 2 + network.parameterCount * 4 + Self.baseOverhead
+        let fixed = fixedBytes(width: w, height: h)
         let budget = cap - fixed
         if budget > 0, passBytes(height: h + options.prePad + m, width: w + options.prePad + m, batch: 1) <= budget { return 0 }
         let pad = roundUp(options.tilePad, m)
@@ -213,6 +211,14 @@ public final class Upscaler: @unchecked Sendable {
             throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) (needs about \(smallest) bytes with the smallest tile\(options.tileBatch > 1 ? " and --tile-batch \(options.tileBatch)" : ""))")
         }
         return t
+    }
+
+    /// What a w×h image costs besides the network pass under `maxMemory`: the image buffers (input planes with pads,
+    /// output samples, outscale result, float alpha), the weights and `baseOverhead`.
+    public func fixedBytes(width w: Int, height h: Int) -> Int {
+        let (ow, oh) = outputSize(width: w, height: h)
+        let s = network.scale
+        return 16 * w * h * 4 + (w * s) * (h * s) * 4 * 2 + ow * oh * 4 * 2 + network.parameterCount * 4 + Self.baseOverhead
     }
 
     /// Engine bytes of one network pass on `batch` tiles of height×width input pixels: the network's activation

@@ -169,7 +169,7 @@ struct UpscalerTests {
         let up = try Upscaler(network: net, options: o)
         #expect(report.peakTensorBytes <= up.passBytes(height: h, width: w, batch: 1), "measured \(report.peakTensorBytes) vs estimate \(up.passBytes(height: h, width: w, batch: 1))")
         let s = net.scale
-        let fixed = 16 * w * h * 4 + (w * s) * (h * s) * 4 * 2 + (w * s) * (h * s) * 4 * 2 + net.parameterCount * 4 + Upscaler.baseOverhead
+        let fixed = up.fixedBytes(width: w, height: h)
         // the estimate is at most 1.5× what the pass holds: a cap of 1.5× the measured peak keeps the whole image
         let copies = (12 * s * s + 24) * (h + 2) * (w + 2)
         print("banded tail: estimate \(up.passBytes(height: h, width: w, batch: 1)) B, measured \(report.peakTensorBytes) B")
