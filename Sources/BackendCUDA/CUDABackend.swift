@@ -4,8 +4,9 @@ import TensorCore
 
 /// The NVIDIA GPU backend: cuDNN 9 (legacy API) for convolutions, transposed convolutions and linear layers, and
 /// one NVRTC-compiled kernel file (kernels.cu) for every other op, including the fused conv epilogue. Activations
-/// are plain NCHW in device memory (channel views are pointer offsets with a batch stride, so any channel offset
-/// works); storage is float32 (precisions fp32 and tf32) or IEEE half (fp16), arithmetic always float.
+/// are NCHW (PyTorch's default) or NHWC (`channels_last`, `Options.layout`) in device memory; a channel view is a
+/// pointer offset that keeps its parent's strides, and every kernel and cuDNN descriptor takes strides, so the layout
+/// stays inside this backend. Storage is float32 (precisions fp32 and tf32) or IEEE half (fp16), arithmetic always float.
 /// Everything runs in order on one stream of the device's primary context; a buffer freed by Swift goes back to
 /// the pool at once (stream order makes reuse safe), `download` synchronises.
 public final class CUDABackend: Backend, @unchecked Sendable {
@@ -19,9 +20,20 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         case fp16
     }
 
+    /// How activations are laid out in device memory.
+    public enum Layout: String, Sendable, CaseIterable {
+        /// N, C, H, W: PyTorch's default.
+        case nchw
+        /// N, H, W, C: PyTorch's `channels_last`; cuDNN's tensor-core kernels read it without transposing. Filters are
+        /// stored K, R, S, C to match.
+        case nhwc
+    }
+
     /// Construction options.
     public struct Options: Sendable, Equatable {
         public var precision: Precision
+        /// Activation layout.
+        public var layout: Layout
         /// CUDA device ordinal.
         public var device: Int
         /// Time every algorithm cuDNN offers once per shape and keep the fastest (`cudnn.benchmark = True`);
@@ -36,10 +48,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         /// Where compiled kernels are cached; nil: `~/.cache/enhance/cubin` (`ENHANCE_CUBIN_CACHE=off`: nowhere).
         public var kernelCacheFolder: String?
 
-        public init(precision: Precision = .fp32, device: Int = 0, benchmark: Bool = false,
+        public init(precision: Precision = .fp32, layout: Layout = .nchw, device: Int = 0, benchmark: Bool = false,
                     workspaceLimitBytes: Int = 1 << 30, driverPath: String? = nil, libraryFolders: [String]? = nil,
                     kernelCacheFolder: String? = nil) {
-            self.precision = precision; self.device = device; self.benchmark = benchmark
+            self.precision = precision; self.layout = layout; self.device = device; self.benchmark = benchmark
             self.workspaceLimitBytes = workspaceLimitBytes; self.driverPath = driverPath; self.libraryFolders = libraryFolders
             self.kernelCacheFolder = kernelCacheFolder
         }
@@ -65,6 +77,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let suffix: String
     /// cuDNN's data type for tensors and filters.
     let dataType: cudnnDataType_t
+    /// The layout of every activation this backend makes.
+    let tensorLayout: TensorLayout
     /// The convolution workspace (one per backend: one stream runs one convolution at a time).
     var workspace: (pointer: CUdeviceptr, bytes: Int)?
     /// Workspaces outgrown while a captured graph may still use them (freed when the last graph goes).
@@ -118,6 +132,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         case .fp32, .tf32: (elementSize, suffix, dataType) = (4, "f32", CUDNN_DATA_FLOAT)
         case .fp16: (elementSize, suffix, dataType) = (2, "f16", CUDNN_DATA_HALF)
         }
+        tensorLayout = options.layout == .nhwc ? .nhwc : .nchw
         notes.append("kernels.cu for \(device.architecture): \(kernels.origin); \(lib.versions)")
     }
 
@@ -140,9 +155,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     public var name: String {
-        "CUDA \(device.name) (\(device.architecture), cuDNN \(lib.cudnnVersion), \(options.precision.rawValue)\(options.benchmark ? ", benchmark" : ""))"
+        "CUDA \(device.name) (\(device.architecture), cuDNN \(lib.cudnnVersion), \(options.precision.rawValue)\(options.layout == .nhwc ? ", nhwc" : "")\(options.benchmark ? ", benchmark" : ""))"
     }
-    public var channelViewAlignment: Int { 1 }
+    /// NCHW: any channel offset (a view is a whole-plane offset). NHWC: multiples of 8, so that a view's first channel
+    /// stays 16-byte aligned for cuDNN's vectorised fp16 kernels (RRDB's dense-block views are at multiples of 32).
+    public var channelViewAlignment: Int { options.layout == .nhwc ? 8 : 1 }
 
     // MARK: plumbing
 
@@ -164,7 +181,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     func own(_ t: Tensor, _ op: String) throws {
-        guard t.backendID == id, t.layout == .nchw else { throw TensorError.foreignTensor(op: op) }
+        guard t.backendID == id, t.layout == tensorLayout else { throw TensorError.foreignTensor(op: op) }
     }
 
     /// Device address of element (0, 0, 0, 0).
@@ -174,11 +191,21 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Elements from one image of `t` to the next.
     func batchStride(_ t: Tensor) -> Int { t.storageChannels * t.shape.h * t.shape.w }
 
+    /// Element strides (image, channel, pixel) of `t`; a channel view keeps its parent's (`storageChannels`).
+    func strides(_ t: Tensor) -> Strides { Strides(t.shape, storageChannels: t.storageChannels, channelsLast: tensorLayout.channelsLast) }
+
+    /// 1 when kernels walk channels innermost (NHWC).
+    var channelsLastFlag: KernelArg { .i32(tensorLayout.channelsLast ? 1 : 0) }
+
+    /// A tensor argument of kernels.cu: its address and its three strides.
+    func arg(_ t: Tensor) -> [KernelArg] { arg(address(t), strides(t)) }
+    func arg(_ p: CUdeviceptr?, _ s: Strides) -> [KernelArg] { [.pointer(p), .i64(s.n), .i64(s.c), .i64(s.p)] }
+
     /// A new dense tensor (contents undefined unless `zeroed`).
     func make(_ shape: TensorShape, op: String, zeroed: Bool = false, pool: BufferPool? = nil) throws -> Tensor {
         guard shape.isValid else { throw TensorError.invalidShape(op: op, message: "output shape \(shape)") }
         let buffer = try (pool ?? self.pool).allocate(bytes: shape.count * elementSize, zeroed: zeroed)
-        return Tensor(shape: shape, layout: .nchw, buffer: buffer, backendID: id)
+        return Tensor(shape: shape, layout: tensorLayout, buffer: buffer, backendID: id)
     }
 
     /// Launches kernel `name` (without the storage suffix when `typed`) over `count` elements (grid-stride loops).
@@ -219,7 +246,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         try values.withUnsafeBytes { raw in
             try check(api.cuMemcpyHtoDAsync!(address(staging), raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync")
         }
-        try launch("enh_cast_f32_f16", typed: false, count: values.count, [.pointer(dst), .pointer(address(staging)), .i64(values.count)])
+        try launch("enh_pack_f16", typed: false, count: values.count, [.pointer(dst), .pointer(address(staging)), .i64(values.count)])
         try check(api.cuStreamSynchronize!(stream), "cuStreamSynchronize")   // the staging buffer is reused at once
     }
 
@@ -238,8 +265,27 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     private func upload(_ host: HostTensor, pool: BufferPool, op: String) throws -> Tensor {
         let t = try make(host.tensorShape(), op: op, pool: pool)
-        try store(host.data, at: address(t), asStorage: true)
+        try store(host, into: t, staging: pool)
         return t
+    }
+
+    /// Writes host values (dense NCHW float32) into `t` in its layout and storage type: one copy when they are the
+    /// same, else a float32 staging copy (from `stagingPool`: constants stage in the weight pool, outside the
+    /// activation statistics) and one kernel that converts.
+    func store(_ host: HostTensor, into t: Tensor, staging stagingPool: BufferPool? = nil) throws {
+        if elementSize == 4 && !tensorLayout.channelsLast && !t.isView {
+            try store(host.data, at: address(t), asStorage: false)
+            return
+        }
+        if capturing { throw Self.captureError("a host upload (\(host.count) values) inside the captured forward") }
+        let staging = try (stagingPool ?? pool).allocate(bytes: host.count * 4)
+        try host.data.withUnsafeBytes { raw in
+            try check(api.cuMemcpyHtoDAsync!(address(staging), raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync")
+        }
+        let s = t.shape
+        try launch(elementSize == 4 ? "enh_copy_f32" : "enh_cast_f32_f16", typed: false, count: s.count,
+                   arg(t) + arg(address(staging), Strides(s)) + [.i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag])
+        try check(api.cuStreamSynchronize!(stream), "cuStreamSynchronize")   // the staging buffer is reused at once
     }
 
     public func download(_ t: Tensor) throws -> HostTensor {
@@ -247,16 +293,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             try own(t, "download")
             if capturing { throw Self.captureError("a download inside the captured forward") }
             var src = t
-            if t.isView || elementSize != 4 {
-                // a dense float32 copy first
+            if t.isView || elementSize != 4 || tensorLayout.channelsLast {
+                // a dense float32 NCHW copy first
                 let dense = try pool.allocate(bytes: t.shape.count * 4)
-                let per = t.shape.c * t.shape.h * t.shape.w
-                if elementSize == 4 {
-                    try launch("enh_copy", count: t.shape.count, [.pointer(address(dense)), .i64(per), .pointer(address(t)), .i64(batchStride(t)), .i32(t.shape.n), .i64(per)])
-                } else {
-                    let packed = t.isView ? try copyDense(t) : t
-                    try launch("enh_cast_f16_f32", typed: false, count: t.shape.count, [.pointer(address(dense)), .pointer(address(packed)), .i64(t.shape.count)])
-                }
+                let s = t.shape
+                try launch(elementSize == 4 ? "enh_copy_f32" : "enh_cast_f16_f32", typed: false, count: s.count,
+                           arg(address(dense), Strides(s)) + arg(t) + [.i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag])
                 src = Tensor(shape: t.shape, layout: .nchw, buffer: dense, backendID: id)
             }
             var data = [Float](repeating: 0, count: t.shape.count)
@@ -271,9 +313,14 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// A dense copy of a (view) tensor in the storage type.
     func copyDense(_ x: Tensor) throws -> Tensor {
         let out = try make(x.shape, op: "copy")
-        let per = x.shape.c * x.shape.h * x.shape.w
-        try launch("enh_copy", count: x.shape.count, [.pointer(address(out)), .i64(per), .pointer(address(x)), .i64(batchStride(x)), .i32(x.shape.n), .i64(per)])
+        try copyStrided(x, into: out)
         return out
+    }
+
+    /// Copies `x` into `y` (same logical shape; either may be a view, strides may differ).
+    func copyStrided(_ x: Tensor, into y: Tensor) throws {
+        let s = x.shape
+        try launch("enh_copy", count: s.count, arg(y) + arg(x) + [.i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag])
     }
 
     public func zeros(_ shape: TensorShape) throws -> Tensor { try sync { try make(shape, op: "zeros", zeroed: true) } }
@@ -281,12 +328,21 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public func empty(_ shape: TensorShape) throws -> Tensor { try sync { try make(shape, op: "empty") } }
 
     public func channelView(_ t: Tensor, _ range: Range<Int>) throws -> Tensor {
+        guard range.lowerBound % channelViewAlignment == 0 else {
+            throw TensorError.invalidShape(op: "channelView", message: "channel offset \(range.lowerBound) is not a multiple of \(channelViewAlignment) (\(tensorLayout))")
+        }
+        return try view(t, range)
+    }
+
+    /// A channel view at any offset, for this backend's own kernels (concat, sliceChannels); what models get through
+    /// `channelView` (and may hand to cuDNN) keeps the alignment.
+    func view(_ t: Tensor, _ range: Range<Int>) throws -> Tensor {
         try own(t, "channelView")
         guard range.lowerBound >= 0, range.upperBound <= t.shape.c, !range.isEmpty else {
             throw TensorError.invalidShape(op: "channelView", message: "range \(range) outside C=\(t.shape.c)")
         }
         var s = t.shape; s.c = range.count
-        return Tensor(shape: s, layout: .nchw, buffer: t.buffer, byteOffset: t.byteOffset + range.lowerBound * t.shape.h * t.shape.w * elementSize,
+        return Tensor(shape: s, layout: tensorLayout, buffer: t.buffer, byteOffset: t.byteOffset + range.lowerBound * strides(t).c * elementSize,
                       storageChannels: t.storageChannels, backendID: id)
     }
 
@@ -294,9 +350,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         try sync {
             try own(source, "copy"); try own(destination, "copy")
             try Validate.same(destination.shape, source.shape, "copy")
-            let per = source.shape.c * source.shape.h * source.shape.w
-            try launch("enh_copy", count: source.shape.count, [.pointer(address(destination)), .i64(batchStride(destination)),
-                                                              .pointer(address(source)), .i64(batchStride(source)), .i32(source.shape.n), .i64(per)])
+            try copyStrided(source, into: destination)
         }
     }
 
@@ -305,14 +359,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             try own(source, "copyRows"); try own(destination, "copyRows")
             try Validate.rowCopy(source.shape, rows, destination.shape, atRow)
             guard !rows.isEmpty else { return }
-            // One enh_copy per image, a channel plane per "batch": NCHW planes are H·W apart in both tensors (views too).
-            let w = source.shape.w, c = source.shape.c
-            let (sh, dh) = (source.shape.h * w, destination.shape.h * w)
-            for n in 0..<source.shape.n {
-                let dst = address(destination) + CUdeviceptr((n * batchStride(destination) + atRow * w) * elementSize)
-                let src = address(source) + CUdeviceptr((n * batchStride(source) + rows.lowerBound * w) * elementSize)
-                try launch("enh_copy", count: c * rows.count * w, [.pointer(dst), .i64(dh), .pointer(src), .i64(sh), .i32(c), .i64(rows.count * w)])
-            }
+            // Rows are consecutive pixels in both layouts: the same strides from the first row of each range on.
+            let (ss, ds) = (strides(source), strides(destination))
+            let src = address(source) + CUdeviceptr(rows.lowerBound * source.shape.w * ss.p * elementSize)
+            let dst = address(destination) + CUdeviceptr(atRow * destination.shape.w * ds.p * elementSize)
+            let s = source.shape
+            try launch("enh_copy", count: s.n * s.c * rows.count * s.w,
+                       arg(dst, ds) + arg(src, ss) + [.i32(s.n), .i32(s.c), .i32(rows.count * s.w), channelsLastFlag])
         }
     }
 

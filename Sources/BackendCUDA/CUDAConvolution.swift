@@ -55,7 +55,7 @@ package struct ConvGeometry: Sendable {
     }
 }
 
-/// Input N, H, W and batch stride: what a plan depends on.
+/// Input N, C, H, W and batch stride (the storage channel count of a view): what a plan depends on.
 struct PlanKey: Hashable { let n: Int, c: Int, h: Int, w: Int, batchStride: Int }
 
 /// The tensor descriptors and algorithm for one input shape.
@@ -86,27 +86,27 @@ extension CUDABackend {
         }
     }
 
-    /// A 4-D tensor descriptor over N×C×H×W with the given batch stride (channel views of a larger buffer).
-    func tensorDescriptor(n: Int, c: Int, h: Int, w: Int, batchStride: Int) throws -> cudnnTensorDescriptor_t {
-        try Self.tensorDescriptor(lib, dataType, n: n, c: c, h: h, w: w, batchStride: batchStride)
+    /// A 4-D tensor descriptor over N×C×H×W with the given strides (layout, channel views of a larger buffer).
+    func tensorDescriptor(n: Int, c: Int, h: Int, w: Int, strides: Strides) throws -> cudnnTensorDescriptor_t {
+        try Self.tensorDescriptor(lib, dataType, n: n, c: c, h: h, w: w, strides: strides)
     }
 
     static func tensorDescriptor(_ lib: CUDALibrary, _ dataType: cudnnDataType_t, n: Int, c: Int, h: Int, w: Int,
-                                 batchStride: Int) throws -> cudnnTensorDescriptor_t {
+                                 strides st: Strides) throws -> cudnnTensorDescriptor_t {
         let api = lib.api
         var d: cudnnTensorDescriptor_t?
         try lib.check(api.cudnnCreateTensorDescriptor!(&d), "cudnnCreateTensorDescriptor")
         let s = api.cudnnSetTensor4dDescriptorEx!(d, dataType, Int32(n), Int32(c), Int32(h), Int32(w),
-                                                  Int32(batchStride), Int32(h * w), Int32(w), 1)
+                                                  Int32(st.n), Int32(st.c), Int32(w * st.p), Int32(st.p))
         if s != CUDNN_STATUS_SUCCESS { _ = api.cudnnDestroyTensorDescriptor!(d) }
-        try lib.check(s, "cudnnSetTensor4dDescriptorEx [\(n),\(c),\(h),\(w)] stride \(batchStride)")
+        try lib.check(s, "cudnnSetTensor4dDescriptorEx [\(n),\(c),\(h),\(w)] strides \(st.n),\(st.c),\(w * st.p),\(st.p)")
         return d!
     }
 
-    /// Filter (K×C×R×S, NCHW) and convolution (symmetric pads, strides, cross-correlation, float compute, groups,
-    /// math type) descriptors: host-side cuDNN calls only.
+    /// Filter (K×C×R×S stored KCRS, or KRSC when `channelsLast`) and convolution (symmetric pads, strides,
+    /// cross-correlation, float compute, groups, math type) descriptors: host-side cuDNN calls only.
     static func layerDescriptors(_ lib: CUDALibrary, _ dataType: cudnnDataType_t, _ math: cudnnMathType_t, _ g: ConvGeometry,
-                                 op: String) throws -> (cudnnFilterDescriptor_t, cudnnConvolutionDescriptor_t) {
+                                 channelsLast: Bool = false, op: String) throws -> (cudnnFilterDescriptor_t, cudnnConvolutionDescriptor_t) {
         let api = lib.api
         let (k, c, r, s, pad, stride, groups) = (g.k, g.c, g.r, g.s, g.pad, g.stride, g.groups)
         var f: cudnnFilterDescriptor_t?
@@ -116,8 +116,9 @@ extension CUDABackend {
         if created != CUDNN_STATUS_SUCCESS { _ = api.cudnnDestroyFilterDescriptor!(f) }
         try lib.check(created, "cudnnCreateConvolutionDescriptor")
         do {
-            try lib.check(api.cudnnSetFilter4dDescriptor!(f, dataType, CUDNN_TENSOR_NCHW, Int32(k), Int32(c), Int32(r), Int32(s)),
-                          "\(op): cudnnSetFilter4dDescriptor [\(k),\(c),\(r),\(s)]")
+            try lib.check(api.cudnnSetFilter4dDescriptor!(f, dataType, channelsLast ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
+                                                          Int32(k), Int32(c), Int32(r), Int32(s)),
+                          "\(op): cudnnSetFilter4dDescriptor [\(k),\(c),\(r),\(s)]\(channelsLast ? " NHWC" : "")")
             try lib.check(api.cudnnSetConvolution2dDescriptor!(cd, Int32(pad.h), Int32(pad.w), Int32(stride.h), Int32(stride.w), 1, 1,
                                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
                           "\(op): cudnnSetConvolution2dDescriptor")
@@ -138,7 +139,7 @@ extension CUDABackend {
         let (f, cd) = try layerDescriptors(lib, CUDNN_DATA_FLOAT, CUDNN_FMA_MATH, g, op: "check")
         defer { _ = lib.api.cudnnDestroyFilterDescriptor!(f); _ = lib.api.cudnnDestroyConvolutionDescriptor!(cd) }
         let x = try tensorDescriptor(lib, CUDNN_DATA_FLOAT, n: input.n, c: input.c, h: input.h, w: input.w,
-                                     batchStride: input.c * input.h * input.w)
+                                     strides: Strides(TensorShape(n: input.n, c: input.c, h: input.h, w: input.w)))
         defer { _ = lib.api.cudnnDestroyTensorDescriptor!(x) }
         var n: Int32 = 0, c: Int32 = 0, h: Int32 = 0, w: Int32 = 0
         try lib.check(lib.api.cudnnGetConvolution2dForwardOutputDim!(cd, x, f, &n, &c, &h, &w), "cudnnGetConvolution2dForwardOutputDim")
@@ -150,21 +151,35 @@ extension CUDABackend {
                       op: String) throws -> CUDAConvLayer {
         try sync {
             let w = try weightPool.allocate(bytes: weight.count * elementSize)
-            try store(weight.data, at: address(w), asStorage: true)
+            let channelsLast = tensorLayout.channelsLast
+            try store(channelsLast ? Self.krsc(weight.data, g) : weight.data, at: address(w), asStorage: true)
             let b = try bias.map { try deviceFloats($0.data) }
-            let (f, cd) = try Self.layerDescriptors(lib, dataType, mathType, g, op: op)
+            let (f, cd) = try Self.layerDescriptors(lib, dataType, mathType, g, channelsLast: channelsLast, op: op)
             let layer = CUDAConvLayer(kind: kind, weight: w, bias: b, filter: f, conv: cd, outChannels: outChannels, api: api)
             return layer
         }
     }
 
+    /// A K×C×R×S filter's values (KCRS order) in KRSC order, as cuDNN reads an NHWC filter.
+    static func krsc(_ v: [Float], _ g: ConvGeometry) -> [Float] {
+        let (k, c, rs) = (g.k, g.c, g.r * g.s)
+        guard c > 1, rs > 1 else { return v }
+        var out = [Float](repeating: 0, count: v.count)
+        for o in 0..<k {
+            for i in 0..<c {
+                for q in 0..<rs { out[(o * rs + q) * c + i] = v[(o * c + i) * rs + q] }
+            }
+        }
+        return out
+    }
+
     /// The plan for input `x` (descriptors, algorithm, workspace), made once per input shape.
-    func plan(_ layer: CUDAConvLayer, x: (n: Int, c: Int, h: Int, w: Int, batchStride: Int), out: TensorShape, op: String) throws -> CUDAConvPlan {
-        let key = PlanKey(n: x.n, c: x.c, h: x.h, w: x.w, batchStride: x.batchStride)
+    func plan(_ layer: CUDAConvLayer, x: (n: Int, c: Int, h: Int, w: Int, strides: Strides), out: TensorShape, op: String) throws -> CUDAConvPlan {
+        let key = PlanKey(n: x.n, c: x.c, h: x.h, w: x.w, batchStride: x.strides.n)
         if let p = layer.plans[key] { return p }
-        let input = try tensorDescriptor(n: x.n, c: x.c, h: x.h, w: x.w, batchStride: x.batchStride)
+        let input = try tensorDescriptor(n: x.n, c: x.c, h: x.h, w: x.w, strides: x.strides)
         let output: cudnnTensorDescriptor_t
-        do { output = try tensorDescriptor(n: out.n, c: out.c, h: out.h, w: out.w, batchStride: out.c * out.h * out.w) }
+        do { output = try tensorDescriptor(n: out.n, c: out.c, h: out.h, w: out.w, strides: Strides(out, channelsLast: tensorLayout.channelsLast)) }
         catch { _ = api.cudnnDestroyTensorDescriptor!(input); throw error }
         let limit = options.workspaceLimitBytes
         var algorithm: Int32 = -1, bytes = 0, math = ""
@@ -176,7 +191,7 @@ extension CUDABackend {
                 let ws = try workspace(limit)
                 let y = try pool.allocate(bytes: out.count * elementSize)
                 // cuDNN times each algorithm on scratch input and output (contents are irrelevant) and our workspace
-                let scratchIn = try pool.allocate(bytes: x.batchStride * x.n * elementSize)
+                let scratchIn = try pool.allocate(bytes: x.strides.n * x.n * elementSize)
                 try check(api.cudnnFindConvolutionForwardAlgorithmEx!(cudnn, input, UnsafeRawPointer(bitPattern: UInt(address(scratchIn))),
                                                                        layer.filter, UnsafeRawPointer(bitPattern: UInt(address(layer.weight))),
                                                                        layer.conv, output, UnsafeMutableRawPointer(bitPattern: UInt(address(y))),
@@ -206,14 +221,14 @@ extension CUDABackend {
         }
         let plan = CUDAConvPlan(input: input, output: output, algorithm: algorithm, workspaceBytes: bytes, api: api)
         layer.plans[key] = plan
-        note("\(op) [\(x.n),\(x.c),\(x.h),\(x.w)] → \(out): cuDNN \(layer.kind == .transposed ? "bwd-data" : "fwd") algo \(algorithm), workspace \(bytes) B, math type \(math), \(options.precision.rawValue)")
+        note("\(op) [\(x.n),\(x.c),\(x.h),\(x.w)] → \(out): cuDNN \(layer.kind == .transposed ? "bwd-data" : "fwd") algo \(algorithm), workspace \(bytes) B, math type \(math), \(options.precision.rawValue) \(tensorLayout)")
         return plan
     }
 
     /// Runs the layer's cuDNN call into `y` (dense), then the epilogue from `y` into `dst` (y itself or a view).
-    func runLayer(_ layer: CUDAConvLayer, x: Tensor, xShape: (n: Int, c: Int, h: Int, w: Int), out: TensorShape,
+    func runLayer(_ layer: CUDAConvLayer, x: Tensor, xShape: (n: Int, c: Int, h: Int, w: Int), xStrides: Strides? = nil, out: TensorShape,
                   epilogue e: Epilogue, into dst: Tensor?, op: String) throws -> Tensor {
-        let plan = try plan(layer, x: (xShape.n, xShape.c, xShape.h, xShape.w, batchStride(x)), out: out, op: op)
+        let plan = try plan(layer, x: (xShape.n, xShape.c, xShape.h, xShape.w, xStrides ?? strides(x)), out: out, op: op)
         let y = try make(out, op: op)
         let ws = try workspace(plan.workspaceBytes)
         var alpha: Float = 1, beta: Float = 0
@@ -242,11 +257,11 @@ extension CUDABackend {
     func epilogue(from src: Tensor, into dst: Tensor, bias: CUdeviceptr?, _ e: Epilogue, op: String) throws {
         let (act, a0, a1, slopes) = try activationArgs(e.activation, op: op)
         let s = dst.shape
-        try launch("enh_epilogue", count: s.count, [
-            .pointer(address(dst)), .i64(batchStride(dst)), .pointer(address(src)), .i64(batchStride(src)), .pointer(bias),
-            .pointer(e.channelScale.map(address)), .i64(e.channelScale.map(batchStride) ?? 0),
-            .pointer(e.residual.map(address)), .i64(e.residual.map(batchStride) ?? 0), .pointer(slopes),
-            .i32(s.n), .i32(s.c), .i32(s.h * s.w), .i32(act), .f32(a0), .f32(a1), .f32(e.outputScale), .f32(e.residualScale),
+        let residual = e.residual.map(arg) ?? arg(nil, Strides(n: 0, c: 0, p: 0))
+        try launch("enh_epilogue", count: s.count, arg(dst) + arg(src) + [
+            .pointer(bias), .pointer(e.channelScale.map(address)), .i64(e.channelScale.map(batchStride) ?? 0)] + residual + [
+            .pointer(slopes), .i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag, .i32(act), .f32(a0), .f32(a1),
+            .f32(e.outputScale), .f32(e.residualScale),
         ])
     }
 
@@ -340,7 +355,18 @@ extension CUDABackend {
             }
             let out = TensorShape(n: x.shape.n, c: layer.outFeatures, h: 1, w: 1)
             try Validate.epilogue(epilogue, out: out, op: op) { t, o in try own(t, o) }
-            return try runLayer(l, x: x, xShape: (x.shape.n, features, 1, 1), out: out, epilogue: epilogue, into: nil, op: op)
+            // The features in (c, h, w) order, consecutive within an image: NCHW storage has them so (views too); NHWC
+            // has them in (h, w, c) order unless H·W = 1, so it takes a dense NCHW-ordered copy first (small: GPEN's
+            // 4×4 encoder end).
+            var input = x
+            if tensorLayout.channelsLast && x.shape.h * x.shape.w > 1 {
+                let flat = try pool.allocate(bytes: x.shape.count * elementSize)
+                let s = x.shape
+                try launch("enh_copy", count: s.count, arg(address(flat), Strides(s)) + arg(x) + [.i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag])
+                input = Tensor(shape: s, layout: tensorLayout, buffer: flat, backendID: id)
+            }
+            return try runLayer(l, x: input, xShape: (x.shape.n, features, 1, 1), xStrides: Strides(n: batchStride(input), c: 1, p: 1), out: out,
+                                epilogue: epilogue, into: nil, op: op)
         }
     }
 }

@@ -26,7 +26,7 @@ public final class CUDAGraph: @unchecked Sendable {
             guard try host.tensorShape() == input.shape else {
                 throw TensorError.invalidShape(op: "cuda graph", message: "input \(host.shape) but the graph was captured for \(input.shape.dims)")
             }
-            try backend.store(host.data, at: backend.address(input), asStorage: true)
+            try backend.store(host, into: input)
             try backend.check(backend.api.cuGraphLaunch!(exec, backend.stream), "cuGraphLaunch")
         }
         return try outputs.map { try backend.download($0) }
@@ -59,7 +59,7 @@ extension CUDABackend {
                 throw TensorError.unsupported(op: "cuda graph", message: "this driver lacks the graph entries (cuStreamBeginCapture … cuGraphLaunch)")
             }
             let input = try make(host.tensorShape(), op: "cuda graph input")
-            try store(host.data, at: address(input), asStorage: true)
+            try store(host, into: input)
             liveGraphs += 1
             pool.keepsMemory = true
             weightPool.keepsMemory = true

@@ -10,7 +10,7 @@ final class CUDAKernels: @unchecked Sendable {
     static let source = String(decoding: PackageResources.kernels_cu, as: UTF8.self)
 
     /// Every entry point of kernels.cu (per storage type where it has one).
-    static let names: [String] = ["enh_cast_f32_f16", "enh_cast_f16_f32"] + ["f32", "f16"].flatMap { t in
+    static let names: [String] = ["enh_cast_f32_f16", "enh_cast_f16_f32", "enh_pack_f16"] + ["f32", "f16"].flatMap { t in
         ["epilogue", "unary", "binary", "copy", "gather", "upfirdn", "maxpool", "softmax", "channel_reduce"].map { "enh_\($0)_\(t)" }
     }
 
@@ -120,6 +120,19 @@ enum KernelArg {
     case i32(Int)
     case i64(Int)
     case f32(Float)
+}
+
+/// Element strides of a tensor in kernels.cu's terms: image to image, channel to channel, pixel to pixel.
+struct Strides: Equatable {
+    var n: Int, c: Int, p: Int
+
+    init(n: Int, c: Int, p: Int) { (self.n, self.c, self.p) = (n, c, p) }
+
+    /// `shape` stored with `storageChannels` channels (a view's parent's count) in NCHW or NHWC.
+    init(_ shape: TensorShape, storageChannels: Int? = nil, channelsLast: Bool = false) {
+        let s = storageChannels ?? shape.c, hw = shape.h * shape.w
+        (n, c, p) = channelsLast ? (s * hw, 1, s) : (s * hw, hw, 1)
+    }
 }
 
 extension CUDABackend {

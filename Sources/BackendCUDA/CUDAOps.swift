@@ -5,8 +5,8 @@ import TensorCore
 // Element-wise, shape and reduction ops: one launch of a kernels.cu entry point each (gather kinds and op codes as
 // kernels.cu documents them). Results are new dense tensors; inputs may be channel views.
 extension CUDABackend {
-    /// Per-image element count of `x`.
-    private func per(_ x: Tensor) -> Int { x.shape.c * x.shape.h * x.shape.w }
+    /// The N, C, P (pixels) extents and walk order of an element-wise launch over `s`.
+    private func extents(_ s: TensorShape) -> [KernelArg] { [.i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag] }
 
     // MARK: element-wise
 
@@ -48,8 +48,7 @@ extension CUDABackend {
         try sync {
             try own(x, op)
             let y = try make(x.shape, op: op)
-            try launch("enh_unary", count: x.shape.count, [.pointer(address(y)), .pointer(address(x)), .i64(batchStride(x)),
-                                                          .i32(x.shape.n), .i64(per(x)), .i32(code.0), .f32(code.1), .f32(code.2)])
+            try launch("enh_unary", count: x.shape.count, arg(y) + arg(x) + extents(x.shape) + [.i32(code.0), .f32(code.1), .f32(code.2)])
             return y
         }
     }
@@ -63,9 +62,7 @@ extension CUDABackend {
             try own(x, op); try own(z, op)
             try Validate.same(x.shape, z.shape, op)
             let y = try make(x.shape, op: op)
-            try launch("enh_binary", count: x.shape.count, [.pointer(address(y)), .pointer(address(x)), .i64(batchStride(x)),
-                                                           .pointer(address(z)), .i64(batchStride(z)), .i32(x.shape.n), .i64(per(x)),
-                                                           .i32(code), .f32(alpha), .f32(beta)])
+            try launch("enh_binary", count: x.shape.count, arg(y) + arg(x) + arg(z) + extents(x.shape) + [.i32(code), .f32(alpha), .f32(beta)])
             return y
         }
     }
@@ -93,7 +90,7 @@ extension CUDABackend {
             let out = try make(Validate.concat(xs) { t, op in try own(t, op) }, op: "concat")
             var c0 = 0
             for x in xs {
-                try copy(x, into: channelView(out, c0..<(c0 + x.shape.c)))
+                try copyStrided(x, into: view(out, c0..<(c0 + x.shape.c)))
                 c0 += x.shape.c
             }
             return out
@@ -101,7 +98,7 @@ extension CUDABackend {
     }
 
     public func sliceChannels(_ x: Tensor, _ range: Range<Int>) throws -> Tensor {
-        try sync { try copyDense(channelView(x, range)) }
+        try sync { try copyDense(view(x, range)) }
     }
 
     /// out = gather(x) with the kernel's `kind`.
@@ -109,9 +106,8 @@ extension CUDABackend {
         try sync {
             try own(x, op)
             let y = try make(out, op: op)
-            try launch("enh_gather", count: out.count, [.pointer(address(y)), .pointer(address(x)), .i64(batchStride(x)),
-                                                       .i32(out.n), .i32(out.c), .i32(out.h), .i32(out.w), .i32(x.shape.h), .i32(x.shape.w),
-                                                       .i32(kind), .i32(p0), .i32(p1), .f32(fy), .f32(fx)])
+            try launch("enh_gather", count: out.count, arg(y) + arg(x) + [.i32(out.n), .i32(out.c), .i32(out.h), .i32(out.w), .i32(x.shape.h),
+                                                                        .i32(x.shape.w), channelsLastFlag, .i32(kind), .i32(p0), .i32(p1), .f32(fy), .f32(fx)])
             return y
         }
     }
@@ -166,9 +162,9 @@ extension CUDABackend {
             let out = TensorShape(n: x.shape.n, c: x.shape.c, h: oh, w: ow)
             let y = try make(out, op: op)
             let t = taps + [Float](repeating: 0, count: 8 - k)
-            try launch("enh_upfirdn", count: out.count, [.pointer(address(y)), .pointer(address(x)), .i64(batchStride(x)),
-                                                        .i32(out.n), .i32(out.c), .i32(oh), .i32(ow), .i32(x.shape.h), .i32(x.shape.w),
-                                                        .i32(up), .i32(down), .i32(pad0), .i32(k)] + t.map { .f32($0) })
+            try launch("enh_upfirdn", count: out.count, arg(y) + arg(x) + [.i32(out.n), .i32(out.c), .i32(oh), .i32(ow), .i32(x.shape.h),
+                                                                         .i32(x.shape.w), channelsLastFlag, .i32(up), .i32(down), .i32(pad0), .i32(k)]
+                                                         + t.map { .f32($0) })
             return y
         }
     }
@@ -183,9 +179,8 @@ extension CUDABackend {
             try own(x, op)
             let out = TensorShape(n: x.shape.n, c: x.shape.c, h: oh, w: ow)
             let y = try make(out, op: op)
-            try launch("enh_maxpool", count: out.count, [.pointer(address(y)), .pointer(address(x)), .i64(batchStride(x)),
-                                                        .i32(out.n), .i32(out.c), .i32(oh), .i32(ow), .i32(x.shape.h), .i32(x.shape.w),
-                                                        .i32(k), .i32(s), .i32(p)])
+            try launch("enh_maxpool", count: out.count, arg(y) + arg(x) + [.i32(out.n), .i32(out.c), .i32(oh), .i32(ow), .i32(x.shape.h),
+                                                                         .i32(x.shape.w), channelsLastFlag, .i32(k), .i32(s), .i32(p)])
             return y
         }
     }
@@ -200,8 +195,7 @@ extension CUDABackend {
             let s = x.shape
             let y = try make(s, op: op)
             let lines = s.n * (axis == 1 ? s.h * s.w : axis == 2 ? s.c * s.w : s.c * s.h)
-            try launch("enh_softmax", count: lines, [.pointer(address(y)), .pointer(address(x)), .i64(batchStride(x)),
-                                                    .i32(s.n), .i32(s.c), .i32(s.h), .i32(s.w), .i32(axis)])
+            try launch("enh_softmax", count: lines, arg(y) + arg(x) + [.i32(s.n), .i32(s.c), .i32(s.h), .i32(s.w), .i32(axis)])
             return y
         }
     }
@@ -211,8 +205,7 @@ extension CUDABackend {
             try own(x, op)
             let s = x.shape
             let y = try make(TensorShape(n: s.n, c: mode == 0 ? 1 : s.c, h: s.h, w: s.w), op: op)
-            try launch("enh_channel_reduce", count: s.n * s.h * s.w, [.pointer(address(y)), .pointer(address(x)), .i64(batchStride(x)),
-                                                                     .i32(s.n), .i32(s.c), .i64(s.h * s.w), .i32(mode), .f32(eps)])
+            try launch("enh_channel_reduce", count: s.n * s.h * s.w, arg(y) + arg(x) + [.i32(s.n), .i32(s.c), .i32(s.h * s.w), .i32(mode), .f32(eps)])
             return y
         }
     }

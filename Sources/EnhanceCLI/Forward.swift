@@ -200,6 +200,7 @@ struct Forward: ParsableCommand {
             "device": engine.configuration.device == .auto ? (backend is CUDABackend ? "cuda" : "cpu") : engine.configuration.device.rawValue,
             "backend": backend.name, "precision": engine.precision.rawValue, "arch": key, "input_shape": input,
             "warmup": warmup, "runs": times.count, "seconds": times, "median_s": median, "p95_s": p95, "cuda_graph": graph,
+            "layout": (backend as? CUDABackend)?.options.layout.rawValue ?? "native",
             // reserved, like PyTorch's max_memory_reserved: everything the engine holds — the activation pool's
             // high-water mark (cached free buffers included), the weights and the workspace
             "memory": ["weight_bytes": m.weightBytes, "live_peak_bytes": m.peakLiveBytes,

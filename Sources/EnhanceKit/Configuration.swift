@@ -33,6 +33,9 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var precision: Precision = .fp32
     /// cuda: time cuDNN's algorithms once per shape and keep the fastest (PyTorch's `cudnn.benchmark = True`).
     public var cudnnBenchmark = false
+    /// cuda: activation layout, NCHW (PyTorch's default) or NHWC (PyTorch's `channels_last`). The CPU picks its own.
+    public enum Layout: String, Sendable, CaseIterable { case nchw, nhwc }
+    public var layout: Layout = .nchw
     /// Receives engine decisions (a layer's fallback to another algorithm); nil: silent.
     public var diagnostics: (@Sendable (String) -> Void)?
 
@@ -40,7 +43,7 @@ public struct EngineConfiguration: Sendable, Equatable {
 
     public static func == (a: Self, b: Self) -> Bool {
         a.device == b.device && a.threads == b.threads && a.winograd == b.winograd && a.precision == b.precision
-            && a.cudnnBenchmark == b.cudnnBenchmark
+            && a.cudnnBenchmark == b.cudnnBenchmark && a.layout == b.layout
     }
 }
 

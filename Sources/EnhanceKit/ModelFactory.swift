@@ -25,6 +25,8 @@ public struct ModelFactory: Sendable {
     /// The backend `engine` asks for (`auto`: cuda when it can be used here, else cpu).
     public static func makeBackend(_ engine: EngineConfiguration) throws -> any Backend {
         switch engine.device {
+        case .reference where engine.layout == .nhwc, .cpu where engine.layout == .nhwc, .auto where engine.layout == .nhwc && !cuda.available:
+            throw EnhanceError(.unsupported, "layout nhwc runs on the cuda device only (the CPU picks oneDNN's blocked layout itself)")
         case .reference: return ReferenceBackend()
         case .cuda: return try makeCUDABackend(engine)
         case .auto where cuda.available: return try makeCUDABackend(engine)
@@ -52,7 +54,8 @@ public struct ModelFactory: Sendable {
         case .bf16: throw EnhanceError(.unsupported, "precision bf16 is not implemented on cuda (use fp32, tf32 or fp16)")
         }
         do {
-            let be = try CUDABackend(options: .init(precision: precision, benchmark: engine.cudnnBenchmark))
+            let be = try CUDABackend(options: .init(precision: precision, layout: engine.layout == .nhwc ? .nhwc : .nchw,
+                                                    benchmark: engine.cudnnBenchmark))
             be.diagnostics = engine.diagnostics
             return be
         } catch let TensorError.unsupported(_, message) {

@@ -62,22 +62,28 @@ public struct HostTensor: Sendable, Equatable {
 }
 
 /// Physical layout of a backend tensor's memory, chosen by the backend (logical indexing is always NCHW). TensorCore
-/// knows only what model-independent code needs: how many channels one block holds and how many channels the storage
-/// reserves; each backend names and describes its own layouts (oneDNN's `nChw16c` is `channelBlocked(16)`).
+/// knows only what model-independent code needs: how many channels one block holds, whether channels are innermost,
+/// and how many channels the storage reserves; each backend names and describes its own layouts (oneDNN's `nChw16c`
+/// is `channelBlocked(16)`; the CUDA backend's channels_last is `nhwc`).
 public struct TensorLayout: Hashable, Sendable, CustomStringConvertible {
     /// Channels per block, innermost (1: plain N, C, H, W with W fastest).
     public let channelBlock: Int
+    /// N, H, W, C: all channels of a pixel together (PyTorch's `channels_last`).
+    public let channelsLast: Bool
 
     /// Plain N, C, H, W (W fastest).
-    public static let nchw = TensorLayout(channelBlock: 1)
+    public static let nchw = TensorLayout(channelBlock: 1, channelsLast: false)
+
+    /// N, H, W, C (C fastest): PyTorch's `channels_last`, cuDNN's `CUDNN_TENSOR_NHWC`.
+    public static let nhwc = TensorLayout(channelBlock: 1, channelsLast: true)
 
     /// N, C/b, H, W, b (b channels innermost), the channel count padded with zeros to a multiple of b.
     public static func channelBlocked(_ b: Int) -> TensorLayout {
         precondition(b > 0, "channel block must be positive")
-        return TensorLayout(channelBlock: b)
+        return TensorLayout(channelBlock: b, channelsLast: false)
     }
 
-    private init(channelBlock: Int) { self.channelBlock = channelBlock }
+    private init(channelBlock: Int, channelsLast: Bool) { self.channelBlock = channelBlock; self.channelsLast = channelsLast }
 
     /// Channel count the storage reserves for `c` channels (padding for blocked layouts).
     public func paddedChannels(_ c: Int) -> Int {
@@ -85,5 +91,5 @@ public struct TensorLayout: Hashable, Sendable, CustomStringConvertible {
         return (c + b - 1) / b * b
     }
 
-    public var description: String { channelBlock == 1 ? "nchw" : "nChw\(channelBlock)c" }
+    public var description: String { channelsLast ? "nhwc" : channelBlock == 1 ? "nchw" : "nChw\(channelBlock)c" }
 }

@@ -115,11 +115,12 @@ import TestSupport
     }
 
     /// Every network through `enhance forward --device cuda` on the emulator matches the upstream PyTorch fixture:
-    /// fp32 within 1e-4 relative (L2), fp16 within `fp16Tolerance`; the report names the device and counts the memory.
-    @Test(arguments: ["fp32", "fp16"]) func forwardOnCUDAMatchesTheFixtures(_ precision: String) throws {
+    /// fp32 within 1e-4 relative (L2), fp16 within `fp16Tolerance`, in both layouts; the report names the device and
+    /// the layout and counts the memory.
+    @Test(arguments: ["fp32", "fp16"], ["nchw", "nhwc"]) func forwardOnCUDAMatchesTheFixtures(_ precision: String, _ layout: String) throws {
         let env = try Self.emulatorEnvironment()
         for (name, input, outputs) in Self.fixtures {
-            let (r, c, out, report) = try Self.forwardOnFixture(name, input, ["--precision", precision], environment: env)
+            let (r, c, out, report) = try Self.forwardOnFixture(name, input, ["--precision", precision, "--layout", layout], environment: env)
             defer { try? FileManager.default.removeItem(at: out) }
             #expect(r.status == 0, "\(name) \(precision): \(r.stderr)")
             guard r.status == 0 else { continue }
@@ -130,6 +131,7 @@ import TestSupport
             let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
             #expect(json["device"] as? String == "cuda")
             #expect(json["precision"] as? String == precision)
+            #expect(json["layout"] as? String == layout)
             #expect((json["seconds"] as? [Double])?.count == 2)
             let memory = try #require(json["memory"] as? [String: Int])
             #expect((memory["weight_bytes"] ?? 0) > 0 && (memory["allocated_peak_bytes"] ?? 0) >= (memory["live_peak_bytes"] ?? 0) + (memory["weight_bytes"] ?? 0))

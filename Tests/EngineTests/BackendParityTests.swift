@@ -30,12 +30,14 @@ struct ParityTarget: Sendable, CustomStringConvertible {
         ParityTarget(config.name) { try ModelFactory.makeBackend(config.engine) }
     } + [ParityTarget("partial (host memory, reference fallback)") { HostPartialBackend() }] + cudaEmulator
 
-    /// The CUDA backend on the host emulator of the driver, NVRTC and cuDNN (fp32), when it built (CUDATests fails
-    /// when it does not).
+    /// The CUDA backend on the host emulator of the driver, NVRTC and cuDNN (fp32; NCHW and NHWC), when it built
+    /// (CUDATests fails when it does not).
     static var cudaEmulator: [ParityTarget] {
         guard case let .success(emu) = CUDAEmulator.build else { return [] }
         return [ParityTarget("cuda (host emulator, fp32)") {
             try CUDABackend(options: .init(precision: .fp32, driverPath: emu.driver, libraryFolders: [emu.folder]))
+        }, ParityTarget("cuda (host emulator, fp32, nhwc)") {
+            try CUDABackend(options: .init(precision: .fp32, layout: .nhwc, driverPath: emu.driver, libraryFolders: [emu.folder]))
         }]
     }
 

@@ -9,8 +9,8 @@ Sequential child processes, one at a time, each under a memory sampler (devlib.S
 10 ms minus an idle baseline taken right before the child; nvidia-smi -lms 10 when NVML cannot be imported; the
 largest VmHWM of the child's process group in CPU rehearsals). In this order, so that a deadline cut keeps pairs
 together: for fp32, tf32, fp16 in turn, for each workload, enhance at that precision then torch (fp32 = TF32 off,
-tf32 = PyTorch's default cudnn.allow_tf32, fp16 = model.half()); then torch fp16 channels_last per workload; then
-enhance fp16 with --cuda-graph (capture once, replay), then torch.compile (default mode) at tf32, then at fp16, each
+tf32 = PyTorch's default cudnn.allow_tf32, fp16 = model.half()); then per workload torch fp16 channels_last and
+enhance fp16 --layout nhwc (the same layout); then enhance fp16 with --cuda-graph (capture once, replay), then torch.compile (default mode) at tf32, then at fp16, each
 only while the deadline leaves room for it.
 enhance rows run `enhance forward --device D --precision P --warmup K --runs N --report R.json`; a build without
 --report is timed from outside instead (one process per run, whole-process wall time; the row says so).
@@ -61,9 +61,9 @@ class Harness:
         self.emit(base)
         log(f"row {base['id']}: skipped ({reason})")
 
-    def enhance_row(self, wl, precision, graph=False):
+    def enhance_row(self, wl, precision, graph=False, layout=None):
         a = self.a
-        variant = precision + ("-graph" if graph else "")
+        variant = precision + (f"-{layout}" if layout else "") + ("-graph" if graph else "")
         rid = f"{wl['name']}/enhance/{variant}"
         base = {"type": "row", "id": rid, "workload": wl["name"], "arch": wl["arch"], "engine": "enhance",
                 "variant": variant, "precision": precision, "device": a.device}
@@ -75,12 +75,17 @@ class Harness:
             return self.skip(base, "this build's `enhance forward` has no --cuda-graph")
         if graph and a.device != "cuda":
             return self.skip(base, f"--cuda-graph needs --device cuda (this run: {a.device})")
+        if layout and not self.caps.get("layout"):
+            return self.skip(base, "this build's `enhance forward` has no --layout")
+        if layout and a.device != "cuda":
+            return self.skip(base, f"--layout {layout} needs --device cuda (this run: {a.device})")
         if self.left() < EAGER_MIN_S:
             return self.skip(base, "deadline")
         d = self.row_dir(rid)
         report = os.path.join(d, "report.json")
         cmd = [a.enhance, "forward", "--weights", wl["weights"], "--arch", wl["arch"], "--input", wl["input"],
-               "--output", d, "--device", a.device, "--precision", precision] + (["--cuda-graph"] if graph else [])
+               "--output", d, "--device", a.device, "--precision", precision] + (["--cuda-graph"] if graph else []) \
+            + (["--layout", layout] if layout else [])
         if a.threads:
             cmd += ["--threads", str(a.threads)]
         timeout = min(EAGER_TIMEOUT_S, self.left())
@@ -213,6 +218,7 @@ class Harness:
                 self.torch_row(wl, p)
         for wl in a.workloads:
             self.torch_row(wl, "fp16-cl")
+            self.enhance_row(wl, "fp16", layout="nhwc")
         # enhance's "compile" knob: the forward captured once into a CUDA graph and replayed (before torch.compile,
         # whose compile time may take the rest of the budget)
         for wl in a.workloads:

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Step 1 of the device check: numerical parity of `enhance forward --device cuda` (docs/device-check.md).
 
-  parity.py --enhance BIN --out parity.json --work DIR [--device cuda] [--precisions fp32,tf32,fp16]
+  parity.py --enhance BIN --out parity.json --work DIR [--device cuda] [--precisions fp32,tf32,fp16,fp16-nhwc]
             [--fixtures Tests/Fixtures/models] [--full gpen=W:S,x2plus=W:S] [--ref-threads 16]
             [--jobs 3] [--timeout 120] [--deadline EPOCH_S] [--rehearsal]
 
 1. Fixtures: every folder under --fixtures with a config.json and an input/output pair (input.npy with the outputs
    enhance writes, e.g. output.npy, loc/conf/landms/priors.npy, out_mask/out_img.npy; or input_K.npy with
-   output_K.npy) runs at each precision and is compared with the PyTorch output stored there.
+   output_K.npy) runs at each precision (a precision with a layout, e.g. fp16-nhwc, adds --layout nhwc) and is
+   compared with the PyTorch output stored there.
 2. Full size (--full): synthetic real-size weights and a seeded input, enhance on --device against
    `enhance forward --device cpu --threads N --no-winograd` (oneDNN direct convolution) on the same files.
 
@@ -41,7 +42,7 @@ def forward_capabilities(enhance):
     text = c.stdout + c.stderr
     caps = {"precisions": [p for p in ("fp32", "tf32", "fp16") if p == "fp32" or p in text],
             "report": "--report" in text, "warmup": "--warmup" in text, "runs": "--runs" in text,
-            "cuda_graph": "--cuda-graph" in text,
+            "cuda_graph": "--cuda-graph" in text, "layout": "--layout" in text,
             "devices": [d for d in ("cpu", "cuda", "reference") if d in text]}
     return caps
 
@@ -122,17 +123,25 @@ class Parity:
         timeout = min(self.a.timeout, max(1.0, self.left()))
         return Child(cmd, timeout).run()
 
-    def run_case(self, kind, case, arch, weights, inp, expected, precision, ref_dir=None):
-        rec = {"kind": kind, "case": case, "arch": arch, "precision": precision, "device": self.a.device,
+    def run_case(self, kind, case, arch, weights, inp, expected, setting, ref_dir=None):
+        # a setting is a precision, optionally with a layout: "fp16-nhwc" runs --precision fp16 --layout nhwc
+        precision, _, layout = setting.partition("-")
+        rec = {"kind": kind, "case": case, "arch": arch, "precision": setting, "device": self.a.device,
                "gate_rel_l2": GATES[precision], "input": os.path.relpath(inp)}
         if precision not in self.caps["precisions"]:
             rec.update(status="not-run", reason=f"this build's `enhance forward` has no --precision {precision}")
             return self.add(rec)
+        if layout and not self.caps.get("layout"):
+            rec.update(status="not-run", reason="this build's `enhance forward` has no --layout")
+            return self.add(rec)
+        if layout and self.a.device != "cuda":
+            rec.update(status="not-run", reason=f"--layout {layout} needs --device cuda (this run: {self.a.device})")
+            return self.add(rec)
         if self.left() < MIN_CHILD_S:
             rec.update(status="not-run", reason="deadline")
             return self.add(rec)
-        outdir = os.path.join(self.a.work, "parity", case.replace("/", "_"), precision)
-        c = self.forward(weights, arch, inp, outdir, self.a.device, precision)
+        outdir = os.path.join(self.a.work, "parity", case.replace("/", "_"), setting)
+        c = self.forward(weights, arch, inp, outdir, self.a.device, precision, ["--layout", layout] if layout else ())
         rec["seconds"] = round(c.wall_s, 3)
         if c.rc != 0:
             why = ("timed out" if c.timed_out else
@@ -168,7 +177,7 @@ class Parity:
             if (case, precision) in KNOWN:
                 rec["reason"] += "; " + KNOWN[(case, precision)]
         self.add(rec)
-        log(f"parity {kind} {case} {precision}: {rec['status']} rel-L2 {rec['rel_l2']:.3g} max-abs {rec['max_abs']:.3g} "
+        log(f"parity {kind} {case} {setting}: {rec['status']} rel-L2 {rec['rel_l2']:.3g} max-abs {rec['max_abs']:.3g} "
             f"({rec['seconds']} s)")
 
     def reference(self, name, arch, weights, inp):

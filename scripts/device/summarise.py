@@ -8,7 +8,9 @@ OUT_DIR/device-check.json and OUT_DIR/summary.md. The table has, per workload an
 seconds, allocated / reserved / process VRAM in MiB, instances per 24 GiB card and per the card in use
 (floor(card total / process peak)), the speed ratio against PyTorch eager at the same precision (the faster eager
 variant of that precision: PyTorch median / ours) and the VRAM ratio ours-allocated / PyTorch max_memory_reserved.
-Gates (the issue's): parity, ≥ 2× speed, ≤ ½ VRAM, each PASS / FAIL / NOT RUN.
+Gates (the issue's): parity, ≥ 2× speed, ≤ ½ VRAM, each PASS / FAIL / NOT RUN. The speed and VRAM gates take, per
+workload and precision, our best setting (eager NCHW, NHWC, CUDA graph) against PyTorch eager's best setting, as the
+issue words it; the table keeps every pair.
 """
 import argparse
 import os
@@ -83,6 +85,15 @@ def build_table(rows, compares, card_total):
     return table, pairs
 
 
+def best_per_setting(pairs, key, pick):
+    """Per (workload, precision), the pair whose `key` is best by `pick` (max or min); pairs without it left out."""
+    groups = {}
+    for p in pairs:
+        if p.get(key) is not None:
+            groups.setdefault((p["workload"], p["precision"]), []).append(p)
+    return [pick(g, key=lambda p: p[key]) for g in groups.values()]
+
+
 def gate_from(values, test, what):
     vals = [v for v in values if v is not None]
     if not vals:
@@ -112,6 +123,7 @@ def selftest():
     row("w/enhance/fp16", "enhance", "fp16", "fp16", 0.015, 300 * MIB, 400 * MIB, 700 * MIB)
     row("w/pytorch-eager/fp16", "pytorch-eager", "fp16", "fp16", 0.020, 500 * MIB, 800 * MIB, 1500 * MIB)
     row("w/pytorch-eager/fp16-cl", "pytorch-eager", "fp16-cl", "fp16", 0.018, 500 * MIB, 700 * MIB, 1500 * MIB)
+    row("w/enhance/fp16-nhwc", "enhance", "fp16-nhwc", "fp16", 0.012, 320 * MIB, 420 * MIB, 720 * MIB)
     old = sys.argv
     sys.argv = ["summarise.py", d]
     try:
@@ -126,7 +138,11 @@ def selftest():
     by = {x["id"]: x for x in doc["table"]}
     checks = [
         (g["parity"]["status"] == "PASS", "parity PASS"),
-        (g["speed_2x"]["status"] == "FAIL", "speed FAIL (fp16 pair 0.018/0.015 = 1.2)"),
+        (g["speed_2x"]["status"] == "FAIL", "speed FAIL (fp16's best pair 0.018/0.012 = 1.5)"),
+        ([p["ours"] for p in g["speed_2x"]["pairs"]] == ["w/enhance/fp32", "w/enhance/fp16-nhwc"],
+         "speed gate: one pair per workload and precision, our fastest setting"),
+        ([p["ours"] for p in g["vram_half"]["pairs"]] == ["w/enhance/fp32", "w/enhance/fp16"],
+         "vram gate: our leanest setting per workload and precision"),
         (g["vram_half"]["status"] == "PASS", "vram PASS (500/1200, 300/700)"),
         (abs(by["w/enhance/fp32"]["speed_x"] - 2.5) < 1e-9, "fp32 speed 2.5"),
         (by["w/enhance/fp16"]["peer"] == "w/pytorch-eager/fp16-cl", "fp16 peer = the faster eager variant"),
@@ -178,15 +194,18 @@ def main():
                            + (f"; failing: {'; '.join(c['case'] + ' ' + c.get('precision', '') + ' (' + str(c.get('reason') or c.get('status')) + ')' for c in bad[:8])}" if bad else "")}
     # A build without --report is timed per process (start-up included): shown, but not gated.
     comparable = [p for p in pairs if p["comparable"]]
-    gates["speed_2x"] = gate_from([p["speed_x"] for p in comparable], lambda v: v >= SPEED_GATE, "ours-vs-PyTorch pair")
+    fastest = best_per_setting(comparable, "speed_x", max)
+    gates["speed_2x"] = gate_from([p["speed_x"] for p in fastest], lambda v: v >= SPEED_GATE,
+                                  "ours-vs-PyTorch pair (our best setting per workload and precision)")
     if len(comparable) < len(pairs):
         gates["speed_2x"]["detail"] += (f" ({len(pairs) - len(comparable)} pair(s) left out: ours timed per process "
                                         "(a build without --report, or the rehearsal's contract shim))")
-    gates["vram_half"] = gate_from([p["vram_ratio"] for p in pairs], lambda v: v <= VRAM_GATE,
-                                   "ours-allocated / PyTorch-reserved pair")
-    for g in ("speed_2x", "vram_half"):
+    leanest = best_per_setting(pairs, "vram_ratio", min)
+    gates["vram_half"] = gate_from([p["vram_ratio"] for p in leanest], lambda v: v <= VRAM_GATE,
+                                   "ours-allocated / PyTorch-reserved pair (our leanest setting per workload and precision)")
+    for g, chosen in (("speed_2x", fastest), ("vram_half", leanest)):
         gates[g]["pairs"] = [{k: p[k] for k in ("workload", "precision", "ours", "peer",
-                                                 "speed_x" if g == "speed_2x" else "vram_ratio")} for p in pairs]
+                                                 "speed_x" if g == "speed_2x" else "vram_ratio")} for p in chosen]
 
     doc = {"rehearsal": a.rehearsal or bool(meta.get("rehearsal")) or bool((parity or {}).get("rehearsal")),
            "generated": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": a.wall_s, "steps": steps,

@@ -20,6 +20,7 @@ enum PrecisionKind: String, ExpressibleByArgument, CaseIterable, Sendable {
 }
 
 extension EngineConfiguration.Device: ExpressibleByArgument {}
+extension EngineConfiguration.Layout: ExpressibleByArgument {}
 
 /// Engine flags shared by the model commands: `--device`, `--backend`, `--threads`, `--no-winograd`, `--precision`,
 /// `--verbose`.
@@ -42,6 +43,9 @@ struct EngineOptions: ParsableArguments {
     @Flag(help: "cuda: time cuDNN's convolution algorithms once per shape and keep the fastest (PyTorch's cudnn.benchmark=True); default: cuDNN's heuristics.")
     var cudnnBenchmark = false
 
+    @Option(help: "cuda: activation layout, nchw (default, PyTorch's) or nhwc (PyTorch's channels_last; cuDNN's tensor-core kernels read it without transposing, filters stored KRSC). The CPU picks oneDNN's blocked layout itself.")
+    var layout: EngineConfiguration.Layout = .nchw
+
     @Flag(help: "Report engine decisions on stderr (e.g. a layer whose preferred convolution could not be built and fell back).")
     var verbose = false
 
@@ -58,6 +62,7 @@ struct EngineOptions: ParsableArguments {
         e.winograd = !noWinograd
         e.precision = EngineConfiguration.Precision(rawValue: precision.rawValue) ?? .fp32
         e.cudnnBenchmark = cudnnBenchmark
+        e.layout = layout
         if verbose { e.diagnostics = { FileHandle.standardError.write(Data(("engine: " + $0 + "\n").utf8)) } }
         return e
     }
