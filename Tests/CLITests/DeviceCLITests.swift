@@ -31,6 +31,11 @@ import TestSupport
         }
         let both = try EnhanceBinary.run(["upscale", "a.png", "--device", "cpu", "--backend", "reference"])
         #expect(both.status == 64 && both.stderr.contains("--device or --backend"), "\(both.stderr)")
+        // NHWC is a GPU layout: asking the CPU for it is the same one-line unsupported error, and nothing is written
+        let nhwc = try EnhanceBinary.run(["upscale", dir.appendingPathComponent("a.png").path, "-m", model, "--device", "cpu",
+                                          "--layout", "nhwc", "-o", dir.appendingPathComponent("o-nhwc").path])
+        #expect(nhwc.status == 69 && nhwc.stderr.contains("layout nhwc runs on the cuda device only"), "\(nhwc.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("o-nhwc").path))
     }
 
     @Test func infoListsTheDevices() throws {
