@@ -68,6 +68,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let device: CUDADeviceInfo
     /// Activations.
     public let pool: BufferPool
+    /// While a forward is being captured: the new graph's own pool (`CUDAGraph.swift`), so that eager work never
+    /// reuses memory a graph replays into, and the shared pool can still give memory back.
+    var capturePool: BufferPool?
+    /// Where activations come from now: the capture's pool during a capture, else `pool`.
+    var activations: BufferPool { capturePool ?? pool }
+    /// Bytes held by the pools of live captured graphs (all of it in use whenever a graph replays).
+    var graphBytes = 0
     /// Prepared weights, biases, vectors and model constants.
     public let weightPool: BufferPool
     let lock = NSRecursiveLock()
@@ -204,7 +211,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// A new dense tensor (contents undefined unless `zeroed`).
     func make(_ shape: TensorShape, op: String, zeroed: Bool = false, pool: BufferPool? = nil) throws -> Tensor {
         guard shape.isValid else { throw TensorError.invalidShape(op: op, message: "output shape \(shape)") }
-        let buffer = try (pool ?? self.pool).allocate(bytes: shape.count * elementSize, zeroed: zeroed)
+        let buffer = try (pool ?? activations).allocate(bytes: shape.count * elementSize, zeroed: zeroed)
         return Tensor(shape: shape, layout: tensorLayout, buffer: buffer, backendID: id)
     }
 
@@ -375,11 +382,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             s.weightBytes = weightPool.memoryStats.liveBytes
             s.workspaceBytes = workspace?.bytes ?? 0
             s.onDevice = true
-            if liveGraphs > 0 {
-                // A captured graph replays into the pool's cached buffers as well as its live ones: all of it is in use.
-                s.liveBytes = max(s.liveBytes, s.reservedBytes)
-                s.peakLiveBytes = max(s.peakLiveBytes, s.reservedBytes)
-            }
+            // Live graphs' pools: every byte is used by each replay, so it counts as live (and reserved) throughout.
+            s.liveBytes += graphBytes; s.peakLiveBytes += graphBytes
+            s.reservedBytes += graphBytes; s.peakReservedBytes += graphBytes
             return s
         }
     }
@@ -390,7 +395,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         sync {
             guard !capturing else { return }
             _ = api.cuStreamSynchronize!(stream)
-            pool.trim()   // keeps everything while a captured graph lives (keepsMemory)
+            pool.trim()   // graphs replay into pools of their own, which stay
             if let w = workspace, liveGraphs == 0 { _ = api.cuMemFree!(w.pointer); workspace = nil }
         }
     }

@@ -360,7 +360,7 @@ extension CUDABackend {
             // 4×4 encoder end).
             var input = x
             if tensorLayout.channelsLast && x.shape.h * x.shape.w > 1 {
-                let flat = try pool.allocate(bytes: x.shape.count * elementSize)
+                let flat = try activations.allocate(bytes: x.shape.count * elementSize)
                 let s = x.shape
                 try launch("enh_copy", count: s.count, arg(address(flat), Strides(s)) + arg(x) + [.i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag])
                 input = Tensor(shape: s, layout: tensorLayout, buffer: flat, backendID: id)

@@ -4,9 +4,10 @@ import TensorCore
 
 /// A forward captured once into a CUDA graph and replayed (`enhance forward --cuda-graph`, the study's "compile" knob):
 /// one `cuGraphLaunch` instead of a launch and a cuDNN call per op. The graph replays into the device addresses it
-/// was captured with, so it owns its input and output tensors and, while it lives, the backend gives no device memory
-/// back to the driver (`BufferPool.keepsMemory`; outgrown workspaces are kept too).
-public final class CUDAGraph: @unchecked Sendable {
+/// was captured with: every activation of the capture comes from a pool of its own (PyTorch's private graph pool),
+/// which never gives memory back while the graph lives (`BufferPool.keepsMemory`) and which eager work never draws
+/// from; it owns its input and output tensors; weights and outgrown workspaces are kept while any graph lives.
+public final class CUDAGraph: CapturedForward, @unchecked Sendable {
     // SAFETY: every use of the handles goes through `backend.sync` (its lock, its context current).
     let backend: CUDABackend
     let graph: CUgraph
@@ -15,9 +16,14 @@ public final class CUDAGraph: @unchecked Sendable {
     public let input: Tensor
     /// The device tensors each replay writes.
     public let outputs: [Tensor]
+    /// The pool every activation of the capture came from.
+    let pool: BufferPool
+    /// Its size, counted in the backend's statistics while the graph lives.
+    let bytes: Int
 
-    init(backend: CUDABackend, graph: CUgraph, exec: CUgraphExec, input: Tensor, outputs: [Tensor]) {
+    init(backend: CUDABackend, graph: CUgraph, exec: CUgraphExec, input: Tensor, outputs: [Tensor], pool: BufferPool) {
         self.backend = backend; self.graph = graph; self.exec = exec; self.input = input; self.outputs = outputs
+        self.pool = pool; bytes = pool.memoryStats.reservedBytes
     }
 
     /// Uploads `host` into the captured input, replays the graph and downloads every output.
@@ -37,6 +43,8 @@ public final class CUDAGraph: @unchecked Sendable {
             _ = backend.api.cuStreamSynchronize!(backend.stream)
             _ = backend.api.cuGraphExecDestroy!(exec)
             _ = backend.api.cuGraphDestroy!(graph)
+            backend.graphBytes -= bytes
+            pool.keepsMemory = false   // its memory goes back to the driver with the last of its tensors
             backend.graphReleased()
         }
     }
@@ -58,19 +66,22 @@ extension CUDABackend {
                   api.cuGraphExecDestroy != nil, api.cuGraphDestroy != nil else {
                 throw TensorError.unsupported(op: "cuda graph", message: "this driver lacks the graph entries (cuStreamBeginCapture … cuGraphLaunch)")
             }
-            let input = try make(host.tensorShape(), op: "cuda graph input")
+            let own = BufferPool(allocator: pool.allocator)
+            own.keepsMemory = true
+            let input = try make(host.tensorShape(), op: "cuda graph input", pool: own)
             try store(host, into: input)
             liveGraphs += 1
-            pool.keepsMemory = true
             weightPool.keepsMemory = true
             var ok = false
             defer { if !ok { graphReleased() } }
             try check(begin(stream, CU_STREAM_CAPTURE_MODE_RELAXED), "cuStreamBeginCapture")
             capturing = true
+            capturePool = own
             var outputs: [Tensor] = []
             var failure: Error?
             do { outputs = try body(input) } catch { failure = error }
             capturing = false
+            capturePool = nil
             var g: CUgraph?
             let r = end(stream, &g)
             if let failure {
@@ -87,8 +98,10 @@ extension CUDABackend {
                 throw TensorError.unsupported(op: "cuda graph", message: "cuGraphInstantiateWithFlags returned no executable graph")
             }
             ok = true
-            note("CUDA graph: forward captured for input \(input.shape.dims) (\(outputs.count) output\(outputs.count == 1 ? "" : "s"))")
-            return CUDAGraph(backend: self, graph: graph, exec: exec, input: input, outputs: outputs)
+            let captured = CUDAGraph(backend: self, graph: graph, exec: exec, input: input, outputs: outputs, pool: own)
+            graphBytes += captured.bytes
+            note("CUDA graph: forward captured for input \(input.shape.dims) (\(outputs.count) output\(outputs.count == 1 ? "" : "s"), \(captured.bytes >> 10) KiB of its own)")
+            return captured
         }
     }
 
@@ -97,7 +110,6 @@ extension CUDABackend {
         sync {
             liveGraphs -= 1
             guard liveGraphs == 0 else { return }
-            pool.keepsMemory = false
             weightPool.keepsMemory = false
             if !retiredWorkspaces.isEmpty {
                 _ = api.cuStreamSynchronize!(stream)
@@ -105,5 +117,11 @@ extension CUDABackend {
                 retiredWorkspaces.removeAll()
             }
         }
+    }
+}
+
+extension CUDABackend: ForwardCapturing {
+    public func captureForward(input: HostTensor, _ body: (Tensor) throws -> [Tensor]) throws -> any CapturedForward {
+        try captureGraph(input: input, body)
     }
 }

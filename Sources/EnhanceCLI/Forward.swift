@@ -95,8 +95,6 @@ struct Forward: ParsableCommand {
     @Option(help: "Timed forwards (the outputs of the last are written).")
     var runs = 1
 
-    @Flag(help: "Capture the forward once into a CUDA graph after one eager forward (and the warm-up), then replay it for every timed run (cuda only; not retinaface, whose forward decodes on the host).")
-    var cudaGraph = false
 
     @Option(help: "Write a JSON report: device, backend, precision, seconds per run (whole forward incl. upload and download), median/p95, memory after the warm-up (weights, live peak, workspace, allocated peak = live peak + weights + workspace, reserved peak = the activation pool's high-water mark + weights + workspace).")
     var report: String?
@@ -147,7 +145,7 @@ struct Forward: ParsableCommand {
         var outputs: [(name: String, tensor: HostTensor)] = []
         for _ in 0..<warmup { outputs = try forward(host) }
         var graph: CUDAGraph?
-        if cudaGraph {
+        if engine.cudaGraph {
             guard let cuda = backend as? CUDABackend else {
                 throw CommandError("--cuda-graph needs the cuda device (this run is on \(backend.name))")
             }

@@ -76,6 +76,7 @@ struct Restore: AsyncParsableCommand {
         do {
             try await models.fetchMissing(model.configuration.modelNames) { log($0) }
             restorer = try model.makeRestorer(models.factory, backend: engine.makeBackend()) { log($0) }
+            try engine.enableGraphReplay("restore", restorer.replays)
         } catch let e as ExitCode {
             throw e
         } catch {

@@ -47,6 +47,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
 
     func validate() throws {
+        if engine.cudaGraph { throw ValidationError("--cuda-graph is not available in serve yet (use it with upscale, restore, chain or forward)") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535, got \(port)") }
         if workers < 1 { throw ValidationError("--workers must be ≥ 1") }
         if queue < 0 { throw ValidationError("--queue must be ≥ 0") }

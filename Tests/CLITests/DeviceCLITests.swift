@@ -219,4 +219,51 @@ import TestSupport
             #expect(zip(a, b).allSatisfy { abs($0 - $1) < 0.5 }, "box cpu \(a) cuda \(b)")
         }
     }
+
+    /// `--cuda-graph` in upscale and restore: every tile shape and the GPEN/parser inputs are recorded once (after one
+    /// eager forward) and replayed from then on, with outputs identical to the eager run; off the GPU it is the
+    /// one-line unsupported error (exit 69), and detect refuses it.
+    @Test func graphReplayInUpscaleAndRestoreEqualsEager() throws {
+        let env = try Self.emulatorEnvironment()
+        let dir = try RestoreCLITests.workspace()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let photo = dir.appendingPathComponent("in/photo.png")
+        try FileManager.default.copyItem(at: photo, to: dir.appendingPathComponent("in/photo2.png"))
+        let model = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x4/weights.pth").path
+        func captures(_ stderr: String) -> Int { stderr.components(separatedBy: "CUDA graph: forward captured").count - 1 }
+        func bytes(_ url: URL) throws -> [UInt8] { try ImageDecoder.decode(fileAt: url).samples8 }
+
+        // 64 px photo, 16 px tiles with pad 10: padded tiles of 26 and 36 px → 4 shapes, 16 tiles
+        var up: [[UInt8]] = []
+        for graph in [false, true] {
+            let out = dir.appendingPathComponent("up-\(graph)")
+            let r = try EnhanceBinary.run(["upscale", photo.path, "-m", model, "-t", "16", "--device", "cuda", "-o", out.path, "--quiet", "--verbose"]
+                                          + (graph ? ["--cuda-graph"] : []), environment: env)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(captures(r.stderr) == (graph ? 4 : 0), "\(r.stderr)")
+            up.append(try bytes(out.appendingPathComponent("photo_out.png")))
+        }
+        #expect(up[0] == up[1], "upscale through replayed graphs differs from the eager run")
+
+        var restored: [[[UInt8]]] = []
+        for graph in [false, true] {
+            let out = dir.appendingPathComponent("restore-\(graph)")
+            let r = try EnhanceBinary.run(["restore", dir.appendingPathComponent("in").path, "-o", out.path, "--device", "cuda", "--verbose",
+                                           "--gpen", dir.appendingPathComponent("gpen.safetensors").path,
+                                           "--detector", dir.appendingPathComponent("retina.safetensors").path,
+                                           "--parser", dir.appendingPathComponent("parse.safetensors").path] + (graph ? ["--cuda-graph"] : []),
+                                          environment: env.merging(RestoreCLITests.env(dir)) { $1 })
+            #expect(r.status == 0, "\(r.stderr)")
+            // GPEN (one face per photo) and the parser: one recording each, the second photo replays both
+            #expect(captures(r.stderr) == (graph ? 2 : 0), "\(r.stderr)")
+            restored.append(try ["photo.png", "photo2.png"].map { try bytes(out.appendingPathComponent($0)) })
+        }
+        #expect(restored[0] == restored[1], "restore through replayed graphs differs from the eager run")
+
+        let cpu = try EnhanceBinary.run(["upscale", photo.path, "-m", model, "--device", "cpu", "--cuda-graph", "-o", dir.appendingPathComponent("cpu").path])
+        #expect(cpu.status == 69 && cpu.stderr.contains("--cuda-graph") && cpu.stderr.contains("cannot record a forward"), "\(cpu.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("cpu").path))
+        let detect = try EnhanceBinary.run(["detect", photo.path, "--cuda-graph"])
+        #expect(detect.status == 64 && detect.stderr.contains("--cuda-graph"), "\(detect.stderr)")
+    }
 }

@@ -62,22 +62,30 @@ import TestSupport
         #expect(throws: TensorError.self) { try graph.run(HostTensor(shape: [1, 3, 8, 8], data: [Float](repeating: 0, count: 192))) }
     }
 
+    /// A graph's activations come from a pool of its own: they count as live while it lives, eager work and `trim`
+    /// leave them alone (the emulator poisons a graph whose memory is freed), the shared pool still gives its cache
+    /// back, and everything goes when the graph does.
     @Test func memoryStaysWhileTheGraphLives() throws {
         let be = try backend()
         let net = try Net(be)
         let a = try input(3)
         _ = try net.forward(be.upload(a))
+        let before = be.memoryStats
         var graph: CUDAGraph? = try be.captureGraph(input: a) { try net.forward($0) }
-        #expect(be.pool.keepsMemory)
-        // The graph's buffers count as live while it lives (its replays write the cached ones too).
-        #expect(be.memoryStats.liveBytes == be.pool.memoryStats.reservedBytes && be.pool.cachedBytes > 0)
-        be.trim()   // must not free what the graph replays into (the emulator would poison the graph)
-        #expect(be.pool.cachedBytes > 0)
-        _ = try graph!.run(a)
-        graph = nil
         #expect(!be.pool.keepsMemory)
-        be.trim()
-        #expect(be.pool.cachedBytes == 0)
+        let held = be.memoryStats.liveBytes - before.liveBytes
+        #expect(held > 0 && be.memoryStats.reservedBytes - before.reservedBytes == held)
+        be.trim()   // the shared pool's cache goes; the graph's pool stays
+        #expect(be.pool.cachedBytes == 0 && be.memoryStats.liveBytes - be.pool.memoryStats.liveBytes == held)
+        // eager forwards in between take new memory, not the graph's: its replays still equal the eager result
+        let b = try input(4)
+        let eager = try net.forward(be.upload(b)).map { try be.download($0) }
+        let kept = try net.forward(be.upload(a))   // alive across the replay below
+        let keptBefore = try be.download(kept[0])
+        #expect(try graph!.run(b).map(\.data) == eager.map(\.data))
+        #expect(try be.download(kept[0]).data == keptBefore.data, "a replay overwrote an eager tensor")
+        graph = nil
+        #expect(be.memoryStats.liveBytes == be.pool.memoryStats.liveBytes)
     }
 
     @Test func aCaptureWithoutAWarmForwardNamesWhatItCannotHold() throws {
@@ -95,7 +103,6 @@ import TestSupport
             return m.contains("a download inside the captured forward")
         }
         // After failed captures the backend works eagerly and can capture again.
-        #expect(!be.pool.keepsMemory)
         let g = try be.captureGraph(input: input(4)) { try net.forward($0) }
         #expect(try g.run(input(5)).count == 2)
     }

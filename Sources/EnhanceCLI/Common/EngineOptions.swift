@@ -46,6 +46,9 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "cuda: activation layout, nchw (default, PyTorch's) or nhwc (PyTorch's channels_last; cuDNN's tensor-core kernels read it without transposing, filters stored KRSC). The CPU picks oneDNN's blocked layout itself.")
     var layout: EngineConfiguration.Layout = .nchw
 
+    @Flag(help: "cuda: record each network's forward once per input shape into a CUDA graph (after one eager forward of that shape) and replay it from then on — PyTorch's CUDA graphs, the study's \"compile\" knob. upscale: per tile shape; restore: GPEN and the parser (RetinaFace stays eager); forward: the timed runs. Each recording keeps one forward's activations for the rest of the run.")
+    var cudaGraph = false
+
     @Flag(help: "Report engine decisions on stderr (e.g. a layer whose preferred convolution could not be built and fell back).")
     var verbose = false
 
@@ -65,6 +68,21 @@ struct EngineOptions: ParsableArguments {
         e.layout = layout
         if verbose { e.diagnostics = { FileHandle.standardError.write(Data(("engine: " + $0 + "\n").utf8)) } }
         return e
+    }
+
+    /// `--cuda-graph`: turns on recording and replay in `replays` (engine decisions to stderr with `--verbose`); where
+    /// the backend cannot record, one line on stderr and exit status 69, like an unavailable device.
+    func enableGraphReplay(_ command: String, _ replays: [ReplayedForward]) throws {
+        guard cudaGraph else { return }
+        do {
+            for r in replays {
+                try r.enableCapture()
+                r.diagnostics = configuration.diagnostics
+            }
+        } catch let TensorError.unsupported(_, m) {
+            FileHandle.standardError.write(Data("enhance \(command): --cuda-graph: \(m)\n".utf8))
+            throw ExitCode(69)
+        }
     }
 
     /// Creates the chosen backend. A device this build or machine cannot provide is one line on stderr and exit

@@ -357,6 +357,9 @@ public final class GPENGenerator: @unchecked Sendable {
         return out
     }
 
+    /// Host in, host out: eager, or a replayed CUDA graph per batch size once `replay.enableCapture()` was called.
+    public private(set) lazy var replay = ReplayedForward(backend: backend) { [unowned self] x in [try self.forward(x)] }
+
     /// FaceGAN `process` on an S×S BGR crop (layout H·W·C): normalise, run the generator, convert back (truncated).
     public func restore(bgr: [UInt8]) throws -> [UInt8] {
         try restore(batch: [bgr])[0]
@@ -369,7 +372,7 @@ public final class GPENGenerator: @unchecked Sendable {
         var data: [Float] = []
         data.reserveCapacity(crops.count * 3 * size * size)
         for c in crops { data += try Self.inputTensor(bgr: c, width: size, height: size).data }
-        let y = try backend.download(forward(backend.upload(HostTensor(shape: [crops.count, 3, size, size], data: data))))
+        let y = try replay.run(HostTensor(shape: [crops.count, 3, size, size], data: data))[0]
         return try (0..<crops.count).map { try Self.outputBGR(y, batch: $0) }
     }
 }

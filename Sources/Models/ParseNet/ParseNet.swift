@@ -162,11 +162,13 @@ public final class ParseNet: @unchecked Sendable {
         return out
     }
 
+    /// Host input to the host mask: eager, or a replayed CUDA graph per input size once `replay.enableCapture()` was called.
+    public private(set) lazy var replay = ReplayedForward(backend: backend) { [unowned self] x in [try self.forward(x).mask] }
+
     /// FaceParse.process up to the class map: runs the network on a BGR face (layout H·W·C, already at the parser
     /// size) and returns the argmax class of every pixel (layout H·W).
     public func parse(bgr: [UInt8], width: Int, height: Int) throws -> [Int] {
         let x = try Self.inputTensor(bgr: bgr, width: width, height: height)
-        let (m, _) = try forward(backend.upload(x))
-        return Self.argmax(try backend.download(m))
+        return Self.argmax(try replay.run(x)[0])
     }
 }

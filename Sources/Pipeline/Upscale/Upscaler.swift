@@ -80,6 +80,8 @@ public final class Upscaler: @unchecked Sendable {
     public let network: any SuperResolutionNetwork
     /// Settings.
     public let options: UpscaleOptions
+    /// Tiles through the network: eager, or a replayed CUDA graph per tile shape once `replay.enableCapture()` was called.
+    public let replay: ReplayedForward
 
     /// Creates an upscaler; throws when an option is out of range.
     public init(network: any SuperResolutionNetwork, options: UpscaleOptions) throws {
@@ -93,6 +95,7 @@ public final class Upscaler: @unchecked Sendable {
         if let m = options.maxMemory, m <= 0 { throw UpscaleError.invalidOption("--max-memory must be positive") }
         self.network = network
         self.options = options
+        replay = ReplayedForward(backend: network.backend) { [network] x in [try network.forward(x)] }
     }
 
     /// Output size for an input of w×h: scale·(w, h), or (int(w·outscale), int(h·outscale)).
@@ -346,12 +349,7 @@ public final class Upscaler: @unchecked Sendable {
                         }
                     }
                 }
-                let out: HostTensor
-                do {
-                    let xin = try be.upload(HostTensor(shape: [n, 3, th, tw], data: data))
-                    let y = try network.forward(xin)
-                    out = try be.download(y)
-                }
+                let out = try replay.run(HostTensor(shape: [n, 3, th, tw], data: data))[0]
                 report.passes += n
                 report.forwards += 1
                 report.peakTensorBytes = max(report.peakTensorBytes, be.memoryStats.peakLiveBytes)
