@@ -46,7 +46,7 @@ struct Chain: AsyncParsableCommand {
             let restorer = try restore.makeRestorer(factory, backend: backend) { line in
                 if !batch.quiet && !batch.json { FileHandle.standardError.write(Data((line + "\n").utf8)) }
             }
-            try engine.enableGraphReplay("chain", [upscaler.replay] + restorer.replays)
+            try engine.enableGraphReplay("chain", [upscaler.replay] + restorer.replays, imageBatch: batch.imageBatch)
             let enc = out.encoding.encodeOptions
             processor = try ChainProcessor(
                 upscale: UpscaleProcessor(upscaler: upscaler, encoding: out.encoding),

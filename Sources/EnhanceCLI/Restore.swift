@@ -76,7 +76,7 @@ struct Restore: AsyncParsableCommand {
         do {
             try await models.fetchMissing(model.configuration.modelNames) { log($0) }
             restorer = try model.makeRestorer(models.factory, backend: engine.makeBackend()) { log($0) }
-            try engine.enableGraphReplay("restore", restorer.replays)
+            try engine.enableGraphReplay("restore", restorer.replays, imageBatch: batch.imageBatch)
         } catch let e as ExitCode {
             throw e
         } catch {

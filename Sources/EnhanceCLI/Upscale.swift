@@ -72,7 +72,7 @@ struct Upscale: AsyncParsableCommand {
         }
         let o = try model.upscaleOptions()
         let upscaler = try Upscaler(network: loaded.network, options: o)
-        try engine.enableGraphReplay("upscale", [upscaler.replay])
+        try engine.enableGraphReplay("upscale", [upscaler.replay], imageBatch: batch.imageBatch)
         if !batch.quiet && !batch.json {
             let n = loaded.network
             var line = "model: \(n.architectureName) ×\(n.scale), \(n.parameterCount) parameters from \(loaded.files.joined(separator: " + ")) on \(backend.name)"

@@ -245,6 +245,16 @@ import TestSupport
         }
         #expect(up[0] == up[1], "upscale through replayed graphs differs from the eager run")
 
+        // --image-batch 2 on the folder of two photos: their tiles share forwards (recorded with N = 2), same bytes
+        let folder = dir.appendingPathComponent("up-merged")
+        let merged = try EnhanceBinary.run(["upscale", dir.appendingPathComponent("in").path, "-m", model, "-t", "16", "--device", "cuda",
+                                            "-o", folder.path, "--quiet", "--verbose", "--cuda-graph", "--image-batch", "2"], environment: env)
+        #expect(merged.status == 0, "\(merged.stderr)")
+        #expect(merged.stderr.contains("forward captured for input [2, 3, "), "no tile pass of two photos: \(merged.stderr)")
+        for name in ["photo_out.png", "photo2_out.png"] {
+            #expect(try bytes(folder.appendingPathComponent(name)) == up[0], "\(name) from merged passes differs")
+        }
+
         var restored: [[[UInt8]]] = []
         for graph in [false, true] {
             let out = dir.appendingPathComponent("restore-\(graph)")

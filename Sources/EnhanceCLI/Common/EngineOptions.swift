@@ -71,8 +71,10 @@ struct EngineOptions: ParsableArguments {
     }
 
     /// `--cuda-graph`: turns on recording and replay in `replays` (engine decisions to stderr with `--verbose`); where
-    /// the backend cannot record, one line on stderr and exit status 69, like an unavailable device.
-    func enableGraphReplay(_ command: String, _ replays: [ReplayedForward]) throws {
+    /// the backend cannot record, one line on stderr and exit status 69, like an unavailable device. `--image-batch`:
+    /// runs of up to `imageBatch` images merge.
+    func enableGraphReplay(_ command: String, _ replays: [ReplayedForward], imageBatch: Int = 1) throws {
+        for r in replays { r.mergeLimit = imageBatch }
         guard cudaGraph else { return }
         do {
             for r in replays {

@@ -193,6 +193,7 @@ public final class GPENGenerator: @unchecked Sendable {
         convs = cs
         toRGBs = rgbs
         try dict.verifyAllUsed()
+        replay = ReplayedForward(backend: backend, serial: true) { [unowned self] x in [try self.forward(x)] }
     }
 
     /// Loads a GPEN checkpoint file (plain state dict, or wrapped, e.g. `g_ema`) strictly.
@@ -357,8 +358,10 @@ public final class GPENGenerator: @unchecked Sendable {
         return out
     }
 
-    /// Host in, host out: eager, or a replayed CUDA graph per batch size once `replay.enableCapture()` was called.
-    public private(set) lazy var replay = ReplayedForward(backend: backend) { [unowned self] x in [try self.forward(x)] }
+    /// Host in, host out, one forward at a time: eager, or a replayed CUDA graph per batch size once
+    /// `replay.enableCapture()` was called; concurrent photos' faces share a forward with `replay.mergeLimit` > 1.
+    /// (Set as init's last step, before anyone else sees the generator.)
+    public private(set) var replay: ReplayedForward!
 
     /// FaceGAN `process` on an S×S BGR crop (layout H·W·C): normalise, run the generator, convert back (truncated).
     public func restore(bgr: [UInt8]) throws -> [UInt8] {

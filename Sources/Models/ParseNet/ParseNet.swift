@@ -94,6 +94,7 @@ public final class ParseNet: @unchecked Sendable {
         heads = Conv(conv: try be.prepareConv2d(weight: w, bias: b, params: Conv2dParams(inChannels: hc, outChannels: padded, kernel: 3)),
                      act: .none, up: false)
         try dict.verifyAllUsed()
+        replay = ReplayedForward(backend: backend, serial: true) { [unowned self] x in [try self.forward(x).mask] }
     }
 
     /// Loads a ParseNet checkpoint file strictly.
@@ -162,8 +163,9 @@ public final class ParseNet: @unchecked Sendable {
         return out
     }
 
-    /// Host input to the host mask: eager, or a replayed CUDA graph per input size once `replay.enableCapture()` was called.
-    public private(set) lazy var replay = ReplayedForward(backend: backend) { [unowned self] x in [try self.forward(x).mask] }
+    /// Host input to the host mask, one forward at a time: eager, or a replayed CUDA graph per input size once
+    /// `replay.enableCapture()` was called. (Set as init's last step, before anyone else sees the parser.)
+    public private(set) var replay: ReplayedForward!
 
     /// FaceParse.process up to the class map: runs the network on a BGR face (layout H·W·C, already at the parser
     /// size) and returns the argmax class of every pixel (layout H·W).

@@ -138,7 +138,6 @@ public final class FaceRestorer: @unchecked Sendable {
     public let background: (any BackgroundUpsampler)?
     /// The options.
     public let options: RestoreOptions
-    private let lock = NSLock()
 
     /// Creates a restorer; throws when options and models do not fit together.
     public init(gpen: GPENGenerator, detector: (any FaceDetecting)?, parser: ParseNet?, background: (any BackgroundUpsampler)? = nil,
@@ -182,7 +181,7 @@ public final class FaceRestorer: @unchecked Sendable {
         var c = crop
         if c.channels != 3 { c = try ImageResize.toBGR(c) }
         if c.width != s || c.height != s { c = try ImageResize.bilinear(c, width: s, height: s) }
-        let out = try lock.withLock { try gpen.restore(bgr: c.pixels) }
+        let out = try gpen.restore(bgr: c.pixels)
         return try FaceImage(width: s, height: s, channels: 3, pixels: out)
     }
 
@@ -192,7 +191,7 @@ public final class FaceRestorer: @unchecked Sendable {
         guard effectiveMask == .parse, let parser else { return try FaceMasks.rectangular(size: s) }
         let p = options.parserSize
         let face = restored.width == p ? restored : try ImageResize.bilinear(restored, width: p, height: p)
-        let classes = try lock.withLock { try parser.parse(bgr: face.pixels, width: p, height: p) }
+        let classes = try parser.parse(bgr: face.pixels, width: p, height: p)
         let parse = try FaceMasks.parseMask(classes: classes, width: p, height: p)
         // Upstream's post-processing is defined at 512 (26 px border, 101×101 σ 4 blur); other parser sizes scale it.
         let f = Double(p) / 512
@@ -208,8 +207,14 @@ public final class FaceRestorer: @unchecked Sendable {
         return try detector.detect(image)
     }
 
-    /// Restores one photo (BGR or BGRA or gray; the output is 3-channel BGR, upscale × the input size).
+    /// Restores one photo (BGR or BGRA or gray; the output is 3-channel BGR, upscale × the input size). GPEN and the
+    /// parser run one forward at a time (their `replay`s are serial); photos restored at once are sessions of both,
+    /// so with `mergeLimit` > 1 their faces share forwards.
     public func restore(_ input: FaceImage) throws -> RestoreResult {
+        try gpen.replay.session { try (parser?.replay).map { p in try p.session { try restoreOne(input) } } ?? restoreOne(input) }
+    }
+
+    private func restoreOne(_ input: FaceImage) throws -> RestoreResult {
         var timings: [String: Double] = [:]
         var notes: [String] = []
         if options.mask == .parse && parser == nil && !options.aligned {
@@ -267,7 +272,7 @@ public final class FaceRestorer: @unchecked Sendable {
         while start < aligned.count {
             let chunk = aligned[start..<min(aligned.count, start + options.faceBatch)]
             if chunk.count == 1 { restoredAll.append(try restoreFace(chunk.first!.crop)) } else {
-                let outs = try lock.withLock { try gpen.restore(batch: chunk.map(\.crop.pixels)) }
+                let outs = try gpen.restore(batch: chunk.map(\.crop.pixels))
                 for o in outs { restoredAll.append(try FaceImage(width: gpen.size, height: gpen.size, channels: 3, pixels: o)) }
             }
             start += chunk.count

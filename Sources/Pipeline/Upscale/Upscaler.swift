@@ -273,7 +273,8 @@ public final class Upscaler: @unchecked Sendable {
         var tile = try tileSize(width: w, height: h)
         while true {
             do {
-                try runPassesOnce(planes, width: w, height: h, tile: tile, report: &report, sink: sink)
+                // one session per image: with `replay.mergeLimit` > 1, tiles of images upscaled at once share forwards
+                try replay.session { try runPassesOnce(planes, width: w, height: h, tile: tile, report: &report, sink: sink) }
                 report.tile = tile
                 return
             } catch TensorError.allocationFailed(let bytes) {
