@@ -83,6 +83,11 @@ extension BenchConfiguration {
     }
     /// Every PyTorch setting to run: the same-precision peer (suffix "") first, then `peerExtras`.
     var peerSettings: [(suffix: String, arguments: [String])] { [("", peerEngineArguments)] + peerExtras }
+    /// On cuda, enhance's own GPU settings as variants (suffix, extra arguments): channels-last activations and
+    /// forwards recorded into CUDA graphs — our side of the study's knobs, beside PyTorch's.
+    var gpuVariants: [(suffix: String, arguments: [String])] {
+        device == "cuda" ? [("nhwc", ["--layout", "nhwc"]), ("cuda-graph", ["--cuda-graph"])] : []
+    }
 }
 
 /// Builds the workload list from a configuration.
@@ -147,6 +152,13 @@ public enum WorkloadCatalog {
             if available("upscale") {
                 out.append(spec(esr.name, "upscale", "default", upArgs, synthetic: esr.synthetic))
                 if c.variants {
+                    for (suffix, extra) in c.gpuVariants {
+                        out.append(spec(esr.name, "upscale", suffix, upArgs + extra, synthetic: esr.synthetic))
+                    }
+                    if c.device == "cuda" && !c.quick {
+                        out.append(spec(esr.name, "upscale", "folder --image-batch 2", upArgs + ["--image-batch", "2"], input: .folder,
+                                        synthetic: esr.synthetic))
+                    }
                     out.append(spec(esr.name, "upscale", "tile 256", upArgs + ["-t", "256"], synthetic: esr.synthetic))
                     if !c.quick {
                         out.append(spec(esr.name, "upscale", "threads 1", withThreads(upArgs, 1), threads: 1, synthetic: esr.synthetic))
@@ -186,6 +198,14 @@ public enum WorkloadCatalog {
                     if let aligned = c.alignedInput {
                         out.append(spec("gpen-512", "restore", "aligned", args + ["--aligned"], synthetic: gpenSynthetic,
                                         only: [aligned]))
+                        for (suffix, extra) in c.gpuVariants {
+                            out.append(spec("gpen-512", "restore", "aligned \(suffix)", args + ["--aligned"] + extra, synthetic: gpenSynthetic,
+                                            only: [aligned]))
+                        }
+                    }
+                    if c.device == "cuda" && !c.quick {
+                        out.append(spec("gpen-512", "restore", "folder --image-batch 2", args + ["--image-batch", "2"], input: .folder,
+                                        synthetic: gpenSynthetic))
                     }
                     if c.quick {
                         // --quick keeps the run to a few minutes: no GPEN-256 variant.

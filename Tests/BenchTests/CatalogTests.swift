@@ -97,6 +97,24 @@ import Testing
             let (quick, _) = try WorkloadCatalog.build(c, synthetic: synthetic, available: { _ in true }, probe: { _, args in args.last != "--check" })
             #expect(quick.filter { $0.name == "torch-realesrgan-x2plus" }.map(\.variant) == ["default"])
         }
+        // Our GPU settings as variants on cuda, --quick included: channels-last and CUDA graphs for the upscale and the
+        // aligned GPEN rows; the folder run merging images only without --quick; none on the CPU.
+        var g = config()
+        g.device = "cuda"
+        g.quick = true
+        let (gq, _) = try WorkloadCatalog.build(g, synthetic: synthetic, available: { _ in true }, probe: { _, args in args.last != "--check" })
+        for (name, variant, flag) in [("realesrgan-x2plus", "nhwc", "--layout"), ("realesrgan-x2plus", "cuda-graph", "--cuda-graph"),
+                                      ("gpen-512", "aligned nhwc", "--layout"), ("gpen-512", "aligned cuda-graph", "--cuda-graph")] {
+            let row = gq.first { $0.name == name && $0.variant == variant }
+            #expect(row?.arguments.contains(flag) == true, "\(name) [\(variant)]: \(gq.map(\.label))")
+        }
+        #expect(!gq.contains { $0.variant.contains("image-batch") })
+        g.quick = false
+        let (gf, _) = try WorkloadCatalog.build(g, synthetic: synthetic, available: { _ in true }, probe: { _, args in args.last != "--check" })
+        #expect(gf.filter { $0.variant == "folder --image-batch 2" }.map(\.name).sorted() == ["gpen-512", "realesrgan-x2plus"])
+        let (cpu, _) = try WorkloadCatalog.build(config(), synthetic: synthetic, available: { _ in true }, probe: { _, args in args.last != "--check" })
+        #expect(!cpu.contains { $0.arguments.contains("--cuda-graph") || $0.arguments.contains("--layout") || $0.arguments.contains("--image-batch") })
+
         // Ratios of several peers of one row stay apart (keyed by label).
         let w = WorkloadSpec(name: "x", family: "upscale", executable: "/bin/true", arguments: [])
         let p1 = WorkloadSpec(name: "torch-x", family: "peer", executable: "/bin/true", arguments: [], peerOf: "x")
