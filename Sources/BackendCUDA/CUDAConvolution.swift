@@ -135,11 +135,16 @@ extension CUDABackend {
     /// build (host-side calls only: tests run it against the real cuDNN without a GPU). For a transposed
     /// convolution pass its data-gradient view: `transposed` gives the output size whose forward convolution must
     /// give back the input.
-    package static func cudnnForwardOutput(library lib: CUDALibrary, _ g: ConvGeometry, input: (n: Int, c: Int, h: Int, w: Int)) throws -> [Int] {
-        let (f, cd) = try layerDescriptors(lib, CUDNN_DATA_FLOAT, CUDNN_FMA_MATH, g, op: "check")
+    /// With `channelsLast` the descriptors are the NHWC backend's (KRSC filter, NHWC strides, in fp16), over an input
+    /// stored with `storageChannels` channels (a channel view of a wider tensor when larger than `input.c`).
+    package static func cudnnForwardOutput(library lib: CUDALibrary, _ g: ConvGeometry, input: (n: Int, c: Int, h: Int, w: Int),
+                                           channelsLast: Bool = false, storageChannels: Int? = nil) throws -> [Int] {
+        let type = channelsLast ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT
+        let (f, cd) = try layerDescriptors(lib, type, channelsLast ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH, g, channelsLast: channelsLast, op: "check")
         defer { _ = lib.api.cudnnDestroyFilterDescriptor!(f); _ = lib.api.cudnnDestroyConvolutionDescriptor!(cd) }
-        let x = try tensorDescriptor(lib, CUDNN_DATA_FLOAT, n: input.n, c: input.c, h: input.h, w: input.w,
-                                     strides: Strides(TensorShape(n: input.n, c: input.c, h: input.h, w: input.w)))
+        let x = try tensorDescriptor(lib, type, n: input.n, c: input.c, h: input.h, w: input.w,
+                                     strides: Strides(TensorShape(n: input.n, c: input.c, h: input.h, w: input.w),
+                                                      storageChannels: storageChannels, channelsLast: channelsLast))
         defer { _ = lib.api.cudnnDestroyTensorDescriptor!(x) }
         var n: Int32 = 0, c: Int32 = 0, h: Int32 = 0, w: Int32 = 0
         try lib.check(lib.api.cudnnGetConvolution2dForwardOutputDim!(cd, x, f, &n, &c, &h, &w), "cudnnGetConvolution2dForwardOutputDim")

@@ -120,6 +120,19 @@ import TestSupport
         }
         let linear = try CUDABackend.cudnnForwardOutput(library: lib, ConvGeometry(linearOut: 24, in: 144), input: (2, 144, 1, 1))
         #expect(linear == [2, 24, 1, 1])
+        // The NHWC backend's descriptors (fp16, KRSC filter, channels-last strides), dense and as a channel view of a
+        // wider tensor (RRDB's dense-block prefix: pixel stride 96 for 64 channels), are accepted with the same sizes.
+        for c in convCases {
+            for storage in [c.cin, c.cin + 32] {
+                let got = try CUDABackend.cudnnForwardOutput(library: lib, ConvGeometry(c.params), input: (c.n, c.cin, c.h, c.w),
+                                                             channelsLast: true, storageChannels: storage)
+                let want = c.params.outputSize(h: c.h, w: c.w)
+                #expect(got == [c.n, c.cout, want.h, want.w], "\(c) nhwc storage \(storage): cuDNN \(got)")
+            }
+        }
+        let view = try CUDABackend.cudnnForwardOutput(library: lib, ConvGeometry(Conv2dParams(inChannels: 64, outChannels: 32, kernel: 3, padding: 1)),
+                                                      input: (1, 64, 12, 10), channelsLast: true, storageChannels: 96)
+        #expect(view == [1, 32, 12, 10])
     }
 
     static func wheelFolder(_ prefix: String, _ sub: String, _ file: String, env: String) -> String? {
