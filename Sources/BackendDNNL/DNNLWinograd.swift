@@ -37,6 +37,11 @@ extension DNNLBackend {
         }
     }
 
+    /// Below the own kernel's smallest map, 3×3 layers prepare direct-convolution weights besides the Winograd ones.
+    public var algorithmSwitchPixels: Int {
+        options.winograd && Self.winogradKernel == .own ? minPixels(blockedLayout.channelBlock) : 0
+    }
+
     /// The smallest map the own kernel takes: 48² with AVX2 (oneDNN's direct AVX2 kernel runs at ≈ 200 GFLOP/s on two
     /// cores), 64² with AVX-512 (≈ 310).
     private func minPixels(_ block: Int) -> Int {

@@ -39,6 +39,11 @@ public protocol Backend: AnyObject, Sendable {
     var channelViewAlignment: Int { get }
     /// Whether the backend implements `op` itself (false: a `PartialBackend` runs it through the reference fallback).
     func supports(_ op: BackendOp) -> Bool
+    /// Convolution maps smaller than this many pixels may take another algorithm, whose prepared weights then come on
+    /// top of those already prepared (oneDNN: below the own Winograd kernel's threshold layers run direct
+    /// convolutions); 0 when map size never changes what is prepared. Whoever picks sizes under a memory cap keeps
+    /// maps at least this large: smaller ones cost more memory, not less.
+    var algorithmSwitchPixels: Int { get }
 
     // MARK: memory
     /// Copies a host tensor ([N,C,H,W] or [N,C]) into a new backend tensor.
@@ -154,6 +159,8 @@ public protocol Backend: AnyObject, Sendable {
 }
 
 extension Backend {
+    public var algorithmSwitchPixels: Int { 0 }
+
     public func affine(_ x: Tensor, scale: Float, into destination: Tensor) throws {
         try copy(affine(x, scale: scale, shift: 0), into: destination)
     }

@@ -209,6 +209,31 @@ public final class Upscaler: @unchecked Sendable {
             let n = (side + t - 1) / t
             t = min(t, roundUp((side + n - 1) / n, m))
         }
+        // Maps below the backend's algorithm switch cost more memory, not less (a second set of prepared weights:
+        // x2plus 512² under 225M reached 447 MB that way): every tile — edge tiles have one pad, the last one what is
+        // left — must keep its working map (input / inputMultiple) that large. Grow the tile until they do; if that
+        // no longer fits, the cap is too small for this engine.
+        let switchSide = Int(Double(network.backend.algorithmSwitchPixels).squareRoot().rounded(.up)) * m
+        if switchSide > 0 && t >= max(m, 8) {
+            let canvas = (roundUp(w + options.prePad, m), roundUp(h + options.prePad, m))
+            func smallestExtent(_ t: Int) -> Int {
+                [canvas.0, canvas.1].map { c -> Int in
+                    let n = (c + t - 1) / t
+                    guard n > 1 else { return Int.max }   // one tile on this axis: the whole axis, as without a cap
+                    let last = c - (n - 1) * t
+                    return min(t + pad, last + pad)
+                }.min()!
+            }
+            var grown = t
+            while smallestExtent(grown) < switchSide && grown < max(canvas.0, canvas.1) { grown += m }
+            if grown != t {
+                guard fits(grown) else {
+                    let needed = fixed + passBytes(height: grown + 2 * pad, width: grown + 2 * pad, batch: options.tileBatch)
+                    throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) on this engine (needs about \(needed) bytes, with tile \(grown): smaller tiles would run the engine's direct convolutions, whose weights come on top\(options.tileBatch > 1 ? "; --tile-batch \(options.tileBatch) counts too" : ""))")
+                }
+                t = grown
+            }
+        }
         guard t >= max(m, 8) else {
             let smallest = fixed + passBytes(height: 8 + 2 * pad, width: 8 + 2 * pad, batch: options.tileBatch)
             throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) (needs about \(smallest) bytes with the smallest tile\(options.tileBatch > 1 ? " and --tile-batch \(options.tileBatch)" : ""))")

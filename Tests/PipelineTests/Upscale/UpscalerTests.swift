@@ -154,7 +154,9 @@ struct UpscalerTests {
     /// image, not tiles (with the per-pixel estimate it gave tiles: x2plus 512² under 300 MiB ran ≈ 2.5× slower),
     /// and the measured pass stays under the estimate.
     @Test func maxMemoryKnowsTheBandedTail() throws {
-        let be = try DNNLBackend(options: .init(threads: 2))
+        // the own Winograd kernel on every map size: no algorithm switch, so small tiles are allowed (maxMemoryKeeps…
+        // covers the switch)
+        let be = try DNNLBackend(options: .init(threads: 2, winogradMinPixels: 0))
         let net = try #require(try RealESRGANLoader.load(UpscalePaths.realesrganerWeights, backend: be).network as? RRDBNet)
         net.tailBandBytes = 64 << 10   // bands from a few dozen LR rows on, for this small network
         let (h, w) = (160, 128)
@@ -178,6 +180,53 @@ struct UpscalerTests {
         o.maxMemory = fixed + report.peakTensorBytes / 4
         let t = try Upscaler(network: net, options: o).tileSize(width: w, height: h)
         #expect(t > 0 && t < max(w, h))
+    }
+
+    /// On oneDNN, maps below the own Winograd kernel's threshold run direct convolutions whose weights come on top
+    /// (measured here: a 32 px tile grows the prepared weights). Under a cap the tile search keeps every tile — edge
+    /// and last tiles included — at or above the threshold, so the run prepares no second set of weights; a cap
+    /// too small for that is an error naming what it needs.
+    @Test func maxMemoryKeepsTilesAboveTheAlgorithmSwitch() throws {
+        let be = try DNNLBackend(options: .init(threads: 2))
+        let switchPixels = be.algorithmSwitchPixels
+        #expect(switchPixels >= 48 * 48, "the own Winograd kernel's threshold")
+        let net = try RealESRGANLoader.load(UpscalePaths.realesrganerWeights, backend: be).network
+        let (w, h) = (256, 256)
+        let img = try testImage(width: w, height: h)
+        var o = UpscaleOptions()
+        let probe = try Upscaler(network: net, options: o)
+        _ = probe.backendFactor()   // the probe prepares the layers at a large map
+        let prepared = be.memoryStats.weightBytes
+
+        // the premise: a tile far below the threshold prepares more weights
+        o.tile = 32
+        _ = try Upscaler(network: probe.network, options: o).enhance(img)
+        let withSmallTiles = be.memoryStats.weightBytes
+        #expect(withSmallTiles > prepared, "small tiles: \(withSmallTiles) vs \(prepared) bytes of weights")
+
+        // a cap whose plain estimate would pick a tile around 80 px: the tile grows to keep maps above the switch
+        let be2 = try DNNLBackend(options: .init(threads: 2))
+        let net2 = try RealESRGANLoader.load(UpscalePaths.realesrganerWeights, backend: be2).network
+        o.tile = 0
+        let m = net2.inputMultiple, pad = (o.tilePad + m - 1) / m * m
+        let base = try Upscaler(network: net2, options: o)
+        _ = base.backendFactor()
+        let before = be2.memoryStats.weightBytes
+        let side = Int(Double(switchPixels).squareRoot().rounded(.up)) * m
+        o.maxMemory = base.fixedBytes(width: w, height: h) + base.passBytes(height: side + 2 * pad + 40, width: side + 2 * pad + 40, batch: 1)
+        let up = try Upscaler(network: net2, options: o)
+        let t = try up.tileSize(width: w, height: h)
+        #expect(t > 0 && t < max(w, h) && t + pad >= side, "tile \(t), pad \(pad), switch side \(side)")
+        var report = UpscaleReport()
+        _ = try up.enhance(img, report: &report)
+        #expect(report.passes > 1)
+        #expect(be2.memoryStats.weightBytes == before, "the capped run prepared \(be2.memoryStats.weightBytes - before) more bytes of weights")
+
+        // a cap below what the smallest such tile needs: the error says so
+        o.maxMemory = base.fixedBytes(width: w, height: h) + base.passBytes(height: side / 2, width: side / 2, batch: 1)
+        #expect { _ = try Upscaler(network: net2, options: o).tileSize(width: w, height: h) } throws: { e in
+            "\(e)".contains("direct convolutions") && "\(e)".contains("needs about")
+        }
     }
 
     @Test func maxMemoryPicksATileAndStaysUnderTheCap() throws {
