@@ -13,6 +13,8 @@ final class CUDAConvLayer: @unchecked Sendable {
     /// Output channels.
     let outChannels: Int
     var plans = LRUCache<PlanKey, CUDAConvPlan>(capacity: 16)
+    /// Input shapes whose strided (channel-view) NHWC input cuDNN refused: they run on a dense copy.
+    var denseInputs = Set<PlanKey>()
     let api: enh_cuda_api
 
     init(kind: Kind, weight: DeviceBuffer, bias: DeviceBuffer?, filter: cudnnFilterDescriptor_t,
@@ -231,8 +233,28 @@ extension CUDABackend {
     }
 
     /// Runs the layer's cuDNN call into `y` (dense), then the epilogue from `y` into `dst` (y itself or a view).
+    /// Under NHWC a channel view's pixel stride is its parent's channel count; should cuDNN refuse such an input (an
+    /// engine that takes packed NHWC only), the layer runs on a dense copy from then on for that shape, said once per layer.
     func runLayer(_ layer: CUDAConvLayer, x: Tensor, xShape: (n: Int, c: Int, h: Int, w: Int), xStrides: Strides? = nil, out: TensorShape,
                   epilogue e: Epilogue, into dst: Tensor?, op: String) throws -> Tensor {
+        guard tensorLayout.channelsLast, x.isView, xStrides == nil else {
+            return try runLayerOnce(layer, x: x, xShape: xShape, xStrides: xStrides, out: out, epilogue: e, into: dst, op: op)
+        }
+        let key = PlanKey(n: xShape.n, c: xShape.c, h: xShape.h, w: xShape.w, batchStride: strides(x).n)
+        if layer.denseInputs.contains(key) {
+            return try runLayerOnce(layer, x: copyDense(x), xShape: xShape, out: out, epilogue: e, into: dst, op: op)
+        }
+        do {
+            return try runLayerOnce(layer, x: x, xShape: xShape, out: out, epilogue: e, into: dst, op: op)
+        } catch where !capturing {
+            layer.denseInputs.insert(key)
+            note("\(op) [\(x.shape.n),\(x.shape.c),\(x.shape.h),\(x.shape.w)] of \(x.storageChannels) stored channels: cuDNN refused the strided NHWC input (\(error)); this shape runs on a dense copy")
+            return try runLayerOnce(layer, x: copyDense(x), xShape: xShape, out: out, epilogue: e, into: dst, op: op)
+        }
+    }
+
+    private func runLayerOnce(_ layer: CUDAConvLayer, x: Tensor, xShape: (n: Int, c: Int, h: Int, w: Int), xStrides: Strides? = nil, out: TensorShape,
+                              epilogue e: Epilogue, into dst: Tensor?, op: String) throws -> Tensor {
         let plan = try plan(layer, x: (xShape.n, xShape.c, xShape.h, xShape.w, xStrides ?? strides(x)), out: out, op: op)
         let y = try make(out, op: op)
         let ws = try workspace(plan.workspaceBytes)

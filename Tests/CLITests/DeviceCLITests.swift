@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import Models
 import Testing
 import TensorCore
 import TestSupport
@@ -275,5 +276,48 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("cpu").path))
         let detect = try EnhanceBinary.run(["detect", photo.path, "--cuda-graph"])
         #expect(detect.status == 64 && detect.stderr.contains("--cuda-graph"), "\(detect.stderr)")
+    }
+
+    /// Under NHWC a dense block's convolutions read channel views of the concatenation buffer (pixel stride = its
+    /// channel count). Should cuDNN refuse such a strided input (the emulator's ENH_EMU_DENSE_NHWC_ONLY), the layer
+    /// runs on a dense copy from then on, says so once per layer and shape, and the output is the same.
+    @Test func aStridedNHWCInputCuDNNRefusesRunsOnADenseCopy() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cuda-dense-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        // RRDBNet ×4 with 16 features and growth 8: its views fall at channel 16, 24, 32, 40 (NHWC alignment 8)
+        var rng = SyntheticCheckpoint.Random(seed: 7)
+        var entries: [SyntheticCheckpoint.Entry] = []
+        func conv(_ key: String, _ i: Int, _ o: Int) {
+            entries.append(.init(name: key + ".weight", shape: [o, i, 3, 3], values: rng.normals(o * i * 9, 0, (1 / Double(i * 9)).squareRoot())))
+            entries.append(.init(name: key + ".bias", shape: [o], values: rng.normals(o, 0, 0.05)))
+        }
+        let (nf, gc) = (16, 8)
+        conv("conv_first", 3, nf)
+        for r in 1...3 { for k in 1...5 { conv("body.0.rdb\(r).conv\(k)", nf + (k - 1) * gc, k == 5 ? nf : gc) } }
+        for k in ["conv_body", "conv_up1", "conv_up2", "conv_hr"] { conv(k, nf, nf) }
+        conv("conv_last", nf, 3)
+        let weights = dir.appendingPathComponent("rrdb.safetensors"), input = dir.appendingPathComponent("x.npy")
+        try Data(SyntheticCheckpoint.safetensors(entries)).write(to: weights)
+        try NPYArray(shape: [1, 3, 6, 7], floats: rng.normals(126, 0.5, 0.2)).write(to: input)
+
+        var outputs: [[Float]] = []
+        for (layout, refuse) in [("nchw", false), ("nhwc", false), ("nhwc", true)] {
+            let out = dir.appendingPathComponent("\(layout)-\(refuse)"), report = out.appendingPathComponent("report.json")
+            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            let env = try Self.emulatorEnvironment(refuse ? ["ENH_EMU_DENSE_NHWC_ONLY": "1"] : [:])
+            let r = try EnhanceBinary.run(["forward", "--device", "cuda", "--layout", layout, "--weights", weights.path, "--input", input.path,
+                                           "--output", out.path, "--runs", "2", "--report", report.path], environment: env)
+            #expect(r.status == 0, "\(layout) refuse \(refuse): \(r.stderr)")
+            guard r.status == 0 else { return }
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
+            let fallbacks = ((json["diagnostics"] as? [String]) ?? []).filter { $0.contains("runs on a dense copy") }
+            // conv2…conv5 of each of the 3 RDBs read a view: 12 layers, said once each (not again in the second run)
+            #expect(fallbacks.count == (refuse ? 12 : 0), "\(layout) refuse \(refuse): \(fallbacks)")
+            outputs.append(try NPYArray(contentsOf: out.appendingPathComponent("output.npy")).floats())
+        }
+        #expect(outputs[1] == outputs[2], "the dense-copy fallback changed the NHWC output")
+        let d = zip(outputs[0], outputs[1]).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(d < 1e-5, "NHWC vs NCHW: max |diff| \(d)")
     }
 }

@@ -1745,6 +1745,10 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha, c
     if (cudnnStatus_t s = check_extent(x, xDesc, "x")) return s;
     if (cudnnStatus_t s = check_filter_extent(w, wDesc)) return s;
     if (cudnnStatus_t s = check_extent(y, yDesc, "y")) return s;
+    // ENH_EMU_DENSE_NHWC_ONLY=1: refuse a channels-last input whose pixel stride is not its channel count (a channel
+    // view of a wider NHWC tensor), as a cuDNN engine that only takes packed NHWC might; the backend must fall back.
+    if (getenv("ENH_EMU_DENSE_NHWC_ONLY") && xDesc->cs == 1 && xDesc->ws != xDesc->c && xDesc->h * xDesc->w > 1)
+        return dnn_fail(CUDNN_STATUS_NOT_SUPPORTED, "channels-last x with pixel stride %d for %d channels", xDesc->ws, xDesc->c);
     // alpha and beta point at floats for FLOAT and HALF data
     const float a = *static_cast<const float *>(alpha), b = *static_cast<const float *>(beta);
     if (capturing(handle->stream)) {
