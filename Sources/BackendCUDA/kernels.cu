@@ -91,6 +91,12 @@ __device__ __forceinline__ long long enh_at(unsigned n, int c, unsigned p, long 
     return (long long)n * sN + (long long)c * sC + (long long)p * sP;
 }
 
+// Whether strides (sN, sC, sP) are those of a dense N×C×P tensor in the walk order: element i of the walk is then
+// at offset i, and the element-wise kernels skip the index arithmetic (no views: most activations).
+__device__ __forceinline__ bool enh_dense(long long sN, long long sC, long long sP, int C, unsigned P, int cl) {
+    return sN == (long long)C * P && (cl ? (sC == 1 && sP == (long long)C) : (sC == (long long)P && sP == 1));
+}
+
 // ---- activations, the conv epilogue ------------------------------------------------------------------------------
 // act: 0 none, 1 relu, 2 leakyReLU(a0), 3 scaledLeakyReLU(a0, gain a1), 4 PReLU(slopes[c]), 5 sigmoid
 __device__ __forceinline__ float enh_act(float v, int act, float a0, float a1, const float *slopes, int c) {
@@ -111,7 +117,20 @@ __device__ void enh_epilogue(T *y, long long yN, long long yC, long long yP, con
                              long long xP, const float *bias, const T *cs, long long csN, const T *res, long long rN,
                              long long rC, long long rP, const float *slopes, int N, int C, int P, int cl, int act,
                              float a0, float a1, float outScale, float resScale) {
-    unsigned total = (unsigned)N * (unsigned)C * (unsigned)P;
+    unsigned total = (unsigned)N * (unsigned)C * (unsigned)P, per = (unsigned)C * (unsigned)P;
+    if (enh_dense(yN, yC, yP, C, P, cl) && enh_dense(xN, xC, xP, C, P, cl) && (!res || enh_dense(rN, rC, rP, C, P, cl))) {
+        bool needC = bias || act == 4 || cs;
+        for (unsigned i = enh_first(); i < total; i += enh_step()) {
+            int c = needC ? (int)(cl ? i % (unsigned)C : (i / (unsigned)P) % (unsigned)C) : 0;
+            float v = enh_ld(x, i);
+            if (bias) v += bias[c];
+            if (cs) v *= enh_ld(cs, (long long)(i / per) * csN + c);
+            v = enh_act(v, act, a0, a1, slopes, c) * outScale;
+            if (res) v += resScale * enh_ld(res, i);
+            enh_st(y, i, v);
+        }
+        return;
+    }
     for (unsigned i = enh_first(); i < total; i += enh_step()) {
         unsigned n, p; int c;
         enh_split(i, C, (unsigned)P, cl, n, c, p);
@@ -130,10 +149,15 @@ template <typename T>
 __device__ void enh_unary(T *y, long long yN, long long yC, long long yP, const T *x, long long xN, long long xC,
                           long long xP, int N, int C, int P, int cl, int op, float a0, float a1) {
     unsigned total = (unsigned)N * (unsigned)C * (unsigned)P;
+    bool dense = enh_dense(yN, yC, yP, C, P, cl) && enh_dense(xN, xC, xP, C, P, cl);
     for (unsigned i = enh_first(); i < total; i += enh_step()) {
-        unsigned n, p; int c;
-        enh_split(i, C, (unsigned)P, cl, n, c, p);
-        float v = enh_ld(x, enh_at(n, c, p, xN, xC, xP)), o;
+        long long xo = i, yo = i;
+        if (!dense) {
+            unsigned n, p; int c;
+            enh_split(i, C, (unsigned)P, cl, n, c, p);
+            xo = enh_at(n, c, p, xN, xC, xP); yo = enh_at(n, c, p, yN, yC, yP);
+        }
+        float v = enh_ld(x, xo), o;
         switch (op) {
         case 0: o = v * v; break;
         case 1: o = sqrtf(v); break;
@@ -144,7 +168,7 @@ __device__ void enh_unary(T *y, long long yN, long long yC, long long yP, const 
         case 6: o = fminf(fmaxf(v, a0), a1); break;
         default: o = a0 * v + a1; break;
         }
-        enh_st(y, enh_at(n, c, p, yN, yC, yP), o);
+        enh_st(y, yo, o);
     }
 }
 
@@ -154,11 +178,16 @@ __device__ void enh_binary(T *y, long long yN, long long yC, long long yP, const
                            long long xP, const T *z, long long zN, long long zC, long long zP, int N, int C, int P,
                            int cl, int op, float alpha, float beta) {
     unsigned total = (unsigned)N * (unsigned)C * (unsigned)P;
+    bool dense = enh_dense(yN, yC, yP, C, P, cl) && enh_dense(xN, xC, xP, C, P, cl) && enh_dense(zN, zC, zP, C, P, cl);
     for (unsigned i = enh_first(); i < total; i += enh_step()) {
-        unsigned n, p; int c;
-        enh_split(i, C, (unsigned)P, cl, n, c, p);
-        float a = enh_ld(x, enh_at(n, c, p, xN, xC, xP)), b = enh_ld(z, enh_at(n, c, p, zN, zC, zP));
-        enh_st(y, enh_at(n, c, p, yN, yC, yP), op == 0 ? alpha * a + beta * b : a * b);
+        long long xo = i, zo = i, yo = i;
+        if (!dense) {
+            unsigned n, p; int c;
+            enh_split(i, C, (unsigned)P, cl, n, c, p);
+            xo = enh_at(n, c, p, xN, xC, xP); zo = enh_at(n, c, p, zN, zC, zP); yo = enh_at(n, c, p, yN, yC, yP);
+        }
+        float a = enh_ld(x, xo), b = enh_ld(z, zo);
+        enh_st(y, yo, op == 0 ? alpha * a + beta * b : a * b);
     }
 }
 
@@ -173,6 +202,10 @@ template <typename TO, typename TI>
 __device__ void enh_copy(TO *y, long long yN, long long yC, long long yP, const TI *x, long long xN, long long xC,
                          long long xP, int N, int C, int P, int cl) {
     unsigned total = (unsigned)N * (unsigned)C * (unsigned)P;
+    if (enh_dense(yN, yC, yP, C, P, cl) && enh_dense(xN, xC, xP, C, P, cl)) {
+        for (unsigned i = enh_first(); i < total; i += enh_step()) enh_mv(y, i, x, i);
+        return;
+    }
     for (unsigned i = enh_first(); i < total; i += enh_step()) {
         unsigned n, p; int c;
         enh_split(i, C, (unsigned)P, cl, n, c, p);
