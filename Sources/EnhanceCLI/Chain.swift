@@ -63,6 +63,7 @@ struct Chain: AsyncParsableCommand {
         }
         let b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
         let summary = try await batch.run("chain", inputs: inputs, processor: processor, options: b)
+        batch.reportMerges("chain", [processor.upscale.upscaler.replay] + processor.restore.restorer.replays)
         if summary.failed > 0 { throw ExitCode(1) }
     }
 }

@@ -87,6 +87,7 @@ struct Restore: AsyncParsableCommand {
         let enc = out.encoding.encodeOptions
         let processor = RestoreProcessor(restorer: restorer, saveFaces: model.saveFaces, encodeOptions: enc)
         let summary = try await batch.run("restore", inputs: inputs, processor: processor, options: b)
+        batch.reportMerges("restore", restorer.replays)
         if summary.failed > 0 { throw ExitCode(1) }
     }
 }

@@ -96,6 +96,7 @@ struct Upscale: AsyncParsableCommand {
         }
         let summary = try await batch.run("upscale", inputs: inputs + extraInputs, processor: processor, options: b,
                                           memoryEstimate: estimate)
+        batch.reportMerges("upscale", [upscaler.replay])
         if !batch.quiet && !batch.json, let rss = peakRSSBytes() {
             FileHandle.standardError.write(Data(String(format: "peak RSS %.0f MiB\n", Double(rss) / 1048576).utf8))
         }

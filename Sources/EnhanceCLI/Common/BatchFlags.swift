@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import TensorCore
 
 /// Batch flags shared by `upscale`, `restore` and `chain`: `--recursive`, `--skip-existing`, `--overwrite`,
 /// `--jobs`, `--image-batch`, `--shard`, `--quiet`, `--json`.
@@ -25,6 +26,13 @@ struct BatchFlags: ParsableArguments {
     func validate() throws {
         if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if !(1...64).contains(imageBatch) { throw ValidationError("--image-batch must be 1...64, got \(imageBatch)") }
+    }
+
+    /// With `--image-batch` > 1, one line on stderr saying how many network runs shared a pass with another image's.
+    func reportMerges(_ command: String, _ replays: [ReplayedForward]) {
+        guard imageBatch > 1, !quiet, !json else { return }
+        let merged = replays.reduce(0) { $0 + $1.statistics.merged }
+        FileHandle.standardError.write(Data("\(command): --image-batch \(imageBatch): \(merged) network run\(merged == 1 ? "" : "s") shared a pass with another image's\n".utf8))
     }
 
     /// The runner's options for these flags and the command's output naming.
