@@ -1,9 +1,24 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Bench
 
 @Suite(.enabled(if: python3 != nil, "needs python3 on PATH to run a real child process"))
 struct HarnessTests {
+    /// scripts/device/summarise.py's own checks on made-up GPU figures: the gates (parity; speed and VRAM on our best
+    /// setting per workload and precision), ratios, instances per card, and the convolution-plan counts it reads from
+    /// the reports — what the GPU session's summary.md rests on.
+    @Test func deviceCheckSummaryPassesItsSelftest() throws {
+        let dir = try tempDir("summarise")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = Repository.root.appendingPathComponent("scripts/device/summarise.py").path
+        let m = try ChildProcess.run(executable: python3!, arguments: [script, "--selftest"],
+                                     stdoutPath: dir.appendingPathComponent("o").path, stderrPath: dir.appendingPathComponent("e").path)
+        let out = try String(contentsOf: dir.appendingPathComponent("o"), encoding: .utf8)
+        let err = try String(contentsOf: dir.appendingPathComponent("e"), encoding: .utf8)
+        #expect(m.exitCode == 0 && out.contains("summarise selftest: ok"), "\(out)\(err)")
+    }
+
     @Test func childPeakRSSIsMeasured() throws {
         let dir = try tempDir("rss")
         defer { try? FileManager.default.removeItem(at: dir) }

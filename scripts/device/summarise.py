@@ -85,6 +85,23 @@ def build_table(rows, compares, card_total):
     return table, pairs
 
 
+def conv_plan_stats(notes):
+    """Counts in `forward --report` diagnostics: plan lines ("… cuDNN fwd algo 1, workspace …, math type 1, …"), their
+    algorithms and math types, and the NHWC dense-copy fallback lines."""
+    import re
+    algos, maths, plans, fallbacks = {}, {}, 0, 0
+    for line in notes:
+        m = re.search(r"cuDNN (fwd|bwd-data) algo (-?\d+), workspace \d+ B, math type (\d+)", line)
+        if m:
+            plans += 1
+            algos[f"{m.group(1)} {m.group(2)}"] = algos.get(f"{m.group(1)} {m.group(2)}", 0) + 1
+            maths[m.group(3)] = maths.get(m.group(3), 0) + 1
+        if "runs on a dense copy" in line:
+            fallbacks += 1
+    fmt_counts = lambda d: ", ".join(f"{k} ({v})" for k, v in sorted(d.items()))  # noqa: E731
+    return {"plans": plans, "algorithms": fmt_counts(algos), "math": fmt_counts(maths), "fallbacks": fallbacks}
+
+
 def best_per_setting(pairs, key, pick):
     """Per (workload, precision), the pair whose `key` is best by `pick` (max or min); pairs without it left out."""
     groups = {}
@@ -149,6 +166,13 @@ def selftest():
         (abs(by["w/enhance/fp16"]["vram_ratio"] - 300 / 700) < 1e-9, "fp16 vram ratio vs that peer's reserved"),
         (by["w/enhance/fp32"]["per_24gb"] == 24 and by["w/enhance/fp32"]["per_card"] == 143, "instances 24 / 143"),
     ]
+    stats = conv_plan_stats(["conv2d [1,64,32,32] → Tensor: cuDNN fwd algo 1, workspace 0 B, math type 1, fp16 nhwc",
+                             "conv2d [1,64,32,32] → Tensor: cuDNN fwd algo 6, workspace 8 B, math type 1, fp16 nhwc",
+                             "convTranspose2d [1,8,4,4] → T: cuDNN bwd-data algo 1, workspace 0 B, math type 0, fp16 nhwc",
+                             "conv2d [1,40,8,8] of 48 stored channels: cuDNN refused the strided NHWC input (x); this shape runs on a dense copy",
+                             "kernels.cu for sm_90: cached"])
+    checks.append((stats == {"plans": 3, "algorithms": "bwd-data 1 (1), fwd 1 (1), fwd 6 (1)", "math": "0 (1), 1 (2)", "fallbacks": 1},
+                   f"plan stats {stats}"))
     bad = [m for ok, m in checks if not ok]
     print("summarise selftest:", "ok" if not bad else f"FAILED: {bad}", f"({d})")
     return 1 if bad else 0
@@ -282,6 +306,22 @@ def main():
                   f"{fmt(t.get('speed_x'), '.2f', '')} | {fmt(t.get('vram_ratio'), '.3f', '')} | {fmt(t.get('rel_l2_vs'), '.2e', '')} |")
     if not table:
         md.append("| (no timing rows: timing.jsonl missing or empty) | | | | | | | | | | | | | |")
+    md.append("")
+    md.append("## Convolution plans of our rows")
+    md.append("")
+    md.append("From each enhance row's report diagnostics: cuDNN algorithms and math types the plans got (math type 0: "
+              "default, TF32 allowed; 1: tensor ops; 2: tensor ops with down-conversion; 3: FMA, no TF32), and layers "
+              "whose strided NHWC input cuDNN refused (they ran on a dense copy).")
+    md.append("")
+    md.append("| row | plans | algorithms (count) | math types (count) | dense-copy fallbacks |")
+    md.append("|---|---|---|---|---|")
+    for r in rows:
+        if r.get("engine") != "enhance" or r.get("status") != "ok":
+            continue
+        notes = ((r.get("report") or {}).get("diagnostics")) or []
+        plan_stats = conv_plan_stats(notes)
+        md.append(f"| {r['id']} | {plan_stats['plans']} | {plan_stats['algorithms'] or '-'} | {plan_stats['math'] or '-'} | "
+                  f"{plan_stats['fallbacks']} |")
     md.append("")
     md.append("## enhance bench --device cuda --quick (step 2b)")
     md.append("")
