@@ -208,6 +208,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     func arg(_ t: Tensor) -> [KernelArg] { arg(address(t), strides(t)) }
     func arg(_ p: CUdeviceptr?, _ s: Strides) -> [KernelArg] { [.pointer(p), .i64(s.n), .i64(s.c), .i64(s.p)] }
 
+    /// The N, C, P (pixels) extents and walk order of an element-wise launch over `s`.
+    func extents(_ s: TensorShape) -> [KernelArg] { [.i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag] }
+
+    /// One copy kernel of kernels.cu over `s` — `enh_copy_f32`/`_f16` or a cast between them — from `src` to `dst`
+    /// (each an address with strides): views, layout changes, uploads and downloads.
+    func copyKernel(_ name: String, _ s: TensorShape, to dst: [KernelArg], from src: [KernelArg]) throws {
+        try launch(name, typed: false, count: s.count, dst + src + extents(s))
+    }
+
     /// A new dense tensor (contents undefined unless `zeroed`).
     func make(_ shape: TensorShape, op: String, zeroed: Bool = false, pool: BufferPool? = nil) throws -> Tensor {
         guard shape.isValid else { throw TensorError.invalidShape(op: op, message: "output shape \(shape)") }
@@ -289,9 +298,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         try host.data.withUnsafeBytes { raw in
             try check(api.cuMemcpyHtoDAsync!(address(staging), raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync")
         }
-        let s = t.shape
-        try launch(elementSize == 4 ? "enh_copy_f32" : "enh_cast_f32_f16", typed: false, count: s.count,
-                   arg(t) + arg(address(staging), Strides(s)) + [.i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag])
+        try copyKernel(elementSize == 4 ? "enh_copy_f32" : "enh_cast_f32_f16", t.shape, to: arg(t), from: arg(address(staging), Strides(t.shape)))
         try check(api.cuStreamSynchronize!(stream), "cuStreamSynchronize")   // the staging buffer is reused at once
     }
 
@@ -303,9 +310,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             if t.isView || elementSize != 4 || tensorLayout.channelsLast {
                 // a dense float32 NCHW copy first
                 let dense = try pool.allocate(bytes: t.shape.count * 4)
-                let s = t.shape
-                try launch(elementSize == 4 ? "enh_copy_f32" : "enh_cast_f16_f32", typed: false, count: s.count,
-                           arg(address(dense), Strides(s)) + arg(t) + [.i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag])
+                try copyKernel(elementSize == 4 ? "enh_copy_f32" : "enh_cast_f16_f32", t.shape, to: arg(address(dense), Strides(t.shape)), from: arg(t))
                 src = Tensor(shape: t.shape, layout: .nchw, buffer: dense, backendID: id)
             }
             var data = [Float](repeating: 0, count: t.shape.count)
@@ -326,8 +331,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     /// Copies `x` into `y` (same logical shape; either may be a view, strides may differ).
     func copyStrided(_ x: Tensor, into y: Tensor) throws {
-        let s = x.shape
-        try launch("enh_copy", count: s.count, arg(y) + arg(x) + [.i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag])
+        try copyKernel("enh_copy_\(suffix)", x.shape, to: arg(y), from: arg(x))
     }
 
     public func zeros(_ shape: TensorShape) throws -> Tensor { try sync { try make(shape, op: "zeros", zeroed: true) } }
@@ -371,8 +375,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             let src = address(source) + CUdeviceptr(rows.lowerBound * source.shape.w * ss.p * elementSize)
             let dst = address(destination) + CUdeviceptr(atRow * destination.shape.w * ds.p * elementSize)
             let s = source.shape
-            try launch("enh_copy", count: s.n * s.c * rows.count * s.w,
-                       arg(dst, ds) + arg(src, ss) + [.i32(s.n), .i32(s.c), .i32(rows.count * s.w), channelsLastFlag])
+            try copyKernel("enh_copy_\(suffix)", TensorShape(n: s.n, c: s.c, h: rows.count, w: s.w), to: arg(dst, ds), from: arg(src, ss))
         }
     }
 

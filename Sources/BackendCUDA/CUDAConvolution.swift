@@ -388,9 +388,8 @@ extension CUDABackend {
             var input = x
             if tensorLayout.channelsLast && x.shape.h * x.shape.w > 1 {
                 let flat = try activations.allocate(bytes: x.shape.count * elementSize)
-                let s = x.shape
-                try launch("enh_copy", count: s.count, arg(address(flat), Strides(s)) + arg(x) + [.i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag])
-                input = Tensor(shape: s, layout: tensorLayout, buffer: flat, backendID: id)
+                try copyKernel("enh_copy_\(suffix)", x.shape, to: arg(address(flat), Strides(x.shape)), from: arg(x))
+                input = Tensor(shape: x.shape, layout: tensorLayout, buffer: flat, backendID: id)
             }
             return try runLayer(l, x: input, xShape: (x.shape.n, features, 1, 1), xStrides: Strides(n: batchStride(input), c: 1, p: 1), out: out,
                                 epilogue: epilogue, into: nil, op: op)

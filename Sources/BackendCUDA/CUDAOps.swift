@@ -5,9 +5,6 @@ import TensorCore
 // Element-wise, shape and reduction ops: one launch of a kernels.cu entry point each (gather kinds and op codes as
 // kernels.cu documents them). Results are new dense tensors; inputs may be channel views.
 extension CUDABackend {
-    /// The N, C, P (pixels) extents and walk order of an element-wise launch over `s`.
-    private func extents(_ s: TensorShape) -> [KernelArg] { [.i32(s.n), .i32(s.c), .i32(s.h * s.w), channelsLastFlag] }
-
     // MARK: element-wise
 
     public func activation(_ x: Tensor, _ a: Activation) throws -> Tensor {

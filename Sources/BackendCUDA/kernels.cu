@@ -118,28 +118,26 @@ __device__ void enh_epilogue(T *y, long long yN, long long yC, long long yP, con
                              long long rC, long long rP, const float *slopes, int N, int C, int P, int cl, int act,
                              float a0, float a1, float outScale, float resScale) {
     unsigned total = (unsigned)N * (unsigned)C * (unsigned)P, per = (unsigned)C * (unsigned)P;
-    if (enh_dense(yN, yC, yP, C, P, cl) && enh_dense(xN, xC, xP, C, P, cl) && (!res || enh_dense(rN, rC, rP, C, P, cl))) {
-        bool needC = bias || act == 4 || cs;
-        for (unsigned i = enh_first(); i < total; i += enh_step()) {
-            int c = needC ? (int)(cl ? i % (unsigned)C : (i / (unsigned)P) % (unsigned)C) : 0;
-            float v = enh_ld(x, i);
-            if (bias) v += bias[c];
-            if (cs) v *= enh_ld(cs, (long long)(i / per) * csN + c);
-            v = enh_act(v, act, a0, a1, slopes, c) * outScale;
-            if (res) v += resScale * enh_ld(res, i);
-            enh_st(y, i, v);
-        }
-        return;
-    }
+    bool dense = enh_dense(yN, yC, yP, C, P, cl) && enh_dense(xN, xC, xP, C, P, cl) && (!res || enh_dense(rN, rC, rP, C, P, cl));
+    bool needC = bias || cs || act == 4;
     for (unsigned i = enh_first(); i < total; i += enh_step()) {
-        unsigned n, p; int c;
-        enh_split(i, C, (unsigned)P, cl, n, c, p);
-        float v = enh_ld(x, enh_at(n, c, p, xN, xC, xP));
+        unsigned n = 0; int c = 0;
+        long long xo = i, ro = i, yo = i;
+        if (dense) {
+            // the walk position is the offset; the channel (and image) only where something per channel needs it
+            if (needC) c = (int)(cl ? i % (unsigned)C : (i / (unsigned)P) % (unsigned)C);
+            if (cs) n = i / per;
+        } else {
+            unsigned p;
+            enh_split(i, C, (unsigned)P, cl, n, c, p);
+            xo = enh_at(n, c, p, xN, xC, xP); ro = enh_at(n, c, p, rN, rC, rP); yo = enh_at(n, c, p, yN, yC, yP);
+        }
+        float v = enh_ld(x, xo);
         if (bias) v += bias[c];
         if (cs) v *= enh_ld(cs, (long long)n * csN + c);
         v = enh_act(v, act, a0, a1, slopes, c) * outScale;
-        if (res) v += resScale * enh_ld(res, enh_at(n, c, p, rN, rC, rP));
-        enh_st(y, enh_at(n, c, p, yN, yC, yP), v);
+        if (res) v += resScale * enh_ld(res, ro);
+        enh_st(y, yo, v);
     }
 }
 
@@ -202,14 +200,15 @@ template <typename TO, typename TI>
 __device__ void enh_copy(TO *y, long long yN, long long yC, long long yP, const TI *x, long long xN, long long xC,
                          long long xP, int N, int C, int P, int cl) {
     unsigned total = (unsigned)N * (unsigned)C * (unsigned)P;
-    if (enh_dense(yN, yC, yP, C, P, cl) && enh_dense(xN, xC, xP, C, P, cl)) {
-        for (unsigned i = enh_first(); i < total; i += enh_step()) enh_mv(y, i, x, i);
-        return;
-    }
+    bool dense = enh_dense(yN, yC, yP, C, P, cl) && enh_dense(xN, xC, xP, C, P, cl);
     for (unsigned i = enh_first(); i < total; i += enh_step()) {
-        unsigned n, p; int c;
-        enh_split(i, C, (unsigned)P, cl, n, c, p);
-        enh_mv(y, enh_at(n, c, p, yN, yC, yP), x, enh_at(n, c, p, xN, xC, xP));
+        long long xo = i, yo = i;
+        if (!dense) {
+            unsigned n, p; int c;
+            enh_split(i, C, (unsigned)P, cl, n, c, p);
+            xo = enh_at(n, c, p, xN, xC, xP); yo = enh_at(n, c, p, yN, yC, yP);
+        }
+        enh_mv(y, yo, x, xo);
     }
 }
 

@@ -95,7 +95,6 @@ struct Forward: ParsableCommand {
     @Option(help: "Timed forwards (the outputs of the last are written).")
     var runs = 1
 
-
     @Option(help: "Write a JSON report: device, backend, precision, seconds per run (whole forward incl. upload and download), median/p95, memory after the warm-up (weights, live peak, workspace, allocated peak = live peak + weights + workspace, reserved peak = the activation pool's high-water mark + weights + workspace).")
     var report: String?
 

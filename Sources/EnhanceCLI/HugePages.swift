@@ -44,12 +44,16 @@ public enum HugePages {
     /// process) restores the caller's GLIBC_TUNABLES. Returns when no re-exec happens.
     public static func prepareProcess() {
         let env = ProcessInfo.processInfo.environment
+        /// Puts GLIBC_TUNABLES back to `tunables` and drops the re-exec's own variables.
+        func restore(_ tunables: String?) {
+            unsetenv(marker)
+            if let tunables { setenv("GLIBC_TUNABLES", tunables, 1) } else { unsetenv("GLIBC_TUNABLES") }
+            unsetenv(saved)
+        }
         if env[marker] == "1" {
             // The re-executed process: glibc has read its tunables; give children the caller's environment.
             mallocAsks = true
-            unsetenv(marker)
-            if let old = env[saved] { setenv("GLIBC_TUNABLES", old, 1) } else { unsetenv("GLIBC_TUNABLES") }
-            unsetenv(saved)
+            restore(env[saved])
             return
         }
         guard env["ENHANCE_THP"] == "1", !(env["GLIBC_TUNABLES"] ?? "").contains("glibc.malloc.hugetlb"),
@@ -59,8 +63,6 @@ public enum HugePages {
         setenv(marker, "1", 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // exec failed (no /proc, say): carry on as we are, with the environment as it was
-        unsetenv(marker)
-        if let old = env["GLIBC_TUNABLES"] { setenv("GLIBC_TUNABLES", old, 1) } else { unsetenv("GLIBC_TUNABLES") }
-        unsetenv(saved)
+        restore(env["GLIBC_TUNABLES"])
     }
 }

@@ -76,10 +76,11 @@ struct EngineOptions: ParsableArguments {
     func enableGraphReplay(_ command: String, _ replays: [ReplayedForward], imageBatch: Int = 1) throws {
         for r in replays { r.mergeLimit = imageBatch }
         guard cudaGraph else { return }
+        let diagnostics = configuration.diagnostics
         do {
             for r in replays {
                 try r.enableCapture()
-                r.diagnostics = configuration.diagnostics
+                r.diagnostics = diagnostics
             }
         } catch let TensorError.unsupported(_, m) {
             FileHandle.standardError.write(Data("enhance \(command): --cuda-graph: \(m)\n".utf8))

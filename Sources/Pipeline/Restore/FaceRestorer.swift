@@ -156,14 +156,9 @@ public final class FaceRestorer: @unchecked Sendable {
         self.gpen = gpen; self.detector = detector; self.parser = parser; self.background = background; self.options = options
     }
 
-    /// Replays recorded forwards (CUDA graphs) of GPEN, the parser and a Real-ESRGAN background from now on: GPEN and
-    /// the parser see one shape per batch size, so after the first face every forward is a replay. RetinaFace stays
-    /// eager (its input size varies with the photo and it decodes on the host). Throws `unsupported` off the GPU.
-    public func enableGraphReplay() throws {
-        for r in replays { try r.enableCapture() }
-    }
-
-    /// The forwards that can be replayed: GPEN, the parser, a Real-ESRGAN background.
+    /// The forwards that can be recorded and replayed (CUDA graphs) or merged across photos: GPEN and the parser (one
+    /// shape per batch size, so after the first face every forward can be a replay), a Real-ESRGAN background.
+    /// RetinaFace stays eager: its input size follows the photo and it decodes on the host.
     public var replays: [ReplayedForward] {
         [gpen.replay, parser?.replay, (background as? RealESRGANBackground)?.upscaler.replay].compactMap { $0 }
     }

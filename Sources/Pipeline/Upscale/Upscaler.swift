@@ -189,8 +189,11 @@ public final class Upscaler: @unchecked Sendable {
         let m = network.inputMultiple
         if options.tile > 0 { return roundUp(options.tile, m) }
         guard let cap = options.maxMemory else { return 0 }
-        let s = network.scale
         let fixed = fixedBytes(width: w, height: h)
+        func tooSmall(tile: Int, _ why: String) -> UpscaleError {
+            let needed = fixed + passBytes(height: tile + 2 * roundUp(options.tilePad, m), width: tile + 2 * roundUp(options.tilePad, m), batch: options.tileBatch)
+            return .memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(network.scale) on \(w)×\(h) (needs about \(needed) bytes \(why)\(options.tileBatch > 1 ? "; --tile-batch \(options.tileBatch) counts too" : ""))")
+        }
         let budget = cap - fixed
         if budget > 0, passBytes(height: h + options.prePad + m, width: w + options.prePad + m, batch: 1) <= budget { return 0 }
         let pad = roundUp(options.tilePad, m)
@@ -228,16 +231,12 @@ public final class Upscaler: @unchecked Sendable {
             while smallestExtent(grown) < switchSide && grown < max(canvas.0, canvas.1) { grown += m }
             if grown != t {
                 guard fits(grown) else {
-                    let needed = fixed + passBytes(height: grown + 2 * pad, width: grown + 2 * pad, batch: options.tileBatch)
-                    throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) on this engine (needs about \(needed) bytes, with tile \(grown): smaller tiles would run the engine's direct convolutions, whose weights come on top\(options.tileBatch > 1 ? "; --tile-batch \(options.tileBatch) counts too" : ""))")
+                    throw tooSmall(tile: grown, "with tile \(grown) on this engine: smaller tiles would run its direct convolutions, whose weights come on top")
                 }
                 t = grown
             }
         }
-        guard t >= max(m, 8) else {
-            let smallest = fixed + passBytes(height: 8 + 2 * pad, width: 8 + 2 * pad, batch: options.tileBatch)
-            throw UpscaleError.memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(s) on \(w)×\(h) (needs about \(smallest) bytes with the smallest tile\(options.tileBatch > 1 ? " and --tile-batch \(options.tileBatch)" : ""))")
-        }
+        guard t >= max(m, 8) else { throw tooSmall(tile: 8, "with the smallest tile") }
         return t
     }
 
