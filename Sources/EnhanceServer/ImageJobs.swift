@@ -136,7 +136,7 @@ final class ImageJobs: @unchecked Sendable {
     /// `UpscaleProcessor.memoryEstimate` for the searched tile; the search throws when the image does not fit the
     /// budget even with the smallest tile.
     private func upscaleEstimate(_ up: Upscaler, _ w: Int, _ h: Int) throws -> Int {
-        let tile = try up.tileSize(width: w, height: h)
+        let tile = try up.tiling(width: w, height: h)
         return UpscaleProcessor(upscaler: up).memoryEstimate(width: w, height: h, tile: tile)
     }
 

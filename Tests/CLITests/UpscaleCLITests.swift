@@ -34,12 +34,15 @@ struct UpscaleCLITests {
             .write(to: inputs.appendingPathComponent("broken.png"))
         let out = dir.appendingPathComponent("out")
         let r = try EnhanceBinary.run(["upscale", inputs.path, "-o", out.path, "-m", Self.fixtures.appendingPathComponent("rrdbnet_x2/weights.pth").path,
-                                       "-s", "3", "--tile", "8", "--backend", "dnnl", "--threads", "2"])
+                                       "-s", "3", "--tile", "8", "--backend", "dnnl", "--threads", "2", "--verbose"])
         #expect(r.status == 1)  // one file failed
+        // 21×17 → 22×18 after the ×2 model's mod-pad: 3×3 tiles of 8, said per file and in the record
+        #expect((r.stdout + r.stderr).contains("a_out.png (") && (r.stdout + r.stderr).contains("; tiles 8×8, 9 passes)"), "\(r.stderr)")
         let made = try ImageDecoder.decode(fileAt: out.appendingPathComponent("a_out.png"))
         #expect(made.width == 63 && made.height == 51)
         let record = try String(contentsOf: out.appendingPathComponent("results.jsonl"), encoding: .utf8)
         #expect(record.contains("broken.png"))
+        #expect(record.contains(#""tiles":"8×8, 9 passes""#))
         #expect(r.stderr.contains("broken.png") || r.stdout.contains("broken.png"))
 
         // the good file alone succeeds; a second run skips it (resume)

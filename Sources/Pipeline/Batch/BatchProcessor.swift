@@ -14,6 +14,8 @@ public struct BatchNotes: Sendable, Equatable {
     public var height: Int?
     /// Memory figures in bytes, named `*_bytes` (for example the engine's `tensor_peak_bytes`, `weights_bytes`).
     public var memory: [String: Int] = [:]
+    /// How the image was tiled when it was (for example "256×400, 2 passes").
+    public var tiles: String?
 
     /// Records the compute engine's figures: its tensor peak (the largest of the values reported for this image)
     /// and the bytes its prepared weights hold; on a GPU also the device memory as PyTorch counts it

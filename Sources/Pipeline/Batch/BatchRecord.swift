@@ -29,11 +29,13 @@ public struct BatchRecord: Sendable, Codable, Equatable {
     /// Memory figures in bytes (`tensor_peak_bytes`: the engine's largest live tensor bytes while this image was
     /// computed — process-wide, so with `--jobs` above 1 it covers the images in flight together; `weights_bytes`).
     public var memory: [String: Int]?
+    /// How the image was tiled, when it was (for example "256×400, 2 passes": tile width × height in input pixels).
+    public var tiles: String?
 
     /// Creates a record.
     public init(input: String, output: String?, status: BatchStatus, error: String? = nil,
                 timings: [String: Double]? = nil, faces: Int? = nil, width: Int? = nil, height: Int? = nil,
-                memory: [String: Int]? = nil) {
+                memory: [String: Int]? = nil, tiles: String? = nil) {
         self.input = input
         self.output = output
         self.status = status
@@ -43,6 +45,7 @@ public struct BatchRecord: Sendable, Codable, Equatable {
         self.width = width
         self.height = height
         self.memory = memory
+        self.tiles = tiles
     }
 
     /// The record as one JSON line (sorted keys, no trailing newline).

@@ -49,6 +49,10 @@ public struct UpscaleProcessor: BatchProcessor {
         let out = try upscaler.enhance(loaded, report: &report)
         notes.timings["upscale"] = secondsSince(start)
         notes.recordEngine(upscaler.network.backend.memoryStats, tensorPeak: report.peakTensorBytes)
+        if !report.tile.isWhole {
+            let t = report.tile
+            notes.tiles = "\(t.width)×\(t.height), \(report.passes) pass\(report.passes == 1 ? "" : "es")"
+        }
         return out
     }
 
@@ -67,16 +71,16 @@ public struct UpscaleProcessor: BatchProcessor {
     /// image buffers, and 4 MiB plus 2 MiB per core for what does not grow with the pixels (scratchpads, small buffers,
     /// the oneDNN backend's Winograd weights and per-thread tiles: ≤ 1.8 MiB + 2 MiB per thread for RRDBNet).
     public func memoryEstimate(width: Int, height: Int) -> Int {
-        memoryEstimate(width: width, height: height, tile: (try? upscaler.tileSize(width: width, height: height)) ?? 0)
+        memoryEstimate(width: width, height: height, tile: (try? upscaler.tiling(width: width, height: height)) ?? .whole)
     }
 
-    /// `memoryEstimate` for a tile size already chosen by `upscaler.tileSize` (0 = whole image).
-    public func memoryEstimate(width: Int, height: Int, tile t: Int) -> Int {
+    /// `memoryEstimate` for tiles already chosen by `upscaler.tiling`.
+    public func memoryEstimate(width: Int, height: Int, tile t: TileShape) -> Int {
         let o = upscaler.options
         let (iw, ih) = (width + o.prePad, height + o.prePad)
-        let tilesX = t == 0 ? 1 : (iw + t - 1) / t, tilesY = t == 0 ? 1 : (ih + t - 1) / t
-        let batch = t == 0 ? 1 : min(o.tileBatch, tilesX * tilesY)
-        let (th, tw) = t == 0 ? (ih, iw) : (min(t + 2 * o.tilePad, ih), min(t + 2 * o.tilePad, iw))
+        let tilesX = t.isWhole ? 1 : (iw + t.width - 1) / t.width, tilesY = t.isWhole ? 1 : (ih + t.height - 1) / t.height
+        let batch = t.isWhole ? 1 : min(o.tileBatch, tilesX * tilesY)
+        let (th, tw) = t.isWhole ? (ih, iw) : (min(t.height + 2 * o.tilePad, ih), min(t.width + 2 * o.tilePad, iw))
         let (ow, oh) = upscaler.outputSize(width: width, height: height)
         return upscaler.passBytes(height: th, width: tw, batch: batch) + width * height * 64 + ow * oh * 8 + (4 << 20)
             + ProcessInfo.processInfo.activeProcessorCount << 21

@@ -56,10 +56,24 @@ public enum UpscaleError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// The size of the tiles an image is cut into, in input pixels; `.whole` = one pass over the whole image.
+public struct TileShape: Sendable, Equatable, CustomStringConvertible {
+    public var width: Int
+    public var height: Int
+
+    public init(width: Int, height: Int) { self.width = width; self.height = height }
+    /// t×t tiles (`--tile`, upstream's only shape).
+    public static func square(_ t: Int) -> TileShape { TileShape(width: t, height: t) }
+    /// No tiling.
+    public static let whole = TileShape(width: 0, height: 0)
+    public var isWhole: Bool { width == 0 || height == 0 }
+    public var description: String { isWhole ? "whole image" : width == height ? "\(width)" : "\(width)×\(height)" }
+}
+
 /// What one `enhance` call did.
 public struct UpscaleReport: Sendable, Equatable {
-    /// Tile size actually used (0 = whole image).
-    public var tile: Int = 0
+    /// Tiles actually used (`.whole` = the whole image in one pass).
+    public var tile: TileShape = .whole
     /// Number of network passes (tiles, summed over colour and alpha).
     public var passes: Int = 0
     /// Network forwards run (fewer than `passes` when tiles ran batched).
@@ -183,61 +197,92 @@ public final class Upscaler: @unchecked Sendable {
         return out
     }
 
-    /// The tile size for a w×h input: `options.tile`, or with `maxMemory` and no tile the largest tile whose
-    /// estimated peak (activations of `tileBatch` padded tiles + weights + image buffers) fits; 0 = whole image.
-    public func tileSize(width w: Int, height h: Int) throws -> Int {
+    /// The tiles for a w×h input: `options.tile` (square, as upstream), or with `maxMemory` and no tile the fewest
+    /// tiles whose estimated peak (activations of up to `tileBatch` padded tiles + weights + image buffers) fits;
+    /// `.whole` = the whole image in one pass. Under a cap tiles need not be square: each axis is split into equal
+    /// parts on its own, so a 256×200 image can run as two 128×200 tiles instead of four squares with a thin last row.
+    public func tiling(width w: Int, height h: Int) throws -> TileShape {
         let m = network.inputMultiple
-        if options.tile > 0 { return roundUp(options.tile, m) }
-        guard let cap = options.maxMemory else { return 0 }
+        if options.tile > 0 { return .square(roundUp(options.tile, m)) }
+        guard let cap = options.maxMemory else { return .whole }
         let fixed = fixedBytes(width: w, height: h)
-        func tooSmall(tile: Int, _ why: String) -> UpscaleError {
-            let needed = fixed + passBytes(height: tile + 2 * roundUp(options.tilePad, m), width: tile + 2 * roundUp(options.tilePad, m), batch: options.tileBatch)
-            return .memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(network.scale) on \(w)×\(h) (needs about \(needed) bytes \(why)\(options.tileBatch > 1 ? "; --tile-batch \(options.tileBatch) counts too" : ""))")
-        }
         let budget = cap - fixed
-        if budget > 0, passBytes(height: h + options.prePad + m, width: w + options.prePad + m, batch: 1) <= budget { return 0 }
-        let pad = roundUp(options.tilePad, m)
-        // the largest multiple of m whose padded tiles (tileBatch of them) fit: the estimate grows with the tile
-        func fits(_ t: Int) -> Bool { budget > 0 && passBytes(height: t + 2 * pad, width: t + 2 * pad, batch: options.tileBatch) <= budget }
-        var lo = 0, hi = roundUp(max(w, h) + options.prePad, m) / m
-        while lo < hi {
-            let mid = (lo + hi + 1) / 2
-            if fits(mid * m) { lo = mid } else { hi = mid - 1 }
-        }
-        var t = lo * m
-        if t >= max(m, 8) {
-            // balance: the fewest tiles of size ≤ t, then the smallest tile giving that count (equal tiles reuse
-            // the backend's per-shape primitives and waste less border)
-            let side = max(w + options.prePad, h + options.prePad)
-            let n = (side + t - 1) / t
-            t = min(t, roundUp((side + n - 1) / n, m))
-        }
+        if budget > 0, passBytes(height: h + options.prePad + m, width: w + options.prePad + m, batch: 1) <= budget { return .whole }
+        let pad = roundUp(options.tilePad, m), least = max(m, 8)
+        let canvas = (width: roundUp(w + options.prePad, m), height: roundUp(h + options.prePad, m))
         // Maps below the backend's algorithm switch cost more memory, not less (a second set of prepared weights:
         // x2plus 512² under 225M reached 447 MB that way): every tile — edge tiles have one pad, the last one what is
-        // left — must keep its working map (input / inputMultiple) that large. Grow the tile until they do; if that
-        // no longer fits, the cap is too small for this engine.
-        let switchSide = Int(Double(network.backend.algorithmSwitchPixels).squareRoot().rounded(.up)) * m
-        if switchSide > 0 && t >= max(m, 8) {
-            let canvas = (roundUp(w + options.prePad, m), roundUp(h + options.prePad, m))
-            func smallestExtent(_ t: Int) -> Int {
-                [canvas.0, canvas.1].map { c -> Int in
-                    let n = (c + t - 1) / t
-                    guard n > 1 else { return Int.max }   // one tile on this axis: the whole axis, as without a cap
-                    let last = c - (n - 1) * t
-                    return min(t + pad, last + pad)
-                }.min()!
+        // left — must keep its working map (input / inputMultiple) at least that large.
+        let switchPixels = network.backend.algorithmSwitchPixels
+        func bytes(_ x: AxisSplit, _ y: AxisSplit) -> Int {
+            passBytes(height: y.largest, width: x.largest, batch: min(options.tileBatch, x.count * y.count))
+        }
+        func aboveSwitch(_ x: AxisSplit, _ y: AxisSplit) -> Bool { (x.smallest / m) * (y.smallest / m) >= switchPixels }
+        // Per column count, the fewest rows that fit (fewer rows = larger tiles = more bytes, so the fit is monotone);
+        // then the fewest tiles in all, ties to the least padded area. Splits giving the same counts are skipped.
+        var best: (x: AxisSplit, y: AxisSplit)?
+        var cheapestAboveSwitch: (bytes: Int, x: AxisSplit, y: AxisSplit)?
+        let rowSplits = Self.splits(canvas.height, least: least, pad: pad, multiple: m)
+        for x in Self.splits(canvas.width, least: least, pad: pad, multiple: m) {
+            var lo = 0, hi = rowSplits.count - 1   // rowSplits go from one tile to the most
+            guard budget > 0, bytes(x, rowSplits[hi]) <= budget else { continue }
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if bytes(x, rowSplits[mid]) <= budget { hi = mid } else { lo = mid + 1 }
             }
-            var grown = t
-            while smallestExtent(grown) < switchSide && grown < max(canvas.0, canvas.1) { grown += m }
-            if grown != t {
-                guard fits(grown) else {
-                    throw tooSmall(tile: grown, "with tile \(grown) on this engine: smaller tiles would run its direct convolutions, whose weights come on top")
-                }
-                t = grown
+            let y = rowSplits[lo]
+            guard x.count * y.count > 1 else { continue }   // the whole image was checked above
+            guard switchPixels == 0 || aboveSwitch(x, y) else { continue }
+            if let b = best {
+                let (n, nb) = (x.count * y.count, b.x.count * b.y.count)
+                if n > nb || (n == nb && x.largest * y.largest >= b.x.largest * b.y.largest) { continue }
+            }
+            best = (x, y)
+        }
+        if let best { return TileShape(width: best.x.tile, height: best.y.tile) }
+        func tooSmall(_ needed: Int, _ why: String) -> UpscaleError {
+            .memory("--max-memory \(cap) bytes is too small for \(network.architectureName) ×\(network.scale) on \(w)×\(h) (needs about \(fixed + needed) bytes \(why)\(options.tileBatch > 1 ? "; --tile-batch \(options.tileBatch) counts too" : ""))")
+        }
+        if switchPixels > 0 {
+            // the cheapest tiling that keeps the switch, to say what the cap would need: per column count, the most
+            // rows still above it (bytes fall as the count grows)
+            for x in Self.splits(canvas.width, least: least, pad: pad, multiple: m) {
+                guard let y = rowSplits.last(where: { x.count * $0.count > 1 && aboveSwitch(x, $0) }) else { continue }
+                let b = bytes(x, y)
+                if b < cheapestAboveSwitch?.bytes ?? .max { cheapestAboveSwitch = (b, x, y) }
+            }
+            if let c = cheapestAboveSwitch, budget > 0,
+               bytes(Self.splits(canvas.width, least: least, pad: pad, multiple: m).last!, rowSplits.last!) <= budget {
+                throw tooSmall(c.bytes, "with tiles \(c.x.tile)×\(c.y.tile) on this engine: smaller tiles would run its direct convolutions, whose weights come on top")
             }
         }
-        guard t >= max(m, 8) else { throw tooSmall(tile: 8, "with the smallest tile") }
-        return t
+        let smallest = Self.splits(canvas.width, least: least, pad: pad, multiple: m).last!
+        throw tooSmall(bytes(smallest, rowSplits.last!), "with the smallest tiles")
+    }
+
+    /// One axis of `extent` input pixels cut into `count` equal tiles of `tile` pixels (a multiple of the network's
+    /// input multiple; the last one takes what is left); `largest`/`smallest`: the padded extents a pass sees.
+    struct AxisSplit: Equatable {
+        let tile, count, largest, smallest: Int
+    }
+
+    /// Every distinct split of an axis, from one tile to tiles of `least` pixels, in order of growing count.
+    static func splits(_ extent: Int, least: Int, pad: Int, multiple m: Int) -> [AxisSplit] {
+        var out: [AxisSplit] = []
+        let most = max(1, extent / least)
+        for n in 1...most {
+            let t = ((extent + n - 1) / n + m - 1) / m * m
+            let count = (extent + t - 1) / t
+            if count == out.last?.count { continue }
+            if count == 1 {
+                out.append(AxisSplit(tile: extent, count: 1, largest: extent, smallest: extent))
+            } else {
+                let last = extent - (count - 1) * t
+                let largest = min(count >= 3 ? t + 2 * pad : t + pad, extent)
+                out.append(AxisSplit(tile: t, count: count, largest: largest, smallest: min(t + pad, last + pad, extent)))
+            }
+        }
+        return out
     }
 
     /// What a w×h image costs besides the network pass under `maxMemory`: the image buffers (input planes with pads,
@@ -294,7 +339,7 @@ public final class Upscaler: @unchecked Sendable {
     /// to `sink(values, outY, outX, planeStride, planeSize)` where values are the downloaded NCHW tile output.
     private func runPasses(_ planes: [[Float]], width w: Int, height h: Int, report: inout UpscaleReport,
                            sink: (_ values: [Float], _ rows: Range<Int>, _ cols: Range<Int>, _ tileW: Int, _ origin: (Int, Int)) -> Void) throws {
-        var tile = try tileSize(width: w, height: h)
+        var tile = try tiling(width: w, height: h)
         while true {
             do {
                 // one session per image: with `replay.mergeLimit` > 1, tiles of images upscaled at once share forwards
@@ -302,10 +347,12 @@ public final class Upscaler: @unchecked Sendable {
                 report.tile = tile
                 return
             } catch TensorError.allocationFailed(let bytes) {
+                // halve the longer side of the tile (the whole image: of the image)
                 let m = network.inputMultiple
-                let current = tile == 0 ? max(w, h) : tile
-                let next = current / 2 / m * m
-                guard next >= max(m, 8) else {
+                let current = tile.isWhole ? TileShape(width: roundUp(w + options.prePad, m), height: roundUp(h + options.prePad, m)) : tile
+                var next = current
+                if current.width >= current.height { next.width = current.width / 2 / m * m } else { next.height = current.height / 2 / m * m }
+                guard min(next.width, next.height) >= max(m, 8) else {
                     throw UpscaleError.memory("allocation of \(bytes) bytes failed even with tile \(current)")
                 }
                 tile = next
@@ -314,7 +361,7 @@ public final class Upscaler: @unchecked Sendable {
         }
     }
 
-    private func runPassesOnce(_ planes: [[Float]], width w: Int, height h: Int, tile: Int, report: inout UpscaleReport,
+    private func runPassesOnce(_ planes: [[Float]], width w: Int, height h: Int, tile: TileShape, report: inout UpscaleReport,
                                sink: (_ values: [Float], _ rows: Range<Int>, _ cols: Range<Int>, _ tileW: Int, _ origin: (Int, Int)) -> Void) throws {
         let be = network.backend
         let s = network.scale, m = network.inputMultiple
@@ -337,18 +384,18 @@ public final class Upscaler: @unchecked Sendable {
             cw += mw; ch += mh
         }
         let outW = w * s, outH = h * s   // crop of mod-pad and pre-pad
-        let t = tile == 0 ? max(cw, ch) : tile
-        let pad = tile == 0 ? 0 : roundUp(options.tilePad, m)
-        let tilesX = (cw + t - 1) / t, tilesY = (ch + t - 1) / t
+        let (tx, ty) = tile.isWhole ? (cw, ch) : (tile.width, tile.height)
+        let pad = tile.isWhole ? 0 : roundUp(options.tilePad, m)
+        let tilesX = (cw + tx - 1) / tx, tilesY = (ch + ty - 1) / ty
         be.resetPeak()
         // Tile geometry in the usual row-major order; tiles of equal padded size run `tileBatch` at a time (each
         // pastes only its own core, so the order of the passes does not change the image).
         struct TileGeometry { let x0, x1, y0, y1, gx0, gy0, tw, th: Int }
         var groups: [(key: [Int], tiles: [TileGeometry])] = []
-        for ty in 0..<tilesY {
-            for tx in 0..<tilesX {
-                let x0 = tx * t, x1 = min(x0 + t, cw)
-                let y0 = ty * t, y1 = min(y0 + t, ch)
+        for iy in 0..<tilesY {
+            for ix in 0..<tilesX {
+                let x0 = ix * tx, x1 = min(x0 + tx, cw)
+                let y0 = iy * ty, y1 = min(y0 + ty, ch)
                 let gx0 = max(x0 - pad, 0), gx1 = min(x1 + pad, cw)
                 let gy0 = max(y0 - pad, 0), gy1 = min(y1 + pad, ch)
                 let g = TileGeometry(x0: x0, x1: x1, y0: y0, y1: y1, gx0: gx0, gy0: gy0, tw: gx1 - gx0, th: gy1 - gy0)

@@ -139,11 +139,11 @@ struct UpscalerTests {
         var o = UpscaleOptions()
         o.tilePad = 4
         o.maxMemory = Upscaler.baseOverhead + 4 << 20
-        let t1 = try Upscaler(network: net, options: o).tileSize(width: 96, height: 80)
+        let t1 = try Upscaler(network: net, options: o).tiling(width: 96, height: 80)
         o.tileBatch = 4
         let up = try Upscaler(network: net, options: o)
-        let t4 = try up.tileSize(width: 96, height: 80)
-        #expect(t4 > 0 && t4 < t1, "tile \(t4) with 4 per pass vs \(t1)")
+        let t4 = try up.tiling(width: 96, height: 80)
+        #expect(!t4.isWhole && t4.width * t4.height < t1.width * t1.height, "tile \(t4) with 4 per pass vs \(t1)")
         var report = UpscaleReport()
         _ = try up.enhance(try testImage(width: 96, height: 80), report: &report)
         #expect(report.peakTensorBytes <= o.maxMemory! - Upscaler.baseOverhead)
@@ -176,10 +176,10 @@ struct UpscalerTests {
         let copies = (12 * s * s + 24) * (h + 2) * (w + 2)
         print("banded tail: estimate \(up.passBytes(height: h, width: w, batch: 1)) B, measured \(report.peakTensorBytes) B")
         o.maxMemory = fixed + Int(Double(report.peakTensorBytes) * 1.5) + copies
-        #expect(try Upscaler(network: net, options: o).tileSize(width: w, height: h) == 0)
+        #expect(try Upscaler(network: net, options: o).tiling(width: w, height: h) == .whole)
         o.maxMemory = fixed + report.peakTensorBytes / 4
-        let t = try Upscaler(network: net, options: o).tileSize(width: w, height: h)
-        #expect(t > 0 && t < max(w, h))
+        let t = try Upscaler(network: net, options: o).tiling(width: w, height: h)
+        #expect(!t.isWhole && (t.width < w || t.height < h))
     }
 
     /// On oneDNN, maps below the own Winograd kernel's threshold run direct convolutions whose weights come on top
@@ -215,8 +215,9 @@ struct UpscalerTests {
         let side = Int(Double(switchPixels).squareRoot().rounded(.up)) * m
         o.maxMemory = base.fixedBytes(width: w, height: h) + base.passBytes(height: side + 2 * pad + 40, width: side + 2 * pad + 40, batch: 1)
         let up = try Upscaler(network: net2, options: o)
-        let t = try up.tileSize(width: w, height: h)
-        #expect(t > 0 && t < max(w, h) && t + pad >= side, "tile \(t), pad \(pad), switch side \(side)")
+        let t = try up.tiling(width: w, height: h)
+        #expect(!t.isWhole && (t.width < w || t.height < h), "tile \(t)")
+        #expect((t.width + pad) / m * ((t.height + pad) / m) >= switchPixels, "tile \(t), pad \(pad), switch \(switchPixels) px")
         var report = UpscaleReport()
         _ = try up.enhance(img, report: &report)
         #expect(report.passes > 1)
@@ -224,9 +225,52 @@ struct UpscalerTests {
 
         // a cap below what the smallest such tile needs: the error says so
         o.maxMemory = base.fixedBytes(width: w, height: h) + base.passBytes(height: side / 2, width: side / 2, batch: 1)
-        #expect { _ = try Upscaler(network: net2, options: o).tileSize(width: w, height: h) } throws: { e in
+        #expect { _ = try Upscaler(network: net2, options: o).tiling(width: w, height: h) } throws: { e in
             "\(e)".contains("direct convolutions") && "\(e)".contains("needs about")
         }
+    }
+
+    /// Each axis is cut on its own into tiles of one size (the input multiple), from one tile up, each count once.
+    @Test func axisSplitsAreEqualTilesInTheInputMultiple() {
+        let s = Upscaler.splits(200, least: 8, pad: 10, multiple: 2)
+        #expect(s.first == Upscaler.AxisSplit(tile: 200, count: 1, largest: 200, smallest: 200))
+        #expect(s[1] == Upscaler.AxisSplit(tile: 100, count: 2, largest: 110, smallest: 110))
+        #expect(s[2] == Upscaler.AxisSplit(tile: 68, count: 3, largest: 88, smallest: 74), "\(s[2])")
+        #expect(s.map(\.count) == Array(Set(s.map(\.count))).sorted())
+        for a in s {
+            #expect(a.tile % 2 == 0 && a.tile >= 8 && (a.count - 1) * a.tile < 200 && a.count * a.tile >= 200, "\(a)")
+            #expect(a.smallest <= a.largest && a.largest <= min(a.tile + 20, 200), "\(a)")
+        }
+    }
+
+    /// A 256×200 image under a cap too small for the whole image: square tiles (128) leave a 72-row remainder whose
+    /// working map falls under oneDNN's algorithm switch, so the square search had to refuse the cap; equal tiles per
+    /// axis run it (e.g. two 128×200 columns) with every map above the switch, no second set of weights, and an
+    /// image equal to the whole-image pass within one step where the tile pad covers the network's reach.
+    @Test func maxMemoryCutsANonSquareImageIntoNonSquareTiles() throws {
+        let be = try DNNLBackend(options: .init(threads: 2))
+        let switchPixels = be.algorithmSwitchPixels
+        let net = try RealESRGANLoader.load(UpscalePaths.realesrganerWeights, backend: be).network
+        let (w, h) = (256, 200)
+        let img = try testImage(width: w, height: h)
+        var o = UpscaleOptions()
+        o.prePad = 0
+        let m = net.inputMultiple, pad = (o.tilePad + m - 1) / m * m
+        let base = try Upscaler(network: net, options: o)
+        _ = base.backendFactor()
+        let whole = try base.enhance(img)
+        let before = be.memoryStats.weightBytes
+        // room for a column of half the width and the full height, not for the whole image
+        o.maxMemory = base.fixedBytes(width: w, height: h) + base.passBytes(height: h, width: w / 2 + pad + 8, batch: 1)
+        let up = try Upscaler(network: net, options: o)
+        let t = try up.tiling(width: w, height: h)
+        #expect(t == TileShape(width: w / 2, height: h), "tiles \(t)")
+        #expect((t.width + pad) / m * (t.height / m) >= switchPixels)
+        var report = UpscaleReport()
+        let out = try up.enhance(img, report: &report)
+        #expect(report.tile == t && report.passes == 2)
+        #expect(be.memoryStats.weightBytes == before, "the capped run prepared \(be.memoryStats.weightBytes - before) more bytes of weights")
+        #expect(out.width == whole.width && out.height == whole.height)
     }
 
     @Test func maxMemoryPicksATileAndStaysUnderTheCap() throws {
@@ -236,11 +280,11 @@ struct UpscalerTests {
         var o = UpscaleOptions()
         o.tilePad = 4
         o.maxMemory = 1 << 40
-        #expect(try Upscaler(network: net, options: o).tileSize(width: 96, height: 80) == 0)
+        #expect(try Upscaler(network: net, options: o).tiling(width: 96, height: 80) == .whole)
         o.maxMemory = Upscaler.baseOverhead + 4 << 20
         let up = try Upscaler(network: net, options: o)
-        let t = try up.tileSize(width: 96, height: 80)
-        #expect(t > 0 && t < 96)
+        let t = try up.tiling(width: 96, height: 80)
+        #expect(!t.isWhole && t.width * t.height < 96 * 80)
         var report = UpscaleReport()
         let out = try up.enhance(img, report: &report)
         #expect(report.tile == t)
@@ -248,7 +292,7 @@ struct UpscalerTests {
         #expect(report.peakTensorBytes <= o.maxMemory! - Upscaler.baseOverhead)
         #expect(out.width == 384 && out.height == 320)
         o.maxMemory = 1 << 20
-        #expect(throws: UpscaleError.self) { _ = try Upscaler(network: net, options: o).tileSize(width: 96, height: 80) }
+        #expect(throws: UpscaleError.self) { _ = try Upscaler(network: net, options: o).tiling(width: 96, height: 80) }
     }
 
     @Test func modesDepthsAndSizes() throws {
