@@ -204,6 +204,22 @@ def make_input(path, shape, low, high, seed):
     return path
 
 
+def photo_input(png, path, crop=None):
+    """A PNG as RetinaFace's input: float32 NCHW BGR minus (104, 117, 123), optionally cropped (y0, x0, h, w)."""
+    import numpy as np
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "peers"))
+    from torch_peer import imread  # cv2, else Pillow, else numpy + zlib; torch_peer imports torch only when used
+    bgr = imread(png).astype(np.float32)
+    if crop:
+        y0, x0, h, w = crop
+        bgr = bgr[y0:y0 + h, x0:x0 + w]
+    x = np.ascontiguousarray((bgr - np.array([104, 117, 123], np.float32)).transpose(2, 0, 1)[None])
+    tmp = path + ".tmp.npy"
+    np.save(tmp, x)
+    os.replace(tmp, path)
+    return path
+
+
 def renoise_safetensors(src, dst, keys, seed):
     """Copies a safetensors file, replacing each tensor in `keys` by seeded normal noise with He scale
     (std = sqrt(2 / fan_in)). The synthetic RealESRGAN_x2plus carries the image through channels 0-2 only, and its
@@ -428,6 +444,9 @@ if __name__ == "__main__":
         _, _, p, n, c, h, w, lo, hi, seed = sys.argv
         make_input(p, (int(n), int(c), int(h), int(w)), float(lo), float(hi), int(seed))
         print(p)
+    elif len(sys.argv) in (4, 8) and sys.argv[1] == "photo":
+        # `devlib.py photo PNG PATH [Y0 X0 H W]`: a photo as RetinaFace's input (BGR minus the mean, NCHW)
+        print(photo_input(sys.argv[2], sys.argv[3], tuple(map(int, sys.argv[4:8])) if len(sys.argv) == 8 else None))
     elif len(sys.argv) >= 6 and sys.argv[1] == "renoise":
         # `devlib.py renoise SRC DST SEED KEY...`
         print(renoise_safetensors(sys.argv[2], sys.argv[3], sys.argv[5:], int(sys.argv[4])))
