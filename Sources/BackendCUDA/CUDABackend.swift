@@ -150,7 +150,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         case let .success(lib):
             do {
                 let d = try lib.device(0)
-                return (true, "\(d.name), \(d.architecture), \(d.multiprocessors) SMs, \(d.totalMemoryBytes >> 20) MiB; \(lib.versions)")
+                let n = try lib.deviceCount()
+                let others = n > 1 ? " (cuda:0; \(n) GPUs, --device cuda:N picks one)" : ""
+                return (true, "\(d.name)\(others), \(d.architecture), \(d.multiprocessors) SMs, \(d.totalMemoryBytes >> 20) MiB; \(lib.versions)")
             } catch { return (false, Self.reason(error)) }
         }
     }

@@ -98,10 +98,13 @@ public struct CUDADeviceInfo: Sendable, Equatable {
     public var computeCapability: (major: Int, minor: Int)
     public var multiprocessors: Int
     public var totalMemoryBytes: Int
+    /// "00000000:17:00.0" (cuDeviceGetPCIBusId): how NVML finds the same GPU whatever CUDA_VISIBLE_DEVICES says; nil
+    /// when the driver cannot say.
+    public var pciBusId: String?
 
     public static func == (a: Self, b: Self) -> Bool {
         a.ordinal == b.ordinal && a.name == b.name && a.computeCapability == b.computeCapability
-            && a.multiprocessors == b.multiprocessors && a.totalMemoryBytes == b.totalMemoryBytes
+            && a.multiprocessors == b.multiprocessors && a.totalMemoryBytes == b.totalMemoryBytes && a.pciBusId == b.pciBusId
     }
 
     /// "sm_90".
@@ -109,16 +112,23 @@ public struct CUDADeviceInfo: Sendable, Equatable {
 }
 
 extension CUDALibrary {
-    /// Initialises the driver and describes device `ordinal`; throws `unsupported` when the driver has no device.
-    public func device(_ ordinal: Int = 0) throws -> CUDADeviceInfo {
+    /// Initialises the driver and says how many devices it shows (CUDA_VISIBLE_DEVICES applied); throws
+    /// `unsupported` when cuInit fails (no driver or no device).
+    public func deviceCount() throws -> Int {
         let r = api.cuInit!(0)
         guard r == CUDA_SUCCESS else {
             throw TensorError.unsupported(op: "cuda", message: "CUDA unavailable: cuInit failed with \(errorName(r))")
         }
         var count: Int32 = 0
         try check(api.cuDeviceGetCount!(&count), "cuDeviceGetCount")
-        guard ordinal >= 0, ordinal < Int(count) else {
-            throw TensorError.unsupported(op: "cuda", message: "CUDA unavailable: device \(ordinal) requested, the driver sees \(count)")
+        return Int(count)
+    }
+
+    /// Initialises the driver and describes device `ordinal`; throws `unsupported` when the driver has no such device.
+    public func device(_ ordinal: Int = 0) throws -> CUDADeviceInfo {
+        let count = try deviceCount()
+        guard ordinal >= 0, ordinal < count else {
+            throw TensorError.unsupported(op: "cuda", message: "CUDA unavailable: device \(ordinal) requested, the driver sees \(count) (cuda:0\(count > 1 ? "…cuda:\(count - 1)" : ""))")
         }
         var dev: CUdevice = 0
         try check(api.cuDeviceGet!(&dev, Int32(ordinal)), "cuDeviceGet")
@@ -131,11 +141,13 @@ extension CUDALibrary {
         }
         var total = 0
         try check(api.cuDeviceTotalMem!(&total, dev), "cuDeviceTotalMem")
+        var bus = [CChar](repeating: 0, count: 32)
+        let pciBusId = api.cuDeviceGetPCIBusId.flatMap { $0(&bus, Int32(bus.count), dev) == CUDA_SUCCESS ? cText(bus) : nil }
         return CUDADeviceInfo(ordinal: ordinal, name: cText(name),
                               computeCapability: (try attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR),
                                                   try attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)),
                               multiprocessors: try attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT),
-                              totalMemoryBytes: total)
+                              totalMemoryBytes: total, pciBusId: pciBusId)
     }
 
     /// Library versions, "driver 13.0, cuDNN 9.28.1, NVRTC 13.0".

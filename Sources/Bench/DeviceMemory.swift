@@ -30,13 +30,14 @@ public final class NVMLProbe: DeviceMemoryProbe, @unchecked Sendable {
     /// The library that was opened.
     public let library: String
 
-    /// Opens NVML from `path` (nil: `$ENHANCE_NVML`, else `libnvidia-ml.so.1` from the library path) for device
-    /// `index` (NVML's order: PCI bus; the same as CUDA's on a one-GPU machine).
-    public init(path: String? = nil, index: Int = 0) throws(BenchError) {
+    /// Opens NVML from `path` (nil: `$ENHANCE_NVML`, else `libnvidia-ml.so.1` from the library path) for the device
+    /// on PCI bus `pciBusId` (what CUDA reports for the ordinal the workload uses: NVML ignores CUDA_VISIBLE_DEVICES
+    /// and orders by bus), or without one device `index` in NVML's order.
+    public init(path: String? = nil, pciBusId: String? = nil, index: Int = 0) throws(BenchError) {
         let file = path ?? ProcessInfo.processInfo.environment["ENHANCE_NVML"]
         var h = enh_nvml()
         var message = [CChar](repeating: 0, count: 512)
-        let rc = enh_nvml_open(&h, file, UInt32(max(0, index)), &message, message.count)
+        let rc = enh_nvml_open(&h, file, pciBusId, UInt32(max(0, index)), &message, message.count)
         guard rc == 0 else {
             let why = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw .io(path: file ?? "libnvidia-ml.so.1", reason: "NVML unavailable: \(why)")

@@ -32,6 +32,7 @@ static const entry driver_entries[] = {
     {"cuDeviceGetCount", FIELD(cuDeviceGetCount), 0},
     {"cuDeviceGet", FIELD(cuDeviceGet), 0},
     {"cuDeviceGetName", FIELD(cuDeviceGetName), 0},
+    {"cuDeviceGetPCIBusId", FIELD(cuDeviceGetPCIBusId), 1},
     {"cuDeviceGetAttribute", FIELD(cuDeviceGetAttribute), 0},
     {"cuDeviceTotalMem", FIELD(cuDeviceTotalMem), 0},
     {"cuDevicePrimaryCtxRetain", FIELD(cuDevicePrimaryCtxRetain), 0},

@@ -15,7 +15,7 @@ static int nvml_fail(enh_nvml *out, char *err, size_t err_len, const char *what,
     return -1;
 }
 
-int enh_nvml_open(enh_nvml *out, const char *path, unsigned int index, char *err, size_t err_len) {
+int enh_nvml_open(enh_nvml *out, const char *path, const char *pci_bus_id, unsigned int index, char *err, size_t err_len) {
     memset(out, 0, sizeof *out);
     if (err && err_len > 0) err[0] = 0;
     const char *file = path && *path ? path : "libnvidia-ml.so.1";
@@ -36,6 +36,18 @@ int enh_nvml_open(enh_nvml *out, const char *path, unsigned int index, char *err
         char why[160];
         snprintf(why, sizeof why, "%s (%d)", out->error_string(r), r);
         return nvml_fail(out, err, err_len, "nvmlInit_v2 failed", why);
+    }
+    if (pci_bus_id) {
+        __typeof__(&nvmlDeviceGetHandleByPciBusId_v2) by_bus =
+            (__typeof__(&nvmlDeviceGetHandleByPciBusId_v2))dlsym(out->library, "nvmlDeviceGetHandleByPciBusId_v2");
+        r = by_bus ? by_bus(pci_bus_id, &out->device) : -1;
+        if (r != 0) {
+            char why[200];
+            snprintf(why, sizeof why, "PCI bus %s: %s (%d)", pci_bus_id, by_bus ? out->error_string(r) : "symbol missing", r);
+            out->shutdown();
+            return nvml_fail(out, err, err_len, "nvmlDeviceGetHandleByPciBusId_v2 failed", why);
+        }
+        return 0;
     }
     r = by_index(index, &out->device);
     if (r != 0) {

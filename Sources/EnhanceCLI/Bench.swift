@@ -231,7 +231,9 @@ struct BenchCommand: ParsableCommand {
         if device == .cuda {
             // The "process" VRAM layer: NVML's device memory in use, sampled around every run.
             do {
-                let probe = try NVMLProbe()
+                // NVML orders GPUs by PCI bus and ignores CUDA_VISIBLE_DEVICES: find the GPU the children use (CUDA's
+                // device 0) by its bus, so a bench on GPU 1 of a machine does not sample GPU 0
+                let probe = try NVMLProbe(pciBusId: ModelFactory.cudaPCIBusId())
                 settings.deviceMemory = probe
                 log("sampling device memory of \(probe.deviceName) (\(ByteSize.format(probe.totalBytes))) through \(probe.library)")
             } catch {

@@ -194,7 +194,8 @@ struct Forward: ParsableCommand {
         var diagnostics: [String] = []
         if let cuda = backend as? CUDABackend { diagnostics = cuda.planNotes }
         let object: [String: Any] = [
-            "device": engine.configuration.device == .auto ? (backend is CUDABackend ? "cuda" : "cpu") : engine.configuration.device.rawValue,
+            "device": backend is CUDABackend ? "cuda" + (engine.configuration.deviceOrdinal > 0 ? ":\(engine.configuration.deviceOrdinal)" : "")
+                : engine.configuration.device == .auto ? "cpu" : engine.configuration.device.rawValue,
             "backend": backend.name, "precision": engine.precision.rawValue, "arch": key, "input_shape": input,
             "warmup": warmup, "runs": times.count, "seconds": times, "median_s": median, "p95_s": p95, "cuda_graph": graph,
             "layout": (backend as? CUDABackend)?.options.layout.rawValue ?? "native",

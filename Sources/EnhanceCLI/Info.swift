@@ -21,8 +21,13 @@ struct Info: ParsableCommand {
         }
         do {
             let d = try lib.device(0)
+            // every GPU CUDA shows (after CUDA_VISIBLE_DEVICES), as `--device cuda:N` names them
+            let all = try (0..<lib.deviceCount()).map { try lib.device($0) }.map { g -> [String: Any] in
+                ["device": "cuda:\(g.ordinal)", "name": g.name, "compute_capability": "\(g.computeCapability.major).\(g.computeCapability.minor)",
+                 "memory_total_bytes": g.totalMemoryBytes, "pci_bus_id": g.pciBusId ?? "unknown"]
+            }
             return ["available": true, "device": d.name, "compute_capability": "\(d.computeCapability.major).\(d.computeCapability.minor)",
-                    "multiprocessors": d.multiprocessors, "memory_total_bytes": d.totalMemoryBytes,
+                    "multiprocessors": d.multiprocessors, "memory_total_bytes": d.totalMemoryBytes, "gpus": all,
                     "driver": lib.driverVersion, "cudnn": lib.cudnnVersion, "nvrtc": "\(lib.nvrtcVersion.major).\(lib.nvrtcVersion.minor)"]
         } catch {
             return ["available": false, "reason": CUDABackend.reason(error), "driver": lib.driverVersion, "cudnn": lib.cudnnVersion,

@@ -26,6 +26,8 @@ public struct EngineConfiguration: Sendable, Equatable {
     public enum Precision: String, Sendable, CaseIterable { case fp32, tf32, fp16, bf16 }
 
     public var device: Device = .auto
+    /// cuda: which GPU, as a CUDA ordinal among those CUDA_VISIBLE_DEVICES leaves (`--device cuda:1`); 0 otherwise.
+    public var deviceOrdinal = 0
     /// Compute threads; nil = all cores.
     public var threads: Int?
     /// Winograd 3×3 convolutions where oneDNN has them.
@@ -42,7 +44,7 @@ public struct EngineConfiguration: Sendable, Equatable {
     public init() {}
 
     public static func == (a: Self, b: Self) -> Bool {
-        a.device == b.device && a.threads == b.threads && a.winograd == b.winograd && a.precision == b.precision
+        a.device == b.device && a.deviceOrdinal == b.deviceOrdinal && a.threads == b.threads && a.winograd == b.winograd && a.precision == b.precision
             && a.cudnnBenchmark == b.cudnnBenchmark && a.layout == b.layout
     }
 }

@@ -55,7 +55,7 @@ public struct ModelFactory: Sendable {
         }
         do {
             let be = try CUDABackend(options: .init(precision: precision, layout: engine.layout == .nhwc ? .nhwc : .nchw,
-                                                    benchmark: engine.cudnnBenchmark))
+                                                    device: engine.deviceOrdinal, benchmark: engine.cudnnBenchmark))
             be.diagnostics = engine.diagnostics
             return be
         } catch let TensorError.unsupported(_, message) {
@@ -65,6 +65,13 @@ public struct ModelFactory: Sendable {
 
     /// Whether the cuda device can be used here, and what it is or why not (probed once per process).
     public static let cuda: (available: Bool, detail: String) = CUDABackend.probe()
+
+    /// The PCI bus of CUDA device `ordinal` ("00000000:17:00.0"), for NVML to sample the same GPU; nil when CUDA or
+    /// the device is not there.
+    public static func cudaPCIBusId(ordinal: Int = 0) -> String? {
+        guard case let .success(lib) = CUDALibrary.shared else { return nil }
+        return (try? lib.device(ordinal))?.pciBusId
+    }
 
     /// A compute device this build knows, whether it can be used here, and what it is.
     public struct DeviceInfo: Sendable {

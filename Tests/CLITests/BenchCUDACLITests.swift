@@ -68,6 +68,25 @@ import TestSupport
         #expect(csv.split(separator: "\n").first?.contains("vram_process_bytes") == true)
     }
 
+    /// NVML orders GPUs by PCI bus and ignores CUDA_VISIBLE_DEVICES, so the bench finds the GPU its children use (CUDA's
+    /// device 0) by bus. Two emulated GPUs in reversed CUDA order (what CUDA_VISIBLE_DEVICES=1,0 does): the children run
+    /// on physical GPU 1, and the process layer is that GPU's memory — NVML's device 0, which an index would pick,
+    /// holds nothing.
+    @Test func samplesTheGPUTheChildrenUseWhateverCUDAsOrder() throws {
+        let (json, stdout, dir) = try Self.bench(["ENH_EMU_DEVICES": "2", "ENH_EMU_CUDA_ORDER": "1,0"])
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let gpu = try #require(json["gpu"] as? [String: Any])
+        #expect(gpu["name"] as? String == "Enhance host emulator #1", "\(gpu)")
+        #expect(stdout.contains("GPU: Enhance host emulator #1"), "\(stdout)")
+        let summaries = try #require(json["summaries"] as? [[String: Any]])
+        #expect(summaries.count == 1)
+        for s in summaries {
+            let vram = try #require(s["vram"] as? [String: Any], "\(s)")
+            let process = try #require((vram["process_bytes"] as? NSNumber)?.int64Value)
+            #expect(process >= Self.contextBytes, "process \(process)")
+        }
+    }
+
     /// Without NVML the bench still runs; the note says why, and instances per card come from the engine's reserved peak.
     @Test func withoutNVMLTheEnginesOwnCountsRemain() throws {
         let (json, _, dir) = try Self.bench(["ENH_EMU_NO_NVML": "1"])

@@ -79,6 +79,42 @@ import TestSupport
         #expect(auto.stdout.contains("cuda (unavailable: CUDA unavailable: cuInit failed"), "\(auto.stdout)")
     }
 
+    /// `--device cuda:N` picks GPU N in CUDA's order (after CUDA_VISIBLE_DEVICES). Two emulated GPUs: cuda:1 runs on
+    /// the second (named in the report) and matches the fixture; `info --json` lists both with their PCI buses. One
+    /// GPU: cuda:1 is the one-line unavailable error (exit 69) saying what the driver has; a malformed value is a
+    /// usage error (exit 64).
+    @Test func deviceCudaNPicksTheGPU() throws {
+        let c = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x4")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("cuda-n-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: out) }
+        func forward(_ device: String, _ env: [String: String]) throws -> EnhanceBinary.Result {
+            try EnhanceBinary.run(["forward", "--device", device, "--weights", c.appendingPathComponent("weights.pth").path,
+                                   "--input", c.appendingPathComponent("input_0.npy").path, "--output", out.path,
+                                   "--report", out.appendingPathComponent("report.json").path], environment: env)
+        }
+        let two = try Self.emulatorEnvironment(["ENH_EMU_DEVICES": "2"])
+        let r = try forward("cuda:1", two)
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("report.json"))) as? [String: Any])
+        #expect(report["device"] as? String == "cuda:1")
+        #expect((report["backend"] as? String)?.contains("Enhance host emulator #1") == true, "\(report["backend"] ?? "")")
+        #expect(try Self.relativeL2(out.appendingPathComponent("output.npy"), c.appendingPathComponent("output_0.npy")) <= 1e-4)
+
+        let info = try EnhanceBinary.run(["info", "--json"], environment: two)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])
+        let gpus = try #require((json["cuda"] as? [String: Any])?["gpus"] as? [[String: Any]])
+        #expect(gpus.map { $0["device"] as? String } == ["cuda:0", "cuda:1"])
+        #expect(gpus.map { $0["pci_bus_id"] as? String } == ["0000:10:00.0", "0000:11:00.0"])
+
+        let one = try forward("cuda:1", try Self.emulatorEnvironment())
+        #expect(one.status == 69)
+        #expect(one.stderr.contains("device 1 requested, the driver sees 1") && one.stderr.split(separator: "\n").count == 1, "\(one.stderr)")
+        for bad in ["cuda:x", "cpu:1", "cuda:-1"] {
+            #expect(try forward(bad, two).status == 64, "\(bad)")
+        }
+    }
+
     /// (fixture folder, input, [(network output file, fixture file)])
     static let fixtures: [(String, String, [(String, String)])] = [
         ("rrdbnet_x2", "input_1.npy", [("output.npy", "output_1.npy")]),

@@ -266,6 +266,7 @@ CUresult cuGetErrorString(CUresult error, const char **pStr);
 CUresult cuDeviceGetCount(int *count);
 CUresult cuDeviceGet(CUdevice *device, int ordinal);
 CUresult cuDeviceGetName(char *name, int len, CUdevice dev);
+CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev);
 CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev);
 CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev);
 CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev);
@@ -422,6 +423,7 @@ typedef struct enh_cuda_api {
     __typeof__(&cuDeviceGetCount) cuDeviceGetCount;
     __typeof__(&cuDeviceGet) cuDeviceGet;
     __typeof__(&cuDeviceGetName) cuDeviceGetName;
+    __typeof__(&cuDeviceGetPCIBusId) cuDeviceGetPCIBusId;   /* optional: NULL when the driver lacks it */
     __typeof__(&cuDeviceGetAttribute) cuDeviceGetAttribute;
     __typeof__(&cuDeviceTotalMem_v2) cuDeviceTotalMem;
     __typeof__(&cuDevicePrimaryCtxRetain) cuDevicePrimaryCtxRetain;

@@ -27,6 +27,7 @@ typedef struct {
 nvmlReturn_t nvmlInit_v2(void);
 nvmlReturn_t nvmlShutdown(void);
 nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device);
+nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *pciBusId, nvmlDevice_t *device);
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory);
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length);
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization);
@@ -45,9 +46,11 @@ typedef struct {
     __typeof__(&nvmlDeviceGetUtilizationRates) utilization;   /* NULL when the library lacks it */
 } enh_nvml;
 
-/* Opens `path` (NULL: "libnvidia-ml.so.1" through the default search), initialises NVML and takes device `index`.
- * 0 on success; otherwise -1 with a one-line reason in err (library, symbol or NVML error named) and *out zeroed. */
-int enh_nvml_open(enh_nvml *out, const char *path, unsigned int index, char *err, size_t err_len);
+/* Opens `path` (NULL: "libnvidia-ml.so.1" through the default search), initialises NVML and takes the device on PCI
+ * bus `pci_bus_id` (as cuDeviceGetPCIBusId writes it: the one CUDA calls that ordinal, whatever CUDA_VISIBLE_DEVICES
+ * says), or with NULL device `index` in NVML's own (PCI) order. 0 on success; otherwise -1 with a one-line reason in
+ * err (library, symbol or NVML error named) and *out zeroed. */
+int enh_nvml_open(enh_nvml *out, const char *path, const char *pci_bus_id, unsigned int index, char *err, size_t err_len);
 
 /* Device memory of the open device: 0 and *used / *total in bytes, or NVML's error code. */
 int enh_nvml_memory(const enh_nvml *nvml, unsigned long long *used, unsigned long long *total);

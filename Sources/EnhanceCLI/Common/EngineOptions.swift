@@ -20,13 +20,36 @@ enum PrecisionKind: String, ExpressibleByArgument, CaseIterable, Sendable {
 }
 
 extension EngineConfiguration.Device: ExpressibleByArgument {}
+
+/// `--device auto|cpu|reference|cuda|cuda:N` (N: the CUDA ordinal of the GPU, as Real-ESRGAN's `--gpu-id`).
+struct DeviceArgument: ExpressibleByArgument, Sendable, Equatable {
+    let device: EngineConfiguration.Device
+    let ordinal: Int
+
+    init(_ device: EngineConfiguration.Device, ordinal: Int = 0) { self.device = device; self.ordinal = ordinal }
+
+    init?(argument: String) {
+        let parts = argument.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard let d = EngineConfiguration.Device(rawValue: parts[0]) else { return nil }
+        if parts.count == 2 {
+            guard d == .cuda, let n = Int(parts[1]), (0...63).contains(n) else { return nil }
+            ordinal = n
+        } else {
+            ordinal = 0
+        }
+        device = d
+    }
+
+    static var allValueStrings: [String] { EngineConfiguration.Device.allCases.map(\.rawValue) + ["cuda:N"] }
+    var defaultValueDescription: String { device == .cuda && ordinal > 0 ? "cuda:\(ordinal)" : device.rawValue }
+}
 extension EngineConfiguration.Layout: ExpressibleByArgument {}
 
 /// Engine flags shared by the model commands: `--device`, `--backend`, `--threads`, `--no-winograd`, `--precision`,
 /// `--verbose`.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "Compute device: auto (default: cuda when an NVIDIA GPU with the driver, cuDNN 9 and NVRTC 13 can be used here, else cpu), cpu (oneDNN), reference (plain Swift, slow; for parity checks) or cuda. `enhance info` lists them and says why one is unavailable; cuDNN/NVRTC are looked up in ENHANCE_CUDA_LIBS (colon-separated folders, e.g. a PyTorch venv's site-packages/nvidia/{cudnn,cu13}/lib), then system folders.")
-    var device: EngineConfiguration.Device?
+    @Option(help: "Compute device: auto (default: cuda when an NVIDIA GPU with the driver, cuDNN 9 and NVRTC 13 can be used here, else cpu), cpu (oneDNN), reference (plain Swift, slow; for parity checks), cuda (the first GPU) or cuda:N (GPU N in CUDA's order after CUDA_VISIBLE_DEVICES; `enhance info` lists them). `enhance info` says why a device is unavailable; cuDNN/NVRTC are looked up in ENHANCE_CUDA_LIBS (colon-separated folders, e.g. a PyTorch venv's site-packages/nvidia/{cudnn,cu13}/lib), then system folders.")
+    var device: DeviceArgument?
 
     @Option(help: "Older spelling of --device: dnnl (= cpu) or reference.")
     var backend: BackendKind?
@@ -60,7 +83,8 @@ struct EngineOptions: ParsableArguments {
     /// The typed engine configuration (with `--verbose`, engine decisions go to stderr).
     var configuration: EngineConfiguration {
         var e = EngineConfiguration()
-        e.device = device ?? (backend == .reference ? .reference : backend == .dnnl ? .cpu : .auto)
+        e.device = device?.device ?? (backend == .reference ? .reference : backend == .dnnl ? .cpu : .auto)
+        e.deviceOrdinal = device?.ordinal ?? 0
         e.threads = threads
         e.winograd = !noWinograd
         e.precision = EngineConfiguration.Precision(rawValue: precision.rawValue) ?? .fp32

@@ -279,6 +279,41 @@ struct fake_cubin {
 };
 
 
+// Devices: ENH_EMU_DEVICES (1…8, default 1) identical emulated GPUs. ENH_EMU_CUDA_ORDER ("1,0") maps CUDA ordinals
+// to physical devices as CUDA_VISIBLE_DEVICES does on a real machine (NVML keeps the physical order, by PCI bus):
+// physical device p sits on bus 0x10 + p and is named "Enhance host emulator" (p = 0) or "Enhance host emulator #p".
+int context_device = 0;
+
+int device_count() {
+    const char *e = getenv("ENH_EMU_DEVICES");
+    int n = e ? atoi(e) : 1;
+    return n < 1 ? 1 : n > 8 ? 8 : n;
+}
+
+bool valid_device(int ordinal) { return ordinal >= 0 && ordinal < device_count(); }
+
+int physical_device(int ordinal) {
+    const char *e = getenv("ENH_EMU_CUDA_ORDER");
+    int k = 0;
+    for (const char *p = e; p && *p; ) {
+        char *end = nullptr;
+        long v = strtol(p, &end, 10);
+        if (end == p) break;
+        if (k == ordinal) return valid_device((int)v) ? (int)v : ordinal;
+        k++;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return ordinal;
+}
+
+void device_name(int physical, char *out, size_t len) {
+    if (physical == 0) snprintf(out, len, "%s", "Enhance host emulator");
+    else snprintf(out, len, "Enhance host emulator #%d", physical);
+}
+
+// CUDA writes "0000:10:00.0" (13 bytes); NVML's own form is "00000000:10:00.0" and its lookup takes either.
+void pci_bus_id(int physical, char *out, size_t len) { snprintf(out, len, "0000:%02X:00.0", 0x10 + physical); }
+
 // The NVML view (section 7): with ENH_EMU_NVML_FILE set, every change of device memory writes "used" bytes (a
 // context's kContextBytes while the primary context is retained, plus live allocations) to that file, atomically,
 // and the process writes 0 when it exits; the emulator's nvmlDeviceGetMemoryInfo, loaded by another process (the
@@ -292,7 +327,8 @@ void write_used(unsigned long long used) {
     std::string tmp = std::string(path) + ".tmp." + std::to_string((long long)getpid());
     FILE *f = fopen(tmp.c_str(), "w");
     if (!f) return;
-    fprintf(f, "%llu %llu\n", used, launches);   // launches: NVML's utilisation reads "did a kernel run since"
+    // launches: NVML's utilisation reads "did a kernel run since"; the physical device whose context holds the memory
+    fprintf(f, "%llu %llu %d\n", used, launches, physical_device(context_device));
     fclose(f);
     rename(tmp.c_str(), path);
     published_used = true;
@@ -444,7 +480,7 @@ CUresult cuDeviceGetCount(int *count) {
     lock l(mu);
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
     if (!count) return CUDA_ERROR_INVALID_VALUE;
-    *count = 1;
+    *count = device_count();
     return CUDA_SUCCESS;
 }
 
@@ -452,24 +488,33 @@ CUresult cuDeviceGet(CUdevice *device, int ordinal) {
     lock l(mu);
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
     if (!device) return CUDA_ERROR_INVALID_VALUE;
-    if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE;
-    *device = 0;
+    if (!valid_device(ordinal)) return CUDA_ERROR_INVALID_DEVICE;
+    *device = ordinal;
     return CUDA_SUCCESS;
 }
 
 CUresult cuDeviceGetName(char *name, int len, CUdevice dev) {
     lock l(mu);
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
-    if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+    if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
     if (!name || len <= 0) return CUDA_ERROR_INVALID_VALUE;
-    snprintf(name, (size_t)len, "%s", "Enhance host emulator");
+    device_name(physical_device(dev), name, (size_t)len);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev) {
+    lock l(mu);
+    if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
+    if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
+    if (!pciBusId || len <= 0) return CUDA_ERROR_INVALID_VALUE;
+    pci_bus_id(physical_device(dev), pciBusId, (size_t)len);
     return CUDA_SUCCESS;
 }
 
 CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev) {
     lock l(mu);
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
-    if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+    if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
     if (!pi || (int)attrib <= 0 || (int)attrib > 200) return CUDA_ERROR_INVALID_VALUE;
     switch (attrib) {
     case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK: *pi = 1024; break;
@@ -494,7 +539,7 @@ CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev) 
 CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev) {
     lock l(mu);
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
-    if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+    if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
     if (!bytes) return CUDA_ERROR_INVALID_VALUE;
     *bytes = kTotalMemory;
     return CUDA_SUCCESS;
@@ -503,8 +548,10 @@ CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev) {
 CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev) {
     lock l(mu);
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
-    if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+    if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
     if (!pctx) return CUDA_ERROR_INVALID_VALUE;
+    if (primary_refs > 0 && dev != context_device) return CUDA_ERROR_INVALID_DEVICE;   // one device per process here
+    context_device = dev;
     primary_refs++;
     *pctx = &primary_context;
     publish_used();
@@ -514,8 +561,8 @@ CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev) {
 CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
     lock l(mu);
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
-    if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
-    if (primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
+    if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
+    if (primary_refs == 0 || dev != context_device) return CUDA_ERROR_INVALID_CONTEXT;
     primary_refs--;   // at 0 the context is inactive until retained again (device memory is kept, unlike a GPU)
     publish_used();
     return CUDA_SUCCESS;
@@ -996,6 +1043,7 @@ const proc procs[] = {
     PROC("cuDeviceGetCount", cuDeviceGetCount, 2000),
     PROC("cuDeviceGet", cuDeviceGet, 2000),
     PROC("cuDeviceGetName", cuDeviceGetName, 2000),
+    PROC("cuDeviceGetPCIBusId", cuDeviceGetPCIBusId, 4010),
     PROC("cuDeviceGetAttribute", cuDeviceGetAttribute, 2000),
     PROC("cuDeviceTotalMem", cuDeviceTotalMem_v2, 3020),
     PROC("cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain, 7000),
@@ -1920,8 +1968,26 @@ __attribute__((visibility("default"))) void enh_emu_reset(void) {
 
 struct nvmlDevice_st { int index; };
 namespace {
-nvmlDevice_st emu_nvml_device{0};
+nvmlDevice_st emu_nvml_devices[8] = {{0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}};
 bool nvml_initialized = false;
+
+// NVML indexes devices physically; a handle is valid while it points into emu_nvml_devices below the device count.
+bool valid_nvml(nvmlDevice_t d) {
+    return d >= emu_nvml_devices && d < emu_nvml_devices + enh_emu::device_count();
+}
+
+// "used launches physical" from ENH_EMU_NVML_FILE (older two-field files: physical device 0).
+void read_published(unsigned long long *used, unsigned long long *count, int *physical) {
+    *used = 0; *physical = 0;
+    if (const char *path = getenv("ENH_EMU_NVML_FILE")) {
+        if (FILE *f = fopen(path, "r")) {
+            int n = fscanf(f, "%llu %llu %d", used, count, physical);
+            if (n < 1) *used = 0;
+            if (n < 3) *physical = 0;
+            fclose(f);
+        }
+    }
+}
 }
 
 extern "C" {
@@ -1937,48 +2003,50 @@ __attribute__((visibility("default"))) nvmlReturn_t nvmlShutdown(void) {
 }
 __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device) {
     if (!nvml_initialized) return 1;
-    if (!device || index != 0) return 2;   // NVML_ERROR_INVALID_ARGUMENT
-    *device = &emu_nvml_device;
+    if (!device || (int)index >= enh_emu::device_count()) return 2;   // NVML_ERROR_INVALID_ARGUMENT
+    *device = &emu_nvml_devices[index];
     return 0;
+}
+__attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *pciBusId, nvmlDevice_t *device) {
+    if (!nvml_initialized) return 1;
+    if (!device || !pciBusId) return 2;
+    unsigned domain = 0, bus = 0, dev = 0, fn = 0;
+    if (sscanf(pciBusId, "%x:%x:%x.%x", &domain, &bus, &dev, &fn) != 4) return 2;
+    for (int p = 0; p < enh_emu::device_count(); p++) {
+        if (domain == 0 && bus == (unsigned)(0x10 + p) && dev == 0 && fn == 0) { *device = &emu_nvml_devices[p]; return 0; }
+    }
+    return 6;   // NVML_ERROR_NOT_FOUND
 }
 __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
     if (!nvml_initialized) return 1;
-    if (device != &emu_nvml_device || !memory) return 2;
-    unsigned long long used = 0;
-    if (const char *path = getenv("ENH_EMU_NVML_FILE")) {
-        if (FILE *f = fopen(path, "r")) {
-            if (fscanf(f, "%llu", &used) != 1) used = 0;
-            fclose(f);
-        }
-    }
+    if (!valid_nvml(device) || !memory) return 2;
+    unsigned long long used = 0, count = 0;
+    int physical = 0;
+    read_published(&used, &count, &physical);
+    if (physical != device->index) used = 0;   // the process's memory is on another device
     memory->total = kTotalMemory;
     memory->used = std::min<unsigned long long>(used, kTotalMemory);
     memory->free = kTotalMemory - memory->used;
     return 0;
 }
 // 100 % when the process using the emulator launched kernels since the previous call (its published launch count
-// moved), else 0 %: NVML's "a kernel ran during the last sample period", coarsely.
+// moved) on this device, else 0 %: NVML's "a kernel ran during the last sample period", coarsely.
 __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *u) {
     static unsigned long long seen = 0;
     if (!nvml_initialized) return 1;
-    if (device != &emu_nvml_device || !u) return 2;
-    unsigned long long used = 0, count = 0;
-    if (const char *path = getenv("ENH_EMU_NVML_FILE")) {
-        if (FILE *f = fopen(path, "r")) {
-            if (fscanf(f, "%llu %llu", &used, &count) != 2) count = seen;
-            fclose(f);
-        }
-    }
-    u->gpu = count != seen ? 100 : 0;
+    if (!valid_nvml(device) || !u) return 2;
+    unsigned long long used = 0, count = seen;
+    int physical = 0;
+    read_published(&used, &count, &physical);
+    u->gpu = count != seen && physical == device->index ? 100 : 0;
     u->memory = u->gpu;
     seen = count;
     return 0;
 }
-
 __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length) {
     if (!nvml_initialized) return 1;
-    if (device != &emu_nvml_device || !name || length == 0) return 2;
-    snprintf(name, length, "%s", "Enhance host emulator");
+    if (!valid_nvml(device) || !name || length == 0) return 2;
+    enh_emu::device_name(device->index, name, length);
     return 0;
 }
 __attribute__((visibility("default"))) const char *nvmlErrorString(nvmlReturn_t result) {
@@ -1986,6 +2054,7 @@ __attribute__((visibility("default"))) const char *nvmlErrorString(nvmlReturn_t 
     case 0: return "Success";
     case 1: return "Uninitialized";
     case 2: return "Invalid Argument";
+    case 6: return "Not Found";
     case 9: return "Driver Not Loaded";
     default: return "Unknown Error";
     }
