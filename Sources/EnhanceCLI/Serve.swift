@@ -44,10 +44,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Longest a request may wait and run, e.g. 120s or 2m.")
     var requestTimeout = DurationArgument(argument: "120s")!
 
+    @Option(help: "Requests whose model passes may run at once (1…64): their same-shape network runs (tiles, face batches) go through the network as one batch, as `--image-batch` does for a folder; admits at least this many requests. A GPU knob: on the CPU one pass already takes every core.")
+    var imageBatch = 1
+
     @OptionGroup var engine: EngineOptions
 
     func validate() throws {
-        if engine.cudaGraph { throw ValidationError("--cuda-graph is not available in serve yet (use it with upscale, restore, chain or forward)") }
+        if !(1...64).contains(imageBatch) { throw ValidationError("--image-batch must be 1...64, got \(imageBatch)") }
+        if engine.cudaGraph { throw ValidationError("--cuda-graph is not available in serve (requests come in any size, and each recorded shape would keep its activations beyond --max-memory; use it with upscale, restore, chain or forward)") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535, got \(port)") }
         if workers < 1 { throw ValidationError("--workers must be ≥ 1") }
         if queue < 0 { throw ValidationError("--queue must be ≥ 0") }
@@ -69,6 +73,7 @@ struct Serve: AsyncParsableCommand {
         c.maxPixels = maxPixels
         c.requestTimeout = .milliseconds(Int64(requestTimeout.seconds * 1000))
         c.engine = engine.configuration
+        c.imageBatch = imageBatch
         var logger = Logger(label: "enhance.serve")
         logger.logLevel = engine.verbose ? .debug : .info
         let server: EnhanceServer

@@ -13,14 +13,18 @@ final class BlockingExecutor: TaskExecutor, @unchecked Sendable {
 }
 
 /// The engine: one backend shared by every request, used by one model pass at a time (oneDNN already spreads one
-/// pass over every core; two at once would only contend). Each use is measured in a `MemoryScope` of its own, so a
-/// request's peak is its own tensors' whatever else the process does.
+/// pass over every core; two at once would only contend) — or by up to `concurrency` (`--image-batch`: their
+/// same-shape network runs merge into one batch). Each use is measured in a `MemoryScope` of its own, so a request's
+/// peak is its own tensors' whatever else the process does (a merged forward counts for the request that ran it).
 final class EngineLane: @unchecked Sendable {
     let backend: any Backend
-    private let gate = AsyncGate()
+    private let gate: AsyncGate
     let executor = BlockingExecutor()
 
-    init(backend: any Backend) { self.backend = backend }
+    init(backend: any Backend, concurrency: Int = 1) {
+        self.backend = backend
+        gate = AsyncGate(permits: concurrency)
+    }
 
     /// The result of one exclusive use and the engine's peak tensor bytes above what was live before it.
     struct Measured<T: Sendable>: Sendable {
@@ -45,17 +49,19 @@ final class EngineLane: @unchecked Sendable {
     }
 }
 
-/// A first-in-first-out async mutex.
+/// A first-in-first-out async semaphore (a mutex with one permit).
 actor AsyncGate {
-    private var held = false
+    private var free: Int
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
+    init(permits: Int = 1) { free = max(1, permits) }
+
     func acquire() async throws {
-        if !held { held = true; return }
+        if free > 0 { free -= 1; return }
         await withCheckedContinuation { waiters.append($0) }
     }
 
     func release() {
-        if waiters.isEmpty { held = false } else { waiters.removeFirst().resume() }
+        if waiters.isEmpty { free += 1 } else { waiters.removeFirst().resume() }
     }
 }

@@ -32,8 +32,8 @@ public final class EnhanceServer: Sendable {
         self.metrics = metrics
         cache = ModelCache { name, seconds in metrics.modelLoaded(name, seconds: seconds) }
         factory = ModelFactory(locator: ModelLocator(dirs: configuration.modelDirectories), cache: cache)
-        lane = EngineLane(backend: try ModelFactory.makeBackend(configuration.engine))
-        admission = MemoryAdmission(capacity: configuration.maxMemory, maxActive: configuration.workers,
+        lane = EngineLane(backend: try ModelFactory.makeBackend(configuration.engine), concurrency: configuration.imageBatch)
+        admission = MemoryAdmission(capacity: configuration.maxMemory, maxActive: max(configuration.workers, configuration.imageBatch),
                                     maxQueue: configuration.queue) { q, a, r in metrics.admission(queue: q, active: a, reserved: r) }
         jobs = try ImageJobs(configuration: configuration, lane: lane, factory: factory, admission: admission, metrics: metrics)
         for name in configuration.preload {

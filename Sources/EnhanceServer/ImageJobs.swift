@@ -57,24 +57,35 @@ final class ImageJobs: @unchecked Sendable {
 
     private var prepared: [String: Prepared] = [:]
     private var preparedOrder: [String] = []
+    private var preparing: [String: Task<Prepared, any Error>] = [:]
 
     /// The processor for `p`'s settings: built once with the engine held (loading weights, then a first estimate
     /// that runs and caches the memory probes), then reused, so later requests with the same settings estimate
-    /// without waiting for the engine.
+    /// without waiting for the engine. Requests with the same settings arriving while it is built wait for that build
+    /// (one processor per settings: with `--image-batch` their runs can merge only in the same forwards).
     func prepare(_ p: JobParameters) async throws -> Prepared {
         let key = "\(p.operation)|\(String(describing: p.upscale))|\(String(describing: p.restore))|\(p.quality ?? -1)"
-        if let hit = lock.withLock({ prepared[key] }) { return hit }
-        let built = try await lane.run { () -> Prepared in
-            let made = try self.build(p)
-            _ = try? made.estimate(64, 64)  // fills the probe caches while the engine is ours
-            return made
-        }.value
-        lock.withLock {
-            prepared[key] = built
-            preparedOrder.append(key)
-            if preparedOrder.count > 32 { prepared[preparedOrder.removeFirst()] = nil }
+        let task: Task<Prepared, any Error> = lock.withLock {
+            if let hit = prepared[key] { return Task { hit } }
+            if let running = preparing[key] { return running }
+            let t = Task { () throws -> Prepared in
+                defer { self.lock.withLock { self.preparing[key] = nil } }
+                let built = try await self.lane.run { () -> Prepared in
+                    let made = try self.build(p)
+                    _ = try? made.estimate(64, 64)  // fills the probe caches while the engine is ours
+                    return made
+                }.value
+                self.lock.withLock {
+                    self.prepared[key] = built
+                    self.preparedOrder.append(key)
+                    if self.preparedOrder.count > 32 { self.prepared[self.preparedOrder.removeFirst()] = nil }
+                }
+                return built
+            }
+            preparing[key] = t
+            return t
         }
-        return built
+        return try await task.value
     }
 
     /// Builds the processor (the caller holds the engine).
@@ -83,21 +94,33 @@ final class ImageJobs: @unchecked Sendable {
         switch p.operation {
         case .upscale:
             let up = try upscaler(p.upscale!)
+            share([up.replay])
             let proc = UpscaleProcessor(upscaler: up, encoding: encoding, maxPixels: configuration.maxPixels)
             return Prepared(run: { try await self.execute(proc, $0) }, estimate: { w, h in try self.upscaleEstimate(up, w, h) })
         case .restore:
             let r = try factory.restorer(p.restore!, backend: lane.backend)
+            share(r.replays)
             let proc = RestoreProcessor(restorer: r, encodeOptions: encoding.encodeOptions)
             return Prepared(run: { try await self.execute(proc, $0) }, estimate: { w, h in try self.restoreEstimate(r, w, h) })
         case .chain:
             let up = try upscaler(p.upscale!)
             let r = try factory.restorer(p.restore!, backend: lane.backend)
+            share([up.replay] + r.replays)
             let proc = try ChainProcessor(upscale: UpscaleProcessor(upscaler: up, encoding: encoding, maxPixels: configuration.maxPixels),
                                           restore: RestoreProcessor(restorer: r, encodeOptions: encoding.encodeOptions))
             return Prepared(run: { try await self.execute(proc, $0) }, estimate: { w, h in
                 let (ow, oh) = up.outputSize(width: w, height: h)
                 return max(try self.upscaleEstimate(up, w, h), try self.restoreEstimate(r, ow, oh)) + w * h * 16
             })
+        }
+    }
+
+    /// `--image-batch`: runs of requests computing at once merge in these forwards, counted in the metrics.
+    private func share(_ replays: [ReplayedForward]) {
+        guard configuration.imageBatch > 1 else { return }
+        for r in replays {
+            r.mergeLimit = configuration.imageBatch
+            r.onMerged = { [metrics] n in metrics.merged(n) }
         }
     }
 

@@ -25,6 +25,9 @@ public struct ServerConfiguration: Sendable {
     public var requestTimeout: Duration = .seconds(120)
     /// The compute engine (device, threads, Winograd).
     public var engine = EngineConfiguration()
+    /// Requests whose model passes may run at once; same-shape inputs among them (tiles, face batches) go through the
+    /// network as one batch (a GPU knob: on the CPU one pass already takes every core). 1 = one pass at a time.
+    public var imageBatch = 1
     /// Where request files live while they are processed (removed afterwards).
     public var temporaryDirectory = URL(fileURLWithPath: NSTemporaryDirectory())
 

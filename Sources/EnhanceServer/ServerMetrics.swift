@@ -64,6 +64,11 @@ final class ServerMetrics: Sendable {
         CoreMetrics.Counter(label: "enhance_rejected_total", dimensions: [("reason", reason)], factory: factory).increment()
     }
 
+    /// `runs` network runs of different requests went through one merged forward (`--image-batch`).
+    func merged(_ runs: Int) {
+        CoreMetrics.Counter(label: "enhance_merged_network_runs_total", factory: factory).increment(by: runs)
+    }
+
     func modelLoaded(_ name: String, seconds: Double) {
         CoreMetrics.Gauge(label: "enhance_model_load_seconds", dimensions: [("model", name)], factory: factory).record(seconds)
     }

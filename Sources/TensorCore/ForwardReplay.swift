@@ -39,6 +39,12 @@ public final class ReplayedForward: @unchecked Sendable {
     private var counts = (captures: 0, replays: 0, eager: 0, merged: 0)
     /// Receives one line per recording that could not be made.
     public var diagnostics: (@Sendable (String) -> Void)?
+    /// Told how many runs shared each merged forward (the service's metrics).
+    public var onMerged: (@Sendable (Int) -> Void)? {
+        get { state.withLock { mergeObserver } }
+        set { state.withLock { mergeObserver = newValue } }
+    }
+    private var mergeObserver: (@Sendable (Int) -> Void)?
 
     private let merging = NSCondition()
     private var limit = 1
@@ -129,7 +135,10 @@ public final class ReplayedForward: @unchecked Sendable {
         executing += 1
         merging.unlock()
         let result = Result { try inputs.count == 1 ? [execute(input)] : split(execute(Self.concat(inputs)), parts: inputs.count) }
-        if inputs.count > 1 { state.withLock { counts.merged += inputs.count } }
+        if inputs.count > 1 {
+            let observer = state.withLock { counts.merged += inputs.count; return mergeObserver }
+            observer?(inputs.count)
+        }
         merging.lock()
         executing -= 1
         lastEnd = Date()

@@ -70,6 +70,42 @@ import TestSupport
                 "server peak RSS \(peak >> 20) MiB > \(Int(before) >> 20) MiB loaded + \(cap >> 20) MiB cap + 16 MiB")
     }
 
+    /// `--image-batch 2` on the CUDA host emulator: two requests for the same photo with 16 px tiles compute at once
+    /// and share tile passes (the metrics count the merged runs), and each response is byte for byte the CLI's on the
+    /// same device, one tile at a time.
+    @Test func imageBatchMergesConcurrentRequestsOnCUDA() async throws {
+        try #require(ServeTests.animeInstalled, "real realesr-animevideov3 weights missing from .cache/assets: run scripts/setup")
+        guard case let .success(emulator) = CUDAEmulator.build else { throw TestFailure("the CUDA host emulator did not build") }
+        let ws = try ServeWorkspace()
+        defer { ws.remove() }
+        var env = ws.environment
+        env["ENHANCE_CUDA_DRIVER"] = emulator.driver
+        env["ENHANCE_CUDA_LIBS"] = emulator.folder
+        env["ENHANCE_CUBIN_CACHE"] = "off"
+        let server = try ChildServer(["--device", "cuda", "--image-batch", "2", "--preload", Self.anime],
+                                     environment: env, logDirectory: ws.dir)
+        defer { server.stop() }
+        let png = [UInt8](try Data(contentsOf: ws.photo))
+        let url = server.base + "/v1/upscale?model=\(Self.anime)&tile=16&tile_pad=2"
+        let replies = try await withThrowingTaskGroup(of: Reply.self) { g in
+            for _ in 0..<2 { g.addTask { try await HTTP.send(url, method: "POST", body: png, contentType: "image/png") } }
+            var all: [Reply] = []
+            for try await r in g { all.append(r) }
+            return all
+        }
+        let cliDir = ws.dir.appendingPathComponent("cli")
+        let cli = try EnhanceBinary.run(["upscale", ws.photo.path, "-o", cliDir.path, "--suffix", "", "-n", Self.anime,
+                                         "--device", "cuda", "-t", "16", "--tile-pad", "2"], environment: env)
+        try #require(cli.status == 0, "\(cli.stderr)")
+        let expected = [UInt8](try Data(contentsOf: cliDir.appendingPathComponent("photo.png")))
+        for r in replies {
+            #expect(r.status == 200, "\(r.text) \(server.stderr)")
+            #expect(r.body == expected, "a merged response differs from the CLI's (\(r.body.count) vs \(expected.count) bytes)")
+        }
+        let merged = HTTP.metric(try await Self.metrics(server.base), "enhance_merged_network_runs_total") ?? 0
+        #expect(merged >= 2, "no tile pass was shared by the two requests (\(merged) merged runs)")
+    }
+
     @Test func aClientThatLeavesFreesItsPlace() async throws {
         try #require(ServeTests.animeInstalled, "real realesr-animevideov3 weights missing from .cache/assets: run scripts/setup")
         let ws = try ServeWorkspace()
