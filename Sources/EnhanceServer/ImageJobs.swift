@@ -12,6 +12,8 @@ struct JobResult: Sendable {
     /// Stage name → seconds (the pipeline's own stages plus queue, decode, encode, total).
     let timings: [String: Double]
     let faces: Int?
+    /// How the image was tiled, when it was ("256×400, 2 passes").
+    let tiles: String?
     /// Engine tensor peak of this request (bytes), measured while it held the engine.
     let peakBytes: Int
     /// What admission reserved for it (bytes).
@@ -144,6 +146,7 @@ final class ImageJobs: @unchecked Sendable {
         let measured = try await lane.run { var n = BatchNotes(); let c = try await proc.compute(loaded.0, item: item, notes: &n); return (c, n) }
         for (k, v) in measured.value.1.timings { notes.timings[k] = v }
         notes.faces = measured.value.1.faces
+        notes.tiles = measured.value.1.tiles
         try Task.checkCancellation()
         t = ContinuousClock.now
         let temp = item.output + ".part"
@@ -264,7 +267,7 @@ final class ImageJobs: @unchecked Sendable {
         timings["queue"] = queueSeconds
         timings["total"] = secondsSince(start)
         metrics.memory(route: "/v1/\(p.operation.rawValue)", peak: peak, estimate: estimate)
-        return JobResult(bytes: bytes, format: outFormat, timings: timings, faces: notes.faces, peakBytes: peak, estimateBytes: estimate)
+        return JobResult(bytes: bytes, format: outFormat, timings: timings, faces: notes.faces, tiles: notes.tiles, peakBytes: peak, estimateBytes: estimate)
     }
 
     private func retryAfterSeconds() -> Int {

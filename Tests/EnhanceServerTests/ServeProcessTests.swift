@@ -101,6 +101,7 @@ import TestSupport
         for r in replies {
             #expect(r.status == 200, "\(r.text) \(server.stderr)")
             #expect(r.body == expected, "a merged response differs from the CLI's (\(r.body.count) vs \(expected.count) bytes)")
+            #expect(r.headers["x-enhance-tiles"] == "16×16, 12 passes", "\(r.headers)")
         }
         let merged = HTTP.metric(try await Self.metrics(server.base), "enhance_merged_network_runs_total") ?? 0
         #expect(merged >= 2, "no tile pass was shared by the two requests (\(merged) merged runs)")
