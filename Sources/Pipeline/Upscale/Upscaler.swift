@@ -223,7 +223,8 @@ public final class Upscaler: @unchecked Sendable {
         var best: (x: AxisSplit, y: AxisSplit)?
         var cheapestAboveSwitch: (bytes: Int, x: AxisSplit, y: AxisSplit)?
         let rowSplits = Self.splits(canvas.height, least: least, pad: pad, multiple: m)
-        for x in Self.splits(canvas.width, least: least, pad: pad, multiple: m) {
+        let columnSplits = Self.splits(canvas.width, least: least, pad: pad, multiple: m)
+        for x in columnSplits {
             var lo = 0, hi = rowSplits.count - 1   // rowSplits go from one tile to the most
             guard budget > 0, bytes(x, rowSplits[hi]) <= budget else { continue }
             while lo < hi {
@@ -246,18 +247,16 @@ public final class Upscaler: @unchecked Sendable {
         if switchPixels > 0 {
             // the cheapest tiling that keeps the switch, to say what the cap would need: per column count, the most
             // rows still above it (bytes fall as the count grows)
-            for x in Self.splits(canvas.width, least: least, pad: pad, multiple: m) {
+            for x in columnSplits {
                 guard let y = rowSplits.last(where: { x.count * $0.count > 1 && aboveSwitch(x, $0) }) else { continue }
                 let b = bytes(x, y)
                 if b < cheapestAboveSwitch?.bytes ?? .max { cheapestAboveSwitch = (b, x, y) }
             }
-            if let c = cheapestAboveSwitch, budget > 0,
-               bytes(Self.splits(canvas.width, least: least, pad: pad, multiple: m).last!, rowSplits.last!) <= budget {
+            if let c = cheapestAboveSwitch, budget > 0, bytes(columnSplits.last!, rowSplits.last!) <= budget {
                 throw tooSmall(c.bytes, "with tiles \(c.x.tile)×\(c.y.tile) on this engine: smaller tiles would run its direct convolutions, whose weights come on top")
             }
         }
-        let smallest = Self.splits(canvas.width, least: least, pad: pad, multiple: m).last!
-        throw tooSmall(bytes(smallest, rowSplits.last!), "with the smallest tiles")
+        throw tooSmall(bytes(columnSplits.last!, rowSplits.last!), "with the smallest tiles")
     }
 
     /// One axis of `extent` input pixels cut into `count` equal tiles of `tile` pixels (a multiple of the network's
