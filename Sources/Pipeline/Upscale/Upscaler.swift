@@ -207,7 +207,8 @@ public final class Upscaler: @unchecked Sendable {
         guard let cap = options.maxMemory else { return .whole }
         let fixed = fixedBytes(width: w, height: h)
         let budget = cap - fixed
-        if budget > 0, passBytes(height: h + options.prePad + m, width: w + options.prePad + m, batch: 1) <= budget { return .whole }
+        let wholeBytes = passBytes(height: h + options.prePad + m, width: w + options.prePad + m, batch: 1)
+        if budget > 0, wholeBytes <= budget { return .whole }
         let pad = roundUp(options.tilePad, m), least = max(m, 8)
         let canvas = (width: roundUp(w + options.prePad, m), height: roundUp(h + options.prePad, m))
         // Maps below the backend's algorithm switch cost more memory, not less (a second set of prepared weights:
@@ -252,8 +253,13 @@ public final class Upscaler: @unchecked Sendable {
                 let b = bytes(x, y)
                 if b < cheapestAboveSwitch?.bytes ?? .max { cheapestAboveSwitch = (b, x, y) }
             }
-            if let c = cheapestAboveSwitch, budget > 0, bytes(columnSplits.last!, rowSplits.last!) <= budget {
-                throw tooSmall(c.bytes, "with tiles \(c.x.tile)×\(c.y.tile) on this engine: smaller tiles would run its direct convolutions, whose weights come on top")
+            if budget > 0, bytes(columnSplits.last!, rowSplits.last!) <= budget {
+                // small tiles would fit, but only tiles above the switch keep the memory down
+                let smaller = "smaller tiles would run its direct convolutions, whose weights come on top"
+                if let c = cheapestAboveSwitch, c.bytes < wholeBytes {
+                    throw tooSmall(c.bytes, "with tiles \(c.x.tile)×\(c.y.tile) on this engine: \(smaller)")
+                }
+                throw tooSmall(wholeBytes, "for the whole image on this engine: no tiling keeps every tile above its algorithm switch, and \(smaller)")
             }
         }
         throw tooSmall(bytes(columnSplits.last!, rowSplits.last!), "with the smallest tiles")
@@ -278,6 +284,7 @@ public final class Upscaler: @unchecked Sendable {
             } else {
                 let last = extent - (count - 1) * t
                 let largest = min(count >= 3 ? t + 2 * pad : t + pad, extent)
+                guard largest < extent else { continue }   // the pad covers the whole axis: more passes, no less memory
                 out.append(AxisSplit(tile: t, count: count, largest: largest, smallest: min(t + pad, last + pad, extent)))
             }
         }

@@ -237,6 +237,8 @@ struct UpscalerTests {
         #expect(s[1] == Upscaler.AxisSplit(tile: 100, count: 2, largest: 110, smallest: 110))
         #expect(s[2] == Upscaler.AxisSplit(tile: 68, count: 3, largest: 88, smallest: 74), "\(s[2])")
         #expect(s.map(\.count) == Array(Set(s.map(\.count))).sorted())
+        // a 20 px axis with a 10 px pad: two tiles would each see the whole axis — no split is offered
+        #expect(Upscaler.splits(20, least: 8, pad: 10, multiple: 2).map(\.count) == [1])
         for a in s {
             #expect(a.tile % 2 == 0 && a.tile >= 8 && (a.count - 1) * a.tile < 200 && a.count * a.tile >= 200, "\(a)")
             #expect(a.smallest <= a.largest && a.largest <= min(a.tile + 20, 200), "\(a)")
