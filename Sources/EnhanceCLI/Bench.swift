@@ -51,7 +51,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Threads per workload process.")
     var threads: Int = 2
 
-    @Option(help: "Compute device of the enhance workloads: auto, cpu or cuda (default: each command's own, auto); with cuda the PyTorch peer runs on the GPU too, at the same precision.")
+    @Option(help: "Compute device of the enhance workloads: auto, cpu or cuda (default: each command's own, auto); with cuda the PyTorch peer runs on the GPU too, at the same precision. On a machine with several GPUs it is CUDA's first: pick one with CUDA_VISIBLE_DEVICES=N, which both sides honour (NVML is pointed at the same GPU by its PCI bus).")
     var device: EngineConfiguration.Device?
 
     @Option(help: "Precision of the enhance workloads (and of the PyTorch peer on cuda): fp32, tf32 or fp16 (the last two on cuda only), or bf16 (CPU with avx512_bf16/AMX; the PyTorch peer stays fp32).")
