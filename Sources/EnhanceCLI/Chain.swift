@@ -35,9 +35,10 @@ struct Chain: AsyncParsableCommand {
 
     func run() async throws {
         let processor: ChainProcessor
+        let upConfig: UpscaleConfiguration
         do {
             let backend = try engine.makeBackend()
-            let upConfig = try upscale.configuration()
+            upConfig = try upscale.configuration()
             try await models.fetchMissing(upConfig.modelNames + restore.configuration.modelNames) { line in
                 if !batch.quiet { FileHandle.standardError.write(Data(("chain: " + line + "\n").utf8)) }
             }
@@ -62,7 +63,15 @@ struct Chain: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
-        let summary = try await batch.run("chain", inputs: inputs, processor: processor, options: b)
+        let factory = models.factory, flags = restore, encoding = out.encoding
+        let fallback = engine.fp32Fallback { backend in
+            let (upscaler, _) = try factory.upscaler(upConfig, backend: backend)
+            return try ChainProcessor(
+                upscale: UpscaleProcessor(upscaler: upscaler, encoding: encoding),
+                restore: RestoreProcessor(restorer: try flags.makeRestorer(factory, backend: backend) { _ in }, saveFaces: flags.saveFaces,
+                                          encodeOptions: encoding.encodeOptions))
+        }
+        let summary = try await batch.run("chain", inputs: inputs, processor: processor, options: b, fallback: fallback)
         batch.reportMerges("chain", [processor.upscale.upscaler.replay] + processor.restore.restorer.replays)
         if summary.failed > 0 { throw ExitCode(1) }
     }

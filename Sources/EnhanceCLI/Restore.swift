@@ -86,7 +86,11 @@ struct Restore: AsyncParsableCommand {
         let b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
         let enc = out.encoding.encodeOptions
         let processor = RestoreProcessor(restorer: restorer, saveFaces: model.saveFaces, encodeOptions: enc)
-        let summary = try await batch.run("restore", inputs: inputs, processor: processor, options: b)
+        let factory = models.factory, flags = model
+        let fallback = engine.fp32Fallback { backend in
+            RestoreProcessor(restorer: try flags.makeRestorer(factory, backend: backend) { _ in }, saveFaces: flags.saveFaces, encodeOptions: enc)
+        }
+        let summary = try await batch.run("restore", inputs: inputs, processor: processor, options: b, fallback: fallback)
         batch.reportMerges("restore", restorer.replays)
         if summary.failed > 0 { throw ExitCode(1) }
     }

@@ -58,8 +58,9 @@ struct Upscale: AsyncParsableCommand {
     func run() async throws {
         let backend = try engine.makeBackend()
         let loaded: LoadedSuperResolutionModel
+        let config: UpscaleConfiguration
         do {
-            let config = try model.configuration()
+            config = try model.configuration()
             try await models.fetchMissing(config.modelNames) { log in
                 if !batch.quiet { FileHandle.standardError.write(Data(("upscale: " + log + "\n").utf8)) }
             }
@@ -94,8 +95,13 @@ struct Upscale: AsyncParsableCommand {
                 return processor.memoryEstimate(width: side, height: side)
             }
         }
+        let factory = models.factory, encoding = out.encoding
+        let fallback = engine.fp32Fallback { backend in
+            UpscaleProcessor(upscaler: try Upscaler(network: try factory.loadSuperResolution(config, backend: backend).network, options: o),
+                             encoding: encoding)
+        }
         let summary = try await batch.run("upscale", inputs: inputs + extraInputs, processor: processor, options: b,
-                                          memoryEstimate: estimate)
+                                          memoryEstimate: estimate, fallback: fallback)
         batch.reportMerges("upscale", [upscaler.replay])
         if !batch.quiet && !batch.json, let rss = peakRSSBytes() {
             FileHandle.standardError.write(Data(String(format: "peak RSS %.0f MiB\n", Double(rss) / 1048576).utf8))

@@ -1,5 +1,8 @@
 /// Errors raised by tensors, backends and ops. Each names the op and the offending shapes or values.
 public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Whether this is `nonFinite` (what an fp16 overflow gives).
+    public var isNonFinite: Bool { if case .nonFinite = self { return true } else { return false } }
+
     /// A shape or parameter is invalid for the op.
     case invalidShape(op: String, message: String)
     /// Two shapes that must agree do not.
@@ -12,6 +15,8 @@ public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
     case backendFailure(op: String, message: String)
     /// A requested allocation is too large.
     case allocationFailed(bytes: Int)
+    /// A network's output holds NaN or infinite values (fp16 overflow, broken weights).
+    case nonFinite(op: String, count: Int, total: Int)
 
     public var description: String {
         switch self {
@@ -21,6 +26,7 @@ public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .unsupported(op, m): return "\(op): unsupported: \(m)"
         case let .backendFailure(op, m): return "\(op): backend failure: \(m)"
         case let .allocationFailed(b): return "allocation of \(b) bytes failed"
+        case let .nonFinite(op, n, total): return "\(op): \(n) of \(total) output values are NaN or infinite"
         }
     }
 }

@@ -61,8 +61,14 @@ public final class ReplayedForward: @unchecked Sendable {
         var result: Result<[[HostTensor]], Error>?
     }
 
-    public init(backend: any Backend, capacity: Int = 4, serial: Bool = false, body: @escaping (Tensor) throws -> [Tensor]) {
+    /// Names the network in errors ("RRDBNet ×2").
+    public let label: String
+
+    /// `label` names the network in a non-finite output's error.
+    public init(backend: any Backend, label: String = "forward", capacity: Int = 4, serial: Bool = false,
+                body: @escaping (Tensor) throws -> [Tensor]) {
         self.backend = backend
+        self.label = label
         self.serial = serial
         self.body = body
         recorded = LRUCache(capacity: max(1, capacity))
@@ -104,8 +110,15 @@ public final class ReplayedForward: @unchecked Sendable {
         return try body()
     }
 
-    /// The outputs of the forward on `input`.
+    /// The outputs of the forward on `input`; throws `TensorError.nonFinite` when one holds NaN or infinite values
+    /// (an fp16 overflow, broken weights), which clamping would otherwise turn into black pixels.
     public func run(_ input: HostTensor) throws -> [HostTensor] {
+        let outputs = try runUnchecked(input)
+        for o in outputs { try o.requireFinite(label) }
+        return outputs
+    }
+
+    private func runUnchecked(_ input: HostTensor) throws -> [HostTensor] {
         merging.lock()
         guard limit > 1 else {
             merging.unlock()

@@ -38,6 +38,13 @@ public struct HostTensor: Sendable, Equatable {
     public var shape: [Int]
     public var data: [Float]
 
+    /// Throws `TensorError.nonFinite` naming `op` when a value is NaN or infinite (clamping would hide it as black).
+    public func requireFinite(_ op: String) throws {
+        var bad = 0
+        data.withUnsafeBufferPointer { for v in $0 where !v.isFinite { bad += 1 } }
+        if bad > 0 { throw TensorError.nonFinite(op: op, count: bad, total: data.count) }
+    }
+
     /// Creates a host tensor; throws when `data.count` is not the product of `shape`.
     public init(shape: [Int], data: [Float]) throws {
         let count = shape.reduce(1, *)

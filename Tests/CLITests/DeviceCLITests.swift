@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 import ImageIO
 import Models
@@ -112,6 +113,64 @@ import TestSupport
         #expect(one.stderr.contains("device 1 requested, the driver sees 1") && one.stderr.split(separator: "\n").count == 1, "\(one.stderr)")
         for bad in ["cuda:x", "cpu:1", "cuda:-1"] {
             #expect(try forward(bad, two).status == 64, "\(bad)")
+        }
+    }
+
+    /// A small SRVGGNetCompact ×2 whose first convolution is scaled by `first` and the second by `second`: with
+    /// 1e5 / 1e-5 its first activations (≈ 1e5) overflow fp16's 65504 while fp32 computes an ordinary image.
+    static func overflowingSRVGG(_ dir: URL, first: Float, second: Float) throws -> URL {
+        var r = SyntheticCheckpoint.Random(seed: 11)
+        let nf = 8
+        var t: [(String, [Int], [Float])] = []
+        for k in 0...1 {
+            let i = k == 0 ? 3 : nf
+            let s = Float((2 / Double(i * 9)).squareRoot()) * (k == 0 ? first : second)
+            t.append(("body.\(2 * k).weight", [nf, i, 3, 3], r.normals(nf * i * 9).map { $0 * s }))
+            t.append(("body.\(2 * k).bias", [nf], r.normals(nf, 0, 0.05)))
+            t.append(("body.\(2 * k + 1).weight", [nf], [Float](repeating: 0.25, count: nf)))
+        }
+        t.append(("body.4.weight", [12, nf, 3, 3], r.normals(12 * nf * 9, 0, 0.05)))
+        t.append(("body.4.bias", [12], [Float](repeating: 0, count: 12)))
+        let url = dir.appendingPathComponent("overflow-\(first).safetensors")
+        try Data(SafeTensorsWriter.bytes(t)).write(to: url)
+        return url
+    }
+
+    /// `--precision fp16` whose activations overflow half's range: the image is computed again in fp32 — byte for byte
+    /// what `--precision fp32` writes — and the progress line and the record say why, instead of the black image that
+    /// clamping NaN would give. A model that overflows fp32 too is a failed file naming the network (exit 1), also on
+    /// the CPU.
+    @Test func fp16OverflowIsComputedAgainInFP32() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fp16-overflow-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try ChainAndBatchCLITests.writePhoto(dir.appendingPathComponent("a.png"), size: 24, seed: 3)
+        let model = try Self.overflowingSRVGG(dir, first: 1e5, second: 1e-5)
+        let env = try Self.emulatorEnvironment()
+        func upscale(_ extra: [String], _ out: String) throws -> EnhanceBinary.Result {
+            try EnhanceBinary.run(["upscale", dir.appendingPathComponent("a.png").path, "-m", model.path, "-o",
+                                   dir.appendingPathComponent(out).path, "--device", "cuda", "--verbose"] + extra, environment: env)
+        }
+        let fp32 = try upscale(["--precision", "fp32"], "fp32")
+        #expect(fp32.status == 0, "\(fp32.stderr)")
+        let fp16 = try upscale(["--precision", "fp16"], "fp16")
+        #expect(fp16.status == 0, "\(fp16.stderr)")
+        #expect(fp16.stderr.contains("fp16 → fp32: SRVGGNetCompact ×2:") && fp16.stderr.contains("output values are NaN or infinite"), "\(fp16.stderr)")
+        #expect(fp16.stderr.contains("upscale: 1 image computed again (fp16 → fp32)"), "\(fp16.stderr)")
+        let a = try Data(contentsOf: dir.appendingPathComponent("fp32/a_out.png"))
+        let b = try Data(contentsOf: dir.appendingPathComponent("fp16/a_out.png"))
+        #expect(a == b, "the fallback's image differs from the fp32 run's")
+        let record = try String(contentsOf: dir.appendingPathComponent("fp16/results.jsonl"), encoding: .utf8)
+        #expect(record.contains(#""fallback":"fp16 → fp32: SRVGGNetCompact ×2:"#), "\(record)")
+
+        // overflowing in fp32 as well: a failed file naming the network, on the emulator and on the CPU
+        let broken = try Self.overflowingSRVGG(dir, first: 1e36, second: 1e6)
+        for device in ["cuda", "cpu"] {
+            let r = try EnhanceBinary.run(["upscale", dir.appendingPathComponent("a.png").path, "-m", broken.path, "-o",
+                                           dir.appendingPathComponent("broken-\(device)").path, "--device", device], environment: env)
+            #expect(r.status == 1, "\(device): \(r.stderr)")
+            #expect((r.stdout + r.stderr).contains("SRVGGNetCompact ×2:") && (r.stdout + r.stderr).contains("NaN or infinite"), "\(device): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("broken-\(device)/a_out.png").path))
         }
     }
 

@@ -56,7 +56,18 @@ struct BatchFlags: ParsableArguments {
     /// Plans and runs the batch; a setup failure (bad inputs, unwritable output) exits 2 naming the problem.
     /// The caller exits 1 when `summary.failed > 0` (after the other files finished).
     func run<P: BatchProcessor>(_ command: String, inputs: [String], processor: P, options b: BatchOptions,
-                                memoryEstimate: (@Sendable (BatchItem) -> Int)? = nil) async throws -> BatchSummary {
+                                memoryEstimate: (@Sendable (BatchItem) -> Int)? = nil,
+                                fallback: BatchFallback<P>? = nil) async throws -> BatchSummary {
+        if let fallback {
+            // images whose fp16 run overflowed are computed again in fp32 (said per file and at the end)
+            let wrapped = FallbackProcessor(processor, name: fallback.name, fallback: fallback.make)
+            let summary = try await run(command, inputs: inputs, processor: wrapped, options: b, memoryEstimate: memoryEstimate)
+            let n = wrapped.fallbackCount
+            if n > 0 && !json {
+                FileHandle.standardError.write(Data("\(command): \(n) image\(n == 1 ? "" : "s") computed again (\(fallback.name)): NaN or infinite values in the first run\n".utf8))
+            }
+            return summary
+        }
         do {
             let plan = try BatchPlan.make(inputs: inputs, options: b)
             return try await BatchRunner(processor: processor, options: b, memoryEstimate: memoryEstimate).run(plan)
@@ -65,6 +76,12 @@ struct BatchFlags: ParsableArguments {
             throw ExitCode(2)
         }
     }
+}
+
+/// Another way to compute an image whose first run gave NaN or infinite values (fp16 → fp32), built on first need.
+struct BatchFallback<P: BatchProcessor>: Sendable {
+    let name: String
+    let make: @Sendable () throws -> P
 }
 
 /// Where and how `upscale`, `restore` and `chain` write their outputs: `-o/--output`, `--ext`, `--quality`.

@@ -112,6 +112,16 @@ struct EngineOptions: ParsableArguments {
         }
     }
 
+    /// With `--precision fp16`: the same processor on an fp32 backend (same device and layout, eager), for images whose
+    /// fp16 run overflows — what Real-ESRGAN's `--fp32` is for, done per image and automatically. nil otherwise.
+    func fp32Fallback<P: BatchProcessor>(_ build: @escaping @Sendable (any Backend) throws -> P) -> BatchFallback<P>? {
+        var c = configuration
+        guard c.precision == .fp16 else { return nil }
+        c.precision = .fp32
+        let fp32 = c
+        return BatchFallback(name: "fp16 → fp32") { try build(ModelFactory.makeBackend(fp32)) }
+    }
+
     /// Creates the chosen backend. A device this build or machine cannot provide is one line on stderr and exit
     /// status 69 (EX_UNAVAILABLE), whichever command asked.
     func makeBackend() throws -> any Backend {

@@ -193,7 +193,7 @@ public final class GPENGenerator: @unchecked Sendable {
         convs = cs
         toRGBs = rgbs
         try dict.verifyAllUsed()
-        replay = ReplayedForward(backend: backend, serial: true) { [unowned self] x in [try self.forward(x)] }
+        replay = ReplayedForward(backend: backend, label: "GPEN-\(size)", serial: true) { [unowned self] x in [try self.forward(x)] }
     }
 
     /// Loads a GPEN checkpoint file (plain state dict, or wrapped, e.g. `g_ema`) strictly.

@@ -94,7 +94,7 @@ public final class ParseNet: @unchecked Sendable {
         heads = Conv(conv: try be.prepareConv2d(weight: w, bias: b, params: Conv2dParams(inChannels: hc, outChannels: padded, kernel: 3)),
                      act: .none, up: false)
         try dict.verifyAllUsed()
-        replay = ReplayedForward(backend: backend, serial: true) { [unowned self] x in [try self.forward(x).mask] }
+        replay = ReplayedForward(backend: backend, label: "ParseNet", serial: true) { [unowned self] x in [try self.forward(x).mask] }
     }
 
     /// Loads a ParseNet checkpoint file strictly.

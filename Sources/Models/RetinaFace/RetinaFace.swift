@@ -241,6 +241,7 @@ public final class RetinaFace: @unchecked Sendable {
             let c = try be.download(be.conv2d(s, heads[i].cls))
             let b = try be.download(be.conv2d(s, heads[i].box))
             let l = try be.download(be.conv2d(s, heads[i].lmk))
+            for t in [c, b, l] { try t.requireFinite("RetinaFace") }
             let (h, w) = (s.shape.h, s.shape.w)
             func append(_ t: HostTensor, _ k: Int, _ dst: inout [Float]) {
                 for y in 0..<h { for xx in 0..<w { for a in 0..<2 { for j in 0..<k {

@@ -16,6 +16,9 @@ public struct BatchNotes: Sendable, Equatable {
     public var memory: [String: Int] = [:]
     /// How the image was tiled when it was (for example "256×400, 2 passes").
     public var tiles: String?
+    /// Why the image was computed again another way, when it was (for example "fp16 → fp32: GPEN-512: 12 of 786432
+    /// output values are NaN or infinite").
+    public var fallback: String?
 
     /// Records the compute engine's figures: its tensor peak (the largest of the values reported for this image)
     /// and the bytes its prepared weights hold; on a GPU also the device memory as PyTorch counts it

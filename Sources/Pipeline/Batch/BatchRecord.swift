@@ -31,11 +31,13 @@ public struct BatchRecord: Sendable, Codable, Equatable {
     public var memory: [String: Int]?
     /// How the image was tiled, when it was (for example "256×400, 2 passes": tile width × height in input pixels).
     public var tiles: String?
+    /// Why the image was computed again another way, when it was ("fp16 → fp32: …": an fp16 overflow).
+    public var fallback: String?
 
     /// Creates a record.
     public init(input: String, output: String?, status: BatchStatus, error: String? = nil,
                 timings: [String: Double]? = nil, faces: Int? = nil, width: Int? = nil, height: Int? = nil,
-                memory: [String: Int]? = nil, tiles: String? = nil) {
+                memory: [String: Int]? = nil, tiles: String? = nil, fallback: String? = nil) {
         self.input = input
         self.output = output
         self.status = status
@@ -46,6 +48,7 @@ public struct BatchRecord: Sendable, Codable, Equatable {
         self.height = height
         self.memory = memory
         self.tiles = tiles
+        self.fallback = fallback
     }
 
     /// The record as one JSON line (sorted keys, no trailing newline).

@@ -109,7 +109,7 @@ public final class Upscaler: @unchecked Sendable {
         if let m = options.maxMemory, m <= 0 { throw UpscaleError.invalidOption("--max-memory must be positive") }
         self.network = network
         self.options = options
-        replay = ReplayedForward(backend: network.backend) { [network] x in [try network.forward(x)] }
+        replay = ReplayedForward(backend: network.backend, label: "\(network.architectureName) ×\(network.scale)") { [network] x in [try network.forward(x)] }
     }
 
     /// Output size for an input of w×h: scale·(w, h), or (int(w·outscale), int(h·outscale)).
