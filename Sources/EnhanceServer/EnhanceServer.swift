@@ -238,6 +238,7 @@ public final class EnhanceServer: Sendable {
         h[HTTPField.Name("X-Enhance-Estimate-Bytes")!] = String(r.estimateBytes)
         if let f = r.faces { h[HTTPField.Name("X-Enhance-Faces")!] = String(f) }
         if let t = r.tiles { h[HTTPField.Name("X-Enhance-Tiles")!] = t }
+        if let f = r.fallback { h[HTTPField.Name("X-Enhance-Fallback")!] = f }
         h[HTTPField.Name("X-Enhance-Model")!] = names.joined(separator: ",")
         return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: r.bytes)))
     }

@@ -14,6 +14,8 @@ struct JobResult: Sendable {
     let faces: Int?
     /// How the image was tiled, when it was ("256×400, 2 passes").
     let tiles: String?
+    /// Why the image was computed again another way ("fp16 → fp32: …"), when it was.
+    let fallback: String?
     /// Engine tensor peak of this request (bytes), measured while it held the engine.
     let peakBytes: Int
     /// What admission reserved for it (bytes).
@@ -93,27 +95,60 @@ final class ImageJobs: @unchecked Sendable {
     /// Builds the processor (the caller holds the engine).
     private func build(_ p: JobParameters) throws -> Prepared {
         let encoding = UpscaleEncoding(quality: p.quality)
+        let maxPixels = configuration.maxPixels
         switch p.operation {
         case .upscale:
-            let up = try upscaler(p.upscale!)
+            let make: @Sendable (any Backend) throws -> UpscaleProcessor = { backend in
+                UpscaleProcessor(upscaler: try self.upscaler(p.upscale!, backend: backend), encoding: encoding, maxPixels: maxPixels)
+            }
+            let proc = try make(lane.backend)
+            let up = proc.upscaler
             share([up.replay])
-            let proc = UpscaleProcessor(upscaler: up, encoding: encoding, maxPixels: configuration.maxPixels)
-            return Prepared(run: { try await self.execute(proc, $0) }, estimate: { w, h in try self.upscaleEstimate(up, w, h) })
+            return Prepared(run: runner(proc, make), estimate: { w, h in try self.upscaleEstimate(up, w, h) })
         case .restore:
-            let r = try factory.restorer(p.restore!, backend: lane.backend)
+            let make: @Sendable (any Backend) throws -> RestoreProcessor = { backend in
+                RestoreProcessor(restorer: try self.factory.restorer(p.restore!, backend: backend), encodeOptions: encoding.encodeOptions)
+            }
+            let proc = try make(lane.backend)
+            let r = proc.restorer
             share(r.replays)
-            let proc = RestoreProcessor(restorer: r, encodeOptions: encoding.encodeOptions)
-            return Prepared(run: { try await self.execute(proc, $0) }, estimate: { w, h in try self.restoreEstimate(r, w, h) })
+            return Prepared(run: runner(proc, make), estimate: { w, h in try self.restoreEstimate(r, w, h) })
         case .chain:
-            let up = try upscaler(p.upscale!)
-            let r = try factory.restorer(p.restore!, backend: lane.backend)
+            let make: @Sendable (any Backend) throws -> ChainProcessor = { backend in
+                try ChainProcessor(upscale: UpscaleProcessor(upscaler: try self.upscaler(p.upscale!, backend: backend), encoding: encoding, maxPixels: maxPixels),
+                                   restore: RestoreProcessor(restorer: try self.factory.restorer(p.restore!, backend: backend),
+                                                             encodeOptions: encoding.encodeOptions))
+            }
+            let proc = try make(lane.backend)
+            let up = proc.upscale.upscaler, r = proc.restore.restorer
             share([up.replay] + r.replays)
-            let proc = try ChainProcessor(upscale: UpscaleProcessor(upscaler: up, encoding: encoding, maxPixels: configuration.maxPixels),
-                                          restore: RestoreProcessor(restorer: r, encodeOptions: encoding.encodeOptions))
-            return Prepared(run: { try await self.execute(proc, $0) }, estimate: { w, h in
+            return Prepared(run: runner(proc, make), estimate: { w, h in
                 let (ow, oh) = up.outputSize(width: w, height: h)
                 return max(try self.upscaleEstimate(up, w, h), try self.restoreEstimate(r, ow, oh)) + w * h * 16
             })
+        }
+    }
+
+    /// Runs `proc`; with fp16, an image whose run gives NaN or infinite values is computed again by the same models on
+    /// an fp32 backend of the same device (created on first need, shared by every settings), as the CLI does.
+    private func runner<P: BatchProcessor>(_ proc: P, _ make: @escaping @Sendable (any Backend) throws -> P)
+        -> @Sendable (BatchItem) async throws -> (BatchNotes, Int) {
+        guard configuration.engine.precision == .fp16 else { return { try await self.execute(proc, $0) } }
+        let wrapped = FallbackProcessor(proc, name: "fp16 → fp32") { try make(self.fp32Backend()) }
+        return { try await self.execute(wrapped, $0) }
+    }
+
+    private var fp32: (any Backend)?
+
+    /// The fp32 twin of the engine's backend (fp16 fallback).
+    private func fp32Backend() throws -> any Backend {
+        try lock.withLock {
+            if let b = fp32 { return b }
+            var c = configuration.engine
+            c.precision = .fp32
+            let b = try ModelFactory.makeBackend(c)
+            fp32 = b
+            return b
         }
     }
 
@@ -128,8 +163,8 @@ final class ImageJobs: @unchecked Sendable {
 
     /// The upscaler `c` describes. Without a tile its tile search gets the server's budget plus what that search
     /// counts but a request does not reserve (the process's base and the weights, already resident).
-    private func upscaler(_ c: UpscaleConfiguration) throws -> Upscaler {
-        let loaded = try factory.loadSuperResolution(c, backend: lane.backend)
+    private func upscaler(_ c: UpscaleConfiguration, backend: any Backend) throws -> Upscaler {
+        let loaded = try factory.loadSuperResolution(c, backend: backend)
         var o = c.options
         if let m = o.maxMemory { o.maxMemory = m + Upscaler.baseOverhead + loaded.network.parameterCount * 4 }
         return try Upscaler(network: loaded.network, options: o)
@@ -147,6 +182,7 @@ final class ImageJobs: @unchecked Sendable {
         for (k, v) in measured.value.1.timings { notes.timings[k] = v }
         notes.faces = measured.value.1.faces
         notes.tiles = measured.value.1.tiles
+        notes.fallback = measured.value.1.fallback
         try Task.checkCancellation()
         t = ContinuousClock.now
         let temp = item.output + ".part"
@@ -267,7 +303,8 @@ final class ImageJobs: @unchecked Sendable {
         timings["queue"] = queueSeconds
         timings["total"] = secondsSince(start)
         metrics.memory(route: "/v1/\(p.operation.rawValue)", peak: peak, estimate: estimate)
-        return JobResult(bytes: bytes, format: outFormat, timings: timings, faces: notes.faces, tiles: notes.tiles, peakBytes: peak, estimateBytes: estimate)
+        return JobResult(bytes: bytes, format: outFormat, timings: timings, faces: notes.faces, tiles: notes.tiles, fallback: notes.fallback,
+                         peakBytes: peak, estimateBytes: estimate)
     }
 
     private func retryAfterSeconds() -> Int {

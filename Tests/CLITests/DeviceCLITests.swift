@@ -1,4 +1,3 @@
-import Checkpoint
 import Foundation
 import ImageIO
 import Models
@@ -116,23 +115,9 @@ import TestSupport
         }
     }
 
-    /// A small SRVGGNetCompact ×2 whose first convolution is scaled by `first` and the second by `second`: with
-    /// 1e5 / 1e-5 its first activations (≈ 1e5) overflow fp16's 65504 while fp32 computes an ordinary image.
     static func overflowingSRVGG(_ dir: URL, first: Float, second: Float) throws -> URL {
-        var r = SyntheticCheckpoint.Random(seed: 11)
-        let nf = 8
-        var t: [(String, [Int], [Float])] = []
-        for k in 0...1 {
-            let i = k == 0 ? 3 : nf
-            let s = Float((2 / Double(i * 9)).squareRoot()) * (k == 0 ? first : second)
-            t.append(("body.\(2 * k).weight", [nf, i, 3, 3], r.normals(nf * i * 9).map { $0 * s }))
-            t.append(("body.\(2 * k).bias", [nf], r.normals(nf, 0, 0.05)))
-            t.append(("body.\(2 * k + 1).weight", [nf], [Float](repeating: 0.25, count: nf)))
-        }
-        t.append(("body.4.weight", [12, nf, 3, 3], r.normals(12 * nf * 9, 0, 0.05)))
-        t.append(("body.4.bias", [12], [Float](repeating: 0, count: 12)))
         let url = dir.appendingPathComponent("overflow-\(first).safetensors")
-        try Data(SafeTensorsWriter.bytes(t)).write(to: url)
+        try OverflowingSRVGG.write(to: url, scale: 2, first: first, second: second)
         return url
     }
 

@@ -107,6 +107,34 @@ import TestSupport
         #expect(merged >= 2, "no tile pass was shared by the two requests (\(merged) merged runs)")
     }
 
+    /// `serve --precision fp16` on the CUDA host emulator with a model whose fp16 activations overflow: the request
+    /// still answers 200 with the fp32 image (byte for byte the CLI's `--precision fp32` output), and
+    /// `X-Enhance-Fallback` says why.
+    @Test func fp16OverflowIsComputedAgainInFP32() async throws {
+        guard case let .success(emulator) = CUDAEmulator.build else { throw TestFailure("the CUDA host emulator did not build") }
+        let ws = try ServeWorkspace()
+        defer { ws.remove() }
+        try OverflowingSRVGG.write(to: ws.models.appendingPathComponent("realesr-general-x4v3.safetensors"), scale: 4, first: 1e5, second: 1e-5)
+        var env = ws.environment
+        env["ENHANCE_CUDA_DRIVER"] = emulator.driver
+        env["ENHANCE_CUDA_LIBS"] = emulator.folder
+        env["ENHANCE_CUBIN_CACHE"] = "off"
+        let server = try ChildServer(["--device", "cuda", "--precision", "fp16", "--models-dir", ws.models.path],
+                                     environment: env, logDirectory: ws.dir)
+        defer { server.stop() }
+        let png = [UInt8](try Data(contentsOf: ws.photo))
+        let r = try await HTTP.send(server.base + "/v1/upscale?model=realesr-general-x4v3&denoise_strength=1", method: "POST",
+                                    body: png, contentType: "image/png")
+        #expect(r.status == 200, "\(r.text) \(server.stderr)")
+        let fallback = r.headers["x-enhance-fallback"] ?? ""
+        #expect(fallback.hasPrefix("fp16 → fp32: SRVGGNetCompact ×4:") && fallback.contains("NaN or infinite"), "\(r.headers)")
+        let cliDir = ws.dir.appendingPathComponent("cli")
+        let cli = try EnhanceBinary.run(["upscale", ws.photo.path, "-o", cliDir.path, "--suffix", "", "-n", "realesr-general-x4v3",
+                                         "-dn", "1", "--models-dir", ws.models.path, "--device", "cuda", "--precision", "fp32"], environment: env)
+        try #require(cli.status == 0, "\(cli.stderr)")
+        #expect(r.body == [UInt8](try Data(contentsOf: cliDir.appendingPathComponent("photo.png"))), "the fallback's image differs from the fp32 CLI's")
+    }
+
     @Test func aClientThatLeavesFreesItsPlace() async throws {
         try #require(ServeTests.animeInstalled, "real realesr-animevideov3 weights missing from .cache/assets: run scripts/setup")
         let ws = try ServeWorkspace()
