@@ -1,6 +1,7 @@
 import ArgumentParser
 import EnhanceKit
 import Foundation
+import TensorCore
 import ImageIO
 import Pipeline
 
@@ -34,27 +35,30 @@ struct Chain: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let processor: ChainProcessor
+        let devices: (pool: DevicePoolProcessor<ChainProcessor>, replays: [ReplayedForward], backends: [String])
         let upConfig: UpscaleConfiguration
+        let factory = models.factory, flags = restore, encoding = out.encoding
+        let quiet = batch.quiet || batch.json
         do {
-            let backend = try engine.makeBackend()
             upConfig = try upscale.configuration()
             try await models.fetchMissing(upConfig.modelNames + restore.configuration.modelNames) { line in
                 if !batch.quiet { FileHandle.standardError.write(Data(("chain: " + line + "\n").utf8)) }
             }
-            let factory = models.factory
-            let (upscaler, loaded) = try factory.upscaler(upConfig, backend: backend)
-            let restorer = try restore.makeRestorer(factory, backend: backend) { line in
-                if !batch.quiet && !batch.json { FileHandle.standardError.write(Data((line + "\n").utf8)) }
-            }
-            try engine.enableGraphReplay("chain", [upscaler.replay] + restorer.replays, imageBatch: batch.imageBatch)
-            let enc = out.encoding.encodeOptions
-            processor = try ChainProcessor(
-                upscale: UpscaleProcessor(upscaler: upscaler, encoding: out.encoding),
-                restore: RestoreProcessor(restorer: restorer, saveFaces: restore.saveFaces, encodeOptions: enc))
-            if !batch.quiet && !batch.json {
-                let n = loaded.network
-                FileHandle.standardError.write(Data("chain: \(n.architectureName) ×\(n.scale) then GPEN-\(restorer.gpen.size) on \(backend.name)\n".utf8))
+            var first = true
+            devices = try engine.pool("chain", imageBatch: batch.imageBatch) { backend in
+                let (upscaler, loaded) = try factory.upscaler(upConfig, backend: backend)
+                let restorer = try flags.makeRestorer(factory, backend: backend) { line in
+                    if first && !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+                }
+                if first && !quiet {
+                    let n = loaded.network
+                    FileHandle.standardError.write(Data("chain: \(n.architectureName) ×\(n.scale) then GPEN-\(restorer.gpen.size) on \(backend.name)\n".utf8))
+                }
+                first = false
+                let p = try ChainProcessor(
+                    upscale: UpscaleProcessor(upscaler: upscaler, encoding: encoding),
+                    restore: RestoreProcessor(restorer: restorer, saveFaces: flags.saveFaces, encodeOptions: encoding.encodeOptions))
+                return (p, [upscaler.replay] + restorer.replays)
             }
         } catch let e as ExitCode {
             throw e
@@ -62,8 +66,11 @@ struct Chain: AsyncParsableCommand {
             FileHandle.standardError.write(Data("enhance chain: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
-        let factory = models.factory, flags = restore, encoding = out.encoding
+        if devices.backends.count > 1 && !quiet {
+            FileHandle.standardError.write(Data("chain: on \(devices.backends.joined(separator: " and "))\n".utf8))
+        }
+        var b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
+        b.jobs = max(b.jobs, devices.backends.count * batch.imageBatch)   // every GPU busy
         let fallback = engine.fp32Fallback { backend in
             let (upscaler, _) = try factory.upscaler(upConfig, backend: backend)
             return try ChainProcessor(
@@ -71,8 +78,8 @@ struct Chain: AsyncParsableCommand {
                 restore: RestoreProcessor(restorer: try flags.makeRestorer(factory, backend: backend) { _ in }, saveFaces: flags.saveFaces,
                                           encodeOptions: encoding.encodeOptions))
         }
-        let summary = try await batch.run("chain", inputs: inputs, processor: processor, options: b, fallback: fallback)
-        batch.reportMerges("chain", [processor.upscale.upscaler.replay] + processor.restore.restorer.replays)
+        let summary = try await batch.run("chain", inputs: inputs, processor: devices.pool, options: b, fallback: fallback)
+        batch.reportMerges("chain", devices.replays)
         if summary.failed > 0 { throw ExitCode(1) }
     }
 }

@@ -46,6 +46,7 @@ struct Detect: AsyncParsableCommand {
     @OptionGroup var models: ModelsDirectoryOption
 
     func validate() throws {
+        try engine.requireOneDevice("detect")
         if inputs.isEmpty { throw ValidationError("give at least one input file or folder") }
         if engine.cudaGraph { throw ValidationError("--cuda-graph: RetinaFace decodes on the host and its input size follows the photo, so detect runs eagerly") }
         if !(0...1).contains(threshold) { throw ValidationError("--threshold must be in 0...1, got \(threshold)") }

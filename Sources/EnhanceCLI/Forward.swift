@@ -99,6 +99,7 @@ struct Forward: ParsableCommand {
     var report: String?
 
     func validate() throws {
+        try engine.requireOneDevice("forward")
         guard warmup >= 0, runs >= 1 else { throw ValidationError("--warmup must be ≥ 0 and --runs ≥ 1") }
         guard arch == "auto" || ForwardRegistry.keys.contains(arch) else {
             throw ValidationError("--arch must be auto or one of \(ForwardRegistry.keys.joined(separator: ", ")), got '\(arch)'")

@@ -72,26 +72,30 @@ struct Restore: AsyncParsableCommand {
     func log(_ s: String) { if !batch.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
 
     func run() async throws {
-        let restorer: FaceRestorer
+        let devices: (pool: DevicePoolProcessor<RestoreProcessor>, replays: [ReplayedForward], backends: [String])
+        let factory = models.factory, flags = model, enc = out.encoding.encodeOptions
         do {
             try await models.fetchMissing(model.configuration.modelNames) { log($0) }
-            restorer = try model.makeRestorer(models.factory, backend: engine.makeBackend()) { log($0) }
-            try engine.enableGraphReplay("restore", restorer.replays, imageBatch: batch.imageBatch)
+            var first = true
+            devices = try engine.pool("restore", imageBatch: batch.imageBatch) { backend in
+                let restorer = try flags.makeRestorer(factory, backend: backend) { if first { log($0) } }
+                first = false
+                return (RestoreProcessor(restorer: restorer, saveFaces: flags.saveFaces, encodeOptions: enc), restorer.replays)
+            }
         } catch let e as ExitCode {
             throw e
         } catch {
             FileHandle.standardError.write(Data("enhance restore: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
-        let enc = out.encoding.encodeOptions
-        let processor = RestoreProcessor(restorer: restorer, saveFaces: model.saveFaces, encodeOptions: enc)
-        let factory = models.factory, flags = model
+        if devices.backends.count > 1 { log("restore: on \(devices.backends.joined(separator: " and "))") }
+        var b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
+        b.jobs = max(b.jobs, devices.backends.count * batch.imageBatch)   // every GPU busy
         let fallback = engine.fp32Fallback { backend in
             RestoreProcessor(restorer: try flags.makeRestorer(factory, backend: backend) { _ in }, saveFaces: flags.saveFaces, encodeOptions: enc)
         }
-        let summary = try await batch.run("restore", inputs: inputs, processor: processor, options: b, fallback: fallback)
-        batch.reportMerges("restore", restorer.replays)
+        let summary = try await batch.run("restore", inputs: inputs, processor: devices.pool, options: b, fallback: fallback)
+        batch.reportMerges("restore", devices.replays)
         if summary.failed > 0 { throw ExitCode(1) }
     }
 }

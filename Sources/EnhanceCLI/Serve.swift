@@ -50,6 +50,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
 
     func validate() throws {
+        try engine.requireOneDevice("serve")
         if !(1...64).contains(imageBatch) { throw ValidationError("--image-batch must be 1...64, got \(imageBatch)") }
         if engine.cudaGraph { throw ValidationError("--cuda-graph is not available in serve (requests come in any size, and each recorded shape would keep its activations beyond --max-memory; use it with upscale, restore, chain or forward)") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535, got \(port)") }

@@ -56,34 +56,42 @@ struct Upscale: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let backend = try engine.makeBackend()
-        let loaded: LoadedSuperResolutionModel
         let config: UpscaleConfiguration
+        let o: UpscaleOptions
+        let devices: (pool: DevicePoolProcessor<UpscaleProcessor>, replays: [ReplayedForward], backends: [String])
+        let first: LoadedSuperResolutionModel
+        let factory = models.factory, encoding = out.encoding
         do {
             config = try model.configuration()
             try await models.fetchMissing(config.modelNames) { log in
                 if !batch.quiet { FileHandle.standardError.write(Data(("upscale: " + log + "\n").utf8)) }
             }
-            loaded = try models.factory.loadSuperResolution(config, backend: backend)
+            o = try model.upscaleOptions()
+            var loaded: [LoadedSuperResolutionModel] = []
+            devices = try engine.pool("upscale", imageBatch: batch.imageBatch) { backend in
+                let l = try factory.loadSuperResolution(config, backend: backend)
+                loaded.append(l)
+                let p = UpscaleProcessor(upscaler: try Upscaler(network: l.network, options: o), encoding: encoding)
+                return (p, [p.upscaler.replay])
+            }
+            first = loaded[0]
         } catch let e as ExitCode {
             throw e
         } catch {
             FileHandle.standardError.write(Data("enhance upscale: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let o = try model.upscaleOptions()
-        let upscaler = try Upscaler(network: loaded.network, options: o)
-        try engine.enableGraphReplay("upscale", [upscaler.replay], imageBatch: batch.imageBatch)
         if !batch.quiet && !batch.json {
-            let n = loaded.network
-            var line = "model: \(n.architectureName) ×\(n.scale), \(n.parameterCount) parameters from \(loaded.files.joined(separator: " + ")) on \(backend.name)"
-            if !loaded.notes.isEmpty { line += " (\(loaded.notes.joined(separator: "; ")))" }
+            let n = first.network
+            var line = "model: \(n.architectureName) ×\(n.scale), \(n.parameterCount) parameters from \(first.files.joined(separator: " + ")) on \(devices.backends.joined(separator: " and "))"
+            if !first.notes.isEmpty { line += " (\(first.notes.joined(separator: "; ")))" }
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
 
         var b = try batch.options(output: out.output, suffix: suffix.isEmpty ? "" : "_" + suffix, ext: out.ext)
+        b.jobs = max(b.jobs, devices.backends.count * batch.imageBatch)   // every GPU busy
         b.maxMemory = o.maxMemory
-        let processor = UpscaleProcessor(upscaler: upscaler, encoding: out.encoding)
+        let processor = devices.pool.members[0].processor
         let estimate: (@Sendable (BatchItem) -> Int)?
         if b.maxMemory == nil {
             estimate = nil
@@ -95,14 +103,13 @@ struct Upscale: AsyncParsableCommand {
                 return processor.memoryEstimate(width: side, height: side)
             }
         }
-        let factory = models.factory, encoding = out.encoding
         let fallback = engine.fp32Fallback { backend in
             UpscaleProcessor(upscaler: try Upscaler(network: try factory.loadSuperResolution(config, backend: backend).network, options: o),
                              encoding: encoding)
         }
-        let summary = try await batch.run("upscale", inputs: inputs + extraInputs, processor: processor, options: b,
+        let summary = try await batch.run("upscale", inputs: inputs + extraInputs, processor: devices.pool, options: b,
                                           memoryEstimate: estimate, fallback: fallback)
-        batch.reportMerges("upscale", [upscaler.replay])
+        batch.reportMerges("upscale", devices.replays)
         if !batch.quiet && !batch.json, let rss = peakRSSBytes() {
             FileHandle.standardError.write(Data(String(format: "peak RSS %.0f MiB\n", Double(rss) / 1048576).utf8))
         }

@@ -115,6 +115,38 @@ import TestSupport
         }
     }
 
+    /// `--device cuda:0,1` spreads a folder over two GPUs (two emulated devices): every image computed on one of them
+    /// (the record and the progress line say which; both are used), each output byte-identical to the one-GPU run;
+    /// commands that run on one device refuse the list (usage error).
+    @Test func aFolderSpreadsOverSeveralGPUs() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("multi-gpu-\(UUID().uuidString)")
+        let photos = dir.appendingPathComponent("in")
+        try FileManager.default.createDirectory(at: photos, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for i in 0..<4 { try ChainAndBatchCLITests.writePhoto(photos.appendingPathComponent("p\(i).png"), size: 20 + 2 * i, seed: i) }
+        let model = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x4/weights.pth").path
+        let env = try Self.emulatorEnvironment(["ENH_EMU_DEVICES": "2"])
+        let one = try EnhanceBinary.run(["upscale", photos.path, "-m", model, "-o", dir.appendingPathComponent("one").path,
+                                         "--device", "cuda"], environment: env)
+        #expect(one.status == 0, "\(one.stderr)")
+        let two = try EnhanceBinary.run(["upscale", photos.path, "-m", model, "-o", dir.appendingPathComponent("two").path,
+                                         "--device", "cuda:0,1", "--verbose"], environment: env)
+        #expect(two.status == 0, "\(two.stderr)")
+        #expect(two.stderr.contains("on CUDA Enhance host emulator (") && two.stderr.contains(" and CUDA Enhance host emulator #1 ("), "\(two.stderr)")
+        let records = try String(contentsOf: dir.appendingPathComponent("two/results.jsonl"), encoding: .utf8)
+        #expect(records.contains(#""device":"cuda:0""#) && records.contains(#""device":"cuda:1""#), "\(records)")
+        #expect(two.stderr.contains("; cuda:1"), "\(two.stderr)")
+        for i in 0..<4 {
+            let a = try Data(contentsOf: dir.appendingPathComponent("one/p\(i)_out.png"))
+            let b = try Data(contentsOf: dir.appendingPathComponent("two/p\(i)_out.png"))
+            #expect(a == b, "p\(i): the two-GPU output differs")
+        }
+        for command in [["forward", "--weights", model, "--input", "x.npy", "--output", dir.path], ["detect", photos.path], ["serve"]] {
+            let r = try EnhanceBinary.run(command + ["--device", "cuda:0,1"], environment: env)
+            #expect(r.status == 64 && r.stderr.contains("runs on one GPU"), "\(command[0]): \(r.status) \(r.stderr)")
+        }
+    }
+
     static func overflowingSRVGG(_ dir: URL, first: Float, second: Float) throws -> URL {
         let url = dir.appendingPathComponent("overflow-\(first).safetensors")
         try OverflowingSRVGG.write(to: url, scale: 2, first: first, second: second)

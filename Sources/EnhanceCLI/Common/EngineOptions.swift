@@ -21,27 +21,33 @@ enum PrecisionKind: String, ExpressibleByArgument, CaseIterable, Sendable {
 
 extension EngineConfiguration.Device: ExpressibleByArgument {}
 
-/// `--device auto|cpu|reference|cuda|cuda:N` (N: the CUDA ordinal of the GPU, as Real-ESRGAN's `--gpu-id`).
+/// `--device auto|cpu|reference|cuda|cuda:N|cuda:N,M,…` (N: the CUDA ordinal of a GPU, as Real-ESRGAN's
+/// `--gpu-id`; several: a folder's images spread over those GPUs, as realesrgan-ncnn-vulkan's `-g 0,1`).
 struct DeviceArgument: ExpressibleByArgument, Sendable, Equatable {
     let device: EngineConfiguration.Device
-    let ordinal: Int
-
-    init(_ device: EngineConfiguration.Device, ordinal: Int = 0) { self.device = device; self.ordinal = ordinal }
+    /// The GPUs named (one for everything but `cuda:N,M,…`).
+    let ordinals: [Int]
+    var ordinal: Int { ordinals[0] }
 
     init?(argument: String) {
         let parts = argument.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         guard let d = EngineConfiguration.Device(rawValue: parts[0]) else { return nil }
         if parts.count == 2 {
-            guard d == .cuda, let n = Int(parts[1]), (0...63).contains(n) else { return nil }
-            ordinal = n
+            let list = parts[1].split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+            guard d == .cuda, !list.isEmpty, list.allSatisfy({ $0.map { (0...63).contains($0) } ?? false }) else { return nil }
+            let ordinals = list.map { $0! }
+            guard Set(ordinals).count == ordinals.count else { return nil }
+            self.ordinals = ordinals
         } else {
-            ordinal = 0
+            ordinals = [0]
         }
         device = d
     }
 
-    static var allValueStrings: [String] { EngineConfiguration.Device.allCases.map(\.rawValue) + ["cuda:N"] }
-    var defaultValueDescription: String { device == .cuda && ordinal > 0 ? "cuda:\(ordinal)" : device.rawValue }
+    static var allValueStrings: [String] { EngineConfiguration.Device.allCases.map(\.rawValue) + ["cuda:N", "cuda:N,M"] }
+    var defaultValueDescription: String {
+        device == .cuda && ordinals != [0] ? "cuda:" + ordinals.map(String.init).joined(separator: ",") : device.rawValue
+    }
 }
 extension EngineConfiguration.Layout: ExpressibleByArgument {}
 
@@ -80,6 +86,18 @@ struct EngineOptions: ParsableArguments {
         if device != nil && backend != nil { throw ValidationError("give --device or --backend, not both") }
     }
 
+    /// One configuration per GPU of `--device cuda:N,M,…` (else just `configuration`).
+    var configurations: [EngineConfiguration] {
+        (device?.ordinals ?? [0]).map { n in var c = configuration; c.deviceOrdinal = n; return c }
+    }
+
+    /// Commands that run on one device refuse a list of GPUs (usage error).
+    func requireOneDevice(_ command: String) throws {
+        if let d = device, d.ordinals.count > 1 {
+            throw ValidationError("--device \(d.defaultValueDescription): \(command) runs on one GPU (upscale, restore and chain spread a folder over several); give cuda:N")
+        }
+    }
+
     /// The typed engine configuration (with `--verbose`, engine decisions go to stderr).
     var configuration: EngineConfiguration {
         var e = EngineConfiguration()
@@ -114,18 +132,36 @@ struct EngineOptions: ParsableArguments {
 
     /// With `--precision fp16`: the same processor on an fp32 backend (same device and layout, eager), for images whose
     /// fp16 run overflows — what Real-ESRGAN's `--fp32` is for, done per image and automatically. nil otherwise.
-    func fp32Fallback<P: BatchProcessor>(_ build: @escaping @Sendable (any Backend) throws -> P) -> BatchFallback<P>? {
+    func fp32Fallback<P: BatchProcessor>(_ build: @escaping @Sendable (any Backend) throws -> P) -> BatchFallback<DevicePoolProcessor<P>>? {
         var c = configuration
         guard c.precision == .fp16 else { return nil }
         c.precision = .fp32
         let fp32 = c
-        return BatchFallback(name: "fp16 → fp32") { try build(ModelFactory.makeBackend(fp32)) }
+        return BatchFallback(name: "fp16 → fp32") { DevicePoolProcessor([("cuda:\(fp32.deviceOrdinal)", try build(ModelFactory.makeBackend(fp32)))]) }
+    }
+
+    /// The processors of a batch command: one on each device `--device` names (one, or every GPU of `cuda:N,M,…`),
+    /// `build` making a device's processor and saying which forwards it runs (for `--cuda-graph` / `--image-batch`).
+    /// Returns the pool, every member's forwards and the backends' names.
+    func pool<P: BatchProcessor>(_ command: String, imageBatch: Int,
+                                 _ build: (any Backend) throws -> (P, [ReplayedForward])) throws
+        -> (pool: DevicePoolProcessor<P>, replays: [ReplayedForward], backends: [String]) {
+        var members: [(name: String, processor: P)] = [], replays: [ReplayedForward] = [], names: [String] = []
+        for c in configurations {
+            let backend = try makeBackend(c)
+            let (p, r) = try build(backend)
+            try enableGraphReplay(command, r, imageBatch: imageBatch)
+            members.append((c.device == .cuda ? "cuda:\(c.deviceOrdinal)" : backend.name, p))
+            replays += r
+            names.append(backend.name)
+        }
+        return (DevicePoolProcessor(members), replays, names)
     }
 
     /// Creates the chosen backend. A device this build or machine cannot provide is one line on stderr and exit
     /// status 69 (EX_UNAVAILABLE), whichever command asked.
-    func makeBackend() throws -> any Backend {
-        do { return try ModelFactory.makeBackend(configuration) }
+    func makeBackend(_ c: EngineConfiguration? = nil) throws -> any Backend {
+        do { return try ModelFactory.makeBackend(c ?? configuration) }
         catch let e as EnhanceError where e.category == .unsupported {
             FileHandle.standardError.write(Data("enhance: \(e.message)\n".utf8))
             throw ExitCode(69)

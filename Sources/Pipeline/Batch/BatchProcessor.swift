@@ -19,6 +19,8 @@ public struct BatchNotes: Sendable, Equatable {
     /// Why the image was computed again another way, when it was (for example "fp16 → fp32: GPEN-512: 12 of 786432
     /// output values are NaN or infinite").
     public var fallback: String?
+    /// Which device computed the image, when a run spreads over several ("cuda:1").
+    public var device: String?
 
     /// Records the compute engine's figures: its tensor peak (the largest of the values reported for this image)
     /// and the bytes its prepared weights hold; on a GPU also the device memory as PyTorch counts it

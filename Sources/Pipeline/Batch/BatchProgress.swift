@@ -91,7 +91,8 @@ private func describe(_ record: BatchRecord) -> String {
     var s = "\(record.status.rawValue) \(record.input)"
     if let out = record.output, record.status == .ok || record.status == .skipped { s += " -> \(out)" }
     if let t = record.timings.map(imageSeconds), record.status == .ok {
-        s += String(format: " (%.2f s", t) + (record.tiles.map { "; tiles \($0)" } ?? "") + (record.fallback.map { "; \($0)" } ?? "") + ")"
+        let extra = [record.device, record.tiles.map { "tiles \($0)" }, record.fallback].compactMap { $0 }
+        s += String(format: " (%.2f s", t) + extra.map { "; " + $0 }.joined() + ")"
     }
     if let e = record.error, record.status != .skipped { s += ": \(e)" }
     return s

@@ -33,11 +33,13 @@ public struct BatchRecord: Sendable, Codable, Equatable {
     public var tiles: String?
     /// Why the image was computed again another way, when it was ("fp16 → fp32: …": an fp16 overflow).
     public var fallback: String?
+    /// Which device computed the image, when a run spreads over several GPUs ("cuda:1").
+    public var device: String?
 
     /// Creates a record.
     public init(input: String, output: String?, status: BatchStatus, error: String? = nil,
                 timings: [String: Double]? = nil, faces: Int? = nil, width: Int? = nil, height: Int? = nil,
-                memory: [String: Int]? = nil, tiles: String? = nil, fallback: String? = nil) {
+                memory: [String: Int]? = nil, tiles: String? = nil, fallback: String? = nil, device: String? = nil) {
         self.input = input
         self.output = output
         self.status = status
@@ -49,6 +51,7 @@ public struct BatchRecord: Sendable, Codable, Equatable {
         self.memory = memory
         self.tiles = tiles
         self.fallback = fallback
+        self.device = device
     }
 
     /// The record as one JSON line (sorted keys, no trailing newline).

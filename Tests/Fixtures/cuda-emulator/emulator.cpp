@@ -179,8 +179,15 @@ size_t live_bytes = 0, peak_bytes = 0;
 unsigned long long launches = 0, alloc_serial = 0;
 std::string last_kernel = "(none)";
 bool initialized = false;
-int primary_refs = 0;
-CUctx_st primary_context{0};
+// One primary context per device (ENH_EMU_DEVICES); device memory is one pool whichever context allocates.
+int primary_refs[8] = {0};
+CUctx_st primary_contexts[8] = {{0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}};
+
+// A context retained and not yet released.
+bool live_context(CUcontext c) { return c >= primary_contexts && c < primary_contexts + 8 && primary_refs[c->device] > 0; }
+
+// Contexts retained now.
+int live_contexts() { int n = 0; for (int r : primary_refs) n += r > 0; return n; }
 thread_local CUcontext current_context = nullptr;
 
 using lock = std::lock_guard<std::recursive_mutex>;
@@ -197,7 +204,7 @@ void note(const char *fmt, ...) {
 // Driver calls that need a context fail the way the real driver does without one on the calling thread.
 CUresult need_context() {
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
-    if (current_context != &primary_context || primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
+    if (!live_context(current_context)) return CUDA_ERROR_INVALID_CONTEXT;
     return CUDA_SUCCESS;
 }
 
@@ -282,7 +289,8 @@ struct fake_cubin {
 // Devices: ENH_EMU_DEVICES (1…8, default 1) identical emulated GPUs. ENH_EMU_CUDA_ORDER ("1,0") maps CUDA ordinals
 // to physical devices as CUDA_VISIBLE_DEVICES does on a real machine (NVML keeps the physical order, by PCI bus):
 // physical device p sits on bus 0x10 + p and is named "Enhance host emulator" (p = 0) or "Enhance host emulator #p".
-int context_device = 0;
+// The device NVML shows the process's memory on: the lowest ordinal with a retained context.
+int context_device() { for (int d = 0; d < 8; d++) if (primary_refs[d] > 0) return d; return 0; }
 
 int device_count() {
     const char *e = getenv("ENH_EMU_DEVICES");
@@ -328,7 +336,7 @@ void write_used(unsigned long long used) {
     FILE *f = fopen(tmp.c_str(), "w");
     if (!f) return;
     // launches: NVML's utilisation reads "did a kernel run since"; the physical device whose context holds the memory
-    fprintf(f, "%llu %llu %d\n", used, launches, physical_device(context_device));
+    fprintf(f, "%llu %llu %d\n", used, launches, physical_device(context_device()));
     fclose(f);
     rename(tmp.c_str(), path);
     published_used = true;
@@ -336,7 +344,7 @@ void write_used(unsigned long long used) {
 
 void publish_used() {
     if (!getenv("ENH_EMU_NVML_FILE")) return;
-    write_used((primary_refs > 0 ? kContextBytes : 0) + live_bytes);
+    write_used(kContextBytes * live_contexts() + live_bytes);
 }
 
 // After launches, at most every 2 ms (the file is rewritten, so not per launch).
@@ -550,10 +558,8 @@ CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev) {
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
     if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
     if (!pctx) return CUDA_ERROR_INVALID_VALUE;
-    if (primary_refs > 0 && dev != context_device) return CUDA_ERROR_INVALID_DEVICE;   // one device per process here
-    context_device = dev;
-    primary_refs++;
-    *pctx = &primary_context;
+    primary_refs[dev]++;
+    *pctx = &primary_contexts[dev];
     publish_used();
     return CUDA_SUCCESS;
 }
@@ -562,8 +568,8 @@ CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
     lock l(mu);
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
     if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
-    if (primary_refs == 0 || dev != context_device) return CUDA_ERROR_INVALID_CONTEXT;
-    primary_refs--;   // at 0 the context is inactive until retained again (device memory is kept, unlike a GPU)
+    if (primary_refs[dev] == 0) return CUDA_ERROR_INVALID_CONTEXT;
+    primary_refs[dev]--;   // at 0 the context is inactive until retained again (device memory is kept, unlike a GPU)
     publish_used();
     return CUDA_SUCCESS;
 }
@@ -571,7 +577,7 @@ CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
 CUresult cuCtxSetCurrent(CUcontext ctx) {
     lock l(mu);
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
-    if (ctx && (ctx != &primary_context || primary_refs == 0)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (ctx && !live_context(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
     current_context = ctx;
     return CUDA_SUCCESS;
 }
@@ -581,7 +587,7 @@ CUresult cuCtxSynchronize_v2(CUcontext ctx) {
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
     if (!ctx) {
         if (CUresult r = need_context()) return r;   // NULL: the calling thread's current context
-    } else if (ctx != &primary_context || primary_refs == 0) {
+    } else if (!live_context(ctx)) {
         return CUDA_ERROR_INVALID_CONTEXT;
     }
     if (!captures.empty()) {
