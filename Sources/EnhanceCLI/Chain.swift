@@ -35,30 +35,27 @@ struct Chain: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let devices: (pool: DevicePoolProcessor<ChainProcessor>, replays: [ReplayedForward], backends: [String])
-        let upConfig: UpscaleConfiguration
-        let factory = models.factory, flags = restore, encoding = out.encoding
+        let devices: DeviceProcessors<ChainProcessor>
         let quiet = batch.quiet || batch.json
         do {
-            upConfig = try upscale.configuration()
+            let upConfig = try upscale.configuration()
             try await models.fetchMissing(upConfig.modelNames + restore.configuration.modelNames) { line in
                 if !batch.quiet { FileHandle.standardError.write(Data(("chain: " + line + "\n").utf8)) }
             }
-            var first = true
-            devices = try engine.pool("chain", imageBatch: batch.imageBatch) { backend in
+            let factory = models.factory, flags = restore, encoding = out.encoding
+            devices = try engine.processors("chain", imageBatch: batch.imageBatch,
+                                            replays: { [$0.upscale.upscaler.replay] + $0.restore.restorer.replays }) { backend, say in
                 let (upscaler, loaded) = try factory.upscaler(upConfig, backend: backend)
                 let restorer = try flags.makeRestorer(factory, backend: backend) { line in
-                    if first && !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+                    if say && !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
                 }
-                if first && !quiet {
+                if say && !quiet {
                     let n = loaded.network
                     FileHandle.standardError.write(Data("chain: \(n.architectureName) ×\(n.scale) then GPEN-\(restorer.gpen.size) on \(backend.name)\n".utf8))
                 }
-                first = false
-                let p = try ChainProcessor(
+                return try ChainProcessor(
                     upscale: UpscaleProcessor(upscaler: upscaler, encoding: encoding),
                     restore: RestoreProcessor(restorer: restorer, saveFaces: flags.saveFaces, encodeOptions: encoding.encodeOptions))
-                return (p, [upscaler.replay] + restorer.replays)
             }
         } catch let e as ExitCode {
             throw e
@@ -71,14 +68,7 @@ struct Chain: AsyncParsableCommand {
         }
         var b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
         b.jobs = max(b.jobs, devices.backends.count * batch.imageBatch)   // every GPU busy
-        let fallback = engine.fp32Fallback { backend in
-            let (upscaler, _) = try factory.upscaler(upConfig, backend: backend)
-            return try ChainProcessor(
-                upscale: UpscaleProcessor(upscaler: upscaler, encoding: encoding),
-                restore: RestoreProcessor(restorer: try flags.makeRestorer(factory, backend: backend) { _ in }, saveFaces: flags.saveFaces,
-                                          encodeOptions: encoding.encodeOptions))
-        }
-        let summary = try await batch.run("chain", inputs: inputs, processor: devices.pool, options: b, fallback: fallback)
+        let summary = try await batch.run("chain", inputs: inputs, processor: devices.pool, options: b, fallback: devices.fallback)
         batch.reportMerges("chain", devices.replays)
         if summary.failed > 0 { throw ExitCode(1) }
     }

@@ -72,15 +72,15 @@ struct Restore: AsyncParsableCommand {
     func log(_ s: String) { if !batch.quiet { FileHandle.standardError.write(Data((s + "\n").utf8)) } }
 
     func run() async throws {
-        let devices: (pool: DevicePoolProcessor<RestoreProcessor>, replays: [ReplayedForward], backends: [String])
-        let factory = models.factory, flags = model, enc = out.encoding.encodeOptions
+        let devices: DeviceProcessors<RestoreProcessor>
         do {
             try await models.fetchMissing(model.configuration.modelNames) { log($0) }
-            var first = true
-            devices = try engine.pool("restore", imageBatch: batch.imageBatch) { backend in
-                let restorer = try flags.makeRestorer(factory, backend: backend) { if first { log($0) } }
-                first = false
-                return (RestoreProcessor(restorer: restorer, saveFaces: flags.saveFaces, encodeOptions: enc), restorer.replays)
+            let factory = models.factory, flags = model, enc = out.encoding.encodeOptions, quiet = batch.quiet
+            devices = try engine.processors("restore", imageBatch: batch.imageBatch, replays: { $0.restorer.replays }) { backend, say in
+                let restorer = try flags.makeRestorer(factory, backend: backend) { line in
+                    if say && !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+                }
+                return RestoreProcessor(restorer: restorer, saveFaces: flags.saveFaces, encodeOptions: enc)
             }
         } catch let e as ExitCode {
             throw e
@@ -91,10 +91,7 @@ struct Restore: AsyncParsableCommand {
         if devices.backends.count > 1 { log("restore: on \(devices.backends.joined(separator: " and "))") }
         var b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
         b.jobs = max(b.jobs, devices.backends.count * batch.imageBatch)   // every GPU busy
-        let fallback = engine.fp32Fallback { backend in
-            RestoreProcessor(restorer: try flags.makeRestorer(factory, backend: backend) { _ in }, saveFaces: flags.saveFaces, encodeOptions: enc)
-        }
-        let summary = try await batch.run("restore", inputs: inputs, processor: devices.pool, options: b, fallback: fallback)
+        let summary = try await batch.run("restore", inputs: inputs, processor: devices.pool, options: b, fallback: devices.fallback)
         batch.reportMerges("restore", devices.replays)
         if summary.failed > 0 { throw ExitCode(1) }
     }

@@ -56,25 +56,22 @@ struct Upscale: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let config: UpscaleConfiguration
         let o: UpscaleOptions
-        let devices: (pool: DevicePoolProcessor<UpscaleProcessor>, replays: [ReplayedForward], backends: [String])
+        let devices: DeviceProcessors<UpscaleProcessor>
         let first: LoadedSuperResolutionModel
-        let factory = models.factory, encoding = out.encoding
         do {
-            config = try model.configuration()
+            let config = try model.configuration()
             try await models.fetchMissing(config.modelNames) { log in
                 if !batch.quiet { FileHandle.standardError.write(Data(("upscale: " + log + "\n").utf8)) }
             }
-            o = try model.upscaleOptions()
-            var loaded: [LoadedSuperResolutionModel] = []
-            devices = try engine.pool("upscale", imageBatch: batch.imageBatch) { backend in
-                let l = try factory.loadSuperResolution(config, backend: backend)
-                loaded.append(l)
-                let p = UpscaleProcessor(upscaler: try Upscaler(network: l.network, options: o), encoding: encoding)
-                return (p, [p.upscaler.replay])
+            let options = try model.upscaleOptions(), factory = models.factory, encoding = out.encoding
+            o = options
+            devices = try engine.processors("upscale", imageBatch: batch.imageBatch, replays: { [$0.upscaler.replay] }) { backend, _ in
+                let loaded = try factory.loadSuperResolution(config, backend: backend)
+                return UpscaleProcessor(upscaler: try Upscaler(network: loaded.network, options: options), encoding: encoding)
             }
-            first = loaded[0]
+            // the first device's model (cached), for what was loaded from where
+            first = try factory.loadSuperResolution(config, backend: devices.pool.members[0].processor.upscaler.network.backend)
         } catch let e as ExitCode {
             throw e
         } catch {
@@ -103,12 +100,8 @@ struct Upscale: AsyncParsableCommand {
                 return processor.memoryEstimate(width: side, height: side)
             }
         }
-        let fallback = engine.fp32Fallback { backend in
-            UpscaleProcessor(upscaler: try Upscaler(network: try factory.loadSuperResolution(config, backend: backend).network, options: o),
-                             encoding: encoding)
-        }
         let summary = try await batch.run("upscale", inputs: inputs + extraInputs, processor: devices.pool, options: b,
-                                          memoryEstimate: estimate, fallback: fallback)
+                                          memoryEstimate: estimate, fallback: devices.fallback)
         batch.reportMerges("upscale", devices.replays)
         if !batch.quiet && !batch.json, let rss = peakRSSBytes() {
             FileHandle.standardError.write(Data(String(format: "peak RSS %.0f MiB\n", Double(rss) / 1048576).utf8))

@@ -130,32 +130,32 @@ struct EngineOptions: ParsableArguments {
         }
     }
 
-    /// With `--precision fp16`: the same processor on an fp32 backend (same device and layout, eager), for images whose
-    /// fp16 run overflows — what Real-ESRGAN's `--fp32` is for, done per image and automatically. nil otherwise.
-    func fp32Fallback<P: BatchProcessor>(_ build: @escaping @Sendable (any Backend) throws -> P) -> BatchFallback<DevicePoolProcessor<P>>? {
-        var c = configuration
-        guard c.precision == .fp16 else { return nil }
-        c.precision = .fp32
-        let fp32 = c
-        return BatchFallback(name: "fp16 → fp32") { DevicePoolProcessor([("cuda:\(fp32.deviceOrdinal)", try build(ModelFactory.makeBackend(fp32)))]) }
-    }
-
     /// The processors of a batch command: one on each device `--device` names (one, or every GPU of `cuda:N,M,…`),
-    /// `build` making a device's processor and saying which forwards it runs (for `--cuda-graph` / `--image-batch`).
-    /// Returns the pool, every member's forwards and the backends' names.
-    func pool<P: BatchProcessor>(_ command: String, imageBatch: Int,
-                                 _ build: (any Backend) throws -> (P, [ReplayedForward])) throws
-        -> (pool: DevicePoolProcessor<P>, replays: [ReplayedForward], backends: [String]) {
-        var members: [(name: String, processor: P)] = [], replays: [ReplayedForward] = [], names: [String] = []
+    /// each made by `make` (told whether to say what it loads: the first only) with its forwards set up for
+    /// `--cuda-graph` / `--image-batch`; with `--precision fp16` also the fp32 fallback for overflowing images, made by
+    /// the same `make` on an fp32 backend of the first device.
+    func processors<P: BatchProcessor>(_ command: String, imageBatch: Int, replays: (P) -> [ReplayedForward],
+                                       _ make: @escaping @Sendable (_ backend: any Backend, _ say: Bool) throws -> P) throws
+        -> DeviceProcessors<P> {
+        var members: [(name: String, processor: P)] = [], forwards: [ReplayedForward] = [], names: [String] = []
         for c in configurations {
             let backend = try makeBackend(c)
-            let (p, r) = try build(backend)
-            try enableGraphReplay(command, r, imageBatch: imageBatch)
+            let p = try make(backend, members.isEmpty)
+            try enableGraphReplay(command, replays(p), imageBatch: imageBatch)
             members.append((c.device == .cuda ? "cuda:\(c.deviceOrdinal)" : backend.name, p))
-            replays += r
+            forwards += replays(p)
             names.append(backend.name)
         }
-        return (DevicePoolProcessor(members), replays, names)
+        var fallback: BatchFallback<DevicePoolProcessor<P>>?
+        var fp32 = configuration
+        if fp32.precision == .fp16 {
+            fp32.precision = .fp32
+            let c = fp32
+            fallback = BatchFallback(name: "fp16 → fp32") {
+                DevicePoolProcessor([("cuda:\(c.deviceOrdinal)", try make(ModelFactory.makeBackend(c), false))])
+            }
+        }
+        return DeviceProcessors(pool: DevicePoolProcessor(members), replays: forwards, backends: names, fallback: fallback)
     }
 
     /// Creates the chosen backend. A device this build or machine cannot provide is one line on stderr and exit
@@ -198,6 +198,18 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
         guard let v = Double(body), v >= 0, v.isFinite else { return nil }
         return v * unit
     }
+}
+
+/// A batch command's processors on its devices (`EngineOptions.processors`).
+struct DeviceProcessors<P: BatchProcessor> {
+    /// One member per device; each image to the least busy.
+    let pool: DevicePoolProcessor<P>
+    /// Every member's forwards (merge counts).
+    let replays: [ReplayedForward]
+    /// The backends' names, in device order.
+    let backends: [String]
+    /// With `--precision fp16`: the same models in fp32 for images whose fp16 run overflows.
+    let fallback: BatchFallback<DevicePoolProcessor<P>>?
 }
 
 /// `--max-memory SIZE` (12G, 512M, 1.5GiB; powers of 1024).
