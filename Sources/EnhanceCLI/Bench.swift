@@ -233,7 +233,13 @@ struct BenchCommand: ParsableCommand {
             do {
                 // NVML orders GPUs by PCI bus and ignores CUDA_VISIBLE_DEVICES: find the GPU the children use (CUDA's
                 // device 0) by its bus, so a bench on GPU 1 of a machine does not sample GPU 0
-                let probe = try NVMLProbe(pciBusId: ModelFactory.cudaPCIBusId())
+                let bus = ModelFactory.cudaPCIBusId()
+                let probe: NVMLProbe
+                do { probe = try NVMLProbe(pciBusId: bus) } catch where bus != nil {
+                    // a bus NVML does not know (a driver that writes it differently): NVML's first GPU, said in the notes
+                    probe = try NVMLProbe(index: 0)
+                    notes.append("NVML found no GPU on PCI bus \(bus!) (\(error.description)): sampling its device 0, \(probe.deviceName)")
+                }
                 settings.deviceMemory = probe
                 log("sampling device memory of \(probe.deviceName) (\(ByteSize.format(probe.totalBytes))) through \(probe.library)")
             } catch {

@@ -87,6 +87,17 @@ import TestSupport
         }
     }
 
+    /// Should NVML not find the GPU by CUDA's bus string, the bench samples NVML's device 0 and says so in the notes.
+    @Test func aBusNVMLDoesNotKnowFallsBackToItsFirstGPU() throws {
+        let (json, _, dir) = try Self.bench(["ENH_EMU_NVML_NO_BUS": "1"])
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let notes = try #require(json["notes"] as? [String])
+        #expect(notes.contains { $0.contains("NVML found no GPU on PCI bus 0000:10:00.0") && $0.contains("sampling its device 0") }, "\(notes)")
+        let s = try #require((json["summaries"] as? [[String: Any]])?.first)
+        let process = try #require(((s["vram"] as? [String: Any])?["process_bytes"] as? NSNumber)?.int64Value)
+        #expect(process >= Self.contextBytes)
+    }
+
     /// Without NVML the bench still runs; the note says why, and instances per card come from the engine's reserved peak.
     @Test func withoutNVMLTheEnginesOwnCountsRemain() throws {
         let (json, _, dir) = try Self.bench(["ENH_EMU_NO_NVML": "1"])
