@@ -54,7 +54,7 @@ extension EngineConfiguration.Layout: ExpressibleByArgument {}
 /// Engine flags shared by the model commands: `--device`, `--backend`, `--threads`, `--no-winograd`, `--precision`,
 /// `--verbose`.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "Compute device: auto (default: cuda when an NVIDIA GPU with the driver, cuDNN 9 and NVRTC 13 can be used here, else cpu), cpu (oneDNN), reference (plain Swift, slow; for parity checks), cuda (the first GPU) or cuda:N (GPU N in CUDA's order after CUDA_VISIBLE_DEVICES; `enhance info` lists them). `enhance info` says why a device is unavailable; cuDNN/NVRTC are looked up in ENHANCE_CUDA_LIBS (colon-separated folders, e.g. a PyTorch venv's site-packages/nvidia/{cudnn,cu13}/lib), then system folders.")
+    @Option(help: "Compute device: auto (default: cuda when an NVIDIA GPU with the driver, cuDNN 9 and NVRTC 13 can be used here, else cpu), cpu (oneDNN), reference (plain Swift, slow; for parity checks), cuda (the first GPU), cuda:N (GPU N in CUDA's order after CUDA_VISIBLE_DEVICES; `enhance info` lists them) or, for upscale, restore and chain, cuda:N,M,… (the models on each of those GPUs, the images spread over them). `enhance info` says why a device is unavailable; cuDNN/NVRTC are looked up in ENHANCE_CUDA_LIBS (colon-separated folders, e.g. a PyTorch venv's site-packages/nvidia/{cudnn,cu13}/lib), then system folders.")
     var device: DeviceArgument?
 
     @Option(help: "Older spelling of --device: dnnl (= cpu) or reference.")
