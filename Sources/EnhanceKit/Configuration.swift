@@ -43,6 +43,16 @@ public struct EngineConfiguration: Sendable, Equatable {
 
     public init() {}
 
+    /// The engine an fp16 run computes an image again on when its outputs overflow (NaN or infinite values): the same
+    /// device and layout in fp32; nil for the other precisions. The notes call it `overflowFallbackName`.
+    public var overflowFallback: EngineConfiguration? {
+        guard precision == .fp16 else { return nil }
+        var c = self
+        c.precision = .fp32
+        return c
+    }
+    public static let overflowFallbackName = "fp16 → fp32"
+
     public static func == (a: Self, b: Self) -> Bool {
         a.device == b.device && a.deviceOrdinal == b.deviceOrdinal && a.threads == b.threads && a.winograd == b.winograd && a.precision == b.precision
             && a.cudnnBenchmark == b.cudnnBenchmark && a.layout == b.layout

@@ -69,9 +69,10 @@ final class ImageJobs: @unchecked Sendable {
     /// (one processor per settings: with `--image-batch` their runs can merge only in the same forwards).
     func prepare(_ p: JobParameters) async throws -> Prepared {
         let key = "\(p.operation)|\(String(describing: p.upscale))|\(String(describing: p.restore))|\(p.quality ?? -1)"
-        let task: Task<Prepared, any Error> = lock.withLock {
-            if let hit = prepared[key] { return Task { hit } }
-            if let running = preparing[key] { return running }
+        enum Lookup { case ready(Prepared), building(Task<Prepared, any Error>) }
+        let found = lock.withLock { () -> Lookup in
+            if let hit = prepared[key] { return .ready(hit) }
+            if let running = preparing[key] { return .building(running) }
             let t = Task { () throws -> Prepared in
                 defer { self.lock.withLock { self.preparing[key] = nil } }
                 let built = try await self.lane.run { () -> Prepared in
@@ -87,9 +88,12 @@ final class ImageJobs: @unchecked Sendable {
                 return built
             }
             preparing[key] = t
-            return t
+            return .building(t)
         }
-        return try await task.value
+        switch found {
+        case let .ready(hit): return hit
+        case let .building(task): return try await task.value
+        }
     }
 
     /// Builds the processor (the caller holds the engine).
@@ -133,21 +137,19 @@ final class ImageJobs: @unchecked Sendable {
     /// an fp32 backend of the same device (created on first need, shared by every settings), as the CLI does.
     private func runner<P: BatchProcessor>(_ proc: P, _ make: @escaping @Sendable (any Backend) throws -> P)
         -> @Sendable (BatchItem) async throws -> (BatchNotes, Int) {
-        guard configuration.engine.precision == .fp16 else { return { try await self.execute(proc, $0) } }
-        let wrapped = FallbackProcessor(proc, name: "fp16 → fp32") { try make(self.fp32Backend()) }
+        guard let twin = configuration.engine.overflowFallback else { return { try await self.execute(proc, $0) } }
+        let wrapped = FallbackProcessor(proc, name: EngineConfiguration.overflowFallbackName) { try make(self.fallbackBackend(twin)) }
         return { try await self.execute(wrapped, $0) }
     }
 
-    private var fp32: (any Backend)?
+    private var fallbackEngine: (any Backend)?
 
-    /// The fp32 twin of the engine's backend (fp16 fallback).
-    private func fp32Backend() throws -> any Backend {
+    /// The backend of the engine's overflow fallback (`c`), made once and shared by every settings.
+    private func fallbackBackend(_ c: EngineConfiguration) throws -> any Backend {
         try lock.withLock {
-            if let b = fp32 { return b }
-            var c = configuration.engine
-            c.precision = .fp32
+            if let b = fallbackEngine { return b }
             let b = try ModelFactory.makeBackend(c)
-            fp32 = b
+            fallbackEngine = b
             return b
         }
     }
@@ -179,15 +181,12 @@ final class ImageJobs: @unchecked Sendable {
         notes.timings["decode"] = notes.timings["decode"] ?? secondsSince(t)
         try Task.checkCancellation()
         let measured = try await lane.run { var n = BatchNotes(); let c = try await proc.compute(loaded.0, item: item, notes: &n); return (c, n) }
-        for (k, v) in measured.value.1.timings { notes.timings[k] = v }
-        notes.faces = measured.value.1.faces
-        notes.tiles = measured.value.1.tiles
-        notes.fallback = measured.value.1.fallback
+        notes.take(measured.value.1)
         try Task.checkCancellation()
         t = ContinuousClock.now
         let temp = item.output + ".part"
         let stored = try await lane.offload { var n = BatchNotes(); try await proc.store(measured.value.0, item: item, temporaryPath: temp, notes: &n); return n }
-        for (k, v) in stored.timings { notes.timings[k] = v }
+        notes.take(stored)
         notes.timings["encode"] = notes.timings["encode"] ?? secondsSince(t)
         try FileManager.default.moveItem(atPath: temp, toPath: item.output)
         return (notes, measured.peakBytes)

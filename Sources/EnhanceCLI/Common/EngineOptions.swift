@@ -146,12 +146,8 @@ struct EngineOptions: ParsableArguments {
             forwards += replays(p)
             names.append(backend.name)
         }
-        var fallback: BatchFallback<DevicePoolProcessor<P>>?
-        var fp32 = configuration
-        if fp32.precision == .fp16 {
-            fp32.precision = .fp32
-            let c = fp32
-            fallback = BatchFallback(name: "fp16 → fp32") {
+        let fallback = configuration.overflowFallback.map { c in
+            BatchFallback(name: EngineConfiguration.overflowFallbackName) {
                 DevicePoolProcessor([("cuda:\(c.deviceOrdinal)", try make(ModelFactory.makeBackend(c), false))])
             }
         }

@@ -37,6 +37,19 @@ public struct BatchNotes: Sendable, Equatable {
 
     /// Creates empty notes.
     public init() {}
+
+    /// Takes what a later stage noted in notes of its own (a service runs each stage apart): its timings and memory
+    /// figures, and each of its other fields it set.
+    public mutating func take(_ later: BatchNotes) {
+        timings.merge(later.timings) { $1 }
+        memory.merge(later.memory) { $1 }
+        faces = later.faces ?? faces
+        width = later.width ?? width
+        height = later.height ?? height
+        tiles = later.tiles ?? tiles
+        fallback = later.fallback ?? fallback
+        device = later.device ?? device
+    }
 }
 
 /// Per-image work split into stages so decode and encode of neighbouring images overlap the current compute.

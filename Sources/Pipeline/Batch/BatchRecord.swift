@@ -54,6 +54,14 @@ public struct BatchRecord: Sendable, Codable, Equatable {
         self.device = device
     }
 
+    /// The record of `item` with what its stages noted (empty timings and memory left out).
+    public init(item: BatchItem, status: BatchStatus, error: String? = nil, notes: BatchNotes) {
+        self.init(input: item.input, output: item.output, status: status, error: error,
+                  timings: notes.timings.isEmpty ? nil : notes.timings, faces: notes.faces, width: notes.width,
+                  height: notes.height, memory: notes.memory.isEmpty ? nil : notes.memory, tiles: notes.tiles,
+                  fallback: notes.fallback, device: notes.device)
+    }
+
     /// The record as one JSON line (sorted keys, no trailing newline).
     public func jsonLine() -> String {
         let encoder = JSONEncoder()

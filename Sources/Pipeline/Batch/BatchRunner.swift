@@ -203,15 +203,10 @@ public struct BatchRunner<Processor: BatchProcessor>: Sendable {
                                     reason: String(cString: strerror(errno)))
             }
             notes.timings["store"] = seconds(since: t)
-            return BatchRecord(input: item.input, output: item.output, status: .ok, timings: notes.timings,
-                               faces: notes.faces, width: notes.width, height: notes.height,
-                               memory: notes.memory.isEmpty ? nil : notes.memory, tiles: notes.tiles, fallback: notes.fallback, device: notes.device)
+            return BatchRecord(item: item, status: .ok, notes: notes)
         } catch {
             unlink(temporary)
-            return BatchRecord(input: item.input, output: item.output, status: .failed,
-                               error: String(describing: error), timings: notes.timings.isEmpty ? nil : notes.timings,
-                               faces: notes.faces, width: notes.width, height: notes.height,
-                               memory: notes.memory.isEmpty ? nil : notes.memory, tiles: notes.tiles, fallback: notes.fallback, device: notes.device)
+            return BatchRecord(item: item, status: .failed, error: String(describing: error), notes: notes)
         }
     }
 }

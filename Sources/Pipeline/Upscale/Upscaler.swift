@@ -276,7 +276,7 @@ public final class Upscaler: @unchecked Sendable {
         var out: [AxisSplit] = []
         let most = max(1, extent / least)
         for n in 1...most {
-            let t = ((extent + n - 1) / n + m - 1) / m * m
+            let t = roundUp((extent + n - 1) / n, m)
             let count = (extent + t - 1) / t
             if count == out.last?.count { continue }
             if count == 1 {
@@ -339,7 +339,6 @@ public final class Upscaler: @unchecked Sendable {
     /// Bytes assumed for the process itself (code, libraries, allocator slack) when fitting `maxMemory`.
     public static let baseOverhead = 64 << 20
 
-    private func roundUp(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }
 
     /// pre_pad + mod-pad, then whole or tiled passes; hands each pasted tile core (cropped to scale·w × scale·h)
     /// to `sink(values, outY, outX, planeStride, planeSize)` where values are the downloaded NCHW tile output.
@@ -461,6 +460,9 @@ public final class Upscaler: @unchecked Sendable {
         return out
     }
 }
+
+/// `x` rounded up to a multiple of `m`.
+private func roundUp(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }
 
 /// The output image being assembled: clamps, converts (gray, alpha) and quantises tile by tile, so no float
 /// copy of the output at network resolution exists.
