@@ -27,6 +27,26 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: emu.driver))
     }
 
+    /// The emulator's own checks (Tests/Fixtures/cuda-emulator/selftest.sh): driver and memory guards, deferred stream
+    /// work (a read without the synchronisation sees old bytes; pinned and pageable copies; errors of queued work at the
+    /// next sync), graph capture, cuDNN convolutions against direct sums, the loader's error paths, and the real NVRTC
+    /// and cuDNN through the loader when their wheels are cached.
+    @Test func theEmulatorPassesItsOwnSelfTest() throws {
+        let p = Process()
+        p.executableURL = Repository.root.appendingPathComponent("Tests/Fixtures/cuda-emulator/selftest.sh")
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "ENH_EMU_SYNC")
+        p.environment = env
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let log = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0 && log.contains("selftest.sh: all passed") && log.contains(" 0 failures"),
+                "\(log.split(separator: "\n").suffix(30).joined(separator: "\n"))")
+    }
+
     @Test func aMissingDriverIsAnUnsupportedErrorNamingTheLibrary() {
         do {
             _ = try CUDALibrary(driverPath: "/nonexistent/libcuda.so.1", libraryFolders: [])

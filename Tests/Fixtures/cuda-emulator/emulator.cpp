@@ -21,10 +21,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <unistd.h>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <math.h>
 #include <mutex>
 #include <set>
@@ -133,6 +135,7 @@ struct CUevent_st {
     unsigned int flags;
     bool recorded;
     std::chrono::steady_clock::time_point when;
+    CUstream stream;   // where it was last recorded (its work runs first at cuEventSynchronize)
 };
 struct CUmod_st;
 struct CUfunc_st {
@@ -170,7 +173,7 @@ struct block {
 
 std::recursive_mutex mu;   // one lock for all state; kernels run while it is held (one "stream" at a time)
 std::map<uintptr_t, block> blocks;   // by user address
-std::set<void *> host_blocks;        // cuMemHostAlloc
+std::map<const void *, size_t> host_blocks;   // cuMemHostAlloc: page-locked memory, by start
 std::set<CUstream> streams;
 std::set<CUevent> events;
 std::set<CUmodule> modules;
@@ -391,6 +394,93 @@ void record(CUstream s, std::string what, std::vector<uintptr_t> pointers, std::
     captures[s].graph->ops.push_back(captured_op{std::move(what), std::move(pointers), std::move(run)});
 }
 
+// Deferred execution (section 3c). A GPU runs a stream's work after the call that queued it returns; the host sees
+// the results only after a synchronisation. The emulator makes that as late as it can: work queued on a created
+// stream runs only when something forces it (cuStreamSynchronize of that stream, cuCtxSynchronize, cuEventSynchronize
+// of an event recorded on it, a copy into pageable host memory on it, which the driver completes before returning,
+// a cuDNN Find on it, cuMemFree and cuMemFreeHost, which synchronise the device, cuStreamDestroy). So a host read of
+// device results without the synchronisation, a kernel parameter pointing at host memory that is gone, or a pinned
+// staging buffer reused before its copy ran give wrong bytes here as they would on a GPU. Errors of queued work are
+// reported by the next synchronisation of its stream. ENH_EMU_SYNC=1 runs everything at the call (the old model).
+// The implicit streams (NULL, legacy, per-thread) run at the call, after the work queued on blocking created streams.
+std::map<CUstream, std::deque<captured_op>> pending;
+std::map<CUstream, CUresult> stream_errors;
+
+bool sync_mode() {
+    static const bool on = getenv("ENH_EMU_SYNC") != nullptr;
+    return on;
+}
+
+bool implicit_stream(CUstream s) {
+    return s == nullptr || s == reinterpret_cast<CUstream>(1) || s == reinterpret_cast<CUstream>(2);
+}
+
+void publish_launches();
+
+// Runs the work queued on `s`, in order; the first failure is kept for that stream's next synchronisation.
+void run_pending(CUstream s) {
+    auto it = pending.find(s);
+    if (it == pending.end()) return;
+    std::deque<captured_op> ops;
+    ops.swap(it->second);
+    pending.erase(it);
+    for (captured_op &op : ops)
+        if (CUresult r = op.run()) {
+            note("%s, queued on a stream, failed (%d) when it ran", op.what.c_str(), (int)r);
+            stream_errors.emplace(s, r);   // keeps the first
+        }
+    publish_launches();
+}
+
+void run_all_pending() {
+    while (!pending.empty()) run_pending(pending.begin()->first);
+}
+
+// The first error of `s`'s queued work since its last synchronisation (cleared).
+CUresult take_error(CUstream s) {
+    auto it = stream_errors.find(s);
+    if (it == stream_errors.end()) return CUDA_SUCCESS;
+    CUresult r = it->second;
+    stream_errors.erase(it);
+    return r;
+}
+
+CUresult take_all_errors() {
+    CUresult first = CUDA_SUCCESS;
+    for (auto &kv : stream_errors)
+        if (first == CUDA_SUCCESS) first = kv.second;
+    stream_errors.clear();
+    return first;
+}
+
+// Stream-ordered work: recorded into an ongoing capture, queued on a created stream, or run now on an implicit
+// stream (after the blocking streams' queued work, as the legacy stream waits for them).
+CUresult submit(CUstream s, std::string what, std::vector<uintptr_t> pointers, std::function<CUresult()> run) {
+    if (capturing(s)) {
+        record(s, std::move(what), std::move(pointers), std::move(run));
+        return CUDA_SUCCESS;
+    }
+    if (!sync_mode() && !implicit_stream(s)) {
+        pending[s].push_back(captured_op{std::move(what), std::move(pointers), std::move(run)});
+        return CUDA_SUCCESS;
+    }
+    if (implicit_stream(s))
+        for (auto it = pending.begin(); it != pending.end();) {
+            CUstream q = (it++)->first;
+            if ((q->flags & CU_STREAM_NON_BLOCKING) == 0) run_pending(q);
+        }
+    return run();
+}
+
+// Whether [p, p + n) lies in page-locked host memory (cuMemHostAlloc).
+bool pinned(const void *p, size_t n) {
+    auto it = host_blocks.upper_bound(p);
+    if (it == host_blocks.begin()) return false;
+    --it;
+    auto lo = reinterpret_cast<uintptr_t>(it->first), q = reinterpret_cast<uintptr_t>(p);
+    return q >= lo && n <= it->second && q - lo <= it->second - n;
+}
+
 // Whether any recorded op of `body` uses an address in [lo, hi).
 const captured_op *uses(const graph_body *body, uintptr_t lo, uintptr_t hi) {
     for (const captured_op &op : body->ops)
@@ -595,7 +685,10 @@ CUresult cuCtxSynchronize_v2(CUcontext ctx) {
         for (auto &c : captures) c.second.invalid = true;
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     }
-    return check_all_guards("cuCtxSynchronize");
+    run_all_pending();
+    CUresult queued = take_all_errors();
+    CUresult guards = check_all_guards("cuCtxSynchronize");
+    return queued ? queued : guards;
 }
 
 CUresult cuCtxSynchronize(void) { return cuCtxSynchronize_v2(nullptr); }
@@ -624,6 +717,7 @@ CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize) {
 CUresult cuMemFree_v2(CUdeviceptr dptr) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
+    run_all_pending();   // cuMemFree synchronises the device (a capturing stream's work is recorded, not queued)
     auto it = blocks.find((uintptr_t)dptr);
     if (it == blocks.end()) {
         note("cuMemFree: 0x%llx is not the start of a live device allocation", (unsigned long long)dptr);
@@ -668,7 +762,7 @@ CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags) {
     if (!pp || bytesize == 0 || Flags > 7) return CUDA_ERROR_INVALID_VALUE;
     void *p = nullptr;
     if (posix_memalign(&p, 4096, bytesize) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
-    host_blocks.insert(p);
+    host_blocks[p] = bytesize;
     *pp = p;
     return CUDA_SUCCESS;
 }
@@ -676,6 +770,7 @@ CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags) {
 CUresult cuMemFreeHost(void *p) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
+    run_all_pending();   // pinned memory a queued copy still reads or writes
     if (!host_blocks.erase(p)) return CUDA_ERROR_INVALID_VALUE;
     free(p);
     return CUDA_SUCCESS;
@@ -705,8 +800,22 @@ CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstre
     if (capturing(s)) return refuse_in_capture("cuMemcpyHtoDAsync", s);
     if (n && !src) return CUDA_ERROR_INVALID_VALUE;
     if (CUresult r = device_range("cuMemcpyHtoDAsync", dst, n)) return r;
-    if (n) memcpy(reinterpret_cast<void *>(dst), src, n);
-    return CUDA_SUCCESS;
+    if (n == 0) return CUDA_SUCCESS;
+    // From pageable memory the driver stages the bytes before it returns; from pinned memory the copy engine reads
+    // them when the copy runs, so the host must not touch them before a synchronisation.
+    if (pinned(src, n))
+        return submit(s, "cuMemcpyHtoDAsync (pinned)", {(uintptr_t)dst}, [dst, src, n]() -> CUresult {
+            if (CUresult r = device_range("cuMemcpyHtoDAsync", dst, n)) return r;
+            memcpy(reinterpret_cast<void *>(dst), src, n);
+            return CUDA_SUCCESS;
+        });
+    auto staged = std::make_shared<std::vector<unsigned char>>(static_cast<const unsigned char *>(src),
+                                                                static_cast<const unsigned char *>(src) + n);
+    return submit(s, "cuMemcpyHtoDAsync", {(uintptr_t)dst}, [dst, staged, n]() -> CUresult {
+        if (CUresult r = device_range("cuMemcpyHtoDAsync", dst, n)) return r;
+        memcpy(reinterpret_cast<void *>(dst), staged->data(), n);
+        return CUDA_SUCCESS;
+    });
 }
 
 CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s) {
@@ -715,8 +824,19 @@ CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s) 
     if (capturing(s)) return refuse_in_capture("cuMemcpyDtoHAsync", s);
     if (n && !dst) return CUDA_ERROR_INVALID_VALUE;
     if (CUresult r = device_range("cuMemcpyDtoHAsync", src, n)) return r;
-    if (n) memcpy(dst, reinterpret_cast<const void *>(src), n);
-    return CUDA_SUCCESS;
+    if (n == 0) return CUDA_SUCCESS;
+    auto run = [dst, src, n]() -> CUresult {
+        if (CUresult r = device_range("cuMemcpyDtoHAsync", src, n)) return r;
+        memcpy(dst, reinterpret_cast<const void *>(src), n);
+        return CUDA_SUCCESS;
+    };
+    // Into pinned memory the copy runs in stream order and the host must synchronise before reading; into pageable
+    // memory the driver returns only once the copy (so the stream's earlier work) is done.
+    if (pinned(dst, n)) return submit(s, "cuMemcpyDtoHAsync (pinned)", {(uintptr_t)src}, run);
+    if (implicit_stream(s)) return submit(s, "cuMemcpyDtoHAsync", {(uintptr_t)src}, run);
+    run_pending(s);
+    if (CUresult r = take_error(s)) return r;
+    return run();
 }
 
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
@@ -730,8 +850,7 @@ CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstre
         if (n) memmove(reinterpret_cast<void *>(dst), reinterpret_cast<const void *>(src), n);
         return CUDA_SUCCESS;
     };
-    if (capturing(s)) { record(s, "cuMemcpyDtoDAsync", {(uintptr_t)dst, (uintptr_t)src}, run); return CUDA_SUCCESS; }
-    return run();
+    return submit(s, "cuMemcpyDtoDAsync", {(uintptr_t)dst, (uintptr_t)src}, run);
 }
 
 CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char uc, size_t n, CUstream s) {
@@ -743,8 +862,7 @@ CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char uc, size_t n, CUstream s
         if (n) memset(reinterpret_cast<void *>(dst), uc, n);
         return CUDA_SUCCESS;
     };
-    if (capturing(s)) { record(s, "cuMemsetD8Async", {(uintptr_t)dst}, run); return CUDA_SUCCESS; }
-    return run();
+    return submit(s, "cuMemsetD8Async", {(uintptr_t)dst}, run);
 }
 
 CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int ui, size_t n, CUstream s) {
@@ -759,8 +877,7 @@ CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int ui, size_t n, CUstream s
         for (size_t i = 0; i < n; i++) p[i] = ui;
         return CUDA_SUCCESS;
     };
-    if (capturing(s)) { record(s, "cuMemsetD32Async", {(uintptr_t)dst}, run); return CUDA_SUCCESS; }
-    return run();
+    return submit(s, "cuMemsetD32Async", {(uintptr_t)dst}, run);
 }
 
 CUresult cuModuleLoadData(CUmodule *module, const void *image) {
@@ -851,8 +968,8 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
                             }
                 }
     };
-    if (capturing(s)) {
-        // The driver copies the parameter values at the launch call; so does the capture.
+    if (capturing(s) || (!sync_mode() && !implicit_stream(s))) {
+        // The driver copies the parameter values at the launch call; so do the capture and the queue.
         std::vector<std::vector<unsigned char>> values;
         std::vector<uintptr_t> pointers;
         for (size_t i = 0; i < k.arity; i++) {
@@ -864,14 +981,14 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
                 pointers.push_back(v);
             }
         }
-        record(s, "kernel " + k.name, pointers, [grid, values]() mutable -> CUresult {
+        return submit(s, "kernel " + k.name, pointers, [grid, values]() mutable -> CUresult {
             std::vector<void *> params;
             for (auto &v : values) params.push_back(v.data());
             grid(params.data());
             return CUDA_SUCCESS;
         });
-        return CUDA_SUCCESS;
     }
+    submit(s, "kernel " + k.name, {}, [] { return CUDA_SUCCESS; });   // an implicit stream: blocking streams first
     grid(kernelParams);
     publish_launches();
     return CUDA_SUCCESS;
@@ -890,7 +1007,10 @@ CUresult cuStreamCreate(CUstream *phStream, unsigned int Flags) {
 CUresult cuStreamDestroy_v2(CUstream hStream) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
-    if (!streams.erase(hStream)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!streams.count(hStream)) return CUDA_ERROR_INVALID_HANDLE;
+    run_pending(hStream);   // the driver lets queued work finish before it releases the stream
+    stream_errors.erase(hStream);
+    streams.erase(hStream);
     delete hStream;
     return CUDA_SUCCESS;
 }
@@ -900,14 +1020,24 @@ CUresult cuStreamSynchronize(CUstream hStream) {
     if (CUresult r = need_context()) return r;
     if (!valid_stream(hStream)) return CUDA_ERROR_INVALID_HANDLE;
     if (capturing(hStream)) return refuse_in_capture("cuStreamSynchronize", hStream);
-    return check_all_guards("cuStreamSynchronize");
+    if (implicit_stream(hStream)) {
+        for (auto it = pending.begin(); it != pending.end();) {
+            CUstream q = (it++)->first;
+            if ((q->flags & CU_STREAM_NON_BLOCKING) == 0) run_pending(q);
+        }
+    } else {
+        run_pending(hStream);
+    }
+    CUresult queued = take_error(hStream);
+    CUresult guards = check_all_guards("cuStreamSynchronize");
+    return queued ? queued : guards;
 }
 
 CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
     if (!phEvent || Flags > 7) return CUDA_ERROR_INVALID_VALUE;
-    auto *e = new CUevent_st{Flags, false, {}};
+    auto *e = new CUevent_st{Flags, false, {}, nullptr};
     events.insert(e);
     *phEvent = e;
     return CUDA_SUCCESS;
@@ -922,14 +1052,20 @@ CUresult cuEventRecord(CUevent hEvent, CUstream hStream) {
         hEvent->when = std::chrono::steady_clock::now();
         return CUDA_SUCCESS;
     };
-    if (capturing(hStream)) { record(hStream, "cuEventRecord", {}, run); return CUDA_SUCCESS; }
-    return run();
+    if (!capturing(hStream)) {
+        hEvent->recorded = false;   // until the stream reaches it
+        hEvent->stream = hStream;
+        // a stream with nothing queued reaches it now (so host-side gaps between records are timed, as on a GPU)
+        if (!pending.count(hStream)) return run();
+    }
+    return submit(hStream, "cuEventRecord", {}, run);
 }
 
 CUresult cuEventSynchronize(CUevent hEvent) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
     if (!events.count(hEvent)) return CUDA_ERROR_INVALID_HANDLE;
+    if (hEvent->stream && streams.count(hEvent->stream)) run_pending(hEvent->stream);
     return CUDA_SUCCESS;
 }
 
@@ -939,7 +1075,8 @@ CUresult cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart, CUevent hEn
     if (!pMilliseconds) return CUDA_ERROR_INVALID_VALUE;
     if (!events.count(hStart) || !events.count(hEnd)) return CUDA_ERROR_INVALID_HANDLE;
     if ((hStart->flags | hEnd->flags) & CU_EVENT_DISABLE_TIMING) return CUDA_ERROR_INVALID_HANDLE;
-    if (!hStart->recorded || !hEnd->recorded) return CUDA_ERROR_INVALID_HANDLE;
+    if (!hStart->recorded || !hEnd->recorded)   // recorded on a stream that has not reached it: not ready
+        return hStart->stream || hEnd->stream ? CUDA_ERROR_NOT_READY : CUDA_ERROR_INVALID_HANDLE;
     *pMilliseconds = std::chrono::duration<float, std::milli>(hEnd->when - hStart->when).count();
     return CUDA_SUCCESS;
 }
@@ -1011,17 +1148,26 @@ CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream) {
         note("cuGraphLaunch: %s after the capture: the graph would touch freed memory", hGraphExec->poisoned.c_str());
         return CUDA_ERROR_ILLEGAL_ADDRESS;
     }
-    for (captured_op &op : hGraphExec->body->ops)
-        if (CUresult r = op.run()) {
-            note("cuGraphLaunch: %s failed (%d)", op.what.c_str(), (int)r);
-            return r;
+    return submit(hStream, "cuGraphLaunch", {}, [hGraphExec]() -> CUresult {
+        if (!graph_execs.count(hGraphExec)) return CUDA_ERROR_INVALID_HANDLE;   // destroyed before it ran
+        if (!hGraphExec->poisoned.empty()) {
+            note("cuGraphLaunch: %s after the launch was queued", hGraphExec->poisoned.c_str());
+            return CUDA_ERROR_ILLEGAL_ADDRESS;
         }
-    return CUDA_SUCCESS;
+        for (captured_op &op : hGraphExec->body->ops)
+            if (CUresult r = op.run()) {
+                note("cuGraphLaunch: %s failed (%d)", op.what.c_str(), (int)r);
+                return r;
+            }
+        return CUDA_SUCCESS;
+    });
 }
 
 CUresult cuGraphExecDestroy(CUgraphExec hGraphExec) {
     lock l(mu);
-    if (!graph_execs.erase(hGraphExec)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!graph_execs.count(hGraphExec)) return CUDA_ERROR_INVALID_HANDLE;
+    run_all_pending();   // a queued launch of it finishes first, as the driver defers the destruction
+    graph_execs.erase(hGraphExec);
     delete hGraphExec->body;
     delete hGraphExec;
     return CUDA_SUCCESS;
@@ -1805,11 +1951,11 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha, c
         return dnn_fail(CUDNN_STATUS_NOT_SUPPORTED, "channels-last x with pixel stride %d for %d channels", xDesc->ws, xDesc->c);
     // alpha and beta point at floats for FLOAT and HALF data
     const float a = *static_cast<const float *>(alpha), b = *static_cast<const float *>(beta);
-    if (capturing(handle->stream)) {
+    if (capturing(handle->stream) || (!sync_mode() && !implicit_stream(handle->stream))) {
         cudnnTensorStruct xd = *xDesc, yd = *yDesc;
         cudnnFilterStruct wd = *wDesc;
         cudnnConvolutionStruct cd = *convDesc;
-        record(handle->stream, "cudnnConvolutionForward", {(uintptr_t)x, (uintptr_t)w, (uintptr_t)y, (uintptr_t)workSpace},
+        submit(handle->stream, "cudnnConvolutionForward", {(uintptr_t)x, (uintptr_t)w, (uintptr_t)y, (uintptr_t)workSpace},
                [=]() mutable -> CUresult {
                    if (check_extent(x, &xd, "x") || check_filter_extent(w, &wd) || check_extent(y, &yd, "y"))
                        return CUDA_ERROR_ILLEGAL_ADDRESS;
@@ -1842,7 +1988,8 @@ cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t handle, const
     if (cudnnStatus_t s = check_extent(x, xDesc, "x")) return s;
     if (cudnnStatus_t s = check_filter_extent(w, wDesc)) return s;
     if (cudnnStatus_t s = check_extent(y, yDesc, "y")) return s;
-    // Like the real one, "finding" runs the convolution, so y is overwritten.
+    // Like the real one, "finding" runs the convolution, so y is overwritten; it waits for the stream's work first.
+    if (!capturing(handle->stream)) run_pending(handle->stream);
     auto t0 = std::chrono::steady_clock::now();
     run_forward(1.0f, xDesc, x, wDesc, w, convDesc, 0.0f, yDesc, y);
     float ms = std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -1897,11 +2044,11 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alp
     if (cudnnStatus_t s = check_filter_extent(w, wDesc)) return s;
     if (cudnnStatus_t s = check_extent(dx, dxDesc, "dx")) return s;
     const float a = *static_cast<const float *>(alpha), b = *static_cast<const float *>(beta);
-    if (capturing(handle->stream)) {
+    if (capturing(handle->stream) || (!sync_mode() && !implicit_stream(handle->stream))) {
         cudnnTensorStruct dyd = *dyDesc, dxd = *dxDesc;
         cudnnFilterStruct wd = *wDesc;
         cudnnConvolutionStruct cd = *convDesc;
-        record(handle->stream, "cudnnConvolutionBackwardData", {(uintptr_t)dy, (uintptr_t)w, (uintptr_t)dx, (uintptr_t)workSpace},
+        submit(handle->stream, "cudnnConvolutionBackwardData", {(uintptr_t)dy, (uintptr_t)w, (uintptr_t)dx, (uintptr_t)workSpace},
                [=]() mutable -> CUresult {
                    if (check_extent(dy, &dyd, "dy") || check_filter_extent(w, &wd) || check_extent(dx, &dxd, "dx"))
                        return CUDA_ERROR_ILLEGAL_ADDRESS;
@@ -1934,6 +2081,7 @@ cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t handle, 
     if (cudnnStatus_t s = check_extent(dy, dyDesc, "dy")) return s;
     if (cudnnStatus_t s = check_filter_extent(w, wDesc)) return s;
     if (cudnnStatus_t s = check_extent(dx, dxDesc, "dx")) return s;
+    if (!capturing(handle->stream)) run_pending(handle->stream);
     auto t0 = std::chrono::steady_clock::now();
     run_backward_data(1.0f, wDesc, w, dyDesc, dy, convDesc, 0.0f, dxDesc, dx);
     float ms = std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - t0).count();

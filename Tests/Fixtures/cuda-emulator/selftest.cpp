@@ -55,6 +55,8 @@ static void download(void *h, CUdeviceptr d, size_t bytes) {
     CHECK(api.cuMemcpyDtoHAsync(h, d, bytes, nullptr) == CUDA_SUCCESS, "download");
 }
 static void *ptr(CUdeviceptr d) { return reinterpret_cast<void *>(d); }
+// The larger of an error so far and a new difference; a NaN difference (a value never written) wins.
+static double worse(double err, double d) { return std::isnan(d) || d > err ? d : err; }
 
 // ───────── 1. no device, init, device queries, contexts ─────────
 
@@ -245,7 +247,7 @@ static void test_kernels(const char *kernels_path) {
     launch1d(saxpy, n, p1);
     download(out.data(), dy, n * 4);
     double err = 0;
-    for (long long i = 0; i < n; i++) err = std::max(err, (double)fabsf(out[i] - (a * x[i] + y[i])));
+    for (long long i = 0; i < n; i++) err = worse(err, fabsf(out[i] - (a * x[i] + y[i])));
     CHECK(err == 0, "saxpy max error %g", err);
 
     // 2-D blocks over (W, H), channels in grid z
@@ -258,12 +260,13 @@ static void test_kernels(const char *kernels_path) {
     void *p2[] = {&dout, &din, &dsc, &C, &H, &W, &slope};
     CHECK(api.cuLaunchKernel(scale2d, (W + 15) / 16, (H + 7) / 8, C, 16, 8, 1, 0, stream, p2, nullptr) == CUDA_SUCCESS,
           "2d launch");
+    CHECK(api.cuStreamSynchronize(stream) == CUDA_SUCCESS, "2d sync");   // the NULL-stream copy does not wait for `stream`
     download(o.data(), dout, o.size() * 4);
     err = 0;
     for (int c = 0; c < C; c++)
         for (int i = 0; i < H * W; i++) {
             float v = in[(size_t)c * H * W + i] * sc[c];
-            err = std::max(err, (double)fabsf(o[(size_t)c * H * W + i] - (v >= 0 ? v : v * slope)));
+            err = worse(err, fabsf(o[(size_t)c * H * W + i] - (v >= 0 ? v : v * slope)));
         }
     CHECK(err == 0, "2d max error %g", err);
 
@@ -280,7 +283,7 @@ static void test_kernels(const char *kernels_path) {
     for (int i = 0; i < nm; i++) {
         float v = mi[i];
         float ref = expf(-fabsf(v)) + tanhf(v) + sqrtf(fabsf(v)) + 1.0f / sqrtf(1.0f + v * v) + floorf(v) + 1.0f;
-        err = std::max(err, (double)fabsf(mo[i] - ref));
+        err = worse(err, fabsf(mo[i] - ref));
     }
     CHECK(err < 1e-6, "math max error %g", err);
 
@@ -370,9 +373,11 @@ static void test_kernels(const char *kernels_path) {
         CUgraphExec exec = nullptr;
         CHECK(api.cuGraphInstantiateWithFlags(&exec, graph, 0) == CUDA_SUCCESS && exec, "instantiate");
         CHECK(api.cuGraphLaunch(exec, stream) == CUDA_SUCCESS, "graph launch 1");
+        CHECK(api.cuStreamSynchronize(stream) == CUDA_SUCCESS, "sync after graph launch 1");
         download(got.data(), gdy, n * 4);
         CHECK(got[0] == 7.0f && got[n - 1] == 7.0f, "graph launch 1 gives 3·2 + 1, got %g", got[0]);
         CHECK(api.cuGraphLaunch(exec, stream) == CUDA_SUCCESS, "graph launch 2");
+        CHECK(api.cuStreamSynchronize(stream) == CUDA_SUCCESS, "sync after graph launch 2");
         download(got.data(), gdy, n * 4);
         CHECK(got[0] == 13.0f, "graph launch 2 gives 3·2 + 7, got %g", got[0]);
 
@@ -406,6 +411,51 @@ static void test_kernels(const char *kernels_path) {
         CHECK(api.cuGraphExecDestroy(exec) == CUDA_SUCCESS && api.cuGraphDestroy(graph) == CUDA_SUCCESS, "destroy");
         CHECK(api.cuGraphExecDestroy(exec) == CUDA_ERROR_INVALID_HANDLE, "destroy twice");
         api.cuMemFree(gdx), api.cuMemFree(gdy);
+    }
+
+    // Deferred work: what is queued on a created stream runs only when something waits for it, as late as a GPU
+    // may run it, so a read without the synchronisation sees old bytes (unless ENH_EMU_SYNC is set).
+    if (!getenv("ENH_EMU_SYNC")) {
+        std::vector<float> ones(n, 1.0f), twos(n, 2.0f), back(n, -1.0f);
+        CHECK(api.cuMemcpyHtoDAsync(dx, ones.data(), n * 4, stream) == CUDA_SUCCESS, "queued upload x");
+        CHECK(api.cuMemcpyHtoDAsync(dy, twos.data(), n * 4, stream) == CUDA_SUCCESS, "queued upload y");
+        ones[0] = 50.0f;   // pageable: the driver staged the bytes at the call, so this change is not copied
+        float a3 = 3.0f;
+        void *pq[] = {&dy, &dx, &a3, (void *)&n};
+        CHECK(api.cuLaunchKernel(saxpy, (unsigned)(n + 127) / 128, 1, 1, 128, 1, 1, 0, stream, pq, nullptr) == CUDA_SUCCESS,
+              "queued launch");
+        a3 = 1000.0f;   // parameters are copied at the launch call
+        download(back.data(), dy, n * 4);   // the NULL stream does not wait for a non-blocking stream
+        CHECK(back[0] != 5.0f, "a copy on the NULL stream saw queued work (%g): it ran at the call", back[0]);
+        CHECK(api.cuStreamSynchronize(stream) == CUDA_SUCCESS, "sync queued work");
+        download(back.data(), dy, n * 4);
+        CHECK(back[0] == 5.0f && back[n - 1] == 5.0f, "after the sync y = 3·1 + 2, got %g", back[0]);
+        // into pageable memory on the stream: the driver returns once the copy (and the work before it) is done
+        CHECK(api.cuLaunchKernel(saxpy, (unsigned)(n + 127) / 128, 1, 1, 128, 1, 1, 0, stream, pq, nullptr) == CUDA_SUCCESS,
+              "queued launch 2");
+        CHECK(api.cuMemcpyDtoHAsync(back.data(), dy, n * 4, stream) == CUDA_SUCCESS, "pageable download");
+        CHECK(back[0] == 1005.0f, "a pageable download on the stream waits for its work: got %g", back[0]);
+        // pinned memory: the copy reads and writes it when it runs
+        float *pin = nullptr;
+        CHECK(api.cuMemHostAlloc((void **)&pin, n * 4, 0) == CUDA_SUCCESS, "pinned");
+        for (long long i = 0; i < n; i++) pin[i] = 7.0f;
+        CHECK(api.cuMemcpyHtoDAsync(dy, pin, n * 4, stream) == CUDA_SUCCESS, "pinned upload");
+        pin[0] = 8.0f;   // before the copy ran: a GPU may copy this value
+        CHECK(api.cuMemcpyDtoHAsync(pin + 1, dy, 4, stream) == CUDA_SUCCESS, "pinned download");
+        CHECK(pin[1] == 7.0f, "a pinned download completed before the sync");
+        CHECK(api.cuStreamSynchronize(stream) == CUDA_SUCCESS, "sync pinned");
+        CHECK(pin[1] == 8.0f, "the pinned upload read the host bytes when it ran: %g", pin[1]);
+        CHECK(api.cuMemFreeHost(pin) == CUDA_SUCCESS, "free pinned");
+        // an error of queued work is reported by the stream's next synchronisation, once
+        int m2 = 10;
+        float v2 = 1.0f;
+        CUdeviceptr tiny = dalloc(m2 * 4);
+        void *po[] = {&tiny, &v2, &m2};
+        CHECK(api.cuLaunchKernel(oob, 1, 1, 1, 32, 1, 1, 0, stream, po, nullptr) == CUDA_SUCCESS, "queued oob launch");
+        fprintf(stderr, "(an out-of-bounds report from the emulator is expected next)\n");
+        CHECK(api.cuStreamSynchronize(stream) == CUDA_ERROR_ILLEGAL_ADDRESS, "queued oob found at the sync");
+        CHECK(api.cuStreamSynchronize(stream) == CUDA_SUCCESS, "queued oob reported once");
+        api.cuMemFree(tiny);
     }
 
     for (CUdeviceptr d : {dx, dy, din, dsc, dout, dmi, dmo, dhf, dhb, dhr}) api.cuMemFree(d);
