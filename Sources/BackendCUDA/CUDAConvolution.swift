@@ -60,16 +60,21 @@ package struct ConvGeometry: Sendable {
 /// Input N, C, H, W and batch stride (the storage channel count of a view): what a plan depends on.
 struct PlanKey: Hashable { let n: Int, c: Int, h: Int, w: Int, batchStride: Int }
 
-/// The tensor descriptors and algorithm for one input shape.
+/// The tensor descriptors and algorithms for one input shape: every algorithm cuDNN offered within the workspace
+/// limit, best first, and the one in use. Should cuDNN refuse the chosen one when it runs (or its workspace not fit in
+/// memory), the next is tried, as PyTorch walks its list.
 final class CUDAConvPlan: @unchecked Sendable {
+    struct Candidate { let algorithm: Int32, workspaceBytes: Int, math: String }
     let input: cudnnTensorDescriptor_t
     let output: cudnnTensorDescriptor_t
-    let algorithm: Int32
-    let workspaceBytes: Int
+    let candidates: [Candidate]
+    var chosen = 0
     let api: enh_cuda_api
+    var algorithm: Int32 { candidates[chosen].algorithm }
+    var workspaceBytes: Int { candidates[chosen].workspaceBytes }
 
-    init(input: cudnnTensorDescriptor_t, output: cudnnTensorDescriptor_t, algorithm: Int32, workspaceBytes: Int, api: enh_cuda_api) {
-        self.input = input; self.output = output; self.algorithm = algorithm; self.workspaceBytes = workspaceBytes; self.api = api
+    init(input: cudnnTensorDescriptor_t, output: cudnnTensorDescriptor_t, candidates: [Candidate], api: enh_cuda_api) {
+        self.input = input; self.output = output; self.candidates = candidates; self.api = api
     }
 
     deinit {
@@ -189,7 +194,7 @@ extension CUDABackend {
         do { output = try tensorDescriptor(n: out.n, c: out.c, h: out.h, w: out.w, strides: Strides(out, channelsLast: tensorLayout.channelsLast)) }
         catch { _ = api.cudnnDestroyTensorDescriptor!(input); throw error }
         let limit = options.workspaceLimitBytes
-        var algorithm: Int32 = -1, bytes = 0, math = ""
+        var candidates: [CUDAConvPlan.Candidate] = []
         switch layer.kind {
         case .forward, .linear:
             var results = [cudnnConvolutionFwdAlgoPerf_t](repeating: cudnnConvolutionFwdAlgoPerf_t(), count: 8)
@@ -210,7 +215,7 @@ extension CUDABackend {
                           "\(op): cudnnGetConvolutionForwardAlgorithm_v7")
             }
             for r in results.prefix(Int(returned)) where r.status == CUDNN_STATUS_SUCCESS && r.memory <= limit {
-                algorithm = Int32(bitPattern: r.algo.rawValue); bytes = r.memory; math = "\(r.mathType.rawValue)"; break
+                candidates.append(.init(algorithm: Int32(bitPattern: r.algo.rawValue), workspaceBytes: r.memory, math: "\(r.mathType.rawValue)"))
             }
         case .transposed:
             var results = [cudnnConvolutionBwdDataAlgoPerf_t](repeating: cudnnConvolutionBwdDataAlgoPerf_t(), count: 8)
@@ -219,17 +224,23 @@ extension CUDABackend {
             try check(api.cudnnGetConvolutionBackwardDataAlgorithm_v7!(cudnn, layer.filter, input, layer.conv, output, 8, &returned, &results),
                       "\(op): cudnnGetConvolutionBackwardDataAlgorithm_v7")
             for r in results.prefix(Int(returned)) where r.status == CUDNN_STATUS_SUCCESS && r.memory <= limit {
-                algorithm = Int32(bitPattern: r.algo.rawValue); bytes = r.memory; math = "\(r.mathType.rawValue)"; break
+                candidates.append(.init(algorithm: Int32(bitPattern: r.algo.rawValue), workspaceBytes: r.memory, math: "\(r.mathType.rawValue)"))
             }
         }
-        guard algorithm >= 0 else {
+        guard !candidates.isEmpty else {
             _ = api.cudnnDestroyTensorDescriptor!(input); _ = api.cudnnDestroyTensorDescriptor!(output)
             throw TensorError.unsupported(op: op, message: "cuDNN offers no algorithm for input [\(x.n),\(x.c),\(x.h),\(x.w)] within a \(limit)-byte workspace")
         }
-        let plan = CUDAConvPlan(input: input, output: output, algorithm: algorithm, workspaceBytes: bytes, api: api)
+        let plan = CUDAConvPlan(input: input, output: output, candidates: candidates, api: api)
         layer.plans[key] = plan
-        note("\(op) [\(x.n),\(x.c),\(x.h),\(x.w)] → \(out): cuDNN \(layer.kind == .transposed ? "bwd-data" : "fwd") algo \(algorithm), workspace \(bytes) B, math type \(math), \(options.precision.rawValue) \(tensorLayout)")
+        notePlan(plan, layer, x: (x.n, x.c, x.h, x.w), out: out, op: op)
         return plan
+    }
+
+    /// The `--verbose` / report line of a plan's algorithm (scripts/device/summarise.py reads its form).
+    func notePlan(_ plan: CUDAConvPlan, _ layer: CUDAConvLayer, x: (n: Int, c: Int, h: Int, w: Int), out: TensorShape, op: String) {
+        let c = plan.candidates[plan.chosen]
+        note("\(op) [\(x.n),\(x.c),\(x.h),\(x.w)] → \(out): cuDNN \(layer.kind == .transposed ? "bwd-data" : "fwd") algo \(c.algorithm), workspace \(c.workspaceBytes) B, math type \(c.math), \(options.precision.rawValue) \(tensorLayout)")
     }
 
     /// Runs the layer's cuDNN call into `y` (dense), then the epilogue from `y` into `dst` (y itself or a view).
@@ -255,8 +266,35 @@ extension CUDABackend {
 
     private func runLayerOnce(_ layer: CUDAConvLayer, x: Tensor, xShape: (n: Int, c: Int, h: Int, w: Int), xStrides: Strides? = nil, out: TensorShape,
                               epilogue e: Epilogue, into dst: Tensor?, op: String) throws -> Tensor {
-        let plan = try plan(layer, x: (xShape.n, xShape.c, xShape.h, xShape.w, xStrides ?? strides(x)), out: out, op: op)
+        let xs = (xShape.n, xShape.c, xShape.h, xShape.w)
+        let plan = try plan(layer, x: (xs.0, xs.1, xs.2, xs.3, xStrides ?? strides(x)), out: out, op: op)
         let y = try make(out, op: op)
+        var firstError: Error?
+        while true {
+            do {
+                try convolve(layer, plan, x: x, y: y, op: op)
+                break
+            } catch where !capturing && plan.chosen + 1 < plan.candidates.count {
+                // cuDNN refused the algorithm for this shape when it ran, or its workspace did not fit: the next one
+                note("\(op) [\(xs.0),\(xs.1),\(xs.2),\(xs.3)]: cuDNN algo \(plan.algorithm) failed (\(error)); trying the next one it offered")
+                firstError = firstError ?? error
+                plan.chosen += 1
+                notePlan(plan, layer, x: xs, out: out, op: op)
+            } catch {
+                guard let firstError else { throw error }
+                let tried = plan.candidates.map { String($0.algorithm) }.joined(separator: ", ")
+                throw TensorError.unsupported(op: op, message: "cuDNN refused every algorithm it offered for input [\(xs.0),\(xs.1),\(xs.2),\(xs.3)] (\(tried)); the first: \(firstError)")
+            }
+        }
+        let target = dst ?? y
+        if dst != nil || layer.bias != nil || !e.isIdentity {
+            try epilogue(from: y, into: target, bias: layer.bias.map(address), e, op: op)
+        }
+        return target
+    }
+
+    /// One cuDNN call of the plan's chosen algorithm: x → y (dense).
+    private func convolve(_ layer: CUDAConvLayer, _ plan: CUDAConvPlan, x: Tensor, y: Tensor, op: String) throws {
         let ws = try workspace(plan.workspaceBytes)
         var alpha: Float = 1, beta: Float = 0
         let wsPtr = ws.flatMap { UnsafeMutableRawPointer(bitPattern: UInt($0)) }
@@ -273,11 +311,6 @@ extension CUDABackend {
                                                         cudnnConvolutionBwdDataAlgo_t(rawValue: UInt32(bitPattern: plan.algorithm)),
                                                         wsPtr, plan.workspaceBytes, &beta, plan.output, yPtr), "\(op): cudnnConvolutionBackwardData")
         }
-        let target = dst ?? y
-        if dst != nil || layer.bias != nil || !e.isIdentity {
-            try epilogue(from: y, into: target, bias: layer.bias.map(address), e, op: op)
-        }
-        return target
     }
 
     /// dst = epilogue(src + bias) (src and dst may be the same tensor).

@@ -432,4 +432,37 @@ import TestSupport
         let d = zip(outputs[0], outputs[1]).map { abs($0 - $1) }.max() ?? .infinity
         #expect(d < 1e-5, "NHWC vs NCHW: max |diff| \(d)")
     }
+
+    /// cuDNN's heuristics may offer an algorithm its engine then refuses for the shape (or whose workspace does not
+    /// fit): the plan moves to the next one offered, once per layer and shape, says so in the report, and the output
+    /// still matches the fixture. GPEN covers both calls (forward convolutions, backward data for the transposed
+    /// ones). When every algorithm is refused the run fails in one message naming the call and cuDNN's status.
+    @Test func aRefusedCuDNNAlgorithmFallsToTheNextOffered() throws {
+        // the emulator offers forward 1 (implicit precomputed GEMM), 0, 2 and backward-data 1, 0
+        let env = try Self.emulatorEnvironment(["ENH_EMU_REFUSE_ALGO": "1"])
+        for (name, input, outputs) in Self.fixtures where ["gpen_s32", "rrdbnet_x2"].contains(name) {
+            let (r, c, out, report) = try Self.forwardOnFixture(name, input, [], environment: env)
+            defer { try? FileManager.default.removeItem(at: out) }
+            #expect(r.status == 0, "\(name): \(r.stderr)")
+            guard r.status == 0 else { continue }
+            for (got, want) in outputs {
+                let rel = try Self.relativeL2(out.appendingPathComponent(got), c.appendingPathComponent(want))
+                #expect(rel <= 1e-4, "\(name) \(got): relative L2 error \(rel)")
+            }
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
+            let notes = (json["diagnostics"] as? [String]) ?? []
+            let failed = notes.filter { $0.contains("cuDNN algo 1 failed") && $0.contains("trying the next one") }
+            let plans = notes.filter { $0.contains(": cuDNN fwd algo") || $0.contains(": cuDNN bwd-data algo") }
+            // every plan first chose algorithm 1 and moved on once (the second timed run reuses the plan)
+            #expect(!failed.isEmpty && plans.count == 2 * failed.count, "\(name): \(failed.count) refusals, \(plans.count) plan lines")
+            #expect(plans.filter { $0.contains("algo 1,") }.count == failed.count, "\(name): \(plans)")
+            #expect(plans.contains { $0.contains("fwd algo 0,") })
+            if name == "gpen_s32" { #expect(plans.contains { $0.contains("bwd-data algo 0,") }, "\(plans)") }
+        }
+        let none = try Self.emulatorEnvironment(["ENH_EMU_REFUSE_ALGO": "0,1,2"])
+        let (r, _, out, _) = try Self.forwardOnFixture("rrdbnet_x2", "input_1.npy", [], environment: none)
+        defer { try? FileManager.default.removeItem(at: out) }
+        #expect(r.status != 0 && r.stderr.contains("cudnnConvolutionForward") && r.stderr.contains("CUDNN_STATUS_NOT_SUPPORTED"), "\(r.stderr)")
+        #expect(!r.stderr.contains("Fatal error"), "\(r.stderr)")
+    }
 }

@@ -87,19 +87,28 @@ def build_table(rows, compares, card_total):
 
 def conv_plan_stats(notes):
     """Counts in `forward --report` diagnostics: plan lines ("… cuDNN fwd algo 1, workspace …, math type 1, …"), their
-    algorithms and math types, and the NHWC dense-copy fallback lines."""
+    algorithms and math types, the NHWC dense-copy fallback lines, and algorithms cuDNN refused when they ran ("…: cuDNN
+    algo 1 failed (…); trying the next one it offered", written right after the plan line it replaces, which is then
+    not counted: the plan line that follows is the algorithm the layer runs)."""
     import re
-    algos, maths, plans, fallbacks = {}, {}, 0, 0
+    chosen, fallbacks, refused = [], 0, 0
     for line in notes:
         m = re.search(r"cuDNN (fwd|bwd-data) algo (-?\d+), workspace \d+ B, math type (\d+)", line)
         if m:
-            plans += 1
-            algos[f"{m.group(1)} {m.group(2)}"] = algos.get(f"{m.group(1)} {m.group(2)}", 0) + 1
-            maths[m.group(3)] = maths.get(m.group(3), 0) + 1
+            chosen.append((f"{m.group(1)} {m.group(2)}", m.group(3)))
         if "runs on a dense copy" in line:
             fallbacks += 1
+        if re.search(r"cuDNN algo -?\d+ failed .*trying the next one it offered", line):
+            refused += 1
+            if chosen:
+                chosen.pop()
+    algos, maths = {}, {}
+    for algo, math in chosen:
+        algos[algo] = algos.get(algo, 0) + 1
+        maths[math] = maths.get(math, 0) + 1
     fmt_counts = lambda d: ", ".join(f"{k} ({v})" for k, v in sorted(d.items()))  # noqa: E731
-    return {"plans": plans, "algorithms": fmt_counts(algos), "math": fmt_counts(maths), "fallbacks": fallbacks}
+    return {"plans": len(chosen), "algorithms": fmt_counts(algos), "math": fmt_counts(maths), "fallbacks": fallbacks,
+            "refused": refused}
 
 
 def best_per_setting(pairs, key, pick):
@@ -170,8 +179,12 @@ def selftest():
                              "conv2d [1,64,32,32] → Tensor: cuDNN fwd algo 6, workspace 8 B, math type 1, fp16 nhwc",
                              "convTranspose2d [1,8,4,4] → T: cuDNN bwd-data algo 1, workspace 0 B, math type 0, fp16 nhwc",
                              "conv2d [1,40,8,8] of 48 stored channels: cuDNN refused the strided NHWC input (x); this shape runs on a dense copy",
+                             "conv2d [1,8,8,8] → T: cuDNN fwd algo 7, workspace 0 B, math type 1, fp16 nhwc",
+                             "conv2d [1,8,8,8]: cuDNN algo 7 failed (x: CUDNN_STATUS_NOT_SUPPORTED); trying the next one it offered",
+                             "conv2d [1,8,8,8] → T: cuDNN fwd algo 1, workspace 0 B, math type 1, fp16 nhwc",
                              "kernels.cu for sm_90: cached"])
-    checks.append((stats == {"plans": 3, "algorithms": "bwd-data 1 (1), fwd 1 (1), fwd 6 (1)", "math": "0 (1), 1 (2)", "fallbacks": 1},
+    checks.append((stats == {"plans": 4, "algorithms": "bwd-data 1 (1), fwd 1 (2), fwd 6 (1)", "math": "0 (1), 1 (3)", "fallbacks": 1,
+                             "refused": 1},
                    f"plan stats {stats}"))
     bad = [m for ok, m in checks if not ok]
     print("summarise selftest:", "ok" if not bad else f"FAILED: {bad}", f"({d})")
@@ -311,17 +324,18 @@ def main():
     md.append("")
     md.append("From each enhance row's report diagnostics: cuDNN algorithms and math types the plans got (math type 0: "
               "default, TF32 allowed; 1: tensor ops; 2: tensor ops with down-conversion; 3: FMA, no TF32), and layers "
-              "whose strided NHWC input cuDNN refused (they ran on a dense copy).")
+              "whose strided NHWC input cuDNN refused (they ran on a dense copy); \"refused algorithms\": algorithms cuDNN's "
+              "heuristics offered and its engine refused when they ran (the plan then took the next one offered).")
     md.append("")
-    md.append("| row | plans | algorithms (count) | math types (count) | dense-copy fallbacks |")
-    md.append("|---|---|---|---|---|")
+    md.append("| row | plans | algorithms (count) | math types (count) | dense-copy fallbacks | refused algorithms |")
+    md.append("|---|---|---|---|---|---|")
     for r in rows:
         if r.get("engine") != "enhance" or r.get("status") != "ok":
             continue
         notes = ((r.get("report") or {}).get("diagnostics")) or []
         plan_stats = conv_plan_stats(notes)
         md.append(f"| {r['id']} | {plan_stats['plans']} | {plan_stats['algorithms'] or '-'} | {plan_stats['math'] or '-'} | "
-                  f"{plan_stats['fallbacks']} |")
+                  f"{plan_stats['fallbacks']} | {plan_stats['refused']} |")
     md.append("")
     md.append("## enhance bench --device cuda --quick (step 2b)")
     md.append("")

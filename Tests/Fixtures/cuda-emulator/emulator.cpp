@@ -1723,6 +1723,30 @@ void fill_perf(Perf *p, Algo algo, cudnnMathType_t math, float ms) {
 
 bool device_ready() { return getenv("ENH_EMU_NO_DEVICE") == nullptr; }
 
+// ENH_EMU_REFUSE_ALGO=1,0: cudnnConvolutionForward / BackwardData refuse those algorithm numbers when called
+// (CUDNN_STATUS_NOT_SUPPORTED), as a real engine the heuristics offered may refuse a shape at run time.
+bool refused_algo(int algo) {
+    const char *e = getenv("ENH_EMU_REFUSE_ALGO");
+    for (const char *p = e; p && *p;) {
+        char *end = nullptr;
+        long v = strtol(p, &end, 10);
+        if (end == p) break;
+        if (v == algo) return true;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return false;
+}
+
+// What the heuristics (Get…_v7) offer, best first: the forward's implicit GEMMs then GEMM; backward data's ALGO_1
+// then ALGO_0. All "need" kWorkspaceBytes.
+template <typename Perf, typename Algo>
+int fill_offer(Perf *p, int requested, std::initializer_list<Algo> algos, cudnnMathType_t math) {
+    int n = 0;
+    for (Algo a : algos)
+        if (n < requested) fill_perf(&p[n++], a, math, -1.0f);
+    return n;
+}
+
 }  // namespace
 
 size_t cudnnGetVersion(void) { return 99999; }   // 9.99.99: tells tests they run on the emulator
@@ -1913,8 +1937,9 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t handle, const
     if (requestedAlgoCount < 1 || !returnedAlgoCount || !perfResults)
         return dnn_fail(CUDNN_STATUS_BAD_PARAM, "requestedAlgoCount %d, outputs %p %p", requestedAlgoCount,
                         (void *)returnedAlgoCount, (void *)perfResults);
-    fill_perf(perfResults, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, convDesc->math, -1.0f);
-    *returnedAlgoCount = 1;
+    *returnedAlgoCount = fill_offer(perfResults, requestedAlgoCount,
+                                    {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                     CUDNN_CONVOLUTION_FWD_ALGO_GEMM}, convDesc->math);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -1941,6 +1966,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha, c
     if ((int)algo < 0 || algo >= CUDNN_CONVOLUTION_FWD_ALGO_COUNT)
         return dnn_fail(CUDNN_STATUS_BAD_PARAM, "algo %d", algo);
     if (!alpha || !beta) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "alpha or beta is NULL");
+    if (refused_algo((int)algo)) return dnn_fail(CUDNN_STATUS_NOT_SUPPORTED, "forward algo %d refused (ENH_EMU_REFUSE_ALGO)", algo);
     if (cudnnStatus_t s = check_workspace(workSpace, workSpaceSizeInBytes)) return s;
     if (cudnnStatus_t s = check_extent(x, xDesc, "x")) return s;
     if (cudnnStatus_t s = check_filter_extent(w, wDesc)) return s;
@@ -2010,8 +2036,8 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t handle,
     if (requestedAlgoCount < 1 || !returnedAlgoCount || !perfResults)
         return dnn_fail(CUDNN_STATUS_BAD_PARAM, "requestedAlgoCount %d, outputs %p %p", requestedAlgoCount,
                         (void *)returnedAlgoCount, (void *)perfResults);
-    fill_perf(perfResults, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, convDesc->math, -1.0f);
-    *returnedAlgoCount = 1;
+    *returnedAlgoCount = fill_offer(perfResults, requestedAlgoCount,
+                                    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0}, convDesc->math);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -2039,6 +2065,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alp
     if ((int)algo < 0 || algo >= CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT)
         return dnn_fail(CUDNN_STATUS_BAD_PARAM, "algo %d", algo);
     if (!alpha || !beta) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "alpha or beta is NULL");
+    if (refused_algo((int)algo)) return dnn_fail(CUDNN_STATUS_NOT_SUPPORTED, "backward-data algo %d refused (ENH_EMU_REFUSE_ALGO)", algo);
     if (cudnnStatus_t s = check_workspace(workSpace, workSpaceSizeInBytes)) return s;
     if (cudnnStatus_t s = check_extent(dy, dyDesc, "dy")) return s;
     if (cudnnStatus_t s = check_filter_extent(w, wDesc)) return s;

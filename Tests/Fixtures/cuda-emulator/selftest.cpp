@@ -625,9 +625,14 @@ static void run_forward_case(const conv_case &t) {
     cudnnConvolutionFwdAlgoPerf_t perf[4];
     int returned = 0;
     CHECK(api.cudnnGetConvolutionForwardAlgorithm_v7(d.h, d.x, d.w, d.conv, d.y, 4, &returned, perf) == 0 &&
-              returned == 1 && perf[0].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM &&
+              returned == 3 && perf[0].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM &&
+              perf[1].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM && perf[2].algo == CUDNN_CONVOLUTION_FWD_ALGO_GEMM &&
               perf[0].status == CUDNN_STATUS_SUCCESS && perf[0].memory == 4096 && perf[0].mathType == CUDNN_FMA_MATH,
-          "%s: heuristics", t.name);
+          "%s: heuristics (%d offered)", t.name, returned);
+    setenv("ENH_EMU_REFUSE_ALGO", "2,1", 1);
+    CHECK(api.cudnnConvolutionForward(d.h, &t.alpha, d.x, xp, d.w, ptr(dw), d.conv, perf[0].algo, ptr(dws), 4096,
+                                      &t.beta, d.y, yp) == CUDNN_STATUS_NOT_SUPPORTED, "%s: a refused algorithm", t.name);
+    unsetenv("ENH_EMU_REFUSE_ALGO");
     size_t wsize = 0;
     CHECK(api.cudnnGetConvolutionForwardWorkspaceSize(d.h, d.x, d.w, d.conv, d.y, perf[0].algo, &wsize) == 0 &&
               wsize == 4096, "%s: workspace size", t.name);
