@@ -433,6 +433,27 @@ import TestSupport
         #expect(d < 1e-5, "NHWC vs NCHW: max |diff| \(d)")
     }
 
+    /// A GPU runs a kernel's threads in no promised order. The emulator runs them in launch order unless
+    /// ENH_EMU_THREAD_ORDER says "reverse" or "shuffle": every network fixture (fp32 NCHW and fp16 NHWC, which between
+    /// them launch every kernel the networks use: epilogues, casts, layout copies, pixel shuffle, upfirdn, …) gives the
+    /// same bytes in all three orders, so no kernel reads what another thread of the same launch writes.
+    @Test func kernelsGiveTheSameBytesInAnyThreadOrder() throws {
+        for (precision, layout) in [("fp32", "nchw"), ("fp16", "nhwc")] {
+            for (name, input, outputs) in Self.fixtures {
+                var bytes: [String: [Data]] = [:]
+                for order in ["forward", "reverse", "shuffle"] {
+                    let env = try Self.emulatorEnvironment(["ENH_EMU_THREAD_ORDER": order])
+                    let (r, _, out, _) = try Self.forwardOnFixture(name, input, ["--precision", precision, "--layout", layout], environment: env)
+                    defer { try? FileManager.default.removeItem(at: out) }
+                    #expect(r.status == 0, "\(name) \(precision) \(order): \(r.stderr)")
+                    guard r.status == 0 else { continue }
+                    bytes[order] = try outputs.map { try Data(contentsOf: out.appendingPathComponent($0.0)) }
+                }
+                #expect(bytes.count == 3 && Set(bytes.values).count == 1, "\(name) \(precision) \(layout): outputs depend on the thread order")
+            }
+        }
+    }
+
     /// cuDNN's heuristics may offer an algorithm its engine then refuses for the shape (or whose workspace does not
     /// fit): the plan moves to the next one offered, once per layer and shape, says so in the report, and the output
     /// still matches the fixture. GPEN covers both calls (forward convolutions, backward data for the transposed

@@ -29,6 +29,7 @@
 #include <memory>
 #include <math.h>
 #include <mutex>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -951,22 +952,32 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
              gx, gy, gz, bx, by, bz, sharedMemBytes);
         return CUDA_ERROR_INVALID_VALUE;
     }
-    auto grid = [&k, gx, gy, gz, bx, by, bz](void **params) {
-        last_kernel = k.name;
+    const enh_emu::kernel_entry *kp = &k;
+    auto grid = [kp, gx, gy, gz, bx, by, bz](void **params) {
+        last_kernel = kp->name;
         launches++;
         enh_kernels::gridDim = {gx, gy, gz};
         enh_kernels::blockDim = {bx, by, bz};
-        for (unsigned int z = 0; z < gz; z++)
-            for (unsigned int y = 0; y < gy; y++)
-                for (unsigned int x = 0; x < gx; x++) {
-                    enh_kernels::blockIdx = {x, y, z};
-                    for (unsigned int tz = 0; tz < bz; tz++)
-                        for (unsigned int ty = 0; ty < by; ty++)
-                            for (unsigned int tx = 0; tx < bx; tx++) {
-                                enh_kernels::threadIdx = {tx, ty, tz};
-                                k.run(params);
-                            }
-                }
+        // Threads run one after another, in the order ENH_EMU_THREAD_ORDER names (a GPU promises none): "forward"
+        // (default), "reverse", or "shuffle" (seeded by the launch count). A kernel whose threads read what other
+        // threads write gives different results under different orders.
+        const unsigned long long per_block = (unsigned long long)bx * by * bz, total = per_block * gx * gy * gz;
+        const char *e = getenv("ENH_EMU_THREAD_ORDER");
+        const int order = !e ? 0 : strcmp(e, "reverse") == 0 ? 1 : strcmp(e, "shuffle") == 0 ? 2 : 0;
+        std::vector<unsigned long long> shuffled;
+        if (order == 2) {
+            shuffled.resize(total);
+            for (unsigned long long i = 0; i < total; i++) shuffled[i] = i;
+            std::mt19937_64 rng(launches);
+            std::shuffle(shuffled.begin(), shuffled.end(), rng);
+        }
+        for (unsigned long long i = 0; i < total; i++) {
+            unsigned long long t = order == 1 ? total - 1 - i : order == 2 ? shuffled[i] : i;
+            unsigned long long b = t / per_block, r = t % per_block;
+            enh_kernels::blockIdx = {(unsigned)(b % gx), (unsigned)(b / gx % gy), (unsigned)(b / gx / gy)};
+            enh_kernels::threadIdx = {(unsigned)(r % bx), (unsigned)(r / bx % by), (unsigned)(r / bx / by)};
+            kp->run(params);
+        }
     };
     if (capturing(s) || (!sync_mode() && !implicit_stream(s))) {
         // The driver copies the parameter values at the launch call; so do the capture and the queue.

@@ -96,3 +96,11 @@ extern "C" __global__ void fill_off_by_one(float *out, float value, int n) {
     if (i <= n) out[i] = value;
 }
 ENH_REGISTER(fill_off_by_one)
+
+// A racy kernel on purpose: each thread reads the element the next thread writes. Right only if thread i runs before
+// thread i + 1, which a GPU does not promise (the emulator's ENH_EMU_THREAD_ORDER shows it).
+extern "C" __global__ void shift_left_racy(float *a, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i + 1 < n) a[i] = a[i + 1];
+}
+ENH_REGISTER(shift_left_racy)

@@ -458,6 +458,32 @@ static void test_kernels(const char *kernels_path) {
         api.cuMemFree(tiny);
     }
 
+    // Thread order: a kernel whose threads read what others write (shift_left_racy) is right in launch order only;
+    // ENH_EMU_THREAD_ORDER=reverse or shuffle runs the threads otherwise and shows the race.
+    {
+        CUfunction racy;
+        CHECK(api.cuModuleGetFunction(&racy, mod, "shift_left_racy") == CUDA_SUCCESS, "racy kernel");
+        const char *was = getenv("ENH_EMU_THREAD_ORDER");
+        std::string saved = was ? was : "";
+        int nr = 300;
+        std::vector<float> ramp(nr), got(nr);
+        for (int i = 0; i < nr; i++) ramp[i] = (float)i;
+        CUdeviceptr dr = dalloc(nr * 4);
+        void *pr[] = {&dr, &nr};
+        for (const char *order : {"forward", "reverse", "shuffle"}) {
+            setenv("ENH_EMU_THREAD_ORDER", order, 1);
+            upload(dr, ramp.data(), nr * 4);
+            launch1d(racy, nr, pr, 64);
+            download(got.data(), dr, nr * 4);
+            int right = 0;
+            for (int i = 0; i + 1 < nr; i++) right += got[i] == (float)(i + 1);
+            if (strcmp(order, "forward") == 0) CHECK(right == nr - 1, "forward order: %d of %d shifted", right, nr - 1);
+            else CHECK(right < nr - 1, "%s order hid the race (%d of %d right)", order, right, nr - 1);
+        }
+        if (was) setenv("ENH_EMU_THREAD_ORDER", saved.c_str(), 1); else unsetenv("ENH_EMU_THREAD_ORDER");
+        api.cuMemFree(dr);
+    }
+
     for (CUdeviceptr d : {dx, dy, din, dsc, dout, dmi, dmo, dhf, dhb, dhr}) api.cuMemFree(d);
     CHECK(api.cuModuleUnload(mod) == CUDA_SUCCESS, "unload");
     CHECK(api.cuLaunchKernel(saxpy, 1, 1, 1, 1, 1, 1, 0, nullptr, p1, nullptr) == CUDA_ERROR_INVALID_HANDLE,
