@@ -51,8 +51,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Threads per workload process.")
     var threads: Int = 2
 
-    @Option(help: "Compute device of the enhance workloads: auto, cpu or cuda (default: each command's own, auto); with cuda the PyTorch peer runs on the GPU too, at the same precision. On a machine with several GPUs it is CUDA's first: pick one with CUDA_VISIBLE_DEVICES=N, which both sides honour (NVML is pointed at the same GPU by its PCI bus).")
-    var device: EngineConfiguration.Device?
+    @Option(help: "Compute device of the enhance workloads: auto, cpu, cuda or cuda:N (default: each command's own, auto); with cuda the PyTorch peer runs on the GPU too, at the same precision. cuda is CUDA's first GPU; cuda:N benches GPU N in CUDA's order (`enhance info` lists them): every workload, ours and the peers', runs with CUDA_VISIBLE_DEVICES narrowed to that GPU, and NVML samples it by its PCI bus.")
+    var device: DeviceArgument?
+
+    /// cpu, cuda, auto: the kind of `--device`.
+    var deviceKind: EngineConfiguration.Device? { device?.device }
 
     @Option(help: "Precision of the enhance workloads (and of the PyTorch peer on cuda): fp32, tf32 or fp16 (the last two on cuda only), or bf16 (CPU with avx512_bf16/AMX; the PyTorch peer stays fp32).")
     var precision: PrecisionKind?
@@ -103,12 +106,15 @@ struct BenchCommand: ParsableCommand {
         if let r = runs, !(1...100).contains(r) { throw ValidationError("--runs must be 1-100, got \(r)") }
         if !(0...10).contains(warmups) { throw ValidationError("--warmups must be 0-10, got \(warmups)") }
         if !(1...1024).contains(threads) { throw ValidationError("--threads must be 1-1024, got \(threads)") }
-        if device == .reference { throw ValidationError("--device reference is the test oracle, too slow to benchmark") }
+        if deviceKind == .reference { throw ValidationError("--device reference is the test oracle, too slow to benchmark") }
+        if let d = device, d.ordinals.count > 1 {
+            throw ValidationError("--device \(d.defaultValueDescription): bench measures one GPU at a time; give cuda:N")
+        }
         switch precision {
         case .tf32?, .fp16?:
-            if device != .cuda { throw ValidationError("--precision \(precision!.rawValue) needs --device cuda") }
+            if deviceKind != .cuda { throw ValidationError("--precision \(precision!.rawValue) needs --device cuda") }
         case .bf16?:
-            if device == .cuda { throw ValidationError("--precision bf16 runs on the CPU only (avx512_bf16/AMX): drop --device cuda") }
+            if deviceKind == .cuda { throw ValidationError("--precision bf16 runs on the CPU only (avx512_bf16/AMX): drop --device cuda") }
         default: break
         }
         let known: Set<String> = ["restore", "upscale", "chain"]
@@ -167,7 +173,7 @@ struct BenchCommand: ParsableCommand {
         var config = BenchConfiguration(enhanceBinary: binary, assets: assetsURL, weightsDir: weightsURL)
         config.families = families
         config.threads = threads
-        config.device = device?.rawValue
+        config.device = deviceKind?.rawValue
         config.precision = precision?.rawValue
         config.quick = quick
         config.variants = !noVariants
@@ -228,12 +234,25 @@ struct BenchCommand: ParsableCommand {
                                      warmupEveryInput: warmupEveryInput,
                                      timeBudgetS: try timeBudgetSeconds())
         settings.budgetStart = commandStart
-        if device == .cuda {
+        if deviceKind == .cuda, let n = device?.ordinal, n > 0 {
+            // cuda:N: every child sees that GPU alone (as its device 0), so our workloads and the peers share it
+            guard let count = ModelFactory.cudaDeviceCount(), n < count else {
+                let seen = ModelFactory.cudaDeviceCount().map { "the driver sees \($0) (cuda:0\($0 > 1 ? "…cuda:\($0 - 1)" : ""))" }
+                    ?? "CUDA is unavailable here (\(ModelFactory.cuda.detail))"
+                FileHandle.standardError.write(Data("enhance bench: --device cuda:\(n): GPU \(n) requested, \(seen)\n".utf8))
+                throw ExitCode(69)
+            }
+            let spec = Self.visibleDevicesEntry(n, ProcessInfo.processInfo.environment)
+            workloads = workloads.map { var w = $0; w.environment["CUDA_VISIBLE_DEVICES"] = spec; return w }
+            notes.append("GPU cuda:\(n)\(ModelFactory.cudaPCIBusId(ordinal: n).map { " (PCI \($0))" } ?? ""): every workload ran with CUDA_VISIBLE_DEVICES=\(spec)")
+            log(notes.last!)
+        }
+        if deviceKind == .cuda {
             // The "process" VRAM layer: NVML's device memory in use, sampled around every run.
             do {
                 // NVML orders GPUs by PCI bus and ignores CUDA_VISIBLE_DEVICES: find the GPU the children use (CUDA's
-                // device 0) by its bus, so a bench on GPU 1 of a machine does not sample GPU 0
-                let bus = ModelFactory.cudaPCIBusId()
+                // device N here, their device 0) by its bus, so a bench on GPU 1 of a machine does not sample GPU 0
+                let bus = ModelFactory.cudaPCIBusId(ordinal: device?.ordinal ?? 0)
                 let probe: NVMLProbe
                 do { probe = try NVMLProbe(pciBusId: bus) } catch where bus != nil {
                     // a bus NVML does not know (a driver that writes it differently): NVML's first GPU, said in the notes
@@ -252,6 +271,14 @@ struct BenchCommand: ParsableCommand {
         let files = try ReportWriter.writeAll(report, to: outURL)
         print(ReportWriter.terminalTable(report))
         print("\nwrote " + files.joined(separator: ", "))
+    }
+
+    /// What CUDA_VISIBLE_DEVICES must say for a child to see this process's CUDA device `n` alone: entry n of this
+    /// process's own list (an index or a GPU-UUID, as given) when set, else "n".
+    static func visibleDevicesEntry(_ n: Int, _ environment: [String: String]) -> String {
+        guard let list = environment["CUDA_VISIBLE_DEVICES"] else { return String(n) }
+        let entries = list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        return n < entries.count ? entries[n] : String(n)
     }
 
     /// The running executable (`/proc/self/exe`), falling back to argv[0].

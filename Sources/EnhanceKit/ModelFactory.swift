@@ -73,6 +73,12 @@ public struct ModelFactory: Sendable {
         return (try? lib.device(ordinal))?.pciBusId
     }
 
+    /// How many GPUs CUDA shows here (after CUDA_VISIBLE_DEVICES); nil when CUDA cannot be used.
+    public static func cudaDeviceCount() -> Int? {
+        guard case let .success(lib) = CUDALibrary.shared else { return nil }
+        return try? lib.deviceCount()
+    }
+
     /// A compute device this build knows, whether it can be used here, and what it is.
     public struct DeviceInfo: Sendable {
         public let device: EngineConfiguration.Device

@@ -10,7 +10,7 @@ import TestSupport
     static let emulatorTotal: Int64 = 8 << 30
 
     /// Runs a one-workload bench (a tiny SRVGG fixture on two 24 px photos) on the emulator; returns bench.json and stdout.
-    static func bench(_ extra: [String: String]) throws -> (json: [String: Any], stdout: String, dir: URL) {
+    static func bench(_ extra: [String: String], device: String = "cuda") throws -> (json: [String: Any], stdout: String, dir: URL) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-cuda-\(UUID().uuidString)")
         let images = dir.appendingPathComponent("images")
         try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
@@ -20,7 +20,7 @@ import TestSupport
         env["ENHANCE_NVML"] = env["ENHANCE_CUDA_DRIVER"]
         env["ENH_EMU_NVML_FILE"] = dir.appendingPathComponent("nvml-used").path
         let model = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x4/weights.pth").path
-        let r = try EnhanceBinary.run(["bench", "--device", "cuda", "--models", "upscale", "--realesrgan", model,
+        let r = try EnhanceBinary.run(["bench", "--device", device, "--models", "upscale", "--realesrgan", model,
                                        "--images", images.path, "--no-peers", "--no-variants", "--warmups", "0", "--runs", "2",
                                        "--out", dir.appendingPathComponent("out").path], environment: env)
         #expect(r.status == 0, "\(r.stderr)")
@@ -85,6 +85,33 @@ import TestSupport
             let process = try #require((vram["process_bytes"] as? NSNumber)?.int64Value)
             #expect(process >= Self.contextBytes, "process \(process)")
         }
+    }
+
+    /// `bench --device cuda:N` runs every child with CUDA_VISIBLE_DEVICES narrowed to GPU N — entry N of the bench's own
+    /// list when it has one — and samples that GPU. Three emulated GPUs, the bench itself under CUDA_VISIBLE_DEVICES=2,1:
+    /// cuda:1 is physical GPU 1, the children get CUDA_VISIBLE_DEVICES=1 and use it, and NVML reads its memory (had the
+    /// children inherited "2,1" they would have run on GPU 2 and the process layer read nothing). A GPU that is not
+    /// there is one line and exit 69; a list is a usage error.
+    @Test func deviceCudaNBenchesThatGPU() throws {
+        let (json, stdout, dir) = try Self.bench(["ENH_EMU_DEVICES": "3", "CUDA_VISIBLE_DEVICES": "2,1"], device: "cuda:1")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let gpu = try #require(json["gpu"] as? [String: Any])
+        #expect(gpu["name"] as? String == "Enhance host emulator #1", "\(gpu)")
+        #expect(stdout.contains("GPU: Enhance host emulator #1"), "\(stdout)")
+        let notes = try #require(json["notes"] as? [String])
+        #expect(notes.contains { $0.contains("GPU cuda:1 (PCI 0000:11:00.0)") && $0.contains("CUDA_VISIBLE_DEVICES=1") }, "\(notes)")
+        let s = try #require((json["summaries"] as? [[String: Any]])?.first)
+        let process = try #require(((s["vram"] as? [String: Any])?["process_bytes"] as? NSNumber)?.int64Value)
+        #expect(process >= Self.contextBytes, "process \(process): the children did not run on the GPU NVML sampled")
+
+        var env = try DeviceCLITests.emulatorEnvironment(["ENH_EMU_DEVICES": "2"])
+        env["ENHANCE_NVML"] = env["ENHANCE_CUDA_DRIVER"]
+        let absent = try EnhanceBinary.run(["bench", "--device", "cuda:2", "--models", "upscale", "--no-peers",
+                                            "--out", dir.appendingPathComponent("absent").path], environment: env)
+        #expect(absent.status == 69 && absent.stderr.contains("GPU 2 requested, the driver sees 2"), "\(absent.status) \(absent.stderr)")
+        #expect(absent.stderr.split(separator: "\n").filter { !$0.hasPrefix("bench:") }.count == 1, "\(absent.stderr)")
+        let list = try EnhanceBinary.run(["bench", "--device", "cuda:0,1", "--out", dir.appendingPathComponent("list").path], environment: env)
+        #expect(list.status == 64 && list.stderr.contains("one GPU at a time"), "\(list.stderr)")
     }
 
     /// Should NVML not find the GPU by CUDA's bus string, the bench samples NVML's device 0 and says so in the notes.

@@ -296,26 +296,54 @@ struct fake_cubin {
 // The device NVML shows the process's memory on: the lowest ordinal with a retained context.
 int context_device() { for (int d = 0; d < 8; d++) if (primary_refs[d] > 0) return d; return 0; }
 
-int device_count() {
+// Physical devices (NVML's view, by PCI bus): ENH_EMU_DEVICES.
+int physical_count() {
     const char *e = getenv("ENH_EMU_DEVICES");
     int n = e ? atoi(e) : 1;
     return n < 1 ? 1 : n > 8 ? 8 : n;
 }
 
+// Comma-separated integers of an environment variable, up to the first entry that is not one.
+std::vector<int> int_list(const char *name) {
+    std::vector<int> out;
+    const char *e = getenv(name);
+    for (const char *p = e; p && *p;) {
+        char *end = nullptr;
+        long v = strtol(p, &end, 10);
+        if (end == p || (*end != ',' && *end != 0)) break;
+        out.push_back((int)v);
+        p = *end == ',' ? end + 1 : end;
+    }
+    return out;
+}
+
+// The physical devices CUDA shows, by ordinal: the driver's enumeration (ENH_EMU_CUDA_ORDER, default the physical
+// order), then CUDA_VISIBLE_DEVICES (indices into that enumeration; as CUDA does, the list ends at the first entry
+// that is not a device there or repeats one; set but empty: no device).
+std::vector<int> visible_devices() {
+    std::vector<int> enumeration;
+    for (int v : int_list("ENH_EMU_CUDA_ORDER"))
+        if (v >= 0 && v < physical_count() && std::find(enumeration.begin(), enumeration.end(), v) == enumeration.end())
+            enumeration.push_back(v);
+    for (int p = 0; p < physical_count(); p++)
+        if (std::find(enumeration.begin(), enumeration.end(), p) == enumeration.end()) enumeration.push_back(p);
+    if (!getenv("CUDA_VISIBLE_DEVICES")) return enumeration;
+    std::vector<int> shown;
+    for (int i : int_list("CUDA_VISIBLE_DEVICES")) {
+        if (i < 0 || i >= (int)enumeration.size()) break;
+        if (std::find(shown.begin(), shown.end(), enumeration[i]) != shown.end()) break;
+        shown.push_back(enumeration[i]);
+    }
+    return shown;
+}
+
+int device_count() { return (int)visible_devices().size(); }
+
 bool valid_device(int ordinal) { return ordinal >= 0 && ordinal < device_count(); }
 
 int physical_device(int ordinal) {
-    const char *e = getenv("ENH_EMU_CUDA_ORDER");
-    int k = 0;
-    for (const char *p = e; p && *p; ) {
-        char *end = nullptr;
-        long v = strtol(p, &end, 10);
-        if (end == p) break;
-        if (k == ordinal) return valid_device((int)v) ? (int)v : ordinal;
-        k++;
-        p = *end == ',' ? end + 1 : end;
-    }
-    return ordinal;
+    std::vector<int> v = visible_devices();
+    return ordinal >= 0 && ordinal < (int)v.size() ? v[ordinal] : ordinal;
 }
 
 void device_name(int physical, char *out, size_t len) {
@@ -565,6 +593,7 @@ CUresult cuInit(unsigned int Flags) {
     lock l(mu);
     if (Flags != 0) return CUDA_ERROR_INVALID_VALUE;
     if (getenv("ENH_EMU_NO_DEVICE")) return CUDA_ERROR_NO_DEVICE;   // tests of the "no GPU" path
+    if (device_count() == 0) return CUDA_ERROR_NO_DEVICE;           // CUDA_VISIBLE_DEVICES hides every device
     initialized = true;
     return CUDA_SUCCESS;
 }
@@ -2165,7 +2194,7 @@ bool nvml_initialized = false;
 
 // NVML indexes devices physically; a handle is valid while it points into emu_nvml_devices below the device count.
 bool valid_nvml(nvmlDevice_t d) {
-    return d >= emu_nvml_devices && d < emu_nvml_devices + enh_emu::device_count();
+    return d >= emu_nvml_devices && d < emu_nvml_devices + enh_emu::physical_count();
 }
 
 // "used launches physical" from ENH_EMU_NVML_FILE (older two-field files: physical device 0).
@@ -2195,7 +2224,7 @@ __attribute__((visibility("default"))) nvmlReturn_t nvmlShutdown(void) {
 }
 __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device) {
     if (!nvml_initialized) return 1;
-    if (!device || (int)index >= enh_emu::device_count()) return 2;   // NVML_ERROR_INVALID_ARGUMENT
+    if (!device || (int)index >= enh_emu::physical_count()) return 2;   // NVML_ERROR_INVALID_ARGUMENT
     *device = &emu_nvml_devices[index];
     return 0;
 }
@@ -2205,7 +2234,7 @@ __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetHandleByPciBusI
     if (getenv("ENH_EMU_NVML_NO_BUS")) return 6;   // a driver whose NVML does not know CUDA's bus string
     unsigned domain = 0, bus = 0, dev = 0, fn = 0;
     if (sscanf(pciBusId, "%x:%x:%x.%x", &domain, &bus, &dev, &fn) != 4) return 2;
-    for (int p = 0; p < enh_emu::device_count(); p++) {
+    for (int p = 0; p < enh_emu::physical_count(); p++) {
         if (domain == 0 && bus == (unsigned)(0x10 + p) && dev == 0 && fn == 0) { *device = &emu_nvml_devices[p]; return 0; }
     }
     return 6;   // NVML_ERROR_NOT_FOUND
