@@ -17,8 +17,8 @@ public protocol CapturedForward: AnyObject, Sendable {
 /// - eagerly: upload, forward, download;
 /// - recorded (`enableCapture()` on a `ForwardCapturing` backend): one eager run per new input shape, then a recording
 ///   that every later input of that shape replays. At most `capacity` recordings are kept (the least recently used
-///   goes); each holds one forward's activations while it lives. A shape whose recording fails stays eager, and the
-///   reason goes to `diagnostics`;
+///   goes); each holds one forward's activations while it lives. A shape whose recording fails, or whose replay
+///   fails, stays eager from then on, and the reason goes to `diagnostics`;
 /// - merged (`mergeLimit` > 1): runs of the same input shape that arrive together from different callers (images of a
 ///   folder computing at once, each inside a `session`) go through the network as one batch along N, and each caller
 ///   gets its own slice of the outputs. The first caller waits until as many runs as there are open sessions (at most
@@ -169,8 +169,17 @@ public final class ReplayedForward: @unchecked Sendable {
         }
         return try execution.withLock {
             if let g = state.withLock({ recorded[input.shape] }) {
-                state.withLock { counts.replays += 1 }
-                return try g.run(input)
+                do {
+                    let out = try g.run(input)
+                    state.withLock { counts.replays += 1 }
+                    return out
+                } catch {
+                    // a recording the driver will not replay: drop it, this shape runs eagerly from now on (should
+                    // the device itself be broken, the eager run says so)
+                    state.withLock { recorded[input.shape] = nil; _ = eagerOnly.insert(input.shape) }
+                    diagnostics?("graph replay: input \(input.shape) failed to replay (\(error)); it runs eagerly from now on")
+                    return try eager(input)
+                }
             }
             let out = try eager(input)
             if !state.withLock({ eagerOnly.contains(input.shape) }) {

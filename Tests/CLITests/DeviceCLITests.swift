@@ -390,6 +390,30 @@ import TestSupport
         #expect(detect.status == 64 && detect.stderr.contains("--cuda-graph"), "\(detect.stderr)")
     }
 
+    /// A driver that records graphs but will not launch them (ENH_EMU_GRAPH_LAUNCH_FAILS): each tile shape's first
+    /// replay fails, that shape runs eagerly from then on (said once per shape in --verbose), and the output is the
+    /// eager run's, byte for byte.
+    @Test func aGraphTheDriverWillNotReplayRunsEagerly() throws {
+        let dir = try RestoreCLITests.workspace()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let photo = dir.appendingPathComponent("in/photo.png")
+        let model = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x4/weights.pth").path
+        var outputs: [[UInt8]] = []
+        for failing in [false, true] {
+            let env = try Self.emulatorEnvironment(failing ? ["ENH_EMU_GRAPH_LAUNCH_FAILS": "1"] : [:])
+            let out = dir.appendingPathComponent("up-\(failing)")
+            let r = try EnhanceBinary.run(["upscale", photo.path, "-m", model, "-t", "16", "--device", "cuda", "-o", out.path, "--quiet",
+                                           "--verbose", "--cuda-graph"], environment: env)
+            #expect(r.status == 0, "\(r.stderr)")
+            guard r.status == 0 else { return }
+            let fallbacks = r.stderr.components(separatedBy: "failed to replay").count - 1
+            // 64 px, 16 px tiles: 4 padded tile shapes, each recorded once, each failing at its first replay
+            #expect(fallbacks == (failing ? 4 : 0) && (!failing || r.stderr.contains("it runs eagerly from now on")), "\(r.stderr)")
+            outputs.append(try ImageDecoder.decode(fileAt: out.appendingPathComponent("photo_out.png")).samples8)
+        }
+        #expect(outputs.count == 2 && outputs[0] == outputs[1], "the eager fallback changed the output")
+    }
+
     /// Under NHWC a dense block's convolutions read channel views of the concatenation buffer (pixel stride = its
     /// channel count). Should cuDNN refuse such a strided input (the emulator's ENH_EMU_DENSE_NHWC_ONLY), the layer
     /// runs on a dense copy from then on, says so once per layer and shape, and the output is the same.

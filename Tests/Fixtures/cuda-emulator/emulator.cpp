@@ -1188,6 +1188,8 @@ CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream) {
         note("cuGraphLaunch: %s after the capture: the graph would touch freed memory", hGraphExec->poisoned.c_str());
         return CUDA_ERROR_ILLEGAL_ADDRESS;
     }
+    // ENH_EMU_GRAPH_LAUNCH_FAILS=1: a driver that records graphs but will not launch them (the backend must go eager)
+    if (getenv("ENH_EMU_GRAPH_LAUNCH_FAILS")) return CUDA_ERROR_NOT_SUPPORTED;
     return submit(hStream, "cuGraphLaunch", {}, [hGraphExec]() -> CUresult {
         if (!graph_execs.count(hGraphExec)) return CUDA_ERROR_INVALID_HANDLE;   // destroyed before it ran
         if (!hGraphExec->poisoned.empty()) {
