@@ -216,6 +216,15 @@ import TestSupport
         return (r, c, out, report)
     }
 
+    /// Expects every network output of a `forwardOnFixture` run within `tolerance` (relative L2, per output) of the fixture.
+    static func expectOutputs(_ outputs: [(String, String)], in out: URL, match fixture: URL, _ label: String,
+                              tolerance: (String) -> Double) throws {
+        for (got, want) in outputs {
+            let rel = try relativeL2(out.appendingPathComponent(got), fixture.appendingPathComponent(want))
+            #expect(rel <= tolerance(got), "\(label) \(got): relative L2 error \(rel)")
+        }
+    }
+
     /// ‖a − b‖ / ‖b‖ of two .npy files (infinity when their sizes differ).
     static func relativeL2(_ got: URL, _ want: URL) throws -> Double {
         let a = try NPYArray(contentsOf: got).floats(), b = try NPYArray(contentsOf: want).floats()
@@ -242,9 +251,8 @@ import TestSupport
             defer { try? FileManager.default.removeItem(at: out) }
             #expect(r.status == 0, "\(name) \(precision): \(r.stderr)")
             guard r.status == 0 else { continue }
-            for (got, want) in outputs {
-                let rel = try Self.relativeL2(out.appendingPathComponent(got), c.appendingPathComponent(want))
-                #expect(rel <= (precision == "fp32" ? 1e-4 : Self.fp16Tolerance(name, got)), "\(name) \(got) \(precision): relative L2 error \(rel)")
+            try Self.expectOutputs(outputs, in: out, match: c, "\(name) \(precision) \(layout)") {
+                precision == "fp32" ? 1e-4 : Self.fp16Tolerance(name, $0)
             }
             let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
             #expect(json["device"] as? String == "cuda")
@@ -267,10 +275,7 @@ import TestSupport
             defer { try? FileManager.default.removeItem(at: out) }
             #expect(r.status == 0, "\(name): \(r.stderr)")
             guard r.status == 0 else { continue }
-            for (got, want) in outputs {
-                let rel = try Self.relativeL2(out.appendingPathComponent(got), c.appendingPathComponent(want))
-                #expect(rel <= 1e-4, "\(name) \(got) through the graph: relative L2 \(rel)")
-            }
+            try Self.expectOutputs(outputs, in: out, match: c, "\(name) through the graph") { _ in 1e-4 }
             let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
             #expect(json["cuda_graph"] as? Bool == true)
             #expect((json["diagnostics"] as? [String])?.contains { $0.hasPrefix("CUDA graph: forward captured") } == true, "\(name)")
@@ -490,10 +495,7 @@ import TestSupport
             defer { try? FileManager.default.removeItem(at: out) }
             #expect(r.status == 0, "\(name): \(r.stderr)")
             guard r.status == 0 else { continue }
-            for (got, want) in outputs {
-                let rel = try Self.relativeL2(out.appendingPathComponent(got), c.appendingPathComponent(want))
-                #expect(rel <= 1e-4, "\(name) \(got): relative L2 error \(rel)")
-            }
+            try Self.expectOutputs(outputs, in: out, match: c, "\(name) with algo 1 refused") { _ in 1e-4 }
             let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
             let notes = (json["diagnostics"] as? [String]) ?? []
             let failed = notes.filter { $0.contains("cuDNN algo 1 failed") && $0.contains("trying the next one") }
