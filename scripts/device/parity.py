@@ -33,7 +33,11 @@ ARCH_KEYS = {"FullGenerator": "gpen", "RRDBNet": "rrdbnet", "SRVGGNetCompact": "
 MIN_CHILD_S = 8  # a case needs at least this much time before the deadline to start
 # Cases known to exceed their gate for a reason outside the backend: recorded as they are, with this note.
 KNOWN = {("retinaface_mnet", "fp16"): "known: PyTorch's own model.half() differs from this fp32 fixture by rel-L2 "
-                                      "3.6e-2 (loc) / 4.1e-2 (landms) as well (main b2fed64's measurement)"}
+                                      "3.6e-2 (loc) / 4.1e-2 (landms) as well (main b2fed64's measurement)",
+         ("retinaface_mnet", "tf32"): "known: PyTorch with every convolution's input and weight rounded to TF32 (as "
+                                      "tensor cores take them) differs from this fp32 fixture by rel-L2 3.1e-2 (loc) / "
+                                      "3.5e-2 (landms) as well (CPU torch, main 2026-12-05); the real-weight "
+                                      "retinaface-real case is the detector's figure"}
 
 
 def forward_capabilities(enhance):

@@ -1683,11 +1683,29 @@ size_t filter_at(cudnnFilterDescriptor_t f, int k, int c, int r, int s) {
 }
 
 // y = alpha · conv(x, w) + beta · y. CONVOLUTION flips the filter; CROSS_CORRELATION does not. Accumulates in float.
+// A float rounded to TF32 (8-bit exponent, 10-bit mantissa) as tensor cores take their float inputs: round to nearest,
+// ties away from zero (PTX cvt.rna.tf32.f32). NaN and infinity pass unchanged.
+float to_tf32(float v) {
+    uint32_t b;
+    memcpy(&b, &v, 4);
+    if ((b & 0x7f800000u) == 0x7f800000u) return v;
+    b = (b + 0x1000u) & ~0x1fffu;
+    memcpy(&v, &b, 4);
+    return v;
+}
+
+// Whether a convolution multiplies TF32-rounded operands: float data with TF32 allowed (any math type but FMA), as
+// cuDNN does on sm_80 and later.
+bool tf32_operands(cudnnDataType_t t, cudnnConvolutionDescriptor_t cd) {
+    return t == CUDNN_DATA_FLOAT && cd->math != CUDNN_FMA_MATH;
+}
+
 void run_forward(float alpha, cudnnTensorDescriptor_t xd, const void *x, cudnnFilterDescriptor_t wd, const void *w,
                  cudnnConvolutionDescriptor_t cd, float beta, cudnnTensorDescriptor_t yd, void *y) {
     const int G = cd->groups, Cg = wd->c, Kg = wd->k / G, R = wd->h, S = wd->w;
     const bool flip = cd->mode == CUDNN_CONVOLUTION;
     const cudnnDataType_t t = xd->type;
+    const bool tf32 = tf32_operands(t, cd);
     for (int n = 0; n < yd->n; n++)
         for (int k = 0; k < yd->c; k++) {
             const int g = k / Kg;
@@ -1703,7 +1721,7 @@ void run_forward(float alpha, cudnnTensorDescriptor_t xd, const void *x, cudnnFi
                                 if (iw < 0 || iw >= xd->w) continue;
                                 float xv = load(x, t, at(xd, n, g * Cg + c, ih, iw));
                                 float wv = load(w, t, filter_at(wd, k, c, flip ? R - 1 - r : r, flip ? S - 1 - s : s));
-                                acc += xv * wv;
+                                acc += tf32 ? to_tf32(xv) * to_tf32(wv) : xv * wv;
                             }
                         }
                     size_t yi = at(yd, n, k, oh, ow);
@@ -1721,6 +1739,7 @@ void run_backward_data(float alpha, cudnnFilterDescriptor_t wd, const void *w, c
     const int G = cd->groups, Cg = wd->c, Kg = wd->k / G, R = wd->h, S = wd->w;
     const bool flip = cd->mode == CUDNN_CONVOLUTION;
     const cudnnDataType_t t = dxd->type;
+    const bool tf32 = tf32_operands(t, cd);
     const int N = dxd->n, C = dxd->c, H = dxd->h, W = dxd->w;
     std::vector<float> acc((size_t)N * C * H * W, 0.0f);
     for (int n = 0; n < dyd->n; n++)
@@ -1728,7 +1747,8 @@ void run_backward_data(float alpha, cudnnFilterDescriptor_t wd, const void *w, c
             const int g = k / Kg;
             for (int oh = 0; oh < dyd->h; oh++)
                 for (int ow = 0; ow < dyd->w; ow++) {
-                    const float d = load(dy, t, at(dyd, n, k, oh, ow));
+                    float d = load(dy, t, at(dyd, n, k, oh, ow));
+                    if (tf32) d = to_tf32(d);
                     for (int c = 0; c < Cg; c++)
                         for (int r = 0; r < R; r++) {
                             int ih = oh * cd->u - cd->pad_h + r * cd->dil_h;
@@ -1737,6 +1757,7 @@ void run_backward_data(float alpha, cudnnFilterDescriptor_t wd, const void *w, c
                                 int iw = ow * cd->v - cd->pad_w + s * cd->dil_w;
                                 if (iw < 0 || iw >= W) continue;
                                 float wv = load(w, t, filter_at(wd, k, c, flip ? R - 1 - r : r, flip ? S - 1 - s : s));
+                                if (tf32) wv = to_tf32(wv);
                                 acc[(((size_t)n * C + g * Cg + c) * H + ih) * W + iw] += d * wv;
                             }
                         }
@@ -1944,7 +1965,7 @@ cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t cd, cudnn
     lock l(mu);
     if (!conv_descs.count(cd)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid convolution descriptor");
     if ((int)mathType < 0 || (int)mathType > 3) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "math type %d", mathType);
-    cd->math = mathType;   // recorded and reported; the emulator always computes in plain float
+    cd->math = mathType;   // float data: anything but FMA multiplies TF32-rounded operands (tf32_operands)
     return CUDNN_STATUS_SUCCESS;
 }
 

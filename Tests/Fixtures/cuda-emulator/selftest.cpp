@@ -814,6 +814,7 @@ static void run_backward_case(const bwd_case &t) {
     api.cudnnSetFilter4dDescriptor(d.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, t.K, Cg, t.R, t.S);
     api.cudnnSetConvolution2dDescriptor(d.conv, t.pad_h, t.pad_w, t.u, t.v, t.dil_h, t.dil_w, t.mode, CUDNN_DATA_FLOAT);
     api.cudnnSetConvolutionGroupCount(d.conv, t.groups);
+    api.cudnnSetConvolutionMathType(d.conv, CUDNN_FMA_MATH);   // exact float products: the adjoint identity below
     int n, k, oh, ow;
     CHECK(api.cudnnGetConvolution2dForwardOutputDim(d.conv, d.x, d.w, &n, &k, &oh, &ow) == 0, "%s: dims", t.name);
     set_tensor(dyd, CUDNN_DATA_FLOAT, n, k, oh, ow, k, false);
@@ -883,6 +884,31 @@ static void test_cudnn_backward() {
     for (const auto &t : cases) run_backward_case(t);
 }
 
+// Float data with TF32 allowed (CUDNN_DEFAULT_MATH, PyTorch's default for convolutions) multiplies operands rounded to
+// TF32 (10-bit mantissa, to nearest, ties away); CUDNN_FMA_MATH keeps them exact. A 1×1 convolution of x = 1 + 2⁻¹²
+// (+ 2⁻¹¹ + 2⁻¹³ for the second pixel) by w = 1: exact 1.000244 and 1.000610; TF32 1.0 and 1.000977.
+static void test_cudnn_tf32() {
+    const float xs[2] = {1.0f + 0x1p-12f, 1.0f + 0x1p-11f + 0x1p-13f}, one = 1.0f, zero = 0.0f;
+    for (cudnnMathType_t math : {CUDNN_FMA_MATH, CUDNN_DEFAULT_MATH, CUDNN_TENSOR_OP_MATH}) {
+        dnn d;
+        set_tensor(d.x, CUDNN_DATA_FLOAT, 1, 1, 1, 2, 1, false);
+        set_tensor(d.y, CUDNN_DATA_FLOAT, 1, 1, 1, 2, 1, false);
+        api.cudnnSetFilter4dDescriptor(d.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, 1, 1, 1, 1);
+        api.cudnnSetConvolution2dDescriptor(d.conv, 0, 0, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT);
+        api.cudnnSetConvolutionMathType(d.conv, math);
+        CUdeviceptr px = dalloc(8), pw = dalloc(4), py = dalloc(8), ws = dalloc(4096);
+        upload(px, xs, 8);
+        upload(pw, &one, 4);
+        CHECK(api.cudnnConvolutionForward(d.h, &one, d.x, ptr(px), d.w, ptr(pw), d.conv, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                          ptr(ws), 4096, &zero, d.y, ptr(py)) == 0, "tf32 forward");
+        float y[2];
+        download(y, py, 8);
+        if (math == CUDNN_FMA_MATH) CHECK(y[0] == xs[0] && y[1] == xs[1], "FMA math: exact products, got %.7g %.7g", y[0], y[1]);
+        else CHECK(y[0] == 1.0f && y[1] == 1.0f + 0x1p-10f, "math %d: TF32 operands, got %.7g %.7g", (int)math, y[0], y[1]);
+        for (CUdeviceptr p : {px, pw, py, ws}) api.cuMemFree(p);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s EMULATOR_DIR KERNELS_FILE\n", argv[0]);
@@ -909,6 +935,7 @@ int main(int argc, char **argv) {
     test_cudnn_forward();
     test_half_rounding();
     test_cudnn_backward();
+    test_cudnn_tf32();
     CHECK(emu_live() == 0, "leaked %llu device bytes", emu_live());
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
