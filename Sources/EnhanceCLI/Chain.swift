@@ -68,8 +68,8 @@ struct Chain: AsyncParsableCommand {
         }
         var b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
         b.jobs = max(b.jobs, devices.backends.count * batch.imageBatch)   // every GPU busy
-        let summary = try await batch.run("chain", inputs: inputs, processor: devices.pool, options: b, fallback: devices.fallback)
-        batch.reportMerges("chain", devices.replays)
+        let summary = try await batch.run("chain", inputs: inputs, processor: devices.pool, options: b)
+        batch.report("chain", devices)
         if summary.failed > 0 { throw ExitCode(1) }
     }
 }

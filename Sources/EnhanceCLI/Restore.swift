@@ -91,8 +91,8 @@ struct Restore: AsyncParsableCommand {
         if devices.backends.count > 1 { log("restore: on \(devices.backends.joined(separator: " and "))") }
         var b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
         b.jobs = max(b.jobs, devices.backends.count * batch.imageBatch)   // every GPU busy
-        let summary = try await batch.run("restore", inputs: inputs, processor: devices.pool, options: b, fallback: devices.fallback)
-        batch.reportMerges("restore", devices.replays)
+        let summary = try await batch.run("restore", inputs: inputs, processor: devices.pool, options: b)
+        batch.report("restore", devices)
         if summary.failed > 0 { throw ExitCode(1) }
     }
 }

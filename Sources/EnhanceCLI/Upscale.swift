@@ -71,7 +71,7 @@ struct Upscale: AsyncParsableCommand {
                 return UpscaleProcessor(upscaler: try Upscaler(network: loaded.network, options: options), encoding: encoding)
             }
             // the first device's model (cached), for what was loaded from where
-            first = try factory.loadSuperResolution(config, backend: devices.pool.members[0].processor.upscaler.network.backend)
+            first = try factory.loadSuperResolution(config, backend: devices.first.upscaler.network.backend)
         } catch let e as ExitCode {
             throw e
         } catch {
@@ -88,7 +88,7 @@ struct Upscale: AsyncParsableCommand {
         var b = try batch.options(output: out.output, suffix: suffix.isEmpty ? "" : "_" + suffix, ext: out.ext)
         b.jobs = max(b.jobs, devices.backends.count * batch.imageBatch)   // every GPU busy
         b.maxMemory = o.maxMemory
-        let processor = devices.pool.members[0].processor
+        let processor = devices.first
         let estimate: (@Sendable (BatchItem) -> Int)?
         if b.maxMemory == nil {
             estimate = nil
@@ -101,8 +101,8 @@ struct Upscale: AsyncParsableCommand {
             }
         }
         let summary = try await batch.run("upscale", inputs: inputs + extraInputs, processor: devices.pool, options: b,
-                                          memoryEstimate: estimate, fallback: devices.fallback)
-        batch.reportMerges("upscale", devices.replays)
+                                          memoryEstimate: estimate)
+        batch.report("upscale", devices)
         if !batch.quiet && !batch.json, let rss = peakRSSBytes() {
             FileHandle.standardError.write(Data(String(format: "peak RSS %.0f MiB\n", Double(rss) / 1048576).utf8))
         }

@@ -180,6 +180,30 @@ import TestSupport
         let record = try String(contentsOf: dir.appendingPathComponent("fp16/results.jsonl"), encoding: .utf8)
         #expect(record.contains(#""fallback":"fp16 → fp32: SRVGGNetCompact ×2:"#), "\(record)")
 
+        // two GPUs: an image that overflows on GPU k is computed again in fp32 on GPU k (its fallback models loaded
+        // there on first need), so the record's device is where the image was computed; the bytes are the fp32 run's
+        let folder = dir.appendingPathComponent("folder")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for name in ["a", "b", "c", "d"] {
+            try FileManager.default.copyItem(at: dir.appendingPathComponent("a.png"), to: folder.appendingPathComponent("\(name).png"))
+        }
+        let two = try EnhanceBinary.run(["upscale", folder.path, "-m", model.path, "-o", dir.appendingPathComponent("two").path,
+                                         "--device", "cuda:0,1", "--precision", "fp16", "--verbose"],
+                                        environment: env.merging(["ENH_EMU_DEVICES": "2"]) { $1 })
+        #expect(two.status == 0, "\(two.stderr)")
+        for gpu in ["cuda:0", "cuda:1"] {
+            #expect(two.stderr.components(separatedBy: "\(gpu): fp16 → fp32 fallback models loaded").count == 2, "\(gpu) loaded its fallback once:\n\(two.stderr)")
+        }
+        #expect(two.stderr.contains("upscale: 4 images computed again (fp16 → fp32)"), "\(two.stderr)")
+        let records = try String(contentsOf: dir.appendingPathComponent("two/results.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(records.count == 4 && records.allSatisfy { $0.contains(#""fallback":"fp16 → fp32"#) }, "\(records)")
+        let devices = Set(records.filter { $0.contains(#""device":"cuda:0""#) }.isEmpty ? [] : ["cuda:0"])
+            .union(records.filter { $0.contains(#""device":"cuda:1""#) }.isEmpty ? [] : ["cuda:1"])
+        #expect(devices.count == 2, "\(records)")
+        for name in ["a", "b", "c", "d"] {
+            #expect(try Data(contentsOf: dir.appendingPathComponent("two/\(name)_out.png")) == a, "\(name) differs from the fp32 run")
+        }
+
         // overflowing in fp32 as well: a failed file naming the network, on the emulator and on the CPU
         let broken = try Self.overflowingSRVGG(dir, first: 1e36, second: 1e6)
         for device in ["cuda", "cpu"] {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EnhanceKit
 import Foundation
 import Pipeline
 import TensorCore
@@ -28,10 +29,16 @@ struct BatchFlags: ParsableArguments {
         if !(1...64).contains(imageBatch) { throw ValidationError("--image-batch must be 1...64, got \(imageBatch)") }
     }
 
-    /// With `--image-batch` > 1, one line on stderr saying how many network runs shared a pass with another image's.
-    func reportMerges(_ command: String, _ replays: [ReplayedForward]) {
-        guard imageBatch > 1, !quiet, !json else { return }
-        let merged = replays.reduce(0) { $0 + $1.statistics.merged }
+    /// Closing lines on stderr: how many images were computed again in fp32 after an fp16 overflow (said per file
+    /// too), and with `--image-batch` > 1 how many network runs shared a pass with another image's.
+    func report<P>(_ command: String, _ devices: DeviceProcessors<P>) {
+        guard !json else { return }
+        let n = devices.fallbackCount
+        if n > 0 {
+            FileHandle.standardError.write(Data("\(command): \(n) image\(n == 1 ? "" : "s") computed again (\(EngineConfiguration.overflowFallbackName)): NaN or infinite values in the first run\n".utf8))
+        }
+        guard imageBatch > 1, !quiet else { return }
+        let merged = devices.replays.reduce(0) { $0 + $1.statistics.merged }
         FileHandle.standardError.write(Data("\(command): --image-batch \(imageBatch): \(merged) network run\(merged == 1 ? "" : "s") shared a pass with another image's\n".utf8))
     }
 
@@ -56,18 +63,7 @@ struct BatchFlags: ParsableArguments {
     /// Plans and runs the batch; a setup failure (bad inputs, unwritable output) exits 2 naming the problem.
     /// The caller exits 1 when `summary.failed > 0` (after the other files finished).
     func run<P: BatchProcessor>(_ command: String, inputs: [String], processor: P, options b: BatchOptions,
-                                memoryEstimate: (@Sendable (BatchItem) -> Int)? = nil,
-                                fallback: BatchFallback<P>? = nil) async throws -> BatchSummary {
-        if let fallback {
-            // images whose fp16 run overflowed are computed again in fp32 (said per file and at the end)
-            let wrapped = FallbackProcessor(processor, name: fallback.name, fallback: fallback.make)
-            let summary = try await run(command, inputs: inputs, processor: wrapped, options: b, memoryEstimate: memoryEstimate)
-            let n = wrapped.fallbackCount
-            if n > 0 && !json {
-                FileHandle.standardError.write(Data("\(command): \(n) image\(n == 1 ? "" : "s") computed again (\(fallback.name)): NaN or infinite values in the first run\n".utf8))
-            }
-            return summary
-        }
+                                memoryEstimate: (@Sendable (BatchItem) -> Int)? = nil) async throws -> BatchSummary {
         do {
             let plan = try BatchPlan.make(inputs: inputs, options: b)
             return try await BatchRunner(processor: processor, options: b, memoryEstimate: memoryEstimate).run(plan)
@@ -76,12 +72,6 @@ struct BatchFlags: ParsableArguments {
             throw ExitCode(2)
         }
     }
-}
-
-/// Another way to compute an image whose first run gave NaN or infinite values (fp16 → fp32), built on first need.
-struct BatchFallback<P: BatchProcessor>: Sendable {
-    let name: String
-    let make: @Sendable () throws -> P
 }
 
 /// Where and how `upscale`, `restore` and `chain` write their outputs: `-o/--output`, `--ext`, `--quality`.

@@ -132,26 +132,32 @@ struct EngineOptions: ParsableArguments {
 
     /// The processors of a batch command: one on each device `--device` names (one, or every GPU of `cuda:N,M,…`),
     /// each made by `make` (told whether to say what it loads: the first only) with its forwards set up for
-    /// `--cuda-graph` / `--image-batch`; with `--precision fp16` also the fp32 fallback for overflowing images, made by
-    /// the same `make` on an fp32 backend of the first device.
+    /// `--cuda-graph` / `--image-batch`; with `--precision fp16` each with its fp32 fallback for overflowing images,
+    /// made by the same `make` on an fp32 backend of the same GPU when one of its images first needs it.
     func processors<P: BatchProcessor>(_ command: String, imageBatch: Int, replays: (P) -> [ReplayedForward],
                                        _ make: @escaping @Sendable (_ backend: any Backend, _ say: Bool) throws -> P) throws
         -> DeviceProcessors<P> {
-        var members: [(name: String, processor: P)] = [], forwards: [ReplayedForward] = [], names: [String] = []
+        var members: [(name: String, processor: FallbackProcessor<P>)] = [], forwards: [ReplayedForward] = [], names: [String] = []
+        let diagnostics = configuration.diagnostics
         for c in configurations {
             let backend = try makeBackend(c)
             let p = try make(backend, members.isEmpty)
             try enableGraphReplay(command, replays(p), imageBatch: imageBatch)
-            members.append((c.device == .cuda ? "cuda:\(c.deviceOrdinal)" : backend.name, p))
+            let name = c.device == .cuda ? "cuda:\(c.deviceOrdinal)" : backend.name
+            var fallback: (@Sendable () throws -> P)?
+            if let twin = c.overflowFallback {
+                let at = twin.device == .cuda ? "cuda:\(twin.deviceOrdinal)" : name   // where the fallback computes
+                fallback = { @Sendable () throws -> P in
+                    let f = try make(try ModelFactory.makeBackend(twin), false)
+                    diagnostics?("\(at): \(EngineConfiguration.overflowFallbackName) fallback models loaded")
+                    return f
+                }
+            }
+            members.append((name, FallbackProcessor(p, name: EngineConfiguration.overflowFallbackName, fallback: fallback)))
             forwards += replays(p)
             names.append(backend.name)
         }
-        let fallback = configuration.overflowFallback.map { c in
-            BatchFallback(name: EngineConfiguration.overflowFallbackName) {
-                DevicePoolProcessor([("cuda:\(c.deviceOrdinal)", try make(ModelFactory.makeBackend(c), false))])
-            }
-        }
-        return DeviceProcessors(pool: DevicePoolProcessor(members), replays: forwards, backends: names, fallback: fallback)
+        return DeviceProcessors(pool: DevicePoolProcessor(members), replays: forwards, backends: names)
     }
 
     /// Creates the chosen backend. A device this build or machine cannot provide is one line on stderr and exit
@@ -198,14 +204,19 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
 
 /// A batch command's processors on its devices (`EngineOptions.processors`).
 struct DeviceProcessors<P: BatchProcessor> {
-    /// One member per device; each image to the least busy.
-    let pool: DevicePoolProcessor<P>
+    /// One member per device, each image to the least busy; with `--precision fp16` an image whose run overflows is
+    /// computed again in fp32 on the same device.
+    let pool: DevicePoolProcessor<FallbackProcessor<P>>
     /// Every member's forwards (merge counts).
     let replays: [ReplayedForward]
     /// The backends' names, in device order.
     let backends: [String]
-    /// With `--precision fp16`: the same models in fp32 for images whose fp16 run overflows.
-    let fallback: BatchFallback<DevicePoolProcessor<P>>?
+
+    /// The first device's processor.
+    var first: P { pool.members[0].processor.primary }
+
+    /// Images computed again by a fallback, over every device.
+    var fallbackCount: Int { pool.members.reduce(0) { $0 + $1.processor.fallbackCount } }
 }
 
 /// `--max-memory SIZE` (12G, 512M, 1.5GiB; powers of 1024).

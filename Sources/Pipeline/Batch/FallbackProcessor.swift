@@ -2,20 +2,20 @@ import Foundation
 import TensorCore
 
 /// Runs `primary`; an image whose networks give NaN or infinite values (`TensorError.nonFinite`: an fp16 overflow)
-/// is computed again by a fallback processor — the same models another way, e.g. in fp32 — built on first need and
-/// kept for later images, and its notes say why (`fallback`, in the record and the progress line). Decoding and
-/// encoding are the primary's.
+/// is computed again by a fallback processor — the same models another way, e.g. in fp32 on the same device — built
+/// on first need and kept for later images, and its notes say why (`fallback`, in the record and the progress line).
+/// Without a fallback (`make` nil) the error stands. Decoding and encoding are the primary's.
 public final class FallbackProcessor<P: BatchProcessor>: BatchProcessor, @unchecked Sendable {
     // SAFETY: `fallback` is built and read under `lock`; the processors are Sendable.
     public let primary: P
     /// What the fallback is, for the notes ("fp16 → fp32").
     public let name: String
-    private let make: @Sendable () throws -> P
+    private let make: (@Sendable () throws -> P)?
     private let lock = NSLock()
     private var fallback: P?
     private var images = 0
 
-    public init(_ primary: P, name: String, fallback make: @escaping @Sendable () throws -> P) {
+    public init(_ primary: P, name: String, fallback make: (@Sendable () throws -> P)?) {
         self.primary = primary
         self.name = name
         self.make = make
@@ -31,10 +31,10 @@ public final class FallbackProcessor<P: BatchProcessor>: BatchProcessor, @unchec
     public func compute(_ loaded: P.Loaded, item: BatchItem, notes: inout BatchNotes) async throws -> P.Computed {
         do {
             return try await primary.compute(loaded, item: item, notes: &notes)
-        } catch let e as TensorError where e.isNonFinite {
+        } catch let e as TensorError where e.isNonFinite && make != nil {
             let other = try lock.withLock { () throws -> P in
                 if let f = fallback { return f }
-                let f = try make()
+                let f = try make!()
                 fallback = f
                 return f
             }
