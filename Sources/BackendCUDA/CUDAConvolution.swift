@@ -244,11 +244,12 @@ extension CUDABackend {
     }
 
     /// Runs the layer's cuDNN call into `y` (dense), then the epilogue from `y` into `dst` (y itself or a view).
-    /// Under NHWC a channel view's pixel stride is its parent's channel count; should cuDNN refuse such an input (an
-    /// engine that takes packed NHWC only), the layer runs on a dense copy from then on for that shape, said once per layer.
+    /// A channel view keeps its parent's strides (NHWC: pixel stride = the parent's channel count; NCHW: image stride =
+    /// the parent's image); should cuDNN refuse such an input with every algorithm it offered (an engine that takes
+    /// packed tensors only), the layer runs on a dense copy from then on for that shape, said once per layer.
     func runLayer(_ layer: CUDAConvLayer, x: Tensor, xShape: (n: Int, c: Int, h: Int, w: Int), xStrides: Strides? = nil, out: TensorShape,
                   epilogue e: Epilogue, into dst: Tensor?, op: String) throws -> Tensor {
-        guard tensorLayout.channelsLast, x.isView, xStrides == nil else {
+        guard x.isView, xStrides == nil else {
             return try runLayerOnce(layer, x: x, xShape: xShape, xStrides: xStrides, out: out, epilogue: e, into: dst, op: op)
         }
         let key = PlanKey(n: xShape.n, c: xShape.c, h: xShape.h, w: xShape.w, batchStride: strides(x).n)
@@ -259,7 +260,7 @@ extension CUDABackend {
             return try runLayerOnce(layer, x: x, xShape: xShape, out: out, epilogue: e, into: dst, op: op)
         } catch where !capturing {
             layer.denseInputs.insert(key)
-            note("\(op) [\(x.shape.n),\(x.shape.c),\(x.shape.h),\(x.shape.w)] of \(x.storageChannels) stored channels: cuDNN refused the strided NHWC input (\(error)); this shape runs on a dense copy")
+            note("\(op) [\(x.shape.n),\(x.shape.c),\(x.shape.h),\(x.shape.w)] of \(x.storageChannels) stored channels: cuDNN refused the strided \(tensorLayout.channelsLast ? "NHWC" : "NCHW") input (\(error)); this shape runs on a dense copy")
             return try runLayerOnce(layer, x: copyDense(x), xShape: xShape, out: out, epilogue: e, into: dst, op: op)
         }
     }

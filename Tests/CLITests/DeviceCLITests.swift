@@ -448,10 +448,11 @@ import TestSupport
         #expect(outputs.count == 2 && outputs[0] == outputs[1], "the eager fallback changed the output")
     }
 
-    /// Under NHWC a dense block's convolutions read channel views of the concatenation buffer (pixel stride = its
-    /// channel count). Should cuDNN refuse such a strided input (the emulator's ENH_EMU_DENSE_NHWC_ONLY), the layer
-    /// runs on a dense copy from then on, says so once per layer and shape, and the output is the same.
-    @Test func aStridedNHWCInputCuDNNRefusesRunsOnADenseCopy() throws {
+    /// A dense block's convolutions read channel views of the concatenation buffer (NHWC: pixel stride = its channel
+    /// count; NCHW: image stride = its image). Should cuDNN refuse such a strided input (the emulator's
+    /// ENH_EMU_DENSE_NHWC_ONLY, or ENH_EMU_DENSE_ONLY for either layout), the layer runs on a dense copy from then on,
+    /// says so once per layer and shape, and the output is the same.
+    @Test func aStridedViewInputCuDNNRefusesRunsOnADenseCopy() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cuda-dense-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -472,10 +473,10 @@ import TestSupport
         try NPYArray(shape: [1, 3, 6, 7], floats: rng.normals(126, 0.5, 0.2)).write(to: input)
 
         var outputs: [[Float]] = []
-        for (layout, refuse) in [("nchw", false), ("nhwc", false), ("nhwc", true)] {
+        for (layout, refuse) in [("nchw", false), ("nhwc", false), ("nhwc", true), ("nchw", true)] {
             let out = dir.appendingPathComponent("\(layout)-\(refuse)"), report = out.appendingPathComponent("report.json")
             try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-            let env = try Self.emulatorEnvironment(refuse ? ["ENH_EMU_DENSE_NHWC_ONLY": "1"] : [:])
+            let env = try Self.emulatorEnvironment(refuse ? [layout == "nhwc" ? "ENH_EMU_DENSE_NHWC_ONLY" : "ENH_EMU_DENSE_ONLY": "1"] : [:])
             let r = try EnhanceBinary.run(["forward", "--device", "cuda", "--layout", layout, "--weights", weights.path, "--input", input.path,
                                            "--output", out.path, "--runs", "2", "--report", report.path], environment: env)
             #expect(r.status == 0, "\(layout) refuse \(refuse): \(r.stderr)")
@@ -487,6 +488,7 @@ import TestSupport
             outputs.append(try NPYArray(contentsOf: out.appendingPathComponent("output.npy")).floats())
         }
         #expect(outputs[1] == outputs[2], "the dense-copy fallback changed the NHWC output")
+        #expect(outputs[0] == outputs[3], "the dense-copy fallback changed the NCHW output")
         let d = zip(outputs[0], outputs[1]).map { abs($0 - $1) }.max() ?? .infinity
         #expect(d < 1e-5, "NHWC vs NCHW: max |diff| \(d)")
     }

@@ -2038,6 +2038,16 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha, c
     // view of a wider NHWC tensor), as a cuDNN engine that only takes packed NHWC might; the backend must fall back.
     if (getenv("ENH_EMU_DENSE_NHWC_ONLY") && xDesc->cs == 1 && xDesc->ws != xDesc->c && xDesc->h * xDesc->w > 1)
         return dnn_fail(CUDNN_STATUS_NOT_SUPPORTED, "channels-last x with pixel stride %d for %d channels", xDesc->ws, xDesc->c);
+    // ENH_EMU_DENSE_ONLY=1: refuse any x that is not packed in NCHW or NHWC order (a channel view of a wider tensor in
+    // either layout: its image stride, and under NHWC its pixel stride, are the parent's).
+    if (getenv("ENH_EMU_DENSE_ONLY")) {
+        const cudnnTensorStruct &d = *xDesc;
+        const bool nchw = d.ws == 1 && d.hs == d.w && d.cs == d.h * d.w && d.ns == d.c * d.h * d.w;
+        const bool nhwc = d.cs == 1 && d.ws == d.c && d.hs == d.w * d.c && d.ns == d.h * d.w * d.c;
+        if (!nchw && !nhwc)
+            return dnn_fail(CUDNN_STATUS_NOT_SUPPORTED, "x [%d,%d,%d,%d] strides %d,%d,%d,%d is not packed", d.n, d.c, d.h, d.w,
+                            d.ns, d.cs, d.hs, d.ws);
+    }
     // alpha and beta point at floats for FLOAT and HALF data
     const float a = *static_cast<const float *>(alpha), b = *static_cast<const float *>(beta);
     if (capturing(handle->stream) || (!sync_mode() && !implicit_stream(handle->stream))) {
