@@ -234,25 +234,26 @@ struct BenchCommand: ParsableCommand {
                                      warmupEveryInput: warmupEveryInput,
                                      timeBudgetS: try timeBudgetSeconds())
         settings.budgetStart = commandStart
-        if deviceKind == .cuda, let n = device?.ordinal, n > 0 {
-            // cuda:N: every child sees that GPU alone (as its device 0), so our workloads and the peers share it
-            guard let count = ModelFactory.cudaDeviceCount(), n < count else {
-                let seen = ModelFactory.cudaDeviceCount().map { "the driver sees \($0) (cuda:0\($0 > 1 ? "…cuda:\($0 - 1)" : ""))" }
-                    ?? "CUDA is unavailable here (\(ModelFactory.cuda.detail))"
-                FileHandle.standardError.write(Data("enhance bench: --device cuda:\(n): GPU \(n) requested, \(seen)\n".utf8))
-                throw ExitCode(69)
-            }
-            let spec = Self.visibleDevicesEntry(n, ProcessInfo.processInfo.environment)
-            workloads = workloads.map { var w = $0; w.environment["CUDA_VISIBLE_DEVICES"] = spec; return w }
-            notes.append("GPU cuda:\(n)\(ModelFactory.cudaPCIBusId(ordinal: n).map { " (PCI \($0))" } ?? ""): every workload ran with CUDA_VISIBLE_DEVICES=\(spec)")
-            log(notes.last!)
-        }
         if deviceKind == .cuda {
+            // NVML orders GPUs by PCI bus and ignores CUDA_VISIBLE_DEVICES: find the GPU the children use (CUDA's
+            // device N here, their device 0) by its bus, so a bench on GPU 1 of a machine does not sample GPU 0
+            let n = device?.ordinal ?? 0
+            var bus: String?
+            if n > 0 {
+                // cuda:N: every child sees that GPU alone (as its device 0), so our workloads and the peers share it
+                do { bus = try ModelFactory.cudaPCIBusId(ordinal: n) } catch {
+                    FileHandle.standardError.write(Data("enhance bench: --device cuda:\(n): \(error)\n".utf8))
+                    throw ExitCode(69)
+                }
+                let spec = Self.visibleDevicesEntry(n, ProcessInfo.processInfo.environment)
+                workloads = workloads.map { var w = $0; w.environment["CUDA_VISIBLE_DEVICES"] = spec; return w }
+                notes.append("GPU cuda:\(n)\(bus.map { " (PCI \($0))" } ?? ""): every workload ran with CUDA_VISIBLE_DEVICES=\(spec)")
+                log(notes.last!)
+            } else {
+                bus = (try? ModelFactory.cudaPCIBusId()) ?? nil
+            }
             // The "process" VRAM layer: NVML's device memory in use, sampled around every run.
             do {
-                // NVML orders GPUs by PCI bus and ignores CUDA_VISIBLE_DEVICES: find the GPU the children use (CUDA's
-                // device N here, their device 0) by its bus, so a bench on GPU 1 of a machine does not sample GPU 0
-                let bus = ModelFactory.cudaPCIBusId(ordinal: device?.ordinal ?? 0)
                 let probe: NVMLProbe
                 do { probe = try NVMLProbe(pciBusId: bus) } catch where bus != nil {
                     // a bus NVML does not know (a driver that writes it differently): NVML's first GPU, said in the notes

@@ -1,9 +1,9 @@
 import ArgumentParser
 import EnhanceKit
 import Foundation
-import TensorCore
 import ImageIO
 import Pipeline
+import TensorCore
 
 /// `enhance chain`: Real-ESRGAN then GPEN in one process, models loaded once; faces are detected on the
 /// upscaled image. The stages are configured exactly as `enhance upscale` and `enhance restore` configure them.
@@ -66,8 +66,7 @@ struct Chain: AsyncParsableCommand {
         if devices.backends.count > 1 && !quiet {
             FileHandle.standardError.write(Data("chain: on \(devices.backends.joined(separator: " and "))\n".utf8))
         }
-        var b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
-        b.jobs = max(b.jobs, devices.backends.count * batch.imageBatch)   // every GPU busy
+        let b = try batch.options(output: out.output, suffix: suffix, ext: out.ext, gpus: devices.backends.count)
         let summary = try await batch.run("chain", inputs: inputs, processor: devices.pool, options: b)
         batch.report("chain", devices)
         if summary.failed > 0 { throw ExitCode(1) }

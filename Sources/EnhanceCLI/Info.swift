@@ -22,7 +22,7 @@ struct Info: ParsableCommand {
         do {
             let d = try lib.device(0)
             // every GPU CUDA shows (after CUDA_VISIBLE_DEVICES), as `--device cuda:N` names them
-            let all = try (0..<lib.deviceCount()).map { try lib.device($0) }.map { g -> [String: Any] in
+            let all = try ([d] + (1..<lib.deviceCount()).map { try lib.device($0) }).map { g -> [String: Any] in
                 ["device": "cuda:\(g.ordinal)", "name": g.name, "compute_capability": "\(g.computeCapability.major).\(g.computeCapability.minor)",
                  "memory_total_bytes": g.totalMemoryBytes, "pci_bus_id": g.pciBusId ?? "unknown"]
             }

@@ -89,8 +89,7 @@ struct Restore: AsyncParsableCommand {
             throw ExitCode(2)
         }
         if devices.backends.count > 1 { log("restore: on \(devices.backends.joined(separator: " and "))") }
-        var b = try batch.options(output: out.output, suffix: suffix, ext: out.ext)
-        b.jobs = max(b.jobs, devices.backends.count * batch.imageBatch)   // every GPU busy
+        let b = try batch.options(output: out.output, suffix: suffix, ext: out.ext, gpus: devices.backends.count)
         let summary = try await batch.run("restore", inputs: inputs, processor: devices.pool, options: b)
         batch.report("restore", devices)
         if summary.failed > 0 { throw ExitCode(1) }

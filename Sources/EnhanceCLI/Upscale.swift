@@ -85,8 +85,7 @@ struct Upscale: AsyncParsableCommand {
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
 
-        var b = try batch.options(output: out.output, suffix: suffix.isEmpty ? "" : "_" + suffix, ext: out.ext)
-        b.jobs = max(b.jobs, devices.backends.count * batch.imageBatch)   // every GPU busy
+        var b = try batch.options(output: out.output, suffix: suffix.isEmpty ? "" : "_" + suffix, ext: out.ext, gpus: devices.backends.count)
         b.maxMemory = o.maxMemory
         let processor = devices.first
         let estimate: (@Sendable (BatchItem) -> Int)?

@@ -66,17 +66,12 @@ public struct ModelFactory: Sendable {
     /// Whether the cuda device can be used here, and what it is or why not (probed once per process).
     public static let cuda: (available: Bool, detail: String) = CUDABackend.probe()
 
-    /// The PCI bus of CUDA device `ordinal` ("00000000:17:00.0"), for NVML to sample the same GPU; nil when CUDA or
-    /// the device is not there.
-    public static func cudaPCIBusId(ordinal: Int = 0) -> String? {
-        guard case let .success(lib) = CUDALibrary.shared else { return nil }
-        return (try? lib.device(ordinal))?.pciBusId
-    }
-
-    /// How many GPUs CUDA shows here (after CUDA_VISIBLE_DEVICES); nil when CUDA cannot be used.
-    public static func cudaDeviceCount() -> Int? {
-        guard case let .success(lib) = CUDALibrary.shared else { return nil }
-        return try? lib.deviceCount()
+    /// The PCI bus of CUDA device `ordinal` ("00000000:17:00.0"), for NVML to sample the same GPU; nil when the driver
+    /// cannot say. Throws `unsupported` with the driver's reason when CUDA or that device is not there ("CUDA
+    /// unavailable: device 2 requested, the driver sees 2 (cuda:0…cuda:1)").
+    public static func cudaPCIBusId(ordinal: Int = 0) throws -> String? {
+        do { return try CUDALibrary.shared.get().device(ordinal).pciBusId }
+        catch { throw EnhanceError(.unsupported, CUDABackend.reason(error)) }
     }
 
     /// A compute device this build knows, whether it can be used here, and what it is.

@@ -87,7 +87,7 @@ def build_table(rows, compares, card_total):
 
 def conv_plan_stats(notes):
     """Counts in `forward --report` diagnostics: plan lines ("… cuDNN fwd algo 1, workspace …, math type 1, …"), their
-    algorithms and math types, the NHWC dense-copy fallback lines, and algorithms cuDNN refused when they ran ("…: cuDNN
+    algorithms and math types, the dense-copy fallback lines (a strided view cuDNN refused), and algorithms cuDNN refused when they ran ("…: cuDNN
     algo 1 failed (…); trying the next one it offered", written right after the plan line it replaces, which is then
     not counted: the plan line that follows is the algorithm the layer runs)."""
     import re
@@ -324,7 +324,7 @@ def main():
     md.append("")
     md.append("From each enhance row's report diagnostics: cuDNN algorithms and math types the plans got (math type 0: "
               "default, TF32 allowed; 1: tensor ops; 2: tensor ops with down-conversion; 3: FMA, no TF32), and layers "
-              "whose strided NHWC input cuDNN refused (they ran on a dense copy); \"refused algorithms\": algorithms cuDNN's "
+              "whose strided input (a channel view) cuDNN refused (they ran on a dense copy); \"refused algorithms\": algorithms cuDNN's "
               "heuristics offered and its engine refused when they ran (the plan then took the next one offered).")
     md.append("")
     md.append("| row | plans | algorithms (count) | math types (count) | dense-copy fallbacks | refused algorithms |")

@@ -42,8 +42,9 @@ struct BatchFlags: ParsableArguments {
         FileHandle.standardError.write(Data("\(command): --image-batch \(imageBatch): \(merged) network run\(merged == 1 ? "" : "s") shared a pass with another image's\n".utf8))
     }
 
-    /// The runner's options for these flags and the command's output naming.
-    func options(output: String, suffix: String, ext: BatchOutputExtension) throws -> BatchOptions {
+    /// The runner's options for these flags and the command's output naming; with several GPUs, enough images at once
+    /// to keep every one busy (`--image-batch` each).
+    func options(output: String, suffix: String, ext: BatchOutputExtension, gpus: Int = 1) throws -> BatchOptions {
         var b = BatchOptions()
         b.outputDirectory = output
         b.recursive = recursive
@@ -51,7 +52,7 @@ struct BatchFlags: ParsableArguments {
         b.outputExtension = ext
         b.skipExisting = skipExisting
         b.overwrite = overwrite
-        b.jobs = max(jobs, imageBatch)
+        b.jobs = max(jobs, imageBatch * gpus)
         if let shard {
             do { b.shard = try BatchShard.parse(shard, environment: ProcessInfo.processInfo.environment) }
             catch { throw ValidationError(error.description) }

@@ -339,7 +339,6 @@ public final class Upscaler: @unchecked Sendable {
     /// Bytes assumed for the process itself (code, libraries, allocator slack) when fitting `maxMemory`.
     public static let baseOverhead = 64 << 20
 
-
     /// pre_pad + mod-pad, then whole or tiled passes; hands each pasted tile core (cropped to scale·w × scale·h)
     /// to `sink(values, outY, outX, planeStride, planeSize)` where values are the downloaded NCHW tile output.
     private func runPasses(_ planes: [[Float]], width w: Int, height h: Int, report: inout UpscaleReport,

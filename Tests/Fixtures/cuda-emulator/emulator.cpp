@@ -465,6 +465,14 @@ void run_all_pending() {
     while (!pending.empty()) run_pending(pending.begin()->first);
 }
 
+// The work queued on blocking created streams: what the legacy (implicit) stream waits for.
+void run_blocking_pending() {
+    for (auto it = pending.begin(); it != pending.end();) {
+        CUstream q = (it++)->first;   // run_pending erases q's entry
+        if ((q->flags & CU_STREAM_NON_BLOCKING) == 0) run_pending(q);
+    }
+}
+
 // The first error of `s`'s queued work since its last synchronisation (cleared).
 CUresult take_error(CUstream s) {
     auto it = stream_errors.find(s);
@@ -493,11 +501,7 @@ CUresult submit(CUstream s, std::string what, std::vector<uintptr_t> pointers, s
         pending[s].push_back(captured_op{std::move(what), std::move(pointers), std::move(run)});
         return CUDA_SUCCESS;
     }
-    if (implicit_stream(s))
-        for (auto it = pending.begin(); it != pending.end();) {
-            CUstream q = (it++)->first;
-            if ((q->flags & CU_STREAM_NON_BLOCKING) == 0) run_pending(q);
-        }
+    if (implicit_stream(s)) run_blocking_pending();
     return run();
 }
 
@@ -621,23 +625,22 @@ CUresult cuDeviceGet(CUdevice *device, int ordinal) {
     return CUDA_SUCCESS;
 }
 
-CUresult cuDeviceGetName(char *name, int len, CUdevice dev) {
+namespace {
+// A string about device `dev` (its name, its PCI bus) written by `write` for its physical device, after the checks
+// the driver makes for both queries.
+CUresult device_string(char *out, int len, CUdevice dev, void (*write)(int physical, char *out, size_t len)) {
     lock l(mu);
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
     if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
-    if (!name || len <= 0) return CUDA_ERROR_INVALID_VALUE;
-    device_name(physical_device(dev), name, (size_t)len);
+    if (!out || len <= 0) return CUDA_ERROR_INVALID_VALUE;
+    write(physical_device(dev), out, (size_t)len);
     return CUDA_SUCCESS;
 }
+}  // namespace
 
-CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev) {
-    lock l(mu);
-    if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
-    if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
-    if (!pciBusId || len <= 0) return CUDA_ERROR_INVALID_VALUE;
-    pci_bus_id(physical_device(dev), pciBusId, (size_t)len);
-    return CUDA_SUCCESS;
-}
+CUresult cuDeviceGetName(char *name, int len, CUdevice dev) { return device_string(name, len, dev, device_name); }
+
+CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev) { return device_string(pciBusId, len, dev, pci_bus_id); }
 
 CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev) {
     lock l(mu);
@@ -1028,7 +1031,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
             return CUDA_SUCCESS;
         });
     }
-    submit(s, "kernel " + k.name, {}, [] { return CUDA_SUCCESS; });   // an implicit stream: blocking streams first
+    run_blocking_pending();   // an implicit stream: the blocking streams' queued work first
     grid(kernelParams);
     publish_launches();
     return CUDA_SUCCESS;
@@ -1060,14 +1063,8 @@ CUresult cuStreamSynchronize(CUstream hStream) {
     if (CUresult r = need_context()) return r;
     if (!valid_stream(hStream)) return CUDA_ERROR_INVALID_HANDLE;
     if (capturing(hStream)) return refuse_in_capture("cuStreamSynchronize", hStream);
-    if (implicit_stream(hStream)) {
-        for (auto it = pending.begin(); it != pending.end();) {
-            CUstream q = (it++)->first;
-            if ((q->flags & CU_STREAM_NON_BLOCKING) == 0) run_pending(q);
-        }
-    } else {
-        run_pending(hStream);
-    }
+    if (implicit_stream(hStream)) run_blocking_pending();
+    else run_pending(hStream);
     CUresult queued = take_error(hStream);
     CUresult guards = check_all_guards("cuStreamSynchronize");
     return queued ? queued : guards;
