@@ -92,6 +92,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     var retiredWorkspaces: [CUdeviceptr] = []
     /// True while a forward is being captured into a CUDA graph (CUDAGraph.swift).
     var capturing = false
+    /// Whether the device's loss was said in the diagnostics (once).
+    private var reportedLoss = false
     /// Captured graphs alive: while any is, no device memory they may use goes back to the driver.
     var liveGraphs = 0
     /// Ops this backend runs on the host (upfirdn2d with more than 8 taps).
@@ -179,8 +181,30 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return try body()
     }
 
-    func check(_ r: CUresult, _ what: @autoclosure () -> String) throws { try lib.check(r, what()) }
-    func check(_ s: cudnnStatus_t, _ what: @autoclosure () -> String) throws { try lib.check(s, what()) }
+    /// Throws unless `r` is CUDA_SUCCESS: `TensorError.deviceLost` for a sticky error (the context is broken for
+    /// good), else the driver's error.
+    func check(_ r: CUresult, _ what: @autoclosure () -> String) throws {
+        guard r != CUDA_SUCCESS else { return }
+        if CUDALibrary.isSticky(r) { throw lost(r, what()) }
+        try lib.check(r, what())
+    }
+
+    /// Throws unless `s` is CUDNN_STATUS_SUCCESS. cuDNN reports a broken context as one of its own failures, so the
+    /// stream is asked (outside a capture): a sticky error there makes it `TensorError.deviceLost`.
+    func check(_ s: cudnnStatus_t, _ what: @autoclosure () -> String) throws {
+        guard s != CUDNN_STATUS_SUCCESS else { return }
+        if !capturing, case let r = api.cuStreamSynchronize!(stream), CUDALibrary.isSticky(r) {
+            throw lost(r, "\(what()) failed with cuDNN status \(s.rawValue)")
+        }
+        try lib.check(s, what())
+    }
+
+    /// "cuda:1 is lost: CUDA_ERROR_ILLEGAL_ADDRESS (700): … (at cuStreamSynchronize)", said once in the diagnostics.
+    private func lost(_ r: CUresult, _ what: String) -> TensorError {
+        let e = TensorError.deviceLost(device: "cuda:\(options.device)", message: "\(lib.errorName(r)) (at \(what))")
+        if !reportedLoss { reportedLoss = true; note("\(e)") }
+        return e
+    }
 
     var id: ObjectIdentifier { ObjectIdentifier(self) }
 

@@ -258,7 +258,7 @@ extension CUDABackend {
         }
         do {
             return try runLayerOnce(layer, x: x, xShape: xShape, out: out, epilogue: e, into: dst, op: op)
-        } catch where !capturing {
+        } catch where !capturing && !isDeviceLoss(error) {
             layer.denseInputs.insert(key)
             note("\(op) [\(x.shape.n),\(x.shape.c),\(x.shape.h),\(x.shape.w)] of \(x.storageChannels) stored channels: cuDNN refused the strided \(tensorLayout.channelsLast ? "NHWC" : "NCHW") input (\(error)); this shape runs on a dense copy")
             return try runLayerOnce(layer, x: copyDense(x), xShape: xShape, out: out, epilogue: e, into: dst, op: op)
@@ -275,14 +275,14 @@ extension CUDABackend {
             do {
                 try convolve(layer, plan, x: x, y: y, op: op)
                 break
-            } catch where !capturing && plan.chosen + 1 < plan.candidates.count {
+            } catch where !capturing && !isDeviceLoss(error) && plan.chosen + 1 < plan.candidates.count {
                 // cuDNN refused the algorithm for this shape when it ran, or its workspace did not fit: the next one
                 note("\(op) [\(xs.0),\(xs.1),\(xs.2),\(xs.3)]: cuDNN algo \(plan.algorithm) failed (\(error)); trying the next one it offered")
                 firstError = firstError ?? error
                 plan.chosen += 1
                 notePlan(plan, layer, x: xs, out: out, op: op)
             } catch {
-                guard let firstError else { throw error }
+                guard let firstError, !isDeviceLoss(error) else { throw error }
                 let tried = plan.candidates.map { String($0.algorithm) }.joined(separator: ", ")
                 throw TensorError.unsupported(op: op, message: "cuDNN refused every algorithm it offered for input [\(xs.0),\(xs.1),\(xs.2),\(xs.3)] (\(tried)); the first: \(firstError)")
             }

@@ -62,6 +62,11 @@ public final class CUDALibrary: @unchecked Sendable {
         throw TensorError.backendFailure(op: what(), message: "CUDA \(errorName(r))")
     }
 
+    /// Driver errors that leave the context unusable until the process ends ("any further CUDA work will return the
+    /// same error"): illegal address, launch timeout, device assert, hardware stack error, illegal instruction,
+    /// misaligned address, invalid address space, invalid PC, launch failure.
+    static func isSticky(_ r: CUresult) -> Bool { [700, 702, 710, 714, 715, 716, 717, 718, 719].contains(r.rawValue) }
+
     /// "CUDA_ERROR_OUT_OF_MEMORY (2): out of memory".
     func errorName(_ r: CUresult) -> String {
         var name: UnsafePointer<CChar>?, text: UnsafePointer<CChar>?

@@ -69,6 +69,6 @@ struct Chain: AsyncParsableCommand {
         let b = try batch.options(output: out.output, suffix: suffix, ext: out.ext, gpus: devices.backends.count)
         let summary = try await batch.run("chain", inputs: inputs, processor: devices.pool, options: b)
         batch.report("chain", devices)
-        if summary.failed > 0 { throw ExitCode(1) }
+        if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
     }
 }

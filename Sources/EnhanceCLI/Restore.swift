@@ -92,6 +92,6 @@ struct Restore: AsyncParsableCommand {
         let b = try batch.options(output: out.output, suffix: suffix, ext: out.ext, gpus: devices.backends.count)
         let summary = try await batch.run("restore", inputs: inputs, processor: devices.pool, options: b)
         batch.report("restore", devices)
-        if summary.failed > 0 { throw ExitCode(1) }
+        if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
     }
 }

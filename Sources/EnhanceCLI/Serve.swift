@@ -3,6 +3,7 @@ import EnhanceKit
 import EnhanceServer
 import Foundation
 import Logging
+import TensorCore
 
 /// `enhance serve`: the HTTP service (docs/serve.md, docs/openapi.yaml).
 struct Serve: AsyncParsableCommand {
@@ -88,9 +89,15 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let hostName = host
-        try await server.run { port in
-            // one line a script can wait for
-            FileHandle.standardOutput.write(Data("enhance serve: listening on http://\(hostName):\(port)/\n".utf8))
+        do {
+            try await server.run { port in
+                // one line a script can wait for
+                FileHandle.standardOutput.write(Data("enhance serve: listening on http://\(hostName):\(port)/\n".utf8))
+            }
+        } catch let e as TensorError where e.isDeviceLost {
+            // the requests in flight were answered; a supervisor (systemd Restart=on-failure, Kubernetes) restarts us
+            FileHandle.standardError.write(Data("enhance serve: stopped: \(e)\n".utf8))
+            throw ExitCode(69)
         }
     }
 }

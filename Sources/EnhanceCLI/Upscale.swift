@@ -105,6 +105,6 @@ struct Upscale: AsyncParsableCommand {
         if !batch.quiet && !batch.json, let rss = peakRSSBytes() {
             FileHandle.standardError.write(Data(String(format: "peak RSS %.0f MiB\n", Double(rss) / 1048576).utf8))
         }
-        if summary.failed > 0 { throw ExitCode(1) }
+        if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
     }
 }

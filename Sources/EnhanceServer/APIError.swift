@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import ImageIO
 import Pipeline
+import TensorCore
 
 /// An API error: the HTTP status, a stable machine-readable code and a sentence for people. Every error response is
 /// `{"error": {"code": …, "message": …}}` (docs/openapi.yaml).
@@ -45,6 +46,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
             case .unsupported: return APIError(.unprocessableContent, "invalid_parameter", e.message)
             case .internal: return APIError(.internalServerError, "internal", e.message)
             }
+        case let e as TensorError where e.isDeviceLost:
+            return APIError(.serviceUnavailable, "device_lost", e.description)
         case is CancellationError:
             return APIError(.serviceUnavailable, "cancelled", "the request was cancelled")
         case let e as HTTPError:

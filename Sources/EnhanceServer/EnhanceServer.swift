@@ -7,6 +7,7 @@ import Logging
 import Models
 import MultipartKit
 import Pipeline
+import TensorCore
 import ServiceLifecycle
 import UnixSignals
 
@@ -61,11 +62,21 @@ public final class EnhanceServer: Sendable {
         let preload = Task { await self.preloadModels() }
         defer { preload.cancel() }
         let group = ServiceGroup(configuration: .init(services: [app, drain], gracefulShutdownSignals: signals, logger: logger))
+        state.onLost = { Task { await group.triggerGracefulShutdown() } }
         var failure: (any Error)?
         do { try await group.run() } catch { failure = error }
         // requests answered (504) while their model pass went on: let those passes end before the engine goes
         await jobs.inFlight.waitIdle()
         if let failure { throw failure }
+        if let lost = state.lost { throw lost }
+    }
+
+    /// A request found the GPU lost (a CUDA context broken for the rest of the process): every later request would
+    /// fail the same way, so the server says so on /healthz and /readyz, refuses new requests and shuts down, and
+    /// `run` throws the loss (`enhance serve` exits 69), for a supervisor to start a fresh process.
+    func deviceLost(_ error: TensorError) {
+        guard state.setLost(error) else { return }
+        logger.critical("\(error): shutting down so that a supervisor can start a fresh process")
     }
 
     private func preloadModels() async {
@@ -109,13 +120,17 @@ public final class EnhanceServer: Sendable {
             h[.contentType] = "text/html; charset=utf-8"
             return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.index_html)))
         }
-        router.get("/healthz") { _, _ -> Response in json(["status": "ok"]) }
+        router.get("/healthz") { [state] _, _ -> Response in
+            if let lost = state.lost { return APIError(.serviceUnavailable, "device_lost", lost.description).response() }
+            return json(["status": "ok"])
+        }
         router.get("/readyz") { [state, cache] _, _ -> Response in
             switch state.readiness {
             case .ready: return json(ReadyBody(status: "ready", loaded: cache.loadedNames))
             case .loading: return APIError(.serviceUnavailable, "not_ready", "loading models").response()
             case .failed(let m): return APIError(.serviceUnavailable, "not_ready", "a preloaded model failed to load: \(m)").response()
             case .draining: return APIError(.serviceUnavailable, "draining", "the server is shutting down").response()
+            case .lost(let e): return APIError(.serviceUnavailable, "device_lost", e.description).response()
             }
         }
         router.get("/metrics") { [metrics] _, _ -> Response in
@@ -134,6 +149,10 @@ public final class EnhanceServer: Sendable {
 
     /// One image request: parameters, body, header checks, then the job under the request timeout.
     func handle(_ op: Operation, _ request: Request) async throws -> Response {
+        if let lost = state.lost {
+            metrics.rejected("device_lost")
+            throw APIError(.serviceUnavailable, "device_lost", lost.description)
+        }
         if state.isDraining {
             metrics.rejected("draining")
             throw APIError(.serviceUnavailable, "draining", "the server is shutting down")
@@ -156,7 +175,9 @@ public final class EnhanceServer: Sendable {
                 metrics.rejected("too_many_pixels")
                 throw APIError(.contentTooLarge, "too_many_pixels", "the image is \(info.width)×\(info.height) = \(info.width * info.height) pixels, over the server's limit of \(configuration.maxPixels)")
             }
-            let result = try await withTimeout(timeout) { [jobs] in try await jobs.run(params, upload: bytes, info: info) }
+            let result: JobResult
+            do { result = try await withTimeout(timeout) { [jobs] in try await jobs.run(params, upload: bytes, info: info) } }
+            catch let e as TensorError where e.isDeviceLost { deviceLost(e); throw e }
             metrics.stages(route: "/v1/\(op.rawValue)", timings: result.timings)
             return imageResponse(result, names: params.modelNames)
         }
@@ -300,14 +321,22 @@ public final class EnhanceServer: Sendable {
 
 /// Readiness and draining, read by the probes and the handlers.
 final class ServerState: @unchecked Sendable {
-    enum Readiness { case loading, ready, failed(String), draining }
+    enum Readiness { case loading, ready, failed(String), draining, lost(TensorError) }
     private let lock = NSLock()
     private var preloaded = false
     private var failure: String?
     private var draining = false
+    private var loss: TensorError?
+    /// Starts the shutdown once the device is lost (set by `run`).
+    var onLost: (@Sendable () -> Void)? {
+        get { lock.withLock { shutdown } }
+        set { lock.withLock { shutdown = newValue } }
+    }
+    private var shutdown: (@Sendable () -> Void)?
 
     var readiness: Readiness {
         lock.lock(); defer { lock.unlock() }
+        if let loss { return .lost(loss) }
         if draining { return .draining }
         if let f = failure { return .failed(f) }
         return preloaded ? .ready : .loading
@@ -316,6 +345,19 @@ final class ServerState: @unchecked Sendable {
     func setPreloaded() { lock.lock(); preloaded = true; lock.unlock() }
     func setPreloadFailure(_ m: String) { lock.lock(); failure = m; lock.unlock() }
     func setDraining() { lock.lock(); draining = true; lock.unlock() }
+    /// The device loss that stops the server, if one did.
+    var lost: TensorError? { lock.withLock { loss } }
+    /// Records the loss and starts the shutdown; false when one was recorded already.
+    func setLost(_ e: TensorError) -> Bool {
+        let first = lock.withLock { () -> (@Sendable () -> Void)?? in
+            guard loss == nil else { return nil }
+            loss = e
+            return .some(shutdown)
+        }
+        guard let start = first else { return false }
+        start?()
+        return true
+    }
 }
 
 /// A service whose graceful shutdown (the first of the group's: it is started last) turns the server to draining

@@ -2,6 +2,8 @@
 public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Whether this is `nonFinite` (what an fp16 overflow gives).
     public var isNonFinite: Bool { if case .nonFinite = self { return true } else { return false } }
+    /// Whether this is `deviceLost` (the device can run nothing more in this process).
+    public var isDeviceLost: Bool { if case .deviceLost = self { return true } else { return false } }
 
     /// A shape or parameter is invalid for the op.
     case invalidShape(op: String, message: String)
@@ -17,6 +19,9 @@ public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
     case allocationFailed(bytes: Int)
     /// A network's output holds NaN or infinite values (fp16 overflow, broken weights).
     case nonFinite(op: String, count: Int, total: Int)
+    /// The device broke for the rest of the process (a CUDA "sticky" error such as an illegal address): every later
+    /// call on it fails the same way, so its work must go elsewhere or the process restart.
+    case deviceLost(device: String, message: String)
 
     public var description: String {
         switch self {
@@ -27,6 +32,10 @@ public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .backendFailure(op, m): return "\(op): backend failure: \(m)"
         case let .allocationFailed(b): return "allocation of \(b) bytes failed"
         case let .nonFinite(op, n, total): return "\(op): \(n) of \(total) output values are NaN or infinite"
+        case let .deviceLost(d, m): return "\(d) is lost: \(m); a GPU context cannot recover within the process"
         }
     }
 }
+
+/// Whether `error` says its device is lost (`TensorError.deviceLost`).
+public func isDeviceLoss(_ error: any Error) -> Bool { (error as? TensorError)?.isDeviceLost ?? false }

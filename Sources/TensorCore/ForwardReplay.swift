@@ -173,9 +173,8 @@ public final class ReplayedForward: @unchecked Sendable {
                     let out = try g.run(input)
                     state.withLock { counts.replays += 1 }
                     return out
-                } catch {
-                    // a recording the driver will not replay: drop it, this shape runs eagerly from now on (should
-                    // the device itself be broken, the eager run says so)
+                } catch where !isDeviceLoss(error) {
+                    // a recording the driver will not replay: drop it, this shape runs eagerly from now on
                     state.withLock { recorded[input.shape] = nil; _ = eagerOnly.insert(input.shape) }
                     diagnostics?("graph replay: input \(input.shape) failed to replay (\(error)); it runs eagerly from now on")
                     return try eager(input)
@@ -186,7 +185,7 @@ public final class ReplayedForward: @unchecked Sendable {
                 do {
                     let g = try recorder.captureForward(input: input, body)
                     state.withLock { recorded[input.shape] = g; counts.captures += 1 }
-                } catch {
+                } catch where !isDeviceLoss(error) {
                     state.withLock { _ = eagerOnly.insert(input.shape) }
                     diagnostics?("graph replay: input \(input.shape) runs eagerly: \(error)")
                 }

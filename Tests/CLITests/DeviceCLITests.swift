@@ -157,6 +157,50 @@ import TestSupport
     /// what `--precision fp32` writes — and the progress line and the record say why, instead of the black image that
     /// clamping NaN would give. A model that overflows fp32 too is a failed file naming the network (exit 1), also on
     /// the CPU.
+    /// A GPU whose context breaks (the emulator's `ENH_EMU_FAULT`: an illegal address a few kernels into an image,
+    /// sticky as on a GPU, seen first by the next cuDNN call). One GPU: the batch stops (the image in hand fails, no
+    /// later image starts), exit 69, and a rerun finishes the folder with the bytes of a clean run. Two GPUs: the lost
+    /// one's image is computed again on the other, which takes every later image; exit 0, same bytes.
+    @Test func aLostGPUStopsTheBatchOrHandsItsImagesToAnother() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gpu-lost-\(UUID().uuidString)")
+        let photos = dir.appendingPathComponent("in")
+        try FileManager.default.createDirectory(at: photos, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let names = ["a", "b", "c", "d", "e", "f"]
+        for (i, n) in names.enumerated() { try ChainAndBatchCLITests.writePhoto(photos.appendingPathComponent("\(n).png"), size: 24, seed: i + 1) }
+        let model = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x2/weights.pth").path
+        func upscale(_ out: String, _ extra: [String], _ env: [String: String] = [:]) throws -> EnhanceBinary.Result {
+            try EnhanceBinary.run(["upscale", photos.path, "-m", model, "-o", dir.appendingPathComponent(out).path] + extra,
+                                  environment: try Self.emulatorEnvironment(env))
+        }
+        func png(_ out: String, _ n: String) -> Data? { try? Data(contentsOf: dir.appendingPathComponent("\(out)/\(n)_out.png")) }
+        let clean = try upscale("clean", ["--device", "cuda"])
+        try #require(clean.status == 0, "\(clean.stderr)")
+
+        let one = try upscale("one", ["--device", "cuda", "--jobs", "1"], ["ENH_EMU_FAULT": "0:20"])
+        #expect(one.status == 69, "\(one.stderr)")
+        #expect(one.stderr.contains("stopped: cuda:0 is lost: CUDA_ERROR_ILLEGAL_ADDRESS (700)"), "\(one.stderr)")
+        // the fault surfaced at a cuDNN call: the backend asked the stream and named the real cause
+        #expect(one.stderr.contains("cudnnConvolutionForward failed with cuDNN status 5001"), "\(one.stderr)")
+        #expect(!one.stderr.contains("refused every algorithm"), "a lost GPU was taken for refused algorithms:\n\(one.stderr)")
+        let written = names.filter { png("one", $0) != nil }
+        let records = try String(contentsOf: dir.appendingPathComponent("one/results.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(!written.isEmpty && written.count < 5, "\(written)")
+        #expect(records.count == written.count + 1, "one failed image, nothing else started: \(records)")
+        #expect(one.stderr.contains("\(names.count - written.count - 1) not started"), "\(one.stderr)")
+        let rerun = try upscale("one", ["--device", "cuda"])
+        #expect(rerun.status == 0 && rerun.stderr.contains("\(names.count - written.count) ok, \(written.count) skipped"), "\(rerun.stderr)")
+        for n in names { #expect(png("one", n) != nil && png("one", n) == png("clean", n), "\(n) differs from the clean run") }
+
+        let two = try upscale("two", ["--device", "cuda:0,1"], ["ENH_EMU_DEVICES": "2", "ENH_EMU_FAULT": "1:12"])
+        #expect(two.status == 0, "\(two.stderr)")
+        #expect(two.stderr.contains("upscale: cuda:1 is lost: CUDA_ERROR_ILLEGAL_ADDRESS (700)") && two.stderr.contains("its images went to the other GPUs"), "\(two.stderr)")
+        for n in names { #expect(png("two", n) != nil && png("two", n) == png("clean", n), "\(n) differs from the clean run") }
+        let moved = try String(contentsOf: dir.appendingPathComponent("two/results.jsonl"), encoding: .utf8)
+            .split(separator: "\n").filter { $0.contains("computed again on cuda:0") }
+        #expect(moved.count == 1 && moved[0].contains(#""device":"cuda:0""#), "\(moved)")
+    }
+
     @Test func fp16OverflowIsComputedAgainInFP32() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fp16-overflow-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -135,6 +135,41 @@ import TestSupport
         #expect(r.body == [UInt8](try Data(contentsOf: cliDir.appendingPathComponent("photo.png"))), "the fallback's image differs from the fp32 CLI's")
     }
 
+    /// A GPU whose context breaks mid-request (the emulator's `ENH_EMU_FAULT`, sticky as on a GPU): that request
+    /// answers 503 `device_lost`, and rather than answer every later request with the same error for as long as it
+    /// runs, the server shuts down and exits 69 for its supervisor to start a fresh process.
+    @Test func aLostGPUAnswers503AndTheServerExits69() async throws {
+        guard case let .success(emulator) = CUDAEmulator.build else { throw TestFailure("the CUDA host emulator did not build") }
+        let ws = try ServeWorkspace()
+        defer { ws.remove() }
+        try OverflowingSRVGG.write(to: ws.models.appendingPathComponent("realesr-general-x4v3.safetensors"), scale: 4, first: 1, second: 1)
+        var env = ws.environment
+        env["ENHANCE_CUDA_DRIVER"] = emulator.driver
+        env["ENHANCE_CUDA_LIBS"] = emulator.folder
+        env["ENHANCE_CUBIN_CACHE"] = "off"
+        env["ENH_EMU_FAULT"] = "0:40"
+        let server = try ChildServer(["--device", "cuda", "--models-dir", ws.models.path], environment: env, logDirectory: ws.dir)
+        defer { server.stop() }
+        let png = [UInt8](try Data(contentsOf: ws.photo))
+        let url = server.base + "/v1/upscale?model=realesr-general-x4v3&denoise_strength=1"
+        var replies: [Reply] = []
+        while replies.count < 20, replies.last?.status ?? 200 == 200 {
+            replies.append(try await HTTP.send(url, method: "POST", body: png, contentType: "image/png"))
+        }
+        let lost = try #require(replies.last)
+        #expect(replies.count >= 2, "the fault came before any image was computed: \(server.stderr)")
+        #expect(lost.status == 503 && lost.errorCode == "device_lost", "\(lost.status) \(lost.text) \(server.stderr)")
+        #expect(lost.text.contains("cuda:0 is lost: CUDA_ERROR_ILLEGAL_ADDRESS (700)"), "\(lost.text)")
+        // until it has stopped, the probes say why (no answer means it is closing or gone)
+        if let health = try? await HTTP.send(server.base + "/healthz", timeout: .seconds(2)) {
+            #expect(health.status == 503 && health.errorCode == "device_lost", "\(health.status) \(health.text)")
+        }
+        for _ in 0..<300 where server.process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!server.process.isRunning, "still serving 15 s after its GPU was lost")
+        #expect(server.process.terminationReason == .exit && server.process.terminationStatus == 69, "\(server.stderr)")
+        #expect(server.stderr.contains("enhance serve: stopped: cuda:0 is lost"), "\(server.stderr)")
+    }
+
     @Test func aClientThatLeavesFreesItsPlace() async throws {
         try #require(ServeTests.animeInstalled, "real realesr-animevideov3 weights missing from .cache/assets: run scripts/setup")
         let ws = try ServeWorkspace()

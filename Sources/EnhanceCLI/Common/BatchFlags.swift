@@ -33,6 +33,12 @@ struct BatchFlags: ParsableArguments {
     /// too), and with `--image-batch` > 1 how many network runs shared a pass with another image's.
     func report<P>(_ command: String, _ devices: DeviceProcessors<P>) {
         guard !json else { return }
+        let lost = devices.pool.lostMembers
+        if !lost.isEmpty, lost.count < devices.pool.members.count {
+            for (_, e) in lost {
+                FileHandle.standardError.write(Data("\(command): \(e); its images went to the other GPUs\n".utf8))
+            }
+        }
         let n = devices.fallbackCount
         if n > 0 {
             FileHandle.standardError.write(Data("\(command): \(n) image\(n == 1 ? "" : "s") computed again (\(EngineConfiguration.overflowFallbackName)): NaN or infinite values in the first run\n".utf8))
@@ -62,7 +68,8 @@ struct BatchFlags: ParsableArguments {
     }
 
     /// Plans and runs the batch; a setup failure (bad inputs, unwritable output) exits 2 naming the problem.
-    /// The caller exits 1 when `summary.failed > 0` (after the other files finished).
+    /// The caller exits with `summary.exitCode`: 1 when a file failed (after the other files finished), 69 when the
+    /// run stopped because its GPUs were lost.
     func run<P: BatchProcessor>(_ command: String, inputs: [String], processor: P, options b: BatchOptions,
                                 memoryEstimate: (@Sendable (BatchItem) -> Int)? = nil) async throws -> BatchSummary {
         do {

@@ -100,6 +100,10 @@ public struct BatchSummary: Sendable, Codable, Equatable {
     public var notImage: Int = 0
     /// Wall-clock seconds of the run.
     public var wallSeconds: Double = 0
+    /// Why the run stopped starting images, when it did (every device lost: "cuda:0 is lost: …").
+    public var stopped: String?
+    /// Images the run never started because it stopped (a rerun, which skips existing outputs, does them).
+    public var notStarted: Int?
 
     /// Creates an empty summary.
     public init() {}
@@ -107,8 +111,9 @@ public struct BatchSummary: Sendable, Codable, Equatable {
     /// Images written per minute of wall time (0 when nothing ran).
     public var imagesPerMinute: Double { wallSeconds > 0 ? Double(ok) * 60 / wallSeconds : 0 }
 
-    /// Process exit status: 0 when no file failed, 1 otherwise (non-images and skips are not failures).
-    public var exitCode: Int32 { failed == 0 ? 0 : 1 }
+    /// Process exit status: 69 (EX_UNAVAILABLE, as for "CUDA unavailable") when the run stopped because its devices
+    /// were lost, else 0 when no file failed, 1 otherwise (non-images and skips are not failures).
+    public var exitCode: Int32 { stopped != nil ? 69 : failed == 0 ? 0 : 1 }
 
     /// Adds one record to the counts.
     public mutating func count(_ status: BatchStatus) {
@@ -124,8 +129,10 @@ public struct BatchSummary: Sendable, Codable, Equatable {
     /// One human line: `12 ok, 3 skipped, 1 failed, 2 not images in 4.2 s (171.4 images/min)`.
     public var line: String {
         let rate = imagesPerMinute
-        return "\(ok) ok, \(skipped) skipped, \(failed) failed, \(notImage) not images in "
-            + String(format: "%.1f s (%.1f images/min)", wallSeconds, rate)
+        let counts = "\(ok) ok, \(skipped) skipped, \(failed) failed, \(notImage) not images"
+            + (stopped != nil ? ", \(notStarted ?? 0) not started" : "")
+        return counts + String(format: " in %.1f s (%.1f images/min)", wallSeconds, rate)
+            + (stopped.map { "; stopped: \($0) (run again: existing outputs are skipped)" } ?? "")
     }
 }
 

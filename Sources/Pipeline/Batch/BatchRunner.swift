@@ -1,6 +1,7 @@
 // Runs a BatchProcessor over a plan: bounded concurrency, overlapped stages, memory budget, atomic outputs.
 
 import Foundation
+import TensorCore
 
 /// A FIFO counting semaphore for async tasks; a request larger than the capacity is clamped so it runs alone.
 actor BatchGate {
@@ -56,6 +57,13 @@ actor BatchTracker {
 
     func itemStarted(_ item: BatchItem) { reporter.itemStarted(item) }
 
+    /// Why the run stops starting images (the first device loss that no other device could take over), if it does.
+    private(set) var stopReason: String?
+    private var started = 0
+
+    func stop(_ reason: String) { stopReason = stopReason ?? reason }
+    func count(started n: Int = 1) { started += n }
+
     func finish(_ entry: BatchRecord) {
         summary.count(entry.status)
         if entry.status != .notImage { imagesDone += 1 }
@@ -69,6 +77,10 @@ actor BatchTracker {
     func finalSummary() -> BatchSummary {
         var s = summary
         s.wallSeconds = seconds(since: start)
+        if let stopReason {
+            s.stopped = stopReason
+            s.notStarted = images - started
+        }
         return s
     }
 }
@@ -129,20 +141,29 @@ public struct BatchRunner<Processor: BatchProcessor>: Sendable {
 
         await withTaskGroup(of: Void.self) { group in
             for item in plan.items {
-                // A cancelled run stops starting new images; those already in flight finish and are recorded.
+                // A cancelled run stops starting new images, and so does one whose devices are lost; those already
+                // in flight finish and are recorded.
                 if Task.isCancelled { break }
+                if await tracker.stopReason != nil { break }
                 if let decided = existingOutputDecision(item) {
                     await tracker.finish(decided)
+                    await tracker.count()
                     continue
                 }
                 let weight = await memory?.clamped(memoryEstimate?(item) ?? 0) ?? 0
                 await slots.acquire()
                 await memory?.acquire(weight)
+                if await tracker.stopReason != nil {
+                    await memory?.release(weight)
+                    await slots.release()
+                    break
+                }
+                await tracker.count()
                 group.addTask {
                     let entry = await process(item, computeSlots: computeSlots, tracker: tracker)
                     await memory?.release(weight)
                     await slots.release()
-                    await tracker.finish(entry)
+                    if let entry { await tracker.finish(entry) } else { await tracker.count(started: -1) }
                 }
             }
         }
@@ -167,7 +188,9 @@ public struct BatchRunner<Processor: BatchProcessor>: Sendable {
                            error: BatchError.outputExists(path: item.output).description)
     }
 
-    private func process(_ item: BatchItem, computeSlots: BatchGate, tracker: BatchTracker) async -> BatchRecord {
+    /// The item's record; nil when the run stopped (its devices lost) before the item's compute began: it is left
+    /// for a rerun, neither written nor recorded.
+    private func process(_ item: BatchItem, computeSlots: BatchGate, tracker: BatchTracker) async -> BatchRecord? {
         var notes = BatchNotes()
         let temporary = item.temporaryPath(pid: pid)
         await tracker.itemStarted(item)
@@ -183,9 +206,16 @@ public struct BatchRunner<Processor: BatchProcessor>: Sendable {
             notes.timings["load"] = seconds(since: t)
 
             await computeSlots.acquire()
+            if await tracker.stopReason != nil {
+                await computeSlots.release()
+                return nil
+            }
             t = ContinuousClock.now
             let computed: Processor.Computed
             do { computed = try await processor.compute(loaded, item: item, notes: &notes) } catch {
+                // a device broken for the rest of the process (no other device took the image): start nothing more
+                // (said before the slot goes to the next image, which then stays unstarted)
+                if isDeviceLoss(error) { await tracker.stop(String(describing: error)) }
                 await computeSlots.release()
                 throw error
             }

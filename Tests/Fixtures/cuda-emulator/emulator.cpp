@@ -131,7 +131,7 @@ static inline float max(float a, float b) { return fmaxf(a, b); }
 
 // Opaque handle types of ccuda.h, given bodies here.
 struct CUctx_st { int device; };
-struct CUstream_st { unsigned int flags; };
+struct CUstream_st { unsigned int flags; int device; };   // device: its context's, for sticky errors
 struct CUevent_st {
     unsigned int flags;
     bool recorded;
@@ -205,11 +205,53 @@ void note(const char *fmt, ...) {
     va_end(ap);
 }
 
-// Driver calls that need a context fail the way the real driver does without one on the calling thread.
+// Sticky errors (section 3d): an illegal address, a launch failure and their kin leave a context broken until the
+// process ends ("any further CUDA work will return the same error"). The first one a device's work returns is kept
+// here, and from then on every call that needs that context returns it (cuDNN: EXECUTION_FAILED_CUDA_DRIVER).
+CUresult sticky[8] = {};
+
+bool is_sticky(CUresult r) {
+    switch ((int)r) {
+    case 700: case 702: case 710: case 714: case 715: case 716: case 717: case 718: case 719: return true;
+    default: return false;
+    }
+}
+
+// The calling thread's device (0 without a current context).
+int current_device() { return current_context ? current_context->device : 0; }
+
+// Makes `r` device `dev`'s sticky error when it is one and the device has none yet; returns `r`.
+CUresult poison(int dev, CUresult r) {
+    if (is_sticky(r) && dev >= 0 && dev < 8 && sticky[dev] == CUDA_SUCCESS) {
+        sticky[dev] = r;
+        note("device %d: error %d is sticky: every later call on its context returns it", dev, (int)r);
+    }
+    return r;
+}
+
+// ENH_EMU_FAULT=D:N — the N-th kernel launched on device D (counted from 1 at the cuLaunchKernel call; launches
+// recorded into a graph are not counted) faults: the call succeeds, as a launch on a GPU does, the kernel writes
+// nothing, and the context holds CUDA_ERROR_ILLEGAL_ADDRESS from then on, so the next call of any kind (often a cuDNN
+// convolution) sees it, as on a GPU where the fault happens microseconds after the launch.
+bool injected_fault(int dev) {
+    static int device = -2;
+    static unsigned long long at = 0, runs[8] = {0};
+    if (device == -2) {
+        device = -1;
+        if (const char *e = getenv("ENH_EMU_FAULT"); e && sscanf(e, "%d:%llu", &device, &at) != 2) device = -1;
+    }
+    if (dev != device || dev < 0 || dev >= 8) return false;
+    if (++runs[dev] != at) return false;
+    note("device %d: kernel launch #%llu faults (ENH_EMU_FAULT): CUDA_ERROR_ILLEGAL_ADDRESS", dev, at);
+    return true;
+}
+
+// Driver calls that need a context fail the way the real driver does without one on the calling thread, and with the
+// context's sticky error once it has one.
 CUresult need_context() {
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
     if (!live_context(current_context)) return CUDA_ERROR_INVALID_CONTEXT;
-    return CUDA_SUCCESS;
+    return sticky[current_context->device];
 }
 
 bool valid_stream(CUstream s) {
@@ -456,7 +498,7 @@ void run_pending(CUstream s) {
     for (captured_op &op : ops)
         if (CUresult r = op.run()) {
             note("%s, queued on a stream, failed (%d) when it ran", op.what.c_str(), (int)r);
-            stream_errors.emplace(s, r);   // keeps the first
+            stream_errors.emplace(s, poison(implicit_stream(s) ? current_device() : s->device, r));   // keeps the first
         }
     publish_launches();
 }
@@ -502,7 +544,7 @@ CUresult submit(CUstream s, std::string what, std::vector<uintptr_t> pointers, s
         return CUDA_SUCCESS;
     }
     if (implicit_stream(s)) run_blocking_pending();
-    return run();
+    return poison(current_device(), run());   // an implicit stream (or ENH_EMU_SYNC): errors now
 }
 
 // Whether [p, p + n) lies in page-locked host memory (cuMemHostAlloc).
@@ -720,7 +762,7 @@ CUresult cuCtxSynchronize_v2(CUcontext ctx) {
     }
     run_all_pending();
     CUresult queued = take_all_errors();
-    CUresult guards = check_all_guards("cuCtxSynchronize");
+    CUresult guards = poison(current_device(), check_all_guards("cuCtxSynchronize"));
     return queued ? queued : guards;
 }
 
@@ -772,7 +814,7 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) {
             e->poisoned = buf;
         }
     }
-    CUresult r = check_all_guards("cuMemFree");
+    CUresult r = poison(current_device(), check_all_guards("cuMemFree"));
     live_bytes -= it->second.size;
     free(it->second.base);
     blocks.erase(it);
@@ -984,6 +1026,10 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
              gx, gy, gz, bx, by, bz, sharedMemBytes);
         return CUDA_ERROR_INVALID_VALUE;
     }
+    if (!capturing(s) && injected_fault(current_device())) {
+        poison(current_device(), CUDA_ERROR_ILLEGAL_ADDRESS);
+        return CUDA_SUCCESS;
+    }
     const enh_emu::kernel_entry *kp = &k;
     auto grid = [kp, gx, gy, gz, bx, by, bz](void **params) {
         last_kernel = kp->name;
@@ -1041,7 +1087,7 @@ CUresult cuStreamCreate(CUstream *phStream, unsigned int Flags) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
     if (!phStream || Flags > CU_STREAM_NON_BLOCKING) return CUDA_ERROR_INVALID_VALUE;
-    auto *st = new CUstream_st{Flags};
+    auto *st = new CUstream_st{Flags, current_device()};
     streams.insert(st);
     *phStream = st;
     return CUDA_SUCCESS;
@@ -1066,7 +1112,7 @@ CUresult cuStreamSynchronize(CUstream hStream) {
     if (implicit_stream(hStream)) run_blocking_pending();
     else run_pending(hStream);
     CUresult queued = take_error(hStream);
-    CUresult guards = check_all_guards("cuStreamSynchronize");
+    CUresult guards = poison(current_device(), check_all_guards("cuStreamSynchronize"));
     return queued ? queued : guards;
 }
 
@@ -1183,7 +1229,7 @@ CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream) {
     if (capturing(hStream)) return refuse_in_capture("cuGraphLaunch", hStream);
     if (!hGraphExec->poisoned.empty()) {
         note("cuGraphLaunch: %s after the capture: the graph would touch freed memory", hGraphExec->poisoned.c_str());
-        return CUDA_ERROR_ILLEGAL_ADDRESS;
+        return poison(current_device(), CUDA_ERROR_ILLEGAL_ADDRESS);
     }
     // ENH_EMU_GRAPH_LAUNCH_FAILS=1: a driver that records graphs but will not launch them (the backend must go eager)
     if (getenv("ENH_EMU_GRAPH_LAUNCH_FAILS")) return CUDA_ERROR_NOT_SUPPORTED;
@@ -1604,6 +1650,8 @@ cudnnStatus_t check_geometry(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFi
                              cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t y, const char *xname,
                              const char *yname) {
     if (!dnn_handles.count(h)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "invalid handle");
+    const int dev = implicit_stream(h->stream) ? current_device() : h->stream->device;
+    if (sticky[dev]) return dnn_fail(CUDNN_STATUS_EXECUTION_FAILED_CUDA_DRIVER, "the context has CUDA error %d", (int)sticky[dev]);
     int d[4];
     if (cudnnStatus_t s = forward_dims(cd, x, w, d)) return s;
     if (!valid_tensor(y)) return dnn_fail(CUDNN_STATUS_BAD_PARAM, "%s descriptor not set", yname);
@@ -2205,11 +2253,13 @@ __attribute__((visibility("default"))) unsigned long long enh_emu_peak_bytes(voi
     lock l(mu);
     return peak_bytes;
 }
-// Zero the launch count and bring the peak down to the current live bytes. Allocations are left alone.
+// Zero the launch count, bring the peak down to the current live bytes and clear the devices' sticky errors (a test
+// hook: a GPU's context stays broken until the process ends). Allocations are left alone.
 __attribute__((visibility("default"))) void enh_emu_reset(void) {
     lock l(mu);
     launches = 0;
     peak_bytes = live_bytes;
+    for (CUresult &r : sticky) r = CUDA_SUCCESS;
 }
 }
 

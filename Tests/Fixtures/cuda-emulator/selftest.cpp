@@ -327,10 +327,21 @@ static void test_kernels(const char *kernels_path) {
     launch1d(oob, m + 1, p6, 32);
     fprintf(stderr, "(an out-of-bounds report from the emulator is expected next)\n");
     CHECK(api.cuStreamSynchronize(stream) == CUDA_ERROR_ILLEGAL_ADDRESS, "oob not detected");
-    CHECK(api.cuStreamSynchronize(stream) == CUDA_SUCCESS, "reported once");
+    // an illegal address is sticky: every later call on the context returns it (a GPU's until the process ends; the
+    // emulator's until enh_emu_reset, a test hook)
+    CHECK(api.cuStreamSynchronize(stream) == CUDA_ERROR_ILLEGAL_ADDRESS, "sticky: the next sync");
+    CUdeviceptr refused = 0;
+    CHECK(api.cuMemAlloc(&refused, 16) == CUDA_ERROR_ILLEGAL_ADDRESS && refused == 0, "sticky: cuMemAlloc");
+    CHECK(api.cuLaunchKernel(saxpy, 1, 1, 1, 32, 1, 1, 0, stream, p1, nullptr) == CUDA_ERROR_ILLEGAL_ADDRESS,
+          "sticky: cuLaunchKernel");
+    CHECK(api.cuCtxSynchronize(nullptr) == CUDA_ERROR_ILLEGAL_ADDRESS, "sticky: cuCtxSynchronize");
+    emu_reset();
+    CHECK(api.cuStreamSynchronize(stream) == CUDA_SUCCESS, "reported once, and clear after enh_emu_reset");
     launch1d(oob, m + 1, p6, 32);
     fprintf(stderr, "(and once more, at cuMemFree)\n");
     CHECK(api.cuMemFree(small) == CUDA_ERROR_ILLEGAL_ADDRESS, "oob at free");
+    CHECK(api.cuMemAlloc(&refused, 16) == CUDA_ERROR_ILLEGAL_ADDRESS, "sticky after the free's report");
+    emu_reset();
 
     // events and graph capture
     CUevent e0, e1, en;
@@ -408,6 +419,8 @@ static void test_kernels(const char *kernels_path) {
 
         api.cuMemFree(scratch);
         CHECK(api.cuGraphLaunch(exec, stream) == CUDA_ERROR_ILLEGAL_ADDRESS, "launch after a used block was freed");
+        CHECK(api.cuStreamSynchronize(stream) == CUDA_ERROR_ILLEGAL_ADDRESS, "that illegal address is sticky");
+        emu_reset();
         CHECK(api.cuGraphExecDestroy(exec) == CUDA_SUCCESS && api.cuGraphDestroy(graph) == CUDA_SUCCESS, "destroy");
         CHECK(api.cuGraphExecDestroy(exec) == CUDA_ERROR_INVALID_HANDLE, "destroy twice");
         api.cuMemFree(gdx), api.cuMemFree(gdy);
@@ -454,6 +467,8 @@ static void test_kernels(const char *kernels_path) {
         CHECK(api.cuLaunchKernel(oob, 1, 1, 1, 32, 1, 1, 0, stream, po, nullptr) == CUDA_SUCCESS, "queued oob launch");
         fprintf(stderr, "(an out-of-bounds report from the emulator is expected next)\n");
         CHECK(api.cuStreamSynchronize(stream) == CUDA_ERROR_ILLEGAL_ADDRESS, "queued oob found at the sync");
+        CHECK(api.cuStreamSynchronize(stream) == CUDA_ERROR_ILLEGAL_ADDRESS, "queued oob: sticky");
+        emu_reset();
         CHECK(api.cuStreamSynchronize(stream) == CUDA_SUCCESS, "queued oob reported once");
         api.cuMemFree(tiny);
     }
