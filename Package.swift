@@ -88,7 +88,7 @@ let package = Package(
         .executableTarget(name: "enhance", dependencies: ["EnhanceCLI"]),
 
         // helpers shared by test targets (a loopback HTTP server)
-        .target(name: "TestSupport", dependencies: ["Checkpoint"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Checkpoint", "TensorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "TestSupport"]),
         .testTarget(name: "EngineTests", dependencies: ["TensorCore", "BackendDNNL", "BackendCUDA", "EnhanceKit", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "TestSupport"]),

@@ -68,6 +68,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let device: CUDADeviceInfo
     /// Activations.
     public let pool: BufferPool
+    /// Device memory from the driver (the pools', the convolution workspace's).
+    let allocator: CUDAAllocator
     /// While a forward is being captured: the new graph's own pool (`CUDAGraph.swift`), so that eager work never
     /// reuses memory a graph replays into, and the shared pool can still give memory back.
     var capturePool: BufferPool?
@@ -134,7 +136,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         try lib.check(api.cudnnSetStream!(cudnn, stream), "cudnnSetStream")
         kernels = try CUDAKernels(library: lib, device: device,
                                   cacheFolder: options.kernelCacheFolder.map { URL(fileURLWithPath: $0) } ?? CUDAKernels.defaultCacheFolder)
-        let allocator = CUDAAllocator(api: api, context: context, stream: stream)
+        allocator = CUDAAllocator(lib: lib, device: options.device, context: context, stream: stream)
         pool = BufferPool(allocator: allocator)
         weightPool = BufferPool(allocator: allocator, countsInScopes: false)
         switch options.precision {
@@ -201,7 +203,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     /// "cuda:1 is lost: CUDA_ERROR_ILLEGAL_ADDRESS (700): … (at cuStreamSynchronize)", said once in the diagnostics.
     private func lost(_ r: CUresult, _ what: String) -> TensorError {
-        let e = TensorError.deviceLost(device: "cuda:\(options.device)", message: "\(lib.errorName(r)) (at \(what))")
+        let e = lib.lost(r, device: options.device, at: what)
         if !reportedLoss { reportedLoss = true; note("\(e)") }
         return e
     }
@@ -448,8 +450,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             }
             workspace = nil
         }
-        var p: CUdeviceptr = 0
-        try check(api.cuMemAlloc!(&p, bytes), "cuMemAlloc (convolution workspace, \(bytes) bytes)")
+        let p = try allocator.deviceMemory(bytes, for: "convolution workspace")
         workspace = (p, bytes)
         return p
     }
@@ -457,18 +458,36 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
 /// Device memory from the driver, for a `BufferPool`.
 struct CUDAAllocator: MemoryAllocator, @unchecked Sendable {
-    let api: enh_cuda_api
+    let lib: CUDALibrary
+    /// The device's ordinal, for messages.
+    let device: Int
     let context: CUcontext
     let stream: CUstream
+    var api: enh_cuda_api { lib.api }
 
     func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(bitPattern: UInt(try deviceMemory(bytes, for: "tensors")))!
+    }
+
+    /// `bytes` of device memory. Out of memory is `allocationFailed` saying how much the GPU has free (the upscaler
+    /// then retries with smaller tiles; other processes may hold the rest), a sticky error `deviceLost`.
+    func deviceMemory(_ bytes: Int, for what: String) throws -> CUdeviceptr {
         _ = api.cuCtxSetCurrent!(context)
         var p: CUdeviceptr = 0
         let r = api.cuMemAlloc!(&p, bytes)
-        guard r == CUDA_SUCCESS, let raw = UnsafeMutableRawPointer(bitPattern: UInt(p)) else {
-            throw TensorError.allocationFailed(bytes: bytes)
+        if r == CUDA_SUCCESS, p != 0 { return p }
+        if CUDALibrary.isSticky(r) { throw lib.lost(r, device: device, at: "cuMemAlloc, \(what)") }
+        guard r == CUDA_ERROR_OUT_OF_MEMORY else {
+            try lib.check(r, "cuMemAlloc (\(what), \(bytes) bytes)")
+            throw TensorError.allocationFailed(bytes: bytes, detail: "cuMemAlloc returned no address")
         }
-        return raw
+        var free = 0, total = 0
+        let size = { (b: Int) -> String in
+            let (v, unit) = b >= 1 << 30 ? (Double(b) / 1073741824, "GiB") : b >= 1 << 20 ? (Double(b) / 1048576, "MiB") : (Double(b) / 1024, "KiB")
+            return String(format: "%.1f ", v) + unit
+        }
+        let info = api.cuMemGetInfo!(&free, &total) == CUDA_SUCCESS ? ": \(size(free)) free of \(size(total)) on the GPU" : ""
+        throw TensorError.allocationFailed(bytes: bytes, detail: "cuda:\(device) is out of memory (\(what), \(size(bytes)))\(info)")
     }
 
     func deallocate(_ pointer: UnsafeMutableRawPointer, bytes: Int) {

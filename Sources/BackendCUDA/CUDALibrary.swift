@@ -67,6 +67,11 @@ public final class CUDALibrary: @unchecked Sendable {
     /// misaligned address, invalid address space, invalid PC, launch failure.
     static func isSticky(_ r: CUresult) -> Bool { [700, 702, 710, 714, 715, 716, 717, 718, 719].contains(r.rawValue) }
 
+    /// "cuda:1 is lost: CUDA_ERROR_ILLEGAL_ADDRESS (700): … (at `what`)".
+    func lost(_ r: CUresult, device: Int, at what: String) -> TensorError {
+        .deviceLost(device: "cuda:\(device)", message: "\(errorName(r)) (at \(what))")
+    }
+
     /// "CUDA_ERROR_OUT_OF_MEMORY (2): out of memory".
     func errorName(_ r: CUresult) -> String {
         var name: UnsafePointer<CChar>?, text: UnsafePointer<CChar>?

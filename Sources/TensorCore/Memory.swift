@@ -258,7 +258,15 @@ public final class BufferPool: @unchecked Sendable {
         if let reused {
             (pointer, capacity) = (reused.pointer, reused.size)
         } else {
-            pointer = try pieces.isEmpty ? allocator.allocate(bytes: size) : allocator.allocate(bytes: size, reusing: pieces)
+            do {
+                pointer = try pieces.isEmpty ? allocator.allocate(bytes: size) : allocator.allocate(bytes: size, reusing: pieces)
+            } catch let e as TensorError where e.isAllocationFailure && pieces.isEmpty {
+                // out of memory while free buffers sit in the cache (sized for an earlier, larger shape: a tile the
+                // upscaler is now halving): give them back and try once more, as PyTorch's caching allocator does
+                // before it reports out of memory
+                guard trim() > 0 else { throw e }
+                pointer = try allocator.allocate(bytes: size)
+            }
             capacity = size
             lock.lock()
             stats.allocationCount += 1
@@ -326,13 +334,15 @@ public final class BufferPool: @unchecked Sendable {
     }
 
     /// Releases every cached free buffer to the system (nothing while `keepsMemory`).
-    public func trim() {
+    /// Returns the bytes given back.
+    @discardableResult public func trim() -> Int {
         lock.lock()
-        if keeping { lock.unlock(); return }
+        if keeping { lock.unlock(); return 0 }
         let released = cache
         cache.removeAll()
         for entry in released { stats.reservedBytes -= entry.size }
         lock.unlock()
         for entry in released { allocator.deallocate(entry.pointer, bytes: entry.size) }
+        return released.reduce(0) { $0 + $1.size }
     }
 }

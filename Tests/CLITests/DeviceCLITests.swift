@@ -201,6 +201,34 @@ import TestSupport
         #expect(moved.count == 1 && moved[0].contains(#""device":"cuda:0""#), "\(moved)")
     }
 
+    /// A GPU with too little free memory for the whole image (the emulator's `ENH_EMU_MEMORY`: other processes hold
+    /// the rest): the upscaler halves the tile until it fits, the pool giving back buffers cached for the larger tile
+    /// first (before, they stayed and every smaller tile failed too), and the image equals the unconstrained run.
+    @Test func outOfMemoryOnTheGPUTilesSmallerUntilItFits() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gpu-oom-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let photo = dir.appendingPathComponent("p.png")
+        try ChainAndBatchCLITests.writePhoto(photo, size: 96, seed: 9)
+        let model = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x2/weights.pth").path
+        func upscale(_ out: String, _ env: [String: String]) throws -> EnhanceBinary.Result {
+            try EnhanceBinary.run(["upscale", photo.path, "-m", model, "-o", dir.appendingPathComponent(out).path, "--device", "cuda"],
+                                  environment: try Self.emulatorEnvironment(env))
+        }
+        let whole = try upscale("whole", [:])
+        try #require(whole.status == 0, "\(whole.stderr)")
+        // 1.4 MB of activations for the whole 96×96 image; 600 KiB of device memory in all
+        let small = try upscale("small", ["ENH_EMU_MEMORY": "600K"])
+        #expect(small.status == 0, "\(small.stderr)")
+        let record = try String(contentsOf: dir.appendingPathComponent("small/results.jsonl"), encoding: .utf8)
+        #expect(record.contains(#""tiles":"24×48, 8 passes, after 3 out-of-memory retries with larger tiles""#), "\(record)")
+        #expect(try Data(contentsOf: dir.appendingPathComponent("small/p_out.png")) == Data(contentsOf: dir.appendingPathComponent("whole/p_out.png")))
+        // far too little: the failure names the GPU and its free memory
+        let none = try upscale("none", ["ENH_EMU_MEMORY": "100K"])
+        #expect(none.status == 1, "\(none.stderr)")
+        #expect(none.stderr.contains("cuda:0 is out of memory (tensors, ") && none.stderr.contains("KiB free of 100.0 KiB on the GPU even with tile"), "\(none.stderr)")
+    }
+
     @Test func fp16OverflowIsComputedAgainInFP32() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fp16-overflow-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

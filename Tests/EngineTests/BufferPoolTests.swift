@@ -1,5 +1,6 @@
 import Testing
 import TensorCore
+import TestSupport
 
 @Suite struct BufferPoolTests {
     @Test func reusesTheSameSizeAndASlightlySmallerRequest() throws {
@@ -31,6 +32,23 @@ import TensorCore
 
     /// A network-like sequence of many distinct activation sizes, two alive at a time, run twice: with exact-size
     /// free lists kept forever, reserved memory grew to the sum of all sizes; now it never exceeds the live peak.
+    /// Out of memory while free buffers sit in the cache: the pool gives them back and tries once more (PyTorch's
+    /// caching allocator does the same). The case that needs it: a request that failed (a whole image the upscaler
+    /// then tiles) still raised the pool's high-water mark, so the usual eviction keeps the cache.
+    @Test func outOfMemoryGivesTheCacheBackAndTriesAgain() throws {
+        let pool = BufferPool(allocator: CappedAllocator(capacity: 1000))
+        var a: DeviceBuffer? = try pool.allocate(bytes: 384)
+        #expect(throws: TensorError.self) { _ = try pool.allocate(bytes: 704) }   // 384 + 704 > 1000
+        a = nil
+        #expect(pool.memoryStats.reservedBytes == 384, "the first buffer is cached")
+        let b = try pool.allocate(bytes: 640)   // 384 cached + 640 > 1000: only after the cache went back
+        #expect(b.byteCount == 640 && pool.memoryStats.reservedBytes == 640)
+        #expect(throws: TensorError.allocationFailed(bytes: 448, detail: "the test device holds 640 of 1000 bytes")) {
+            _ = try pool.allocate(bytes: 400)   // nothing cached to give back: the allocator's error stands
+        }
+        _ = a
+    }
+
     @Test func reservedStaysNearTheLivePeakAcrossDistinctSizes() throws {
         let pool = BufferPool()
         let sizes = (1...60).map { 64 * (1000 + 37 * $0 * $0) }

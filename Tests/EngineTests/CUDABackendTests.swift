@@ -212,6 +212,23 @@ import TestSupport
         #expect(be.memoryStats.weightBytes == weights)
     }
 
+    /// A tensor larger than the GPU's free memory is `allocationFailed` (what the upscaler answers with smaller tiles)
+    /// saying which GPU and how much it has free — not a bare driver error — and the pool is usable afterwards.
+    @Test func outOfDeviceMemoryNamesTheGPUAndItsFreeMemory() throws {
+        let be = try backend()
+        let tooBig = TensorShape(n: 1, c: 3, h: 32768, w: 32768)   // 12 GiB of float32 on the emulator's 8 GiB
+        do {
+            _ = try be.empty(tooBig)
+            Issue.record("a 12 GiB tensor was allocated on an 8 GiB device")
+        } catch let e as TensorError {
+            #expect(e.isAllocationFailure, "\(e)")
+            #expect("\(e)".hasPrefix("allocation of 12884901888 bytes failed: cuda:0 is out of memory (tensors, 12.0 GiB): "), "\(e)")
+            #expect("\(e)".contains("GiB free of 8.0 GiB on the GPU"), "\(e)")
+        }
+        let x = try be.upload(HostTensor(shape: [1, 2, 2, 2], data: [1, 2, 3, 4, 5, 6, 7, 8]))
+        #expect(try be.download(x).data == [1, 2, 3, 4, 5, 6, 7, 8])
+    }
+
     /// fp16 storage: every op within half precision of the reference (1e-2 of the largest value).
     @Test func halfStorageMatchesTheReferenceWithinHalfPrecision() throws {
         let be = try backend(.fp16)

@@ -263,12 +263,19 @@ public final class FaceRestorer: @unchecked Sendable {
         var tRestore = 0.0, tParse = 0.0
         t = ContinuousClock.now
         var restoredAll: [FaceImage] = []
-        var start = 0
+        var start = 0, batch = options.faceBatch
         while start < aligned.count {
-            let chunk = aligned[start..<min(aligned.count, start + options.faceBatch)]
+            let chunk = aligned[start..<min(aligned.count, start + batch)]
             if chunk.count == 1 { restoredAll.append(try restoreFace(chunk.first!.crop)) } else {
-                let outs = try gpen.restore(batch: chunk.map(\.crop.pixels))
-                for o in outs { restoredAll.append(try FaceImage(width: gpen.size, height: gpen.size, channels: 3, pixels: o)) }
+                do {
+                    let outs = try gpen.restore(batch: chunk.map(\.crop.pixels))
+                    for o in outs { restoredAll.append(try FaceImage(width: gpen.size, height: gpen.size, channels: 3, pixels: o)) }
+                } catch let e as TensorError where e.isAllocationFailure {
+                    // the device cannot hold this many faces at once: half as many from now on (one at a time last)
+                    batch = chunk.count / 2
+                    notes.append("--face-batch \(chunk.count) is out of memory (\(e)): \(batch) face\(batch == 1 ? "" : "s") per GPEN pass")
+                    continue
+                }
             }
             start += chunk.count
         }

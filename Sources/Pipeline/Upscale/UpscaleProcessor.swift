@@ -52,6 +52,7 @@ public struct UpscaleProcessor: BatchProcessor {
         if !report.tile.isWhole {
             let t = report.tile
             notes.tiles = "\(t.width)×\(t.height), \(report.passes) pass\(report.passes == 1 ? "" : "es")"
+                + (report.retries > 0 ? ", after \(report.retries) out-of-memory retr\(report.retries == 1 ? "y" : "ies") with larger tiles" : "")
         }
         return out
     }

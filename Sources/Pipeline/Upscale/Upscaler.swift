@@ -350,14 +350,14 @@ public final class Upscaler: @unchecked Sendable {
                 try replay.session { try runPassesOnce(planes, width: w, height: h, tile: tile, report: &report, sink: sink) }
                 report.tile = tile
                 return
-            } catch TensorError.allocationFailed(let bytes) {
+            } catch let e as TensorError where e.isAllocationFailure {
                 // halve the longer side of the tile (the whole image: of the image)
                 let m = network.inputMultiple
                 let current = tile.isWhole ? TileShape(width: roundUp(w + options.prePad, m), height: roundUp(h + options.prePad, m)) : tile
                 var next = current
                 if current.width >= current.height { next.width = current.width / 2 / m * m } else { next.height = current.height / 2 / m * m }
                 guard min(next.width, next.height) >= max(m, 8) else {
-                    throw UpscaleError.memory("allocation of \(bytes) bytes failed even with tile \(current)")
+                    throw UpscaleError.memory("\(e) even with tile \(current)")
                 }
                 tile = next
                 report.retries += 1

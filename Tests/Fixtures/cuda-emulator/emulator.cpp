@@ -155,7 +155,7 @@ namespace enh_emu {
 
 constexpr int kDriverVersion = 13000;           // what driver 580 reports (CUDA 13.0)
 constexpr int kSMMajor = 9, kSMMinor = 0, kSMCount = 4;
-constexpr size_t kTotalMemory = 8ull << 30;     // 8 GiB
+constexpr size_t kTotalMemory = 8ull << 30;     // 8 GiB, or ENH_EMU_MEMORY bytes (a GPU other processes fill)
 constexpr size_t kAlign = 256;                  // cuMemAlloc's alignment
 constexpr size_t kFrontGuard = 256;             // guard bytes before each block (keeps the 256 B alignment)
 constexpr size_t kBackGuard = 4096;             // guard bytes right after the last byte of each block
@@ -163,6 +163,19 @@ constexpr unsigned char kGuardByte = 0xA5;
 constexpr unsigned char kFreshByte = 0xFF;      // new allocations read as NaN (float and half)
 constexpr uint32_t kCubinMagic = 0x4d454e45;    // "ENEM" little-endian: the emulator's fake cubin
 constexpr size_t kWorkspaceBytes = 4096;        // what every cuDNN algorithm "needs"
+
+// Device memory: 8 GiB, or ENH_EMU_MEMORY bytes (suffix K, M or G: powers of 1024), for out-of-memory paths.
+size_t total_memory() {
+    static const size_t total = [] {
+        const char *e = getenv("ENH_EMU_MEMORY");
+        if (!e || !*e) return kTotalMemory;
+        char *end = nullptr;
+        double v = strtod(e, &end);
+        const int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+        return v > 0 ? (size_t)(v * (double)(1ull << shift)) : kTotalMemory;
+    }();
+    return total;
+}
 
 // A device allocation: [front guard | size bytes | back guard] inside one host allocation.
 struct block {
@@ -714,7 +727,7 @@ CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev) {
     if (!initialized) return CUDA_ERROR_NOT_INITIALIZED;
     if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
     if (!bytes) return CUDA_ERROR_INVALID_VALUE;
-    *bytes = kTotalMemory;
+    *bytes = total_memory();
     return CUDA_SUCCESS;
 }
 
@@ -772,7 +785,7 @@ CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
     if (!dptr || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
-    if (bytesize > kTotalMemory - live_bytes) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (bytesize > total_memory() - live_bytes) return CUDA_ERROR_OUT_OF_MEMORY;
     size_t total = (kFrontGuard + bytesize + kBackGuard + kAlign - 1) / kAlign * kAlign;
     void *base = aligned_alloc(kAlign, total);
     if (!base) return CUDA_ERROR_OUT_OF_MEMORY;
@@ -826,8 +839,8 @@ CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
     if (!free_bytes || !total) return CUDA_ERROR_INVALID_VALUE;
-    *free_bytes = kTotalMemory - live_bytes;
-    *total = kTotalMemory;
+    *free_bytes = total_memory() - live_bytes;
+    *total = total_memory();
     return CUDA_SUCCESS;
 }
 
@@ -2326,9 +2339,9 @@ __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceGetMemoryInfo(nvml
     int physical = 0;
     read_published(&used, &count, &physical);
     if (physical != device->index) used = 0;   // the process's memory is on another device
-    memory->total = kTotalMemory;
-    memory->used = std::min<unsigned long long>(used, kTotalMemory);
-    memory->free = kTotalMemory - memory->used;
+    memory->total = total_memory();
+    memory->used = std::min<unsigned long long>(used, total_memory());
+    memory->free = total_memory() - memory->used;
     return 0;
 }
 // 100 % when the process using the emulator launched kernels since the previous call (its published launch count

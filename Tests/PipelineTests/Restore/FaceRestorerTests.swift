@@ -4,6 +4,7 @@ import Foundation
 import Models
 import Testing
 import TensorCore
+import TestSupport
 @testable import Pipeline
 
 /// Tiny random-weight face models (real checkpoint format through the safetensors reader) for pipeline tests.
@@ -140,6 +141,29 @@ func face(at c: SIMD2<Double>, eye: Double, score: Double, box: Double = 120) ->
         #expect(try ref.restore(batch: crops) == crops.map { try ref.restore(bgr: $0) })
     }
 
+    /// A device that cannot hold two faces' activations at once (an allocator capped at 1.5× the single-face peak):
+    /// `--face-batch 2` runs out of memory, the restorer goes on one face per GPEN pass, says so in the notes, and gives
+    /// the one-at-a-time bytes.
+    @Test func aFaceBatchTooLargeForTheDeviceRunsSmaller() throws {
+        let dets = [face(at: SIMD2(40, 40), eye: 8, score: 0.99), face(at: SIMD2(70, 66), eye: 8, score: 0.95),
+                    face(at: SIMD2(90, 40), eye: 6, score: 0.97)]
+        func restorer(capacity: Int?, batch: Int) throws -> (FaceRestorer, BufferPool) {
+            let pool = BufferPool(allocator: CappedAllocator(capacity: capacity))
+            let be = ReferenceBackend(sharing: pool, constants: BufferPool(countsInScopes: false), identity: ObjectIdentifier(pool))
+            let gpen = try GPENGenerator(stateDict: SyntheticCheckpoint.stateDict(SyntheticCheckpoint.gpen(TinyFaceModels.gpenConfig)), backend: be)
+            var o = RestoreOptions(); o.faceBatch = batch
+            return (try FaceRestorer(gpen: gpen, detector: FixedDetector(detections: dets), parser: nil, options: o), pool)
+        }
+        let (one, onePool) = try restorer(capacity: nil, batch: 1)
+        let single = try one.restore(TinyFaceModels.photo())
+        let capacity = onePool.memoryStats.peakReservedBytes * 3 / 2
+        let (two, _) = try restorer(capacity: capacity, batch: 2)
+        let r = try two.restore(TinyFaceModels.photo())
+        #expect(r.notes.contains { $0.hasPrefix("--face-batch 2 is out of memory (allocation of ") && $0.hasSuffix("): 1 face per GPEN pass") }, "\(r.notes)")
+        #expect(r.faces.count == 3)
+        #expect(r.image == single.image)
+    }
+
     @Test func optionErrors() throws {
         let gpen = try TinyFaceModels.gpen()
         var o = RestoreOptions(); o.alpha = 1.5
@@ -162,3 +186,4 @@ func face(at c: SIMD2<Double>, eye: Double, score: Double, box: Double = 120) ->
         #expect(up.pixels == [0, 64, 191, 255])
     }
 }
+
