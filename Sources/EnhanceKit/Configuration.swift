@@ -40,6 +40,9 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var layout: Layout = .nchw
     /// Receives engine decisions (a layer's fallback to another algorithm); nil: silent.
     public var diagnostics: (@Sendable (String) -> Void)?
+    /// Receives what the user must know even without `--verbose` (`auto` running on the CPU because the GPU would not
+    /// start); nil: silent.
+    public var warnings: (@Sendable (String) -> Void)?
 
     public init() {}
 

@@ -3,6 +3,7 @@ import BackendDNNL
 import Foundation
 import Models
 import Pipeline
+import Synchronization
 import TensorCore
 
 /// The composition root: builds backends, upscalers, restorers and detectors from typed configurations, finding
@@ -29,7 +30,20 @@ public struct ModelFactory: Sendable {
             throw EnhanceError(.unsupported, "layout nhwc runs on the cuda device only (the CPU picks oneDNN's blocked layout itself)")
         case .reference: return ReferenceBackend()
         case .cuda: return try makeCUDABackend(engine)
-        case .auto where cuda.available: return try makeCUDABackend(engine)
+        case .auto where cuda.available && autoCUDAFailure.withLock({ $0 == nil }):
+            do { return try makeCUDABackend(engine) } catch {
+                // a GPU the driver lists that will not start (busy in exclusive-process mode, its memory full,
+                // kernels that do not compile): auto means the CPU then, said once, decided once per process
+                let reason = (error as? EnhanceError)?.message ?? "\(error)"
+                if autoCUDAFailure.withLock({ (f: inout String?) -> Bool in defer { f = f ?? reason }; return f == nil }) {
+                    engine.warnings?("--device auto: \(reason); running on the CPU")
+                }
+                var cpu = engine
+                cpu.device = .cpu
+                do { return try makeBackend(cpu) } catch let e as EnhanceError {
+                    throw EnhanceError(e.category, "--device auto: \(reason), and on the CPU: \(e.message)")
+                }
+            }
         case .cpu, .auto:
             guard engine.precision == .fp32 || engine.precision == .bf16 else {
                 throw EnhanceError(.unsupported, "precision \(engine.precision.rawValue) runs on the cuda device only (the CPU computes in fp32, or bf16 with --precision bf16)")
@@ -60,8 +74,15 @@ public struct ModelFactory: Sendable {
             return be
         } catch let TensorError.unsupported(_, message) {
             throw EnhanceError(.unsupported, "device cuda: \(message)")
+        } catch {
+            // the driver lists the GPU but it will not start (CUDA_ERROR_DEVICE_UNAVAILABLE when another process holds
+            // it in exclusive-process mode, out of memory for the context or the kernels): unavailable as well
+            throw EnhanceError(.unsupported, "device cuda:\(engine.deviceOrdinal) would not start: \(error)")
         }
     }
+
+    /// Why `auto` gave up on cuda in this process (then it uses the CPU without trying again).
+    private static let autoCUDAFailure = Mutex<String?>(nil)
 
     /// Whether the cuda device can be used here, and what it is or why not (probed once per process).
     public static let cuda: (available: Bool, detail: String) = CUDABackend.probe()

@@ -157,6 +157,18 @@ import TestSupport
     /// what `--precision fp32` writes — and the progress line and the record say why, instead of the black image that
     /// clamping NaN would give. A model that overflows fp32 too is a failed file naming the network (exit 1), also on
     /// the CPU.
+    /// The small SRVGGNetCompact ×2 fixture (PReLU), for runs that only need some network on the GPU.
+    static let srvggX2 = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x2/weights.pth").path
+
+    /// A fresh folder holding one `size`² photo `p.png` (remove the folder when done).
+    static func onePhoto(_ label: String, size: Int, seed: Int) throws -> (dir: URL, photo: URL) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let photo = dir.appendingPathComponent("p.png")
+        try ChainAndBatchCLITests.writePhoto(photo, size: size, seed: seed)
+        return (dir, photo)
+    }
+
     /// A GPU whose context breaks (the emulator's `ENH_EMU_FAULT`: an illegal address a few kernels into an image,
     /// sticky as on a GPU, seen first by the next cuDNN call). One GPU: the batch stops (the image in hand fails, no
     /// later image starts), exit 69, and a rerun finishes the folder with the bytes of a clean run. Two GPUs: the lost
@@ -168,7 +180,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         let names = ["a", "b", "c", "d", "e", "f"]
         for (i, n) in names.enumerated() { try ChainAndBatchCLITests.writePhoto(photos.appendingPathComponent("\(n).png"), size: 24, seed: i + 1) }
-        let model = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x2/weights.pth").path
+        let model = Self.srvggX2
         func upscale(_ out: String, _ extra: [String], _ env: [String: String] = [:]) throws -> EnhanceBinary.Result {
             try EnhanceBinary.run(["upscale", photos.path, "-m", model, "-o", dir.appendingPathComponent(out).path] + extra,
                                   environment: try Self.emulatorEnvironment(env))
@@ -205,12 +217,9 @@ import TestSupport
     /// the rest): the upscaler halves the tile until it fits, the pool giving back buffers cached for the larger tile
     /// first (before, they stayed and every smaller tile failed too), and the image equals the unconstrained run.
     @Test func outOfMemoryOnTheGPUTilesSmallerUntilItFits() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gpu-oom-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (dir, photo) = try Self.onePhoto("gpu-oom", size: 96, seed: 9)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let photo = dir.appendingPathComponent("p.png")
-        try ChainAndBatchCLITests.writePhoto(photo, size: 96, seed: 9)
-        let model = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x2/weights.pth").path
+        let model = Self.srvggX2
         func upscale(_ out: String, _ env: [String: String]) throws -> EnhanceBinary.Result {
             try EnhanceBinary.run(["upscale", photo.path, "-m", model, "-o", dir.appendingPathComponent(out).path, "--device", "cuda"],
                                   environment: try Self.emulatorEnvironment(env))
@@ -227,6 +236,35 @@ import TestSupport
         let none = try upscale("none", ["ENH_EMU_MEMORY": "100K"])
         #expect(none.status == 1, "\(none.stderr)")
         #expect(none.stderr.contains("cuda:0 is out of memory (tensors, ") && none.stderr.contains("KiB free of 100.0 KiB on the GPU even with tile"), "\(none.stderr)")
+    }
+
+    /// A GPU the driver lists that will not start (the emulator's `ENH_EMU_CTX_FAILS=46`: CUDA_ERROR_DEVICE_UNAVAILABLE,
+    /// as when another process holds it in exclusive-process mode): `--device auto` says why, once, and runs on the
+    /// CPU (the bytes of `--device cpu`); `--device cuda` is the one-line unavailable error (69); fp16, which the CPU
+    /// cannot run, is an error naming both reasons.
+    @Test func aGPUThatWillNotStartSendsAutoToTheCPU() throws {
+        let (dir, photo) = try Self.onePhoto("gpu-busy", size: 24, seed: 5)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = Self.srvggX2
+        let busy = try Self.emulatorEnvironment(["ENH_EMU_CTX_FAILS": "46"])
+        func upscale(_ out: String, _ extra: [String], _ env: [String: String]) throws -> EnhanceBinary.Result {
+            try EnhanceBinary.run(["upscale", photo.path, "-m", model, "-o", dir.appendingPathComponent(out).path, "--threads", "2"] + extra, environment: env)
+        }
+        let auto = try upscale("auto", [], busy)
+        #expect(auto.status == 0, "\(auto.stderr)")
+        let warning = "enhance: --device auto: device cuda:0 would not start: "
+        #expect(auto.stderr.components(separatedBy: warning).count == 2, "said once: \(auto.stderr)")
+        #expect(auto.stderr.contains("CUDA_ERROR_DEVICE_UNAVAILABLE (46)") && auto.stderr.contains("; running on the CPU"), "\(auto.stderr)")
+        let cpu = try upscale("cpu", ["--device", "cpu"], [:])
+        try #require(cpu.status == 0, "\(cpu.stderr)")
+        #expect(try Data(contentsOf: dir.appendingPathComponent("auto/p_out.png")) == Data(contentsOf: dir.appendingPathComponent("cpu/p_out.png")))
+
+        let cuda = try upscale("cuda", ["--device", "cuda"], busy)
+        #expect(cuda.status == 69 && cuda.stderr.contains("device cuda:0 would not start: ") && cuda.stderr.contains("CUDA_ERROR_DEVICE_UNAVAILABLE (46)"), "\(cuda.stderr)")
+        let half = try upscale("half", ["--precision", "fp16"], busy)
+        #expect(half.status == 69, "\(half.stderr)")
+        #expect(half.stderr.contains("--device auto: device cuda:0 would not start: ") && half.stderr.contains("and on the CPU: precision fp16 runs on the cuda device only"), "\(half.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("cuda/p_out.png").path))
     }
 
     @Test func fp16OverflowIsComputedAgainInFP32() throws {

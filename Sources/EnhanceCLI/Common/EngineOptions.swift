@@ -109,6 +109,7 @@ struct EngineOptions: ParsableArguments {
         e.cudnnBenchmark = cudnnBenchmark
         e.layout = layout
         if verbose { e.diagnostics = { FileHandle.standardError.write(Data(("engine: " + $0 + "\n").utf8)) } }
+        e.warnings = { FileHandle.standardError.write(Data(("enhance: " + $0 + "\n").utf8)) }
         return e
     }
 
