@@ -100,10 +100,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     var liveGraphs = 0
     /// Ops this backend runs on the host (upfirdn2d with more than 8 taps).
     let fallback = ReferenceFallback()
-    /// Receives one line per convolution plan (algorithm, workspace, math) when set (`--verbose`).
+    /// Receives one line per convolution plan (algorithm, workspace, math) when set (`--verbose`), after the lines
+    /// noted before it was set (how the kernels were obtained).
     public var diagnostics: (@Sendable (String) -> Void)? {
         get { sync { diagnosticsHandler } }
-        set { sync { diagnosticsHandler = newValue } }
+        set { sync { diagnosticsHandler = newValue; if let newValue { notes.forEach(newValue) } } }
     }
     private var diagnosticsHandler: (@Sendable (String) -> Void)?
     /// Every plan line so far.

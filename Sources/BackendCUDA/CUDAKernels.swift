@@ -23,7 +23,8 @@ final class CUDAKernels: @unchecked Sendable {
     /// covers the source, the options, the NVRTC version and the device (name, architecture, driver), and a cached
     /// cubin the driver refuses is compiled again and replaced.
     init(library lib: CUDALibrary, device: CUDADeviceInfo, cacheFolder: URL? = CUDAKernels.defaultCacheFolder) throws {
-        let options = ["-arch=\(device.architecture)", "-std=c++17"]
+        let target = try Self.target(library: lib, device: device)
+        let options = ["-arch=\(target.arch)", "-std=c++17"]
         let key = Self.cacheKey(options: options, nvrtc: lib.nvrtcVersion, target: "\(device.name) \(device.architecture) driver \(lib.driverVersion)")
         let cached = cacheFolder.map { $0.appendingPathComponent("\(key).cubin") }
         func load(_ cubin: [UInt8]) -> (CUmodule?, CUresult) {
@@ -39,11 +40,12 @@ final class CUDAKernels: @unchecked Sendable {
         }
         if loaded == nil {
             let start = ContinuousClock.now
-            let cubin = try Self.compile(library: lib, options: options)
+            let cubin = try Self.compile(library: lib, options: options, ptx: target.ptx)
             let d = ContinuousClock.now - start
             from = String(format: "compiled by NVRTC in %.2f s", Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+                + (target.ptx ? " to PTX for \(target.arch) (NVRTC \(lib.nvrtcVersion.major).\(lib.nvrtcVersion.minor) has no \(device.architecture)), JIT-compiled by the driver" : "")
             let (m, r) = load(cubin)
-            try lib.check(r, "cuModuleLoadData (\(device.architecture) cubin, \(cubin.count) bytes)")
+            try lib.check(r, "cuModuleLoadData (\(target.arch) \(target.ptx ? "PTX" : "cubin"), \(cubin.count) bytes)")
             loaded = m
             if let cached {
                 try? FileManager.default.createDirectory(at: cached.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -85,8 +87,26 @@ final class CUDAKernels: @unchecked Sendable {
         return String(h, radix: 16)
     }
 
-    /// Compiles kernels.cu with NVRTC; throws with NVRTC's log when it does not compile.
-    static func compile(library lib: CUDALibrary, options: [String], source text: String = CUDAKernels.source) throws -> [UInt8] {
+    /// What to compile for: the device's own `sm_XY` (a cubin) when this NVRTC knows it; else PTX for the newest
+    /// `compute_XY` it knows below the device's, which the driver JIT-compiles (a GPU newer than the NVRTC); a GPU
+    /// older than every architecture it knows (CUDA 13 dropped Maxwell, Pascal and Volta) is `unsupported`.
+    static func target(library lib: CUDALibrary, device: CUDADeviceInfo) throws -> (arch: String, ptx: Bool) {
+        let cc = device.computeCapability.major * 10 + device.computeCapability.minor
+        var n: Int32 = 0
+        guard let count = lib.api.nvrtcGetNumSupportedArchs, let list = lib.api.nvrtcGetSupportedArchs,
+              count(&n) == NVRTC_SUCCESS, n > 0 else { return (device.architecture, false) }
+        var archs = [Int32](repeating: 0, count: Int(n))
+        guard list(&archs) == NVRTC_SUCCESS else { return (device.architecture, false) }
+        let known = archs.map(Int.init)
+        if known.contains(cc) { return (device.architecture, false) }
+        if let older = known.filter({ $0 < cc }).max() { return ("compute_\(older)", true) }
+        let v = lib.nvrtcVersion
+        throw TensorError.unsupported(op: "cuda", message: "NVRTC \(v.major).\(v.minor) compiles for sm_\(known.min()!)…sm_\(known.max()!); \(device.name) is \(device.architecture), older than all of them (it needs a CUDA 12 NVRTC and driver)")
+    }
+
+    /// Compiles kernels.cu with NVRTC to a cubin (or, with `ptx`, to PTX text with its NUL, for a `compute_XY`
+    /// target); throws with NVRTC's log when it does not compile.
+    static func compile(library lib: CUDALibrary, options: [String], ptx: Bool = false, source text: String = CUDAKernels.source) throws -> [UInt8] {
         let api = lib.api
         var program: nvrtcProgram?
         try lib.check(api.nvrtcCreateProgram!(&program, text, "kernels.cu", 0, nil, nil), "nvrtcCreateProgram")
@@ -107,6 +127,12 @@ final class CUDAKernels: @unchecked Sendable {
                                              message: cText(log))
         }
         var size = 0
+        if ptx {
+            try lib.check(api.nvrtcGetPTXSize!(program, &size), "nvrtcGetPTXSize")
+            var text = [CChar](repeating: 0, count: size)
+            try lib.check(api.nvrtcGetPTX!(program, &text), "nvrtcGetPTX")
+            return text.map { UInt8(bitPattern: $0) }
+        }
         try lib.check(api.nvrtcGetCUBINSize!(program, &size), "nvrtcGetCUBINSize")
         var bytes = [CChar](repeating: 0, count: size)
         try lib.check(api.nvrtcGetCUBIN!(program, &bytes), "nvrtcGetCUBIN")
@@ -136,10 +162,11 @@ struct Strides: Equatable {
 }
 
 extension CUDABackend {
-    /// Compiles kernels.cu (or `source`) with the library's NVRTC for `architecture` ("sm_90") and returns the cubin;
-    /// throws with NVRTC's log when it does not compile. The backend does this at start (cached); tests call it to
-    /// compile-check the kernels without a GPU.
+    /// Compiles kernels.cu (or `source`) with the library's NVRTC for `architecture` ("sm_90": the cubin;
+    /// "compute_90": PTX text with its NUL) and returns it; throws with NVRTC's log when it does not compile. The
+    /// backend does this at start (cached); tests call it to compile-check the kernels without a GPU.
     public static func compileKernels(library: CUDALibrary, architecture: String, source: String? = nil) throws -> [UInt8] {
-        try CUDAKernels.compile(library: library, options: ["-arch=\(architecture)", "-std=c++17"], source: source ?? CUDAKernels.source)
+        try CUDAKernels.compile(library: library, options: ["-arch=\(architecture)", "-std=c++17"], ptx: architecture.hasPrefix("compute_"),
+                                source: source ?? CUDAKernels.source)
     }
 }

@@ -81,6 +81,8 @@ static const entry nvrtc_entries[] = {
     {"nvrtcGetProgramLog", FIELD(nvrtcGetProgramLog), 0},
     {"nvrtcGetCUBINSize", FIELD(nvrtcGetCUBINSize), 0},
     {"nvrtcGetCUBIN", FIELD(nvrtcGetCUBIN), 0},
+    {"nvrtcGetPTXSize", FIELD(nvrtcGetPTXSize), 0},
+    {"nvrtcGetPTX", FIELD(nvrtcGetPTX), 0},
 };
 
 static const entry cudnn_entries[] = {

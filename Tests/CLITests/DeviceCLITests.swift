@@ -267,6 +267,27 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("cuda/p_out.png").path))
     }
 
+    /// An NVRTC that predates the GPU (the emulator's `ENH_EMU_NVRTC_ARCHS=75,80,86` beside its sm_90 device): the
+    /// kernels go to PTX for compute_86, which the driver JIT-compiles, the report says so, and the image equals the
+    /// usual run's. A GPU older than every architecture the NVRTC knows: the one-line unavailable error (69).
+    @Test func anNVRTCThatPredatesTheGPUCompilesToPTX() throws {
+        let (dir, photo) = try Self.onePhoto("gpu-ptx", size: 24, seed: 3)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func upscale(_ out: String, _ env: [String: String]) throws -> EnhanceBinary.Result {
+            try EnhanceBinary.run(["upscale", photo.path, "-m", Self.srvggX2, "-o", dir.appendingPathComponent(out).path, "--device", "cuda", "--verbose"],
+                                  environment: try Self.emulatorEnvironment(env))
+        }
+        let usual = try upscale("usual", [:])
+        try #require(usual.status == 0, "\(usual.stderr)")
+        let ptx = try upscale("ptx", ["ENH_EMU_NVRTC_ARCHS": "75,80,86"])
+        #expect(ptx.status == 0, "\(ptx.stderr)")
+        #expect(ptx.stderr.contains("to PTX for compute_86 (NVRTC 13.0 has no sm_90), JIT-compiled by the driver"), "\(ptx.stderr)")
+        #expect(try Data(contentsOf: dir.appendingPathComponent("ptx/p_out.png")) == Data(contentsOf: dir.appendingPathComponent("usual/p_out.png")))
+        let old = try upscale("old", ["ENH_EMU_NVRTC_ARCHS": "100,120"])
+        #expect(old.status == 69, "\(old.stderr)")
+        #expect(old.stderr.contains("NVRTC 13.0 compiles for sm_100…sm_120; Enhance host emulator is sm_90, older than all of them"), "\(old.stderr)")
+    }
+
     @Test func fp16OverflowIsComputedAgainInFP32() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fp16-overflow-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

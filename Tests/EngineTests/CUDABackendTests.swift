@@ -84,8 +84,9 @@ import TestSupport
     }
 
     /// kernels.cu through the real NVRTC 13.0 (the pinned wheel scripts/setup caches): it must compile for the A10
-    /// (sm_86) and the H100/H200 (sm_90) and give a cubin (an ELF file).
-    @Test(arguments: ["sm_86", "sm_90"]) func kernelsCompileWithTheRealNVRTC(_ arch: String) throws {
+    /// (sm_86) and the H100/H200 (sm_90) and give a cubin (an ELF file), and to PTX for compute_90 (what a GPU newer
+    /// than the NVRTC gets, JIT-compiled by the driver).
+    @Test(arguments: ["sm_86", "sm_90", "compute_90"]) func kernelsCompileWithTheRealNVRTC(_ arch: String) throws {
         guard let nvrtc = Self.nvrtcFolder else {
             let why = "skipped: no libnvrtc.so.13 cached (run scripts/cuda-wheels, or set ENHANCE_NVRTC_DIR)"
             FileHandle.standardError.write(Data("⤼ \(why)\n".utf8))
@@ -97,7 +98,13 @@ import TestSupport
         #expect(lib.nvrtcVersion.major == 13)
         let cubin = try CUDABackend.compileKernels(library: lib, architecture: arch)
         #expect(cubin.count > 10_000)
-        #expect(Array(cubin.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46], "a cubin is an ELF file")
+        if arch.hasPrefix("compute_") {
+            let text = String(decoding: cubin.dropLast(), as: UTF8.self)
+            #expect(cubin.last == 0, "PTX goes to cuModuleLoadData NUL-terminated")
+            #expect(text.contains(".target sm_90") && text.contains(".entry enh_cast_f32_f16"), "\(text.prefix(400))")
+        } else {
+            #expect(Array(cubin.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46], "a cubin is an ELF file")
+        }
     }
 
     /// A syntax error comes back as NVRTC's log (line and message), not a bare status.

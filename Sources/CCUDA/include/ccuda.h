@@ -321,6 +321,8 @@ nvrtcResult nvrtcGetProgramLogSize(nvrtcProgram prog, size_t *logSizeRet);
 nvrtcResult nvrtcGetProgramLog(nvrtcProgram prog, char *log);
 nvrtcResult nvrtcGetCUBINSize(nvrtcProgram prog, size_t *cubinSizeRet);
 nvrtcResult nvrtcGetCUBIN(nvrtcProgram prog, char *cubin);
+nvrtcResult nvrtcGetPTXSize(nvrtcProgram prog, size_t *ptxSizeRet);
+nvrtcResult nvrtcGetPTX(nvrtcProgram prog, char *ptx);
 
 /* cuDNN (the legacy convolution API, deprecated since 9.0 but exported by libcudnn.so.9) */
 size_t cudnnGetVersion(void);
@@ -472,6 +474,8 @@ typedef struct enh_cuda_api {
     __typeof__(&nvrtcGetProgramLog) nvrtcGetProgramLog;
     __typeof__(&nvrtcGetCUBINSize) nvrtcGetCUBINSize;
     __typeof__(&nvrtcGetCUBIN) nvrtcGetCUBIN;
+    __typeof__(&nvrtcGetPTXSize) nvrtcGetPTXSize;
+    __typeof__(&nvrtcGetPTX) nvrtcGetPTX;
 
     /* cuDNN */
     __typeof__(&cudnnGetVersion) cudnnGetVersion;

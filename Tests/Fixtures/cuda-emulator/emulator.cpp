@@ -162,6 +162,7 @@ constexpr size_t kBackGuard = 4096;             // guard bytes right after the l
 constexpr unsigned char kGuardByte = 0xA5;
 constexpr unsigned char kFreshByte = 0xFF;      // new allocations read as NaN (float and half)
 constexpr uint32_t kCubinMagic = 0x4d454e45;    // "ENEM" little-endian: the emulator's fake cubin
+constexpr char kPTXHeader[] = "// enhance emulator PTX .target compute_";   // its PTX: + arch, a newline, the source hash
 constexpr size_t kWorkspaceBytes = 4096;        // what every cuDNN algorithm "needs"
 
 // Device memory: 8 GiB, or ENH_EMU_MEMORY bytes (suffix K, M or G: powers of 1024), for out-of-memory paths.
@@ -975,6 +976,20 @@ CUresult cuModuleLoadData(CUmodule *module, const void *image) {
     lock l(mu);
     if (CUresult r = need_context()) return r;
     if (!module || !image) return CUDA_ERROR_INVALID_VALUE;
+    // PTX from the emulator's NVRTC (compute_XX): the driver JIT-compiles PTX for any device of that architecture
+    // or a newer one
+    const char *text = static_cast<const char *>(image);
+    if (strncmp(text, kPTXHeader, sizeof kPTXHeader - 1) == 0) {
+        int arch = atoi(text + sizeof kPTXHeader - 1);
+        if (arch > kSMMajor * 10 + kSMMinor) {
+            note("cuModuleLoadData: PTX for compute_%d cannot be JIT-compiled for this older sm_%d%d device", arch, kSMMajor, kSMMinor);
+            return CUDA_ERROR_NO_BINARY_FOR_GPU;
+        }
+        auto *m = new CUmod_st{kSMMajor * 10 + kSMMinor, {}};
+        modules.insert(m);
+        *module = m;
+        return CUDA_SUCCESS;
+    }
     uint32_t magic;
     memcpy(&magic, image, sizeof magic);
     if (magic != kCubinMagic) {
@@ -1373,12 +1388,29 @@ CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaVersion, cu
 struct _nvrtcProgram {
     std::string source, name, log;
     std::vector<char> cubin;
+    std::string ptx;   // set instead of cubin by a compute_XX target
 };
 
 namespace {
 
 std::set<nvrtcProgram> programs;
-const int nvrtc_archs[] = {75, 80, 86, 87, 89, 90, 100, 120};   // what NVRTC 13.0 calls supported, trimmed
+// What NVRTC 13.0 calls supported, trimmed; ENH_EMU_NVRTC_ARCHS=75,80,86 is an NVRTC that predates the device.
+std::vector<int> nvrtc_archs() {
+    static const std::vector<int> archs = [] {
+        std::vector<int> a;
+        if (const char *e = getenv("ENH_EMU_NVRTC_ARCHS"))
+            for (const char *p = e; *p;) {
+                char *end = nullptr;
+                long v = strtol(p, &end, 10);
+                if (end == p) break;
+                a.push_back((int)v);
+                p = *end == ',' ? end + 1 : end;
+            }
+        if (a.empty()) a = {75, 80, 86, 87, 89, 90, 100, 120};
+        return a;
+    }();
+    return archs;
+}
 
 // Accepted option spellings (a prefix match); anything else is NVRTC_ERROR_INVALID_OPTION, as with the real one.
 const char *const known_options[] = {
@@ -1426,13 +1458,13 @@ nvrtcResult nvrtcVersion(int *major, int *minor) {
 
 nvrtcResult nvrtcGetNumSupportedArchs(int *numArchs) {
     if (!numArchs) return NVRTC_ERROR_INVALID_INPUT;
-    *numArchs = (int)(sizeof nvrtc_archs / sizeof nvrtc_archs[0]);
+    *numArchs = (int)nvrtc_archs().size();
     return NVRTC_SUCCESS;
 }
 
 nvrtcResult nvrtcGetSupportedArchs(int *supportedArchs) {
     if (!supportedArchs) return NVRTC_ERROR_INVALID_INPUT;
-    memcpy(supportedArchs, nvrtc_archs, sizeof nvrtc_archs);
+    for (size_t i = 0; i < nvrtc_archs().size(); i++) supportedArchs[i] = nvrtc_archs()[i];
     return NVRTC_SUCCESS;
 }
 
@@ -1461,7 +1493,9 @@ nvrtcResult nvrtcCompileProgram(nvrtcProgram prog, int numOptions, const char *c
     if (numOptions < 0 || (numOptions > 0 && !options)) return NVRTC_ERROR_INVALID_INPUT;
     prog->log.clear();
     prog->cubin.clear();
+    prog->ptx.clear();
     int arch = 0;
+    bool virtual_arch = false;
     for (int i = 0; i < numOptions; i++) {
         const char *o = options[i];
         if (!o || !known_option(o)) {
@@ -1474,14 +1508,15 @@ nvrtcResult nvrtcCompileProgram(nvrtcProgram prog, int numOptions, const char *c
         if (!value) continue;
         int a = 0;
         bool listed = false;
-        if (sscanf(value, "sm_%d", &a) == 1)
-            for (int s : nvrtc_archs) listed = listed || s == a;
+        const bool is_virtual = sscanf(value, "compute_%d", &a) == 1;
+        if (is_virtual || sscanf(value, "sm_%d", &a) == 1)
+            for (int s : nvrtc_archs()) listed = listed || s == a;
         if (!listed) {
-            prog->log = std::string("nvrtc: error: invalid value for --gpu-architecture (-arch): ") + value +
-                        " (the emulator produces cubins for sm_XX only)\n";
+            prog->log = std::string("nvrtc: error: invalid value for --gpu-architecture (-arch): ") + value + "\n";
             return NVRTC_ERROR_INVALID_OPTION;
         }
         arch = a;
+        virtual_arch = is_virtual;
     }
     if (arch == 0) {
         // The real NVRTC would default to a virtual architecture and produce PTX only; the backend must ask for a cubin.
@@ -1492,6 +1527,13 @@ nvrtcResult nvrtcCompileProgram(nvrtcProgram prog, int numOptions, const char *c
     if (h != built_source_hash())
         prog->log = "warning: emulator: this source differs from the kernel file the emulator was built with; "
                     "its kernels are the ones that run\n";
+    if (virtual_arch) {
+        // compute_XX: PTX only (text), which the driver JIT-compiles for the device at cuModuleLoadData
+        char text[160];
+        snprintf(text, sizeof text, "%s%d\n// source %llx\n", kPTXHeader, arch, (unsigned long long)h);
+        prog->ptx = text;
+        return NVRTC_SUCCESS;
+    }
     fake_cubin c{};
     c.magic = kCubinMagic;
     c.arch = (uint32_t)arch;
@@ -1517,23 +1559,26 @@ nvrtcResult nvrtcGetProgramLog(nvrtcProgram prog, char *log) {
     return NVRTC_SUCCESS;
 }
 
-nvrtcResult nvrtcGetCUBINSize(nvrtcProgram prog, size_t *cubinSizeRet) {
+namespace {
+// A compiled program's output for the Get…Size / Get… pairs: the cubin's bytes, or the PTX with its NUL. Either
+// pointer may be null (the size call passes no buffer, the copy call no size).
+nvrtcResult program_output(nvrtcProgram prog, bool ptx, size_t *size, char *into, bool want_size) {
     lock l(mu);
     if (!programs.count(prog)) return NVRTC_ERROR_INVALID_PROGRAM;
-    if (!cubinSizeRet) return NVRTC_ERROR_INVALID_INPUT;
-    if (prog->cubin.empty()) return NVRTC_ERROR_INVALID_PROGRAM;   // not compiled (successfully)
-    *cubinSizeRet = prog->cubin.size();
+    if (want_size ? !size : !into) return NVRTC_ERROR_INVALID_INPUT;
+    const char *bytes = ptx ? prog->ptx.c_str() : prog->cubin.data();
+    const size_t n = ptx ? (prog->ptx.empty() ? 0 : prog->ptx.size() + 1) : prog->cubin.size();
+    if (n == 0) return NVRTC_ERROR_INVALID_PROGRAM;   // not compiled (successfully) for that kind of target
+    if (want_size) *size = n;
+    else memcpy(into, bytes, n);
     return NVRTC_SUCCESS;
 }
+}  // namespace
 
-nvrtcResult nvrtcGetCUBIN(nvrtcProgram prog, char *cubin) {
-    lock l(mu);
-    if (!programs.count(prog)) return NVRTC_ERROR_INVALID_PROGRAM;
-    if (!cubin) return NVRTC_ERROR_INVALID_INPUT;
-    if (prog->cubin.empty()) return NVRTC_ERROR_INVALID_PROGRAM;
-    memcpy(cubin, prog->cubin.data(), prog->cubin.size());
-    return NVRTC_SUCCESS;
-}
+nvrtcResult nvrtcGetCUBINSize(nvrtcProgram prog, size_t *cubinSizeRet) { return program_output(prog, false, cubinSizeRet, nullptr, true); }
+nvrtcResult nvrtcGetCUBIN(nvrtcProgram prog, char *cubin) { return program_output(prog, false, nullptr, cubin, false); }
+nvrtcResult nvrtcGetPTXSize(nvrtcProgram prog, size_t *ptxSizeRet) { return program_output(prog, true, ptxSizeRet, nullptr, true); }
+nvrtcResult nvrtcGetPTX(nvrtcProgram prog, char *ptx) { return program_output(prog, true, nullptr, ptx, false); }
 
 // ═════════════════════════════ 5. cuDNN ═════════════════════════════
 
