@@ -196,8 +196,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// stream is asked (outside a capture): a sticky error there makes it `TensorError.deviceLost`.
     func check(_ s: cudnnStatus_t, _ what: @autoclosure () -> String) throws {
         guard s != CUDNN_STATUS_SUCCESS else { return }
-        if !capturing, case let r = api.cuStreamSynchronize!(stream), CUDALibrary.isSticky(r) {
-            throw lost(r, "\(what()) failed with cuDNN status \(s.rawValue)")
+        if !capturing {
+            let r = api.cuStreamSynchronize!(stream)
+            if CUDALibrary.isSticky(r) { throw lost(r, "\(what()) failed with cuDNN status \(s.rawValue)") }
         }
         try lib.check(s, what())
     }

@@ -7,8 +7,8 @@ import Logging
 import Models
 import MultipartKit
 import Pipeline
-import TensorCore
 import ServiceLifecycle
+import TensorCore
 import UnixSignals
 
 /// `enhance serve`: the HTTP service. Routes (docs/openapi.yaml): the web page, health and readiness probes,
@@ -62,7 +62,7 @@ public final class EnhanceServer: Sendable {
         let preload = Task { await self.preloadModels() }
         defer { preload.cancel() }
         let group = ServiceGroup(configuration: .init(services: [app, drain], gracefulShutdownSignals: signals, logger: logger))
-        state.onLost = { Task { await group.triggerGracefulShutdown() } }
+        state.onLost { Task { await group.triggerGracefulShutdown() } }
         var failure: (any Error)?
         do { try await group.run() } catch { failure = error }
         // requests answered (504) while their model pass went on: let those passes end before the engine goes
@@ -327,11 +327,6 @@ final class ServerState: @unchecked Sendable {
     private var failure: String?
     private var draining = false
     private var loss: TensorError?
-    /// Starts the shutdown once the device is lost (set by `run`).
-    var onLost: (@Sendable () -> Void)? {
-        get { lock.withLock { shutdown } }
-        set { lock.withLock { shutdown = newValue } }
-    }
     private var shutdown: (@Sendable () -> Void)?
 
     var readiness: Readiness {
@@ -347,14 +342,15 @@ final class ServerState: @unchecked Sendable {
     func setDraining() { lock.lock(); draining = true; lock.unlock() }
     /// The device loss that stops the server, if one did.
     var lost: TensorError? { lock.withLock { loss } }
+    /// What starts the shutdown once the device is lost (`run` sets it).
+    func onLost(_ start: @escaping @Sendable () -> Void) { lock.withLock { shutdown = start } }
     /// Records the loss and starts the shutdown; false when one was recorded already.
     func setLost(_ e: TensorError) -> Bool {
-        let first = lock.withLock { () -> (@Sendable () -> Void)?? in
-            guard loss == nil else { return nil }
-            loss = e
-            return .some(shutdown)
-        }
-        guard let start = first else { return false }
+        lock.lock()
+        guard loss == nil else { lock.unlock(); return false }
+        loss = e
+        let start = shutdown
+        lock.unlock()
         start?()
         return true
     }
