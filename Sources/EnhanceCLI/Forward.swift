@@ -113,7 +113,7 @@ struct Forward: ParsableCommand {
             throw e
         } catch {
             FileHandle.standardError.write(Data("enhance forward: \(error)\n".utf8))
-            throw ExitCode(1)
+            throw ExitCode(isDeviceLoss(error) ? 69 : 1)   // a lost GPU: unavailable, as for the batch commands
         }
     }
 

@@ -211,6 +211,13 @@ import TestSupport
         let moved = try String(contentsOf: dir.appendingPathComponent("two/results.jsonl"), encoding: .utf8)
             .split(separator: "\n").filter { $0.contains("computed again on cuda:0") }
         #expect(moved.count == 1 && moved[0].contains(#""device":"cuda:0""#), "\(moved)")
+
+        // forward (what scripts/device-check times) exits 69 as well, naming the loss
+        let c = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x2")
+        let forward = try EnhanceBinary.run(["forward", "--device", "cuda", "--weights", model, "--input", c.appendingPathComponent("input_0.npy").path,
+                                             "--output", dir.appendingPathComponent("forward").path, "--runs", "3"],
+                                            environment: try Self.emulatorEnvironment(["ENH_EMU_FAULT": "0:12"]))
+        #expect(forward.status == 69 && forward.stderr.contains("enhance forward: cuda:0 is lost: CUDA_ERROR_ILLEGAL_ADDRESS (700)"), "\(forward.stderr)")
     }
 
     /// A GPU with too little free memory for the whole image (the emulator's `ENH_EMU_MEMORY`: other processes hold
