@@ -30,14 +30,13 @@ public struct ModelFactory: Sendable {
             throw EnhanceError(.unsupported, "layout nhwc runs on the cuda device only (the CPU picks oneDNN's blocked layout itself)")
         case .reference: return ReferenceBackend()
         case .cuda: return try makeCUDABackend(engine)
-        case .auto where cuda.available && autoCUDAFailure.withLock({ $0 == nil }):
+        case .auto where cuda.available && !autoGaveUpOnCUDA.withLock({ $0 }):
             do { return try makeCUDABackend(engine) } catch {
                 // a GPU the driver lists that will not start (busy in exclusive-process mode, its memory full,
                 // kernels that do not compile): auto means the CPU then, said once, decided once per process
                 let reason = (error as? EnhanceError)?.message ?? "\(error)"
-                if autoCUDAFailure.withLock({ (f: inout String?) -> Bool in defer { f = f ?? reason }; return f == nil }) {
-                    engine.warnings?("--device auto: \(reason); running on the CPU")
-                }
+                let first = autoGaveUpOnCUDA.withLock { gaveUp -> Bool in defer { gaveUp = true }; return !gaveUp }
+                if first { engine.warnings?("--device auto: \(reason); running on the CPU") }
                 var cpu = engine
                 cpu.device = .cpu
                 do { return try makeBackend(cpu) } catch let e as EnhanceError {
@@ -81,8 +80,8 @@ public struct ModelFactory: Sendable {
         }
     }
 
-    /// Why `auto` gave up on cuda in this process (then it uses the CPU without trying again).
-    private static let autoCUDAFailure = Mutex<String?>(nil)
+    /// Whether `auto` gave up on cuda in this process (then it uses the CPU without trying again).
+    private static let autoGaveUpOnCUDA = Mutex(false)
 
     /// Whether the cuda device can be used here, and what it is or why not (probed once per process).
     public static let cuda: (available: Bool, detail: String) = CUDABackend.probe()

@@ -121,7 +121,7 @@ public final class EnhanceServer: Sendable {
             return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.index_html)))
         }
         router.get("/healthz") { [state] _, _ -> Response in
-            if let lost = state.lost { return APIError(.serviceUnavailable, "device_lost", lost.description).response() }
+            if let lost = state.lost { return APIError.from(lost).response() }
             return json(["status": "ok"])
         }
         router.get("/readyz") { [state, cache] _, _ -> Response in
@@ -130,7 +130,7 @@ public final class EnhanceServer: Sendable {
             case .loading: return APIError(.serviceUnavailable, "not_ready", "loading models").response()
             case .failed(let m): return APIError(.serviceUnavailable, "not_ready", "a preloaded model failed to load: \(m)").response()
             case .draining: return APIError(.serviceUnavailable, "draining", "the server is shutting down").response()
-            case .lost(let e): return APIError(.serviceUnavailable, "device_lost", e.description).response()
+            case .lost(let e): return APIError.from(e).response()
             }
         }
         router.get("/metrics") { [metrics] _, _ -> Response in
@@ -151,7 +151,7 @@ public final class EnhanceServer: Sendable {
     func handle(_ op: Operation, _ request: Request) async throws -> Response {
         if let lost = state.lost {
             metrics.rejected("device_lost")
-            throw APIError(.serviceUnavailable, "device_lost", lost.description)
+            throw APIError.from(lost)
         }
         if state.isDraining {
             metrics.rejected("draining")

@@ -59,10 +59,8 @@ actor BatchTracker {
 
     /// Why the run stops starting images (the first device loss that no other device could take over), if it does.
     private(set) var stopReason: String?
-    private var started = 0
 
     func stop(_ reason: String) { stopReason = stopReason ?? reason }
-    func count(started n: Int = 1) { started += n }
 
     func finish(_ entry: BatchRecord) {
         summary.count(entry.status)
@@ -79,7 +77,7 @@ actor BatchTracker {
         s.wallSeconds = seconds(since: start)
         if let stopReason {
             s.stopped = stopReason
-            s.notStarted = images - started
+            s.notStarted = images - imagesDone   // every image started was recorded, once the run is over
         }
         return s
     }
@@ -147,7 +145,6 @@ public struct BatchRunner<Processor: BatchProcessor>: Sendable {
                 if await tracker.stopReason != nil { break }
                 if let decided = existingOutputDecision(item) {
                     await tracker.finish(decided)
-                    await tracker.count()
                     continue
                 }
                 let weight = await memory?.clamped(memoryEstimate?(item) ?? 0) ?? 0
@@ -158,12 +155,11 @@ public struct BatchRunner<Processor: BatchProcessor>: Sendable {
                     await slots.release()
                     break
                 }
-                await tracker.count()
                 group.addTask {
                     let entry = await process(item, computeSlots: computeSlots, tracker: tracker)
                     await memory?.release(weight)
                     await slots.release()
-                    if let entry { await tracker.finish(entry) } else { await tracker.count(started: -1) }
+                    if let entry { await tracker.finish(entry) }
                 }
             }
         }
