@@ -162,6 +162,46 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
     }
 
+    /// One GPU as `enhance info` checks it: what the driver says about it, what the kernels compile to for it, and
+    /// whether its context starts and with how much free memory; `problem` says why `--device cuda:N` cannot use it.
+    public struct DeviceCheck: Sendable {
+        public var info: CUDADeviceInfo
+        /// "sm_90 cubin", or "PTX for compute_90 (the driver compiles it)" for a GPU newer than this NVRTC.
+        public var kernels: String?
+        /// Free device memory once its context started (other processes' use, and this context's, subtracted).
+        public var freeMemoryBytes: Int?
+        /// Why the kernels cannot be built for it (an architecture older than every one this NVRTC knows).
+        public var kernelProblem: String?
+        /// The driver's error when its context would not start.
+        public var startError: String?
+        /// Why the GPU cannot be used ("would not start: …" or the kernels' architecture range); nil when it can.
+        public var problem: String? { kernelProblem ?? startError.map { "would not start: \($0)" } }
+        /// `problem` naming the device, as `--device cuda:N` says it.
+        public var reason: String? {
+            kernelProblem.map { "device cuda:\(info.ordinal): \($0)" } ?? startError.map { "device cuda:\(info.ordinal) would not start: \($0)" }
+        }
+    }
+
+    /// Every GPU the driver shows (after CUDA_VISIBLE_DEVICES), each checked as `--device cuda:N` would start it:
+    /// the kernels' target, then its context (started and released again; on a GPU that costs a fraction of a
+    /// second). Throws `unsupported` with the loader's or the driver's reason when CUDA itself is unavailable.
+    public static func checkDevices() throws -> [DeviceCheck] {
+        let lib = try CUDALibrary.shared.get()
+        return try (0..<lib.deviceCount()).map { ordinal in
+            var c = DeviceCheck(info: try lib.device(ordinal))
+            do {
+                let t = try CUDAKernels.target(library: lib, device: c.info)
+                c.kernels = t.ptx ? "PTX for \(t.arch) (the driver compiles it)" : "\(t.arch) cubin"
+                c.freeMemoryBytes = try lib.startContext(ordinal).freeBytes
+            } catch let TensorError.unsupported(_, message) {
+                c.kernelProblem = message
+            } catch {
+                c.startError = "\(error)"
+            }
+            return c
+        }
+    }
+
     /// The message of a load error without its op prefix ("CUDA unavailable: …").
     public static func reason(_ e: Error) -> String {
         if case let TensorError.unsupported(_, m) = e { return m }

@@ -65,6 +65,51 @@ import TestSupport
         #expect((json["devices"] as? String)?.contains("cuda (Enhance host emulator") == true, "\(json["devices"] ?? "")")
     }
 
+    /// `info` starts each GPU's context as `--device cuda:N` would, so a GPU the driver lists but that will not start
+    /// (busy in exclusive-process mode: `ENH_EMU_CTX_FAILS`) or whose kernels cannot be built (an NVRTC that knows
+    /// only newer architectures) is shown as unusable with the reason, and a usable one with its free memory and
+    /// kernel target (PTX when NVRTC predates it).
+    @Test func infoChecksThatEachGPUStarts() throws {
+        func info(_ env: [String: String]) throws -> (json: [String: Any], cuda: [String: Any], gpus: [[String: Any]], text: String) {
+            let environment = try Self.emulatorEnvironment(env)
+            let j = try EnhanceBinary.run(["info", "--json"], environment: environment)
+            try #require(j.status == 0, "\(j.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any])
+            let cuda = try #require(json["cuda"] as? [String: Any])
+            let t = try EnhanceBinary.run(["info"], environment: environment)
+            try #require(t.status == 0, "\(t.stderr)")
+            return (json, cuda, cuda["gpus"] as? [[String: Any]] ?? [], t.stdout)
+        }
+        // two GPUs, the second busy: cuda (cuda:0) is available, cuda:1 is listed as unusable, saying why
+        let busy = try info(["ENH_EMU_DEVICES": "2", "ENH_EMU_CTX_FAILS": "1:46", "ENH_EMU_MEMORY": "1G"])
+        #expect(busy.cuda["available"] as? Bool == true, "\(busy.cuda)")
+        #expect(busy.gpus.map { $0["usable"] as? Bool } == [true, false], "\(busy.gpus)")
+        #expect(busy.gpus[0]["kernels"] as? String == "sm_90 cubin")
+        let free = try #require(busy.gpus[0]["memory_free_bytes"] as? Int)
+        #expect(free > 0 && free <= 1 << 30, "\(free)")
+        #expect(busy.gpus[1]["memory_free_bytes"] == nil)
+        let problem = try #require(busy.gpus[1]["problem"] as? String)
+        #expect(problem.hasPrefix("would not start: ") && problem.contains("CUDA_ERROR_DEVICE_UNAVAILABLE (46)"), "\(problem)")
+        let line = try #require(busy.text.split(separator: "\n").first { $0.hasPrefix("gpus:") })
+        #expect(line.contains("cuda:0 Enhance host emulator (sm_90, ") && line.contains(" MiB free), kernels sm_90 cubin"), "\(line)")
+        #expect(line.contains("cuda:1 Enhance host emulator #1 (sm_90, ") && line.contains("): would not start: "), "\(line)")
+
+        // the only GPU busy: cuda is unavailable, in the JSON and on the devices line, with the driver's error
+        let none = try info(["ENH_EMU_CTX_FAILS": "46"])
+        #expect(none.cuda["available"] as? Bool == false)
+        let reason = try #require(none.cuda["reason"] as? String)
+        #expect(reason.hasPrefix("device cuda:0 would not start: ") && reason.contains("CUDA_ERROR_DEVICE_UNAVAILABLE (46)"), "\(reason)")
+        #expect((none.json["devices"] as? String)?.contains("cuda (unavailable: device cuda:0 would not start: ") == true, "\(none.json["devices"] ?? "")")
+
+        // NVRTC older than the GPU: PTX; newer than every architecture it knows: unusable, naming the range
+        let ptx = try info(["ENH_EMU_NVRTC_ARCHS": "75,80,86"])
+        #expect(ptx.cuda["available"] as? Bool == true)
+        #expect(ptx.gpus.first?["kernels"] as? String == "PTX for compute_86 (the driver compiles it)", "\(ptx.gpus)")
+        let old = try info(["ENH_EMU_NVRTC_ARCHS": "100,120"])
+        #expect(old.cuda["available"] as? Bool == false)
+        #expect((old.cuda["reason"] as? String)?.contains("device cuda:0: NVRTC 13.0 compiles for sm_100…sm_120; Enhance host emulator is sm_90") == true, "\(old.cuda)")
+    }
+
     @Test func aDriverWithoutDevicesIsAOneLineError() throws {
         let c = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x2")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("cuda-nodev-\(UUID().uuidString)")

@@ -738,8 +738,12 @@ CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev) {
     if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
     if (!pctx) return CUDA_ERROR_INVALID_VALUE;
     // ENH_EMU_CTX_FAILS=46: the context will not start (46: CUDA_ERROR_DEVICE_UNAVAILABLE, another process holds the
-    // GPU in exclusive-process mode; 2: out of memory), though the driver lists the device
-    if (const char *e = getenv("ENH_EMU_CTX_FAILS")) return (CUresult)atoi(e);
+    // GPU in exclusive-process mode; 2: out of memory), though the driver lists the device; D:46: device D only
+    if (const char *e = getenv("ENH_EMU_CTX_FAILS")) {
+        int d = -1, code = 0;
+        if (sscanf(e, "%d:%d", &d, &code) == 2) { if (d == dev) return (CUresult)code; }
+        else return (CUresult)atoi(e);
+    }
     primary_refs[dev]++;
     *pctx = &primary_contexts[dev];
     publish_used();
