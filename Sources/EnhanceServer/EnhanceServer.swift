@@ -112,6 +112,12 @@ public final class EnhanceServer: Sendable {
 
     // MARK: routes
 
+    /// Every route `makeRouter` serves and its method (docs/openapi.yaml's `paths`; `OpenAPIDocumentTests` holds the
+    /// three equal): unknown paths are `404 not_found`, a known path with another method `405 method_not_allowed`.
+    public static let routes: [String: HTTPRequest.Method] =
+        ["/": .get, "/healthz": .get, "/readyz": .get, "/metrics": .get, "/v1/models": .get]
+            .merging(Operation.allCases.map { ("/v1/\($0.rawValue)", .post) }) { $1 }
+
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: APIErrorMiddleware(metrics: metrics))
@@ -127,9 +133,9 @@ public final class EnhanceServer: Sendable {
         router.get("/readyz") { [state, cache] _, _ -> Response in
             switch state.readiness {
             case .ready: return json(ReadyBody(status: "ready", loaded: cache.loadedNames))
-            case .loading: return APIError(.serviceUnavailable, "not_ready", "loading models").response()
-            case .failed(let m): return APIError(.serviceUnavailable, "not_ready", "a preloaded model failed to load: \(m)").response()
-            case .draining: return APIError(.serviceUnavailable, "draining", "the server is shutting down").response()
+            case .loading: return APIError(.notReady, "loading models").response()
+            case .failed(let m): return APIError(.notReady, "a preloaded model failed to load: \(m)").response()
+            case .draining: return APIError(.draining, "the server is shutting down").response()
             case .lost(let e): return APIError.from(e).response()
             }
         }
@@ -155,7 +161,7 @@ public final class EnhanceServer: Sendable {
         }
         if state.isDraining {
             metrics.rejected("draining")
-            throw APIError(.serviceUnavailable, "draining", "the server is shutting down")
+            throw APIError(.draining, "the server is shutting down")
         }
         let query = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
         let params = try JobParameters.parse(op, query: query, maxMemory: configuration.maxMemory) { [factory] name in
@@ -173,7 +179,7 @@ public final class EnhanceServer: Sendable {
             }
             guard info.width * info.height <= configuration.maxPixels else {
                 metrics.rejected("too_many_pixels")
-                throw APIError(.contentTooLarge, "too_many_pixels", "the image is \(info.width)×\(info.height) = \(info.width * info.height) pixels, over the server's limit of \(configuration.maxPixels)")
+                throw APIError(.tooManyPixels, "the image is \(info.width)×\(info.height) = \(info.width * info.height) pixels, over the server's limit of \(configuration.maxPixels)")
             }
             let result: JobResult
             do { result = try await withTimeout(timeout) { [jobs] in try await jobs.run(params, upload: bytes, info: info) } }
@@ -200,7 +206,7 @@ public final class EnhanceServer: Sendable {
         }
         guard total <= limit else {
             metrics.rejected("payload_too_large")
-            throw APIError(.contentTooLarge, "payload_too_large", "the body is larger than the upload limit of \(limit) bytes")
+            throw APIError(.payloadTooLarge, "the body is larger than the upload limit of \(limit) bytes")
         }
         return buffer
     }
@@ -212,7 +218,7 @@ public final class EnhanceServer: Sendable {
             return Array(raw.readableBytesView)
         case "multipart/form-data":
             guard let boundary = multipartBoundary(contentType) else {
-                throw APIError(.badRequest, "bad_image", "multipart/form-data without a boundary")
+                throw APIError(.badImage, "multipart/form-data without a boundary")
             }
             let parser = MultipartParser(boundary: boundary)
             var parts: [(headers: [String: String], body: [UInt8])] = []
@@ -221,14 +227,14 @@ public final class EnhanceServer: Sendable {
             parser.onBody = { buf in data.append(contentsOf: buf.readableBytesView) }
             parser.onPartComplete = { parts.append((headers, data)); headers = [:]; data = [] }
             do { try parser.execute(raw) } catch {
-                throw APIError(.badRequest, "bad_image", "unreadable multipart/form-data body: \(error)")
+                throw APIError(.badImage, "unreadable multipart/form-data body: \(error)")
             }
             guard let part = parts.first(where: { ($0.headers["content-disposition"] ?? "").contains("name=\"image\"") }) else {
-                throw APIError(.badRequest, "bad_image", "multipart/form-data has no field named 'image'")
+                throw APIError(.badImage, "multipart/form-data has no field named 'image'")
             }
             return part.body
         default:
-            throw APIError(.unsupportedMediaType, "unsupported_media_type",
+            throw APIError(.unsupportedMediaType,
                            "Content-Type \(mediaType) is not accepted: send image/png, image/jpeg, image/webp, application/octet-stream or multipart/form-data")
         }
     }
@@ -370,8 +376,7 @@ struct DrainWatcher: Service {
 struct APIErrorMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
     let metrics: ServerMetrics
-    static let knownPaths: [String: HTTPRequest.Method] = ["/": .get, "/healthz": .get, "/readyz": .get, "/metrics": .get,
-                                                           "/v1/models": .get, "/v1/upscale": .post, "/v1/restore": .post, "/v1/chain": .post]
+    static var knownPaths: [String: HTTPRequest.Method] { EnhanceServer.routes }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -382,11 +387,11 @@ struct APIErrorMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             var e = APIError.from(error)
-            if e.status == .notFound && e.code == "not_found", let m = Self.knownPaths[path], m != request.method {
-                e = APIError(.methodNotAllowed, "method_not_allowed", "\(path) accepts \(m.rawValue) only")
+            if e.code == APIError.Code.notFound.rawValue, let m = Self.knownPaths[path], m != request.method {
+                e = APIError(.methodNotAllowed, "\(path) accepts \(m.rawValue) only")
             }
             if e.status == .internalServerError { context.logger.error("\(request.method) \(path): \(e.message)") }
-            if e.code == "timeout" { metrics.rejected("timeout") }
+            if e.code == APIError.Code.timeout.rawValue { metrics.rejected("timeout") }
             response = e.response()
             if e.status == .methodNotAllowed, let m = Self.knownPaths[path] { response.headers[.allow] = m.rawValue }
         }
@@ -419,7 +424,7 @@ func withTimeout<T: Sendable>(_ limit: Duration, _ op: @escaping @Sendable () as
                 try? await Task.sleep(for: limit)
                 if Task.isCancelled { return }
                 work.cancel()
-                once.resume(.failure(APIError(.gatewayTimeout, "timeout", "the request took longer than the server's limit of \(limit)")))
+                once.resume(.failure(APIError(.timeout, "the request took longer than the server's limit of \(limit)")))
             }
             Task {
                 let r = await work.result

@@ -260,15 +260,15 @@ final class ImageJobs: @unchecked Sendable {
             switch r {
             case .queueFull:
                 metrics.rejected("queue_full")
-                throw APIError(.serviceUnavailable, "queue_full", "the server is busy: \(admission.maxQueue) requests are already waiting; retry later",
+                throw APIError(.queueFull, "the server is busy: \(admission.maxQueue) requests are already waiting; retry later",
                                retryAfter: retryAfterSeconds())
             case let .tooLarge(needed, capacity):
                 metrics.rejected("too_large_for_memory")
-                throw APIError(.contentTooLarge, "too_large_for_memory",
+                throw APIError(.tooLargeForMemory,
                                "a \(info.width)×\(info.height) image needs about \(needed >> 20) MiB for \(p.operation.rawValue), more than the server's \(capacity >> 20) MiB memory limit")
             case .draining:
                 metrics.rejected("draining")
-                throw APIError(.serviceUnavailable, "draining", "the server is shutting down")
+                throw APIError(.draining, "the server is shutting down")
             }
         } catch is CancellationError {
             metrics.rejected("cancelled")  // the client went away (or the time ran out) while it waited

@@ -59,7 +59,7 @@ struct JobParameters: Sendable {
         var c = UpscaleConfiguration()
         let name = try q.modelName("model") ?? "RealESRGAN_x4plus"
         guard RealESRGANModelZoo.info(named: name) != nil else {
-            throw APIError(.notFound, "unknown_model", "unknown Real-ESRGAN model '\(name)'; known: \(RealESRGANModelZoo.models.map(\.name).joined(separator: ", "))")
+            throw APIError(.unknownModel, "unknown Real-ESRGAN model '\(name)'; known: \(RealESRGANModelZoo.models.map(\.name).joined(separator: ", "))")
         }
         c.model = .name(name)
         if let d = try q.double("denoise_strength", 0...1) { c.denoiseStrength = d }
@@ -82,11 +82,11 @@ struct JobParameters: Sendable {
 
     private static func restoreConfiguration(_ q: inout Query, chain: Bool, isKnownModel: (String) -> Bool) throws -> RestoreConfiguration {
         let gpen = try q.modelName("gpen") ?? "GPEN-BFR-512"
-        guard isKnownModel(gpen) else { throw APIError(.notFound, "unknown_model", "unknown GPEN model '\(gpen)'") }
+        guard isKnownModel(gpen) else { throw APIError(.unknownModel, "unknown GPEN model '\(gpen)'") }
         var c = RestoreConfiguration(gpen: gpen)
         for key in ["detector", "parser"] {
             if let n = try q.modelName(key) {
-                guard isKnownModel(n) else { throw APIError(.notFound, "unknown_model", "unknown \(key) model '\(n)'") }
+                guard isKnownModel(n) else { throw APIError(.unknownModel, "unknown \(key) model '\(n)'") }
                 if key == "detector" { c.detector = n } else { c.parser = n }
             }
         }
@@ -102,7 +102,7 @@ struct JobParameters: Sendable {
             if !["none", "bilinear"].contains(bg.lowercased()) {
                 try Query.checkName(bg, key: "bg_upsampler")
                 guard RealESRGANModelZoo.info(named: bg) != nil else {
-                    throw APIError(.notFound, "unknown_model", "unknown background upsampler '\(bg)': none, bilinear or a Real-ESRGAN model name")
+                    throw APIError(.unknownModel, "unknown background upsampler '\(bg)': none, bilinear or a Real-ESRGAN model name")
                 }
             }
             c.backgroundUpsampler = bg
