@@ -272,6 +272,12 @@ struct BenchCommand: ParsableCommand {
         let files = try ReportWriter.writeAll(report, to: outURL)
         print(ReportWriter.terminalTable(report))
         print("\nwrote " + files.joined(separator: ", "))
+        // every workload of ours failed (a lost or missing GPU, a broken build): the reports say why, the exit says so
+        let ours = report.summaries.filter { $0.peerOf == nil }
+        if !ours.isEmpty && ours.allSatisfy({ $0.medianS == nil }) {
+            FileHandle.standardError.write(Data("enhance bench: no workload of enhance produced a measurement (the ! lines say why)\n".utf8))
+            throw ExitCode(1)
+        }
     }
 
     /// What CUDA_VISIBLE_DEVICES must say for a child to see this process's CUDA device `n` alone: entry n of this

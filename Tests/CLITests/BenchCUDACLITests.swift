@@ -68,6 +68,26 @@ import TestSupport
         #expect(csv.split(separator: "\n").first?.contains("vram_process_bytes") == true)
     }
 
+    /// A GPU lost in a workload (the emulator's third kernel launch faults in every child): each run fails naming the
+    /// loss, the reports are still written, and the bench exits 1 because nothing of ours was measured.
+    @Test func aLostGPUFailsItsRowsAndTheBenchExits1() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-lost-\(UUID().uuidString)")
+        let images = dir.appendingPathComponent("images")
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try ChainAndBatchCLITests.writePhoto(images.appendingPathComponent("a.png"), size: 24, seed: 5)
+        let model = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x4/weights.pth").path
+        let r = try EnhanceBinary.run(["bench", "--device", "cuda", "--models", "upscale", "--realesrgan", model, "--images", images.path,
+                                       "--no-peers", "--no-variants", "--warmups", "0", "--runs", "1", "--out", dir.appendingPathComponent("out").path],
+                                      environment: try DeviceCLITests.emulatorEnvironment(["ENH_EMU_FAULT": "0:3"]))
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("enhance bench: no workload of enhance produced a measurement"), "\(r.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("out/bench.json"))) as? [String: Any])
+        let rows = try #require(json["rows"] as? [[String: Any]])
+        #expect(!rows.isEmpty && rows.allSatisfy { ($0["error"] as? String)?.contains("cuda:0 is lost: CUDA_ERROR_ILLEGAL_ADDRESS (700)") == true }, "\(rows)")
+        #expect(r.stdout.contains("! ") && r.stdout.contains("exit status 69"), "\(r.stdout)")
+    }
+
     /// NVML orders GPUs by PCI bus and ignores CUDA_VISIBLE_DEVICES, so the bench finds the GPU its children use (CUDA's
     /// device 0) by bus. Two emulated GPUs in reversed CUDA order (what CUDA_VISIBLE_DEVICES=1,0 does): the children run
     /// on physical GPU 1, and the process layer is that GPU's memory — NVML's device 0, which an index would pick,
