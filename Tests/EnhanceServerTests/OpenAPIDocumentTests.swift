@@ -13,22 +13,13 @@ import TestSupport
     /// The document as JSON objects, parsed by PyYAML's safe loader: the first `python3` on the PATH that has it, else
     /// Debian's (python3-yaml, installed by scripts/setup).
     static func load() throws -> [String: Any] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
         let parse = "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout, default=str)"
-        p.arguments = ["-c", """
+        let r = try EnhanceBinary.run(executable: URL(fileURLWithPath: "/bin/sh"), ["-c", """
             for py in python3 /usr/bin/python3; do "$py" -c 'import yaml' 2>/dev/null && exec "$py" -c '\(parse)' "$1"; done
             echo 'no python3 with PyYAML here' >&2; exit 3
-            """, "sh", document.path]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "\(document.path) does not parse as YAML (or python3-yaml is missing: scripts/setup installs it):\n\(message)")
-        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            """, "sh", document.path])
+        try #require(r.status == 0, "\(document.path) does not parse as YAML (or python3-yaml is missing: scripts/setup installs it):\n\(r.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
     }
 
     /// `code` → status from a text listing codes in backticks, each group followed by its status: "`a`, `b` (400); `c` (404, …)".

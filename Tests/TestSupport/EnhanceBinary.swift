@@ -16,8 +16,13 @@ public enum EnhanceBinary {
     public struct Result: Sendable { public var status: Int32; public var stdout: String; public var stderr: String }
 
     public static func run(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil) throws -> Result {
+        try run(executable: url, arguments, environment: environment, directory: directory)
+    }
+
+    /// Runs another program the same way (the caller's environment plus `environment`; stdout and stderr captured).
+    public static func run(executable: URL, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = url
+        process.executableURL = executable
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
         var env = ProcessInfo.processInfo.environment

@@ -204,6 +204,46 @@ def make_input(path, shape, low, high, seed):
     return path
 
 
+def _image_io():
+    """scripts/bench/peers/torch_peer.py's imread/imwrite (cv2, else Pillow, else numpy + zlib; no torch import)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "peers"))
+    import torch_peer
+    return torch_peer
+
+
+def crop_photo(src, dst, y0, x0, h, w):
+    """A crop of a photo written as PNG (the 8-bit image parity's inputs); reused when already there."""
+    import numpy as np
+    if os.path.exists(dst):
+        return dst
+    io = _image_io()
+    img = io.imread(src)[y0:y0 + h, x0:x0 + w]
+    if img.shape[:2] != (h, w):
+        raise ValueError(f"{src}: crop {h}x{w} at ({y0}, {x0}) leaves the image ({img.shape[0]}x{img.shape[1]})")
+    tmp = dst + ".tmp.png"
+    io.imwrite(tmp, np.ascontiguousarray(img))
+    os.replace(tmp, dst)
+    return dst
+
+
+def compare_images(actual, expected, steps=2):
+    """8-bit agreement of two image files: the share of pixels whose every channel is within `steps` of the
+    reference (the issue: fp16 within 2 steps on ≥ 99 % of pixels), the largest and mean channel difference and
+    PSNR in dB. Sizes must agree."""
+    import numpy as np
+    io = _image_io()
+    a = np.asarray(io.imread(actual), dtype=np.int16)
+    b = np.asarray(io.imread(expected), dtype=np.int16)
+    if a.shape != b.shape:
+        return {"error": f"size {list(a.shape)} != reference {list(b.shape)}"}
+    d = np.abs(a - b)
+    mse = float((d.astype(np.float64) ** 2).mean())
+    # identical images: PSNR null (JSON has no infinity), `identical` true
+    return {"shape": list(a.shape), "steps": steps, "within_steps": float((d.max(axis=2) <= steps).mean()),
+            "max_diff": int(d.max()), "mean_abs": float(d.mean()), "identical": mse == 0,
+            "psnr_db": None if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)}
+
+
 def photo_input(png, path, crop=None):
     """A PNG as RetinaFace's input: float32 NCHW BGR minus (104, 117, 123), optionally cropped (y0, x0, h, w)."""
     import numpy as np
@@ -447,6 +487,9 @@ if __name__ == "__main__":
     elif len(sys.argv) in (4, 8) and sys.argv[1] == "photo":
         # `devlib.py photo PNG PATH [Y0 X0 H W]`: a photo as RetinaFace's input (BGR minus the mean, NCHW)
         print(photo_input(sys.argv[2], sys.argv[3], tuple(map(int, sys.argv[4:8])) if len(sys.argv) == 8 else None))
+    elif len(sys.argv) == 8 and sys.argv[1] == "crop":
+        # `devlib.py crop SRC DST Y0 X0 H W`: a PNG crop of a photo
+        print(crop_photo(sys.argv[2], sys.argv[3], *map(int, sys.argv[4:8])))
     elif len(sys.argv) >= 6 and sys.argv[1] == "renoise":
         # `devlib.py renoise SRC DST SEED KEY...`
         print(renoise_safetensors(sys.argv[2], sys.argv[3], sys.argv[5:], int(sys.argv[4])))
