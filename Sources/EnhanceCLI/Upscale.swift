@@ -25,7 +25,7 @@ struct Upscale: AsyncParsableCommand {
         abstract: "Upscale images with Real-ESRGAN (RRDBNet or SRVGGNetCompact).",
         discussion: """
         Follows upstream's inference_realesrgan.py: same model names, same flags (-n, -s, -t, --tile-pad, --pre-pad, \
-        -dn, --suffix, --ext), same RealESRGANer arithmetic. Differences: --outscale defaults to the model's own scale \
+        -dn, --suffix, --ext, -g, --fp32), same RealESRGANer arithmetic. Differences: --outscale defaults to the model's own scale \
         (upstream defaults to 4, which makes x2plus resize its 2× result to 4×); --alpha-upsampler works (upstream \
         parses it but never uses it) and `bicubic` really is bicubic (upstream's runs bilinear; ask for `bilinear` \
         to get that); --max-memory picks the tile size; EXIF orientation is applied on input.

@@ -31,7 +31,7 @@ import TestSupport
             #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("o-\(device)/a_out.png").path))
         }
         let both = try EnhanceBinary.run(["upscale", "a.png", "--device", "cpu", "--backend", "reference"])
-        #expect(both.status == 64 && both.stderr.contains("--device or --backend"), "\(both.stderr)")
+        #expect(both.status == 64 && both.stderr.contains("give one of --device, -g/--gpu-id and --backend"), "\(both.stderr)")
         // NHWC is a GPU layout: asking the CPU for it is the same one-line unsupported error, and nothing is written
         let nhwc = try EnhanceBinary.run(["upscale", dir.appendingPathComponent("a.png").path, "-m", model, "--device", "cpu",
                                           "--layout", "nhwc", "-o", dir.appendingPathComponent("o-nhwc").path])
@@ -322,6 +322,37 @@ import TestSupport
     /// An NVRTC that predates the GPU (the emulator's `ENH_EMU_NVRTC_ARCHS=75,80,86` beside its sm_90 device): the
     /// kernels go to PTX for compute_86, which the driver JIT-compiles, the report says so, and the image equals the
     /// usual run's. A GPU older than every architecture the NVRTC knows: the one-line unavailable error (69).
+    /// Real-ESRGAN's `-g/--gpu-id N` (and realesrgan-ncnn-vulkan's `-g`, `-1` = the CPU) pick the device as `--device`
+    /// does, and its `--fp32` is accepted (fp32 is already the default). Two emulated GPUs, the first busy
+    /// (`ENH_EMU_CTX_FAILS=0:46`): `-g 1` runs on the second with `--device cuda:1`'s bytes, `-g 0` is the one-line
+    /// unavailable error; `-g -1` gives `--device cpu`'s bytes; contradicting flags are usage errors.
+    @Test func realESRGANsGPUIdAndFP32FlagsPickTheDevice() throws {
+        let (dir, photo) = try Self.onePhoto("gpu-id", size: 24, seed: 4)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let env = try Self.emulatorEnvironment(["ENH_EMU_DEVICES": "2", "ENH_EMU_CTX_FAILS": "0:46"])
+        func upscale(_ out: String, _ flags: [String]) throws -> (EnhanceBinary.Result, Data?) {
+            let o = dir.appendingPathComponent(out)
+            let r = try EnhanceBinary.run(["upscale", photo.path, "-m", Self.srvggX2, "-o", o.path, "--quiet"] + flags, environment: env)
+            return (r, try? Data(contentsOf: o.appendingPathComponent("p_out.png")))
+        }
+        let (d1, cuda1) = try upscale("device1", ["--device", "cuda:1"])
+        try #require(d1.status == 0 && cuda1 != nil, "\(d1.stderr)")
+        let (g1, gpu1) = try upscale("g1", ["-g", "1"])
+        #expect(g1.status == 0 && gpu1 == cuda1, "\(g1.stderr)")
+        let (long, gpuLong) = try upscale("gpu-id", ["--gpu-id", "1", "--fp32"])
+        #expect(long.status == 0 && gpuLong == cuda1, "\(long.stderr)")
+        let (g0, none) = try upscale("g0", ["-g", "0"])
+        #expect(g0.status == 69 && none == nil && g0.stderr.contains("device cuda:0 would not start"), "\(g0.stderr)")
+        let (cpu, cpuBytes) = try upscale("cpu", ["--device", "cpu"])
+        try #require(cpu.status == 0 && cpuBytes != nil, "\(cpu.stderr)")
+        let (minus1, minus1Bytes) = try upscale("g-1", ["-g", "-1"])
+        #expect(minus1.status == 0 && minus1Bytes == cpuBytes, "\(minus1.stderr)")
+        for flags in [["-g", "0", "--device", "cpu"], ["--fp32", "--precision", "fp16"], ["-g", "x"], ["-g", "0,0"]] {
+            let (r, out) = try upscale("bad", flags)
+            #expect(r.status == 64 && out == nil, "\(flags): \(r.status) \(r.stderr)")
+        }
+    }
+
     @Test func anNVRTCThatPredatesTheGPUCompilesToPTX() throws {
         let (dir, photo) = try Self.onePhoto("gpu-ptx", size: 24, seed: 3)
         defer { try? FileManager.default.removeItem(at: dir) }

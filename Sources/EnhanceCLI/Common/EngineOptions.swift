@@ -51,11 +51,26 @@ struct DeviceArgument: ExpressibleByArgument, Sendable, Equatable {
 }
 extension EngineConfiguration.Layout: ExpressibleByArgument {}
 
+/// `-g/--gpu-id`: a GPU ordinal (`0`), a list (`0,1`) or `-1` for the CPU, as Real-ESRGAN and realesrgan-ncnn-vulkan
+/// spell it; the same devices as `--device cuda:N` / `cuda:N,M` / `cpu`.
+struct GPUIDArgument: ExpressibleByArgument, Sendable {
+    let device: DeviceArgument
+
+    init?(argument: String) {
+        guard let d = DeviceArgument(argument: argument == "-1" ? "cpu" : "cuda:" + argument) else { return nil }
+        device = d
+    }
+}
+
 /// Engine flags shared by the model commands: `--device`, `--backend`, `--threads`, `--no-winograd`, `--precision`,
 /// `--verbose`.
 struct EngineOptions: ParsableArguments {
     @Option(help: "Compute device: auto (default: cuda when an NVIDIA GPU with the driver, cuDNN 9 and NVRTC 13 can be used here, else cpu), cpu (oneDNN), reference (plain Swift, slow; for parity checks), cuda (the first GPU), cuda:N (GPU N in CUDA's order after CUDA_VISIBLE_DEVICES; `enhance info` lists them) or, for upscale, restore and chain, cuda:N,M,… (the models on each of those GPUs, the images spread over them). `enhance info` says why a device is unavailable; cuDNN/NVRTC are looked up in ENHANCE_CUDA_LIBS (colon-separated folders, e.g. a PyTorch venv's site-packages/nvidia/{cudnn,cu13}/lib), then system folders.")
     var device: DeviceArgument?
+
+    @Option(name: [.customShort("g"), .customLong("gpu-id")], parsing: .unconditional,
+            help: "Real-ESRGAN's -g/--gpu-id and realesrgan-ncnn-vulkan's -g: N is --device cuda:N, N,M,… is cuda:N,M,…, -1 is the CPU.")
+    var gpuID: GPUIDArgument?
 
     @Option(help: "Older spelling of --device: dnnl (= cpu) or reference.")
     var backend: BackendKind?
@@ -68,6 +83,9 @@ struct EngineOptions: ParsableArguments {
 
     @Option(help: "Compute precision: fp32 (default; on cuda with TF32 off), tf32 (cuda: TF32 tensor cores in convolutions, PyTorch's default), fp16 (cuda: half storage, float accumulation), bf16 (cpu: bf16 convolution inputs and weights, f32 accumulation, every other op in f32; needs avx512_bf16 or AMX, e.g. AMD Zen 4 or Intel Sapphire Rapids; on other AVX-512 CPUs ENHANCE_BF16_EMULATION=1 runs oneDNN's slower emulation for accuracy checks).")
     var precision: PrecisionKind = .fp32
+
+    @Flag(help: "Real-ESRGAN's --fp32 (its GPU default is fp16): compute in fp32, which is already the default here.")
+    var fp32 = false
 
     @Flag(help: "cuda: time cuDNN's convolution algorithms once per shape and keep the fastest (PyTorch's cudnn.benchmark=True); default: cuDNN's heuristics.")
     var cudnnBenchmark = false
@@ -83,17 +101,23 @@ struct EngineOptions: ParsableArguments {
 
     func validate() throws {
         if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024, got \(t)") }
-        if device != nil && backend != nil { throw ValidationError("give --device or --backend, not both") }
+        if [device != nil, gpuID != nil, backend != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("give one of --device, -g/--gpu-id and --backend")
+        }
+        if fp32 && precision != .fp32 { throw ValidationError("--fp32 and --precision \(precision.rawValue) contradict each other") }
     }
+
+    /// `--device`, or what `-g/--gpu-id` names.
+    var chosenDevice: DeviceArgument? { device ?? gpuID?.device }
 
     /// One configuration per GPU of `--device cuda:N,M,…` (else just `configuration`).
     var configurations: [EngineConfiguration] {
-        (device?.ordinals ?? [0]).map { n in var c = configuration; c.deviceOrdinal = n; return c }
+        (chosenDevice?.ordinals ?? [0]).map { n in var c = configuration; c.deviceOrdinal = n; return c }
     }
 
     /// Commands that run on one device refuse a list of GPUs (usage error).
     func requireOneDevice(_ command: String) throws {
-        if let d = device, d.ordinals.count > 1 {
+        if let d = chosenDevice, d.ordinals.count > 1 {
             throw ValidationError("--device \(d.defaultValueDescription): \(command) runs on one GPU (upscale, restore and chain spread a folder over several); give cuda:N")
         }
     }
@@ -101,8 +125,8 @@ struct EngineOptions: ParsableArguments {
     /// The typed engine configuration (with `--verbose`, engine decisions go to stderr).
     var configuration: EngineConfiguration {
         var e = EngineConfiguration()
-        e.device = device?.device ?? (backend == .reference ? .reference : backend == .dnnl ? .cpu : .auto)
-        e.deviceOrdinal = device?.ordinal ?? 0
+        e.device = chosenDevice?.device ?? (backend == .reference ? .reference : backend == .dnnl ? .cpu : .auto)
+        e.deviceOrdinal = chosenDevice?.ordinal ?? 0
         e.threads = threads
         e.winograd = !noWinograd
         e.precision = EngineConfiguration.Precision(rawValue: precision.rawValue) ?? .fp32
