@@ -283,6 +283,13 @@ extension CUDABackend {
                 notePlan(plan, layer, x: xs, out: out, op: op)
             } catch {
                 guard let firstError, !isDeviceLoss(error) else { throw error }
+                if (error as? TensorError)?.isAllocationFailure == true {
+                    // the last offer did not fit the device's memory either: memory is the problem, not cuDNN, and the
+                    // caller may go on with a smaller tile or face batch; this shape starts from cuDNN's first offer
+                    // again next time (it was walked down only for want of memory)
+                    plan.chosen = 0
+                    throw error
+                }
                 let tried = plan.candidates.map { String($0.algorithm) }.joined(separator: ", ")
                 throw TensorError.unsupported(op: op, message: "cuDNN refused every algorithm it offered for input [\(xs.0),\(xs.1),\(xs.2),\(xs.3)] (\(tried)); the first: \(firstError)")
             }

@@ -66,12 +66,15 @@ struct Upscale: AsyncParsableCommand {
             }
             let options = try model.upscaleOptions(), factory = models.factory, encoding = out.encoding
             o = options
-            devices = try engine.processors("upscale", imageBatch: batch.imageBatch, replays: { [$0.upscaler.replay] }) { backend, _ in
+            // the first device's model, for what was loaded from where (the same network the processor holds: loading
+            // it again for the "model:" line kept a second copy of the weights for the whole run)
+            let firstLoaded = FirstValue<LoadedSuperResolutionModel>()
+            devices = try engine.processors("upscale", imageBatch: batch.imageBatch, replays: { [$0.upscaler.replay] }) { backend, say in
                 let loaded = try factory.loadSuperResolution(config, backend: backend)
+                if say { firstLoaded.offer(loaded) }
                 return UpscaleProcessor(upscaler: try Upscaler(network: loaded.network, options: options), encoding: encoding)
             }
-            // the first device's model (cached), for what was loaded from where
-            first = try factory.loadSuperResolution(config, backend: devices.first.upscaler.network.backend)
+            first = try firstLoaded.value ?? factory.loadSuperResolution(config, backend: devices.first.upscaler.network.backend)
         } catch let e as ExitCode {
             throw e
         } catch {

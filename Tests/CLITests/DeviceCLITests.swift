@@ -353,6 +353,44 @@ import TestSupport
         }
     }
 
+    /// `upscale` holds one copy of its model: the weights on the GPU are the network's parameters once (it loaded the
+    /// model a second time for its "model:" line and kept both for the whole run: twice the weights in VRAM).
+    @Test func upscaleHoldsOneCopyOfItsWeights() throws {
+        let (dir, photo) = try Self.onePhoto("one-copy", size: 24, seed: 4)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try EnhanceBinary.run(["upscale", photo.path, "-m", Self.srvggX2, "-o", dir.appendingPathComponent("o").path,
+                                       "--device", "cuda", "--json"], environment: try Self.emulatorEnvironment())
+        #expect(r.status == 0, "\(r.stderr)")
+        let line = try #require(r.stdout.split(separator: "\n").first { $0.contains("\"event\":\"file\"") }, "\(r.stdout)")
+        let record = try #require((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["record"] as? [String: Any])
+        let memory = try #require(record["memory"] as? [String: Any], "\(record)")
+        // 2884 fp32 parameters (11 536 B) plus a few prepared vectors; two copies were 23 680 B
+        let weights = try #require(memory["weights_bytes"] as? Int, "\(memory)")
+        #expect(weights >= 2884 * 4 && weights < 2 * 2884 * 4, "srvgg_prelu_x2 has 2884 fp32 parameters: \(memory)")
+    }
+
+    /// `--device auto` loads the models on the CPU when they do not fit the GPU's free memory (said on stderr), with the
+    /// CPU's bytes; `--device cuda` keeps the out-of-memory error. Emulated GPU of 8 KiB: the 11.5 KB of weights do not fit.
+    @Test func autoLoadsOnTheCPUWhenTheModelsDoNotFitTheGPU() throws {
+        let (dir, photo) = try Self.onePhoto("auto-oom", size: 24, seed: 4)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let env = try Self.emulatorEnvironment(["ENH_EMU_MEMORY": "8K"])
+        func upscale(_ out: String, _ device: String) throws -> EnhanceBinary.Result {
+            try EnhanceBinary.run(["upscale", photo.path, "-m", Self.srvggX2, "-o", dir.appendingPathComponent(out).path, "--device", device],
+                                  environment: env)
+        }
+        let cpu = try upscale("cpu", "cpu")
+        try #require(cpu.status == 0, "\(cpu.stderr)")
+        let auto = try upscale("auto", "auto")
+        #expect(auto.status == 0, "\(auto.stderr)")
+        #expect(auto.stderr.contains("enhance: --device auto: the models do not fit cuda:0 (") && auto.stderr.contains("running on the CPU"), "\(auto.stderr)")
+        #expect(auto.stderr.contains("on oneDNN"), "\(auto.stderr)")
+        #expect(try Data(contentsOf: dir.appendingPathComponent("auto/p_out.png")) == Data(contentsOf: dir.appendingPathComponent("cpu/p_out.png")))
+        let cuda = try upscale("cuda", "cuda")
+        #expect(cuda.status == 2 && cuda.stderr.contains("cuda:0 is out of memory"), "\(cuda.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("cuda/p_out.png").path))
+    }
+
     @Test func anNVRTCThatPredatesTheGPUCompilesToPTX() throws {
         let (dir, photo) = try Self.onePhoto("gpu-ptx", size: 24, seed: 3)
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BackendCUDA
 import BackendDNNL
 import EnhanceKit
 import Foundation
@@ -165,8 +166,7 @@ struct EngineOptions: ParsableArguments {
         var members: [(name: String, processor: FallbackProcessor<P>)] = [], forwards: [ReplayedForward] = [], names: [String] = []
         let diagnostics = configuration.diagnostics
         for c in configurations {
-            let backend = try makeBackend(c)
-            let p = try make(backend, members.isEmpty)
+            let (backend, p) = try load(c, say: members.isEmpty, make)
             try enableGraphReplay(command, replays(p), imageBatch: imageBatch)
             let name = c.device == .cuda ? "cuda:\(c.deviceOrdinal)" : backend.name
             var fallback: (@Sendable () throws -> P)?
@@ -185,6 +185,23 @@ struct EngineOptions: ParsableArguments {
         return DeviceProcessors(pool: DevicePoolProcessor(members), replays: forwards, backends: names)
     }
 
+    /// The backend `c` asks for and `make`'s processor on it. With `--device auto`, models that do not fit the GPU's
+    /// free memory (other processes hold it, or the card is small) load on the CPU instead, said once on stderr — as
+    /// a GPU that will not start does (`ModelFactory.makeBackend`); `--device cuda` keeps the error.
+    private func load<P>(_ c: EngineConfiguration, say: Bool, _ make: (_ backend: any Backend, _ say: Bool) throws -> P) throws
+        -> (any Backend, P) {
+        let backend = try makeBackend(c)
+        do {
+            return (backend, try make(backend, say))
+        } catch let e as TensorError where e.isAllocationFailure && c.device == .auto && backend is CUDABackend {
+            c.warnings?("--device auto: the models do not fit cuda:\(c.deviceOrdinal) (\(e)); running on the CPU")
+            var cpu = c
+            cpu.device = .cpu
+            let b = try makeBackend(cpu)
+            return (b, try make(b, say))
+        }
+    }
+
     /// Creates the chosen backend. A device this build or machine cannot provide is one line on stderr and exit
     /// status 69 (EX_UNAVAILABLE), whichever command asked.
     func makeBackend(_ c: EngineConfiguration? = nil) throws -> any Backend {
@@ -194,6 +211,16 @@ struct EngineOptions: ParsableArguments {
             throw ExitCode(69)
         }
     }
+}
+
+/// The first value offered from builder closures that may run on several threads (the first device's loaded model).
+final class FirstValue<T: Sendable>: @unchecked Sendable {
+    // SAFETY: `stored` is read and written under `lock`.
+    private let lock = NSLock()
+    private var stored: T?
+
+    func offer(_ v: T) { lock.withLock { if stored == nil { stored = v } } }
+    var value: T? { lock.withLock { stored } }
 }
 
 /// A byte size on the command line (`2G`, `512M`, `1.5GiB`; powers of 1024), parsed by `ByteSize`.
