@@ -8,7 +8,7 @@ OUT_DIR/device-check.json and OUT_DIR/summary.md. The table has, per workload an
 seconds, allocated / reserved / process VRAM in MiB, instances per 24 GiB card and per the card in use
 (floor(card total / process peak)), the speed ratio against PyTorch eager at the same precision (the faster eager
 variant of that precision: PyTorch median / ours) and the VRAM ratio ours-allocated / PyTorch max_memory_reserved.
-Gates (the issue's): parity, 8-bit images (real weights), ≥ 2× speed, ≤ ½ VRAM, each PASS / FAIL / NOT RUN. The speed and VRAM gates take, per
+Gates (the issue's): parity, 8-bit images (real weights), ≥ 2× speed, ≤ ½ VRAM, the bench's GPU table, each PASS / FAIL / NOT RUN. The speed and VRAM gates take, per
 workload and precision, our best setting (eager NCHW, NHWC, CUDA graph) against PyTorch eager's best setting, as the
 issue words it; the table keeps every pair.
 """
@@ -128,6 +128,29 @@ def gate_from(values, test, what):
     return {"status": "FAIL" if bad else "PASS", "detail": f"{len(vals) - len(bad)} of {len(vals)} pass"}
 
 
+def bench_gate(bench):
+    """The issue's "`enhance bench --device cuda --quick` runs end to end on the GPU and its table shows the study's
+    columns beside PyTorch's": a sampled GPU, workloads of ours with seconds, the three VRAM layers and instances per
+    card, and PyTorch peers with seconds."""
+    if not bench:
+        return {"status": "NOT RUN", "detail": "bench.json missing"}
+    sums = bench.get("summaries") or []
+    ours = [s for s in sums if not s.get("peer_of")]
+    peers = [s for s in sums if s.get("peer_of") and s.get("median_s") is not None]
+    complete = [s for s in ours if s.get("median_s") is not None and all((s.get("vram") or {}).get(k) is not None
+                for k in ("allocated_bytes", "reserved_bytes", "process_bytes")) and (s.get("gpu_capacity") or {}).get("study_card")]
+    missing = []
+    if not (bench.get("gpu") or {}).get("name"):
+        missing.append("no GPU sampled")
+    if not complete:
+        missing.append("no workload of ours with seconds, allocated/reserved/process VRAM and instances per card")
+    if not peers:
+        missing.append("no PyTorch peer with seconds")
+    detail = (f"{len(complete)} of {len(ours)} workloads of ours complete ({', '.join(s['workload'] for s in complete)}); "
+              f"{len(peers)} peers ({', '.join(s['workload'] for s in peers)})")
+    return {"status": "FAIL" if missing else "PASS", "detail": detail + ("; " + "; ".join(missing) if missing else "")}
+
+
 def selftest():
     """Gates and ratios on made-up GPU-like figures (no GPU needed): `summarise.py --selftest`."""
     import tempfile
@@ -153,6 +176,11 @@ def selftest():
     row("w/pytorch-eager/fp16", "pytorch-eager", "fp16", "fp16", 0.020, 500 * MIB, 800 * MIB, 1500 * MIB)
     row("w/pytorch-eager/fp16-cl", "pytorch-eager", "fp16-cl", "fp16", 0.018, 500 * MIB, 700 * MIB, 1500 * MIB)
     row("w/enhance/fp16-nhwc", "enhance", "fp16-nhwc", "fp16", 0.012, 320 * MIB, 420 * MIB, 720 * MIB)
+    full_vram = {"allocated_bytes": 1, "reserved_bytes": 2, "process_bytes": 3}
+    write_json(os.path.join(d, "bench.json"), {"gpu": {"name": "H200"}, "summaries": [
+        {"workload": "x2plus", "median_s": 0.1, "vram": full_vram, "gpu_capacity": {"study_card": 8}},
+        {"workload": "restore", "median_s": None, "vram": {}, "errors": ["exit status 69"]},
+        {"workload": "x2plus-torch", "peer_of": "x2plus", "median_s": 0.3}]})
     old = sys.argv
     sys.argv = ["summarise.py", d]
     try:
@@ -167,6 +195,12 @@ def selftest():
     by = {x["id"]: x for x in doc["table"]}
     checks = [
         (g["parity"]["status"] == "PASS", "parity PASS"),
+        (g["bench_quick"]["status"] == "PASS" and g["bench_quick"]["detail"].startswith("1 of 2 workloads of ours complete (x2plus); 1 peers"),
+         f"bench gate PASS with one complete workload and a peer: {g['bench_quick']}"),
+        (bench_gate({"gpu": {"name": "H200"}, "summaries": [{"workload": "x2plus", "median_s": 0.1, "vram": full_vram,
+                                                              "gpu_capacity": {"study_card": 8}}]})["status"] == "FAIL",
+         "bench gate FAIL without a PyTorch peer"),
+        (bench_gate(None)["status"] == "NOT RUN", "bench gate NOT RUN without bench.json"),
         (g["images_8bit"]["status"] == "PASS" and "lowest 99.9500% within 2 steps (up fp16, max diff 3)" in g["images_8bit"]["detail"],
          f"images PASS, the synthetic case not gated: {g['images_8bit']}"),
         (g["speed_2x"]["status"] == "FAIL", "speed FAIL (fp16's best pair 0.018/0.012 = 1.5)"),
@@ -247,6 +281,7 @@ def main():
                                 + (f"; lowest {worst['within_steps']:.4%} within 2 steps ({worst['case']} {worst['precision']}, "
                                    f"max diff {worst['max_diff']})" if worst else "")
                                 + (f"; failing: {'; '.join(c['case'] + ' ' + c.get('precision', '') + ' (' + str(c.get('reason') or c.get('status')) + ')' for c in bad[:6])}" if bad else "")}
+    gates["bench_quick"] = bench_gate(read_json(os.path.join(out, "bench.json")))
     # A build without --report is timed per process (start-up included): shown, but not gated.
     comparable = [p for p in pairs if p["comparable"]]
     fastest = best_per_setting(comparable, "speed_x", max)
@@ -302,7 +337,8 @@ def main():
     md.append("")
     md.append("| gate | result | detail |")
     md.append("|---|---|---|")
-    names = {"parity": "parity (fp32 ≤ 1e-4, tf32/fp16 ≤ 1e-2 rel-L2)",
+    names = {"bench_quick": "enhance bench --device cuda --quick: study's columns beside PyTorch's",
+             "parity": "parity (fp32 ≤ 1e-4, tf32/fp16 ≤ 1e-2 rel-L2)",
              "images_8bit": "8-bit images ≥ 99 % of pixels within 2 steps of the CPU (real weights)",
              "speed_2x": "speed ≥ 2× PyTorch eager, same precision",
              "vram_half": "VRAM: ours allocated ≤ ½ PyTorch reserved"}
