@@ -80,6 +80,9 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
             case .unsupported: return APIError(.invalidParameter, e.message)
             case .internal: return APIError(.internal, e.message)
             }
+        case let e as TensorError where e.isAllocationFailure:
+            // the device could not hold the image even with the smallest tile or one face per pass
+            return APIError(.tooLargeForMemory, e.description)
         case let e as TensorError where e.isDeviceLost:
             return APIError(.deviceLost, e.description)
         case is CancellationError:

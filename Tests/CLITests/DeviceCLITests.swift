@@ -290,6 +290,27 @@ import TestSupport
         #expect(none.stderr.contains("cuda:0 is out of memory (tensors, ") && none.stderr.contains("KiB free of 100.0 KiB on the GPU even with tile"), "\(none.stderr)")
     }
 
+    /// `--device auto`: an image the GPU cannot hold even with the smallest tile (100 KiB of emulated device memory,
+    /// where `--device cuda` fails it) is computed on the CPU — the CPU's bytes, the record's and the progress line's
+    /// `fallback` naming the GPU's error, a closing line counting it.
+    @Test func autoComputesOnTheCPUAnImageTheGPUCannotHold() throws {
+        let (dir, photo) = try Self.onePhoto("auto-cpu-image", size: 96, seed: 9)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func upscale(_ out: String, _ device: String) throws -> EnhanceBinary.Result {
+            try EnhanceBinary.run(["upscale", photo.path, "-m", Self.srvggX2, "-o", dir.appendingPathComponent(out).path, "--device", device],
+                                  environment: try Self.emulatorEnvironment(["ENH_EMU_MEMORY": "100K"]))
+        }
+        let cpu = try upscale("cpu", "cpu")
+        try #require(cpu.status == 0, "\(cpu.stderr)")
+        let auto = try upscale("auto", "auto")
+        #expect(auto.status == 0, "\(auto.stderr)")
+        #expect(try Data(contentsOf: dir.appendingPathComponent("auto/p_out.png")) == Data(contentsOf: dir.appendingPathComponent("cpu/p_out.png")))
+        let record = try String(contentsOf: dir.appendingPathComponent("auto/results.jsonl"), encoding: .utf8)
+        #expect(record.contains(#""fallback":"cuda:0 → cpu: allocation of "#) && record.contains("even with tile"), "\(record)")
+        #expect(auto.stderr.contains("upscale: 1 image computed again (cuda:0 → cpu): out of GPU memory even with the smallest tile or face batch"),
+                "\(auto.stderr)")
+    }
+
     /// A GPU the driver lists that will not start (the emulator's `ENH_EMU_CTX_FAILS=46`: CUDA_ERROR_DEVICE_UNAVAILABLE,
     /// as when another process holds it in exclusive-process mode): `--device auto` says why, once, and runs on the
     /// CPU (the bytes of `--device cpu`); `--device cuda` is the one-line unavailable error (69); fp16, which the CPU

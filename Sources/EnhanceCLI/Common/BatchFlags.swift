@@ -29,8 +29,8 @@ struct BatchFlags: ParsableArguments {
         if !(1...64).contains(imageBatch) { throw ValidationError("--image-batch must be 1...64, got \(imageBatch)") }
     }
 
-    /// Closing lines on stderr: how many images were computed again in fp32 after an fp16 overflow (said per file
-    /// too), and with `--image-batch` > 1 how many network runs shared a pass with another image's.
+    /// Closing lines on stderr: how many images each fallback computed again (fp32 after an fp16 overflow, the CPU
+    /// when the GPU is out of memory; said per file too), and with `--image-batch` > 1 how many network runs shared a pass with another image's.
     func report<P>(_ command: String, _ devices: DeviceProcessors<P>) {
         guard !json else { return }
         let lost = devices.pool.lostMembers
@@ -39,9 +39,8 @@ struct BatchFlags: ParsableArguments {
                 FileHandle.standardError.write(Data("\(command): \(e); its images went to the other GPUs\n".utf8))
             }
         }
-        let n = devices.fallbackCount
-        if n > 0 {
-            FileHandle.standardError.write(Data("\(command): \(n) image\(n == 1 ? "" : "s") computed again (\(EngineConfiguration.overflowFallbackName)): NaN or infinite values in the first run\n".utf8))
+        for (name, why, n) in devices.fallbackCounts {
+            FileHandle.standardError.write(Data("\(command): \(n) image\(n == 1 ? "" : "s") computed again (\(name)): \(why)\n".utf8))
         }
         guard imageBatch > 1, !quiet else { return }
         let merged = devices.replays.reduce(0) { $0 + $1.statistics.merged }

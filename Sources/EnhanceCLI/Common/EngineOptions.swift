@@ -169,16 +169,28 @@ struct EngineOptions: ParsableArguments {
             let (backend, p) = try load(c, say: members.isEmpty, make)
             try enableGraphReplay(command, replays(p), imageBatch: imageBatch)
             let name = c.device == .cuda ? "cuda:\(c.deviceOrdinal)" : backend.name
-            var fallback: (@Sendable () throws -> P)?
+            var fallbacks: [FallbackProcessor<P>.Fallback] = []
             if let twin = c.overflowFallback {
                 let at = twin.device == .cuda ? "cuda:\(twin.deviceOrdinal)" : name   // where the fallback computes
-                fallback = { @Sendable () throws -> P in
+                fallbacks.append(.overflow(name: EngineConfiguration.overflowFallbackName) { @Sendable () throws -> P in
                     let f = try make(try ModelFactory.makeBackend(twin), false)
                     diagnostics?("\(at): \(EngineConfiguration.overflowFallbackName) fallback models loaded")
                     return f
-                }
+                })
             }
-            members.append((name, FallbackProcessor(p, name: EngineConfiguration.overflowFallbackName, fallback: fallback)))
+            if c.device == .auto, backend is CUDABackend, c.precision == .fp32 {
+                // auto: an image the GPU cannot hold even with the smallest tile or one face per pass (other processes
+                // fill it) is computed on the CPU, whose models load when one first needs them
+                let cpu = { var e = c; e.device = .cpu; return e }()
+                let gpu = "cuda:\(c.deviceOrdinal)"
+                fallbacks.append(.init(name: "\(gpu) → cpu", why: "out of GPU memory even with the smallest tile or face batch",
+                                       applies: { ($0 as? TensorError)?.isAllocationFailure == true }) { @Sendable () throws -> P in
+                    let f = try make(try ModelFactory.makeBackend(cpu), false)
+                    diagnostics?("\(gpu): CPU fallback models loaded (--device auto)")
+                    return f
+                })
+            }
+            members.append((name, FallbackProcessor(p, fallbacks: fallbacks)))
             forwards += replays(p)
             names.append(backend.name)
         }
@@ -267,8 +279,16 @@ struct DeviceProcessors<P: BatchProcessor> {
     /// The first device's processor.
     var first: P { pool.members[0].processor.primary }
 
-    /// Images computed again by a fallback, over every device.
-    var fallbackCount: Int { pool.members.reduce(0) { $0 + $1.processor.fallbackCount } }
+    /// Images computed again by each fallback (by name, with why), over every device, in first-seen order.
+    var fallbackCounts: [(name: String, why: String, images: Int)] {
+        var out: [(name: String, why: String, images: Int)] = []
+        for m in pool.members {
+            for (f, n) in m.processor.fallbackCounts where n > 0 {
+                if let i = out.firstIndex(where: { $0.name == f.name }) { out[i].images += n } else { out.append((f.name, f.why, n)) }
+            }
+        }
+        return out
+    }
 }
 
 /// `--max-memory SIZE` (12G, 512M, 1.5GiB; powers of 1024).

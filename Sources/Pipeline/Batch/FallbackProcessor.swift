@@ -1,28 +1,58 @@
 import Foundation
 import TensorCore
 
-/// Runs `primary`; an image whose networks give NaN or infinite values (`TensorError.nonFinite`: an fp16 overflow)
-/// is computed again by a fallback processor — the same models another way, e.g. in fp32 on the same device — built
-/// on first need and kept for later images, and its notes say why (`fallback`, in the record and the progress line).
-/// Without a fallback (`make` nil) the error stands. Decoding and encoding are the primary's.
+/// Runs `primary`; an image it cannot compute for a reason a fallback covers is computed again by that fallback's
+/// processor — the same models another way: in fp32 on the same device after an fp16 overflow (NaN or infinite
+/// values), on the CPU when the GPU cannot hold even the smallest tile (`--device auto`) — built on first need and
+/// kept for later images; its notes say why (`fallback`, in the record and the progress line). Without a fallback
+/// that applies the error stands. Decoding and encoding are the primary's.
 public final class FallbackProcessor<P: BatchProcessor>: BatchProcessor, @unchecked Sendable {
-    // SAFETY: `fallback` is built and read under `lock`; the processors are Sendable.
-    public let primary: P
-    /// What the fallback is, for the notes ("fp16 → fp32").
-    public let name: String
-    private let make: (@Sendable () throws -> P)?
-    private let lock = NSLock()
-    private var fallback: P?
-    private var images = 0
+    // SAFETY: `built` and `counts` are read and written under `lock`; the processors are Sendable.
 
-    public init(_ primary: P, name: String, fallback make: (@Sendable () throws -> P)?) {
-        self.primary = primary
-        self.name = name
-        self.make = make
+    /// Another way to compute an image, and when it applies.
+    public struct Fallback: Sendable {
+        /// What it is, for the notes ("fp16 → fp32").
+        public let name: String
+        /// Why an image went to it, for the closing line ("NaN or infinite values in the first run").
+        public let why: String
+        /// Whether it applies to the primary's error.
+        public let applies: @Sendable (any Error) -> Bool
+        /// Builds its processor (on first need).
+        public let make: @Sendable () throws -> P
+
+        public init(name: String, why: String, applies: @escaping @Sendable (any Error) -> Bool, make: @escaping @Sendable () throws -> P) {
+            self.name = name; self.why = why; self.applies = applies; self.make = make
+        }
+
+        /// An fp16 overflow (`TensorError.nonFinite`) computed again by `make`'s processor (the models in fp32).
+        public static func overflow(name: String, make: @escaping @Sendable () throws -> P) -> Fallback {
+            Fallback(name: name, why: "NaN or infinite values in the first run",
+                     applies: { ($0 as? TensorError)?.isNonFinite == true }, make: make)
+        }
     }
 
-    /// Images computed by the fallback so far.
-    public var fallbackCount: Int { lock.withLock { images } }
+    public let primary: P
+    public let fallbacks: [Fallback]
+    private let lock = NSLock()
+    private var built: [Int: P] = [:]
+    private var counts: [Int]
+
+    public init(_ primary: P, fallbacks: [Fallback]) {
+        self.primary = primary
+        self.fallbacks = fallbacks
+        counts = Array(repeating: 0, count: fallbacks.count)
+    }
+
+    /// An fp16 overflow computed again by `make`'s processor; without `make`, no fallback.
+    public convenience init(_ primary: P, name: String, fallback make: (@Sendable () throws -> P)?) {
+        self.init(primary, fallbacks: make.map { [.overflow(name: name, make: $0)] } ?? [])
+    }
+
+    /// Images computed by each fallback so far (in `fallbacks` order).
+    public var fallbackCounts: [(fallback: Fallback, images: Int)] { lock.withLock { Array(zip(fallbacks, counts)) } }
+
+    /// Images computed by any fallback so far.
+    public var fallbackCount: Int { lock.withLock { counts.reduce(0, +) } }
 
     public func load(_ item: BatchItem, notes: inout BatchNotes) async throws -> P.Loaded {
         try await primary.load(item, notes: &notes)
@@ -31,16 +61,17 @@ public final class FallbackProcessor<P: BatchProcessor>: BatchProcessor, @unchec
     public func compute(_ loaded: P.Loaded, item: BatchItem, notes: inout BatchNotes) async throws -> P.Computed {
         do {
             return try await primary.compute(loaded, item: item, notes: &notes)
-        } catch let e as TensorError where e.isNonFinite && make != nil {
+        } catch {
+            guard let i = fallbacks.firstIndex(where: { $0.applies(error) }) else { throw error }
             let other = try lock.withLock { () throws -> P in
-                if let f = fallback { return f }
-                let f = try make!()
-                fallback = f
+                if let f = built[i] { return f }
+                let f = try fallbacks[i].make()
+                built[i] = f
                 return f
             }
-            notes.fallback = "\(name): \(e)"
+            notes.fallback = "\(fallbacks[i].name): \(error)"
             let out = try await other.compute(loaded, item: item, notes: &notes)
-            lock.withLock { images += 1 }
+            lock.withLock { counts[i] += 1 }
             return out
         }
     }

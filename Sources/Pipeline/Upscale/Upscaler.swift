@@ -357,7 +357,9 @@ public final class Upscaler: @unchecked Sendable {
                 var next = current
                 if current.width >= current.height { next.width = current.width / 2 / m * m } else { next.height = current.height / 2 / m * m }
                 guard min(next.width, next.height) >= max(m, 8) else {
-                    throw UpscaleError.memory("\(e) even with tile \(current)")
+                    // still an allocation failure (a fallback may compute the image elsewhere), naming the last tile
+                    guard case let .allocationFailed(bytes, detail) = e else { throw e }
+                    throw TensorError.allocationFailed(bytes: bytes, detail: "\(detail) even with tile \(current)")
                 }
                 tile = next
                 report.retries += 1
