@@ -56,6 +56,13 @@ public struct EngineConfiguration: Sendable, Equatable {
     }
     public static let overflowFallbackName = "fp16 → fp32"
 
+    /// The same settings on the CPU (where `--device auto` goes when the GPU will not start or cannot hold the work).
+    public var onTheCPU: EngineConfiguration {
+        var c = self
+        c.device = .cpu
+        return c
+    }
+
     public static func == (a: Self, b: Self) -> Bool {
         a.device == b.device && a.deviceOrdinal == b.deviceOrdinal && a.threads == b.threads && a.winograd == b.winograd && a.precision == b.precision
             && a.cudnnBenchmark == b.cudnnBenchmark && a.layout == b.layout

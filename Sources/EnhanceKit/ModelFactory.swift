@@ -37,9 +37,7 @@ public struct ModelFactory: Sendable {
                 let reason = (error as? EnhanceError)?.message ?? "\(error)"
                 let first = autoGaveUpOnCUDA.withLock { gaveUp -> Bool in defer { gaveUp = true }; return !gaveUp }
                 if first { engine.warnings?("--device auto: \(reason); running on the CPU") }
-                var cpu = engine
-                cpu.device = .cpu
-                do { return try makeBackend(cpu) } catch let e as EnhanceError {
+                do { return try makeBackend(engine.onTheCPU) } catch let e as EnhanceError {
                     throw EnhanceError(e.category, "--device auto: \(reason), and on the CPU: \(e.message)")
                 }
             }

@@ -181,8 +181,7 @@ struct EngineOptions: ParsableArguments {
             if c.device == .auto, backend is CUDABackend, c.precision == .fp32 {
                 // auto: an image the GPU cannot hold even with the smallest tile or one face per pass (other processes
                 // fill it) is computed on the CPU, whose models load when one first needs them
-                let cpu = { var e = c; e.device = .cpu; return e }()
-                let gpu = "cuda:\(c.deviceOrdinal)"
+                let cpu = c.onTheCPU, gpu = "cuda:\(c.deviceOrdinal)"
                 fallbacks.append(.init(name: "\(gpu) → cpu", why: "out of GPU memory even with the smallest tile or face batch",
                                        applies: { ($0 as? TensorError)?.isAllocationFailure == true }) { @Sendable () throws -> P in
                     let f = try make(try ModelFactory.makeBackend(cpu), false)
@@ -207,9 +206,7 @@ struct EngineOptions: ParsableArguments {
             return (backend, try make(backend, say))
         } catch let e as TensorError where e.isAllocationFailure && c.device == .auto && backend is CUDABackend {
             c.warnings?("--device auto: the models do not fit cuda:\(c.deviceOrdinal) (\(e)); running on the CPU")
-            var cpu = c
-            cpu.device = .cpu
-            let b = try makeBackend(cpu)
+            let b = try makeBackend(c.onTheCPU)
             return (b, try make(b, say))
         }
     }
