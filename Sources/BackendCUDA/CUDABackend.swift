@@ -60,9 +60,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let options: Options
     let lib: CUDALibrary
     let api: enh_cuda_api
-    let context: CUcontext
-    let stream: CUstream
-    let cudnn: cudnnHandle_t
+    /// The context, stream and cuDNN handle, given back when the last of this backend, its kernels and its buffers goes.
+    let handles: CUDAHandles
+    var context: CUcontext { handles.context }
+    var stream: CUstream { handles.stream }
+    var cudnn: cudnnHandle_t { handles.cudnn }
     let kernels: CUDAKernels
     /// The device in use.
     public let device: CUDADeviceInfo
@@ -122,22 +124,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
         api = lib.api
         device = try lib.device(options.device)
-        var dev: CUdevice = 0
-        try lib.check(api.cuDeviceGet!(&dev, Int32(options.device)), "cuDeviceGet")
-        var ctx: CUcontext?
-        try lib.check(api.cuDevicePrimaryCtxRetain!(&ctx, dev), "cuDevicePrimaryCtxRetain")
-        context = ctx!
-        try lib.check(api.cuCtxSetCurrent!(context), "cuCtxSetCurrent")
-        var s: CUstream?
-        try lib.check(api.cuStreamCreate!(&s, CU_STREAM_NON_BLOCKING.rawValue), "cuStreamCreate")
-        stream = s!
-        var h: cudnnHandle_t?
-        try lib.check(api.cudnnCreate!(&h), "cudnnCreate")
-        cudnn = h!
-        try lib.check(api.cudnnSetStream!(cudnn, stream), "cudnnSetStream")
-        kernels = try CUDAKernels(library: lib, device: device,
+        handles = try CUDAHandles(lib: lib, ordinal: options.device)
+        kernels = try CUDAKernels(handles: handles, device: device,
                                   cacheFolder: options.kernelCacheFolder.map { URL(fileURLWithPath: $0) } ?? CUDAKernels.defaultCacheFolder)
-        allocator = CUDAAllocator(lib: lib, device: options.device, context: context, stream: stream)
+        allocator = CUDAAllocator(device: options.device, handles: handles)
         pool = BufferPool(allocator: allocator)
         weightPool = BufferPool(allocator: allocator, countsInScopes: false)
         switch options.precision {
@@ -146,6 +136,16 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
         tensorLayout = options.layout == .nhwc ? .nhwc : .nchw
         notes.append("kernels.cu for \(device.architecture): \(kernels.origin); \(lib.versions)")
+    }
+
+    /// Frees the convolution workspaces once queued work is done; the pools give their cached memory back as they go,
+    /// and the context, stream and cuDNN handle go with the last buffer (`CUDAHandles`).
+    deinit {
+        lock.lock(); defer { lock.unlock() }
+        _ = api.cuCtxSetCurrent!(context)
+        _ = api.cuStreamSynchronize!(stream)
+        if let w = workspace { _ = api.cuMemFree!(w.pointer) }
+        for p in retiredWorkspaces { _ = api.cuMemFree!(p) }
     }
 
     /// Whether a CUDA device can be used here, and what it is or why not (for `enhance info` and the registry).
@@ -500,11 +500,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
 /// Device memory from the driver, for a `BufferPool`.
 struct CUDAAllocator: MemoryAllocator, @unchecked Sendable {
-    let lib: CUDALibrary
     /// The device's ordinal, for messages.
     let device: Int
-    let context: CUcontext
-    let stream: CUstream
+    /// Kept alive by every pool of the backend (and so by every buffer): memory goes back before the context does.
+    let handles: CUDAHandles
+    var lib: CUDALibrary { handles.lib }
+    var context: CUcontext { handles.context }
+    var stream: CUstream { handles.stream }
     var api: enh_cuda_api { lib.api }
 
     func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
@@ -541,5 +543,55 @@ struct CUDAAllocator: MemoryAllocator, @unchecked Sendable {
 
     func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
         _ = api.cuMemsetD8Async!(CUdeviceptr(UInt(bitPattern: pointer)), 0, bytes, stream)
+    }
+}
+
+/// What one backend holds of the driver: the device's primary context (retained), a stream on it and a cuDNN handle
+/// bound to that stream. Given back — handle destroyed, stream drained and destroyed, context released (the driver
+/// frees a primary context with its last release) — when the last holder goes: the backend, its kernels and, through
+/// its pools' allocator, every buffer it handed out.
+final class CUDAHandles: @unchecked Sendable {
+    // SAFETY: immutable after init; the handles are used under the backend's lock.
+    let lib: CUDALibrary
+    let device: CUdevice
+    let context: CUcontext
+    let stream: CUstream
+    let cudnn: cudnnHandle_t
+
+    init(lib: CUDALibrary, ordinal: Int) throws {
+        self.lib = lib
+        let api = lib.api
+        var dev: CUdevice = 0
+        try lib.check(api.cuDeviceGet!(&dev, Int32(ordinal)), "cuDeviceGet")
+        var ctx: CUcontext?
+        try lib.check(api.cuDevicePrimaryCtxRetain!(&ctx, dev), "cuDevicePrimaryCtxRetain")
+        var s: CUstream?, h: cudnnHandle_t?
+        do {
+            try lib.check(api.cuCtxSetCurrent!(ctx), "cuCtxSetCurrent")
+            try lib.check(api.cuStreamCreate!(&s, CU_STREAM_NON_BLOCKING.rawValue), "cuStreamCreate")
+            try lib.check(api.cudnnCreate!(&h), "cudnnCreate")
+            try lib.check(api.cudnnSetStream!(h, s), "cudnnSetStream")
+        } catch {
+            // a context that started but whose stream or cuDNN handle did not: nothing stays behind
+            if let h { _ = api.cudnnDestroy!(h) }
+            if let s { _ = api.cuStreamDestroy!(s) }
+            _ = api.cuCtxSetCurrent!(nil)
+            _ = api.cuDevicePrimaryCtxRelease!(dev)
+            throw error
+        }
+        device = dev
+        context = ctx!
+        stream = s!
+        cudnn = h!
+    }
+
+    deinit {
+        let api = lib.api
+        _ = api.cuCtxSetCurrent!(context)
+        _ = api.cuStreamSynchronize!(stream)
+        _ = api.cudnnDestroy!(cudnn)
+        _ = api.cuStreamDestroy!(stream)
+        _ = api.cuCtxSetCurrent!(nil)
+        _ = api.cuDevicePrimaryCtxRelease!(device)
     }
 }

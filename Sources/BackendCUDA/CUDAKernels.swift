@@ -15,6 +15,8 @@ final class CUDAKernels: @unchecked Sendable {
     }
 
     let module: CUmodule
+    /// The context the module lives in (kept until the module is unloaded).
+    let handles: CUDAHandles
     private var functions: [String: CUfunction] = [:]
     /// How the cubin was obtained: "compiled in 0.48 s" or "cached".
     let origin: String
@@ -22,7 +24,9 @@ final class CUDAKernels: @unchecked Sendable {
     /// Compiles (or reads from the cache) and loads the kernels for `device` in the current context. The cache key
     /// covers the source, the options, the NVRTC version and the device (name, architecture, driver), and a cached
     /// cubin the driver refuses is compiled again and replaced.
-    init(library lib: CUDALibrary, device: CUDADeviceInfo, cacheFolder: URL? = CUDAKernels.defaultCacheFolder) throws {
+    init(handles: CUDAHandles, device: CUDADeviceInfo, cacheFolder: URL? = CUDAKernels.defaultCacheFolder) throws {
+        self.handles = handles
+        let lib = handles.lib
         let target = try Self.target(library: lib, device: device)
         let options = ["-arch=\(target.arch)", "-std=c++17"]
         let key = Self.cacheKey(options: options, nvrtc: lib.nvrtcVersion, target: "\(device.name) \(device.architecture) driver \(lib.driverVersion)")
@@ -61,6 +65,11 @@ final class CUDAKernels: @unchecked Sendable {
             try lib.check(lib.api.cuModuleGetFunction!(&f, module, name), "cuModuleGetFunction \(name)")
             functions[name] = f!
         }
+    }
+
+    deinit {
+        _ = handles.lib.api.cuCtxSetCurrent!(handles.context)
+        _ = handles.lib.api.cuModuleUnload!(module)
     }
 
     /// The entry point `name`.

@@ -219,6 +219,56 @@ import TestSupport
         #expect(be.memoryStats.weightBytes == weights)
     }
 
+    /// A backend gives back everything it took from the driver — the convolution workspace, its pools' memory, the
+    /// kernels module, the cuDNN handle, the stream and its reference on the primary context (the driver frees a
+    /// primary context with its last release) — once it and the tensors it made are gone; a tensor that outlives it
+    /// keeps the context and its own memory until it goes too. Counted on a private copy of the emulator (globals of
+    /// its own: other tests use the shared one at the same time).
+    @Test func aBackendGivesEverythingBackWhenItAndItsTensorsAreGone() throws {
+        let emu = try emulator()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cuda-release-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let driver = dir.appendingPathComponent("libcuda.so.1").path
+        try FileManager.default.copyItem(atPath: emu.driver, toPath: driver)
+        for name in ["libcudnn.so.9", "libnvrtc.so.13"] {
+            try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent(name).path, withDestinationPath: "libcuda.so.1")
+        }
+        let library = try #require(dlopen(driver, RTLD_NOW), "dlopen \(driver)")
+        defer { dlclose(library) }
+        typealias LiveObjects = @convention(c) (UnsafeMutablePointer<UInt64>) -> Void
+        let live = unsafeBitCast(try #require(dlsym(library, "enh_emu_live_objects")), to: LiveObjects.self)
+        func objects() -> [UInt64] {
+            var out = [UInt64](repeating: 0, count: 6)
+            out.withUnsafeMutableBufferPointer { live($0.baseAddress!) }
+            return out   // context references, streams, modules, cuDNN handles, allocations, graphs
+        }
+        #expect(objects() == [0, 0, 0, 0, 0, 0])
+
+        var kept: Tensor?
+        do {
+            let be = try CUDABackend(options: .init(driverPath: driver, libraryFolders: [dir.path], kernelCacheFolder: dir.path))
+            let conv = try be.prepareConv2d(weight: HostTensor(shape: [8, 4, 3, 3], data: (0..<288).map { Float($0 % 7) * 0.1 }),
+                                            bias: HostTensor(shape: [8], data: [Float](repeating: 0.5, count: 8)),
+                                            params: Conv2dParams(inChannels: 4, outChannels: 8, kernel: 3, padding: 1))
+            let x = try be.upload(HostTensor(shape: [1, 4, 6, 6], data: (0..<144).map { Float($0) / 144 }))
+            let y = try be.conv2d(x, conv, epilogue: .activation(.leakyReLU(slope: 0.2)))
+            _ = try be.download(be.activation(y, .relu))
+            kept = y
+            let during = objects()
+            #expect(during[0] == 1 && during[1] == 1 && during[2] == 1 && during[3] == 1, "\(during)")
+            #expect(during[4] >= 3, "weights, workspace and activations: \(during)")
+        }
+        // the backend is gone (its module with it); the tensor it made still holds its buffer, its pool and so the
+        // context with its stream and cuDNN handle
+        let held = objects()
+        #expect(held[0] == 1 && held[1] == 1 && held[3] == 1 && held[4] >= 1, "\(held)")
+        #expect(held[2] == 0, "the module goes with the backend: \(held)")
+        withExtendedLifetime(kept) {}
+        kept = nil
+        #expect(objects() == [0, 0, 0, 0, 0, 0])
+    }
+
     /// A tensor larger than the GPU's free memory is `allocationFailed` (what the upscaler answers with smaller tiles)
     /// saying which GPU and how much it has free — not a bare driver error — and the pool is usable afterwards.
     @Test func outOfDeviceMemoryNamesTheGPUAndItsFreeMemory() throws {

@@ -49,7 +49,10 @@ struct kernel_entry {
     std::vector<size_t> sizes;   // bytes of each parameter (graph capture copies the values, as the driver does)
 };
 
-inline std::map<std::string, kernel_entry> &kernel_registry() {
+// Internal linkage on purpose: an inline function's static would be a GNU "unique" symbol, which the dynamic linker
+// shares between two copies of this library loaded side by side (a test loads a private copy), so one copy's kernels
+// would run from the other's registry — into unmapped code once that copy is unloaded.
+static std::map<std::string, kernel_entry> &kernel_registry() {
     static std::map<std::string, kernel_entry> registry;
     return registry;
 }
@@ -2317,6 +2320,20 @@ __attribute__((visibility("default"))) unsigned long long enh_emu_live_bytes(voi
 __attribute__((visibility("default"))) unsigned long long enh_emu_peak_bytes(void) {
     lock l(mu);
     return peak_bytes;
+}
+// What is alive now, for tests that check a backend gives everything back: out[0] primary-context references
+// (retained, not yet released, over every device), [1] streams, [2] modules, [3] cuDNN handles, [4] device
+// allocations, [5] instantiated graphs.
+__attribute__((visibility("default"))) void enh_emu_live_objects(unsigned long long out[6]) {
+    lock l(mu);
+    unsigned long long refs = 0;
+    for (int r : primary_refs) refs += (unsigned long long)r;
+    out[0] = refs;
+    out[1] = streams.size();
+    out[2] = modules.size();
+    out[3] = dnn_handles.size();
+    out[4] = blocks.size();
+    out[5] = graph_execs.size();
 }
 // Zero the launch count, bring the peak down to the current live bytes and clear the devices' sticky errors (a test
 // hook: a GPU's context stays broken until the process ends). Allocations are left alone.
