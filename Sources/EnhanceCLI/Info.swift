@@ -42,7 +42,11 @@ struct Info: ParsableCommand {
                 g["problem"] = c.problem
                 return g
             }
-            let d = checks[0]
+            guard let d = checks.first else {
+                object["available"] = false
+                object["reason"] = "the driver shows no GPU"
+                return object
+            }
             object["available"] = d.problem == nil
             object["reason"] = d.reason
             object["device"] = d.info.name
@@ -53,7 +57,7 @@ struct Info: ParsableCommand {
         return object
     }
 
-    /// One line per `info` run: each GPU with its architecture, memory (total, free once its context started) and
+    /// The `gpus:` line: each GPU with its architecture, memory (total, free once its context started) and
     /// kernel target, or what keeps it from being used; nil when CUDA shows none.
     static func gpuLine() -> String? {
         guard case let .success(checks) = gpus, !checks.isEmpty else { return nil }
