@@ -192,7 +192,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             do {
                 let t = try CUDAKernels.target(library: lib, device: c.info)
                 c.kernels = t.ptx ? "PTX for \(t.arch) (the driver compiles it)" : "\(t.arch) cubin"
-                c.freeMemoryBytes = try lib.startContext(ordinal).freeBytes
+                // started as a backend starts it (context, stream, cuDNN handle) and given back at once
+                c.freeMemoryBytes = try CUDAHandles(lib: lib, ordinal: ordinal).memoryInfo().free
             } catch let TensorError.unsupported(_, message) {
                 c.kernelProblem = message
             } catch {
@@ -525,12 +526,11 @@ struct CUDAAllocator: MemoryAllocator, @unchecked Sendable {
             try lib.check(r, "cuMemAlloc (\(what), \(bytes) bytes)")
             throw TensorError.allocationFailed(bytes: bytes, detail: "cuMemAlloc returned no address")
         }
-        var free = 0, total = 0
         let size = { (b: Int) -> String in
             let (v, unit) = b >= 1 << 30 ? (Double(b) / 1073741824, "GiB") : b >= 1 << 20 ? (Double(b) / 1048576, "MiB") : (Double(b) / 1024, "KiB")
             return String(format: "%.1f ", v) + unit
         }
-        let info = api.cuMemGetInfo!(&free, &total) == CUDA_SUCCESS ? ": \(size(free)) free of \(size(total)) on the GPU" : ""
+        let info = (try? handles.memoryInfo()).map { ": \(size($0.free)) free of \(size($0.total)) on the GPU" } ?? ""
         throw TensorError.allocationFailed(bytes: bytes, detail: "cuda:\(device) is out of memory (\(what), \(size(bytes)))\(info)")
     }
 
@@ -583,6 +583,14 @@ final class CUDAHandles: @unchecked Sendable {
         context = ctx!
         stream = s!
         cudnn = h!
+    }
+
+    /// The device's free and total memory (cuMemGetInfo in this context); throws the driver's error.
+    func memoryInfo() throws -> (free: Int, total: Int) {
+        var free = 0, total = 0
+        try lib.check(lib.api.cuCtxSetCurrent!(context), "cuCtxSetCurrent")
+        try lib.check(lib.api.cuMemGetInfo!(&free, &total), "cuMemGetInfo")
+        return (free, total)
     }
 
     deinit {

@@ -160,25 +160,6 @@ extension CUDALibrary {
                               totalMemoryBytes: total, pciBusId: pciBusId)
     }
 
-    /// Starts device `ordinal`'s primary context, reads its free and total memory, and releases it again (the
-    /// context goes when nothing else holds it): whether `--device cuda:N` would get past its first driver call.
-    /// Throws the driver's error when it will not start (CUDA_ERROR_DEVICE_UNAVAILABLE: another process holds the GPU
-    /// in exclusive-process mode).
-    public func startContext(_ ordinal: Int) throws -> (freeBytes: Int, totalBytes: Int) {
-        var dev: CUdevice = 0
-        try check(api.cuDeviceGet!(&dev, Int32(ordinal)), "cuDeviceGet")
-        var ctx: CUcontext?
-        try check(api.cuDevicePrimaryCtxRetain!(&ctx, dev), "cuDevicePrimaryCtxRetain")
-        defer {
-            _ = api.cuCtxSetCurrent!(nil)
-            _ = api.cuDevicePrimaryCtxRelease!(dev)
-        }
-        try check(api.cuCtxSetCurrent!(ctx), "cuCtxSetCurrent")
-        var free = 0, total = 0
-        try check(api.cuMemGetInfo!(&free, &total), "cuMemGetInfo")
-        return (free, total)
-    }
-
     /// Library versions, "driver 13.0, cuDNN 9.28.1, NVRTC 13.0".
     public var versions: String {
         "driver \(driverVersion / 1000).\(driverVersion % 1000 / 10), cuDNN \(cudnnVersion / 10000).\(cudnnVersion % 10000 / 100).\(cudnnVersion % 100), NVRTC \(nvrtcVersion.major).\(nvrtcVersion.minor)"

@@ -9,7 +9,7 @@ import TensorCore
 /// `{"error": {"code": …, "message": …}}` (docs/openapi.yaml).
 public struct APIError: Error, Sendable, CustomStringConvertible {
     /// Every code the API answers with and its status: the list docs/openapi.yaml's description gives
-    /// (`ServeTests.theOpenAPIDocumentMatchesTheServer` holds them equal).
+    /// (`OpenAPIDocumentTests.theErrorCodesAreTheServers` holds them equal).
     public enum Code: String, CaseIterable, Sendable {
         case badImage = "bad_image", badParameter = "bad_parameter"
         case unknownModel = "unknown_model", notFound = "not_found"

@@ -128,6 +128,20 @@ def gate_from(values, test, what):
     return {"status": "FAIL" if bad else "PASS", "detail": f"{len(vals) - len(bad)} of {len(vals)} pass"}
 
 
+def cases_gate(cases, none_ran, extra=lambda ran: "", failing=8):
+    """PASS when every case that ran passed: "N of M cases pass[, K not run][extra]; failing: case precision (why)…";
+    NOT RUN (`none_ran`) when none ran."""
+    ran = [c for c in cases if c.get("status") in ("pass", "fail", "error")]
+    notrun = [c for c in cases if c.get("status") == "not-run"]
+    if not ran:
+        return {"status": "NOT RUN", "detail": none_ran}
+    bad = [c for c in ran if c["status"] != "pass"]
+    return {"status": "FAIL" if bad else "PASS",
+            "detail": f"{len(ran) - len(bad)} of {len(ran)} cases pass" + (f", {len(notrun)} not run" if notrun else "")
+            + extra(ran)
+            + (f"; failing: {'; '.join(c['case'] + ' ' + c.get('precision', '') + ' (' + str(c.get('reason') or c.get('status')) + ')' for c in bad[:failing])}" if bad else "")}
+
+
 def bench_gate(bench):
     """The issue's "`enhance bench --device cuda --quick` runs end to end on the GPU and its table shows the study's
     columns beside PyTorch's": a sampled GPU, workloads of ours with seconds, the three VRAM layers and instances per
@@ -242,6 +256,7 @@ def main():
     out = a.out
     info = read_json(os.path.join(out, "info.json"))
     parity = read_json(os.path.join(out, "parity.json"))
+    bench = read_json(os.path.join(out, "bench.json"))
     lines = read_jsonl(os.path.join(out, "timing.jsonl"))
     steps = read_jsonl(a.steps) if a.steps else []
     try:
@@ -258,30 +273,17 @@ def main():
 
     # Gates.
     gates = {}
-    pcases = [c for c in (parity or {}).get("cases", []) if c.get("kind") in ("fixture", "full")]
-    ran = [c for c in pcases if c.get("status") in ("pass", "fail", "error")]
-    notrun = [c for c in pcases if c.get("status") == "not-run"]
-    if not ran:
-        gates["parity"] = {"status": "NOT RUN", "detail": "no parity case ran" if parity else "parity.json missing"}
-    else:
-        bad = [c for c in ran if c["status"] != "pass"]
-        gates["parity"] = {"status": "FAIL" if bad else "PASS",
-                           "detail": f"{len(ran) - len(bad)} of {len(ran)} cases pass" + (f", {len(notrun)} not run" if notrun else "")
-                           + (f"; failing: {'; '.join(c['case'] + ' ' + c.get('precision', '') + ' (' + str(c.get('reason') or c.get('status')) + ')' for c in bad[:8])}" if bad else "")}
+    cases = (parity or {}).get("cases", [])
+    gates["parity"] = cases_gate([c for c in cases if c.get("kind") in ("fixture", "full")],
+                                 "no parity case ran" if parity else "parity.json missing")
     # 8-bit images (the issue: fp16 within 2 steps on ≥ 99 % of pixels), real weights only; synthetic ones are shown.
-    icases = [c for c in (parity or {}).get("cases", []) if c.get("kind") == "image" and c.get("gated")]
-    iran = [c for c in icases if c.get("status") in ("pass", "fail", "error")]
-    if not iran:
-        gates["images_8bit"] = {"status": "NOT RUN", "detail": "no image case with real weights ran"}
-    else:
-        bad = [c for c in iran if c["status"] != "pass"]
-        worst = min((c for c in iran if c.get("within_steps") is not None), key=lambda c: c["within_steps"], default=None)
-        gates["images_8bit"] = {"status": "FAIL" if bad else "PASS",
-                                "detail": f"{len(iran) - len(bad)} of {len(iran)} cases pass"
-                                + (f"; lowest {worst['within_steps']:.4%} within 2 steps ({worst['case']} {worst['precision']}, "
-                                   f"max diff {worst['max_diff']})" if worst else "")
-                                + (f"; failing: {'; '.join(c['case'] + ' ' + c.get('precision', '') + ' (' + str(c.get('reason') or c.get('status')) + ')' for c in bad[:6])}" if bad else "")}
-    gates["bench_quick"] = bench_gate(read_json(os.path.join(out, "bench.json")))
+    def lowest(ran):
+        worst = min((c for c in ran if c.get("within_steps") is not None), key=lambda c: c["within_steps"], default=None)
+        return (f"; lowest {worst['within_steps']:.4%} within 2 steps ({worst['case']} {worst['precision']}, "
+                f"max diff {worst['max_diff']})" if worst else "")
+    gates["images_8bit"] = cases_gate([c for c in cases if c.get("kind") == "image" and c.get("gated")],
+                                      "no image case with real weights ran", extra=lowest, failing=6)
+    gates["bench_quick"] = bench_gate(bench)
     # A build without --report is timed per process (start-up included): shown, but not gated.
     comparable = [p for p in pairs if p["comparable"]]
     fastest = best_per_setting(comparable, "speed_x", max)
@@ -395,7 +397,6 @@ def main():
     md.append("")
     md.append("## enhance bench --device cuda --quick (step 2b)")
     md.append("")
-    bench = read_json(os.path.join(out, "bench.json"))
     if bench:
         gpu = bench.get("gpu") or {}
         md.append(f"GPU sampled: {gpu.get('name', 'none')} ({fmt(mib(gpu.get('total_bytes')), '.0f')} MiB), "

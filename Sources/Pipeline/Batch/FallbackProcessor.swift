@@ -51,9 +51,6 @@ public final class FallbackProcessor<P: BatchProcessor>: BatchProcessor, @unchec
     /// Images computed by each fallback so far (in `fallbacks` order).
     public var fallbackCounts: [(fallback: Fallback, images: Int)] { lock.withLock { Array(zip(fallbacks, counts)) } }
 
-    /// Images computed by any fallback so far.
-    public var fallbackCount: Int { lock.withLock { counts.reduce(0, +) } }
-
     public func load(_ item: BatchItem, notes: inout BatchNotes) async throws -> P.Loaded {
         try await primary.load(item, notes: &notes)
     }
