@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["TensorCore", "BackendDNNL", "BackendCUDA", "EnhanceKit", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "BackendDNNL", "Checkpoint", "TestSupport"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ImageIO", "Models", "BackendDNNL", "TensorCore", "Checkpoint", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "ImageIO", "Models", "BackendDNNL", "TensorCore", "Checkpoint", "TestSupport", "Bench"]),
         .testTarget(name: "BenchTests", dependencies: ["Bench", "ImageIO", "Pipeline", "Checkpoint", "Models", "TensorCore", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["EnhanceCLI", "enhance", "TestSupport"]),
         .testTarget(name: "EnhanceKitTests", dependencies: ["EnhanceKit", "TestSupport"]),

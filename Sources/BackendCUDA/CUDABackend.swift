@@ -96,6 +96,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     var retiredWorkspaces: [CUdeviceptr] = []
     /// True while a forward is being captured into a CUDA graph (CUDAGraph.swift).
     var capturing = false
+    /// The profile in progress (`startProfile`, CUDAProfile.swift).
+    var profiler: CUDAProfileRecorder?
     /// Whether the device's loss was said in the diagnostics (once).
     private var reportedLoss = false
     /// Captured graphs alive: while any is, no device memory they may use goes back to the driver.
@@ -315,7 +317,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
         try slots.withUnsafeMutableBufferPointer { buf in
             var params: [UnsafeMutableRawPointer?] = (0..<buf.count).map { UnsafeMutableRawPointer(buf.baseAddress! + $0) }
-            try check(api.cuLaunchKernel!(f, UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0, stream, &params, nil), "cuLaunchKernel \(name)")
+            try timed(.op, name) {
+                try check(api.cuLaunchKernel!(f, UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0, stream, &params, nil), "cuLaunchKernel \(name)")
+            }
         }
     }
 
@@ -325,13 +329,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         if capturing { throw Self.captureError("a host upload (\(values.count) values) inside the captured forward") }
         if !asStorage || elementSize == 4 {
             try values.withUnsafeBytes { raw in
-                try check(api.cuMemcpyHtoDAsync!(dst, raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync")
+                try timed(.copy, "copy host → device") { try check(api.cuMemcpyHtoDAsync!(dst, raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync") }
             }
             return
         }
         let staging = try pool.allocate(bytes: values.count * 4)
         try values.withUnsafeBytes { raw in
-            try check(api.cuMemcpyHtoDAsync!(address(staging), raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync")
+            try timed(.copy, "copy host → device") { try check(api.cuMemcpyHtoDAsync!(address(staging), raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync") }
         }
         try launch("enh_pack_f16", typed: false, count: values.count, [.pointer(dst), .pointer(address(staging)), .i64(values.count)])
         try check(api.cuStreamSynchronize!(stream), "cuStreamSynchronize")   // the staging buffer is reused at once
@@ -367,7 +371,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         if capturing { throw Self.captureError("a host upload (\(host.count) values) inside the captured forward") }
         let staging = try (stagingPool ?? pool).allocate(bytes: host.count * 4)
         try host.data.withUnsafeBytes { raw in
-            try check(api.cuMemcpyHtoDAsync!(address(staging), raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync")
+            try timed(.copy, "copy host → device") { try check(api.cuMemcpyHtoDAsync!(address(staging), raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync") }
         }
         try copyKernel(elementSize == 4 ? "enh_copy_f32" : "enh_cast_f32_f16", t.shape, to: arg(t), from: arg(address(staging), Strides(t.shape)))
         try check(api.cuStreamSynchronize!(stream), "cuStreamSynchronize")   // the staging buffer is reused at once
@@ -386,7 +390,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             }
             var data = [Float](repeating: 0, count: t.shape.count)
             try data.withUnsafeMutableBytes { raw in
-                try check(api.cuMemcpyDtoHAsync!(raw.baseAddress, address(src), raw.count, stream), "cuMemcpyDtoHAsync")
+                try timed(.copy, "copy device → host") { try check(api.cuMemcpyDtoHAsync!(raw.baseAddress, address(src), raw.count, stream), "cuMemcpyDtoHAsync") }
                 try check(api.cuStreamSynchronize!(stream), "cuStreamSynchronize (download)")
             }
             return try HostTensor(shape: t.shape.dims, data: data)

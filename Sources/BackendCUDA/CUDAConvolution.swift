@@ -309,15 +309,18 @@ extension CUDABackend {
         let xPtr = UnsafeRawPointer(bitPattern: UInt(address(x)))
         let wPtr = UnsafeRawPointer(bitPattern: UInt(address(layer.weight)))
         let yPtr = UnsafeMutableRawPointer(bitPattern: UInt(address(y)))
-        switch layer.kind {
-        case .forward, .linear:
-            try check(api.cudnnConvolutionForward!(cudnn, &alpha, plan.input, xPtr, layer.filter, wPtr, layer.conv,
-                                                   cudnnConvolutionFwdAlgo_t(rawValue: UInt32(bitPattern: plan.algorithm)),
-                                                   wsPtr, plan.workspaceBytes, &beta, plan.output, yPtr), "\(op): cudnnConvolutionForward")
-        case .transposed:
-            try check(api.cudnnConvolutionBackwardData!(cudnn, &alpha, layer.filter, wPtr, plan.input, xPtr, layer.conv,
-                                                        cudnnConvolutionBwdDataAlgo_t(rawValue: UInt32(bitPattern: plan.algorithm)),
-                                                        wsPtr, plan.workspaceBytes, &beta, plan.output, yPtr), "\(op): cudnnConvolutionBackwardData")
+        // the profile's row (built only while a profile runs): the call, its algorithm and math type, channels in → out
+        try timed(.convolution, "cuDNN \(layer.kind == .transposed ? "bwd-data" : "fwd") algo \(plan.algorithm) (\(plan.candidates[plan.chosen].math)) \(x.shape.c)→\(y.shape.c)") {
+            switch layer.kind {
+            case .forward, .linear:
+                try check(api.cudnnConvolutionForward!(cudnn, &alpha, plan.input, xPtr, layer.filter, wPtr, layer.conv,
+                                                       cudnnConvolutionFwdAlgo_t(rawValue: UInt32(bitPattern: plan.algorithm)),
+                                                       wsPtr, plan.workspaceBytes, &beta, plan.output, yPtr), "\(op): cudnnConvolutionForward")
+            case .transposed:
+                try check(api.cudnnConvolutionBackwardData!(cudnn, &alpha, layer.filter, wPtr, plan.input, xPtr, layer.conv,
+                                                            cudnnConvolutionBwdDataAlgo_t(rawValue: UInt32(bitPattern: plan.algorithm)),
+                                                            wsPtr, plan.workspaceBytes, &beta, plan.output, yPtr), "\(op): cudnnConvolutionBackwardData")
+            }
         }
     }
 

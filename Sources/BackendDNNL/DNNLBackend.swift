@@ -60,6 +60,8 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     /// Prepared weights and biases.
     public let weightPool = BufferPool(countsInScopes: false)
     let lock = NSRecursiveLock()
+    /// The profile in progress (`startProfile`).
+    var profile: OpProfileCollector?
     private(set) var host: ReferenceBackend!
     // Primitives per descriptor, bounded: a service sees ever new image sizes. `trim()` empties them.
     var reorderCache = LRUCache<MDPair, Primitive>(capacity: 256)
@@ -274,9 +276,39 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
             scratch = buffer
         }
         let list = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
+        let start = profile == nil ? nil : ContinuousClock.now
         try dnnlCheck(dnnl_primitive_execute(p.primitive, stream, Int32(list.count), list), op)
         try dnnlCheck(dnnl_stream_wait(stream), op)
+        if let start {
+            let compute = [dnnl_convolution, dnnl_deconvolution, dnnl_inner_product, dnnl_matmul].contains(p.kind)
+            profiled(op, "\(p.kindName) \(p.implementation)", kind: compute ? .convolution : nil, since: start)
+        }
         withExtendedLifetime((args, scratch)) {}
+    }
+
+    // MARK: profiling (`enhance forward --profile`)
+
+    public func startProfile() throws -> Bool {
+        sync { profile = OpProfileCollector() }
+        return true
+    }
+
+    public func finishProfile() throws -> OpProfile? {
+        sync {
+            defer { profile = nil }
+            return profile?.profile(clock: "host clock around each oneDNN primitive, own Winograd call and Swift loop (each waits for its result); allocation, page faults and glue between them are not counted")
+        }
+    }
+
+    /// One sample of the profile in progress: backend op `label` (its first word names the row) ran `what` (a
+    /// primitive kind and oneDNN's implementation); a convolution when `kind` says so, a copy for upload and download,
+    /// else an op (reorders, element-wise work of a convolution op that its primitive did not fuse).
+    func profiled(_ label: String, _ what: String, kind: OpProfile.Kind?, since start: ContinuousClock.Instant) {
+        let d = start.duration(to: .now)
+        let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        let op = label.split(separator: " ").first.map(String.init) ?? label
+        let k = kind ?? (["upload", "uploadConstant", "download"].contains(op) ? .copy : .op)
+        profile?.add(k, "\(op): \(what)", seconds: seconds)
     }
 
     func flushDenormalsOnThisThread() {

@@ -70,7 +70,11 @@ extension DNNLBackend {
         }
         var dst = blockedMD(TensorShape(n: n, c: p.outChannels, h: oh, w: ow), storage: n == 1 ? p.outChannels : dstStorage)
         let bmd = MD.make([p.outChannels], dnnl_x)
+        // Fewer input channels than a block (an RGB image's first layer): the direct kernel reads them plain, while
+        // Winograd pads them to a block and transforms it (realesr-animevideov3's 3→64 at 256², AVX-512: 10.3 ms
+        // as oneDNN's Winograd, 0.6 ms direct).
         let eligible = options.winograd && !bf16 && p.kernelH == 3 && p.kernelW == 3 && p.strideH == 1 && p.strideW == 1 && p.groups == 1
+            && p.inChannels >= blockedLayout.channelBlock
         var algs = [dnnl_convolution_direct]
         if eligible { algs.insert(dnnl_convolution_winograd, at: 0) }
         var failure: (any Error)?

@@ -28,6 +28,9 @@ final class Primitive: @unchecked Sendable {
     let pd: dnnl_primitive_desc_t
     let primitive: dnnl_primitive_t
     let implementation: String
+    /// What it computes (convolution, reorder, eltwise, …): `enhance forward --profile` sorts rows by it.
+    let kind: dnnl_primitive_kind_t
+    var kindName: String { String(cString: dnnl_prim_kind2str(kind)) }
 
     /// Creates the primitive from an op descriptor pointer; returns nil on `dnnl_unimplemented`. The primitive's
     /// scratchpad is the caller's (`scratchpadBytes`, passed by `DNNLBackend.execute` from the activation pool):
@@ -57,6 +60,9 @@ final class Primitive: @unchecked Sendable {
         var cstr: UnsafePointer<CChar>?
         _ = withUnsafeMutablePointer(to: &cstr) { dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, $0) }
         implementation = cstr.map { String(cString: $0) } ?? "?"
+        var k = dnnl_undefined_primitive
+        _ = withUnsafeMutablePointer(to: &k) { dnnl_primitive_desc_query(pd, dnnl_query_primitive_kind, 0, $0) }
+        kind = k
         let sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)
         scratchpad = sp.map { $0.pointee } ?? dnnl_memory_desc_t()
         scratchpadBytes = sp.map { MD.size($0.pointee) } ?? 0

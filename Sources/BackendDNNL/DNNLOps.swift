@@ -1,3 +1,4 @@
+import CWinograd
 import CDNNL
 import Foundation
 import TensorCore
@@ -74,25 +75,32 @@ extension DNNLBackend {
 
     /// PReLU as a plain Swift pass over the dense (plain or blocked) buffer: oneDNN 2.6 only has a reference
     /// PReLU for blocked layouts. Parallel over (n, channel block) with Dispatch.
-    func prelu(_ x: Tensor, _ slopes: PreparedVector) throws -> Tensor {
+    /// `inPlace`: into x itself (a fresh convolution output nobody else holds yet).
+    func prelu(_ x: Tensor, _ slopes: PreparedVector, inPlace: Bool = false) throws -> Tensor {
         let op = "prelu"
         try check(x, op)
         try Validate.vector(slopes, channels: x.shape.c, op: "activation prelu")
         let vector = try vectorState(slopes, op: op)
         let src = x.isView ? try dense(x, x.layout, op: op) : x
-        let out = try alloc(x.shape, src.layout, op: op)
+        let out = inPlace && src === x ? x : try alloc(x.shape, src.layout, op: op)
         let b = src.layout.channelBlock, cp = src.layout.paddedChannels(x.shape.c), hw = x.shape.h * x.shape.w
         let blocks = x.shape.n * (cp / b)
         // The prepared slopes are zero-padded to the backend's block, so `cp` of them can be read.
         nonisolated(unsafe) let s = src.basePointer, d = out.basePointer, slope = vector.plain.basePointer
+        let start = profile == nil ? nil : ContinuousClock.now
+        defer { if let start { profiled(op, "Swift loop", kind: nil, since: start) } }
         withExtendedLifetime(vector) {
             DispatchQueue.concurrentPerform(iterations: blocks) { blk in
                 let c0 = (blk % (cp / b)) * b
                 let base = blk * b * hw
-                if b == 1 {
+                // the blocked layouts in C (CWinograd/prelu.c), which vectorises the block (the Swift loop below ran
+                // at 1.3 GB/s: 13 ms for realesr-animevideov3's first 64-channel map at 256²)
+                switch b {
+                case 16, 8: enh_prelu_block(s + base, d + base, slope + c0, hw, Int32(b))
+                case 1:
                     let a = slope[c0]
                     for i in 0..<hw { let v = s[base + i]; d[base + i] = v >= 0 ? v : v * a }
-                } else {
+                default:
                     for i in 0..<hw {
                         let o = base + i * b
                         for j in 0..<b { let v = s[o + j]; d[o + j] = v >= 0 ? v : v * slope[c0 + j] }
@@ -289,19 +297,57 @@ extension DNNLBackend {
     }
 
     /// Runs a reference kernel on a plain NCHW copy (ops without a oneDNN primitive).
+    /// `body` on a plain NCHW copy of x, back in the blocked layout.
     func viaPlain(_ x: Tensor, op: String, _ body: (ReferenceBackend, Tensor) throws -> Tensor) throws -> Tensor {
         try check(x, op)
         let plain = try dense(x, .nchw, op: op)
+        let start = profile == nil ? nil : ContinuousClock.now
         let y = try body(host, plain)
+        if let start { profiled(op, "reference loop (plain Swift)", kind: nil, since: start) }
         return preferredLayout(y.shape) == .nchw ? y : try dense(y, preferredLayout(y.shape), op: op)
     }
 
-    public func pixelShuffle(_ x: Tensor, factor: Int) throws -> Tensor {
-        try sync { try viaPlain(x, op: "pixelShuffle") { try $0.pixelShuffle($1, factor: factor) } }
+    /// Pixel (un)shuffle as one oneDNN reorder between two strided 6-D views, N × C × r × r × H × W, of plain NCHW
+    /// input and output (`srcStrides`, `dstStrides` per view dimension). The result stays plain when it has fewer
+    /// channels than a block, as uploads of such tensors do: SRVGGNetCompact's shuffled image (3 channels at output
+    /// size) was padded to a whole block (16 channels with AVX-512: 5.3× the bytes), and its residual add with the
+    /// plain upsampled input then fell to oneDNN's reference sum. realesr-animevideov3 x4 at 256², 2 threads: the
+    /// reference Swift shuffle 10.6 ms, the sum 16 ms.
+    func shuffle(_ x: Tensor, to shape: TensorShape, view dims: [Int], srcStrides: [Int], dstStrides: [Int], op: String) throws -> Tensor {
+        try check(x, op)
+        let plain = try dense(x, .nchw, op: op)
+        let out = try alloc(shape, .nchw, op: op)
+        var src = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
+        try dnnlCheck(dnnl_memory_desc_init_by_strides(&src, 6, dims.map(Int64.init), dnnl_f32, srcStrides.map(Int64.init)), op + " view")
+        try dnnlCheck(dnnl_memory_desc_init_by_strides(&dst, 6, dims.map(Int64.init), dnnl_f32, dstStrides.map(Int64.init)), op + " view")
+        try reorder(src, plain.buffer.pointer + plain.byteOffset, dst, out.buffer.pointer, op: op)
+        return shape.c < blockedLayout.channelBlock || preferredLayout(shape) == .nchw ? out : try dense(out, preferredLayout(shape), op: op)
     }
 
-    public func pixelUnshuffle(_ x: Tensor, factor: Int) throws -> Tensor {
-        try sync { try viaPlain(x, op: "pixelUnshuffle") { try $0.pixelUnshuffle($1, factor: factor) } }
+    public func pixelShuffle(_ x: Tensor, factor r: Int) throws -> Tensor {
+        try sync {
+            let (n, c, h, w) = (x.shape.n, x.shape.c, x.shape.h, x.shape.w)
+            guard r > 0, c % (r * r) == 0 else { throw TensorError.invalidShape(op: "pixelShuffle", message: "C=\(c) not divisible by \(r)²") }
+            let co = c / (r * r)
+            // y[n, k, h·r + i, w·r + j] = x[n, k·r² + i·r + j, h, w]
+            return try shuffle(x, to: TensorShape(n: n, c: co, h: h * r, w: w * r), view: [n, co, r, r, h, w],
+                               srcStrides: [c * h * w, r * r * h * w, r * h * w, h * w, w, 1],
+                               dstStrides: [c * h * w, r * r * h * w, w * r, 1, r * w * r, r], op: "pixelShuffle")
+        }
+    }
+
+    public func pixelUnshuffle(_ x: Tensor, factor r: Int) throws -> Tensor {
+        try sync {
+            let (n, c, h, w) = (x.shape.n, x.shape.c, x.shape.h, x.shape.w)
+            guard r > 0, h % r == 0, w % r == 0 else {
+                throw TensorError.invalidShape(op: "pixelUnshuffle", message: "H×W \(h)×\(w) not divisible by \(r)")
+            }
+            let (ho, wo) = (h / r, w / r)
+            // y[n, k·r² + i·r + j, h, w] = x[n, k, h·r + i, w·r + j]
+            return try shuffle(x, to: TensorShape(n: n, c: c * r * r, h: ho, w: wo), view: [n, c, r, r, ho, wo],
+                               srcStrides: [c * h * w, h * w, w, 1, r * w, r],
+                               dstStrides: [c * h * w, r * r * ho * wo, r * ho * wo, ho * wo, wo, 1], op: "pixelUnshuffle")
+        }
     }
 
     public func upsampleNearest(_ x: Tensor, factor: Int) throws -> Tensor {

@@ -115,7 +115,11 @@ extension DNNLBackend {
     func applyEpilogueUnfused(_ t: Tensor, _ e: Epilogue, op: String) throws -> Tensor {
         var y = t
         if let s = e.channelScale { y = try scaleChannels(y, by: s) }
-        if e.activation != .none { y = try activation(y, e.activation) }
+        if case let .prelu(slopes) = e.activation {
+            y = try prelu(y, slopes, inPlace: true)   // y: this convolution's own output
+        } else if e.activation != .none {
+            y = try activation(y, e.activation)
+        }
         if e.outputScale != 1 { y = try affine(y, scale: e.outputScale, shift: 0) }
         if let r = e.residual { y = try add(y, r, alpha: 1, beta: e.residualScale) }
         return y

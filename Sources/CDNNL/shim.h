@@ -1,4 +1,5 @@
 #include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
 #include <xmmintrin.h>
 
 // OpenMP entry points (omp.h is not on Swift's include path; libgomp is linked through libdnnl).

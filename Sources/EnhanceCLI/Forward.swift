@@ -98,6 +98,9 @@ struct Forward: ParsableCommand {
     @Option(help: "Write a JSON report: device, backend, precision, seconds per run (whole forward incl. upload and download), median/p95, memory after the warm-up (weights, live peak, workspace, allocated peak = live peak + weights + workspace, reserved peak = the activation pool's high-water mark + weights + workspace).")
     var report: String?
 
+    @Flag(help: "After the timed runs, one more forward (eager, also with --cuda-graph) with every op timed on the device — CUDA events around each kernel, cuDNN call and copy; the host clock around each oneDNN primitive — and a table of where its time went (in --report too, under \"profile\").")
+    var profile = false
+
     func validate() throws {
         try engine.requireOneDevice("forward")
         guard warmup >= 0, runs >= 1 else { throw ValidationError("--warmup must be ≥ 0 and --runs ≥ 1") }
@@ -172,6 +175,24 @@ struct Forward: ParsableCommand {
             times.append(secondsSince(start))
         }
         let seconds = times.last ?? 0
+        let memory = backend.memoryStats
+        var measured: Result<(profile: OpProfile, wall: Double), Error>?
+        if profile {
+            guard try backend.startProfile() else { throw CommandError("--profile: \(backend.name) cannot time its ops") }
+            // The timed runs are done: a profile that fails (an event the driver refuses) is said and reported, and
+            // the run still succeeds with its timings; a lost device is not a profiling matter.
+            do {
+                let start = ContinuousClock.now
+                _ = try network.host(host)
+                let wall = secondsSince(start)
+                guard let p = try backend.finishProfile() else { throw CommandError("no profile came back") }
+                measured = .success((p, wall))
+            } catch where !isDeviceLoss(error) {
+                _ = try? backend.finishProfile()
+                FileHandle.standardError.write(Data("enhance forward: --profile failed (the timed runs stand): \(error)\n".utf8))
+                measured = .failure(error)
+            }
+        }
         let dir = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         for (name, t) in outputs {
@@ -181,17 +202,20 @@ struct Forward: ParsableCommand {
         }
         print(String(format: "%@ on %@: %.3f s%@", detected.name, backend.name, seconds,
                      times.count > 1 ? String(format: " (last of %d; median %.3f s)", times.count, times.sorted()[times.count / 2]) : ""))
-        if let report { try writeReport(report, backend: backend, key: key, input: npy.shape, times: times, graph: graph != nil) }
+        if case let .success(m) = measured { ProfileTable.lines(m.profile, wall: m.wall).forEach { print($0) } }
+        if let report {
+            try writeReport(report, backend: backend, key: key, input: npy.shape, times: times, graph: graph != nil, memory: memory, profile: measured)
+        }
         withExtendedLifetime(graph) {}
     }
 
     /// The `--report` JSON (the contract scripts/device reads). Each run is the input upload, the forward and the
     /// download (the network is built once, before the warm-up).
-    func writeReport(_ path: String, backend: any Backend, key: String, input: [Int], times: [Double], graph: Bool) throws {
+    func writeReport(_ path: String, backend: any Backend, key: String, input: [Int], times: [Double], graph: Bool,
+                     memory m: MemoryStats, profile: Result<(profile: OpProfile, wall: Double), Error>?) throws {
         let sorted = times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         let p95 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.95).rounded(.up)) - 1)]
-        let m = backend.memoryStats
         var diagnostics: [String] = []
         if let cuda = backend as? CUDABackend { diagnostics = cuda.planNotes }
         let object: [String: Any] = [
@@ -207,11 +231,49 @@ struct Forward: ParsableCommand {
                        "activation_reserved_peak_bytes": m.peakReservedBytes,
                        "workspace_peak_bytes": m.workspaceBytes, "allocated_peak_bytes": m.allocatedPeakBytes],
             "diagnostics": diagnostics,
-        ]
+        ].merging(profile.map { r in
+            switch r {
+            case let .success(p): ["profile": ProfileTable.json(p.profile, wall: p.wall)]
+            case let .failure(e): ["profile": ["error": "\(e)"]]
+            }
+        } ?? [:]) { a, _ in a }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         let url = URL(fileURLWithPath: path)
         let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
         try data.write(to: tmp)
         guard rename(tmp.path, url.path) == 0 else { throw CommandError("\(path): cannot write the report (rename failed)") }
+    }
+}
+
+/// `forward --profile`'s table and JSON.
+enum ProfileTable {
+    /// Rows shown in the terminal (the report has them all).
+    static let shown = 20
+
+    static func lines(_ p: OpProfile, wall: Double) -> [String] {
+        let busy = p.busySeconds
+        func ms(_ s: Double) -> String { String(format: "%9.3f", s * 1000) }
+        func share(_ s: Double) -> String { busy > 0 ? String(format: "%5.1f %%", 100 * s / busy) : "    –" }
+        var out = ["profile of one more forward (\(p.clock)):",
+                   "        ms   share   calls  op"]
+        for e in p.entries.prefix(shown) {
+            out.append("\(ms(e.seconds))  \(share(e.seconds))  \(String(format: "%6d", e.calls))  \(e.name)")
+        }
+        if p.entries.count > shown {
+            let rest = p.entries.dropFirst(shown)
+            let s = rest.reduce(0) { $0 + $1.seconds }, c = rest.reduce(0) { $0 + $1.calls }
+            out.append("\(ms(s))  \(share(s))  \(String(format: "%6d", c))  (\(rest.count) more rows: --report has them)")
+        }
+        let kinds = [OpProfile.Kind.convolution, .op, .copy].map { "\($0.rawValue) \(String(format: "%.3f", p.seconds(of: $0) * 1000)) ms" }
+        out.append("timed ops \(String(format: "%.3f", busy * 1000)) ms (\(kinds.joined(separator: ", "))) of \(String(format: "%.3f", wall * 1000)) ms wall; not in any op: \(String(format: "%.3f", max(0, wall - busy) * 1000)) ms")
+        return out
+    }
+
+    static func json(_ p: OpProfile, wall: Double) -> [String: Any] {
+        [
+            "clock": p.clock, "wall_s": wall, "timed_s": p.busySeconds,
+            "by_kind": Dictionary(uniqueKeysWithValues: [OpProfile.Kind.convolution, .op, .copy].map { ($0.rawValue, p.seconds(of: $0)) }),
+            "entries": p.entries.map { ["kind": $0.kind.rawValue, "name": $0.name, "calls": $0.calls, "seconds": $0.seconds] as [String: Any] },
+        ]
     }
 }

@@ -156,10 +156,20 @@ public protocol Backend: AnyObject, Sendable {
     func pixelNorm(_ x: Tensor, eps: Float) throws -> Tensor
     /// Mean over channels: N×1×H×W.
     func meanOverChannels(_ x: Tensor) throws -> Tensor
+
+    // MARK: profiling
+    /// Starts timing every op this backend runs until `finishProfile` (`enhance forward --profile`); false when the
+    /// backend cannot (the default).
+    func startProfile() throws -> Bool
+    /// The op times since `startProfile` (waits for queued work); nil when no profile runs.
+    func finishProfile() throws -> OpProfile?
 }
 
 extension Backend {
     public var algorithmSwitchPixels: Int { 0 }
+
+    public func startProfile() throws -> Bool { false }
+    public func finishProfile() throws -> OpProfile? { nil }
 
     public func affine(_ x: Tensor, scale: Float, into destination: Tensor) throws {
         try copy(affine(x, scale: scale, shift: 0), into: destination)

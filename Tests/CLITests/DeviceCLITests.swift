@@ -593,6 +593,58 @@ import TestSupport
         #expect(cpu.status == 1 && cpu.stderr.contains("--cuda-graph needs the cuda device"), "\(cpu.stderr)")
     }
 
+    /// `forward --profile` (what device-check's rows add to show where a GPU forward's time goes): after the timed runs
+    /// one more forward with CUDA events around every call. SRVGGNetCompact with num_conv 3 has 5 convolutions: 5 cuDNN
+    /// calls, the fp32 NCHW input one copy up and the output one copy down; every row's seconds are non-negative and
+    /// the rows together fit in the forward's wall time; the outputs are still the fixture's.
+    @Test func forwardProfileTimesEveryCallOnTheGPU() throws {
+        let (r, c, out, report) = try Self.forwardOnFixture("srvgg_prelu_x2", "input_0.npy", ["--profile"], environment: try Self.emulatorEnvironment())
+        defer { try? FileManager.default.removeItem(at: out) }
+        #expect(r.status == 0, "\(r.stderr)")
+        guard r.status == 0 else { return }
+        try Self.expectOutputs([("output.npy", "output_0.npy")], in: out, match: c, "profiled srvgg") { _ in 1e-4 }
+        let profile = try Self.profile(in: report)
+        #expect(profile.calls(.convolution) == 5 && profile.names(.convolution).allSatisfy { $0.hasPrefix("cuDNN fwd algo ") }, "\(profile.entries)")
+        #expect(profile.callsNamed("copy host → device") == 1 && profile.callsNamed("copy device → host") == 1, "\(profile.entries)")
+        #expect(profile.callsNamed("enh_epilogue_f32") >= 1, "\(profile.entries)")
+        #expect(profile.clock.hasPrefix("CUDA events"))
+        #expect(r.stdout.contains("profile of one more forward (CUDA events") && r.stdout.contains("cuDNN fwd algo"), "\(r.stdout)")
+    }
+
+    /// The same on the CPU: oneDNN primitives and the own Winograd kernel timed by the host clock; 5 convolutions.
+    @Test func forwardProfileTimesEveryPrimitiveOnTheCPU() throws {
+        let c = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x2")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("cpu-profile-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let report = out.appendingPathComponent("report.json")
+        let r = try EnhanceBinary.run(["forward", "--device", "cpu", "--profile", "--weights", c.appendingPathComponent("weights.pth").path,
+                                       "--input", c.appendingPathComponent("input_0.npy").path, "--output", out.path, "--report", report.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        guard r.status == 0 else { return }
+        try Self.expectOutputs([("output.npy", "output_0.npy")], in: out, match: c, "profiled srvgg on the CPU") { _ in 1e-4 }
+        let profile = try Self.profile(in: report)
+        #expect(profile.calls(.convolution) == 5 && profile.names(.convolution).allSatisfy { $0.hasPrefix("conv2d: ") }, "\(profile.entries)")
+        #expect(profile.clock.hasPrefix("host clock"))
+        #expect(r.stdout.contains("profile of one more forward (host clock"), "\(r.stdout)")
+    }
+
+    /// The "profile" object of a `forward --report`: its rows, checked for sane seconds against its wall time.
+    static func profile(in report: URL) throws -> (clock: String, entries: [[String: Any]], calls: (OpProfile.Kind) -> Int,
+                                                    names: (OpProfile.Kind) -> [String], callsNamed: (String) -> Int) {
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
+        let p = try #require(json["profile"] as? [String: Any], "no profile in \(json.keys.sorted())")
+        let entries = try #require(p["entries"] as? [[String: Any]])
+        let wall = try #require(p["wall_s"] as? Double), timed = try #require(p["timed_s"] as? Double)
+        let seconds = entries.compactMap { $0["seconds"] as? Double }
+        #expect(seconds.count == entries.count && seconds.allSatisfy { $0 >= 0 }, "\(entries)")
+        #expect(wall > 0 && timed <= wall * 1.01 + 1e-4 && abs(timed - seconds.reduce(0, +)) < 1e-9, "wall \(wall), timed \(timed)")
+        func of(_ k: OpProfile.Kind) -> [[String: Any]] { entries.filter { $0["kind"] as? String == k.rawValue } }
+        return ((p["clock"] as? String) ?? "", entries,
+                { of($0).reduce(0) { $0 + (($1["calls"] as? Int) ?? 0) } },
+                { of($0).compactMap { $0["name"] as? String } },
+                { name in entries.filter { $0["name"] as? String == name }.reduce(0) { $0 + (($1["calls"] as? Int) ?? 0) } })
+    }
+
     /// The image commands on cuda: `upscale` (tiled, 8-bit PNG) gives the CPU's pixels within one step, `detect` the
     /// CPU's faces (a real photo through the real MobileNet RetinaFace, when scripts/setup fetched them).
     @Test func upscaleAndDetectOnCUDAMatchTheCPU() throws {

@@ -269,6 +269,14 @@ let convCases: [ConvCase] = [
             try be.pixelShuffle(be.pixelUnshuffle(be.concat(Array(repeating: be.upload(other), count: 4)), factor: 1), factor: 2)
         }
         try expectParity("pixelUnshuffle \(shape)", tol: 0, on: t.backend) { be in try be.pixelUnshuffle(be.upsampleNearest(be.input(x, blocked: blocked), factor: 2), factor: 2) }
+        // SRVGGNetCompact's tail: 48 channels shuffled ×4 into 3 (a plain result on oneDNN) plus the upsampled plain
+        // input; 64 blocked channels shuffled ×2 into 16; an unshuffle ×4 (RRDBNet x1 plus)
+        let wide = rng.host([shape[0], 64, shape[2], shape[3]])
+        try expectParity("pixelShuffle ×4 + upsampled input \(shape)", tol: 0, on: t.backend) { be in
+            try be.add(be.pixelShuffle(be.sliceChannels(be.input(wide, blocked: blocked), 0..<48), factor: 4), be.upsampleNearest(be.upload(other), factor: 4))
+        }
+        try expectParity("pixelShuffle ×2 of 64 \(shape)", tol: 0, on: t.backend) { be in try be.pixelShuffle(be.input(wide, blocked: blocked), factor: 2) }
+        try expectParity("pixelUnshuffle ×4 \(shape)", tol: 0, on: t.backend) { be in try be.pixelUnshuffle(be.upsampleNearest(be.upload(other), factor: 4), factor: 4) }
         for f in [2, 3] {
             try expectParity("upsampleNearest ×\(f) \(shape)", tol: 0, on: t.backend) { be in try be.upsampleNearest(be.input(x, blocked: blocked), factor: f) }
         }

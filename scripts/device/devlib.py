@@ -20,18 +20,30 @@ def log(msg):
     print(time.strftime("%H:%M:%S") + " " + msg, flush=True)
 
 
+def strict(obj):
+    """obj with every NaN or infinite float as None: strict JSON (Python writes `Infinity`, which JSON readers refuse;
+    a non-finite output keeps its `"finite": false` and its failed status)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
 def write_json(path, obj):
-    """Atomic: write a sibling temporary file, then rename (a timeout never leaves half a file)."""
+    """Atomic: write a sibling temporary file, then rename (a timeout never leaves half a file). Strict JSON."""
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1, sort_keys=False, default=str)
+        json.dump(strict(obj), fh, indent=1, sort_keys=False, default=str, allow_nan=False)
         fh.write("\n")
     os.replace(tmp, path)
 
 
 def append_jsonl(path, obj):
     with open(path, "a") as fh:
-        fh.write(json.dumps(obj, default=str) + "\n")
+        fh.write(json.dumps(strict(obj), default=str, allow_nan=False) + "\n")
         fh.flush()
 
 

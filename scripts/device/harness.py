@@ -15,6 +15,9 @@ only while the deadline leaves room for it.
 enhance rows run `enhance forward --device D --precision P --warmup K --runs N --report R.json`; a build without
 --report is timed from outside instead (one process per run, whole-process wall time; the row says so).
 torch rows run scripts/device/torch_cuda_peer.py with the same weights file and input .npy.
+Where the time goes: eager enhance rows add `--profile` (one more forward after the timed ones, each kernel, cuDNN
+call and copy between CUDA events), PyTorch eager fp32 / fp16 / fp16-cl rows one more forward under torch.profiler;
+each row's "profile" (same schema) lands in timing.jsonl and summarise.py tabulates them.
 
 timing.jsonl: one "meta" line, one "row" line per row (run, failed or skipped, with the reason), then "compare" lines:
 each row's output against the workload's PyTorch fp32 output (or enhance fp32 when torch has none).
@@ -33,6 +36,8 @@ from parity import forward_capabilities  # noqa: E402
 
 EAGER_MIN_S = 15      # a row is started only with at least this much time left before the deadline
 COMPILE_MIN_S = 75
+# PyTorch rows that end with one forward under torch.profiler (CUPTI's start costs seconds: not every row)
+PROFILED_VARIANTS = ("fp32", "fp16", "fp16-cl")
 EAGER_TIMEOUT_S = 120
 COMPILE_TIMEOUT_S = 240
 
@@ -91,6 +96,8 @@ class Harness:
         timeout = min(EAGER_TIMEOUT_S, self.left())
         if self.caps.get("report") and self.caps.get("warmup") and self.caps.get("runs"):
             cmd += ["--warmup", str(a.warmup), "--runs", str(a.runs), "--report", report]
+            if self.caps.get("profile") and not graph:   # one more forward, op by op (a graph's is the eager one's)
+                cmd += ["--profile"]
             child = Child(cmd, timeout)
             vram = self.sampler.measure(child)
             rec = dict(base, child=child.summary(), vram=vram, timing_source="report")
@@ -101,7 +108,8 @@ class Harness:
             rep = read_json(report, {})
             rec.update(status="ok", report=rep, seconds=rep.get("seconds"), median_s=rep.get("median_s"),
                        p95_s=rep.get("p95_s"), memory=rep.get("memory", {}), backend=rep.get("backend"),
-                       warmup=rep.get("warmup"), runs=len(rep.get("seconds") or []))
+                       warmup=rep.get("warmup"), runs=len(rep.get("seconds") or []),
+                       profile=rep.pop("profile", None))   # kept once, beside the report
             if rec["median_s"] is None and rec["seconds"]:
                 rec["median_s"], rec["p95_s"] = quantile(rec["seconds"], 0.5), quantile(rec["seconds"], 0.95)
             return self.finish(rec)
@@ -149,6 +157,8 @@ class Harness:
                "--runs", str(a.runs), "--report", report, "--save-output", d]
         if compile_mode:
             cmd += ["--compile", compile_mode]
+        elif variant in PROFILED_VARIANTS:
+            cmd += ["--profile"]
         if a.threads:
             cmd += ["--threads", str(a.threads)]
         child = Child(cmd, min(COMPILE_TIMEOUT_S if compile_mode else EAGER_TIMEOUT_S, self.left()))
@@ -161,7 +171,8 @@ class Harness:
         rep = read_json(report, {})
         rec.update(status="ok", report=rep, seconds=rep.get("seconds"), median_s=rep.get("median_s"),
                    p95_s=rep.get("p95_s"), memory=rep.get("memory", {}), backend=rep.get("backend"),
-                   warmup=rep.get("warmup"), runs=rep.get("runs"), compile_s=rep.get("compile_s"))
+                   warmup=rep.get("warmup"), runs=rep.get("runs"), compile_s=rep.get("compile_s"),
+                   profile=rep.pop("profile", None))
         return self.finish(rec)
 
     def finish(self, rec):

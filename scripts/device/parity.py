@@ -53,7 +53,7 @@ def forward_capabilities(enhance):
     text = c.stdout + c.stderr
     caps = {"precisions": [p for p in ("fp32", "tf32", "fp16") if p == "fp32" or p in text],
             "report": "--report" in text, "warmup": "--warmup" in text, "runs": "--runs" in text,
-            "cuda_graph": "--cuda-graph" in text, "layout": "--layout" in text,
+            "cuda_graph": "--cuda-graph" in text, "layout": "--layout" in text, "profile": "--profile" in text,
             "devices": [d for d in ("cpu", "cuda", "reference") if d in text]}
     return caps
 

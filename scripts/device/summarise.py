@@ -13,6 +13,7 @@ workload and precision, our best setting (eager NCHW, NHWC, CUDA graph) against 
 issue words it; the table keeps every pair.
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -111,6 +112,19 @@ def conv_plan_stats(notes):
             "refused": refused}
 
 
+def profile_line(profile, top=3):
+    """A row of the "where the time goes" table from a `--profile` object (ours or the PyTorch peer's), in ms."""
+    if not profile or "error" in profile:
+        return None
+    ms = lambda v: None if v is None else v * 1000  # noqa: E731
+    k = profile.get("by_kind") or {}
+    wall, timed = profile.get("wall_s"), profile.get("timed_s")
+    short = lambda n: n if len(n) <= 60 else n[:57] + "..."  # noqa: E731 - CUDA kernel names run to hundreds of characters
+    tops = ", ".join(f"{short(e['name'])} {e['seconds'] * 1000:.2f} ms ×{e['calls']}" for e in (profile.get("entries") or [])[:top])
+    return {"wall_ms": ms(wall), "conv_ms": ms(k.get("convolution")), "op_ms": ms(k.get("op")), "copy_ms": ms(k.get("copy")),
+            "gap_ms": ms(max(0.0, wall - timed)) if wall is not None and timed is not None else None, "top": tops}
+
+
 def best_per_setting(pairs, key, pick):
     """Per (workload, precision), the pair whose `key` is best by `pick` (max or min); pairs without it left out."""
     groups = {}
@@ -179,11 +193,15 @@ def selftest():
     t = os.path.join(d, "timing.jsonl")
     append_jsonl(t, {"type": "meta", "card_total_bytes": 140 * GIB, "sampler": "nvml"})
 
+    prof = {"clock": "x", "wall_s": 0.02, "timed_s": 0.015, "by_kind": {"convolution": 0.012, "op": 0.002, "copy": 0.001},
+            "entries": [{"kind": "convolution", "name": "cuDNN fwd algo 1", "calls": 10, "seconds": 0.012},
+                        {"kind": "op", "name": "enh_epilogue_f32", "calls": 10, "seconds": 0.002}]}
+
     def row(rid, eng, var, prec, med, alloc, res, proc, src="report"):
         append_jsonl(t, {"type": "row", "id": rid, "workload": "w", "arch": "gpen", "engine": eng, "variant": var,
                          "precision": prec, "status": "ok", "median_s": med, "p95_s": med * 1.1, "timing_source": src,
                          "memory": {"allocated_peak_bytes": alloc, "reserved_peak_bytes": res},
-                         "vram": {"process_peak_bytes": proc}})
+                         "vram": {"process_peak_bytes": proc}, "profile": prof if rid == "w/enhance/fp32" else None})
     row("w/enhance/fp32", "enhance", "fp32", "fp32", 0.020, 500 * MIB, 600 * MIB, 1000 * MIB)
     row("w/pytorch-eager/fp32", "pytorch-eager", "fp32", "fp32", 0.050, 900 * MIB, 1200 * MIB, 2000 * MIB)
     row("w/enhance/fp16", "enhance", "fp16", "fp16", 0.015, 300 * MIB, 400 * MIB, 700 * MIB)
@@ -228,6 +246,17 @@ def selftest():
         (abs(by["w/enhance/fp16"]["vram_ratio"] - 300 / 700) < 1e-9, "fp16 vram ratio vs that peer's reserved"),
         (by["w/enhance/fp32"]["per_24gb"] == 24 and by["w/enhance/fp32"]["per_card"] == 143, "instances 24 / 143"),
     ]
+    line = profile_line(prof)
+    checks.append((abs(line["gap_ms"] - 5) < 1e-9 and abs(line["conv_ms"] - 12) < 1e-9
+                   and line["top"].startswith("cuDNN fwd algo 1 12.00 ms ×10, enh_epilogue_f32"), f"profile line {line}"))
+    with open(os.path.join(d, "summary.md")) as fh:
+        summary = fh.read()
+    checks.append(("| w/enhance/fp32 | 20.00 | 12.00 | 2.00 | 1.00 | 5.00 | cuDNN fwd algo 1 12.00 ms ×10" in summary,
+                   "summary.md's profile table has the profiled row"))
+    write_json(os.path.join(d, "strict.json"), {"rel_l2": float("inf"), "v": [float("nan"), 1.5]})
+    with open(os.path.join(d, "strict.json")) as fh:
+        checks.append((json.load(fh) == {"rel_l2": None, "v": [None, 1.5]}, "non-finite floats written as null (strict JSON)"))
+    checks.append((profile_line({"error": "CUPTI"}) is None and profile_line(None) is None, "no profile, no line"))
     stats = conv_plan_stats(["conv2d [1,64,32,32] → Tensor: cuDNN fwd algo 1, workspace 0 B, math type 1, fp16 nhwc",
                              "conv2d [1,64,32,32] → Tensor: cuDNN fwd algo 6, workspace 8 B, math type 1, fp16 nhwc",
                              "convTranspose2d [1,8,4,4] → T: cuDNN bwd-data algo 1, workspace 0 B, math type 0, fp16 nhwc",
@@ -394,6 +423,28 @@ def main():
         plan_stats = conv_plan_stats(notes)
         md.append(f"| {r['id']} | {plan_stats['plans']} | {plan_stats['algorithms'] or '-'} | {plan_stats['math'] or '-'} | "
                   f"{plan_stats['fallbacks']} | {plan_stats['refused']} |")
+    md.append("")
+    md.append("## Where the time goes (one profiled forward per row)")
+    md.append("")
+    md.append("After each eager enhance row's timed runs, `forward --profile` ran one more forward with CUDA events around "
+              "every kernel, cuDNN call and copy; PyTorch's fp32 / fp16 / fp16-cl rows one more under torch.profiler "
+              "(kernel device times; its kinds are read off kernel names). ms of that forward: convolutions (cuDNN), "
+              "other ops, host↔device copies, and the wall time not inside any of them (launch gaps, host work).")
+    md.append("")
+    md.append("| row | wall ms | conv ms | other ops ms | copies ms | outside ops ms | largest |")
+    md.append("|---|---|---|---|---|---|---|")
+    profiled = 0
+    for r in rows:
+        line = profile_line(r.get("profile")) if r.get("status") == "ok" else None
+        if line is None:
+            if (r.get("profile") or {}).get("error"):
+                md.append(f"| {r['id']} | profile failed: {r['profile']['error']} | | | | | |")
+            continue
+        profiled += 1
+        md.append(f"| {r['id']} | {fmt(line['wall_ms'], '.2f')} | {fmt(line['conv_ms'], '.2f')} | {fmt(line['op_ms'], '.2f')} | "
+                  f"{fmt(line['copy_ms'], '.2f')} | {fmt(line['gap_ms'], '.2f')} | {line['top']} |")
+    if not profiled:
+        md.append("| (no profiled rows) | | | | | | |")
     md.append("")
     md.append("## enhance bench --device cuda --quick (step 2b)")
     md.append("")

@@ -4,7 +4,7 @@ scripts/reference/rrdbnet.py RRDBNet) on the same weights file and the same inpu
 
   torch_cuda_peer.py --arch gpen|rrdbnet --weights W(.safetensors|.pth) --input X.npy --variant V
                      [--device cuda|cpu] [--compile [MODE]] [--warmup 3] [--runs 10] [--report R.json]
-                     [--save-output DIR] [--threads N]
+                     [--save-output DIR] [--threads N] [--profile]
 
 Variants (PyTorch's knobs, cuDNN heuristics as `cudnn.benchmark=False`, the default):
   fp32      float32, cudnn.allow_tf32 = matmul.allow_tf32 = False (exact fp32 convolutions)
@@ -13,6 +13,10 @@ Variants (PyTorch's knobs, cuDNN heuristics as `cudnn.benchmark=False`, the defa
   fp16-cl   fp16 with model and input in torch.channels_last
 --compile wraps the model in torch.compile (mode "default" unless given); its compile time lands in the warm-ups and
 is reported as compile_s (the first warm-up).
+--profile: after the timed runs, one more forward under torch.profiler; the report's "profile" has enhance's
+`forward --profile` schema (clock, wall_s, timed_s, by_kind, entries[kind, name, calls, seconds]) with one row per
+CUDA kernel or copy (their device time; on the CPU: per aten op, self CPU time). Kinds are read off the names
+(convolution: cuDNN/CUTLASS/implicit-GEMM/Winograd kernels, copy: Memcpy/Memset), so they are approximate.
 
 One timed run = H2D copy of the fp32 input + (cast) + forward + (cast) + D2H copy + synchronize, like enhance's
 `seconds` (whole forward incl. upload and download). Memory: the model is loaded and moved first, then
@@ -63,6 +67,47 @@ def build_model(arch, sd):
     return model.eval(), cfg
 
 
+CONV_HINTS = ("conv", "xmma", "implicit", "fprop", "dgrad", "winograd", "cudnn", "cutlass", "gemm", "sm90_", "sm80_")
+
+
+def kind_of(name, cuda):
+    n = name.lower()
+    if "memcpy" in n or "memset" in n:
+        return "copy"
+    if any(h in n for h in CONV_HINTS) if cuda else ("conv" in n or "linear" in n or "addmm" in n):
+        return "convolution"
+    return "op"
+
+
+def profile_forward(forward, cuda):
+    """One forward under torch.profiler, in enhance's `forward --profile` schema."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch.inference_mode(), profile(activities=activities) as prof:
+        t = time.perf_counter()
+        forward()
+        wall = time.perf_counter() - t
+    rows = {}
+    for e in prof.events():
+        if cuda:
+            if getattr(e, "device_type", None) != torch.autograd.DeviceType.CUDA:
+                continue
+            us = e.time_range.elapsed_us()   # a kernel's or copy's own interval on the device
+        else:
+            if not e.name.startswith("aten::"):
+                continue
+            us = e.self_cpu_time_total
+        r = rows.setdefault(e.name, {"kind": kind_of(e.name, cuda), "name": e.name, "calls": 0, "seconds": 0.0})
+        r["calls"] += 1
+        r["seconds"] += us / 1e6
+    entries = sorted(rows.values(), key=lambda r: -r["seconds"])
+    by_kind = {k: sum(r["seconds"] for r in entries if r["kind"] == k) for k in ("convolution", "op", "copy")}
+    clock = ("torch.profiler (CUPTI): each CUDA kernel's and copy's device time" if cuda
+             else "torch.profiler: self CPU time of each aten op")
+    return {"clock": clock, "wall_s": wall, "timed_s": sum(by_kind.values()), "by_kind": by_kind, "entries": entries}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arch", required=True, choices=["gpen", "rrdbnet"])
@@ -76,6 +121,7 @@ def main():
     ap.add_argument("--report")
     ap.add_argument("--save-output", metavar="DIR")
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()
 
     t_start = time.perf_counter()
@@ -149,6 +195,14 @@ def main():
         times = warm[-1:]
         diagnostics.append("no timed runs (--runs 0): seconds holds the last warm-up")
 
+    profile = None
+    if a.profile:
+        try:
+            profile = profile_forward(forward, cuda)
+        except Exception as e:  # noqa: BLE001 - a profiler that will not start must not lose the row
+            profile = {"error": f"{type(e).__name__}: {e}"}
+            diagnostics.append(f"--profile failed: {profile['error']}")
+
     mem = {"weight_bytes": weight_bytes}
     if cuda:
         mem["allocated_peak_bytes"] = int(torch.cuda.max_memory_allocated())
@@ -195,6 +249,8 @@ def main():
         },
         "env": env,
     }
+    if profile is not None:
+        rep["profile"] = profile
     if a.report:
         write_json(a.report, rep)
     print(json.dumps({k: rep[k] for k in ("backend", "variant", "arch", "input_shape", "median_s", "p95_s", "memory")}))

@@ -73,4 +73,8 @@ int enh_wino_conv3x3(const enh_wino_args *args);
 #ifdef __cplusplus
 }
 #endif
+// PReLU over one channel block of a blocked (nChw16c / nChw8c) or plain map (prelu.c): dst[p·block + j] = src ≥ 0 ?
+// src : src · slope[j] for p < pixels, j < block. dst may equal src (in place) but must not partly overlap it.
+void enh_prelu_block(const float *src, float *dst, const float *slope, long pixels, int block);
+
 #endif

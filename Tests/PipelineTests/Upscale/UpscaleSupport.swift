@@ -1,3 +1,4 @@
+import Bench
 import Foundation
 import ImageIO
 import TensorCore
@@ -13,6 +14,15 @@ enum UpscalePaths {
     static var hasGolden: Bool { exists(golden.appendingPathComponent("realesrganer_x2/config.json")) }
     /// Weights of the RealESRGANer fixture cases (tiny ×2 RRDBNet, nf 8, 2 blocks, gc 4).
     static var realesrganerWeights: URL { fixtures.appendingPathComponent("models/rrdbnet_x2/weights.pth") }
+    /// A ×2 RRDBNet (nf 32, 1 block, gc 16: every channel count a multiple of 16) with synthetic weights, written once
+    /// per test process: on oneDNN its 3×3 layers run the own Winograd kernel above a map size and direct
+    /// convolutions below it on either block size (the fixture's 8/12/… channels take direct convolutions throughout
+    /// with AVX-512 blocks of 16).
+    static let wideRRDBWeights: Result<URL, any Error> = Result {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("wide-rrdb-\(UUID().uuidString).safetensors")
+        try SyntheticWeights.writeSafetensors(SyntheticWeights.rrdbNet(scale: 2, blocks: 1, feat: 32, grow: 16), to: url, metadata: [:])
+        return url
+    }
 }
 
 /// Converts between OpenCV-style HWC BGR(A)/gray arrays and ImageIO images (RGB order).

@@ -190,7 +190,8 @@ struct UpscalerTests {
         let be = try DNNLBackend(options: .init(threads: 2))
         let switchPixels = be.algorithmSwitchPixels
         #expect(switchPixels >= 48 * 48, "the own Winograd kernel's threshold")
-        let net = try RealESRGANLoader.load(UpscalePaths.realesrganerWeights, backend: be).network
+        let weights = try UpscalePaths.wideRRDBWeights.get()
+        let net = try RealESRGANLoader.load(weights, backend: be).network
         let (w, h) = (256, 256)
         let img = try testImage(width: w, height: h)
         var o = UpscaleOptions()
@@ -206,7 +207,7 @@ struct UpscalerTests {
 
         // a cap whose plain estimate would pick a tile around 80 px: the tile grows to keep maps above the switch
         let be2 = try DNNLBackend(options: .init(threads: 2))
-        let net2 = try RealESRGANLoader.load(UpscalePaths.realesrganerWeights, backend: be2).network
+        let net2 = try RealESRGANLoader.load(weights, backend: be2).network
         o.tile = 0
         let m = net2.inputMultiple, pad = (o.tilePad + m - 1) / m * m
         let base = try Upscaler(network: net2, options: o)
