@@ -311,6 +311,14 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
         profile?.add(k, "\(op): \(what)", seconds: seconds)
     }
 
+    /// `body` — a loop of the backend's own over host memory — timed as one row of the profile in progress.
+    func hostLoop<T>(_ label: String, _ what: String, _ body: () throws -> T) rethrows -> T {
+        guard profile != nil else { return try body() }
+        let start = ContinuousClock.now
+        defer { profiled(label, what, kind: nil, since: start) }
+        return try body()
+    }
+
     func flushDenormalsOnThisThread() {
         let key = "enhance.dnnl.ftz"
         if Thread.current.threadDictionary[key] == nil {

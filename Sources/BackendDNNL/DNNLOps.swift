@@ -87,9 +87,7 @@ extension DNNLBackend {
         let blocks = x.shape.n * (cp / b)
         // The prepared slopes are zero-padded to the backend's block, so `cp` of them can be read.
         nonisolated(unsafe) let s = src.basePointer, d = out.basePointer, slope = vector.plain.basePointer
-        let start = profile == nil ? nil : ContinuousClock.now
-        defer { if let start { profiled(op, "Swift loop", kind: nil, since: start) } }
-        withExtendedLifetime(vector) {
+        hostLoop(op, "C loop") { withExtendedLifetime(vector) {
             DispatchQueue.concurrentPerform(iterations: blocks) { blk in
                 let c0 = (blk % (cp / b)) * b
                 let base = blk * b * hw
@@ -107,7 +105,7 @@ extension DNNLBackend {
                     }
                 }
             }
-        }
+        } }
         return out
     }
 
@@ -301,9 +299,7 @@ extension DNNLBackend {
     func viaPlain(_ x: Tensor, op: String, _ body: (ReferenceBackend, Tensor) throws -> Tensor) throws -> Tensor {
         try check(x, op)
         let plain = try dense(x, .nchw, op: op)
-        let start = profile == nil ? nil : ContinuousClock.now
-        let y = try body(host, plain)
-        if let start { profiled(op, "reference loop (plain Swift)", kind: nil, since: start) }
+        let y = try hostLoop(op, "reference loop (plain Swift)") { try body(host, plain) }
         return preferredLayout(y.shape) == .nchw ? y : try dense(y, preferredLayout(y.shape), op: op)
     }
 
@@ -436,7 +432,7 @@ extension DNNLBackend {
             let b = src.layout.channelBlock
             let planes = x.shape.n * src.layout.paddedChannels(x.shape.c) / b
             nonisolated(unsafe) let s = src.basePointer, d = out.basePointer
-            DispatchQueue.concurrentPerform(iterations: planes) { plane in
+            hostLoop(op, "row copies") { DispatchQueue.concurrentPerform(iterations: planes) { plane in
                 let sp = s + plane * h * w * b, dp = d + plane * oh * ow * b
                 for oy in 0..<oh {
                     var iy = oy - top
@@ -446,7 +442,7 @@ extension DNNLBackend {
                     for ox in 0..<left { (drow + ox * b).update(from: srow + (left - ox) * b, count: b) }
                     for ox in 0..<right { (drow + (left + w + ox) * b).update(from: srow + (w - 2 - ox) * b, count: b) }
                 }
-            }
+            } }
             return out
         }
     }

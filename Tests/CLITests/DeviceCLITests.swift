@@ -611,7 +611,8 @@ import TestSupport
         #expect(r.stdout.contains("profile of one more forward (CUDA events") && r.stdout.contains("cuDNN fwd algo"), "\(r.stdout)")
     }
 
-    /// The same on the CPU: oneDNN primitives and the own Winograd kernel timed by the host clock; 5 convolutions.
+    /// The same on the CPU: oneDNN primitives, the own Winograd kernel and the backend's loops timed by the host clock;
+    /// 5 convolutions.
     @Test func forwardProfileTimesEveryPrimitiveOnTheCPU() throws {
         let c = Repository.root.appendingPathComponent("Tests/Fixtures/models/srvgg_prelu_x2")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("cpu-profile-\(UUID().uuidString)")
@@ -625,6 +626,8 @@ import TestSupport
         let profile = try Self.profile(in: report)
         #expect(profile.calls(.convolution) == 5 && profile.names(.convolution).allSatisfy { $0.hasPrefix("conv2d: ") }, "\(profile.entries)")
         #expect(profile.clock.hasPrefix("host clock"))
+        // the backend's own loops are rows too: the fixture's 4 PReLUs (unfused at a 12×10 map on either block size)
+        #expect(profile.callsNamed("prelu: C loop") == 4, "\(profile.entries)")
         #expect(r.stdout.contains("profile of one more forward (host clock"), "\(r.stdout)")
     }
 
