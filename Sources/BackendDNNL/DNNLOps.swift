@@ -73,8 +73,8 @@ extension DNNLBackend {
         return state
     }
 
-    /// PReLU as a plain Swift pass over the dense (plain or blocked) buffer: oneDNN 2.6 only has a reference
-    /// PReLU for blocked layouts. Parallel over (n, channel block) with Dispatch.
+    /// PReLU as a pass of our own over the dense (plain or blocked) buffer: oneDNN 2.6 only has a reference PReLU
+    /// for blocked layouts.
     /// `inPlace`: into x itself (a fresh convolution output nobody else holds yet).
     func prelu(_ x: Tensor, _ slopes: PreparedVector, inPlace: Bool = false) throws -> Tensor {
         let op = "prelu"
@@ -84,28 +84,15 @@ extension DNNLBackend {
         let src = x.isView ? try dense(x, x.layout, op: op) : x
         let out = inPlace && src === x ? x : try alloc(x.shape, src.layout, op: op)
         let b = src.layout.channelBlock, cp = src.layout.paddedChannels(x.shape.c), hw = x.shape.h * x.shape.w
-        let blocks = x.shape.n * (cp / b)
         // The prepared slopes are zero-padded to the backend's block, so `cp` of them can be read.
-        nonisolated(unsafe) let s = src.basePointer, d = out.basePointer, slope = vector.plain.basePointer
-        hostLoop(op, "C loop") { withExtendedLifetime(vector) {
-            DispatchQueue.concurrentPerform(iterations: blocks) { blk in
-                let c0 = (blk % (cp / b)) * b
-                let base = blk * b * hw
-                // the blocked layouts in C (CWinograd/prelu.c), which vectorises the block (the Swift loop below ran
-                // at 1.3 GB/s: 13 ms for realesr-animevideov3's first 64-channel map at 256²)
-                switch b {
-                case 16, 8: enh_prelu_block(s + base, d + base, slope + c0, hw, Int32(b))
-                case 1:
-                    let a = slope[c0]
-                    for i in 0..<hw { let v = s[base + i]; d[base + i] = v >= 0 ? v : v * a }
-                default:
-                    for i in 0..<hw {
-                        let o = base + i * b
-                        for j in 0..<b { let v = s[o + j]; d[o + j] = v >= 0 ? v : v * slope[c0 + j] }
-                    }
-                }
+        let s = src.basePointer, d = out.basePointer, slope = vector.plain.basePointer
+        // in C on OpenMP's threads (CWinograd/loops.c): the Swift loop this was ran element by element at 1.3 GB/s
+        // (13 ms for realesr-animevideov3's first 64-channel map at 256²)
+        hostLoop(op, "C loop") {
+            withExtendedLifetime(vector) {
+                enh_prelu_planes(s, d, slope, x.shape.n, cp / b, hw, Int32(b), cp * hw, ompThreads)
             }
-        } }
+        }
         return out
     }
 
@@ -188,7 +175,9 @@ extension DNNLBackend {
         try sync { try eltwise(x, [(dnnl_eltwise_linear, scale, shift)], op: "affine") }
     }
 
-    /// One reorder with an output scale: no temporary the size of x.
+    /// One reorder with an output scale: no temporary the size of x. (oneDNN takes its generic `simple:any` reorder
+    /// for GPEN's scaled noise into its half of a concatenation, 15 calls, 14–19 ms of GPEN-512's 0.65 s; a C loop
+    /// on OpenMP's threads took 19–21 ms, so the reorder stays.)
     public func affine(_ x: Tensor, scale: Float, into destination: Tensor) throws {
         try sync {
             let op = "affine"

@@ -98,7 +98,7 @@ struct Forward: ParsableCommand {
     @Option(help: "Write a JSON report: device, backend, precision, seconds per run (whole forward incl. upload and download), median/p95, memory after the warm-up (weights, live peak, workspace, allocated peak = live peak + weights + workspace, reserved peak = the activation pool's high-water mark + weights + workspace).")
     var report: String?
 
-    @Flag(help: "After the timed runs, one more forward (eager, also with --cuda-graph) with every op timed on the device — CUDA events around each kernel, cuDNN call and copy; the host clock around each oneDNN primitive — and a table of where its time went (in --report too, under \"profile\").")
+    @Flag(help: "After the timed runs, one more forward (eager, also with --cuda-graph) with every op timed on the device — CUDA events around each kernel, cuDNN call and copy; the host clock around each oneDNN primitive and loop of the CPU backend's own — and a table of where its time went (in --report too, under \"profile\").")
     var profile = false
 
     func validate() throws {
@@ -176,23 +176,6 @@ struct Forward: ParsableCommand {
         }
         let seconds = times.last ?? 0
         let memory = backend.memoryStats
-        var measured: Result<(profile: OpProfile, wall: Double), Error>?
-        if profile {
-            guard try backend.startProfile() else { throw CommandError("--profile: \(backend.name) cannot time its ops") }
-            // The timed runs are done: a profile that fails (an event the driver refuses) is said and reported, and
-            // the run still succeeds with its timings; a lost device is not a profiling matter.
-            do {
-                let start = ContinuousClock.now
-                _ = try network.host(host)
-                let wall = secondsSince(start)
-                guard let p = try backend.finishProfile() else { throw CommandError("no profile came back") }
-                measured = .success((p, wall))
-            } catch where !isDeviceLoss(error) {
-                _ = try? backend.finishProfile()
-                FileHandle.standardError.write(Data("enhance forward: --profile failed (the timed runs stand): \(error)\n".utf8))
-                measured = .failure(error)
-            }
-        }
         let dir = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         for (name, t) in outputs {
@@ -202,9 +185,31 @@ struct Forward: ParsableCommand {
         }
         print(String(format: "%@ on %@: %.3f s%@", detected.name, backend.name, seconds,
                      times.count > 1 ? String(format: " (last of %d; median %.3f s)", times.count, times.sorted()[times.count / 2]) : ""))
-        if case let .success(m) = measured { ProfileTable.lines(m.profile, wall: m.wall).forEach { print($0) } }
-        if let report {
-            try writeReport(report, backend: backend, key: key, input: npy.shape, times: times, graph: graph != nil, memory: memory, profile: measured)
+        func writeReport(profile: Result<(profile: OpProfile, wall: Double), Error>?) throws {
+            guard let report else { return }
+            try self.writeReport(report, backend: backend, key: key, input: npy.shape, times: times, graph: graph != nil, memory: memory, profile: profile)
+        }
+        // The outputs and the timed runs' report are written before the profiled forward: scripts/device keeps a row
+        // whose profile took the process down.
+        try writeReport(profile: nil)
+        if profile {
+            guard try backend.startProfile() else { throw CommandError("--profile: \(backend.name) cannot time its ops") }
+            // A profile that fails (an event the driver refuses) is said and reported, and the run still succeeds
+            // with its timings; a lost device is not a profiling matter.
+            let measured: Result<(profile: OpProfile, wall: Double), Error>
+            do {
+                let start = ContinuousClock.now
+                _ = try network.host(host)
+                let wall = secondsSince(start)
+                guard let p = try backend.finishProfile() else { throw CommandError("no profile came back") }
+                measured = .success((p, wall))
+                ProfileTable.lines(p, wall: wall).forEach { print($0) }
+            } catch where !isDeviceLoss(error) {
+                _ = try? backend.finishProfile()
+                FileHandle.standardError.write(Data("enhance forward: --profile failed (the timed runs stand): \(error)\n".utf8))
+                measured = .failure(error)
+            }
+            try writeReport(profile: measured)
         }
         withExtendedLifetime(graph) {}
     }
@@ -264,7 +269,7 @@ enum ProfileTable {
             let s = rest.reduce(0) { $0 + $1.seconds }, c = rest.reduce(0) { $0 + $1.calls }
             out.append("\(ms(s))  \(share(s))  \(String(format: "%6d", c))  (\(rest.count) more rows: --report has them)")
         }
-        let kinds = [OpProfile.Kind.convolution, .op, .copy].map { "\($0.rawValue) \(String(format: "%.3f", p.seconds(of: $0) * 1000)) ms" }
+        let kinds = OpProfile.Kind.allCases.map { "\($0.rawValue) \(String(format: "%.3f", p.seconds(of: $0) * 1000)) ms" }
         out.append("timed ops \(String(format: "%.3f", busy * 1000)) ms (\(kinds.joined(separator: ", "))) of \(String(format: "%.3f", wall * 1000)) ms wall; not in any op: \(String(format: "%.3f", max(0, wall - busy) * 1000)) ms")
         return out
     }
@@ -272,7 +277,7 @@ enum ProfileTable {
     static func json(_ p: OpProfile, wall: Double) -> [String: Any] {
         [
             "clock": p.clock, "wall_s": wall, "timed_s": p.busySeconds,
-            "by_kind": Dictionary(uniqueKeysWithValues: [OpProfile.Kind.convolution, .op, .copy].map { ($0.rawValue, p.seconds(of: $0)) }),
+            "by_kind": Dictionary(uniqueKeysWithValues: OpProfile.Kind.allCases.map { ($0.rawValue, p.seconds(of: $0)) }),
             "entries": p.entries.map { ["kind": $0.kind.rawValue, "name": $0.name, "calls": $0.calls, "seconds": $0.seconds] as [String: Any] },
         ]
     }

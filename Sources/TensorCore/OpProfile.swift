@@ -2,7 +2,7 @@
 /// kernel, a library call with its algorithm, a copy — with its calls and the seconds the device spent in them.
 /// The sum of the rows against the forward's wall time tells compute from what is not (launch gaps, host work).
 public struct OpProfile: Sendable, Equatable {
-    public enum Kind: String, Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
         /// A convolution, transposed convolution or linear layer (the library's call).
         case convolution
         /// Any other op: a kernel of ours, a library primitive.

@@ -244,6 +244,17 @@ let convCases: [ConvCase] = [
         try expectParity("multiply \(shape)", tol: 1e-6, on: t.backend) { be in try be.multiply(be.input(x, blocked: blocked), be.input(y, blocked: blocked)) }
         try expectParity("affine \(shape)", tol: 1e-6, on: t.backend) { be in try be.affine(be.input(x, blocked: blocked), scale: 0.5, shift: -1) }
         try expectParity("scaleChannels \(shape)", tol: 1e-6, on: t.backend) { be in try be.scaleChannels(be.input(x, blocked: blocked), by: be.upload(s)) }
+        // GPEN's scaled noise into its half of a concatenation: x·s into a channel view, each half in turn
+        let w = rng.host([shape[0], 32, shape[2], shape[3]])
+        for scaledHalf in [1, 0] {
+            try expectParity("affine into channel view \(scaledHalf) \(shape)", tol: 1e-6, on: t.backend) { be in
+                let cat = try be.empty(TensorShape(n: shape[0], c: 64, h: shape[2], w: shape[3]))
+                let halves = [0..<32, 32..<64]
+                try be.affine(be.input(w, blocked: blocked), scale: 0.75, into: be.channelView(cat, halves[scaledHalf]))
+                try be.copy(be.input(w, blocked: blocked), into: be.channelView(cat, halves[1 - scaledHalf]))
+                return cat
+            }
+        }
     }
 
     @Test(arguments: ParityTarget.all, inputs)

@@ -42,6 +42,12 @@ EAGER_TIMEOUT_S = 120
 COMPILE_TIMEOUT_S = 240
 
 
+def timed_report(path):
+    """Whether a report with timed runs exists at `path` (written before a `--profile` forward)."""
+    rep = read_json(path, None) if os.path.exists(path) else None
+    return bool(rep and rep.get("median_s") is not None and rep.get("seconds"))
+
+
 class Harness:
     def __init__(self, a):
         self.a = a
@@ -101,7 +107,9 @@ class Harness:
             child = Child(cmd, timeout)
             vram = self.sampler.measure(child)
             rec = dict(base, child=child.summary(), vram=vram, timing_source="report")
-            if child.rc != 0 or not os.path.exists(report):
+            if child.rc != 0 and "--profile" in cmd and timed_report(report):
+                rec["diagnostics"] = [f"exit {child.rc} after the timed runs' report (during --profile): profile lost"]
+            elif child.rc != 0 or not os.path.exists(report):
                 rec.update(status="timeout" if child.timed_out else "error",
                            reason="timed out" if child.timed_out else f"exit {child.rc}" + ("" if child.rc else ": no report"))
                 return self.finish(rec)
@@ -164,7 +172,11 @@ class Harness:
         child = Child(cmd, min(COMPILE_TIMEOUT_S if compile_mode else EAGER_TIMEOUT_S, self.left()))
         vram = self.sampler.measure(child)
         rec = dict(base, child=child.summary(), vram=vram, timing_source="report")
-        if child.rc != 0 or not os.path.exists(report):
+        if child.rc != 0 and "--profile" in cmd and timed_report(report):
+            # the timed runs were written before the profiled forward: a profiler that took the process down
+            # costs the profile, not the row
+            rec["diagnostics"] = [f"exit {child.rc} after the timed runs' report (during --profile): profile lost"]
+        elif child.rc != 0 or not os.path.exists(report):
             rec.update(status="timeout" if child.timed_out else "error",
                        reason="timed out" if child.timed_out else f"exit {child.rc}")
             return self.finish(rec)

@@ -195,14 +195,6 @@ def main():
         times = warm[-1:]
         diagnostics.append("no timed runs (--runs 0): seconds holds the last warm-up")
 
-    profile = None
-    if a.profile:
-        try:
-            profile = profile_forward(forward, cuda)
-        except Exception as e:  # noqa: BLE001 - a profiler that will not start must not lose the row
-            profile = {"error": f"{type(e).__name__}: {e}"}
-            diagnostics.append(f"--profile failed: {profile['error']}")
-
     mem = {"weight_bytes": weight_bytes}
     if cuda:
         mem["allocated_peak_bytes"] = int(torch.cuda.max_memory_allocated())
@@ -249,10 +241,17 @@ def main():
         },
         "env": env,
     }
-    if profile is not None:
-        rep["profile"] = profile
     if a.report:
         write_json(a.report, rep)
+    if a.profile:
+        # after the report is written: a profiler that fails, or takes the process down, leaves the timed runs
+        try:
+            rep["profile"] = profile_forward(forward, cuda)
+        except Exception as e:  # noqa: BLE001
+            rep["profile"] = {"error": f"{type(e).__name__}: {e}"}
+            diagnostics.append(f"--profile failed: {rep['profile']['error']}")
+        if a.report:
+            write_json(a.report, rep)
     print(json.dumps({k: rep[k] for k in ("backend", "variant", "arch", "input_shape", "median_s", "p95_s", "memory")}))
     return 0
 

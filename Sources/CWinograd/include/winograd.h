@@ -73,8 +73,12 @@ int enh_wino_conv3x3(const enh_wino_args *args);
 #ifdef __cplusplus
 }
 #endif
-// PReLU over one channel block of a blocked (nChw16c / nChw8c) or plain map (prelu.c): dst[p·block + j] = src ≥ 0 ?
-// src : src · slope[j] for p < pixels, j < block. dst may equal src (in place) but must not partly overlap it.
-void enh_prelu_block(const float *src, float *dst, const float *slope, long pixels, int block);
+// The oneDNN backend's own element loops (loops.c), on `threads` OpenMP threads (0: OpenMP's default), over the
+// planes (image i, channel block k) of a blocked (nChw16c / nChw8c) or plain (block 1) map, plane (i, k) at
+// base + i·image_stride + k·plane_floats.
+// PReLU: dst = src ≥ 0 ? src : src · slopes[k·block + c] for channel c of block k; `pixels` pixels of `block` floats
+// per plane; dst equals src (in place) or does not overlap it.
+void enh_prelu_planes(const float *src, float *dst, const float *slopes, long images, long blocks, long pixels, int block,
+                      long image_stride, int threads);
 
 #endif

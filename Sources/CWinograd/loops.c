@@ -1,0 +1,66 @@
+#include "winograd.h"
+
+// Element loops of the oneDNN backend's own (where oneDNN 2.6 has no fast primitive), in C so that the compiler
+// vectorises them (Swift loops over the same pointers cannot be: they may alias, and ran element by element), on
+// OpenMP's threads like every oneDNN primitive (Dispatch threads share the cores with OpenMP workers still spinning
+// after the previous primitive).
+
+extern void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned int flags);
+extern int omp_get_thread_num(void);
+extern int omp_get_num_threads(void);
+
+// Planes (image i, channel block k) of `plane` floats at base + i·image + k·plane; each thread takes the same share of
+// every plane (planes are few and large: a block of 16 channels of a whole map).
+typedef struct {
+    const float *src;
+    float *dst;
+    const float *slope;   // block·blocks slopes
+    long images, blocks, plane, src_image, dst_image;
+    int block;
+} planes_job;
+
+static void share(long n, long *begin, long *end) {
+    const long t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const long per = (n + nt - 1) / nt;
+    *begin = t * per < n ? t * per : n;
+    *end = *begin + per < n ? *begin + per : n;
+}
+
+#define PRELU_PIXELS(B)                                                                            \
+    for (long q = p0; q < p1; q++)                                                                 \
+        for (int c = 0; c < (B); c++) { float v = s[q * (B) + c]; d[q * (B) + c] = v >= 0.0f ? v : v * a[c]; }
+
+// s and d do not overlap
+static void prelu_range(const float *restrict s, float *restrict d, const float *restrict a, long p0, long p1, int block) {
+    if (block == 16) { PRELU_PIXELS(16) return; }
+    if (block == 8) { PRELU_PIXELS(8) return; }
+    PRELU_PIXELS(block)
+}
+
+// in place (s = d): one pointer, so that nothing may alias
+static void prelu_range_in_place(float *restrict d, const float *restrict a, long p0, long p1, int block) {
+    const float *s = d;
+    if (block == 16) { PRELU_PIXELS(16) return; }
+    if (block == 8) { PRELU_PIXELS(8) return; }
+    PRELU_PIXELS(block)
+}
+
+static void prelu_worker(void *p) {
+    const planes_job *j = p;
+    const long pixels = j->plane / j->block;
+    long b, e;
+    share(pixels, &b, &e);
+    for (long i = 0; i < j->images; i++)
+        for (long k = 0; k < j->blocks; k++) {
+            const float *s = j->src + i * j->src_image + k * j->plane;
+            float *d = j->dst + i * j->dst_image + k * j->plane;
+            if (s == d) prelu_range_in_place(d, j->slope + k * j->block, b, e, j->block);
+            else prelu_range(s, d, j->slope + k * j->block, b, e, j->block);
+        }
+}
+
+void enh_prelu_planes(const float *src, float *dst, const float *slopes, long images, long blocks, long pixels, int block,
+                      long image, int threads) {
+    planes_job j = {src, dst, slopes, images, blocks, pixels * block, image, image, block};
+    GOMP_parallel(prelu_worker, &j, threads > 0 ? (unsigned)threads : 0, 0);
+}
