@@ -1,3 +1,4 @@
+import CWinograd
 import CDNNL
 import Foundation
 import TensorCore
@@ -427,6 +428,20 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
             }
             if source.buffer === destination.buffer && source.byteOffset == destination.byteOffset
                 && source.layout == destination.layout && source.storageChannels == destination.storageChannels { return }
+            let b = blockedLayout.channelBlock
+            if source.layout == blockedLayout, destination.layout == blockedLayout, source.shape.c % b == 0,
+               source.buffer !== destination.buffer {
+                // whole channel blocks (RRDB's block input into its dense concatenation): every block's plane (H·W·b
+                // floats) is contiguous in both, views included, so a memcpy per plane on OpenMP's threads. oneDNN
+                // took its generic `simple:any` reorder into the view: x2plus 256², 69 copies, 19–26 → 7.7–8.3 ms.
+                let plane = source.shape.h * source.shape.w * b
+                let sImage = source.layout.paddedChannels(source.storageChannels) * source.shape.h * source.shape.w
+                let dImage = destination.layout.paddedChannels(destination.storageChannels) * destination.shape.h * destination.shape.w
+                hostLoop("copy", "memcpy per block plane") {
+                    enh_copy_planes(source.basePointer, destination.basePointer, source.shape.n, source.shape.c / b, plane, sImage, dImage, ompThreads)
+                }
+                return
+            }
             try reorder(source, into: destination, op: "copy")
         }
     }

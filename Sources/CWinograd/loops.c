@@ -1,5 +1,7 @@
 #include "winograd.h"
 
+#include <string.h>
+
 // Element loops of the oneDNN backend's own (where oneDNN 2.6 has no fast primitive), in C so that the compiler
 // vectorises them (Swift loops over the same pointers cannot be: they may alias, and ran element by element), on
 // OpenMP's threads like every oneDNN primitive (Dispatch threads share the cores with OpenMP workers still spinning
@@ -63,4 +65,20 @@ void enh_prelu_planes(const float *src, float *dst, const float *slopes, long im
                       long image, int threads) {
     planes_job j = {src, dst, slopes, images, blocks, pixels * block, image, image, block};
     GOMP_parallel(prelu_worker, &j, threads > 0 ? (unsigned)threads : 0, 0);
+}
+
+static void copy_worker(void *p) {
+    const planes_job *j = p;
+    long b, e;
+    share(j->plane, &b, &e);
+    for (long i = 0; i < j->images; i++)
+        for (long k = 0; k < j->blocks; k++)
+            memcpy(j->dst + i * j->dst_image + k * j->plane + b, j->src + i * j->src_image + k * j->plane + b,
+                   (size_t)(e - b) * sizeof(float));
+}
+
+void enh_copy_planes(const float *src, float *dst, long images, long blocks, long plane_floats, long src_image,
+                     long dst_image, int threads) {
+    planes_job j = {src, dst, 0, images, blocks, plane_floats, src_image, dst_image, 0};
+    GOMP_parallel(copy_worker, &j, threads > 0 ? (unsigned)threads : 0, 0);
 }

@@ -76,6 +76,9 @@ int enh_wino_conv3x3(const enh_wino_args *args);
 // The oneDNN backend's own element loops (loops.c), on `threads` OpenMP threads (0: OpenMP's default), over the
 // planes (image i, channel block k) of a blocked (nChw16c / nChw8c) or plain (block 1) map, plane (i, k) at
 // base + i·image_stride + k·plane_floats.
+// dst = src, plane by plane (memcpy; src and dst do not overlap; their image strides may differ: channel views).
+void enh_copy_planes(const float *src, float *dst, long images, long blocks, long plane_floats, long src_image,
+                     long dst_image, int threads);
 // PReLU: dst = src ≥ 0 ? src : src · slopes[k·block + c] for channel c of block k; `pixels` pixels of `block` floats
 // per plane; dst equals src (in place) or does not overlap it.
 void enh_prelu_planes(const float *src, float *dst, const float *slopes, long images, long blocks, long pixels, int block,
