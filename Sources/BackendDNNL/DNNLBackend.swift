@@ -297,7 +297,7 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
     public func finishProfile() throws -> OpProfile? {
         sync {
             defer { profile = nil }
-            return profile?.profile(clock: "host clock around each oneDNN primitive, own Winograd call and Swift loop (each waits for its result); allocation, page faults and glue between them are not counted")
+            return profile?.profile(clock: "host clock around each oneDNN primitive, own Winograd call and loop of the backend's own (each waits for its result); allocation, page faults and glue between them are not counted")
         }
     }
 

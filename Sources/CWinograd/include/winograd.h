@@ -70,9 +70,6 @@ int enh_wino_default_tiles(int in_channels, int out_channels);
 /// oneDNN status of a failed matmul, sgemm or stream/memory creation.
 int enh_wino_conv3x3(const enh_wino_args *args);
 
-#ifdef __cplusplus
-}
-#endif
 // The oneDNN backend's own element loops (loops.c), on `threads` OpenMP threads (0: OpenMP's default), over the
 // planes (image i, channel block k) of a blocked (nChw16c / nChw8c) or plain (block 1) map, plane (i, k) at
 // base + i·image_stride + k·plane_floats.
@@ -84,4 +81,7 @@ void enh_copy_planes(const float *src, float *dst, long images, long blocks, lon
 void enh_prelu_planes(const float *src, float *dst, const float *slopes, long images, long blocks, long pixels, int block,
                       long image_stride, int threads);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
