@@ -310,7 +310,7 @@ extension CUDABackend {
         let wPtr = UnsafeRawPointer(bitPattern: UInt(address(layer.weight)))
         let yPtr = UnsafeMutableRawPointer(bitPattern: UInt(address(y)))
         // the profile's row (built only while a profile runs): the call, its algorithm and math type, channels in → out
-        try timed(.convolution, "cuDNN \(layer.kind == .transposed ? "bwd-data" : "fwd") algo \(plan.algorithm) (\(plan.candidates[plan.chosen].math)) \(x.shape.c)→\(y.shape.c)") {
+        try timed(.convolution, "cuDNN \(layer.kind == .transposed ? "bwd-data" : "fwd") algo \(plan.algorithm) (\(CUDAProfileRecorder.mathName(plan.candidates[plan.chosen].math))) \(x.shape.c)→\(y.shape.c)") {
             switch layer.kind {
             case .forward, .linear:
                 try check(api.cudnnConvolutionForward!(cudnn, &alpha, plan.input, xPtr, layer.filter, wPtr, layer.conv,

@@ -23,6 +23,17 @@ final class CUDAProfileRecorder {
 
     func recycle(_ events: CUevent...) { spare += events }
 
+    /// A cuDNN math type (its number, as the plans keep it) in words, for the profile's rows.
+    static func mathName(_ raw: String) -> String {
+        switch raw {
+        case "\(CUDNN_DEFAULT_MATH.rawValue)": "default math"
+        case "\(CUDNN_TENSOR_OP_MATH.rawValue)": "tensor ops"
+        case "\(CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION.rawValue)": "tensor ops, down-conversion"
+        case "\(CUDNN_FMA_MATH.rawValue)": "FMA, no TF32"
+        default: "math type \(raw)"
+        }
+    }
+
     /// The seconds of every mark (their stream must have been synchronised), summed per name.
     func read() throws -> OpProfile {
         var collector = OpProfileCollector()

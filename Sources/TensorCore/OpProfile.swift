@@ -13,7 +13,7 @@ public struct OpProfile: Sendable, Equatable {
 
     public struct Entry: Sendable, Equatable {
         public let kind: Kind
-        /// What ran, e.g. `cuDNN fwd algo 1 (CUDNN_TENSOR_OP_MATH) 64→32` or `enh_epilogue_f16`.
+        /// What ran, e.g. `cuDNN fwd algo 1 (tensor ops) 64→32` or `enh_epilogue_f16`.
         public let name: String
         public var calls: Int
         public var seconds: Double

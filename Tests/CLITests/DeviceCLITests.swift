@@ -605,6 +605,8 @@ import TestSupport
         try Self.expectOutputs([("output.npy", "output_0.npy")], in: out, match: c, "profiled srvgg") { _ in 1e-4 }
         let profile = try Self.profile(in: report)
         #expect(profile.calls(.convolution) == 5 && profile.names(.convolution).allSatisfy { $0.hasPrefix("cuDNN fwd algo ") }, "\(profile.entries)")
+        // fp32 is TF32 off: every plan's math type is FMA, named in words
+        #expect(profile.names(.convolution).allSatisfy { $0.contains("(FMA, no TF32)") }, "\(profile.names(.convolution))")
         #expect(profile.callsNamed("copy host → device") == 1 && profile.callsNamed("copy device → host") == 1, "\(profile.entries)")
         #expect(profile.callsNamed("enh_epilogue_f32") >= 1, "\(profile.entries)")
         #expect(profile.clock.hasPrefix("CUDA events"))
