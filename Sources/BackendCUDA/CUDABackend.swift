@@ -323,19 +323,24 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
     }
 
+    /// Queues a copy of `raw` to `dst` on the stream (a profile's "copy host → device" row).
+    func copyToDevice(_ dst: CUdeviceptr, _ raw: UnsafeRawBufferPointer) throws {
+        try timed(.copy, "copy host → device") { try check(api.cuMemcpyHtoDAsync!(dst, raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync") }
+    }
+
     /// Copies float32 host values into device memory at `dst` in the storage type (`asStorage`) or as float32.
     func store(_ values: [Float], at dst: CUdeviceptr, asStorage: Bool) throws {
         guard !values.isEmpty else { return }
         if capturing { throw Self.captureError("a host upload (\(values.count) values) inside the captured forward") }
         if !asStorage || elementSize == 4 {
             try values.withUnsafeBytes { raw in
-                try timed(.copy, "copy host → device") { try check(api.cuMemcpyHtoDAsync!(dst, raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync") }
+                try copyToDevice(dst, raw)
             }
             return
         }
         let staging = try pool.allocate(bytes: values.count * 4)
         try values.withUnsafeBytes { raw in
-            try timed(.copy, "copy host → device") { try check(api.cuMemcpyHtoDAsync!(address(staging), raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync") }
+            try copyToDevice(address(staging), raw)
         }
         try launch("enh_pack_f16", typed: false, count: values.count, [.pointer(dst), .pointer(address(staging)), .i64(values.count)])
         try check(api.cuStreamSynchronize!(stream), "cuStreamSynchronize")   // the staging buffer is reused at once
@@ -371,7 +376,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         if capturing { throw Self.captureError("a host upload (\(host.count) values) inside the captured forward") }
         let staging = try (stagingPool ?? pool).allocate(bytes: host.count * 4)
         try host.data.withUnsafeBytes { raw in
-            try timed(.copy, "copy host → device") { try check(api.cuMemcpyHtoDAsync!(address(staging), raw.baseAddress, raw.count, stream), "cuMemcpyHtoDAsync") }
+            try copyToDevice(address(staging), raw)
         }
         try copyKernel(elementSize == 4 ? "enh_copy_f32" : "enh_cast_f32_f16", t.shape, to: arg(t), from: arg(address(staging), Strides(t.shape)))
         try check(api.cuStreamSynchronize!(stream), "cuStreamSynchronize")   // the staging buffer is reused at once

@@ -277,12 +277,10 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
             scratch = buffer
         }
         let list = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
-        let start = profile == nil ? nil : ContinuousClock.now
-        try dnnlCheck(dnnl_primitive_execute(p.primitive, stream, Int32(list.count), list), op)
-        try dnnlCheck(dnnl_stream_wait(stream), op)
-        if let start {
-            let compute = [dnnl_convolution, dnnl_deconvolution, dnnl_inner_product, dnnl_matmul].contains(p.kind)
-            profiled(op, "\(p.kindName) \(p.implementation)", kind: compute ? .convolution : nil, since: start)
+        try timed(op, "\(p.kindName) \(p.implementation)",
+                  kind: [dnnl_convolution, dnnl_deconvolution, dnnl_inner_product, dnnl_matmul].contains(p.kind) ? .convolution : nil) {
+            try dnnlCheck(dnnl_primitive_execute(p.primitive, stream, Int32(list.count), list), op)
+            try dnnlCheck(dnnl_stream_wait(stream), op)
         }
         withExtendedLifetime((args, scratch)) {}
     }
@@ -301,23 +299,21 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
         }
     }
 
-    /// One sample of the profile in progress: backend op `label` (its first word names the row) ran `what` (a
-    /// primitive kind and oneDNN's implementation); a convolution when `kind` says so, a copy for upload and download,
-    /// else an op (reorders, element-wise work of a convolution op that its primitive did not fuse).
-    func profiled(_ label: String, _ what: String, kind: OpProfile.Kind?, since start: ContinuousClock.Instant) {
-        let d = start.duration(to: .now)
-        let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-        let op = label.split(separator: " ").first.map(String.init) ?? label
-        let k = kind ?? (["upload", "uploadConstant", "download"].contains(op) ? .copy : .op)
-        profile?.add(k, "\(op): \(what)", seconds: seconds)
-    }
-
-    /// `body` — a loop of the backend's own over host memory — timed as one row of the profile in progress.
-    func hostLoop<T>(_ label: String, _ what: String, _ body: () throws -> T) rethrows -> T {
+    /// `body` — a oneDNN primitive, an own Winograd call or a loop of the backend's own, which waits for its result —
+    /// timed as one sample of the profile in progress (nothing is evaluated when none runs): backend op `label` (its
+    /// first word names the row) ran `what` (e.g. a primitive kind and oneDNN's implementation); a convolution when
+    /// `kind` says so, a copy for upload and download, else an op (reorders, loops, element-wise work of a
+    /// convolution op that its primitive did not fuse).
+    func timed<T>(_ label: String, _ what: @autoclosure () -> String, kind: @autoclosure () -> OpProfile.Kind? = nil,
+                  _ body: () throws -> T) rethrows -> T {
         guard profile != nil else { return try body() }
         let start = ContinuousClock.now
-        defer { profiled(label, what, kind: nil, since: start) }
-        return try body()
+        let result = try body()
+        let d = start.duration(to: .now)
+        let op = label.split(separator: " ").first.map(String.init) ?? label
+        let k = kind() ?? (["upload", "uploadConstant", "download"].contains(op) ? .copy : .op)
+        profile?.add(k, "\(op): \(what())", seconds: Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+        return result
     }
 
     func flushDenormalsOnThisThread() {
@@ -437,7 +433,7 @@ public final class DNNLBackend: Backend, @unchecked Sendable {
                 let plane = source.shape.h * source.shape.w * b
                 let sImage = source.layout.paddedChannels(source.storageChannels) * source.shape.h * source.shape.w
                 let dImage = destination.layout.paddedChannels(destination.storageChannels) * destination.shape.h * destination.shape.w
-                hostLoop("copy", "memcpy per block plane") {
+                timed("copy", "memcpy per block plane") {
                     enh_copy_planes(source.basePointer, destination.basePointer, source.shape.n, source.shape.c / b, plane, sImage, dImage, ompThreads)
                 }
                 return

@@ -88,7 +88,7 @@ extension DNNLBackend {
         let s = src.basePointer, d = out.basePointer, slope = vector.plain.basePointer
         // in C on OpenMP's threads (CWinograd/loops.c): the Swift loop this was ran element by element at 1.3 GB/s
         // (13 ms for realesr-animevideov3's first 64-channel map at 256²)
-        hostLoop(op, "C loop") {
+        timed(op, "C loop") {
             withExtendedLifetime(vector) {
                 enh_prelu_planes(s, d, slope, x.shape.n, cp / b, hw, Int32(b), cp * hw, ompThreads)
             }
@@ -288,7 +288,7 @@ extension DNNLBackend {
     func viaPlain(_ x: Tensor, op: String, _ body: (ReferenceBackend, Tensor) throws -> Tensor) throws -> Tensor {
         try check(x, op)
         let plain = try dense(x, .nchw, op: op)
-        let y = try hostLoop(op, "reference loop (plain Swift)") { try body(host, plain) }
+        let y = try timed(op, "reference loop (plain Swift)") { try body(host, plain) }
         return preferredLayout(y.shape) == .nchw ? y : try dense(y, preferredLayout(y.shape), op: op)
     }
 
@@ -421,7 +421,7 @@ extension DNNLBackend {
             let b = src.layout.channelBlock
             let planes = x.shape.n * src.layout.paddedChannels(x.shape.c) / b
             nonisolated(unsafe) let s = src.basePointer, d = out.basePointer
-            hostLoop(op, "row copies") { DispatchQueue.concurrentPerform(iterations: planes) { plane in
+            timed(op, "row copies") { DispatchQueue.concurrentPerform(iterations: planes) { plane in
                 let sp = s + plane * h * w * b, dp = d + plane * oh * ow * b
                 for oy in 0..<oh {
                     var iy = oy - top

@@ -206,9 +206,9 @@ extension DNNLBackend {
         let callerMode = enhance_get_mxcsr()
         flushDenormalsOnThisThread()
         enhance_set_mxcsr(callerMode | 0x8040)
-        let start = profile == nil ? nil : ContinuousClock.now
-        let status = enh_wino_conv3x3(&a)
-        if let start { profiled(op, "own winograd F(4,3)\(bf16 ? " bf16" : "") \(p.inChannels)→\(p.outChannels)", kind: .convolution, since: start) }
+        let status = timed(op, "own winograd F(4,3)\(bf16 ? " bf16" : "") \(p.inChannels)→\(p.outChannels)", kind: .convolution) {
+            enh_wino_conv3x3(&a)
+        }
         enhance_set_mxcsr(callerMode)
         ownWinogradRuns += 1
         withExtendedLifetime((u, scratch, residual, scale, slopes, x, out, matmul, inputScale)) {}
