@@ -82,3 +82,34 @@ void enh_copy_planes(const float *src, float *dst, long images, long blocks, lon
     planes_job j = {src, dst, 0, images, blocks, plane_floats, src_image, dst_image, 0};
     GOMP_parallel(copy_worker, &j, threads > 0 ? (unsigned)threads : 0, 0);
 }
+
+typedef struct {
+    const float *src;
+    float *dst;
+    long planes, h, w, top, bottom, left, right;
+    int block;
+} pad_job;
+
+static void reflect_pad_worker(void *p) {
+    const pad_job *j = p;
+    const long b = j->block, oh = j->h + j->top + j->bottom, ow = j->w + j->left + j->right;
+    long r0, r1;
+    share(j->planes * oh, &r0, &r1);
+    for (long r = r0; r < r1; r++) {
+        const long plane = r / oh, oy = r % oh;
+        long iy = oy - j->top;
+        if (iy < 0) iy = -iy; else if (iy >= j->h) iy = 2 * (j->h - 1) - iy;
+        const float *restrict s = j->src + (plane * j->h + iy) * j->w * b;
+        float *restrict d = j->dst + (plane * oh + oy) * ow * b;
+        memcpy(d + j->left * b, s, (size_t)(j->w * b) * sizeof(float));
+        for (long ox = 0; ox < j->left; ox++) memcpy(d + ox * b, s + (j->left - ox) * b, (size_t)b * sizeof(float));
+        for (long ox = 0; ox < j->right; ox++)
+            memcpy(d + (j->left + j->w + ox) * b, s + (j->w - 2 - ox) * b, (size_t)b * sizeof(float));
+    }
+}
+
+void enh_reflect_pad_planes(const float *src, float *dst, long planes, long h, long w, int block, long top, long bottom,
+                            long left, long right, int threads) {
+    pad_job j = {src, dst, planes, h, w, top, bottom, left, right, block};
+    GOMP_parallel(reflect_pad_worker, &j, threads > 0 ? (unsigned)threads : 0, 0);
+}

@@ -80,6 +80,10 @@ void enh_copy_planes(const float *src, float *dst, long images, long blocks, lon
 // per plane; dst equals src (in place) or does not overlap it.
 void enh_prelu_planes(const float *src, float *dst, const float *slopes, long images, long blocks, long pixels, int block,
                       long image_stride, int threads);
+// Reflect padding (PyTorch's ReflectionPad2d: the edge pixel is not repeated) of `planes` dense planes of h×w pixels of
+// `block` floats into planes of (h + top + bottom)×(w + left + right); every pad < h and < w; src and dst do not overlap.
+void enh_reflect_pad_planes(const float *src, float *dst, long planes, long h, long w, int block, long top, long bottom,
+                            long left, long right, int threads);
 
 #ifdef __cplusplus
 }
