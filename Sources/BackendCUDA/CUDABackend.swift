@@ -486,25 +486,38 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Waits for everything queued on the stream (benchmarks time GPU work with it).
     public func synchronize() throws { try sync { try check(api.cuStreamSynchronize!(stream), "cuStreamSynchronize") } }
 
-    /// A workspace of at least `bytes` (grown, never shrunk until `trim`).
+    /// A workspace of at least `bytes` (grown, never shrunk until `trim` or `releaseWorkspace`). Out of memory while
+    /// the activation pool caches free buffers, the cache goes back and the allocation is tried once more (as the pool
+    /// itself does): otherwise a plan whose workspace did not fit only for want of cached memory walked on to a slower
+    /// algorithm for the rest of the run.
     func workspace(_ bytes: Int) throws -> CUdeviceptr? {
         guard bytes > 0 else { return nil }
         if let w = workspace, w.bytes >= bytes { return w.pointer }
         if capturing {
             throw Self.captureError("the convolution workspace growing from \(workspace?.bytes ?? 0) to \(bytes) bytes (a shape not seen before the capture)")
         }
-        if let w = workspace {
-            if liveGraphs > 0 {
-                retiredWorkspaces.append(w.pointer)   // a captured graph may still use it
-            } else {
-                _ = api.cuStreamSynchronize!(stream)
-                _ = api.cuMemFree!(w.pointer)
-            }
-            workspace = nil
+        releaseWorkspace()
+        let p: CUdeviceptr
+        do {
+            p = try allocator.deviceMemory(bytes, for: "convolution workspace")
+        } catch let e as TensorError where e.isAllocationFailure {
+            guard pool.trim() > 0 else { throw e }
+            p = try allocator.deviceMemory(bytes, for: "convolution workspace")
         }
-        let p = try allocator.deviceMemory(bytes, for: "convolution workspace")
         workspace = (p, bytes)
         return p
+    }
+
+    /// Gives the workspace back (once queued work is done; kept until the graphs go while a captured graph may use it).
+    func releaseWorkspace() {
+        guard let w = workspace, !capturing else { return }
+        if liveGraphs > 0 {
+            retiredWorkspaces.append(w.pointer)   // a captured graph may still use it
+        } else {
+            _ = api.cuStreamSynchronize!(stream)
+            _ = api.cuMemFree!(w.pointer)
+        }
+        workspace = nil
     }
 }
 

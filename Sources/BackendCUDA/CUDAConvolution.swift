@@ -210,6 +210,10 @@ extension CUDABackend {
                                                                        8, &returned, &results,
                                                                        ws.flatMap { UnsafeMutableRawPointer(bitPattern: UInt($0)) }, limit),
                           "\(op): cudnnFindConvolutionForwardAlgorithmEx")
+                // The find's workspace (the whole limit, 1 GiB by default) goes back once the algorithms are timed, as
+                // PyTorch gives back its own: what stays is what the chosen algorithms need, allocated at their first
+                // call (before, the limit stayed held for the run and counted in every memory figure).
+                releaseWorkspace()
             } else {
                 try check(api.cudnnGetConvolutionForwardAlgorithm_v7!(cudnn, input, layer.filter, layer.conv, output, 8, &returned, &results),
                           "\(op): cudnnGetConvolutionForwardAlgorithm_v7")

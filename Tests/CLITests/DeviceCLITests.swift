@@ -567,6 +567,25 @@ import TestSupport
         }
     }
 
+    /// `--cudnn-benchmark`: cuDNN times its algorithms on a workspace of the whole limit (1 GiB), which goes back once
+    /// they are timed; what the backend holds afterwards is what the chosen algorithms need (the emulator's 4 KiB), and
+    /// the outputs still match the fixtures. Before, the 1 GiB stayed for the run and in every memory figure.
+    @Test func cudnnBenchmarkGivesTheFindWorkspaceBack() throws {
+        let env = try Self.emulatorEnvironment()
+        for (name, input, outputs) in Self.fixtures where name == "rrdbnet_x2" {
+            let (r, c, out, report) = try Self.forwardOnFixture(name, input, ["--cudnn-benchmark", "--verbose"], environment: env)
+            defer { try? FileManager.default.removeItem(at: out) }
+            #expect(r.status == 0, "\(name): \(r.stderr)")
+            guard r.status == 0 else { continue }
+            try Self.expectOutputs(outputs, in: out, match: c, "\(name) with --cudnn-benchmark") { _ in 1e-4 }
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any])
+            #expect((json["backend"] as? String)?.contains("benchmark") == true, "\(json["backend"] ?? "")")
+            let memory = try #require(json["memory"] as? [String: Int])
+            #expect(memory["workspace_peak_bytes"] == 4096, "\(name): \(memory)")
+            #expect((memory["allocated_peak_bytes"] ?? 0) < 1 << 30, "\(name): \(memory)")
+        }
+    }
+
     /// `forward --cuda-graph`: one eager forward, the capture, then every timed run a graph replay — the outputs still
     /// match the upstream fixtures (fp32 within 1e-4) and the report says the graph ran; RetinaFace (host decoding) and
     /// the CPU are refused with a message.
