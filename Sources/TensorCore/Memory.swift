@@ -71,8 +71,9 @@ public protocol MemoryAllocator: Sendable {
     func deallocate(_ pointer: UnsafeMutableRawPointer, bytes: Int)
     /// Sets `bytes` bytes from `pointer` to zero.
     func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int)
-    /// A block of at least `bytes` bytes made with the memory of `pieces` (blocks from `allocate`, all consumed): what
-    /// the pool asks for when it must release cached memory anyway. The default frees the pieces and allocates.
+    /// A block of at least `bytes` bytes made with the memory of `pieces` (blocks from `allocate`, all consumed, also
+    /// when it throws): what the pool asks for on a miss that cached blocks can cover. The default frees the pieces
+    /// and allocates.
     func allocate(bytes: Int, reusing pieces: [(pointer: UnsafeMutableRawPointer, bytes: Int)]) throws -> UnsafeMutableRawPointer
     /// The smallest block whose memory `allocate(bytes:reusing:)` can reuse, and the smallest request it makes that
     /// way; nil (the default): none.
@@ -116,7 +117,11 @@ public struct HostAllocator: MemoryAllocator {
     }
 
     public func allocate(bytes: Int, reusing pieces: [(pointer: UnsafeMutableRawPointer, bytes: Int)]) throws -> UnsafeMutableRawPointer {
-        let target = try allocate(bytes: bytes)
+        let target: UnsafeMutableRawPointer
+        do { target = try allocate(bytes: bytes) } catch {
+            for p in pieces { deallocate(p.pointer, bytes: p.bytes) }   // consumed either way: the pool no longer counts them
+            throw error
+        }
         guard bytes >= Self.mappingThreshold else {
             for p in pieces { deallocate(p.pointer, bytes: p.bytes) }
             return target
@@ -237,12 +242,7 @@ public final class BufferPool: @unchecked Sendable {
         if let i = bestFit(size) {
             reused = cache.remove(at: i)
             if let least = allocator.reusableBlockBytes, size >= least {
-                // a larger block gives what the request does not need back to the cache
-                let used = (size + Self.splitGranule - 1) / Self.splitGranule * Self.splitGranule
-                if reused!.size - used >= least {
-                    cache.append((reused!.size - used, reused!.pointer + used))
-                    reused!.size = used
-                }
+                reused = cut(reused!, to: size, least: least)   // what the request does not need stays cached
             }
             stats.reuseCount += 1
             stats.liveBytes += reused!.size
@@ -255,13 +255,7 @@ public final class BufferPool: @unchecked Sendable {
                 if let least = allocator.reusableBlockBytes, size >= least {
                     var need = size
                     while need > 0, let i = coveringCandidate(need, atLeast: least) {
-                        var piece = cache.remove(at: i)
-                        // both parts stay blocks the allocator can tell for mappings (`least` bytes or more)
-                        let used = max(least, (need + Self.splitGranule - 1) / Self.splitGranule * Self.splitGranule)
-                        if piece.size - used >= least {
-                            cache.append((piece.size - used, piece.pointer + used))
-                            piece.size = used
-                        }
+                        let piece = cut(cache.remove(at: i), to: need, least: least)
                         stats.reservedBytes -= piece.size
                         pieces.append((piece.pointer, piece.size))
                         need -= piece.size
@@ -335,6 +329,17 @@ public final class BufferPool: @unchecked Sendable {
 
     /// Where a cached block is split (a multiple of every page size; the blocks that are split are mappings).
     static let splitGranule = 1 << 16
+
+    /// `block` cut to `bytes` rounded up to the split granule when what is left is a block of `least` bytes or more,
+    /// which goes back to the cache; the part kept is `least` bytes or more too, so that the allocator still tells
+    /// both for mappings by their size. Caller holds the lock.
+    private func cut(_ block: (size: Int, pointer: UnsafeMutableRawPointer), to bytes: Int, least: Int)
+        -> (size: Int, pointer: UnsafeMutableRawPointer) {
+        let used = max(least, (bytes + Self.splitGranule - 1) / Self.splitGranule * Self.splitGranule)
+        guard block.size - used >= least else { return block }
+        cache.append((block.size - used, block.pointer + used))
+        return (used, block.pointer)
+    }
     func recycle(pointer: UnsafeMutableRawPointer, byteCount: Int) {
         lock.lock()
         cache.append((byteCount, pointer))

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TensorCore
 import TestSupport
@@ -130,6 +131,18 @@ import TestSupport
         pool.trim()
         #expect(pool.memoryStats.reservedBytes == 0)
         #expect(Set(recorder.calls.suffix(2)) == ["deallocate \(3 * m + 4096)", "deallocate \(m)"])
+    }
+
+    /// The pieces of a block that cannot be made are still consumed (unmapped), as the pool no longer counts them.
+    @Test func piecesOfABlockThatCannotBeMadeAreFreed() throws {
+        let a = HostAllocator()
+        let m = 1 << 20
+        let p = try a.allocate(bytes: 2 * m)
+        p.storeBytes(of: 1, as: UInt32.self)
+        var resident = [UInt8](repeating: 0, count: 512)
+        #expect(mincore(p, 2 * m, &resident) == 0, "mapped before")
+        #expect(throws: TensorError.self) { _ = try a.allocate(bytes: 1 << 60, reusing: [(p, 2 * m)]) }
+        #expect(mincore(p, 2 * m, &resident) == -1 && errno == ENOMEM, "unmapped after the failed allocation")
     }
 
     @Test func hostBlocksAreMadeOfOtherBlocksPages() throws {
