@@ -283,8 +283,8 @@ extension DNNLBackend {
         }
     }
 
-    /// Runs a reference kernel on a plain NCHW copy (ops without a oneDNN primitive).
-    /// `body` on a plain NCHW copy of x, back in the blocked layout.
+    /// Runs a reference kernel (`body`, ops without a oneDNN primitive) on a plain NCHW copy of x; the result goes
+    /// back to the layout its shape prefers.
     func viaPlain(_ x: Tensor, op: String, _ body: (ReferenceBackend, Tensor) throws -> Tensor) throws -> Tensor {
         try check(x, op)
         let plain = try dense(x, .nchw, op: op)
@@ -420,7 +420,7 @@ extension DNNLBackend {
             let out = try alloc(TensorShape(n: x.shape.n, c: x.shape.c, h: oh, w: ow), src.layout, op: op)
             let b = src.layout.channelBlock
             let planes = x.shape.n * src.layout.paddedChannels(x.shape.c) / b
-            nonisolated(unsafe) let s = src.basePointer, d = out.basePointer
+            let s = src.basePointer, d = out.basePointer
             // C rows on OpenMP's threads: a Swift loop on Dispatch threads took 40.7 ms for ParseNet-512's 9 pads
             timed(op, "C rows") {
                 enh_reflect_pad_planes(s, d, planes, h, w, Int32(b), top, bottom, left, right, ompThreads)

@@ -21,6 +21,11 @@ typedef struct {
     int block;
 } planes_job;
 
+// fn(job) on `threads` OpenMP threads (0: OpenMP's default).
+static void parallel(void (*fn)(void *), void *job, int threads) {
+    GOMP_parallel(fn, job, threads > 0 ? (unsigned)threads : 0, 0);
+}
+
 static void share(long n, long *begin, long *end) {
     const long t = omp_get_thread_num(), nt = omp_get_num_threads();
     const long per = (n + nt - 1) / nt;
@@ -64,7 +69,7 @@ static void prelu_worker(void *p) {
 void enh_prelu_planes(const float *src, float *dst, const float *slopes, long images, long blocks, long pixels, int block,
                       long image, int threads) {
     planes_job j = {src, dst, slopes, images, blocks, pixels * block, image, image, block};
-    GOMP_parallel(prelu_worker, &j, threads > 0 ? (unsigned)threads : 0, 0);
+    parallel(prelu_worker, &j, threads);
 }
 
 static void copy_worker(void *p) {
@@ -80,7 +85,7 @@ static void copy_worker(void *p) {
 void enh_copy_planes(const float *src, float *dst, long images, long blocks, long plane_floats, long src_image,
                      long dst_image, int threads) {
     planes_job j = {src, dst, 0, images, blocks, plane_floats, src_image, dst_image, 0};
-    GOMP_parallel(copy_worker, &j, threads > 0 ? (unsigned)threads : 0, 0);
+    parallel(copy_worker, &j, threads);
 }
 
 typedef struct {
@@ -111,5 +116,5 @@ static void reflect_pad_worker(void *p) {
 void enh_reflect_pad_planes(const float *src, float *dst, long planes, long h, long w, int block, long top, long bottom,
                             long left, long right, int threads) {
     pad_job j = {src, dst, planes, h, w, top, bottom, left, right, block};
-    GOMP_parallel(reflect_pad_worker, &j, threads > 0 ? (unsigned)threads : 0, 0);
+    parallel(reflect_pad_worker, &j, threads);
 }

@@ -340,6 +340,7 @@ public final class BufferPool: @unchecked Sendable {
         cache.append((block.size - used, block.pointer + used))
         return (used, block.pointer)
     }
+
     func recycle(pointer: UnsafeMutableRawPointer, byteCount: Int) {
         lock.lock()
         cache.append((byteCount, pointer))
