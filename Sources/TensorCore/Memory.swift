@@ -97,8 +97,20 @@ public struct HostAllocator: MemoryAllocator {
     /// Smallest block that is a mapping of its own.
     public static let mappingThreshold = 1 << 20
     public var reusableBlockBytes: Int? { Self.mappingThreshold }
+    /// Moves a piece's pages to a place in the new block (mremap with MREMAP_FIXED); false when it could not.
+    let movePages: @Sendable (_ from: UnsafeMutableRawPointer, _ bytes: Int, _ to: UnsafeMutableRawPointer) -> Bool
 
-    public init() {}
+    public init() {
+        movePages = { from, bytes, to in
+            guard let m = enh_mremap_fixed(from, bytes, bytes, to) else { return false }
+            return m != MAP_FAILED
+        }
+    }
+
+    /// Tests: `movePages` in place of mremap.
+    package init(movePages: @escaping @Sendable (_ from: UnsafeMutableRawPointer, _ bytes: Int, _ to: UnsafeMutableRawPointer) -> Bool) {
+        self.movePages = movePages
+    }
 
     public func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
         if bytes >= Self.mappingThreshold {
@@ -129,10 +141,22 @@ public struct HostAllocator: MemoryAllocator {
         // Each piece's pages replace the target's (untouched) ones, piece after piece; what does not fit is freed.
         let length = Self.pageRounded(bytes)
         var offset = 0
-        for p in pieces {
+        for (i, p) in pieces.enumerated() {
             let have = Self.pageRounded(p.bytes), take = min(have, length - offset)
-            guard p.bytes >= Self.mappingThreshold, take > 0,
-                  let m = enh_mremap_fixed(p.pointer, take, take, target + offset), m != MAP_FAILED else {
+            guard p.bytes >= Self.mappingThreshold, take > 0 else {
+                deallocate(p.pointer, bytes: p.bytes)
+                continue
+            }
+            guard movePages(p.pointer, take, target + offset) else {
+                // Before Linux 6.17 a move fails after the destination was unmapped when the piece spans two mappings
+                // (a block made of pieces, split again): map that range afresh so the block has no hole, and free the
+                // piece.
+                guard let m = mmap(target + offset, take, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
+                      m != MAP_FAILED else {
+                    munmap(target, length)   // with the pieces moved into it so far
+                    for q in pieces[i...] { deallocate(q.pointer, bytes: q.bytes) }
+                    throw TensorError.allocationFailed(bytes: bytes)
+                }
                 deallocate(p.pointer, bytes: p.bytes)
                 continue
             }
@@ -182,8 +206,9 @@ public final class DeviceBuffer: @unchecked Sendable {
 /// A pool of buffers from one allocator (host memory unless the backend supplies another) with live/peak accounting.
 /// Freed buffers are cached and handed out again to a request of the same size or somewhat smaller (best fit, newest
 /// first; see `bestFit`). Where the allocator can make a block of other blocks' memory (host mappings: mremap moves
-/// their pages), a cached block larger than the request is split (the rest stays cached) and a miss is made of cached
-/// blocks' pages first, so that only what the cache cannot cover is fresh memory; cached buffers are released while
+/// their pages), any cached block larger than the request is split (the rest stays cached), free parts of one mapping
+/// are joined again, and a miss is made of cached blocks' pages first, so that only what the cache cannot cover is
+/// fresh memory; cached buffers are released while
 /// reserved memory would exceed the highest live total seen so far, so reserved memory never exceeds the live peak.
 /// With exact-size free lists kept forever, every distinct activation size stayed cached (GPEN-512: 1015 MiB reserved
 /// for 648 MiB live). With misses that unmapped cached buffers and mapped fresh pages (each fresh page is zeroed by
@@ -192,10 +217,19 @@ public final class DeviceBuffer: @unchecked Sendable {
 /// 67 K faults per steady-state forward (ParseNet 512²), 72 K (GPEN-512), 18 K (x2plus 256²); with splits that keep
 /// the rest, 6 K, 2 K and 0.5 K (AVX-512 path; AVX2 alike), forward medians 10–20 % lower for ParseNet and GPEN; peak
 /// RSS up to +38 MB (ParseNet: scratch pages that a fresh block never touched are now resident pages of the cache).
+/// Splits alone left a steady-state forward re-making its blocks with mremap (ParseNet 512²: 40 calls, 19 ms of system
+/// time per forward; GPEN-512 45, x2plus 256² 38); with any larger block split for a request and the free parts of a
+/// mapping joined, 3, 7 and 5.
 public final class BufferPool: @unchecked Sendable {
     private let lock = NSLock()
+    /// A block of memory: `origin` names the mapping it is part of (0: none, a malloc block), so that blocks split
+    /// from one mapping can be joined again.
+    private typealias Block = (size: Int, pointer: UnsafeMutableRawPointer, origin: Int)
     /// Cached free buffers, oldest first.
-    private var cache: [(size: Int, pointer: UnsafeMutableRawPointer)] = []
+    private var cache: [Block] = []
+    /// The mapping each live block of the allocator's reusable size is part of.
+    private var origins: [UnsafeMutableRawPointer: Int] = [:]
+    private var lastOrigin = 0
     private var stats = MemoryStats()
     /// Highest live total including the request being served (the bound on reserved bytes).
     private var highWater = 0
@@ -236,8 +270,8 @@ public final class BufferPool: @unchecked Sendable {
         guard bytes >= 0, bytes <= maxAllocationBytes else { throw TensorError.allocationFailed(bytes: bytes) }
         let size = max(64, (bytes + 63) & ~63)
         lock.lock()
-        var reused: (size: Int, pointer: UnsafeMutableRawPointer)?
-        var evicted: [(size: Int, pointer: UnsafeMutableRawPointer)] = []
+        var reused: Block?
+        var evicted: [Block] = []
         var pieces: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
         if let i = bestFit(size) {
             reused = cache.remove(at: i)
@@ -246,6 +280,7 @@ public final class BufferPool: @unchecked Sendable {
             }
             stats.reuseCount += 1
             stats.liveBytes += reused!.size
+            if reused!.origin != 0 { origins[reused!.pointer] = reused!.origin }
         } else {
             highWater = max(highWater, stats.liveBytes + size)
             if !keeping {
@@ -290,6 +325,10 @@ public final class BufferPool: @unchecked Sendable {
             stats.liveBytes += size
             stats.reservedBytes += size
             stats.peakReservedBytes = max(stats.peakReservedBytes, stats.reservedBytes)
+            if let least = allocator.reusableBlockBytes, size >= least {
+                lastOrigin += 1
+                origins[pointer] = lastOrigin
+            }
             lock.unlock()
         }
         lock.lock()
@@ -299,14 +338,16 @@ public final class BufferPool: @unchecked Sendable {
         return DeviceBuffer(pointer: pointer, byteCount: capacity, pool: self, scope: countsInScopes ? MemoryScope.current : nil)
     }
 
-    /// Index of the smallest cached buffer holding `size` bytes and at most twice that for requests under 64 MiB, a
-    /// quarter more for larger ones (the newest among equals); nil when none fits. Caller holds the lock.
+    /// Index of the smallest cached buffer holding `size` bytes (the newest among equals); nil when none fits. Where
+    /// the allocator cannot split it (small requests, device memory) at most twice `size` for requests under 64 MiB, a
+    /// quarter more for larger ones. Caller holds the lock.
     /// Before misses reused cached pages, every miss mapped fresh pages and the own Winograd kernel's per-call
     /// transformed weights come in many sizes: whole-photo restore (AVX2 path) 944 K page faults with a quarter
     /// everywhere, 833 K with this rule, 753 K with twice everywhere, which also let 64 MiB temporaries take 128 MiB
     /// buffers (max RSS +20 MB, at the peak).
     private func bestFit(_ size: Int) -> Int? {
-        let limit = size < 64 << 20 ? size * 2 : size + size / 4
+        let splits = allocator.reusableBlockBytes.map { size >= $0 } ?? false
+        let limit = splits ? Int.max : size < 64 << 20 ? size * 2 : size + size / 4
         var best: Int?
         for i in cache.indices.reversed() where cache[i].size >= size && cache[i].size <= limit {
             if best == nil || cache[i].size < cache[best!].size { best = i }
@@ -333,17 +374,27 @@ public final class BufferPool: @unchecked Sendable {
     /// `block` cut to `bytes` rounded up to the split granule when what is left is a block of `least` bytes or more,
     /// which goes back to the cache; the part kept is `least` bytes or more too, so that the allocator still tells
     /// both for mappings by their size. Caller holds the lock.
-    private func cut(_ block: (size: Int, pointer: UnsafeMutableRawPointer), to bytes: Int, least: Int)
-        -> (size: Int, pointer: UnsafeMutableRawPointer) {
+    private func cut(_ block: Block, to bytes: Int, least: Int) -> Block {
         let used = max(least, (bytes + Self.splitGranule - 1) / Self.splitGranule * Self.splitGranule)
         guard block.size - used >= least else { return block }
-        cache.append((block.size - used, block.pointer + used))
-        return (used, block.pointer)
+        cache.append((block.size - used, block.pointer + used, block.origin))
+        return (used, block.pointer, block.origin)
     }
 
     func recycle(pointer: UnsafeMutableRawPointer, byteCount: Int) {
         lock.lock()
-        cache.append((byteCount, pointer))
+        var block: Block = (byteCount, pointer, origins.removeValue(forKey: pointer) ?? 0)
+        if block.origin != 0 {
+            // joined with the cached parts of the same mapping on either side
+            if let i = cache.firstIndex(where: { $0.origin == block.origin && $0.pointer + $0.size == block.pointer }) {
+                let left = cache.remove(at: i)
+                block = (left.size + block.size, left.pointer, block.origin)
+            }
+            if let i = cache.firstIndex(where: { $0.origin == block.origin && block.pointer + block.size == $0.pointer }) {
+                block.size += cache.remove(at: i).size
+            }
+        }
+        cache.append(block)
         stats.liveBytes -= byteCount
         lock.unlock()
     }
