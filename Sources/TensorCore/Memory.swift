@@ -99,17 +99,21 @@ public struct HostAllocator: MemoryAllocator {
     public var reusableBlockBytes: Int? { Self.mappingThreshold }
     /// Moves a piece's pages to a place in the new block (mremap with MREMAP_FIXED); false when it could not.
     let movePages: @Sendable (_ from: UnsafeMutableRawPointer, _ bytes: Int, _ to: UnsafeMutableRawPointer) -> Bool
+    /// Unmaps pages (munmap).
+    let unmapPages: @Sendable (_ pointer: UnsafeMutableRawPointer, _ bytes: Int) -> Void
 
     public init() {
-        movePages = { from, bytes, to in
+        self.init(movePages: { from, bytes, to in
             guard let m = enh_mremap_fixed(from, bytes, bytes, to) else { return false }
             return m != MAP_FAILED
-        }
+        })
     }
 
-    /// Tests: `movePages` in place of mremap.
-    package init(movePages: @escaping @Sendable (_ from: UnsafeMutableRawPointer, _ bytes: Int, _ to: UnsafeMutableRawPointer) -> Bool) {
+    /// Tests: `movePages` in place of mremap, `unmapPages` (which must unmap) to see what is given back.
+    package init(movePages: @escaping @Sendable (_ from: UnsafeMutableRawPointer, _ bytes: Int, _ to: UnsafeMutableRawPointer) -> Bool,
+                 unmapPages: @escaping @Sendable (_ pointer: UnsafeMutableRawPointer, _ bytes: Int) -> Void = { _ = munmap($0, $1) }) {
         self.movePages = movePages
+        self.unmapPages = unmapPages
     }
 
     public func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
@@ -125,7 +129,7 @@ public struct HostAllocator: MemoryAllocator {
     }
 
     public func deallocate(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
-        if bytes >= Self.mappingThreshold { munmap(pointer, Self.pageRounded(bytes)) } else { free(pointer) }
+        if bytes >= Self.mappingThreshold { unmapPages(pointer, Self.pageRounded(bytes)) } else { free(pointer) }
     }
 
     public func allocate(bytes: Int, reusing pieces: [(pointer: UnsafeMutableRawPointer, bytes: Int)]) throws -> UnsafeMutableRawPointer {
@@ -148,25 +152,36 @@ public struct HostAllocator: MemoryAllocator {
                 continue
             }
             guard movePages(p.pointer, take, target + offset) else {
-                // Before Linux 6.17 a move fails after the destination was unmapped when the piece spans two mappings
-                // (a block made of pieces, split again): map that range afresh so the block has no hole, and free the
-                // piece.
+                // Should a move fail after the kernel unmapped the destination (before Linux 6.17 a piece spanning two
+                // mappings did; the pool moves none there), map that range afresh so the block has no hole, and free
+                // the piece.
                 guard let m = mmap(target + offset, take, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
                       m != MAP_FAILED else {
-                    munmap(target, length)   // with the pieces moved into it so far
+                    unmapPages(target, length)   // with the pieces moved into it so far
                     for q in pieces[i...] { deallocate(q.pointer, bytes: q.bytes) }
                     throw TensorError.allocationFailed(bytes: bytes)
                 }
                 deallocate(p.pointer, bytes: p.bytes)
                 continue
             }
-            if have > take { munmap(p.pointer + take, have - take) }
+            if have > take { unmapPages(p.pointer + take, have - take) }
             offset += take
         }
         return target
     }
 
     static func pageRounded(_ bytes: Int) -> Int { (bytes + 4095) & ~4095 }
+
+    /// Whether this kernel moves pages that span several mappings in one mremap: Linux 6.17 and later (checked on
+    /// 6.18). Before, such a move fails after the destination was unmapped (6.6's mremap_to).
+    public static let movesAcrossMappings: Bool = {
+        var u = utsname()
+        guard uname(&u) == 0 else { return false }
+        let release = withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard parts.count == 2 else { return false }
+        return parts[0] > 6 || (parts[0] == 6 && parts[1] >= 17)
+    }()
 
     /// Whether mappings of 2 MiB and more ask for transparent huge pages (ENHANCE_THP=1; docs/bench.md).
     static let hugePages = ProcessInfo.processInfo.environment["ENHANCE_THP"] == "1"
@@ -223,13 +238,26 @@ public final class DeviceBuffer: @unchecked Sendable {
 public final class BufferPool: @unchecked Sendable {
     private let lock = NSLock()
     /// A block of memory: `origin` names the mapping it is part of (0: none, a malloc block), so that blocks split
-    /// from one mapping can be joined again.
+    /// from one mapping can be joined again. A mapping made of other blocks' pages has a negative origin: it may be
+    /// several kernel mappings, and before Linux 6.17 a move of pages that span two fails after the destination was
+    /// unmapped (6.6's mremap_to), so there only blocks of single mappings (positive origins) are moved.
     private typealias Block = (size: Int, pointer: UnsafeMutableRawPointer, origin: Int)
     /// Cached free buffers, oldest first.
     private var cache: [Block] = []
     /// The mapping each live block of the allocator's reusable size is part of.
     private var origins: [UnsafeMutableRawPointer: Int] = [:]
     private var lastOrigin = 0
+    /// Cached blocks' parts moved into new blocks since the cache was last emptied. A move can split a mapping in two,
+    /// and a process may hold only vm.max_map_count mappings (65530 by default): a restore batch (detector shapes that
+    /// change with each photo) gained about 6 mappings per photo without bound, so after `movesBeforeEmptying` moves
+    /// the next miss empties the cache and maps fresh memory instead, which also lets those mappings go.
+    private var moves = 0
+    /// Moves after which a miss empties the cache (tests lower it).
+    package var movesBeforeEmptying = 2048
+    /// Whether blocks made of other blocks' pages are moved again (`HostAllocator.movesAcrossMappings`; tests set it).
+    /// Where they are not, a steady-state forward maps more fresh pages (page faults per forward, Linux 6.18 with this
+    /// off: ParseNet 512² 6 K → 34 K, GPEN-512 2 K → 47 K, x2plus 256² 0.5 K → 10 K).
+    package var movesBlocksOfPieces = HostAllocator.movesAcrossMappings
     private var stats = MemoryStats()
     /// Highest live total including the request being served (the bound on reserved bytes).
     private var highWater = 0
@@ -288,13 +316,20 @@ public final class BufferPool: @unchecked Sendable {
                 // smallest block that covers what is still missing, else the largest), the last block split so that
                 // what the request does not need stays cached; only what the cache cannot cover is fresh memory.
                 if let least = allocator.reusableBlockBytes, size >= least {
+                    if moves >= movesBeforeEmptying {
+                        for b in cache { stats.reservedBytes -= b.size }
+                        evicted += cache
+                        cache.removeAll()
+                        moves = 0
+                    }
                     var need = size
-                    while need > 0, let i = coveringCandidate(need, atLeast: least) {
+                    while need > 0, let i = coveringCandidate(need, atLeast: least, movable: true) {
                         let piece = cut(cache.remove(at: i), to: need, least: least)
                         stats.reservedBytes -= piece.size
                         pieces.append((piece.pointer, piece.size))
                         need -= piece.size
                     }
+                    moves += pieces.count
                 }
                 // then cached buffers are released while reserved memory would exceed the live peak
                 while stats.reservedBytes + size > highWater, let i = coveringCandidate(stats.reservedBytes + size - highWater) {
@@ -327,7 +362,7 @@ public final class BufferPool: @unchecked Sendable {
             stats.peakReservedBytes = max(stats.peakReservedBytes, stats.reservedBytes)
             if let least = allocator.reusableBlockBytes, size >= least {
                 lastOrigin += 1
-                origins[pointer] = lastOrigin
+                origins[pointer] = pieces.isEmpty ? lastOrigin : -lastOrigin
             }
             lock.unlock()
         }
@@ -356,11 +391,11 @@ public final class BufferPool: @unchecked Sendable {
         return best
     }
 
-    /// The smallest cached buffer of at least `bytes`, else the largest, among those of `least` bytes or more; nil
-    /// when there is none. Caller holds the lock.
-    private func coveringCandidate(_ bytes: Int, atLeast least: Int = 0) -> Int? {
+    /// The smallest cached buffer of at least `bytes`, else the largest, among those of `least` bytes or more (with
+    /// `movable`, parts of single mappings only); nil when there is none. Caller holds the lock.
+    private func coveringCandidate(_ bytes: Int, atLeast least: Int = 0, movable: Bool = false) -> Int? {
         var fit: Int?, largest: Int?
-        for i in cache.indices where cache[i].size >= least {
+        for i in cache.indices where cache[i].size >= least && (!movable || cache[i].origin > 0 || movesBlocksOfPieces) {
             let c = cache[i].size
             if c >= bytes, fit == nil || c < cache[fit!].size { fit = i }
             if largest == nil || c > cache[largest!].size { largest = i }
