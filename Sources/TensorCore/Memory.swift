@@ -98,9 +98,9 @@ public struct HostAllocator: MemoryAllocator {
     public static let mappingThreshold = 1 << 20
     public var reusableBlockBytes: Int? { Self.mappingThreshold }
     /// Moves a piece's pages to a place in the new block (mremap with MREMAP_FIXED); false when it could not.
-    let movePages: @Sendable (_ from: UnsafeMutableRawPointer, _ bytes: Int, _ to: UnsafeMutableRawPointer) -> Bool
+    package let movePages: @Sendable (_ from: UnsafeMutableRawPointer, _ bytes: Int, _ to: UnsafeMutableRawPointer) -> Bool
     /// Unmaps pages (munmap).
-    let unmapPages: @Sendable (_ pointer: UnsafeMutableRawPointer, _ bytes: Int) -> Void
+    package let unmapPages: @Sendable (_ pointer: UnsafeMutableRawPointer, _ bytes: Int) -> Void
 
     public init() {
         self.init(movePages: { from, bytes, to in

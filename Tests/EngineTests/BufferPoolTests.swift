@@ -185,6 +185,26 @@ import TestSupport
         #expect(moving.calls.last == "allocate \(5 * m) from \(4 * m)")
     }
 
+    /// The kernel check behind `movesBlocksOfPieces`: where it says moves may span mappings, a move of pages that
+    /// span two really works (two separately touched mappings side by side are two kernel mappings); elsewhere the
+    /// pool does not rely on it.
+    @Test func theKernelMovesWhatThePoolThinksItMoves() throws {
+        #expect(BufferPool().movesBlocksOfPieces == HostAllocator.movesAcrossMappings)
+        guard HostAllocator.movesAcrossMappings else { return }
+        let m = 1 << 20
+        let a = HostAllocator()
+        let region = try a.allocate(bytes: 4 * m)            // two 2 MiB mappings are moved into it side by side
+        let p = try a.allocate(bytes: 2 * m), q = try a.allocate(bytes: 2 * m)
+        p.storeBytes(of: 1, toByteOffset: 2 * m - 4, as: UInt32.self)
+        q.storeBytes(of: 2, as: UInt32.self)
+        #expect(a.movePages(p, 2 * m, region) && a.movePages(q, 2 * m, region + 2 * m))
+        let r = try a.allocate(bytes: 2 * m, reusing: [(region + m, 2 * m)])   // spans both
+        #expect(r.load(fromByteOffset: m - 4, as: UInt32.self) == 1 && r.load(fromByteOffset: m, as: UInt32.self) == 2)
+        a.deallocate(r, bytes: 2 * m)
+        a.unmapPages(region, m)
+        a.unmapPages(region + 3 * m, m)
+    }
+
     /// Moves split mappings and a process may hold only so many (vm.max_map_count): after `movesBeforeEmptying` moves
     /// the next miss empties the cache and maps fresh memory, which lets the split mappings go.
     @Test func manyMovesEmptyTheCache() throws {
