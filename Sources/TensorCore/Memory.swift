@@ -297,15 +297,15 @@ public final class BufferPool: @unchecked Sendable {
     public func allocate(bytes: Int, zeroed: Bool = false) throws -> DeviceBuffer {
         guard bytes >= 0, bytes <= maxAllocationBytes else { throw TensorError.allocationFailed(bytes: bytes) }
         let size = max(64, (bytes + 63) & ~63)
+        // blocks of this size are mappings the allocator can split and make of other blocks' pages
+        let least = allocator.reusableBlockBytes.flatMap { size >= $0 ? $0 : nil }
         lock.lock()
         var reused: Block?
         var evicted: [Block] = []
         var pieces: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
-        if let i = bestFit(size) {
+        if let i = bestFit(size, splits: least != nil) {
             reused = cache.remove(at: i)
-            if let least = allocator.reusableBlockBytes, size >= least {
-                reused = cut(reused!, to: size, least: least)   // what the request does not need stays cached
-            }
+            if let least { reused = cut(reused!, to: size, least: least) }   // what the request does not need stays cached
             stats.reuseCount += 1
             stats.liveBytes += reused!.size
             if reused!.origin != 0 { origins[reused!.pointer] = reused!.origin }
@@ -315,13 +315,8 @@ public final class BufferPool: @unchecked Sendable {
                 // A request the allocator can make of other blocks' memory takes cached blocks' pages first (the
                 // smallest block that covers what is still missing, else the largest), the last block split so that
                 // what the request does not need stays cached; only what the cache cannot cover is fresh memory.
-                if let least = allocator.reusableBlockBytes, size >= least {
-                    if moves >= movesBeforeEmptying {
-                        for b in cache { stats.reservedBytes -= b.size }
-                        evicted += cache
-                        cache.removeAll()
-                        moves = 0
-                    }
+                if let least {
+                    if moves >= movesBeforeEmptying { evicted += takeCache() }
                     var need = size
                     while need > 0, let i = coveringCandidate(need, atLeast: least, movable: true) {
                         let piece = cut(cache.remove(at: i), to: need, least: least)
@@ -360,7 +355,7 @@ public final class BufferPool: @unchecked Sendable {
             stats.liveBytes += size
             stats.reservedBytes += size
             stats.peakReservedBytes = max(stats.peakReservedBytes, stats.reservedBytes)
-            if let least = allocator.reusableBlockBytes, size >= least {
+            if least != nil {
                 lastOrigin += 1
                 origins[pointer] = pieces.isEmpty ? lastOrigin : -lastOrigin
             }
@@ -373,15 +368,14 @@ public final class BufferPool: @unchecked Sendable {
         return DeviceBuffer(pointer: pointer, byteCount: capacity, pool: self, scope: countsInScopes ? MemoryScope.current : nil)
     }
 
-    /// Index of the smallest cached buffer holding `size` bytes (the newest among equals); nil when none fits. Where
-    /// the allocator cannot split it (small requests, device memory) at most twice `size` for requests under 64 MiB, a
-    /// quarter more for larger ones. Caller holds the lock.
+    /// Index of the smallest cached buffer holding `size` bytes (the newest among equals); nil when none fits. Unless
+    /// `splits` (the allocator splits blocks of this size; not small requests, not device memory), at most twice
+    /// `size` for requests under 64 MiB, a quarter more for larger ones. Caller holds the lock.
     /// Before misses reused cached pages, every miss mapped fresh pages and the own Winograd kernel's per-call
     /// transformed weights come in many sizes: whole-photo restore (AVX2 path) 944 K page faults with a quarter
     /// everywhere, 833 K with this rule, 753 K with twice everywhere, which also let 64 MiB temporaries take 128 MiB
     /// buffers (max RSS +20 MB, at the peak).
-    private func bestFit(_ size: Int) -> Int? {
-        let splits = allocator.reusableBlockBytes.map { size >= $0 } ?? false
+    private func bestFit(_ size: Int, splits: Bool) -> Int? {
         let limit = splits ? Int.max : size < 64 << 20 ? size * 2 : size + size / 4
         var best: Int?
         for i in cache.indices.reversed() where cache[i].size >= size && cache[i].size <= limit {
@@ -414,6 +408,16 @@ public final class BufferPool: @unchecked Sendable {
         guard block.size - used >= least else { return block }
         cache.append((block.size - used, block.pointer + used, block.origin))
         return (used, block.pointer, block.origin)
+    }
+
+    /// Every cached block, taken out of the cache and the reserved count for the caller to free; the moves counted
+    /// since the cache was last emptied start again. Caller holds the lock.
+    private func takeCache() -> [Block] {
+        let taken = cache
+        cache.removeAll()
+        for b in taken { stats.reservedBytes -= b.size }
+        moves = 0
+        return taken
     }
 
     func recycle(pointer: UnsafeMutableRawPointer, byteCount: Int) {
@@ -455,9 +459,7 @@ public final class BufferPool: @unchecked Sendable {
     @discardableResult public func trim() -> Int {
         lock.lock()
         if keeping { lock.unlock(); return 0 }
-        let released = cache
-        cache.removeAll()
-        for entry in released { stats.reservedBytes -= entry.size }
+        let released = takeCache()
         lock.unlock()
         for entry in released { allocator.deallocate(entry.pointer, bytes: entry.size) }
         return released.reduce(0) { $0 + $1.size }
