@@ -78,10 +78,14 @@ public protocol MemoryAllocator: Sendable {
     /// The smallest block whose memory `allocate(bytes:reusing:)` can reuse, and the smallest request it makes that
     /// way; nil (the default): none.
     var reusableBlockBytes: Int? { get }
+    /// Whether a block that `allocate(bytes:reusing:)` made of pieces can itself be a piece of a later block (false,
+    /// the default: it still serves requests, but its memory is never reused that way).
+    var reusesBlocksOfPieces: Bool { get }
 }
 
 extension MemoryAllocator {
     public var reusableBlockBytes: Int? { nil }
+    public var reusesBlocksOfPieces: Bool { false }
 
     public func allocate(bytes: Int, reusing pieces: [(pointer: UnsafeMutableRawPointer, bytes: Int)]) throws -> UnsafeMutableRawPointer {
         for p in pieces { deallocate(p.pointer, bytes: p.bytes) }
@@ -97,6 +101,8 @@ public struct HostAllocator: MemoryAllocator {
     /// Smallest block that is a mapping of its own.
     public static let mappingThreshold = 1 << 20
     public var reusableBlockBytes: Int? { Self.mappingThreshold }
+    /// A block made of pieces is several kernel mappings: moved again only where one mremap can span them.
+    public var reusesBlocksOfPieces: Bool { Self.movesAcrossMappings }
     /// Moves a piece's pages to a place in the new block (mremap with MREMAP_FIXED); false when it could not.
     package let movePages: @Sendable (_ from: UnsafeMutableRawPointer, _ bytes: Int, _ to: UnsafeMutableRawPointer) -> Bool
     /// Unmaps pages (munmap).
@@ -254,10 +260,10 @@ public final class BufferPool: @unchecked Sendable {
     private var moves = 0
     /// Moves after which a miss empties the cache (tests lower it).
     package var movesBeforeEmptying = 2048
-    /// Whether blocks made of other blocks' pages are moved again (`HostAllocator.movesAcrossMappings`; tests set it).
-    /// Where they are not, a steady-state forward maps more fresh pages (page faults per forward, Linux 6.18 with this
-    /// off: ParseNet 512² 6 K → 34 K, GPEN-512 2 K → 47 K, x2plus 256² 0.5 K → 10 K).
-    package var movesBlocksOfPieces = HostAllocator.movesAcrossMappings
+    /// Whether blocks made of other blocks' pages are moved again (the allocator's `reusesBlocksOfPieces`; tests set
+    /// it). Where they are not, a steady-state forward maps more fresh pages (page faults per forward, Linux 6.18 with
+    /// this off: ParseNet 512² 6 K → 34 K, GPEN-512 2 K → 47 K, x2plus 256² 0.5 K → 10 K).
+    package var movesBlocksOfPieces: Bool
     private var stats = MemoryStats()
     /// Highest live total including the request being served (the bound on reserved bytes).
     private var highWater = 0
@@ -281,6 +287,7 @@ public final class BufferPool: @unchecked Sendable {
         self.allocator = allocator
         self.maxAllocationBytes = maxAllocationBytes
         self.countsInScopes = countsInScopes
+        movesBlocksOfPieces = allocator.reusesBlocksOfPieces
     }
 
     deinit {

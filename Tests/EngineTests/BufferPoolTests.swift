@@ -190,6 +190,8 @@ import TestSupport
     /// pool does not rely on it.
     @Test func theKernelMovesWhatThePoolThinksItMoves() throws {
         #expect(BufferPool().movesBlocksOfPieces == HostAllocator.movesAcrossMappings)
+        #expect(BufferPool(allocator: RecordingAllocator()).movesBlocksOfPieces == HostAllocator.movesAcrossMappings)
+        #expect(!BufferPool(allocator: CountingAllocator()).movesBlocksOfPieces)   // the protocol's default
         guard HostAllocator.movesAcrossMappings else { return }
         let m = 1 << 20
         let a = HostAllocator()
@@ -284,6 +286,7 @@ final class RecordingAllocator: MemoryAllocator, @unchecked Sendable {
     let host = HostAllocator()
     private(set) var calls: [String] = []
     var reusableBlockBytes: Int? { host.reusableBlockBytes }
+    var reusesBlocksOfPieces: Bool { host.reusesBlocksOfPieces }
     func allocate(bytes: Int) throws -> UnsafeMutableRawPointer { calls.append("allocate \(bytes)"); return try host.allocate(bytes: bytes) }
     func deallocate(_ pointer: UnsafeMutableRawPointer, bytes: Int) { calls.append("deallocate \(bytes)"); host.deallocate(pointer, bytes: bytes) }
     func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) { host.zero(pointer, bytes: bytes) }
