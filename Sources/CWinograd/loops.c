@@ -2,14 +2,12 @@
 
 #include <string.h>
 
+#include "threads.h"
+
 // Element loops of the oneDNN backend's own (where oneDNN 2.6 has no fast primitive), in C so that the compiler
 // vectorises them (Swift loops over the same pointers cannot be: they may alias, and ran element by element), on
 // OpenMP's threads like every oneDNN primitive (Dispatch threads share the cores with OpenMP workers still spinning
 // after the previous primitive).
-
-extern void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned int flags);
-extern int omp_get_thread_num(void);
-extern int omp_get_num_threads(void);
 
 // Planes (image i, channel block k) of `plane` floats at base + i·image + k·plane; each thread takes the same share of
 // every plane (planes are few and large: a block of 16 channels of a whole map).
@@ -20,18 +18,6 @@ typedef struct {
     long images, blocks, plane, src_image, dst_image;
     int block;
 } planes_job;
-
-// fn(job) on `threads` OpenMP threads (0: OpenMP's default).
-static void parallel(void (*fn)(void *), void *job, int threads) {
-    GOMP_parallel(fn, job, threads > 0 ? (unsigned)threads : 0, 0);
-}
-
-static void share(long n, long *begin, long *end) {
-    const long t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const long per = (n + nt - 1) / nt;
-    *begin = t * per < n ? t * per : n;
-    *end = *begin + per < n ? *begin + per : n;
-}
 
 #define PRELU_PIXELS(B)                                                                            \
     for (long q = p0; q < p1; q++)                                                                 \

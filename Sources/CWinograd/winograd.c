@@ -3,10 +3,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <stdint.h>
 
-// libgomp (oneDNN's OpenMP runtime): the same thread team as oneDNN's primitives, so the two never compete for cores.
-extern void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned int flags);
-extern int omp_get_thread_num(void);
-extern int omp_get_num_threads(void);
+#include "threads.h"
 
 #define SQRT2 1.41421356237309504880f
 
@@ -65,9 +62,8 @@ static inline void g_apply(float g0, float g1, float g2, float u[6]) {
 // scattered stores, 15 ms with scalar sequential ones).
 static void weights_worker(void *p) {
     const weights_job *job = p;
-    const int tid = omp_get_thread_num(), nthr = omp_get_num_threads();
-    const long per = (job->ic + nthr - 1) / nthr;
-    const long i0 = tid * per, i1 = i0 + per < job->ic ? i0 + per : job->ic;
+    long i0, i1;
+    share(job->ic, &i0, &i1);
     const long pstride = (long)job->ic * job->oc;
     enum { L = 8 };
     for (long i = i0; i < i1; i++) {
@@ -105,13 +101,13 @@ static void weights_worker(void *p) {
 void enh_wino_transform_weights(const float *oihw, const float *in_scale, int in_channels, int out_channels, float *out,
                                 int threads) {
     weights_job job = {oihw, in_scale, in_channels, out_channels, out, 0};
-    GOMP_parallel(weights_worker, &job, threads > 0 ? (unsigned)threads : 0, 0);
+    parallel(weights_worker, &job, threads);
 }
 
 void enh_wino_transform_weights_bf16(const float *oihw, const float *in_scale, int in_channels, int out_channels,
                                      unsigned short *out, int threads) {
     weights_job job = {oihw, in_scale, in_channels, out_channels, 0, out};
-    GOMP_parallel(weights_worker, &job, threads > 0 ? (unsigned)threads : 0, 0);
+    parallel(weights_worker, &job, threads);
 }
 
 // MARK: the convolution
@@ -236,6 +232,6 @@ int enh_wino_conv3x3(const enh_wino_args *a) {
     job.tiles = ((a->height + 3) / 4) * ((a->width + 3) / 4);
     job.chunks = (job.tiles + job.tn - 1) / job.tn;
     job.total = job.chunks * a->batch;
-    GOMP_parallel(conv_worker, &job, a->threads > 0 ? (unsigned)a->threads : 0, 0);
+    parallel(conv_worker, &job, a->threads);
     return job.status ? job.status : 0;
 }
