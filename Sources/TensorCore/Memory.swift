@@ -260,10 +260,6 @@ public final class BufferPool: @unchecked Sendable {
     private var moves = 0
     /// Moves after which a miss empties the cache (tests lower it).
     package var movesBeforeEmptying = 2048
-    /// Whether blocks made of other blocks' pages are moved again (the allocator's `reusesBlocksOfPieces`; tests set
-    /// it). Where they are not, a steady-state forward maps more fresh pages (page faults per forward, Linux 6.18 with
-    /// this off: ParseNet 512² 6 K → 34 K, GPEN-512 2 K → 47 K, x2plus 256² 0.5 K → 10 K).
-    package var movesBlocksOfPieces: Bool
     private var stats = MemoryStats()
     /// Highest live total including the request being served (the bound on reserved bytes).
     private var highWater = 0
@@ -287,7 +283,6 @@ public final class BufferPool: @unchecked Sendable {
         self.allocator = allocator
         self.maxAllocationBytes = maxAllocationBytes
         self.countsInScopes = countsInScopes
-        movesBlocksOfPieces = allocator.reusesBlocksOfPieces
     }
 
     deinit {
@@ -393,10 +388,13 @@ public final class BufferPool: @unchecked Sendable {
     }
 
     /// The smallest cached buffer of at least `bytes`, else the largest, among those of `least` bytes or more (with
-    /// `movable`, parts of single mappings only); nil when there is none. Caller holds the lock.
+    /// `movable`, blocks made of pieces only where the allocator `reusesBlocksOfPieces`: where it does not, a
+    /// steady-state forward maps more fresh pages; page faults per forward, Linux 6.18 with it off: ParseNet 512²
+    /// 6 K → 34 K, GPEN-512 2 K → 47 K, x2plus 256² 0.5 K → 10 K); nil when there is none. Caller holds the lock.
     private func coveringCandidate(_ bytes: Int, atLeast least: Int = 0, movable: Bool = false) -> Int? {
         var fit: Int?, largest: Int?
-        for i in cache.indices where cache[i].size >= least && (!movable || cache[i].origin > 0 || movesBlocksOfPieces) {
+        let anyBlock = !movable || allocator.reusesBlocksOfPieces
+        for i in cache.indices where cache[i].size >= least && (anyBlock || cache[i].origin > 0) {
             let c = cache[i].size
             if c >= bytes, fit == nil || c < cache[fit!].size { fit = i }
             if largest == nil || c > cache[largest!].size { largest = i }

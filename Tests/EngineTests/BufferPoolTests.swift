@@ -165,9 +165,8 @@ import TestSupport
     /// A block made of other blocks' pages may be several kernel mappings, and before Linux 6.17 a move of pages that
     /// span two failed after the destination was unmapped: such blocks serve requests but are never moved again.
     @Test func blocksMadeOfPiecesAreNotMovedAgain() throws {
-        let recorder = RecordingAllocator()
+        let recorder = RecordingAllocator(reusesBlocksOfPieces: false)   // as on Linux before 6.17
         let pool = BufferPool(allocator: recorder)
-        pool.movesBlocksOfPieces = false   // as on Linux before 6.17
         let m = 1 << 20
         do { let a = try pool.allocate(bytes: 2 * m), b = try pool.allocate(bytes: 2 * m); _ = (a, b) }
         do { _ = try pool.allocate(bytes: 4 * m) }           // made of both: a block of pieces
@@ -176,22 +175,20 @@ import TestSupport
         do { let x = try pool.allocate(bytes: 3 * m); #expect(x.byteCount == 3 * m) }   // but it serves requests
         #expect(recorder.calls.count == 5)
         // where the kernel moves pages across mappings (6.17 and later) it is moved like any other block
-        let moving = RecordingAllocator()
+        let moving = RecordingAllocator(reusesBlocksOfPieces: true)
         let other = BufferPool(allocator: moving)
-        other.movesBlocksOfPieces = true
         do { let a = try other.allocate(bytes: 2 * m), b = try other.allocate(bytes: 2 * m); _ = (a, b) }
         do { _ = try other.allocate(bytes: 4 * m) }
         do { _ = try other.allocate(bytes: 5 * m) }
         #expect(moving.calls.last == "allocate \(5 * m) from \(4 * m)")
     }
 
-    /// The kernel check behind `movesBlocksOfPieces`: where it says moves may span mappings, a move of pages that
+    /// The kernel check behind `reusesBlocksOfPieces`: where it says moves may span mappings, a move of pages that
     /// span two really works (two separately touched mappings side by side are two kernel mappings); elsewhere the
     /// pool does not rely on it.
     @Test func theKernelMovesWhatThePoolThinksItMoves() throws {
-        #expect(BufferPool().movesBlocksOfPieces == HostAllocator.movesAcrossMappings)
-        #expect(BufferPool(allocator: RecordingAllocator()).movesBlocksOfPieces == HostAllocator.movesAcrossMappings)
-        #expect(!BufferPool(allocator: CountingAllocator()).movesBlocksOfPieces)   // the protocol's default
+        #expect(BufferPool().allocator.reusesBlocksOfPieces == HostAllocator.movesAcrossMappings)
+        #expect(!CountingAllocator().reusesBlocksOfPieces)   // the protocol's default
         guard HostAllocator.movesAcrossMappings else { return }
         let m = 1 << 20
         let a = HostAllocator()
@@ -212,9 +209,8 @@ import TestSupport
     @Test func manyMovesEmptyTheCache() throws {
         let m = 1 << 20
         func run(limit: Int?) throws -> [String] {
-            let recorder = RecordingAllocator()
+            let recorder = RecordingAllocator(reusesBlocksOfPieces: false)
             let pool = BufferPool(allocator: recorder)
-            pool.movesBlocksOfPieces = false
             if let limit { pool.movesBeforeEmptying = limit }
             do { let a = try pool.allocate(bytes: 2 * m), b = try pool.allocate(bytes: 2 * m); _ = (a, b) }
             do { _ = try pool.allocate(bytes: 3 * m) }   // both blocks' pages: two moves
@@ -285,8 +281,10 @@ import TestSupport
 final class RecordingAllocator: MemoryAllocator, @unchecked Sendable {
     let host = HostAllocator()
     private(set) var calls: [String] = []
+    let reusesBlocksOfPieces: Bool
+    /// `reusesBlocksOfPieces`: the host allocator's (the running kernel's) unless a test sets it.
+    init(reusesBlocksOfPieces: Bool? = nil) { self.reusesBlocksOfPieces = reusesBlocksOfPieces ?? host.reusesBlocksOfPieces }
     var reusableBlockBytes: Int? { host.reusableBlockBytes }
-    var reusesBlocksOfPieces: Bool { host.reusesBlocksOfPieces }
     func allocate(bytes: Int) throws -> UnsafeMutableRawPointer { calls.append("allocate \(bytes)"); return try host.allocate(bytes: bytes) }
     func deallocate(_ pointer: UnsafeMutableRawPointer, bytes: Int) { calls.append("deallocate \(bytes)"); host.deallocate(pointer, bytes: bytes) }
     func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) { host.zero(pointer, bytes: bytes) }
