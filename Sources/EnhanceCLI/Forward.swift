@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackendCUDA
 import Checkpoint
+import EnhanceKit
 import Foundation
 import Pipeline
 import Models
@@ -142,7 +143,24 @@ struct Forward: ParsableCommand {
             }
         }
         guard let runner = ForwardRegistry.runners[key] else { throw CommandError("--arch \(key): no runner") }
+        let c = engine.configuration
         let backend = try engine.makeBackend()
+        do {
+            try measure(runner, ckpt, detected, key, input: host, on: backend)
+        } catch let e as TensorError where e.isAllocationFailure {
+            // auto: a network (weights, or activations at this input size) that does not fit the GPU's free memory
+            // runs on the CPU, as upscale, restore and chain do; nothing was written yet (outputs and report come
+            // after the timed runs)
+            guard let cpu = ModelFactory.cpuFallback(c, for: backend) else { throw e }
+            c.warnings?("--device auto: \(detected.name) at \(npy.shape.map(String.init).joined(separator: "×")) does not fit cuda:\(c.deviceOrdinal) (\(e)); running on the CPU")
+            try measure(runner, ckpt, detected, key, input: host, on: try engine.makeBackend(cpu))
+        }
+    }
+
+    /// Builds the network on `backend`, runs the warm-up and the timed forwards, writes the outputs and the report,
+    /// then profiles one more forward when asked.
+    private func measure(_ runner: ForwardRegistry.Runner, _ ckpt: LoadedCheckpoint, _ detected: DetectedArchitecture,
+                         _ key: String, input host: HostTensor, on backend: any Backend) throws {
         let network = try runner(ckpt, detected, backend)
         var forward = network.host
         var outputs: [(name: String, tensor: HostTensor)] = []
@@ -187,7 +205,7 @@ struct Forward: ParsableCommand {
                      times.count > 1 ? String(format: " (last of %d; median %.3f s)", times.count, times.sorted()[times.count / 2]) : ""))
         func writeReport(profile: Result<(profile: OpProfile, wall: Double), Error>?) throws {
             guard let report else { return }
-            try self.writeReport(report, backend: backend, key: key, input: npy.shape, times: times, graph: graph != nil, memory: memory, profile: profile)
+            try self.writeReport(report, backend: backend, key: key, input: host.shape, times: times, graph: graph != nil, memory: memory, profile: profile)
         }
         // The outputs and the timed runs' report are written before the profiled forward: scripts/device keeps a row
         // whose profile took the process down.

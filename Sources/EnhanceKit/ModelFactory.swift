@@ -56,6 +56,14 @@ public struct ModelFactory: Sendable {
         }
     }
 
+    /// Where `--device auto` moves work that `backend` cannot hold — models that do not fit its free memory, an image
+    /// too large even with the smallest tile or one face per pass: the same settings on the CPU, when `engine` is auto,
+    /// `backend` a GPU and the precision one the CPU computes (fp32); nil otherwise (the out-of-memory error stands).
+    public static func cpuFallback(_ engine: EngineConfiguration, for backend: any Backend) -> EngineConfiguration? {
+        guard engine.device == .auto, engine.precision == .fp32, backend is CUDABackend else { return nil }
+        return engine.onTheCPU
+    }
+
     private static func makeCUDABackend(_ engine: EngineConfiguration) throws -> any Backend {
         let precision: CUDABackend.Precision
         switch engine.precision {

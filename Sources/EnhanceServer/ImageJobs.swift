@@ -105,51 +105,77 @@ final class ImageJobs: @unchecked Sendable {
             let make: @Sendable (any Backend) throws -> UpscaleProcessor = { backend in
                 UpscaleProcessor(upscaler: try self.upscaler(p.upscale!, backend: backend), encoding: encoding, maxPixels: maxPixels)
             }
-            let proc = try make(lane.backend)
+            let built = try onTheEngine(make), proc = built.processor
             let up = proc.upscaler
             share([up.replay])
-            return Prepared(run: runner(proc, make), estimate: { w, h in try self.upscaleEstimate(up, w, h) })
+            return Prepared(run: runner(built, make), estimate: { w, h in try self.upscaleEstimate(up, w, h) })
         case .restore:
             let make: @Sendable (any Backend) throws -> RestoreProcessor = { backend in
                 RestoreProcessor(restorer: try self.factory.restorer(p.restore!, backend: backend), encodeOptions: encoding.encodeOptions)
             }
-            let proc = try make(lane.backend)
+            let built = try onTheEngine(make), proc = built.processor
             let r = proc.restorer
             share(r.replays)
-            return Prepared(run: runner(proc, make), estimate: { w, h in try self.restoreEstimate(r, w, h) })
+            return Prepared(run: runner(built, make), estimate: { w, h in try self.restoreEstimate(r, w, h) })
         case .chain:
             let make: @Sendable (any Backend) throws -> ChainProcessor = { backend in
                 try ChainProcessor(upscale: UpscaleProcessor(upscaler: try self.upscaler(p.upscale!, backend: backend), encoding: encoding, maxPixels: maxPixels),
                                    restore: RestoreProcessor(restorer: try self.factory.restorer(p.restore!, backend: backend),
                                                              encodeOptions: encoding.encodeOptions))
             }
-            let proc = try make(lane.backend)
+            let built = try onTheEngine(make), proc = built.processor
             let up = proc.upscale.upscaler, r = proc.restore.restorer
             share([up.replay] + r.replays)
-            return Prepared(run: runner(proc, make), estimate: { w, h in
+            return Prepared(run: runner(built, make), estimate: { w, h in
                 let (ow, oh) = up.outputSize(width: w, height: h)
                 return max(try self.upscaleEstimate(up, w, h), try self.restoreEstimate(r, ow, oh)) + w * h * 16
             })
         }
     }
 
+    /// The processors `make` builds on the engine. With `--device auto` on a GPU, models that do not fit its free
+    /// memory load on the CPU instead (said on stderr), as the CLI's do; then that settings' requests compute there.
+    private func onTheEngine<P>(_ make: (any Backend) throws -> P) throws -> (processor: P, backend: any Backend) {
+        do {
+            return (try make(lane.backend), lane.backend)
+        } catch let e as TensorError where e.isAllocationFailure {
+            guard let cpu = ModelFactory.cpuFallback(configuration.engine, for: lane.backend) else { throw e }
+            configuration.engine.warnings?("--device auto: the models do not fit cuda:\(configuration.engine.deviceOrdinal) (\(e)); these settings run on the CPU")
+            let b = try fallbackBackend(cpu)
+            return (try make(b), b)
+        }
+    }
+
     /// Runs `proc`; with fp16, an image whose run gives NaN or infinite values is computed again by the same models on
-    /// an fp32 backend of the same device (created on first need, shared by every settings), as the CLI does.
-    private func runner<P: BatchProcessor>(_ proc: P, _ make: @escaping @Sendable (any Backend) throws -> P)
+    /// an fp32 backend of the same device; with `--device auto` on a GPU, an image it cannot hold even with the
+    /// smallest tile or one face per pass is computed on the CPU — each fallback's backend created on first need and
+    /// shared by every settings, as the CLI does. `X-Enhance-Fallback` says which and why.
+    private func runner<P: BatchProcessor>(_ built: (processor: P, backend: any Backend), _ make: @escaping @Sendable (any Backend) throws -> P)
         -> @Sendable (BatchItem) async throws -> (BatchNotes, Int) {
-        guard let twin = configuration.engine.overflowFallback else { return { try await self.execute(proc, $0) } }
-        let wrapped = FallbackProcessor(proc, name: EngineConfiguration.overflowFallbackName) { try make(self.fallbackBackend(twin)) }
+        let proc = built.processor
+        let engine = configuration.engine
+        var fallbacks: [FallbackProcessor<P>.Fallback] = []
+        if let twin = engine.overflowFallback {
+            fallbacks.append(.overflow(name: EngineConfiguration.overflowFallbackName) { try make(self.fallbackBackend(twin)) })
+        }
+        if let cpu = ModelFactory.cpuFallback(engine, for: built.backend) {
+            fallbacks.append(.init(name: "cuda:\(engine.deviceOrdinal) → cpu", why: "out of GPU memory even with the smallest tile or face batch",
+                                   applies: { ($0 as? TensorError)?.isAllocationFailure == true }) { try make(self.fallbackBackend(cpu)) })
+        }
+        guard !fallbacks.isEmpty else { return { try await self.execute(proc, $0) } }
+        let wrapped = FallbackProcessor(proc, fallbacks: fallbacks)
         return { try await self.execute(wrapped, $0) }
     }
 
-    private var fallbackEngine: (any Backend)?
+    private var fallbackEngines: [(configuration: EngineConfiguration, backend: any Backend)] = []
 
-    /// The backend of the engine's overflow fallback (`c`), made once and shared by every settings.
+    /// The backend of a fallback (`c`: the overflow twin, or the CPU of `--device auto`), made once and shared by
+    /// every settings.
     private func fallbackBackend(_ c: EngineConfiguration) throws -> any Backend {
         try lock.withLock {
-            if let b = fallbackEngine { return b }
+            if let made = fallbackEngines.first(where: { $0.configuration == c }) { return made.backend }
             let b = try ModelFactory.makeBackend(c)
-            fallbackEngine = b
+            fallbackEngines.append((c, b))
             return b
         }
     }

@@ -412,6 +412,40 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("cuda/p_out.png").path))
     }
 
+    /// `forward --device auto` runs on the CPU when the network does not fit the GPU's free memory — its weights
+    /// (8 KiB of emulated device memory) or its activations at the input's size (100 KiB: the 11.5 KB of weights fit,
+    /// the 1.4 MB of a 96×96 forward do not) — said on stderr, with the CPU's outputs and a report naming the CPU;
+    /// `--device cuda` keeps the out-of-memory error and writes nothing.
+    @Test func forwardWithAutoRunsOnTheCPUWhenTheNetworkDoesNotFitTheGPU() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("forward-auto-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("x.npy")
+        var rng = SyntheticCheckpoint.Random(seed: 5)
+        try NPYArray(shape: [1, 3, 96, 96], floats: rng.normals(3 * 96 * 96, 0.5, 0.2)).write(to: input)
+        func forward(_ out: String, _ device: String, _ memory: String) throws -> EnhanceBinary.Result {
+            let o = dir.appendingPathComponent(out)
+            return try EnhanceBinary.run(["forward", "--device", device, "--weights", Self.srvggX2, "--input", input.path,
+                                          "--output", o.path, "--report", o.path + ".json"],
+                                         environment: try Self.emulatorEnvironment(["ENH_EMU_MEMORY": memory]))
+        }
+        let cpu = try forward("cpu", "cpu", "100K")
+        try #require(cpu.status == 0, "\(cpu.stderr)")
+        let expected = try Data(contentsOf: dir.appendingPathComponent("cpu/output.npy"))
+        for memory in ["8K", "100K"] {
+            let auto = try forward("auto-\(memory)", "auto", memory)
+            #expect(auto.status == 0, "\(memory): \(auto.stderr)")
+            #expect(auto.stderr.contains("enhance: --device auto: SRVGGNetCompact") && auto.stderr.contains("at 1×3×96×96 does not fit cuda:0 (")
+                    && auto.stderr.contains("); running on the CPU"), "\(memory): \(auto.stderr)")
+            #expect(try Data(contentsOf: dir.appendingPathComponent("auto-\(memory)/output.npy")) == expected, "\(memory)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("auto-\(memory).json"))) as? [String: Any])
+            #expect(report["device"] as? String == "cpu" && (report["backend"] as? String)?.contains("oneDNN") == true, "\(report)")
+            let cuda = try forward("cuda-\(memory)", "cuda", memory)
+            #expect(cuda.status == 1 && cuda.stderr.contains("cuda:0 is out of memory"), "\(memory): \(cuda.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("cuda-\(memory)/output.npy").path))
+        }
+    }
+
     @Test func anNVRTCThatPredatesTheGPUCompilesToPTX() throws {
         let (dir, photo) = try Self.onePhoto("gpu-ptx", size: 24, seed: 3)
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -75,13 +75,9 @@ import TestSupport
     /// same device, one tile at a time.
     @Test func imageBatchMergesConcurrentRequestsOnCUDA() async throws {
         try #require(ServeTests.animeInstalled, "real realesr-animevideov3 weights missing from .cache/assets: run scripts/setup")
-        guard case let .success(emulator) = CUDAEmulator.build else { throw TestFailure("the CUDA host emulator did not build") }
         let ws = try ServeWorkspace()
         defer { ws.remove() }
-        var env = ws.environment
-        env["ENHANCE_CUDA_DRIVER"] = emulator.driver
-        env["ENHANCE_CUDA_LIBS"] = emulator.folder
-        env["ENHANCE_CUBIN_CACHE"] = "off"
+        let env = try ws.emulatorEnvironment()
         let server = try ChildServer(["--device", "cuda", "--image-batch", "2", "--preload", Self.anime],
                                      environment: env, logDirectory: ws.dir)
         defer { server.stop() }
@@ -111,14 +107,10 @@ import TestSupport
     /// still answers 200 with the fp32 image (byte for byte the CLI's `--precision fp32` output), and
     /// `X-Enhance-Fallback` says why.
     @Test func fp16OverflowIsComputedAgainInFP32() async throws {
-        guard case let .success(emulator) = CUDAEmulator.build else { throw TestFailure("the CUDA host emulator did not build") }
         let ws = try ServeWorkspace()
         defer { ws.remove() }
-        try OverflowingSRVGG.write(to: ws.models.appendingPathComponent("realesr-general-x4v3.safetensors"), scale: 4, first: 1e5, second: 1e-5)
-        var env = ws.environment
-        env["ENHANCE_CUDA_DRIVER"] = emulator.driver
-        env["ENHANCE_CUDA_LIBS"] = emulator.folder
-        env["ENHANCE_CUBIN_CACHE"] = "off"
+        try ws.writeGeneralX4(first: 1e5, second: 1e-5)
+        let env = try ws.emulatorEnvironment()
         let server = try ChildServer(["--device", "cuda", "--precision", "fp16", "--models-dir", ws.models.path],
                                      environment: env, logDirectory: ws.dir)
         defer { server.stop() }
@@ -135,18 +127,51 @@ import TestSupport
         #expect(r.body == [UInt8](try Data(contentsOf: cliDir.appendingPathComponent("photo.png"))), "the fallback's image differs from the fp32 CLI's")
     }
 
+    /// `serve --device auto` on a GPU too small for the work (the emulator's `ENH_EMU_MEMORY`): models whose weights do
+    /// not fit load on the CPU (said on stderr), an image the GPU cannot hold even with the smallest tile is computed
+    /// on the CPU (`X-Enhance-Fallback` says so) — either way 200 with the CLI's `--device cpu` bytes; `--device cuda`
+    /// answers the out-of-memory error instead.
+    @Test func autoComputesOnTheCPUWhatTheGPUCannotHold() async throws {
+        let ws = try ServeWorkspace()
+        defer { ws.remove() }
+        // 17 KB of weights (a tiny ×4 SRVGGNetCompact); the 64×48 photo's passes need far more than 40 KiB
+        try ws.writeGeneralX4()
+        var env = try ws.emulatorEnvironment()
+        let cliDir = ws.dir.appendingPathComponent("cli")
+        let cli = try EnhanceBinary.run(["upscale", ws.photo.path, "-o", cliDir.path, "--suffix", "", "-n", "realesr-general-x4v3",
+                                         "-dn", "1", "--models-dir", ws.models.path, "--device", "cpu"], environment: env)
+        try #require(cli.status == 0, "\(cli.stderr)")
+        let expected = [UInt8](try Data(contentsOf: cliDir.appendingPathComponent("photo.png")))
+        let png = [UInt8](try Data(contentsOf: ws.photo))
+        for (memory, modelsMove) in [("8K", true), ("40K", false)] {
+            env["ENH_EMU_MEMORY"] = memory
+            for device in ["auto", "cuda"] {
+                let server = try ChildServer(["--device", device, "--models-dir", ws.models.path], environment: env, logDirectory: ws.dir)
+                defer { server.stop() }
+                let r = try await HTTP.send(server.base + "/v1/upscale?model=realesr-general-x4v3&denoise_strength=1", method: "POST",
+                                            body: png, contentType: "image/png")
+                if device == "cuda" {
+                    #expect(r.status != 200 && r.text.contains("cuda:0 is out of memory"), "\(memory): \(r.status) \(r.text)")
+                    continue
+                }
+                #expect(r.status == 200, "\(memory): \(r.status) \(r.text) \(server.stderr)")
+                #expect(r.body == expected, "\(memory): the image differs from the CLI's on the CPU")
+                let moved = server.stderr.contains("enhance: --device auto: the models do not fit cuda:0 (") && server.stderr.contains("these settings run on the CPU")
+                #expect(moved == modelsMove, "\(memory): \(server.stderr)")
+                let fallback = r.headers["x-enhance-fallback"]
+                #expect(modelsMove ? fallback == nil : fallback?.hasPrefix("cuda:0 → cpu: ") == true, "\(memory): \(r.headers)")
+            }
+        }
+    }
+
     /// A GPU whose context breaks mid-request (the emulator's `ENH_EMU_FAULT`, sticky as on a GPU): that request
     /// answers 503 `device_lost`, and rather than answer every later request with the same error for as long as it
     /// runs, the server shuts down and exits 69 for its supervisor to start a fresh process.
     @Test func aLostGPUAnswers503AndTheServerExits69() async throws {
-        guard case let .success(emulator) = CUDAEmulator.build else { throw TestFailure("the CUDA host emulator did not build") }
         let ws = try ServeWorkspace()
         defer { ws.remove() }
-        try OverflowingSRVGG.write(to: ws.models.appendingPathComponent("realesr-general-x4v3.safetensors"), scale: 4, first: 1, second: 1)
-        var env = ws.environment
-        env["ENHANCE_CUDA_DRIVER"] = emulator.driver
-        env["ENHANCE_CUDA_LIBS"] = emulator.folder
-        env["ENHANCE_CUBIN_CACHE"] = "off"
+        try ws.writeGeneralX4()
+        var env = try ws.emulatorEnvironment()
         env["ENH_EMU_FAULT"] = "0:40"
         let server = try ChildServer(["--device", "cuda", "--models-dir", ws.models.path], environment: env, logDirectory: ws.dir)
         defer { server.stop() }

@@ -40,6 +40,22 @@ struct ServeWorkspace {
 
     func remove() { try? FileManager.default.removeItem(at: dir) }
 
+    /// `environment` on the CUDA host emulator (built once by the tests), with the on-disk cubin cache off.
+    func emulatorEnvironment() throws -> [String: String] {
+        guard case let .success(emulator) = CUDAEmulator.build else { throw TestFailure("the CUDA host emulator did not build") }
+        var env = environment
+        env["ENHANCE_CUDA_DRIVER"] = emulator.driver
+        env["ENHANCE_CUDA_LIBS"] = emulator.folder
+        env["ENHANCE_CUBIN_CACHE"] = "off"
+        return env
+    }
+
+    /// A tiny ×4 SRVGGNetCompact (17 KB) in `models` as realesr-general-x4v3, its first two convolutions' weights
+    /// scaled by `first` and `second` (large ones overflow fp16).
+    func writeGeneralX4(first: Float = 1, second: Float = 1) throws {
+        try OverflowingSRVGG.write(to: models.appendingPathComponent("realesr-general-x4v3.safetensors"), scale: 4, first: first, second: second)
+    }
+
     /// Where the server and the CLI look for weights: the synthetic ones, then the offline assets (real animevideov3).
     var searchPath: [URL] { [models, Repository.assets] }
     var environment: [String: String] { ["ENHANCE_MODELS_DIR": models.path, "ENHANCE_ASSETS": Repository.assets.path] }

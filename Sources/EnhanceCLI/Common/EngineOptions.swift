@@ -178,10 +178,10 @@ struct EngineOptions: ParsableArguments {
                     return f
                 })
             }
-            if c.device == .auto, backend is CUDABackend, c.precision == .fp32 {
+            if let cpu = ModelFactory.cpuFallback(c, for: backend) {
                 // auto: an image the GPU cannot hold even with the smallest tile or one face per pass (other processes
                 // fill it) is computed on the CPU, whose models load when one first needs them
-                let cpu = c.onTheCPU, gpu = "cuda:\(c.deviceOrdinal)"
+                let gpu = "cuda:\(c.deviceOrdinal)"
                 fallbacks.append(.init(name: "\(gpu) → cpu", why: "out of GPU memory even with the smallest tile or face batch",
                                        applies: { ($0 as? TensorError)?.isAllocationFailure == true }) { @Sendable () throws -> P in
                     let f = try make(try ModelFactory.makeBackend(cpu), false)
@@ -204,9 +204,10 @@ struct EngineOptions: ParsableArguments {
         let backend = try makeBackend(c)
         do {
             return (backend, try make(backend, say))
-        } catch let e as TensorError where e.isAllocationFailure && c.device == .auto && backend is CUDABackend {
+        } catch let e as TensorError where e.isAllocationFailure {
+            guard let cpu = ModelFactory.cpuFallback(c, for: backend) else { throw e }
             c.warnings?("--device auto: the models do not fit cuda:\(c.deviceOrdinal) (\(e)); running on the CPU")
-            let b = try makeBackend(c.onTheCPU)
+            let b = try makeBackend(cpu)
             return (b, try make(b, say))
         }
     }
