@@ -169,11 +169,14 @@ extension DNNLBackend {
         let wbytes = enh_wino_weights_bytes(Int32(p.inChannels), Int32(p.outChannels))
         let u = try pool.allocate(bytes: bf16 ? wbytes / 2 : wbytes)
         let inScale = inputScale.map { UnsafePointer($0.basePointer) }
-        if bf16 {
-            enh_wino_transform_weights_bf16(weights.floats, inScale, Int32(p.inChannels), Int32(p.outChannels),
-                                            u.pointer.assumingMemoryBound(to: UInt16.self), ompThreads)
-        } else {
-            enh_wino_transform_weights(weights.floats, inScale, Int32(p.inChannels), Int32(p.outChannels), u.floats, ompThreads)
+        // Every call (36·in·out floats written; GPEN's style scales them): timed as a row of its own.
+        timed(op, "own winograd weight transform\(bf16 ? " bf16" : "") \(p.inChannels)→\(p.outChannels)", kind: .convolution) {
+            if bf16 {
+                enh_wino_transform_weights_bf16(weights.floats, inScale, Int32(p.inChannels), Int32(p.outChannels),
+                                                u.pointer.assumingMemoryBound(to: UInt16.self), ompThreads)
+            } else {
+                enh_wino_transform_weights(weights.floats, inScale, Int32(p.inChannels), Int32(p.outChannels), u.floats, ompThreads)
+            }
         }
         func batchStride(_ t: Tensor) -> Int { blockedLayout.paddedChannels(t.storageChannels) * t.shape.h * t.shape.w }
         var a = enh_wino_args()

@@ -275,6 +275,23 @@ func winogradLayersRunAtEveryLaterShape(_ c: ConvCase) throws {
 /// AVX2 or under ONEDNN_MAX_CPU_ISA=AVX2): every epilogue it fuses, edge tiles, a batch of two, a channel-view source
 /// and destination, against the reference backend. `winogradMinPixels: 0` lets it take these small maps.
 @Suite struct OwnWinogradTests {
+    /// `forward --profile` on the CPU: the own kernel's per-call weight transform (GPEN's style scales it, so it is
+    /// redone every call) is a row of its own beside the convolution, not time "in no op".
+    @Test func theProfileTimesTheWeightTransformApart() throws {
+        let be = try DNNLBackend(options: .init(winograd: true, winogradMinPixels: 0))
+        var rng = SeededRandom(seed: 5)
+        let p = Conv2dParams(inChannels: 32, outChannels: 16, kernel: 3, padding: 1)
+        let conv = try be.prepareConv2d(weight: rng.host(p.weightShape, scale: 0.15), bias: rng.host([16]), params: p)
+        let x = try be.upload(rng.host([1, 32, 8, 8]))
+        #expect(try be.startProfile())
+        let before = be.ownWinogradRuns
+        _ = try be.download(be.conv2d(x, conv))
+        let profile = try #require(try be.finishProfile())
+        #expect(be.ownWinogradRuns == before + 1, "the own kernel did not run")
+        let names = profile.entries.map(\.name)
+        #expect(names.contains("conv2d: own winograd weight transform 32→16") && names.contains("conv2d: own winograd F(4,3) 32→16"), "\(names)")
+    }
+
     @Test(arguments: [(1, 13, 11), (2, 8, 9), (1, 4, 4), (1, 1, 7)])
     func everyFusedEpilogueMatchesTheReference(n: Int, h: Int, w: Int) throws {
         let be = try DNNLBackend(options: .init(winograd: true, winogradMinPixels: 0))   // own counter: cases run in parallel
