@@ -67,6 +67,7 @@ public final class EnhanceServer: Sendable {
         do { try await group.run() } catch { failure = error }
         // requests answered (504) while their model pass went on: let those passes end before the engine goes
         await jobs.inFlight.waitIdle()
+        jobs.close()
         if let failure { throw failure }
         if let lost = state.lost { throw lost }
     }

@@ -51,6 +51,16 @@ final class ImageJobs: @unchecked Sendable {
 
     deinit { try? FileManager.default.removeItem(at: workDirectory) }
 
+    /// After the last request: drops the prepared processors (their models, and the closures through which they hold
+    /// this object) and removes the work folder.
+    func close() {
+        lock.withLock {
+            prepared.removeAll()
+            preparedOrder.removeAll()
+        }
+        try? FileManager.default.removeItem(at: workDirectory)
+    }
+
     // MARK: processors
 
     /// A processor for one request with its estimator (both built with the engine held: loading and probing use it).

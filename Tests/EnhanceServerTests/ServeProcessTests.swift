@@ -230,10 +230,15 @@ import TestSupport
         try #require(ServeTests.animeInstalled, "real realesr-animevideov3 weights missing from .cache/assets: run scripts/setup")
         let ws = try ServeWorkspace()
         defer { ws.remove() }
-        let server = try ChildServer(["--preload", Self.anime], environment: ws.environment, logDirectory: ws.dir)
+        // its own temporary folder, to see that the server leaves nothing there
+        let tmp = ws.dir.appendingPathComponent("tmp")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        let server = try ChildServer(["--preload", Self.anime], environment: ws.environment.merging(["TMPDIR": tmp.path]) { $1 },
+                                     logDirectory: ws.dir)
         defer { server.stop() }
         let png = try Self.photo(256)
         let url = server.base + "/v1/upscale?model=\(Self.anime)"
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path).count == 1, "no work folder in TMPDIR")
         let reference = try await HTTP.send(url, method: "POST", body: png, contentType: "image/png")
         let inFlight = Task { try await HTTP.send(url, method: "POST", body: png, contentType: "image/png") }
         try await waitFor { (try? HTTP.metric(await Self.metrics(server.base), "enhance_admitted_requests")) == 1 }
@@ -244,5 +249,7 @@ import TestSupport
         #expect(!server.process.isRunning, "still running 15 s after SIGTERM")
         #expect(server.process.terminationReason == .exit && server.process.terminationStatus == 0, "\(server.stderr)")
         #expect(server.stderr.contains("draining"))
+        // the work folder goes with it (it stayed once a request had been served: the prepared processors held it)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == [], "left in TMPDIR")
     }
 }

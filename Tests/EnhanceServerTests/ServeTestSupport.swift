@@ -159,6 +159,7 @@ final class ChildServer: @unchecked Sendable {
         process.executableURL = EnhanceBinary.url
         process.arguments = ["serve", "--port", "0", "--threads", "2"] + arguments
         var env = ProcessInfo.processInfo.environment
+        env["TMPDIR"] = logDirectory.path   // its work folder goes with the test's (stop() kills: nothing is cleaned up)
         for (k, v) in environment { env[k] = v }
         process.environment = env
         let out = Pipe()
