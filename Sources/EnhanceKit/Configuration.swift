@@ -56,10 +56,12 @@ public struct EngineConfiguration: Sendable, Equatable {
     }
     public static let overflowFallbackName = "fp16 → fp32"
 
-    /// The same settings on the CPU (where `--device auto` goes when the GPU will not start or cannot hold the work).
+    /// The same settings on the CPU (where `--device auto` goes when the GPU will not start or cannot hold the work),
+    /// in the CPU's own layout (`--layout nhwc` is a GPU setting).
     public var onTheCPU: EngineConfiguration {
         var c = self
         c.device = .cpu
+        c.layout = .nchw
         return c
     }
 

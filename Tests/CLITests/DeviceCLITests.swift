@@ -423,10 +423,10 @@ import TestSupport
         let input = dir.appendingPathComponent("x.npy")
         var rng = SyntheticCheckpoint.Random(seed: 5)
         try NPYArray(shape: [1, 3, 96, 96], floats: rng.normals(3 * 96 * 96, 0.5, 0.2)).write(to: input)
-        func forward(_ out: String, _ device: String, _ memory: String) throws -> EnhanceBinary.Result {
+        func forward(_ out: String, _ device: String, _ memory: String, _ extra: [String] = []) throws -> EnhanceBinary.Result {
             let o = dir.appendingPathComponent(out)
             return try EnhanceBinary.run(["forward", "--device", device, "--weights", Self.srvggX2, "--input", input.path,
-                                          "--output", o.path, "--report", o.path + ".json"],
+                                          "--output", o.path, "--report", o.path + ".json"] + extra,
                                          environment: try Self.emulatorEnvironment(["ENH_EMU_MEMORY": memory]))
         }
         let cpu = try forward("cpu", "cpu", "100K")
@@ -444,6 +444,10 @@ import TestSupport
             #expect(cuda.status == 1 && cuda.stderr.contains("cuda:0 is out of memory"), "\(memory): \(cuda.stderr)")
             #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("cuda-\(memory)/output.npy").path))
         }
+        // --layout nhwc is the GPU's layout: on the CPU, the CPU's own (it refused to run there before)
+        let nhwc = try forward("auto-nhwc", "auto", "8K", ["--layout", "nhwc"])
+        #expect(nhwc.status == 0 && nhwc.stderr.contains("running on the CPU"), "\(nhwc.stderr)")
+        #expect(try Data(contentsOf: dir.appendingPathComponent("auto-nhwc/output.npy")) == expected)
     }
 
     @Test func anNVRTCThatPredatesTheGPUCompilesToPTX() throws {
