@@ -45,11 +45,22 @@ final class ImageJobs: @unchecked Sendable {
         self.factory = factory
         self.admission = admission
         self.metrics = metrics
+        Self.removeWorkFoldersOfEndedServers(in: configuration.temporaryDirectory)
         workDirectory = configuration.temporaryDirectory.appendingPathComponent("enhance-serve-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: workDirectory, withIntermediateDirectories: true)
     }
 
     deinit { try? FileManager.default.removeItem(at: workDirectory) }
+
+    /// Removes the work folders (`enhance-serve-PID-…`) of servers that were killed — SIGKILL, the OOM killer — and so
+    /// never removed their own: those whose process is gone. A live process, or another user's folder, is left alone.
+    static func removeWorkFoldersOfEndedServers(in directory: URL) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
+        for name in names where name.hasPrefix("enhance-serve-") {
+            guard let pid = pid_t(name.dropFirst("enhance-serve-".count).prefix { $0.isNumber }), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(at: directory.appendingPathComponent(name)) }
+        }
+    }
 
     /// After the last request: drops the prepared processors (their models, and the closures through which they hold
     /// this object) and removes the work folder.

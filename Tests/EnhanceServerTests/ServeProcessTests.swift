@@ -226,6 +226,30 @@ import TestSupport
         #expect(m.contains("enhance_request_peak_bytes_count{route=\"/v1/upscale\"} 2"), "\(m)")
     }
 
+    /// A server killed (SIGKILL, the OOM killer) cannot remove its work folder: the next one to start removes those of
+    /// processes that are gone, and leaves a live process's alone.
+    @Test func aStartRemovesTheWorkFoldersOfKilledServers() async throws {
+        let ws = try ServeWorkspace()
+        defer { ws.remove() }
+        let tmp = ws.dir.appendingPathComponent("tmp")
+        let ended = Process()
+        ended.executableURL = URL(fileURLWithPath: "/bin/true")
+        try ended.run()
+        ended.waitUntilExit()
+        let killed = tmp.appendingPathComponent("enhance-serve-\(ended.processIdentifier)-0A1B2C3D")
+        let live = tmp.appendingPathComponent("enhance-serve-\(getpid())-4E5F6A7B")
+        for d in [killed, live] {
+            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+            try Data("part".utf8).write(to: d.appendingPathComponent("x.in.png"))
+        }
+        let server = try ChildServer([], environment: ws.environment.merging(["TMPDIR": tmp.path]) { $1 }, logDirectory: ws.dir)
+        defer { server.stop() }
+        #expect(!FileManager.default.fileExists(atPath: killed.path), "the ended server's folder is still there")
+        #expect(FileManager.default.fileExists(atPath: live.appendingPathComponent("x.in.png").path), "a live process's folder was touched")
+        let own = try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.hasPrefix("enhance-serve-\(server.process.processIdentifier)-") }
+        #expect(own.count == 1, "\(own)")
+    }
+
     @Test func sigtermLetsTheRequestInFlightFinish() async throws {
         try #require(ServeTests.animeInstalled, "real realesr-animevideov3 weights missing from .cache/assets: run scripts/setup")
         let ws = try ServeWorkspace()
