@@ -180,8 +180,7 @@ final class ImageJobs: @unchecked Sendable {
             fallbacks.append(.overflow(name: EngineConfiguration.overflowFallbackName) { try make(self.fallbackBackend(twin)) })
         }
         if let cpu = ModelFactory.cpuFallback(engine, for: built.backend) {
-            fallbacks.append(.init(name: "cuda:\(engine.deviceOrdinal) → cpu", why: "out of GPU memory even with the smallest tile or face batch",
-                                   applies: { ($0 as? TensorError)?.isAllocationFailure == true }) { try make(self.fallbackBackend(cpu)) })
+            fallbacks.append(.onTheCPU(from: "cuda:\(engine.deviceOrdinal)") { try make(self.fallbackBackend(cpu)) })
         }
         guard !fallbacks.isEmpty else { return { try await self.execute(proc, $0) } }
         let wrapped = FallbackProcessor(proc, fallbacks: fallbacks)

@@ -182,8 +182,7 @@ struct EngineOptions: ParsableArguments {
                 // auto: an image the GPU cannot hold even with the smallest tile or one face per pass (other processes
                 // fill it) is computed on the CPU, whose models load when one first needs them
                 let gpu = "cuda:\(c.deviceOrdinal)"
-                fallbacks.append(.init(name: "\(gpu) → cpu", why: "out of GPU memory even with the smallest tile or face batch",
-                                       applies: { ($0 as? TensorError)?.isAllocationFailure == true }) { @Sendable () throws -> P in
+                fallbacks.append(.onTheCPU(from: gpu) { @Sendable () throws -> P in
                     let f = try make(try ModelFactory.makeBackend(cpu), false)
                     diagnostics?("\(gpu): CPU fallback models loaded (--device auto)")
                     return f

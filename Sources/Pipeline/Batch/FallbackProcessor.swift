@@ -29,6 +29,13 @@ public final class FallbackProcessor<P: BatchProcessor>: BatchProcessor, @unchec
             Fallback(name: name, why: "NaN or infinite values in the first run",
                      applies: { ($0 as? TensorError)?.isNonFinite == true }, make: make)
         }
+
+        /// An image GPU `device` ("cuda:0") cannot hold even with the smallest tile or one face per pass, computed
+        /// again by `make`'s processor (the models on the CPU: `--device auto`).
+        public static func onTheCPU(from device: String, make: @escaping @Sendable () throws -> P) -> Fallback {
+            Fallback(name: "\(device) → cpu", why: "out of GPU memory even with the smallest tile or face batch",
+                     applies: { ($0 as? TensorError)?.isAllocationFailure == true }, make: make)
+        }
     }
 
     public let primary: P
